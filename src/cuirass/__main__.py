@@ -1,0 +1,3 @@
+from cuirass.cli import main
+
+main()

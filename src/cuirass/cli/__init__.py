@@ -1,0 +1,30 @@
+"""`cuirass` command line: one module per command group, registered here."""
+
+from __future__ import annotations
+
+import click
+
+from cuirass import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="cuirass")
+def main() -> None:
+    """Cuirass: an OpenAI-compatible gateway that detects, answers and proves LLM distillation."""
+
+
+def _register() -> None:
+    import importlib
+
+    for name in ("serve", "accounts", "keys", "events", "mock", "detect", "lab"):
+        try:
+            module = importlib.import_module(f"cuirass.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"cuirass.cli.{name}":
+                raise
+            continue  # group not built yet
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()

@@ -1,0 +1,124 @@
+"""`cuirass accounts` and `cuirass keys`: manage who may call the gateway, straight on the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cuirass.accounts import AccountStore, KeyHasher, NotFound
+from cuirass.cli.common import emit, store_options
+from cuirass.config import Settings
+from cuirass.db import make_engine
+
+
+def open_store(settings: Settings) -> AccountStore:
+    return AccountStore(make_engine(settings.database_url), KeyHasher.for_data_dir(settings.data_dir))
+
+
+def _account_line(a: dict[str, Any]) -> str:
+    flags = " [allowlisted]" if a["allowlisted"] else ""
+    tags = f" tags={','.join(a['tags'])}" if a["tags"] else ""
+    org = f" org={a['org']}" if a["org"] else ""
+    return f"{a['id']}  {a['name']}{org}{tags}{flags}"
+
+
+@click.group()
+def accounts() -> None:
+    """Create, list and inspect accounts."""
+
+
+@accounts.command("create")
+@click.argument("name")
+@click.option("--id", "account_id", help="Account id (default: generated).")
+@click.option("--org", help="Organisation the account belongs to.")
+@click.option("--tag", "tags", multiple=True, help="A tag; repeat for several.")
+@click.option("--payment-fingerprint", help="Opaque hash from the billing record.")
+@click.option("--allowlist", is_flag=True, help="Never apply defenses to this account.")
+@click.option("--with-key", is_flag=True, help="Also issue an API key and print it (once).")
+@store_options
+def create_account(settings: Settings, as_json: bool, name: str, account_id: str | None, org: str | None,
+                   tags: tuple[str, ...], payment_fingerprint: str | None, allowlist: bool, with_key: bool) -> None:
+    """Create an account called NAME."""
+    store = open_store(settings)
+    try:
+        acc = store.create_account(name, org=org, tags=list(tags), payment_fingerprint=payment_fingerprint,
+                                   allowlisted=allowlist, account_id=account_id)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    out: dict[str, Any] = acc.to_dict()
+    if with_key:
+        out["key_id"], out["key"] = store.create_key(acc.id)
+    emit(out, as_json, lambda d: _account_line(d) + (f"\nAPI key (shown once): {d['key']}" if "key" in d else ""))
+
+
+@accounts.command("list")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1))
+@store_options
+def list_accounts(settings: Settings, as_json: bool, limit: int) -> None:
+    """List accounts, oldest first."""
+    rows = [a.to_dict() for a in open_store(settings).list_accounts(limit)]
+    emit(rows, as_json, lambda rs: "\n".join(_account_line(a) for a in rs) or "no accounts")
+
+
+@accounts.command("show")
+@click.argument("account_id")
+@store_options
+def show_account(settings: Settings, as_json: bool, account_id: str) -> None:
+    """Show one account and its keys (never the keys themselves)."""
+    store = open_store(settings)
+    try:
+        data: dict[str, Any] = {**store.get_account(account_id).to_dict(), "keys": store.list_keys(account_id)}
+    except NotFound as exc:
+        raise click.ClickException(str(exc)) from None
+
+    def human(d: dict[str, Any]) -> str:
+        lines = [_account_line(d)]
+        for k in d["keys"]:
+            state = "revoked" if k["revoked"] else "active"
+            limits = f" rpm={k['requests_per_min']}" if k["requests_per_min"] else ""
+            limits += f" tpm={k['tokens_per_min']}" if k["tokens_per_min"] else ""
+            lines.append(f"  key {k['key_id']} {state}{limits}")
+        return "\n".join(lines)
+
+    emit(data, as_json, human)
+
+
+@click.group()
+def keys() -> None:
+    """Issue and revoke API keys."""
+
+
+@keys.command("create")
+@click.argument("account_id")
+@click.option("--name", help="A label for the key.")
+@click.option("--rpm", type=click.IntRange(1), help="Requests per minute allowed (default: unlimited).")
+@click.option("--tpm", type=click.IntRange(1), help="Tokens per minute allowed (default: unlimited).")
+@store_options
+def create_key(settings: Settings, as_json: bool, account_id: str, name: str | None, rpm: int | None,
+               tpm: int | None) -> None:
+    """Issue a key for ACCOUNT_ID. It is printed once; only a keyed hash is stored."""
+    store = open_store(settings)
+    try:
+        key_id, raw = store.create_key(account_id, name=name,
+                                       requests_per_min=rpm or settings.limits.requests_per_min,
+                                       tokens_per_min=tpm or settings.limits.tokens_per_min)
+    except NotFound as exc:
+        raise click.ClickException(str(exc)) from None
+    emit({"key_id": key_id, "key": raw, "account": account_id}, as_json,
+         lambda d: f"key {d['key_id']} for {d['account']} (shown once):\n{d['key']}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@store_options
+def revoke_key(settings: Settings, as_json: bool, key_id: str) -> None:
+    """Revoke KEY_ID (running gateways notice within auth.cache_ttl_s)."""
+    try:
+        open_store(settings).revoke_key(key_id)
+    except NotFound as exc:
+        raise click.ClickException(str(exc)) from None
+    emit({"key_id": key_id, "revoked": True}, as_json, lambda d: f"revoked {d['key_id']}")
+
+
+COMMANDS = [accounts, keys]

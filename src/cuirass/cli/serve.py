@@ -1,0 +1,164 @@
+"""`cuirass serve`: run the gateway. With no models configured, it protects the built-in model."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+import click
+import orjson
+
+from cuirass.cli.common import settings_or_exit
+from cuirass.config import ModelConfig, Settings, UpstreamConfig
+
+BUILTIN_MODEL = "cuirass-reference"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_builtin_model() -> tuple[subprocess.Popen[bytes], str]:
+    """Start the built-in principal (for now the mock upstream) on a free loopback port."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cuirass", "mock-upstream", "--port", str(port), "--model", BUILTIN_MODEL,
+         "--tokens", "64"],
+        stdout=subprocess.DEVNULL,
+    )
+    atexit.register(proc.terminate)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/models", timeout=1).read()
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                raise click.ClickException("the built-in model failed to start") from None
+            time.sleep(0.1)
+    raise click.ClickException("the built-in model did not start within 30 s")
+
+
+def ensure_admin_key(settings: Settings) -> str | None:
+    """With no CUIRASS_ADMIN_KEY, generate one on first start (returned to print once)."""
+    if settings.admin_key is not None:
+        return None
+    from cuirass.cli.accounts import open_store
+    from cuirass.gateway.app import ADMIN_HASH_META
+
+    store = open_store(settings)
+    if store.get_meta(ADMIN_HASH_META):
+        return None
+    raw = "sk-cui-admin-" + secrets.token_urlsafe(32)
+    store.set_meta(ADMIN_HASH_META, store.hasher.hash(raw))
+    return raw
+
+
+def ensure_first_account(settings: Settings) -> dict[str, Any] | None:
+    """On an empty store, create a first account and key so the quick start works at once."""
+    from cuirass.cli.accounts import open_store
+
+    store = open_store(settings)
+    if store.list_accounts(limit=1):
+        return None
+    acc = store.create_account("default", account_id="default")
+    key_id, raw = store.create_key(acc.id, name="first key")
+    return {"account": acc.id, "key_id": key_id, "api_key": raw}
+
+
+def _snippet(base_url: str, model: str, key: str) -> str:
+    return (
+        "from openai import OpenAI\n"
+        f'client = OpenAI(base_url="{base_url}", api_key="{key}")\n'
+        f'r = client.chat.completions.create(model="{model}", messages=[{{"role": "user", "content": "What is 17 * 23?"}}])\n'
+        "print(r.choices[0].message.content)"
+    )
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="CUIRASS_CONFIG",
+              help="YAML configuration file (default: $CUIRASS_CONFIG).")
+@click.option("--upstream", help="Proxy every model this OpenAI-compatible server lists (e.g. http://127.0.0.1:8000/v1).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Directory for the embedded state (default: ./.cuirass).")
+@click.option("--host", help="Address to listen on (default: 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default: 8080).")
+@click.option("--workers", type=click.IntRange(1), help="Worker processes (default: 1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the start-up information as one JSON object.")
+def serve(config_path: str | None, upstream: str | None, data_dir: str | None, host: str | None, port: int | None,
+          workers: int | None, as_json: bool) -> None:
+    """Serve the protected OpenAI-compatible API at http://HOST:PORT/v1."""
+    server = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
+    settings = settings_or_exit(config_path, upstream=upstream, data_dir=data_dir, server=server or None)
+    builtin = not settings.models and not settings.upstream
+    if builtin:
+        _, url = start_builtin_model()
+        settings.models = [ModelConfig(name=BUILTIN_MODEL, upstream=UpstreamConfig(base_url=url))]
+    admin_key = ensure_admin_key(settings)
+    first = ensure_first_account(settings) if builtin else None
+    srv = settings.server
+    base_url = f"http://{srv.host}:{srv.port}/v1"
+    info: dict[str, Any] = {"base_url": base_url, "models": [m.name for m in settings.models] or "discovered from upstream",
+                            "data_dir": str(settings.data_dir), "workers": srv.workers}
+    if admin_key:
+        info["admin_key"] = admin_key
+    if first:
+        info.update(first)
+    _announce(info, as_json, builtin)
+    _run(settings, config_path, builtin)
+
+
+def _announce(info: dict[str, Any], as_json: bool, builtin: bool) -> None:
+    if as_json:
+        sys.stdout.write(orjson.dumps(info).decode() + "\n")
+        sys.stdout.flush()
+        return
+    out = [f"Cuirass gateway on {info['base_url']}  (data: {info['data_dir']}, workers: {info['workers']})"]
+    if builtin:
+        out.append(f"Protecting the built-in model '{info['models'][0]}' (a deterministic mock until the reference model ships).")
+    if "admin_key" in info:
+        out.append(f"Admin key (shown once; or set CUIRASS_ADMIN_KEY): {info['admin_key']}")
+    if "api_key" in info:
+        out.append(f"First account '{info['account']}', API key (shown once): {info['api_key']}")
+        out.append("\nTry it:\n" + _snippet(info["base_url"], info["models"][0], info["api_key"]) + "\n")
+    click.echo("\n".join(out), err=True)
+
+
+def _run(settings: Settings, config_path: str | None, builtin: bool) -> None:
+    import uvicorn
+
+    srv = settings.server
+    common: dict[str, Any] = dict(host=srv.host, port=srv.port, loop="uvloop", http="httptools", log_level="warning",
+                                  access_log=False, timeout_graceful_shutdown=30, lifespan="on")
+    if srv.workers == 1:
+        from cuirass.gateway.app import create_app
+
+        uvicorn.run(create_app(settings), **common)
+        return
+    # Several processes: each rebuilds its settings from the file plus these environment overrides.
+    env = os.environ
+    env["CUIRASS_DATA_DIR"] = str(settings.data_dir)
+    if config_path:
+        env["CUIRASS_CONFIG"] = config_path
+    if settings.upstream:
+        env["CUIRASS_UPSTREAM"] = settings.upstream
+    if builtin:  # the built-in model's address is known only to this process
+        env["CUIRASS_MODELS"] = orjson.dumps([m.model_dump(mode="json") for m in settings.models]).decode()
+    prom = settings.data_dir / "prometheus"
+    shutil.rmtree(prom, ignore_errors=True)
+    prom.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
+    uvicorn.run("cuirass.gateway.app:app_from_env", factory=True, workers=srv.workers, **common)
+
+
+COMMANDS = [serve]

@@ -1,0 +1,162 @@
+"""Configuration: one YAML file, every value overridable by `CUIRASS_...` environment variables.
+
+Precedence (highest first): command-line flags, environment (`CUIRASS_SERVER__PORT=9090`, nested keys
+joined by `__`), the YAML file (`--config` or `CUIRASS_CONFIG`), built-in defaults. Strings in the YAML
+may reference secrets as `${ENV_VAR}`; an undefined reference is an error, never an empty secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says why, without revealing secret values."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UpstreamConfig(_Section):
+    """An OpenAI-compatible server the gateway forwards to."""
+
+    base_url: str
+    model: str | None = None  # the upstream's served name; defaults to the public name
+    api_key: SecretStr | None = None
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 300.0  # longest silence allowed between bytes of a response
+    max_connections: int = 512
+
+
+class ModelConfig(_Section):
+    """A public model name and where its traffic goes."""
+
+    name: str
+    upstream: UpstreamConfig
+    decoy: UpstreamConfig | None = None
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    max_body_bytes: int = 4 * 1024 * 1024
+
+
+class StorageConfig(_Section):
+    # SQLAlchemy URL of the event log and account store; default: SQLite under the data directory.
+    url: str | None = None
+
+
+class EventsConfig(_Section):
+    retention: Literal["full", "hashes"] = "full"  # "hashes": message and response text stored as SHA-256
+    batch_size: int = 512
+    flush_interval_s: float = 0.25
+    queue_max: int = 200_000  # beyond this the writer applies back-pressure rather than dropping
+
+
+class LimitsConfig(_Section):
+    """Defaults for keys created without their own limits; None means unlimited."""
+
+    requests_per_min: int | None = None
+    tokens_per_min: int | None = None
+
+
+class AuthConfig(_Section):
+    cache_ttl_s: float = 2.0  # how long a verified key is trusted before the store is asked again
+
+
+class Settings(BaseSettings):
+    """Everything `cuirass serve` needs. See README "Configuration" for a commented example."""
+
+    model_config = SettingsConfigDict(env_prefix="CUIRASS_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Path(".cuirass")
+    admin_key: SecretStr | None = None
+    upstream: str | None = None  # `--upstream URL`: proxy every model this server lists
+    models: list[ModelConfig] = Field(default_factory=list)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    @property
+    def database_url(self) -> str:
+        return self.storage.url or f"sqlite:///{(self.data_dir / 'cuirass.db').resolve()}"
+
+
+# The YAML file chosen for the next Settings() construction (set by load_settings).
+_yaml_data: dict[str, Any] = {}
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return _yaml_data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_yaml_data)
+
+
+def expand_env_refs(value: Any, where: str = "config") -> Any:
+    """Replace `${VAR}` in every string of a parsed YAML document by the variable's value."""
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{where} references ${{{name}}}, but the environment variable {name} is not set")
+            return os.environ[name]
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, list):
+        return [expand_env_refs(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: expand_env_refs(v, f"{where}.{k}") for k, v in value.items()}
+    return value
+
+
+def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the YAML file (if any), apply environment and explicit overrides, validate."""
+    global _yaml_data
+    path = config_path or os.environ.get("CUIRASS_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        data = expand_env_refs(raw, where=str(path))
+    _yaml_data = data
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    finally:
+        _yaml_data = {}

@@ -1,0 +1,88 @@
+"""The event log table and its readers (export), on the same SQL engine as the account store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+
+from cuirass.db import metadata
+from cuirass.events.record import Event, content_hash
+
+events_table = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Float, nullable=False, index=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("account", sa.String(64), nullable=False, index=True),
+    sa.Column("org", sa.String(200)),
+    sa.Column("ip", sa.String(64)),
+    sa.Column("user_agent", sa.Text),
+    sa.Column("payment_fingerprint", sa.String(200)),
+    sa.Column("account_created", sa.Float),
+    sa.Column("endpoint", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("messages", sa.JSON, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("response", sa.JSON),
+    sa.Column("action", sa.String(32)),
+    sa.Column("status", sa.Integer),
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("ttft_ms", sa.Float),
+    sa.Column("error", sa.Text),
+    sa.Column("upstream", sa.String(16)),
+)
+
+_COLUMNS = [str(c.name) for c in events_table.c if c.name != "seq"]
+
+
+def to_row(event: Event, retention: str = "full") -> dict[str, Any]:
+    """The row for one event; with retention "hashes", message and response text become SHA-256 digests."""
+    row = event.to_dict()
+    if retention == "hashes":
+        row["messages"] = [_hash_message(m) for m in event.messages]
+        if event.response and isinstance(event.response.get("content"), str):
+            row["response"] = {**event.response, "content": content_hash(event.response["content"])}
+    return row
+
+
+def _hash_message(message: dict[str, Any]) -> dict[str, Any]:
+    out = dict(message)
+    content = message.get("content")
+    if isinstance(content, str):
+        out["content"] = content_hash(content)
+    elif isinstance(content, list):
+        out["content"] = [
+            {**p, "text": content_hash(p["text"])} if isinstance(p, dict) and isinstance(p.get("text"), str) else p
+            for p in content
+        ]
+    return out
+
+
+def insert_rows(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(events_table.insert(), rows)
+
+
+def iter_events(engine: sa.Engine, since: float | None = None, batch: int = 5000) -> Iterator[dict[str, Any]]:
+    """Every stored event (DESIGN record plus operational fields) in write order, streamed in batches."""
+    last = 0
+    cols = [events_table.c[n] for n in _COLUMNS]
+    while True:
+        q = sa.select(events_table.c.seq, *cols).where(events_table.c.seq > last)
+        if since is not None:
+            q = q.where(events_table.c.ts >= since)
+        q = q.order_by(events_table.c.seq).limit(batch)
+        with engine.connect() as conn:
+            rows = conn.execute(q).all()
+        if not rows:
+            return
+        for r in rows:
+            yield {n: getattr(r, n) for n in _COLUMNS}
+        last = rows[-1].seq
+
+
+def count_events(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(events_table)).scalar_one())

@@ -1,0 +1,156 @@
+"""Operator API under /admin (Bearer admin key): accounts, keys, and the event log."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from cuirass.accounts import NotFound
+from cuirass.events.store import iter_events
+from cuirass.gateway.errors import APIError
+
+if TYPE_CHECKING:
+    from cuirass.gateway.app import Gateway
+
+
+class NewAccount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    org: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    payment_fingerprint: str | None = None
+    allowlisted: bool = False
+
+
+class NewKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    requests_per_min: int | None = Field(default=None, ge=1)
+    tokens_per_min: int | None = Field(default=None, ge=1)
+
+
+def _gw(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gw
+    gw.check_admin(request.headers.get("authorization"))
+    return gw
+
+
+async def _parse(request: Request, model: type[BaseModel]) -> Any:
+    try:
+        return model.model_validate_json(await request.body() or b"{}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(map(str, first["loc"])) or None
+        raise APIError(400, f"Invalid request: {param}: {first['msg']}", param=param, code="invalid_request") from None
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def _not_found(exc: NotFound) -> APIError:
+    return APIError(404, str(exc).strip("'\""), code="not_found")
+
+
+async def list_accounts(request: Request) -> Response:
+    gw = _gw(request)
+    try:
+        limit = int(request.query_params.get("limit", 1000))
+        offset = int(request.query_params.get("offset", 0))
+    except ValueError:
+        raise APIError(400, "limit and offset must be integers", code="invalid_request") from None
+    accounts = await asyncio.to_thread(gw.accounts.list_accounts, limit, offset)
+    return _json({"object": "list", "data": [a.to_dict() for a in accounts]})
+
+
+async def create_account(request: Request) -> Response:
+    gw = _gw(request)
+    spec: NewAccount = await _parse(request, NewAccount)
+    try:
+        acc = await asyncio.to_thread(
+            gw.accounts.create_account,
+            spec.name,
+            org=spec.org,
+            tags=spec.tags,
+            payment_fingerprint=spec.payment_fingerprint,
+            allowlisted=spec.allowlisted,
+            account_id=spec.id,
+        )
+    except ValueError as exc:
+        raise APIError(409, str(exc), code="conflict") from None
+    return _json(acc.to_dict(), 201)
+
+
+async def show_account(request: Request) -> Response:
+    gw = _gw(request)
+    account_id = request.path_params["account_id"]
+    try:
+        acc = await asyncio.to_thread(gw.accounts.get_account, account_id)
+    except NotFound as exc:
+        raise _not_found(exc) from None
+    keys = await asyncio.to_thread(gw.accounts.list_keys, account_id)
+    return _json({**acc.to_dict(), "keys": keys})
+
+
+async def create_key(request: Request) -> Response:
+    gw = _gw(request)
+    spec: NewKey = await _parse(request, NewKey)
+    try:
+        key_id, raw = await asyncio.to_thread(
+            gw.accounts.create_key,
+            request.path_params["account_id"],
+            name=spec.name,
+            requests_per_min=spec.requests_per_min,
+            tokens_per_min=spec.tokens_per_min,
+        )
+    except NotFound as exc:
+        raise _not_found(exc) from None
+    return _json({"key_id": key_id, "key": raw, "note": "Shown once; only a keyed hash is stored."}, 201)
+
+
+async def revoke_key(request: Request) -> Response:
+    gw = _gw(request)
+    try:
+        await asyncio.to_thread(gw.accounts.revoke_key, request.path_params["key_id"])
+    except NotFound as exc:
+        raise _not_found(exc) from None
+    return _json({"key_id": request.path_params["key_id"], "revoked": True})
+
+
+async def export_events(request: Request) -> Response:
+    """The event log as JSON lines (`?since=UNIX_TS`), streamed."""
+    gw = _gw(request)
+    since_raw = request.query_params.get("since")
+    try:
+        since = float(since_raw) if since_raw is not None else None
+    except ValueError:
+        raise APIError(400, "since must be a Unix timestamp", param="since", code="invalid_request") from None
+
+    async def lines() -> AsyncIterator[bytes]:
+        it = iter_events(gw.engine, since=since)
+        while True:
+            batch = await asyncio.to_thread(lambda: [r for _, r in zip(range(2000), it)])
+            if not batch:
+                return
+            yield b"".join(orjson.dumps(r) + b"\n" for r in batch)
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/admin/accounts", list_accounts, methods=["GET"]),
+        Route("/admin/accounts", create_account, methods=["POST"]),
+        Route("/admin/accounts/{account_id}", show_account, methods=["GET"]),
+        Route("/admin/accounts/{account_id}/keys", create_key, methods=["POST"]),
+        Route("/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),
+        Route("/admin/events", export_events, methods=["GET"]),
+    ]

@@ -1,0 +1,207 @@
+"""The ASGI application: wiring of stores, upstreams and routes, plus health, models and metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route as HTTPRoute
+
+from cuirass.accounts import AccountStore, KeyHasher, KeyInfo, parse_key
+from cuirass.config import Settings
+from cuirass.db import make_engine
+from cuirass.events.writer import EventWriter
+from cuirass.gateway import admin, metrics, proxy
+from cuirass.gateway.errors import APIError
+from cuirass.gateway.exchange import Exchange
+from cuirass.gateway.ratelimit import RateLimiter
+from cuirass.gateway.routing import ModelRegistry
+
+log = logging.getLogger("cuirass.gateway")
+
+ADMIN_HASH_META = "admin_key_hash"
+
+
+class Gateway:
+    """Everything a request handler needs, created once per worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        self.hasher = KeyHasher.for_data_dir(settings.data_dir)
+        self.accounts = AccountStore(self.engine, self.hasher, settings.auth.cache_ttl_s)
+        ev = settings.events
+        self.writer = EventWriter(
+            self.engine,
+            retention=ev.retention,
+            batch_size=ev.batch_size,
+            flush_interval_s=ev.flush_interval_s,
+            queue_max=ev.queue_max,
+            on_written=self._on_written,
+        )
+        self.limiter = RateLimiter()
+        self.models = ModelRegistry(settings)
+        if settings.admin_key is not None:
+            self.admin_hash: str | None = self.hasher.hash(settings.admin_key.get_secret_value())
+        else:
+            self.admin_hash = self.accounts.get_meta(ADMIN_HASH_META)
+        self.started = time.time()
+
+    def _on_written(self, n: int, depth: int) -> None:
+        metrics.EVENTS_WRITTEN.inc(n)
+        metrics.EVENT_QUEUE.set(depth)
+
+    async def start(self) -> None:
+        self.writer.start()
+        await self.models.start()
+
+    async def close(self) -> None:
+        await self.models.close()
+        self.writer.close()
+        self.engine.dispose()
+
+    async def authenticate(self, header: str | None) -> KeyInfo:
+        """The key behind `Authorization: Bearer ...`, or a 401 that does not say which check failed."""
+        raw = header[7:].strip() if header and header[:7].lower() == "bearer " else None
+        if not raw:
+            raise APIError(401, "Missing API key. Send it as 'Authorization: Bearer <key>'.", code="missing_api_key")
+        key_id = parse_key(raw)
+        info = None
+        if key_id is not None:
+            info = self.accounts.lookup(key_id)
+        # Hash and compare even for unknown ids, so timing does not tell a wrong id from a wrong secret.
+        ok = self.hasher.matches(raw, info.hash if info else "0" * 64)
+        if not ok or info is None:
+            raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
+        if info.revoked is not None:
+            raise APIError(401, "This API key has been revoked.", code="invalid_api_key")
+        return info
+
+    def check_admin(self, header: str | None) -> None:
+        raw = header[7:].strip() if header and header[:7].lower() == "bearer " else ""
+        if self.admin_hash is None or not self.hasher.matches(raw, self.admin_hash):
+            raise APIError(401, "Admin endpoints need the admin key as 'Authorization: Bearer <key>'.", code="invalid_admin_key")
+
+    def finish(self, ex: Exchange, tokens: int = 0) -> None:
+        """Close one request: exactly one event, metrics, token charge."""
+        if ex.finished:
+            return
+        ex.finished = True
+        event = ex.event()
+        self.writer.submit(event)
+        stream = "true" if ex.body and ex.body.get("stream") is True else "false"
+        metrics.REQUESTS.labels(ex.endpoint, str(ex.status)).inc()
+        metrics.LATENCY.labels(ex.endpoint, stream).observe(event.latency_ms / 1000)
+        if ex.ttft_s is not None:
+            metrics.TTFT.labels(ex.endpoint).observe(ex.ttft_s)
+        if ex.action:
+            metrics.ACTIONS.labels(ex.action, "false").inc()
+        if ex.key is not None and tokens:
+            self.limiter.charge(ex.key.key_id, tokens, ex.key.tokens_per_min)
+
+
+async def liveness(request: Request) -> Response:
+    return _json({"status": "ok"})
+
+
+async def readiness(request: Request) -> Response:
+    gw: Gateway = request.app.state.gw
+    w = gw.writer
+    store_ok = True
+    try:
+        with gw.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception:  # noqa: BLE001 - any failure means "not ready"
+        store_ok = False
+    ready = store_ok and w.healthy
+    body = {
+        "status": "ready" if ready else "unready",
+        "event_store": {
+            "reachable": store_ok,
+            "backend": gw.engine.dialect.name,
+            "queue_depth": w.depth,
+            "queue_max": w.queue_max,
+            "written": w.written,
+            "last_error": w.last_error,
+        },
+        "models": gw.models.public_names(),
+    }
+    return _json(body, 200 if ready else 503)
+
+
+async def list_models(request: Request) -> Response:
+    gw: Gateway = request.app.state.gw
+    await gw.authenticate(request.headers.get("authorization"))
+    created = int(gw.started)
+    data = [{"id": n, "object": "model", "created": created, "owned_by": "cuirass"} for n in gw.models.public_names()]
+    return _json({"object": "list", "data": data})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    gw: Gateway = request.app.state.gw
+    metrics.EVENT_QUEUE.set(gw.writer.depth)
+    payload, content_type = metrics.render()
+    return Response(payload, media_type=content_type)
+
+
+def _json(data: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    messages = {404: f"Unknown path {request.url.path}.", 405: f"Method {request.method} not allowed on {request.url.path}."}
+    return APIError(exc.status_code, messages.get(exc.status_code, str(exc.detail)), code=None).response()
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path)
+    return APIError(500, "Internal error in the gateway.", code="internal_error").response()
+
+
+def create_app(settings: Settings) -> Starlette:
+    gw = Gateway(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gw.start()
+        try:
+            yield
+        finally:
+            await gw.close()
+
+    routes = [
+        HTTPRoute("/v1/chat/completions", proxy.chat_completions, methods=["POST"]),
+        HTTPRoute("/v1/completions", proxy.completions, methods=["POST"]),
+        HTTPRoute("/v1/models", list_models, methods=["GET"]),
+        HTTPRoute("/health/liveness", liveness, methods=["GET"]),
+        HTTPRoute("/health/readiness", readiness, methods=["GET"]),
+        HTTPRoute("/metrics", metrics_endpoint, methods=["GET"]),
+        *admin.routes(),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+    )
+    app.state.gw = gw
+    return app
+
+
+def app_from_env() -> Starlette:
+    """Factory for multi-worker serving: each worker rebuilds settings from file + environment."""
+    from cuirass.config import load_settings
+
+    return create_app(load_settings())

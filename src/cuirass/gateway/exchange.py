@@ -1,0 +1,135 @@
+"""One client request as it travels through the gateway, and the single event it becomes.
+
+Every request, however it ends (served, refused, failed upstream, cut by the client), is finished
+exactly once through `Exchange.finish`, which is what makes the one-event-per-request invariant hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from typing import Any
+
+from cuirass.accounts import KeyInfo
+from cuirass.events import Event
+
+ANONYMOUS = "anonymous"  # account of requests that never authenticated
+
+
+@dataclasses.dataclass(slots=True)
+class Exchange:
+    endpoint: str
+    ip: str | None
+    user_agent: str | None
+    request_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
+    ts: float = dataclasses.field(default_factory=time.time)
+    t0: float = dataclasses.field(default_factory=time.perf_counter)
+    key: KeyInfo | None = None
+    body: dict[str, Any] | None = None
+    status: int = 200
+    error: str | None = None
+    action: str | None = None
+    upstream: str | None = None
+    response: dict[str, Any] | None = None
+    ttft_s: float | None = None
+    finished: bool = False
+
+    def mark_first_token(self) -> None:
+        if self.ttft_s is None:
+            self.ttft_s = time.perf_counter() - self.t0
+
+    def event(self) -> Event:
+        body = self.body or {}
+        acc = self.key.account if self.key else None
+        endpoint_fields = ("model", "messages") if self.endpoint == "/v1/chat/completions" else ("model", "prompt")
+        return Event(
+            ts=self.ts,
+            request_id=self.request_id,
+            account=acc.id if acc else ANONYMOUS,
+            org=acc.org if acc else None,
+            ip=self.ip,
+            user_agent=self.user_agent,
+            payment_fingerprint=acc.payment_fingerprint if acc else None,
+            account_created=acc.created if acc else None,
+            endpoint=self.endpoint,
+            model=body.get("model") if isinstance(body.get("model"), str) else "",
+            messages=_messages(self.endpoint, body),
+            params={k: v for k, v in body.items() if k not in endpoint_fields},
+            response=self.response,
+            action=self.action,
+            status=self.status,
+            latency_ms=round((time.perf_counter() - self.t0) * 1000, 3),
+            ttft_ms=None if self.ttft_s is None else round(self.ttft_s * 1000, 3),
+            error=self.error,
+            upstream=self.upstream,
+        )
+
+
+def _messages(endpoint: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    if endpoint == "/v1/chat/completions":
+        msgs = body.get("messages")
+        return msgs if isinstance(msgs, list) else []
+    prompt = body.get("prompt")
+    if isinstance(prompt, list):
+        prompt = "\n".join(p for p in prompt if isinstance(p, str)) if all(isinstance(p, str) for p in prompt) else str(prompt)
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else []
+
+
+class ResponseAccumulator:
+    """Collects what the client was sent, for the event's `response` field: first choice only."""
+
+    __slots__ = ("chat", "parts", "reasoning", "finish_reason", "usage")
+
+    def __init__(self, endpoint: str) -> None:
+        self.chat = endpoint == "/v1/chat/completions"
+        self.parts: list[str] = []
+        self.reasoning: list[str] = []
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+
+    def add_chunk(self, chunk: dict[str, Any]) -> None:
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            if self.chat:
+                delta = choice.get("delta") or {}
+                if isinstance(delta.get("content"), str):
+                    self.parts.append(delta["content"])
+                r = delta.get("reasoning_content") or delta.get("reasoning")
+                if isinstance(r, str):
+                    self.reasoning.append(r)
+            elif isinstance(choice.get("text"), str):
+                self.parts.append(choice["text"])
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+
+    def add_whole(self, resp: dict[str, Any]) -> None:
+        self.usage = resp.get("usage")
+        choices = resp.get("choices") or []
+        if not choices:
+            return
+        first = choices[0]
+        self.finish_reason = first.get("finish_reason")
+        if self.chat:
+            msg = first.get("message") or {}
+            if isinstance(msg.get("content"), str):
+                self.parts.append(msg["content"])
+            r = msg.get("reasoning_content") or msg.get("reasoning")
+            if isinstance(r, str):
+                self.reasoning.append(r)
+        elif isinstance(first.get("text"), str):
+            self.parts.append(first["text"])
+
+    def result(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"content": "".join(self.parts), "finish_reason": self.finish_reason, "usage": self.usage}
+        if self.reasoning:
+            out["reasoning"] = "".join(self.reasoning)
+        return out
+
+    def total_tokens(self) -> int:
+        if self.usage and isinstance(self.usage.get("total_tokens"), int):
+            return self.usage["total_tokens"]
+        return sum(len(p) for p in self.parts) // 4  # rough estimate when the upstream reports no usage

@@ -1,0 +1,204 @@
+"""The client-facing routes: POST /v1/chat/completions and /v1/completions, streaming or not.
+
+auth → body → validation → route → rate limit → (policy) → upstream → relay, and one event at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cuirass.gateway.errors import APIError
+from cuirass.gateway.exchange import Exchange, ResponseAccumulator
+from cuirass.gateway.routing import Route
+from cuirass.gateway.sse import DONE, SSEResponse, frame
+from cuirass.gateway.validate import validate_request
+from cuirass.upstream import UpstreamError
+
+if TYPE_CHECKING:
+    from cuirass.gateway.app import Gateway
+
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+
+
+async def chat_completions(request: Request) -> Response | SSEResponse:
+    return await _handle(request, CHAT)
+
+
+async def completions(request: Request) -> Response | SSEResponse:
+    return await _handle(request, COMPLETIONS)
+
+
+async def _handle(request: Request, endpoint: str) -> Response | SSEResponse:
+    gw: Gateway = request.app.state.gw
+    ex = Exchange(
+        endpoint=endpoint,
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+    try:
+        ex.key = await gw.authenticate(request.headers.get("authorization"))
+        body = orjson_body(await read_body(request, gw.settings.server.max_body_bytes))
+        ex.body = body if isinstance(body, dict) else None
+        validate_request(body, endpoint)
+        route = await gw.models.resolve(body["model"])
+        key = ex.key
+        limit_headers = gw.limiter.acquire(key.key_id, key.requests_per_min, key.tokens_per_min)
+        ex.action = "pass"
+        ex.upstream = "principal"
+        upstream_body = dict(body, model=route.principal_model)
+        if body.get("stream"):
+            return await _stream(gw, request, ex, route, upstream_body, limit_headers)
+        return await _complete(gw, request, ex, route, upstream_body, limit_headers)
+    except APIError as err:
+        return _fail(gw, ex, err)
+    except UpstreamError as err:
+        return _fail(gw, ex, upstream_api_error(err, ex.upstream or "principal"))
+
+
+def _fail(gw: Gateway, ex: Exchange, err: APIError) -> Response:
+    ex.status, ex.error = err.status, err.message
+    gw.finish(ex)
+    headers = dict(err.headers)
+    headers["x-request-id"] = ex.request_id
+    err.headers = headers
+    return err.response()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing anything over `limit` bytes with 413 before reading it all."""
+    declared = request.headers.get("content-length")
+    too_big = APIError(413, f"Request body exceeds the limit of {limit} bytes.", code="request_too_large")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def orjson_body(raw: bytes) -> Any:
+    if not raw:
+        raise APIError(400, "The request body is empty; expected a JSON object.", code="invalid_json")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise APIError(400, f"The request body is not valid JSON: {exc.msg} (at byte {exc.pos}).", code="invalid_json") from None
+
+
+def upstream_api_error(err: UpstreamError, which: str) -> APIError:
+    """Map an upstream failure to what the client sees: 4xx passes through, 5xx/refused → 502, timeout → 504."""
+    from cuirass.gateway import metrics
+
+    metrics.UPSTREAM_ERRORS.labels(which, err.kind).inc()
+    if err.kind == "timeout":
+        return APIError(504, "The model server did not answer in time.", code="upstream_timeout")
+    if err.kind == "http" and err.status is not None and 400 <= err.status < 500 and err.status != 401:
+        return APIError(err.status, err.message, code="upstream_rejected")
+    if err.kind == "connect":
+        return APIError(502, "The model server is unreachable.", code="upstream_unavailable")
+    return APIError(502, f"The model server failed: {err.message}", code="upstream_error")
+
+
+async def _complete(
+    gw: Gateway, request: Request, ex: Exchange, route: Route, upstream_body: dict[str, Any], headers: dict[str, str]
+) -> Response:
+    call = asyncio.ensure_future(route.principal.complete(ex.endpoint, upstream_body))
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({call, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not call.done():
+            call.cancel()  # the client left: stop the upstream work too
+    if not call.done() or call.cancelled():
+        ex.status, ex.error = 499, "client disconnected before the response"
+        gw.finish(ex)
+        return Response(status_code=499)
+    resp = call.result()  # raises UpstreamError, handled by the caller
+    resp["model"] = route.name
+    acc = ResponseAccumulator(ex.endpoint)
+    acc.add_whole(resp)
+    ex.response = acc.result()
+    gw.finish(ex, tokens=acc.total_tokens())
+    headers["x-request-id"] = ex.request_id
+    return Response(orjson.dumps(resp), headers=headers, media_type="application/json")
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _stream(
+    gw: Gateway, request: Request, ex: Exchange, route: Route, upstream_body: dict[str, Any], headers: dict[str, str]
+) -> SSEResponse:
+    client_opts = upstream_body.get("stream_options") or {}
+    wants_usage = bool(client_opts.get("include_usage"))
+    # Always ask for usage upstream: token limits and the event log need it; strip it if not wanted.
+    upstream_body["stream_options"] = {**client_opts, "include_usage": True}
+    chunks = route.principal.stream(ex.endpoint, upstream_body)
+    try:
+        first = await chunks.__anext__()  # upstream refusals become proper HTTP errors here
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
+        await chunks.aclose()
+        raise
+    headers["x-request-id"] = ex.request_id
+    return SSEResponse(_relay(gw, ex, route, first, chunks, wants_usage), headers=headers)
+
+
+async def _relay(
+    gw: Gateway,
+    ex: Exchange,
+    route: Route,
+    first: dict[str, Any] | None,
+    chunks: AsyncIterator[dict[str, Any]],
+    wants_usage: bool,
+) -> AsyncIterator[bytes]:
+    acc = ResponseAccumulator(ex.endpoint)
+    stream_id: str | None = None
+    completed = False
+    try:
+        pending = first
+        while pending is not None:
+            chunk = pending
+            # One id and the public model name on every chunk, whatever the upstream does.
+            if stream_id is None:
+                stream_id = chunk.get("id") or f"chatcmpl-{ex.request_id}"
+            chunk["id"] = stream_id
+            chunk["model"] = route.name
+            acc.add_chunk(chunk)
+            if not wants_usage:
+                if not chunk.get("choices") and chunk.get("usage"):
+                    chunk = None  # the trailing usage-only chunk the client did not ask for
+                else:
+                    chunk.pop("usage", None)
+            if chunk is not None:
+                ex.mark_first_token()
+                yield frame(orjson.dumps(chunk))
+            pending = await anext(chunks, None)
+        yield DONE
+        completed = True
+    except UpstreamError as err:
+        api = upstream_api_error(err, ex.upstream or "principal")
+        ex.status, ex.error = api.status, api.message
+        yield frame(orjson.dumps(api.body()))
+        completed = True
+    finally:
+        if not completed and ex.error is None:
+            ex.status, ex.error = 499, "client disconnected during the stream"
+        await chunks.aclose()  # type: ignore[attr-defined]
+        ex.response = acc.result()
+        gw.finish(ex, tokens=acc.total_tokens())
