@@ -196,7 +196,7 @@ class AccountStore:
         cols = [c for c in keys_table.c if c.name != "hash"]
         q = sa.select(*cols).where(keys_table.c.account_id == account_id).order_by(keys_table.c.created)
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q)]
 
     def lookup(self, key_id: str) -> KeyInfo | None:
         """The key's record (revoked ones included), cached for `cache_ttl_s`; None if unknown."""

@@ -21,10 +21,8 @@ from cuirass.mock_upstream import FAULTS, MockConfig, create_mock_app
 @click.option("--fault-rate", default=1.0, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--reasoning", is_flag=True, help="Also return reasoning_content, like a reasoning model.")
 @click.option("--api-key", help="Require this bearer key.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1))
 def mock_upstream(host: str, port: int, models: tuple[str, ...], latency_ms: float, tokens_per_s: float,
-                  default_tokens: int, fault: str | None, fault_rate: float, reasoning: bool, api_key: str | None,
-                  workers: int) -> None:
+                  default_tokens: int, fault: str | None, fault_rate: float, reasoning: bool, api_key: str | None) -> None:
     """Serve deterministic fake completions at http://HOST:PORT/v1.
 
     Per-request control through a body field the gateway passes through:
@@ -36,7 +34,7 @@ def mock_upstream(host: str, port: int, models: tuple[str, ...], latency_ms: flo
                      fault=fault, fault_rate=fault_rate if fault else 0.0, reasoning=reasoning, api_key=api_key)
     click.echo(f"mock upstream on http://{host}:{port}/v1 serving {', '.join(models)}", err=True)
     uvicorn.run(create_mock_app(cfg), host=host, port=port, log_level="critical", access_log=False,
-                loop="uvloop", http="httptools", workers=1 if workers == 1 else None)
+                loop="uvloop", http="httptools", timeout_graceful_shutdown=1)
 
 
 COMMANDS = [mock_upstream]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -36,7 +36,6 @@ def start_builtin_model() -> tuple[subprocess.Popen[bytes], str]:
          "--tokens", "64"],
         stdout=subprocess.DEVNULL,
     )
-    atexit.register(proc.terminate)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -101,8 +100,9 @@ def serve(config_path: str | None, upstream: str | None, data_dir: str | None, h
     server = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
     settings = settings_or_exit(config_path, upstream=upstream, data_dir=data_dir, server=server or None)
     builtin = not settings.models and not settings.upstream
+    builtin_proc = None
     if builtin:
-        _, url = start_builtin_model()
+        builtin_proc, url = start_builtin_model()
         settings.models = [ModelConfig(name=BUILTIN_MODEL, upstream=UpstreamConfig(base_url=url))]
     admin_key = ensure_admin_key(settings)
     first = ensure_first_account(settings) if builtin else None
@@ -115,7 +115,16 @@ def serve(config_path: str | None, upstream: str | None, data_dir: str | None, h
     if first:
         info.update(first)
     _announce(info, as_json, builtin)
-    _run(settings, config_path, builtin)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal; exit cleanly instead.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        _run(settings, config_path, builtin)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if builtin_proc is not None:
+            builtin_proc.terminate()
+            builtin_proc.wait(10)
 
 
 def _announce(info: dict[str, Any], as_json: bool, builtin: bool) -> None:

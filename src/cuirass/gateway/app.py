@@ -101,6 +101,8 @@ class Gateway:
         metrics.LATENCY.labels(ex.endpoint, stream).observe(event.latency_ms / 1000)
         if ex.ttft_s is not None:
             metrics.TTFT.labels(ex.endpoint).observe(ex.ttft_s)
+        if ex.upstream_s is not None:
+            metrics.UPSTREAM_LATENCY.labels(ex.upstream or "principal").observe(ex.upstream_s)
         if ex.action:
             metrics.ACTIONS.labels(ex.action, "false").inc()
         if ex.key is not None and tokens:

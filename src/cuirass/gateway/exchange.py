@@ -33,7 +33,16 @@ class Exchange:
     upstream: str | None = None
     response: dict[str, Any] | None = None
     ttft_s: float | None = None
+    upstream_t0: float | None = None  # when the upstream call began
+    upstream_s: float | None = None  # how long the upstream took (whole response or whole stream)
     finished: bool = False
+
+    def upstream_started(self) -> None:
+        self.upstream_t0 = time.perf_counter()
+
+    def upstream_done(self) -> None:
+        if self.upstream_t0 is not None and self.upstream_s is None:
+            self.upstream_s = time.perf_counter() - self.upstream_t0
 
     def mark_first_token(self) -> None:
         if self.ttft_s is None:

@@ -113,6 +113,7 @@ def upstream_api_error(err: UpstreamError, which: str) -> APIError:
 async def _complete(
     gw: Gateway, request: Request, ex: Exchange, route: Route, upstream_body: dict[str, Any], headers: dict[str, str]
 ) -> Response:
+    ex.upstream_started()
     call = asyncio.ensure_future(route.principal.complete(ex.endpoint, upstream_body))
     gone = asyncio.ensure_future(_disconnected(request))
     try:
@@ -121,6 +122,7 @@ async def _complete(
         gone.cancel()
         if not call.done():
             call.cancel()  # the client left: stop the upstream work too
+        ex.upstream_done()
     if not call.done() or call.cancelled():
         ex.status, ex.error = 499, "client disconnected before the response"
         gw.finish(ex)
@@ -147,6 +149,7 @@ async def _stream(
     wants_usage = bool(client_opts.get("include_usage"))
     # Always ask for usage upstream: token limits and the event log need it; strip it if not wanted.
     upstream_body["stream_options"] = {**client_opts, "include_usage": True}
+    ex.upstream_started()
     chunks = route.principal.stream(ex.endpoint, upstream_body)
     try:
         first = await chunks.__anext__()  # upstream refusals become proper HTTP errors here
@@ -200,5 +203,6 @@ async def _relay(
         if not completed and ex.error is None:
             ex.status, ex.error = 499, "client disconnected during the stream"
         await chunks.aclose()  # type: ignore[attr-defined]
+        ex.upstream_done()
         ex.response = acc.result()
         gw.finish(ex, tokens=acc.total_tokens())

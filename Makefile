@@ -1,0 +1,33 @@
+# Quick start: `make run` serves the gateway in front of the built-in model; `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench demo lab install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[postgres,redis,detect,lab,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/cuirass serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/gateway_overhead.py
+
+demo: $(STAMP)
+	$(BIN)/python -m cuirass demo
+
+lab: $(STAMP)
+	$(BIN)/cuirass lab detect --out lab-out/detect
+
+clean:
+	rm -rf $(VENV) .cuirass lab-out bench/results

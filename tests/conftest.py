@@ -1,0 +1,165 @@
+"""Shared fixtures: real processes on free loopback ports, driven through real clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ADMIN_KEY = "sk-cui-admin-test-0123456789abcdef"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(url)
+
+
+def cuirass(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cuirass", *args], capture_output=True, text=True, check=check,
+                          env={**os.environ, **(env or {})}, timeout=60)
+
+
+class MockUpstream:
+    def __init__(self, *extra: str) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cuirass", "mock-upstream", "--port", str(self.port), "--model", "mock-model",
+             "--model", "other-model", "--tokens", "24", *extra]
+        )
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        wait_http(self.base_url + "/models", self.proc)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Gateway:
+    """A `cuirass serve` process with its own data directory, an account and a key."""
+
+    def __init__(self, tmp: Path, config: dict[str, Any], env: dict[str, str] | None = None,
+                 key_args: tuple[str, ...] = ()) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.data_dir = tmp / "data"
+        self.config_path = tmp / "cuirass.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.env = {"CUIRASS_ADMIN_KEY": ADMIN_KEY, **(env or {})}
+        acc = json.loads(self.cli("accounts", "create", "tester", "--id", "tester", "--org", "acme", "--json").stdout)
+        self.account = acc["id"]
+        self.key = json.loads(self.cli("keys", "create", "tester", *key_args, "--json").stdout)["key"]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cuirass", "serve", "--config", str(self.config_path), "--data-dir",
+             str(self.data_dir), "--port", str(self.port)],
+            env={**os.environ, **self.env},
+            stderr=subprocess.PIPE,
+        )
+        wait_http(f"http://127.0.0.1:{self.port}/health/liveness", self.proc)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return cuirass(*args, "--config", str(self.config_path), "--data-dir", str(self.data_dir), env=self.env,
+                       check=check)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "cuirass.db"
+
+    def events(self, expect: int | None = None, timeout: float = 10) -> list[dict[str, Any]]:
+        """Rows of the event table; with `expect`, wait until the writer has flushed that many."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with sqlite3.connect(self.db_path) as conn:
+                conn.row_factory = sqlite3.Row
+                rows = [dict(r) for r in conn.execute("SELECT * FROM events ORDER BY seq")]
+            if expect is None or len(rows) >= expect or time.monotonic() > deadline:
+                for r in rows:
+                    for k in ("messages", "params", "response"):
+                        r[k] = json.loads(r[k]) if r[k] is not None else None
+                return rows
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stderr:
+            self.stderr = self.proc.stderr.read().decode(errors="replace")
+        return self.proc.returncode
+
+
+def gateway_config(mock: MockUpstream, **extra: Any) -> dict[str, Any]:
+    dead_port = free_port()  # nothing listens here
+    cfg: dict[str, Any] = {
+        "models": [
+            {"name": "m", "upstream": {"base_url": mock.base_url, "model": "mock-model"}},
+            {"name": "slow", "upstream": {"base_url": mock.base_url, "model": "mock-model", "read_timeout_s": 1.0}},
+            {"name": "down", "upstream": {"base_url": f"http://127.0.0.1:{dead_port}/v1", "connect_timeout_s": 2}},
+        ],
+        "server": {"max_body_bytes": 64 * 1024},
+        "auth": {"cache_ttl_s": 0.5},
+        "events": {"flush_interval_s": 0.05},
+    }
+    for k, v in extra.items():
+        cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) else v
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def mock() -> Iterator[MockUpstream]:
+    m = MockUpstream()
+    yield m
+    m.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(mock: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    gw = Gateway(tmp_path_factory.mktemp("gw"), gateway_config(mock))
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def make_gateway(mock: MockUpstream, tmp_path: Path) -> Iterator[Any]:
+    """Build a gateway with a custom configuration for one test."""
+    made: list[Gateway] = []
+
+    def make(env: dict[str, str] | None = None, key_args: tuple[str, ...] = (), **cfg: Any) -> Gateway:
+        gw = Gateway(tmp_path / f"gw{len(made)}", gateway_config(mock, **cfg), env=env, key_args=key_args)
+        made.append(gw)
+        return gw
+
+    yield make
+    for gw in made:
+        gw.stop()
