@@ -76,6 +76,17 @@ class AuthConfig(_Section):
     cache_ttl_s: float = 2.0  # how long a verified key is trusted before the store is asked again
 
 
+class DetectionConfig(_Section):
+    """Online detection: a service tails the event log, scores accounts, writes the verdict store."""
+
+    enabled: bool = True  # `serve` starts the detection service beside the gateway
+    calibration: Path | None = None  # thresholds from `cuirass detect calibrate`; None: built-in defaults
+    campaign_interval_s: float = 300.0  # event time between campaign-detection runs
+    poll_interval_s: float = 0.5  # how often the service looks for new events
+    warm_start_s: float = 86_400.0  # on start, replay this much recent history to rebuild state
+    refresh_s: float = 1.0  # how often gateway workers reload verdicts
+
+
 class Settings(BaseSettings):
     """Everything `cuirass serve` needs. See README "Configuration" for a commented example."""
 
@@ -90,6 +101,7 @@ class Settings(BaseSettings):
     events: EventsConfig = Field(default_factory=EventsConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
 
     @classmethod
     def settings_customise_sources(

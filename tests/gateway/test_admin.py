@@ -81,3 +81,24 @@ def test_health_readiness_metrics(gateway: Gateway) -> None:
 
 def test_models_needs_a_key(gateway: Gateway) -> None:
     assert httpx.get(gateway.base_url + "/models").status_code == 401
+
+
+def test_operator_verdicts_are_recorded_with_who_and_why(gateway: Gateway) -> None:
+    root = gateway.base_url.removesuffix("/v1")
+    with httpx.Client(base_url=root, headers=ADMIN) as a:
+        r = a.put("/admin/accounts/tester/verdict", json={"verdict": "flag", "reason": "ticket 42", "by": "alice"})
+        assert r.status_code == 200 and r.json()["flagged"] is True
+        assert [v["account"] for v in a.get("/admin/accounts", params={"flagged": "true"}).json()["data"]] == ["tester"]
+        a.put("/admin/accounts/tester/verdict", json={"verdict": "clear", "reason": "false alarm", "by": "bob"})
+        assert a.get("/admin/accounts", params={"flagged": "true"}).json()["data"] == []
+        shown = a.get("/admin/accounts/tester").json()["verdict"]
+        assert shown["override"]["verdict"] == "clear" and shown["override"]["by"] == "bob"
+        assert [(h["verdict"], h["by"], h["reason"]) for h in shown["history"]] == [
+            ("flag", "alice", "ticket 42"), ("clear", "bob", "false alarm")]
+        assert a.get("/admin/campaigns").json() == {"object": "list", "data": []}
+        bad = [({"verdict": "ban", "reason": "x"}, 400), ({"verdict": "flag"}, 400),
+               ({"verdict": "flag", "reason": "x", "extra": 1}, 400)]
+        for body, status in bad:
+            assert a.put("/admin/accounts/tester/verdict", json=body).status_code == status
+        assert a.put("/admin/accounts/ghost/verdict", json={"verdict": "flag", "reason": "x"}).status_code == 404
+        assert a.get("/admin/accounts", params={"flagged": "maybe"}).status_code == 400

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -60,15 +60,37 @@ def _not_found(exc: NotFound) -> APIError:
     return APIError(404, str(exc).strip("'\""), code="not_found")
 
 
+class VerdictChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    verdict: Literal["flag", "clear", "allowlist"]
+    reason: str = Field(min_length=1, max_length=2000)
+    by: str = Field(default="admin", min_length=1, max_length=200)
+
+
 async def list_accounts(request: Request) -> Response:
+    """Accounts with their verdicts; `?flagged=true` lists only accounts flagged now (any origin)."""
     gw = _gw(request)
     try:
         limit = int(request.query_params.get("limit", 1000))
         offset = int(request.query_params.get("offset", 0))
     except ValueError:
         raise APIError(400, "limit and offset must be integers", code="invalid_request") from None
+    flagged = request.query_params.get("flagged", "").lower()
+    if flagged not in ("", "true", "false"):
+        raise APIError(400, "flagged must be true or false", param="flagged", code="invalid_request")
+    if flagged == "true":
+        verdicts = await asyncio.to_thread(gw.verdicts.all, True)
+        return _json({"object": "list", "data": [v.to_dict() for v in verdicts[offset: offset + limit]]})
     accounts = await asyncio.to_thread(gw.accounts.list_accounts, limit, offset)
-    return _json({"object": "list", "data": [a.to_dict() for a in accounts]})
+    verdicts = {v.account: v for v in await asyncio.to_thread(gw.verdicts.all)}
+    data = []
+    for a in accounts:
+        v = verdicts.get(a.id)
+        data.append({**a.to_dict(), "score": v.score if v else 0.0, "flagged": bool(v and v.flagged),
+                     "campaign": v.campaign if v else None})
+    if flagged == "false":
+        data = [d for d in data if not d["flagged"]]
+    return _json({"object": "list", "data": data})
 
 
 async def create_account(request: Request) -> Response:
@@ -90,14 +112,40 @@ async def create_account(request: Request) -> Response:
 
 
 async def show_account(request: Request) -> Response:
+    """The account, its keys, and its verdict: score, reasons, campaign, operator overrides."""
     gw = _gw(request)
     account_id = request.path_params["account_id"]
+    verdict = await asyncio.to_thread(gw.verdicts.get, account_id)
+    history = await asyncio.to_thread(gw.verdicts.history, account_id)
     try:
-        acc = await asyncio.to_thread(gw.accounts.get_account, account_id)
+        acc = (await asyncio.to_thread(gw.accounts.get_account, account_id)).to_dict()
+        keys = await asyncio.to_thread(gw.accounts.list_keys, account_id)
     except NotFound as exc:
-        raise _not_found(exc) from None
-    keys = await asyncio.to_thread(gw.accounts.list_keys, account_id)
-    return _json({**acc.to_dict(), "keys": keys})
+        if verdict.score == 0.0 and verdict.override is None:
+            raise _not_found(exc) from None
+        acc, keys = {"id": account_id}, []  # seen in traffic (or replayed logs) but not registered here
+    return _json({**acc, "keys": keys, "verdict": {**verdict.to_dict(), "history": history}})
+
+
+async def set_verdict(request: Request) -> Response:
+    """Operator decision on an account: flag, clear or allowlist, recorded with who and why."""
+    gw = _gw(request)
+    change: VerdictChange = await _parse(request, VerdictChange)
+    account_id = request.path_params["account_id"]
+    try:
+        await asyncio.to_thread(gw.accounts.get_account, account_id)
+    except NotFound as exc:
+        known = await asyncio.to_thread(gw.verdicts.get, account_id)
+        if known.score == 0.0 and known.override is None:
+            raise _not_found(exc) from None
+    verdict = await asyncio.to_thread(gw.verdicts.override, account_id, change.verdict, change.by, change.reason)
+    gw.verdict_cache.put(verdict)
+    return _json(verdict.to_dict())
+
+
+async def list_campaigns(request: Request) -> Response:
+    gw = _gw(request)
+    return _json({"object": "list", "data": await asyncio.to_thread(gw.verdicts.campaigns)})
 
 
 async def create_key(request: Request) -> Response:
@@ -151,6 +199,8 @@ def routes() -> list[Route]:
         Route("/admin/accounts", create_account, methods=["POST"]),
         Route("/admin/accounts/{account_id}", show_account, methods=["GET"]),
         Route("/admin/accounts/{account_id}/keys", create_key, methods=["POST"]),
+        Route("/admin/accounts/{account_id}/verdict", set_verdict, methods=["PUT"]),
+        Route("/admin/campaigns", list_campaigns, methods=["GET"]),
         Route("/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),
         Route("/admin/events", export_events, methods=["GET"]),
     ]

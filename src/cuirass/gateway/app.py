@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -23,6 +24,7 @@ from cuirass.gateway.errors import APIError
 from cuirass.gateway.exchange import Exchange
 from cuirass.gateway.ratelimit import RateLimiter
 from cuirass.gateway.routing import ModelRegistry
+from cuirass.verdicts.store import VerdictCache, VerdictStore
 
 log = logging.getLogger("cuirass.gateway")
 
@@ -46,6 +48,9 @@ class Gateway:
             queue_max=ev.queue_max,
             on_written=self._on_written,
         )
+        self.verdicts = VerdictStore(self.engine)
+        self.verdict_cache = VerdictCache(self.verdicts)
+        self._refresher: asyncio.Task[None] | None = None
         self.limiter = RateLimiter()
         self.models = ModelRegistry(settings)
         if settings.admin_key is not None:
@@ -61,8 +66,21 @@ class Gateway:
     async def start(self) -> None:
         self.writer.start()
         await self.models.start()
+        await asyncio.to_thread(self.verdict_cache.refresh)
+        self._refresher = asyncio.create_task(self._refresh_verdicts())
+
+    async def _refresh_verdicts(self) -> None:
+        """Keep the hot path's verdict map fresh (the detection service writes the store)."""
+        while True:
+            await asyncio.sleep(self.settings.detection.refresh_s)
+            try:
+                await asyncio.to_thread(self.verdict_cache.refresh)
+            except Exception:  # noqa: BLE001 - a failed refresh keeps the previous map
+                log.warning("verdict refresh failed; keeping the previous verdicts", exc_info=True)
 
     async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
         await self.models.close()
         self.writer.close()
         self.engine.dispose()

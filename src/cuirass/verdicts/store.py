@@ -1,0 +1,212 @@
+"""Verdicts in SQL, shared by every gateway worker and replica.
+
+Two sources, kept apart so neither overwrites the other:
+- automatic verdicts, written by the detection service (`verdicts`, one row per account, replaced freely);
+- operator overrides (`verdict_overrides`, append-only: who, why, when; the newest row per account rules).
+
+The effective verdict: `allowlist` → never flagged; `flag` → flagged; `clear` → not flagged unless the
+detector's score later rises clearly above the score the account had when it was cleared (new evidence,
+not the same evidence again); no override → the detector's flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from cuirass.db import metadata
+
+OVERRIDES = ("flag", "clear", "allowlist")
+CLEAR_MARGIN = 0.1  # how far above its cleared score an account must rise to be flagged again
+
+verdicts_table = sa.Table(
+    "verdicts",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("flagged", sa.Boolean, nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("campaign", sa.String(64)),
+    sa.Column("first_flagged_ts", sa.Float),
+    sa.Column("updated", sa.Float, nullable=False),
+)
+
+overrides_table = sa.Table(
+    "verdict_overrides",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account", sa.String(64), nullable=False, index=True),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("score_at", sa.Float),  # the automatic score when the override was made
+    sa.Column("ts", sa.Float, nullable=False),
+)
+
+campaigns_table = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("accounts", sa.JSON, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AccountVerdict:
+    account: str
+    score: float
+    flagged: bool  # effective, after overrides
+    reasons: list[str]
+    campaign: str | None
+    first_flagged_ts: float | None
+    auto_flagged: bool
+    override: dict[str, Any] | None  # the override in force: verdict, by, reason, ts
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def effective(auto: dict[str, Any] | None, override: dict[str, Any] | None, account: str) -> AccountVerdict:
+    score = float(auto["score"]) if auto else 0.0
+    auto_flagged = bool(auto and auto["flagged"])
+    flagged = auto_flagged
+    if override is not None:
+        kind = override["verdict"]
+        if kind == "allowlist":
+            flagged = False
+        elif kind == "flag":
+            flagged = True
+        elif kind == "clear":
+            flagged = auto_flagged and score > (override.get("score_at") or 0.0) + CLEAR_MARGIN
+    return AccountVerdict(
+        account=account,
+        score=score,
+        flagged=flagged,
+        reasons=list(auto["reasons"]) if auto else [],
+        campaign=auto["campaign"] if auto else None,
+        first_flagged_ts=auto["first_flagged_ts"] if auto else None,
+        auto_flagged=auto_flagged,
+        override=None if override is None else {k: override[k] for k in ("verdict", "by", "reason", "ts")},
+    )
+
+
+def _row(r: Any) -> dict[str, Any]:
+    return {str(k): v for k, v in r._mapping.items()}
+
+
+class VerdictStore:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    # -- written by the detection service -----------------------------------------------------
+    def put_auto(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Replace the automatic verdicts of these accounts (keys: account, score, flagged, reasons,
+        campaign, first_flagged_ts)."""
+        rows = [dict(r, updated=time.time()) for r in rows]
+        if not rows:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(verdicts_table.delete().where(verdicts_table.c.account.in_([r["account"] for r in rows])))
+            conn.execute(verdicts_table.insert(), rows)
+        return len(rows)
+
+    def put_campaigns(self, campaigns: list[dict[str, Any]]) -> None:
+        """Replace the campaign list (keys: id, accounts, score, reasons)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(campaigns_table.delete())
+            if campaigns:
+                conn.execute(campaigns_table.insert(), [
+                    {"id": c["id"], "accounts": list(c["accounts"]), "score": float(c["score"]),
+                     "reasons": list(c["reasons"]), "updated": now} for c in campaigns])
+
+    # -- written by operators ------------------------------------------------------------------
+    def override(self, account: str, verdict: str, by: str, reason: str) -> AccountVerdict:
+        if verdict not in OVERRIDES:
+            raise ValueError(f"verdict must be one of {', '.join(OVERRIDES)}")
+        auto = self._auto(account)
+        with self.engine.begin() as conn:
+            conn.execute(overrides_table.insert().values(
+                account=account, verdict=verdict, by=by, reason=reason,
+                score_at=float(auto["score"]) if auto else 0.0, ts=time.time()))
+        return self.get(account)
+
+    def history(self, account: str) -> list[dict[str, Any]]:
+        q = sa.select(overrides_table).where(overrides_table.c.account == account).order_by(overrides_table.c.id)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(q)]
+
+    # -- read ----------------------------------------------------------------------------------
+    def _auto(self, account: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(verdicts_table).where(verdicts_table.c.account == account)).first()
+        return None if r is None else _row(r)
+
+    def _latest_overrides(self, accounts: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        latest = sa.select(sa.func.max(overrides_table.c.id)).group_by(overrides_table.c.account)
+        q = sa.select(overrides_table).where(overrides_table.c.id.in_(latest))
+        if accounts is not None:
+            q = q.where(overrides_table.c.account.in_(accounts))
+        with self.engine.connect() as conn:
+            return {r.account: _row(r) for r in conn.execute(q)}
+
+    def get(self, account: str) -> AccountVerdict:
+        return effective(self._auto(account), self._latest_overrides([account]).get(account), account)
+
+    def all(self, flagged_only: bool = False) -> list[AccountVerdict]:
+        """Every account with a verdict or an override (effective), highest score first."""
+        q = sa.select(verdicts_table)
+        if flagged_only:
+            q = q.where(verdicts_table.c.flagged.is_(True))
+        with self.engine.connect() as conn:
+            autos = {r.account: _row(r) for r in conn.execute(q)}
+        overrides = self._latest_overrides()
+        names = set(autos) | set(overrides)
+        out = [effective(autos.get(a), overrides.get(a), a) for a in names]
+        if flagged_only:
+            out = [v for v in out if v.flagged]
+        return sorted(out, key=lambda v: (-v.score, v.account))
+
+    def campaigns(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = [_row(r) for r in conn.execute(sa.select(campaigns_table))]
+        return sorted(rows, key=lambda c: (-c["score"], c["id"]))
+
+
+class VerdictCache:
+    """What the hot path consults per request: an in-memory map refreshed in the background.
+
+    Holds only accounts that matter to the policy (score at or above `floor`, flagged, or overridden),
+    so a lookup is a dict get and the refresh stays small even with millions of accounts.
+    """
+
+    def __init__(self, store: VerdictStore, floor: float = 0.2) -> None:
+        self.store = store
+        self.floor = floor
+        self._map: dict[str, AccountVerdict] = {}
+        self.loaded_at = 0.0
+
+    def get(self, account: str) -> AccountVerdict | None:
+        return self._map.get(account)
+
+    def put(self, verdict: AccountVerdict) -> None:
+        """Apply a change made in this process at once (an operator override), before the next refresh."""
+        self._map = {**self._map, verdict.account: verdict}
+
+    def refresh(self) -> None:
+        """Reload from the store (blocking; call from a thread)."""
+        q = sa.select(verdicts_table).where(sa.or_(verdicts_table.c.score >= self.floor,
+                                                   verdicts_table.c.flagged.is_(True)))
+        with self.store.engine.connect() as conn:
+            autos = {r.account: _row(r) for r in conn.execute(q)}
+        overrides = self.store._latest_overrides()
+        names = set(autos) | set(overrides)
+        self._map = {a: effective(autos.get(a), overrides.get(a), a) for a in names}
+        self.loaded_at = time.time()
