@@ -1,5 +1,5 @@
 """The event log: one record per request, written off the hot path (see DESIGN.md, "Event log record")."""
 
-from cuirass.events.record import ACTIONS, Event, read_jsonl, write_jsonl
+from cuirass.events.record import ACTIONS, ANONYMOUS, Event, read_jsonl, write_jsonl
 
-__all__ = ["ACTIONS", "Event", "read_jsonl", "write_jsonl"]
+__all__ = ["ACTIONS", "ANONYMOUS", "Event", "read_jsonl", "write_jsonl"]

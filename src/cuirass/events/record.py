@@ -14,6 +14,7 @@ from typing import IO, Any
 
 import orjson
 
+ANONYMOUS = "anonymous"  # the account of a request that never authenticated
 ACTIONS = ("pass", "watermark", "strip_reasoning", "decoy", "perturb", "canary", "throttle", "block")
 
 

@@ -12,9 +12,7 @@ import uuid
 from typing import Any
 
 from cuirass.accounts import KeyInfo
-from cuirass.events import Event
-
-ANONYMOUS = "anonymous"  # account of requests that never authenticated
+from cuirass.events import ANONYMOUS, Event
 
 
 @dataclasses.dataclass(slots=True)

@@ -1,0 +1,50 @@
+"""The interface every response defense implements, and the registry that names them.
+
+A defense that rewrites text receives the whole answer and returns the new one. The gateway calls it
+identically for streaming and non-streaming responses (a streamed answer to a flagged account is
+collected, transformed, then re-streamed), so both give the same text. Transforms must be deterministic
+given (key, account, prompt, text): an attacker who repeats a prompt, or compares a flagged account with
+a clean one, learns as little as possible.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, ClassVar
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DefenseContext:
+    account: str
+    cohort: str  # the account's cohort (regular, or a honeypot cohort for suspects)
+    prompt: str  # all message text of the request, for deterministic keyed choices
+    endpoint: str
+    model: str  # public model name
+    key: bytes = dataclasses.field(repr=False)  # this defense's key for the cohort; never logged
+
+    def __repr__(self) -> str:
+        return f"DefenseContext(account={self.account!r}, cohort={self.cohort!r}, model={self.model!r})"
+
+
+class TextDefense(abc.ABC):
+    """A defense that rewrites the answer text. Subclasses set `name` and register with `@register`."""
+
+    name: ClassVar[str]
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @abc.abstractmethod
+    def transform(self, text: str, ctx: DefenseContext) -> str:
+        """The answer the client receives instead of `text`."""
+
+
+DEFENSES: dict[str, type[TextDefense]] = {}
+
+
+def register(cls: type[TextDefense]) -> type[TextDefense]:
+    if cls.name in DEFENSES:
+        raise ValueError(f"defense {cls.name!r} registered twice")
+    DEFENSES[cls.name] = cls
+    return cls

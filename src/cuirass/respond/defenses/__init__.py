@@ -1,0 +1,1 @@
+"""Defenses, one class per module, registered by name (see base.py)."""
