@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from cuirass.respond.policy import PolicyConfig
+
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -102,6 +104,7 @@ class Settings(BaseSettings):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
     @classmethod
     def settings_customise_sources(

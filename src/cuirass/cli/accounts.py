@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -10,6 +11,7 @@ from cuirass.accounts import AccountStore, KeyHasher, NotFound
 from cuirass.cli.common import emit, store_options
 from cuirass.config import Settings
 from cuirass.db import make_engine
+from cuirass.verdicts import OVERRIDES, VerdictStore
 
 
 def open_store(settings: Settings) -> AccountStore:
@@ -54,11 +56,39 @@ def create_account(settings: Settings, as_json: bool, name: str, account_id: str
 
 @accounts.command("list")
 @click.option("--limit", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--flagged", is_flag=True, help="Only accounts flagged now (by detection or an operator).")
 @store_options
-def list_accounts(settings: Settings, as_json: bool, limit: int) -> None:
-    """List accounts, oldest first."""
+def list_accounts(settings: Settings, as_json: bool, limit: int, flagged: bool) -> None:
+    """List accounts, oldest first (with --flagged: riskiest first)."""
+    if flagged:
+        rows = [v.to_dict() for v in VerdictStore(make_engine(settings.database_url)).all(True)[:limit]]
+        emit(rows, as_json, lambda rs: "\n".join(
+            f"{v['account']}  score={v['score']:.3f}  campaign={v['campaign'] or '-'}  "
+            f"{(v['reasons'] or [''])[0]}" for v in rs) or "no flagged accounts")
+        return
     rows = [a.to_dict() for a in open_store(settings).list_accounts(limit)]
     emit(rows, as_json, lambda rs: "\n".join(_account_line(a) for a in rs) or "no accounts")
+
+
+@accounts.command("verdict")
+@click.argument("account_id")
+@click.argument("verdict", type=click.Choice(OVERRIDES))
+@click.option("--reason", required=True, help="Why (kept in the account's history).")
+@click.option("--by", default=lambda: os.environ.get("USER", "operator"), show_default="$USER",
+              help="Who decided.")
+@store_options
+def set_verdict(settings: Settings, as_json: bool, account_id: str, verdict: str, reason: str, by: str) -> None:
+    """Flag, clear or allowlist ACCOUNT_ID, recorded with who and why."""
+    accounts_store = open_store(settings)
+    store = VerdictStore(accounts_store.engine)
+    try:
+        accounts_store.get_account(account_id)
+    except NotFound as exc:
+        known = store.get(account_id)
+        if known.score == 0.0 and known.override is None:  # neither registered nor seen in traffic
+            raise click.ClickException(str(exc)) from None
+    v = store.override(account_id, verdict, by, reason)
+    emit(v.to_dict(), as_json, lambda d: f"{d['account']}: {verdict} by {by} (flagged now: {d['flagged']})")
 
 
 @accounts.command("show")
@@ -67,10 +97,12 @@ def list_accounts(settings: Settings, as_json: bool, limit: int) -> None:
 def show_account(settings: Settings, as_json: bool, account_id: str) -> None:
     """Show one account and its keys (never the keys themselves)."""
     store = open_store(settings)
+    verdicts = VerdictStore(store.engine)
     try:
         data: dict[str, Any] = {**store.get_account(account_id).to_dict(), "keys": store.list_keys(account_id)}
     except NotFound as exc:
         raise click.ClickException(str(exc)) from None
+    data["verdict"] = {**verdicts.get(account_id).to_dict(), "history": verdicts.history(account_id)}
 
     def human(d: dict[str, Any]) -> str:
         lines = [_account_line(d)]
@@ -79,6 +111,10 @@ def show_account(settings: Settings, as_json: bool, account_id: str) -> None:
             limits = f" rpm={k['requests_per_min']}" if k["requests_per_min"] else ""
             limits += f" tpm={k['tokens_per_min']}" if k["tokens_per_min"] else ""
             lines.append(f"  key {k['key_id']} {state}{limits}")
+        v = d["verdict"]
+        lines.append(f"  risk {v['score']:.3f}{'  FLAGGED' if v['flagged'] else ''}  campaign={v['campaign'] or '-'}")
+        lines += [f"    - {r}" for r in v["reasons"]]
+        lines += [f"  {h['verdict']} by {h['by']}: {h['reason']}" for h in v["history"]]
         return "\n".join(lines)
 
     emit(data, as_json, human)

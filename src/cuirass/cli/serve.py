@@ -17,7 +17,7 @@ import click
 import orjson
 
 from cuirass.cli.common import settings_or_exit
-from cuirass.config import ModelConfig, Settings, UpstreamConfig
+from cuirass.config import ConfigError, ModelConfig, Settings, UpstreamConfig
 
 BUILTIN_MODEL = "cuirass-reference"
 
@@ -47,6 +47,14 @@ def start_builtin_model() -> tuple[subprocess.Popen[bytes], str]:
                 raise click.ClickException("the built-in model failed to start") from None
             time.sleep(0.1)
     raise click.ClickException("the built-in model did not start within 30 s")
+
+
+def start_detection(config_path: str | None, settings: Settings) -> subprocess.Popen[bytes]:
+    """The online detection service, in its own process so scoring never competes with the event loop."""
+    args = [sys.executable, "-m", "cuirass", "detect", "watch", "--data-dir", str(settings.data_dir)]
+    if config_path:
+        args += ["--config", config_path]
+    return subprocess.Popen(args)
 
 
 def ensure_admin_key(settings: Settings) -> str | None:
@@ -104,6 +112,7 @@ def serve(config_path: str | None, upstream: str | None, data_dir: str | None, h
     if builtin:
         builtin_proc, url = start_builtin_model()
         settings.models = [ModelConfig(name=BUILTIN_MODEL, upstream=UpstreamConfig(base_url=url))]
+    _check_policy(settings)
     admin_key = ensure_admin_key(settings)
     first = ensure_first_account(settings) if builtin else None
     srv = settings.server
@@ -115,6 +124,7 @@ def serve(config_path: str | None, upstream: str | None, data_dir: str | None, h
     if first:
         info.update(first)
     _announce(info, as_json, builtin)
+    watcher = start_detection(config_path, settings) if settings.detection.enabled else None
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal; exit cleanly instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -122,9 +132,21 @@ def serve(config_path: str | None, upstream: str | None, data_dir: str | None, h
     except KeyboardInterrupt:
         pass
     finally:
-        if builtin_proc is not None:
-            builtin_proc.terminate()
-            builtin_proc.wait(10)
+        for child in (watcher, builtin_proc):
+            if child is not None:
+                child.terminate()
+                child.wait(10)
+
+
+def _check_policy(settings: Settings) -> None:
+    """Refuse to start on a policy that names defenses that do not exist (before any worker starts)."""
+    from cuirass.keyring import Keyring
+    from cuirass.respond.responder import Responder
+
+    try:
+        Responder(settings.policy, Keyring.for_data_dir(settings.data_dir, settings.policy.n_cohorts))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _announce(info: dict[str, Any], as_json: bool, builtin: bool) -> None:

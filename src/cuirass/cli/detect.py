@@ -1,0 +1,202 @@
+"""`cuirass detect run` and `cuirass detect calibrate`: offline detection over an event log."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from cuirass.events.record import Event
+
+_EXISTING = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+_OUT = click.Path(dir_okay=False, writable=True, path_type=Path)
+
+
+@click.group()
+def detect() -> None:
+    """Score accounts and campaigns for distillation in an event log (JSON lines)."""
+
+
+def _events(path: Path, progress: bool) -> Iterator[Event]:
+    """Events of a JSONL file with a byte-progress bar; malformed records become ClickExceptions."""
+    from tqdm import tqdm
+
+    size = path.stat().st_size
+    bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"read {path.name}", file=sys.stderr,
+               disable=not progress, mininterval=0.5)
+    try:
+        with open(path, "rb") as fh:
+            for lineno, line in enumerate(fh, 1):
+                bar.update(len(line))
+                if not line.strip():
+                    continue
+                try:
+                    data = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise click.ClickException(f"{path}:{lineno}: invalid JSON ({exc})") from None
+                if not isinstance(data, dict):
+                    raise click.ClickException(f"{path}:{lineno}: expected a JSON object (one event per line)")
+                yield _event(data, path, lineno)
+    finally:
+        bar.close()
+
+
+def _event(data: dict[str, Any], path: Path, lineno: int) -> Event:
+    where = f"{path}:{lineno}"
+    try:
+        event = Event.from_dict(data)
+    except ValueError as exc:
+        raise click.ClickException(f"{where}: {exc}") from None
+    if isinstance(event.ts, bool) or not isinstance(event.ts, (int, float)):
+        raise click.ClickException(f"{where}: 'ts' must be a number (Unix seconds), got {event.ts!r}")
+    if not isinstance(event.account, str) or not event.account:
+        raise click.ClickException(f"{where}: 'account' must be a non-empty string")
+    if not isinstance(event.messages, list):
+        raise click.ClickException(f"{where}: 'messages' must be a list of chat messages")
+    if event.params is not None and not isinstance(event.params, dict):
+        raise click.ClickException(f"{where}: 'params' must be an object")
+    return event
+
+
+def _load_calibration(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    from cuirass.detect.engine import threshold_from
+
+    try:
+        calibration = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise click.ClickException(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(calibration, dict):
+        raise click.ClickException(f"{path}: expected a JSON object with a 'threshold'")
+    try:
+        threshold_from(calibration)
+    except ValueError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+    return calibration
+
+
+def _write(path: Path, data: Any) -> None:
+    try:
+        path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@detect.command("run")
+@click.option("--events", "events_path", required=True, type=_EXISTING, help="Event log (JSON lines) to replay.")
+@click.option("--out", "out", required=True, type=_OUT, help="Detection report (JSON) to write.")
+@click.option("--calibration", "calibration_path", type=_EXISTING, default=None,
+              help="calibration.json from `detect calibrate` (default: the built-in threshold).")
+@click.option("--campaign-interval", default=3600.0, show_default=True, type=click.FloatRange(min=1.0),
+              help="Event-time seconds between campaign jobs.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def run(events_path: Path, out: Path, calibration_path: Path | None, campaign_interval: float,
+        progress: bool, as_json: bool) -> None:
+    """Replay an event log causally and write the detection report (accounts and campaigns)."""
+    from cuirass.detect.replay import replay
+
+    calibration = _load_calibration(calibration_path)
+    started = time.perf_counter()
+    try:
+        report = replay(_events(events_path, progress), calibration=calibration,
+                        campaign_interval_s=campaign_interval)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    _write(out, report)
+    summary = dict(report["summary"], threshold=report["threshold"], out=str(out),
+                   seconds=round(time.perf_counter() - started, 2))
+    if as_json:
+        click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(f"replayed {summary['events']:,} events from {summary['accounts']:,} accounts "
+               f"in {summary['seconds']:.1f} s (threshold {summary['threshold']:.6f})")
+    click.echo(f"flagged {summary['flagged']:,} accounts; {summary['campaigns']} campaigns; report: {out}")
+    for row in report["accounts"][:5]:
+        if not row["flagged"]:
+            break
+        why = "; ".join(row["reasons"][:2])
+        click.echo(f"  {row['account']}  score {row['score']:.4f}  {why}")
+
+
+@detect.command("calibrate")
+@click.option("--benign", "benign_path", required=True, type=_EXISTING, help="Benign-only event log (JSON lines).")
+@click.option("--fpr", default=0.001, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              help="Largest share of benign accounts that may be flagged.")
+@click.option("--out", "out", required=True, type=_OUT, help="calibration.json to write.")
+@click.option("--campaign-interval", default=3600.0, show_default=True, type=click.FloatRange(min=1.0),
+              help="Event-time seconds between campaign jobs (use the same value for `detect run`).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print the calibration as JSON.")
+def calibrate_cmd(benign_path: Path, fpr: float, out: Path, campaign_interval: float, progress: bool,
+                  as_json: bool) -> None:
+    """Set the score threshold so that at most FPR of the benign accounts would be flagged."""
+    from cuirass.detect.calibrate import calibrate
+
+    try:
+        calibration = calibrate(_events(benign_path, progress), fpr=fpr, campaign_interval_s=campaign_interval)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    _write(out, calibration)
+    if as_json:
+        click.echo(orjson.dumps(calibration, option=orjson.OPT_INDENT_2).decode())
+        return
+    note = "" if calibration["guaranteed"] else " (too few accounts to guarantee this FPR; threshold above the maximum)"
+    click.echo(f"threshold {calibration['threshold']:.6f} for fpr {fpr} on {calibration['n_accounts']:,} benign "
+               f"accounts ({calibration['flagged_at_threshold']} flagged at it){note}; wrote {out}")
+
+
+
+@detect.command("watch")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="CUIRASS_CONFIG",
+              help="YAML configuration file (default: $CUIRASS_CONFIG).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Directory for the embedded state.")
+def watch(config_path: str | None, data_dir: str | None) -> None:
+    """Run online detection: tail the event log, score accounts, write the verdict store.
+
+    `cuirass serve` starts one beside the gateway. With a shared PostgreSQL store, run exactly one
+    `cuirass detect watch` for all gateway replicas.
+    """
+    import signal
+    import threading
+
+    from cuirass.cli.common import settings_or_exit
+    from cuirass.db import make_engine
+    from cuirass.verdicts.service import DetectionService
+
+    settings = settings_or_exit(config_path, data_dir=data_dir)
+    try:
+        service = DetectionService(make_engine(settings.database_url), settings.detection)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot start detection: {exc}") from None
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    service.run(stop)
+
+
+@detect.command("campaigns")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="CUIRASS_CONFIG",
+              help="YAML configuration file (default: $CUIRASS_CONFIG).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Directory for the embedded state.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def campaigns_cmd(config_path: str | None, data_dir: str | None, as_json: bool) -> None:
+    """List the campaigns the online detector has found (the admin API's /admin/campaigns)."""
+    from cuirass.cli.common import emit, settings_or_exit
+    from cuirass.db import make_engine
+    from cuirass.verdicts import VerdictStore
+
+    settings = settings_or_exit(config_path, data_dir=data_dir)
+    rows = VerdictStore(make_engine(settings.database_url)).campaigns()
+    emit(rows, as_json, lambda rs: "\n".join(
+        f"{c['id']}  score={c['score']:.3f}  accounts={len(c['accounts'])}  {'; '.join(c['reasons'][:2])}"
+        for c in rs) or "no campaigns")
+
+
+COMMANDS = [detect]

@@ -1,0 +1,294 @@
+"""Campaign detection: find networks of accounts that harvest together, and judge each as a whole.
+
+A periodic job (off the hot path) over the accounts active in a recent window:
+
+1. Link. Each account offers linking features (signals' `links`: template keys and system
+   prompts, network prefixes, user agent + network, payment instrument, sign-up hour, start
+   hour, model pivot, dominant topic). Accounts and features form a bipartite graph: a feature
+   node is the bucket "everyone who has this" (as in LSH banding), so no pair of accounts is
+   ever enumerated and the graph grows linearly with the accounts. An edge weighs
+       w_kind * idf,   idf = ln(N / df)   (Sparck Jones 1972; df = accounts holding it)
+   so a rare shared card or template binds far more than the SDK everybody uses or a big
+   corporate NAT. Time buckets (sign-up hour, start hour) and topics are coincidences by
+   nature: they weigh w_kind whatever their df.
+2. Cluster. Leiden (Traag, Waltman & van Eck 2019; igraph's implementation, seeded) maximises
+   weighted modularity; feature nodes are then dropped from the communities.
+3. Judge. A community of >= MIN_SIZE accounts is scored as ONE pooled account, its typical
+   member: each member's additive signal summary is divided by its request volume, the
+   column-wise median over members is taken (robust: a loud minority, or a few attackers
+   inside a big benign group, cannot speak for the rest), and scaled back to the community's
+   volume (each member counting at most N_CAP requests). Every signal's evidence is recomputed
+   on that pool; coordination evidence adds how many members share the community's top
+   feature of each kind:
+       logit_C = combine(e_i(pool)) + min(COORD_CAP, f(size) * sum_k c_k * share_k)
+   (combine = PRIOR + censored sum, evidence.py).
+   A benign group pools to ordinary rates and scores low, however tightly it is linked.
+4. Lift. In a community whose logit_C clears the threshold, a member is lifted towards logit_C,
+   by at most scoring.MAX_LIFT log-odds, when (a) it holds a content or payment feature that
+   at least TIE_SHARE of the members share and that is mostly held inside the community, and (b) its own requests
+   are clearly more likely under the community's pooled behaviour than under an ordinary
+   user's (sum of the signals' censored `consistency` log-likelihood ratios >= MIN_CONSISTENCY,
+   of which content signals >= MIN_CONTENT_CONSISTENCY). (a) and (b) keep innocent accounts
+   that merely sit next to a campaign in the graph out of it; the bounded lift means a campaign
+   tips its quiet members over the threshold but cannot convict a spotless account. Communities
+   under LIFT_MIN_SIZE are too small to vouch for anyone.
+   Features most members share and few outsiders hold become the campaign's signature, so a
+   new account that uses them is attached online, between jobs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import zlib
+from collections.abc import Sequence
+
+import igraph
+import numpy as np
+
+from cuirass.detect.evidence import N_CAP, PRIOR, combine
+from cuirass.detect.signals import Signal
+
+MIN_SIZE = 3
+# kind -> (edge weight, scaled by idf?)
+LINK_WEIGHTS: dict[str, tuple[float, bool]] = {
+    "tpl": (1.0, True), "sys": (1.0, True), "pay": (1.0, True), "uanet": (0.6, True), "net": (0.4, True),
+    "pivot": (0.3, True), "created": (0.5, False), "start": (0.2, False), "topic": (0.1, False),
+}
+# Coordination evidence per kind, times the share of members holding the top feature of that kind.
+COORD_WEIGHTS = {"tpl": 1.5, "sys": 1.0, "pay": 1.0, "created": 0.8, "uanet": 0.5, "net": 0.3, "start": 0.3}
+COORD_CAP = 2.5
+COORD_MIN_SHARE = 0.25
+CONTENT_KINDS = ("tpl", "sys", "pay")   # what ties a member to a campaign (more than a shared NAT)
+LINK_PURITY = 0.5                       # share of a feature's holders in the community, to tie a member
+TIE_SHARE = 0.1                         # ... and share of the community holding it
+LIFT_MIN_SIZE = 10                      # smaller communities are judged but lift nobody
+MIN_CONSISTENCY = 2.0                   # a member's data must be e^2 times likelier under the campaign ...
+MIN_CONTENT_CONSISTENCY = 1.0           # ... and not only through automation signals
+SIGNATURE_MIN = 3                       # members that must share a signature feature ...
+SIGNATURE_PURITY = 0.8                  # ... and the share of its holders that are members
+
+
+class FeatureIndex:
+    """Interned linking features: string -> id, with the kind's edge weight per id."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.names: list[str] = []
+        self.kinds: list[str] = []
+
+    def intern(self, features: Sequence[str]) -> np.ndarray:
+        out = []
+        ids = self.ids
+        for feature in features:
+            fid = ids.get(feature)
+            if fid is None:
+                kind = feature.split(":", 1)[0]
+                if kind not in LINK_WEIGHTS:
+                    continue
+                fid = ids[feature] = len(self.names)
+                self.names.append(feature)
+                self.kinds.append(kind)
+            out.append(fid)
+        return np.unique(np.asarray(out, dtype=np.int64))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(edge weight, idf-scaled?, is content kind) per feature id."""
+        weight = np.array([LINK_WEIGHTS[k][0] for k in self.kinds], dtype=np.float64)
+        scaled = np.array([LINK_WEIGHTS[k][1] for k in self.kinds], dtype=bool)
+        content = np.array([k in CONTENT_KINDS for k in self.kinds], dtype=bool)
+        return weight, scaled, content
+
+
+@dataclasses.dataclass(slots=True)
+class AccountRow:
+    """What the job needs of one account; a copy, so the job may run on another thread."""
+
+    account: str
+    own: float               # the account's own log-odds
+    summary: np.ndarray      # concatenated signal summaries
+    features: np.ndarray     # interned linking feature ids (unique)
+    volume: float            # decayed request count
+
+
+@dataclasses.dataclass(slots=True)
+class Campaign:
+    id: str
+    accounts: list[str]
+    logit: float
+    reasons: list[str]
+    signature: list[str]
+    pooled: list[float]      # the pooled summary, to check accounts that attach online
+
+
+@dataclasses.dataclass(slots=True)
+class CampaignResult:
+    now: float
+    considered: list[str]                      # accounts the job looked at (their old lifts are replaced)
+    campaigns: list[Campaign]                  # communities judged to be campaigns
+    lifts: dict[str, tuple[str, float, str]]   # account -> (campaign id, log-odds, reason)
+    signatures: dict[str, str]                 # linking feature -> campaign id
+
+
+def _size_factor(m: int) -> float:
+    # Three accounts sharing a feature is weak coordination evidence; twenty or more is full.
+    return min(1.0, math.log(m) / math.log(20.0))
+
+
+def consistency(signals: Sequence[Signal], offsets: Sequence[int], member: Sequence[float],
+                pooled: Sequence[float]) -> tuple[float, float]:
+    """(all, content): sums of the signals' censored LLRs, member under the campaign's pooled
+    behaviour vs an ordinary user's; `content` leaves out grouped (automation) signals."""
+    values = []
+    for signal, start in zip(signals, offsets):
+        end = start + signal.summary_size
+        values.append(signal.consistency(member[start:end], pooled[start:end]))
+    groups = [s.group for s in signals]
+    content = sum(v for v, g in zip(values, groups) if g is None)
+    return combine(values, groups) - PRIOR, content
+
+
+def belongs(signals: Sequence[Signal], offsets: Sequence[int], member: Sequence[float],
+            pooled: Sequence[float]) -> bool:
+    """Whether a member's own requests support its campaign's behaviour strongly enough to lift it."""
+    total, content = consistency(signals, offsets, member, pooled)
+    return total >= MIN_CONSISTENCY and content >= MIN_CONTENT_CONSISTENCY
+
+
+def offsets_of(signals: Sequence[Signal]) -> list[int]:
+    out, width = [], 0
+    for signal in signals:
+        out.append(width)
+        width += signal.summary_size
+    return out
+
+
+class _Graph:
+    """The bipartite graph of one job and the communities Leiden finds in it."""
+
+    def __init__(self, rows: Sequence[AccountRow], index: FeatureIndex, seed: int) -> None:
+        n = len(rows)
+        lengths = np.fromiter((len(r.features) for r in rows), dtype=np.int64, count=n)
+        fids = np.concatenate([r.features for r in rows]) if n else np.zeros(0, dtype=np.int64)
+        owners = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        self.df = np.bincount(fids, minlength=len(index.names))
+        weight, scaled, self.content = index.arrays()
+        keep = self.df[fids] >= 2
+        self.fids, self.owners = fids[keep], owners[keep]
+        self.local_ids, local = np.unique(self.fids, return_inverse=True)
+        idf = np.maximum(np.log(n / self.df[self.fids]), 0.05)
+        w = weight[self.fids] * np.where(scaled[self.fids], idf, 1.0)
+        graph = igraph.Graph(n=n + len(self.local_ids), edges=np.column_stack([self.owners, n + local]))
+        igraph.set_random_number_generator(random.Random(seed))
+        try:
+            partition = graph.community_leiden(objective_function="modularity", weights=w, n_iterations=2)
+        finally:
+            igraph.set_random_number_generator(random)
+        self.membership = np.asarray(partition.membership[:n], dtype=np.int64)
+        order = np.argsort(self.membership[self.owners], kind="stable")
+        self._pair_comm = self.membership[self.owners][order]
+        self._pair_fid = self.fids[order]
+        self._pair_owner = self.owners[order]
+
+    def groups(self) -> list[np.ndarray]:
+        """Communities with at least MIN_SIZE accounts (row indices), biggest first, ties by first row."""
+        order = np.argsort(self.membership, kind="stable")
+        labels = self.membership[order]
+        cuts = np.flatnonzero(np.diff(labels)) + 1
+        groups = [g for g in np.split(order, cuts) if len(g) >= MIN_SIZE]
+        groups.sort(key=lambda g: (-len(g), int(g.min())))
+        return groups
+
+    def shared(self, community: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(feature ids, members holding each, owner-row of each (fid, member) pair) in a community."""
+        lo, hi = np.searchsorted(self._pair_comm, [community, community + 1])
+        fids, counts = np.unique(self._pair_fid[lo:hi], return_counts=True)
+        return fids, counts, np.column_stack([self._pair_owner[lo:hi], self._pair_fid[lo:hi]])
+
+
+def judge(group: np.ndarray, fids: np.ndarray, counts: np.ndarray, index: FeatureIndex,
+          signals: Sequence[Signal], offsets: Sequence[int], pooled: np.ndarray) -> tuple[float, list[str]]:
+    """A community's log-odds as one pooled account plus coordination evidence, with reasons."""
+    m = len(group)
+    scored: list[tuple[float, str]] = []
+    values = []
+    for signal, start in zip(signals, offsets):
+        part = pooled[start:start + signal.summary_size].tolist()
+        e = signal.pooled_evidence(part, m)
+        values.append(e)
+        if e >= 0.25:
+            scored.append((e, f"{signal.explain_pooled(part, m)} [+{e:.1f}]"))
+    total = combine(values, [s.group for s in signals])
+    top: dict[str, tuple[int, str]] = {}
+    for fid, count in zip(fids.tolist(), counts.tolist()):
+        kind, name = index.kinds[fid], index.names[fid]
+        if kind not in top or (count, name) > top[kind]:
+            top[kind] = (count, name)
+    coordination, shares = 0.0, []
+    for kind, (count, name) in sorted(top.items()):
+        weight = COORD_WEIGHTS.get(kind, 0.0)
+        share = count / m
+        if weight and count >= 2 and share >= COORD_MIN_SHARE:
+            coordination += weight * share
+            shares.append(f"{share:.0%} share {name}")
+    coordination = min(COORD_CAP, coordination * _size_factor(m))
+    total += coordination
+    reasons = [f"{m} linked accounts" + (f" ({', '.join(shares)})" if shares else "") + f" [+{coordination:.1f}]"]
+    reasons += [text for _, text in sorted(scored, key=lambda t: -t[0])[:4]]
+    return total, reasons
+
+
+def run(rows: Sequence[AccountRow], index: FeatureIndex, signals: Sequence[Signal], threshold_logit: float,
+        now: float, seed: int = 0) -> CampaignResult:
+    """The campaign job over a snapshot of account rows (pure: safe to run on a worker thread)."""
+    result = CampaignResult(now=now, considered=[r.account for r in rows], campaigns=[], lifts={}, signatures={})
+    if len(rows) < MIN_SIZE:
+        return result
+    graph = _Graph(rows, index, seed)
+    offsets = offsets_of(signals)
+    width = offsets[-1] + signals[-1].summary_size if signals else 0
+    summaries = np.stack([r.summary for r in rows]) if width else np.zeros((len(rows), 0))
+    volumes = np.maximum(np.array([r.volume for r in rows], dtype=np.float64), 1e-9)
+    capped = np.minimum(volumes, N_CAP)
+    used: set[str] = set()
+    for group in graph.groups():
+        fids, counts, pairs = graph.shared(int(graph.membership[group[0]]))
+        # The typical member, at the community's volume: column-wise median of per-request rates.
+        pooled = np.median(summaries[group] / volumes[group, None], axis=0) * capped[group].sum()
+        logit, reasons = judge(group, fids, counts, index, signals, offsets, pooled)
+        if logit < threshold_logit:
+            continue
+        specific = (graph.content[fids] & (counts >= max(2.0, TIE_SHARE * len(group)))
+                    & (counts >= LINK_PURITY * graph.df[fids]))
+        linked = set(fids[specific].tolist())
+        tied = {int(owner) for owner, fid in pairs.tolist() if fid in linked}
+        pooled_list = pooled.tolist()
+        if len(group) < LIFT_MIN_SIZE:
+            continue
+        lifted = [int(i) for i in group if int(i) in tied and (
+            rows[i].own >= threshold_logit or belongs(signals, offsets, summaries[i].tolist(), pooled_list))]
+        if len(lifted) < MIN_SIZE:
+            continue
+        cid = _campaign_id(fids, counts, index, used)
+        signature = sorted(index.names[f] for f, c in zip(fids.tolist(), counts.tolist())
+                           if graph.content[f] and c >= SIGNATURE_MIN and c >= SIGNATURE_PURITY * graph.df[f])
+        accounts = sorted(rows[i].account for i in lifted)
+        result.campaigns.append(Campaign(cid, accounts, logit, reasons, signature, pooled_list))
+        reason = f"member of campaign {cid}: {len(accounts)} linked accounts judged together [{logit:+.1f}]"
+        for i in lifted:
+            result.lifts[rows[i].account] = (cid, logit, reason)
+        for feature in signature:
+            result.signatures.setdefault(feature, cid)
+    return result
+
+
+def _campaign_id(fids: np.ndarray, counts: np.ndarray, index: FeatureIndex, used: set[str]) -> str:
+    """A readable id derived from the community's most shared feature (stable across jobs)."""
+    best = max(zip(counts.tolist(), fids.tolist()), key=lambda t: (t[0], index.names[t[1]]), default=None)
+    base = f"c-{zlib.crc32(index.names[best[1]].encode()):08x}" if best else "c-00000000"
+    cid, suffix = base, 2
+    while cid in used:
+        cid, suffix = f"{base}-{suffix}", suffix + 1
+    used.add(cid)
+    return cid

@@ -1,0 +1,247 @@
+"""The Detector: one object that the gateway and offline replay use identically.
+
+    detector.observe(event)               # hot path: O(1) signal updates for the event's account
+    detector.maybe_run_campaigns(now_ts)  # every campaign_interval_s of event time: the campaign job
+    detector.verdict(account)             # score, flagged, reasons, campaign, first_flagged_ts
+    detector.report()                     # the DESIGN.md detection report
+
+The detector is single-threaded. A server that wants the campaign job off its event loop can
+split it: `rows = campaign_snapshot(now)` (fast, on the loop), `campaigns.run(...)` on a worker,
+`apply_campaigns(result)` back on the loop; `run_campaigns` does the three in a row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from cuirass.detect import campaigns
+from cuirass.detect.campaigns import AccountRow, Campaign, CampaignResult, FeatureIndex
+from cuirass.detect.digest import Digest, digest
+from cuirass.detect.evidence import logit, sigmoid
+from cuirass.detect.scoring import DEFAULT_TAU_S, AccountState, Scorer
+from cuirass.detect.signals import build
+from cuirass.events.record import Event
+
+DEFAULT_THRESHOLD = 0.98         # score threshold when no calibration is given (log-odds ~ +3.9)
+DEFAULT_CAMPAIGN_INTERVAL_S = 3600.0
+DEFAULT_CAMPAIGN_WINDOW_S = 3 * 86400.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the detector currently thinks of one account."""
+
+    account: str
+    score: float                     # current risk in [0, 1]
+    flagged: bool                    # score >= threshold
+    reasons: tuple[str, ...]
+    campaign: str | None
+    first_flagged_ts: float | None   # event time of the first request (or campaign job) that flagged it
+    peak_score: float = 0.0
+
+
+def threshold_from(calibration: Mapping[str, Any] | None) -> float:
+    """The score threshold of a calibration dict (calibrate.py writes them), or the default."""
+    if calibration is None:
+        return DEFAULT_THRESHOLD
+    value = calibration.get("threshold") if isinstance(calibration, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0 + 1e-9:
+        raise ValueError(f"calibration needs a numeric 'threshold' in (0, 1], got {value!r}")
+    return float(value)
+
+
+class Detector:
+    """Online account scoring plus the periodic campaign job, with a calibrated threshold."""
+
+    def __init__(self, calibration: Mapping[str, Any] | None = None, *,
+                 campaign_interval_s: float = DEFAULT_CAMPAIGN_INTERVAL_S,
+                 campaign_window_s: float = DEFAULT_CAMPAIGN_WINDOW_S,
+                 signals: Sequence[str] | None = None, tau_s: float = DEFAULT_TAU_S, seed: int = 0) -> None:
+        if campaign_interval_s <= 0 or campaign_window_s <= 0:
+            raise ValueError("campaign interval and window must be positive")
+        self.threshold = threshold_from(calibration)
+        self.threshold_logit = logit(min(self.threshold, 1.0 - 1e-12))
+        self.campaign_interval_s = float(campaign_interval_s)
+        self.campaign_window_s = float(campaign_window_s)
+        self.seed = seed
+        self.scorer = Scorer(build(signals), tau_s)
+        self.events = 0
+        self.last_ts: float | None = None
+        self.campaigns: dict[str, Campaign] = {}
+        self.campaign_runs = 0
+        self._next_campaign_ts: float | None = None
+        self._rows: dict[str, AccountRow] = {}
+        self._features = FeatureIndex()
+        self._offsets = campaigns.offsets_of(self.scorer.signals)
+        self._signature_keys: dict[int, tuple[str, str]] = {}  # template/system key -> (campaign id, feature)
+        self._signature_payments: dict[str, str] = {}
+
+    # -- hot path -------------------------------------------------------------------------
+
+    def observe(self, event: Event) -> None:
+        """Fold one request event into its account's state (O(1))."""
+        self.observe_digest(digest(event))
+
+    def observe_digest(self, d: Digest) -> None:
+        state = self.scorer.observe(d)
+        self.events += 1
+        if self.last_ts is None or d.ts > self.last_ts:
+            self.last_ts = d.ts
+        if self._signature_keys or self._signature_payments:
+            self._match_signatures(state, d)
+        self._update_flag(state, d.ts)
+
+    def _match_signatures(self, state: AccountState, d: Digest) -> None:
+        """Attach an account to a flagged campaign whose signature its request carries.
+
+        Two distinct signature features (e.g. two sentences of the campaign's template) are
+        needed, or the campaign's payment instrument alone.
+        """
+        found: list[tuple[str, str]] = []
+        for key in (*d.keys, d.system_key):
+            hit = self._signature_keys.get(key)
+            if hit is not None:
+                found.append(hit)
+        if d.payment is not None:
+            cid = self._signature_payments.get(d.payment)
+            if cid is not None:
+                found += [(cid, "pay:" + d.payment), (cid, "pay*")]
+        if not found:
+            return
+        matches = state.matches if state.matches is not None else {}
+        state.matches = matches
+        for cid, feature in found:
+            matches.setdefault(cid, set()).add(feature)
+        for cid, matched in matches.items():
+            campaign = self.campaigns.get(cid)
+            if campaign is None or len(matched) < 2 or campaign.logit <= state.campaign_logit:
+                continue
+            member = self.scorer.summary(state)
+            if campaigns.belongs(self.scorer.signals, self._offsets, member, campaign.pooled):
+                state.campaign = cid
+                state.campaign_logit = campaign.logit
+                state.campaign_reason = f"carries the signature of campaign {cid} [{campaign.logit:+.1f}]"
+
+    def _update_flag(self, state: AccountState, ts: float) -> None:
+        score = state.score
+        if score > state.peak:
+            state.peak = score
+            state.peak_ts = ts
+        if state.first_flagged_ts is None and score >= self.threshold:
+            state.first_flagged_ts = ts
+            state.flag_reasons = self.scorer.reasons(state)
+
+    # -- campaign job ---------------------------------------------------------------------
+
+    def maybe_run_campaigns(self, now_ts: float) -> bool:
+        """Run the campaign job if campaign_interval_s of event time passed since the last run."""
+        if self._next_campaign_ts is None:
+            self._next_campaign_ts = now_ts + self.campaign_interval_s
+            return False
+        if now_ts < self._next_campaign_ts:
+            return False
+        self.run_campaigns(now_ts)
+        self._next_campaign_ts = now_ts + self.campaign_interval_s
+        return True
+
+    def run_campaigns(self, now_ts: float) -> CampaignResult:
+        """Snapshot, judge and apply the campaign job now (uses only what was observed so far)."""
+        rows = self.campaign_snapshot(now_ts)
+        result = campaigns.run(rows, self._features, self.scorer.signals, self.threshold_logit, now_ts, self.seed)
+        self.apply_campaigns(result)
+        return result
+
+    def campaign_snapshot(self, now_ts: float) -> list[AccountRow]:
+        """Rows of the accounts active within campaign_window_s before now_ts (cached when unchanged)."""
+        since = now_ts - self.campaign_window_s
+        rows = []
+        cache = self._rows
+        for state in self.scorer:
+            if state.last_ts < since:
+                continue
+            row = cache.get(state.account)
+            if row is None or state.dirty:
+                row = AccountRow(state.account, state.own, np.asarray(self.scorer.summary(state), dtype=np.float64),
+                                 self._features.intern(self.scorer.links(state)), state.volume)
+                cache[state.account] = row
+                state.dirty = False
+            rows.append(row)
+        if len(cache) > 2 * len(rows) + 1024:  # forget rows of accounts that left the window
+            keep = {r.account for r in rows}
+            self._rows = {a: r for a, r in cache.items() if a in keep}
+        return rows
+
+    def apply_campaigns(self, result: CampaignResult) -> None:
+        """Install a campaign job's lifts and signatures; flag the members it lifts over the threshold."""
+        accounts = self.scorer.accounts
+        for account in result.considered:
+            state = accounts.get(account)
+            if state is not None:
+                state.campaign, state.campaign_logit, state.campaign_reason = None, -math.inf, None
+                state.matches = None
+        for campaign in result.campaigns:
+            self.campaigns[campaign.id] = campaign
+        for account, (cid, lift, reason) in result.lifts.items():
+            state = accounts.get(account)
+            if state is not None:
+                state.campaign, state.campaign_logit, state.campaign_reason = cid, lift, reason
+                self._update_flag(state, result.now)
+        self._signature_keys, self._signature_payments = {}, {}
+        for feature, cid in result.signatures.items():
+            kind, _, value = feature.partition(":")
+            if kind in ("tpl", "sys"):
+                self._signature_keys.setdefault(int(value, 16), (cid, feature))
+            elif kind == "pay":
+                self._signature_payments.setdefault(value, cid)
+        self.campaign_runs += 1
+
+    # -- verdicts -------------------------------------------------------------------------
+
+    def verdict(self, account: str) -> Verdict:
+        """The current verdict on an account (an unknown account gets the prior, unflagged)."""
+        state = self.scorer.get(account)
+        if state is None:
+            return Verdict(account, 0.0, False, (), None, None, 0.0)
+        score = state.score
+        return Verdict(account, score, score >= self.threshold, tuple(self.scorer.reasons(state)),
+                       state.campaign, state.first_flagged_ts, state.peak)
+
+    def verdicts(self) -> Iterator[Verdict]:
+        for state in self.scorer:
+            yield self.verdict(state.account)
+
+    def report(self) -> dict[str, Any]:
+        """The DESIGN.md detection report. An account's `score` is its peak so far, so that
+        `flagged` (ever reached the threshold) and calibration (on peak scores) agree."""
+        accounts = []
+        members: dict[str, list[str]] = {}
+        for state in self.scorer:
+            flagged = state.first_flagged_ts is not None
+            campaign = state.campaign if state.campaign is not None and state.campaign_logit > -math.inf else None
+            if campaign is not None:
+                members.setdefault(campaign, []).append(state.account)
+            reasons = state.flag_reasons if flagged and state.flag_reasons else self.scorer.reasons(state)
+            accounts.append({
+                "account": state.account, "score": state.peak, "flagged": flagged,
+                "first_flagged_ts": state.first_flagged_ts, "campaign": campaign, "reasons": list(reasons),
+                "score_now": state.score, "requests": state.n,
+            })
+        accounts.sort(key=lambda a: (-a["score"], a["account"]))
+        found = []
+        for cid in sorted(members, key=lambda c: (-len(members[c]), c)):
+            campaign = self.campaigns[cid]
+            found.append({"id": cid, "accounts": sorted(members[cid]), "score": sigmoid(campaign.logit),
+                          "reasons": list(campaign.reasons), "signature": list(campaign.signature)})
+        return {
+            "accounts": accounts,
+            "campaigns": found,
+            "threshold": self.threshold,
+            "summary": {"events": self.events, "accounts": len(accounts),
+                        "flagged": sum(1 for a in accounts if a["flagged"]), "campaigns": len(found),
+                        "campaign_runs": self.campaign_runs, "last_ts": self.last_ts},
+        }

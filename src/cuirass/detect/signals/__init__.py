@@ -1,0 +1,20 @@
+"""Signals: one small class per behaviour, registered by name (see base.Signal)."""
+
+from __future__ import annotations
+
+from cuirass.detect.signals.base import SIGNALS, Context, Signal, register
+from cuirass.detect.signals import age, coverage, elicitation, infra, params, pivot, shape, templates, timing  # noqa: F401  (registration)
+
+DEFAULT = ("reasoning", "rubric", "answer_format", "templates", "probing", "timing", "shape", "coverage", "age", "infra", "pivot")
+
+
+def build(names: tuple[str, ...] | list[str] | None = None) -> list[Signal]:
+    """Instances of the named signals (default: all of DEFAULT), in that order."""
+    chosen = DEFAULT if names is None else tuple(names)
+    unknown = [n for n in chosen if n not in SIGNALS]
+    if unknown:
+        raise ValueError(f"unknown signal(s) {unknown}; known: {sorted(SIGNALS)}")
+    return [SIGNALS[n]() for n in chosen]
+
+
+__all__ = ["DEFAULT", "SIGNALS", "Context", "Signal", "build", "register"]
