@@ -1,0 +1,96 @@
+"""`cuirass lab ...`: generate traffic and run the evaluations (more subcommands join the group)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from cuirass.lab.traffic import PRESETS, TrafficConfig, generate, labels_path, parse_campaign
+from cuirass.lab.traffic.generate import DEFAULT_CAMPAIGNS
+
+
+@click.group()
+def lab() -> None:
+    """Synthetic traffic and measurements of detection, defenses and proof."""
+
+
+def _campaign(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple:
+    try:
+        return tuple(parse_campaign(v) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@lab.command("traffic")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Events JSONL to write (ground truth goes to FILE.labels.json beside it).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--benign-accounts", default=1000, show_default=True, type=click.IntRange(0, 1_000_000),
+              help="Benign people; app backends are added in proportion (a few per thousand).")
+@click.option("--campaign", "campaigns", multiple=True, callback=_campaign, metavar="KIND:ACCOUNTS[:k=v,...]",
+              help=f"Attack campaign (repeatable). Kinds: {', '.join(PRESETS)}. Default: "
+                   + " ".join(f"{c.kind}:{c.accounts}" for c in DEFAULT_CAMPAIGNS)
+                   + ". Overrides, e.g. stealth:500:benign_mix=0.8,paraphrase=2.")
+@click.option("--days", default=14.0, show_default=True, type=click.FloatRange(0.1, 365))
+@click.option("--no-campaigns", is_flag=True, help="Benign traffic only.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def traffic(out: Path, seed: int, benign_accounts: int, campaigns: tuple, days: float, no_campaigns: bool,
+            progress: bool, as_json: bool) -> None:
+    """Generate seeded, deterministic traffic: benign accounts plus attack campaigns."""
+    if no_campaigns:
+        campaigns = ()
+    elif not campaigns:
+        campaigns = DEFAULT_CAMPAIGNS
+    config = TrafficConfig(seed=seed, benign_accounts=benign_accounts, campaigns=campaigns, days=days)
+    labels = generate(config, out, progress=progress)
+    kinds = Counter((info["label"], info["kind"]) for info in labels["accounts"].values())
+    summary = {"events": labels["events"], "out": str(out), "labels": str(labels_path(out)),
+               "accounts": {f"{label}/{kind}": n for (label, kind), n in sorted(kinds.items())},
+               "campaigns": len(labels["campaigns"])}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"wrote {summary['events']:,} events to {out} (ground truth: {summary['labels']})")
+    for key, n in summary["accounts"].items():
+        click.echo(f"  {key:24s} {n:>7,} accounts")
+
+
+@lab.command("detect")
+@click.option("--quick", is_flag=True, help="Small config (300 benign, campaigns of 30, 4 days): about a minute.")
+@click.option("--out", "out", default="lab-out/detect", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder for traffic, results and plots.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--fpr", default=0.001, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
+              help="Benign-account FPR to calibrate at.")
+@click.option("--honeypot-python", default=None, type=click.Path(dir_okay=False),
+              help="Interpreter of the honeypotllm venv (default $CUIRASS_HONEYPOT_PYTHON or .venv-peers/honeypotllm).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the tables.")
+def detect(quick: bool, out: Path, seed: int, fpr: float, honeypot_python: str | None, progress: bool,
+           as_json: bool) -> None:
+    """Evaluate detection: calibrate on benign half A, replay the rest, compare with honeypotllm."""
+    import dataclasses
+
+    from cuirass.lab import detect_eval, summary
+
+    config = detect_eval.quick_config(seed) if quick else detect_eval.full_config(seed)
+    config = dataclasses.replace(config, fpr=fpr)
+    try:
+        results = detect_eval.run(config, out, honeypot_python=honeypot_python, progress=progress)
+    except (ImportError, FileNotFoundError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(detect_eval.finite(results), indent=2))
+        return
+    click.echo("\n".join(summary.headline(results)))
+    click.echo("")
+    click.echo("\n".join(summary.by_campaign_kind(results)))
+    click.echo(f"\nfull report: {out / 'summary.md'}  (results.json, roc.png, leakage-*.png)", file=sys.stdout)
+
+
+COMMANDS = [lab]

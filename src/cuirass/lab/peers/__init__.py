@@ -1,0 +1,1 @@
+"""Peers scored on the same traffic as Cuirass, each in its own virtual environment (see PEERS.md)."""
