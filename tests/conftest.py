@@ -101,7 +101,7 @@ class Gateway:
                 rows = [dict(r) for r in conn.execute("SELECT * FROM events ORDER BY seq")]
             if expect is None or len(rows) >= expect or time.monotonic() > deadline:
                 for r in rows:
-                    for k in ("messages", "params", "response"):
+                    for k in ("messages", "params", "response", "actions", "shadowed"):
                         r[k] = json.loads(r[k]) if r[k] is not None else None
                 return rows
             time.sleep(0.05)

@@ -45,8 +45,8 @@ class MockConfig:
     seed: int = 0
 
 
-def _completion_text(prompt: str, n_tokens: int, salt: int) -> list[str]:
-    seed = int.from_bytes(hashlib.sha256(f"{salt}:{prompt}".encode()).digest()[:8], "big")
+def _completion_text(model: str, prompt: str, n_tokens: int, salt: int) -> list[str]:
+    seed = int.from_bytes(hashlib.sha256(f"{model}:{salt}:{prompt}".encode()).digest()[:8], "big")
     rng = random.Random(seed)
     return [("" if i == 0 else " ") + rng.choice(_WORDS) for i in range(n_tokens)]
 
@@ -98,7 +98,7 @@ def create_mock_app(cfg: MockConfig) -> Starlette:
         n_tok = int(body.get("max_tokens") or body.get("max_completion_tokens") or cfg.default_tokens)
         n = int(body.get("n") or 1)
         prompt = _prompt_of(body)
-        texts = [_completion_text(prompt, n_tok, i) for i in range(n)]
+        texts = [_completion_text(body["model"], prompt, n_tok, i) for i in range(n)]
         usage = {
             "prompt_tokens": len(prompt.split()),
             "completion_tokens": n_tok * n,

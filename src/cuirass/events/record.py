@@ -39,7 +39,10 @@ class Event:
     latency_ms: float | None = None
     ttft_ms: float | None = None
     error: str | None = None
-    upstream: str | None = None
+    upstream: str | None = None  # "principal" or "decoy"
+    actions: list[str] | None = None  # every action carried out, in order (`action` is the first)
+    shadowed: list[str] | None = None  # actions decided but only logged (shadow mode)
+    cohort: str | None = None  # the watermark/canary cohort the response was keyed to
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

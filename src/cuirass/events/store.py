@@ -33,6 +33,9 @@ events_table = sa.Table(
     sa.Column("ttft_ms", sa.Float),
     sa.Column("error", sa.Text),
     sa.Column("upstream", sa.String(16)),
+    sa.Column("actions", sa.JSON),
+    sa.Column("shadowed", sa.JSON),
+    sa.Column("cohort", sa.String(16)),
 )
 
 _COLUMNS = [str(c.name) for c in events_table.c if c.name != "seq"]

@@ -24,6 +24,9 @@ from cuirass.gateway.errors import APIError
 from cuirass.gateway.exchange import Exchange
 from cuirass.gateway.ratelimit import RateLimiter
 from cuirass.gateway.routing import ModelRegistry
+from cuirass.keyring import Keyring
+from cuirass.respond.canary_ledger import CanaryLedger
+from cuirass.respond.responder import Responder
 from cuirass.verdicts.store import VerdictCache, VerdictStore
 
 log = logging.getLogger("cuirass.gateway")
@@ -52,6 +55,10 @@ class Gateway:
         self.verdict_cache = VerdictCache(self.verdicts)
         self._refresher: asyncio.Task[None] | None = None
         self.limiter = RateLimiter()
+        self.keyring = Keyring.for_data_dir(settings.data_dir, settings.policy.n_cohorts)
+        self.responder = Responder(settings.policy, self.keyring)
+        self.canaries = CanaryLedger(self.engine)
+        self.principal_ttfb: dict[str, float] = {}  # EWMA seconds to the first byte, per model (decoy pacing)
         self.models = ModelRegistry(settings)
         if settings.admin_key is not None:
             self.admin_hash: str | None = self.hasher.hash(settings.admin_key.get_secret_value())
@@ -70,17 +77,30 @@ class Gateway:
         self._refresher = asyncio.create_task(self._refresh_verdicts())
 
     async def _refresh_verdicts(self) -> None:
-        """Keep the hot path's verdict map fresh (the detection service writes the store)."""
+        """Keep the hot path's verdict map fresh (the detection service writes the store), and write the
+        canary ledger: both are small periodic jobs off the hot path."""
         while True:
             await asyncio.sleep(self.settings.detection.refresh_s)
             try:
                 await asyncio.to_thread(self.verdict_cache.refresh)
             except Exception:  # noqa: BLE001 - a failed refresh keeps the previous map
                 log.warning("verdict refresh failed; keeping the previous verdicts", exc_info=True)
+            await self._write_canaries()
+
+    async def _write_canaries(self) -> None:
+        canary = self.responder.defenses.get("canary")
+        rows = canary.drain() if canary is not None else []  # type: ignore[attr-defined]
+        if rows:
+            try:
+                await asyncio.to_thread(self.canaries.record, rows)
+            except Exception:  # noqa: BLE001 - keep them for the next round rather than lose them
+                log.warning("canary ledger write failed; will retry", exc_info=True)
+                canary.pending.extendleft(reversed(rows))  # type: ignore[attr-defined,union-attr]
 
     async def close(self) -> None:
         if self._refresher is not None:
             self._refresher.cancel()
+        await self._write_canaries()
         await self.models.close()
         self.writer.close()
         self.engine.dispose()
@@ -121,8 +141,12 @@ class Gateway:
             metrics.TTFT.labels(ex.endpoint).observe(ex.ttft_s)
         if ex.upstream_s is not None:
             metrics.UPSTREAM_LATENCY.labels(ex.upstream or "principal").observe(ex.upstream_s)
-        if ex.action:
-            metrics.ACTIONS.labels(ex.action, "false").inc()
+        for a in ex.actions:
+            metrics.ACTIONS.labels(a, "false").inc()
+        for a in ex.shadowed:
+            metrics.ACTIONS.labels(a, "true").inc()
+        if ex.action == "pass":
+            metrics.ACTIONS.labels("pass", "false").inc()
         if ex.key is not None and tokens:
             self.limiter.charge(ex.key.key_id, tokens, ex.key.tokens_per_min)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from cuirass.accounts import KeyInfo
 from cuirass.events import ANONYMOUS, Event
+from cuirass.events.record import message_text
 
 
 @dataclasses.dataclass(slots=True)
@@ -29,6 +30,9 @@ class Exchange:
     error: str | None = None
     action: str | None = None
     upstream: str | None = None
+    actions: tuple[str, ...] = ()
+    shadowed: tuple[str, ...] = ()
+    cohort: str | None = None
     response: dict[str, Any] | None = None
     ttft_s: float | None = None
     upstream_t0: float | None = None  # when the upstream call began
@@ -70,7 +74,13 @@ class Exchange:
             ttft_ms=None if self.ttft_s is None else round(self.ttft_s * 1000, 3),
             error=self.error,
             upstream=self.upstream,
+            actions=list(self.actions) or None,
+            shadowed=list(self.shadowed) or None,
+            cohort=self.cohort,
         )
+
+    def prompt_text(self) -> str:
+        return "\n".join(message_text(m) for m in _messages(self.endpoint, self.body or {}) if isinstance(m, dict))
 
 
 def _messages(endpoint: str, body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -6,8 +6,9 @@ auth → body → validation → route → rate limit → (policy) → upstream 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -18,10 +19,14 @@ from cuirass.gateway.exchange import Exchange, ResponseAccumulator
 from cuirass.gateway.routing import Route
 from cuirass.gateway.sse import DONE, SSEResponse, frame
 from cuirass.gateway.validate import validate_request
-from cuirass.upstream import UpstreamError
+from cuirass.respond.apply import rewrite_stream, rewrite_whole
+from cuirass.respond.responder import Plan
+from cuirass.upstream import Upstream, UpstreamError
 
 if TYPE_CHECKING:
     from cuirass.gateway.app import Gateway
+
+T = TypeVar("T")
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -50,16 +55,45 @@ async def _handle(request: Request, endpoint: str) -> Response | SSEResponse:
         route = await gw.models.resolve(body["model"])
         key = ex.key
         limit_headers = gw.limiter.acquire(key.key_id, key.requests_per_min, key.tokens_per_min)
-        ex.action = "pass"
-        ex.upstream = "principal"
-        upstream_body = dict(body, model=route.principal_model)
+        plan = _plan(gw, ex, route)
+        upstream, upstream_model = route.principal, route.principal_model
+        if plan is not None and plan.decoy and route.decoy is not None:
+            upstream, upstream_model, ex.upstream = route.decoy, route.decoy_model or route.name, "decoy"
+        upstream_body = dict(body, model=upstream_model)
         if body.get("stream"):
-            return await _stream(gw, request, ex, route, upstream_body, limit_headers)
-        return await _complete(gw, request, ex, route, upstream_body, limit_headers)
+            return await _stream(gw, request, ex, route, upstream, upstream_body, limit_headers, plan)
+        return await _complete(gw, request, ex, route, upstream, upstream_body, limit_headers, plan)
     except APIError as err:
         return _fail(gw, ex, err)
     except UpstreamError as err:
         return _fail(gw, ex, upstream_api_error(err, ex.upstream or "principal"))
+
+
+def _plan(gw: Gateway, ex: Exchange, route: Route) -> Plan | None:
+    """Ask the policy; carry out refusals here. None: the request passes untouched."""
+    acc = ex.key.account  # type: ignore[union-attr]
+    verdict = gw.verdict_cache.get(acc.id)
+    decision = gw.responder.decide(account=acc.id, org=acc.org, allowlisted=acc.allowlisted, model=route.name,
+                                   verdict=verdict)
+    ex.shadowed = decision.shadowed
+    ex.upstream = "principal"
+    if not decision.actions:
+        ex.action = "pass"
+        return None
+    plan = gw.responder.plan(decision, account=acc.id, model=route.name, endpoint=ex.endpoint,
+                             prompt=ex.prompt_text(), verdict=verdict)
+    ex.actions = tuple(a for a in plan.actions if a != "decoy" or route.decoy is not None)
+    ex.action = ex.actions[0] if ex.actions else "pass"
+    ex.cohort = plan.cohort
+    refuse = {"x-should-retry": "false"}  # tell SDKs not to retry a defensive refusal automatically
+    if plan.block:
+        raise APIError(403, "This account is not permitted to use this model. Contact support.",
+                       code="account_blocked", headers=refuse)
+    if plan.throttle:
+        wait = str(int(gw.responder.option("throttle", "retry_after_s", 60)))
+        raise APIError(429, "Too many requests from this account. Please slow down.", code="account_throttled",
+                       headers={**refuse, "retry-after": wait})
+    return plan
 
 
 def _fail(gw: Gateway, ex: Exchange, err: APIError) -> Response:
@@ -111,10 +145,11 @@ def upstream_api_error(err: UpstreamError, which: str) -> APIError:
 
 
 async def _complete(
-    gw: Gateway, request: Request, ex: Exchange, route: Route, upstream_body: dict[str, Any], headers: dict[str, str]
+    gw: Gateway, request: Request, ex: Exchange, route: Route, upstream: Upstream, upstream_body: dict[str, Any],
+    headers: dict[str, str], plan: Plan | None,
 ) -> Response:
     ex.upstream_started()
-    call = asyncio.ensure_future(route.principal.complete(ex.endpoint, upstream_body))
+    call = asyncio.ensure_future(_paced(gw, ex, route, upstream.complete(ex.endpoint, upstream_body)))
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait({call, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -129,6 +164,8 @@ async def _complete(
         return Response(status_code=499)
     resp = call.result()  # raises UpstreamError, handled by the caller
     resp["model"] = route.name
+    if plan is not None and (plan.rewrite or plan.strip_fields):
+        await asyncio.to_thread(rewrite_whole, resp, ex.endpoint == CHAT, plan.rewrite or _same, plan.strip_fields)
     acc = ResponseAccumulator(ex.endpoint)
     acc.add_whole(resp)
     ex.response = acc.result()
@@ -143,23 +180,63 @@ async def _disconnected(request: Request) -> None:
 
 
 async def _stream(
-    gw: Gateway, request: Request, ex: Exchange, route: Route, upstream_body: dict[str, Any], headers: dict[str, str]
+    gw: Gateway, request: Request, ex: Exchange, route: Route, upstream: Upstream, upstream_body: dict[str, Any],
+    headers: dict[str, str], plan: Plan | None,
 ) -> SSEResponse:
     client_opts = upstream_body.get("stream_options") or {}
     wants_usage = bool(client_opts.get("include_usage"))
     # Always ask for usage upstream: token limits and the event log need it; strip it if not wanted.
     upstream_body["stream_options"] = {**client_opts, "include_usage": True}
     ex.upstream_started()
-    chunks = route.principal.stream(ex.endpoint, upstream_body)
+    chunks = upstream.stream(ex.endpoint, upstream_body)
     try:
-        first = await chunks.__anext__()  # upstream refusals become proper HTTP errors here
+        first = await _paced(gw, ex, route, chunks.__anext__())  # upstream refusals become HTTP errors here
     except StopAsyncIteration:
         first = None
     except BaseException:
         await chunks.aclose()
         raise
     headers["x-request-id"] = ex.request_id
+    if plan is not None and (plan.rewrite or plan.strip_fields):
+        chunks = _rewritten(ex, first, chunks, plan)
+        first = await anext(chunks, None)
     return SSEResponse(_relay(gw, ex, route, first, chunks, wants_usage), headers=headers)
+
+
+async def _rewritten(ex: Exchange, first: dict[str, Any] | None, chunks: AsyncIterator[dict[str, Any]],
+                     plan: Plan) -> AsyncIterator[dict[str, Any]]:
+    """Collect the whole stream, rewrite it like a whole response, re-stream it (flagged traffic only)."""
+    try:
+        got = [first] if first is not None else []
+        async for ch in chunks:
+            got.append(ch)
+        for ch in await asyncio.to_thread(rewrite_stream, got, ex.endpoint == CHAT, plan.rewrite or _same,
+                                          plan.strip_fields):
+            yield ch
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+
+def _same(text: str) -> str:
+    return text
+
+
+async def _paced(gw: Gateway, ex: Exchange, route: Route, first_byte: Awaitable[T]) -> T:
+    """Await the upstream's first byte; a decoy answer is held back to the principal's usual timing.
+
+    The decoy is a smaller, faster model: answering sooner than the principal would tell a careful
+    attacker which accounts were moved. The principal's time to first byte is tracked as an EWMA.
+    """
+    result = await first_byte
+    elapsed = time.perf_counter() - ex.t0
+    if ex.upstream == "decoy":
+        target = gw.principal_ttfb.get(route.name)
+        if target is not None and target > elapsed:
+            await asyncio.sleep(target - elapsed)
+    else:
+        prev = gw.principal_ttfb.get(route.name)
+        gw.principal_ttfb[route.name] = elapsed if prev is None else 0.9 * prev + 0.1 * elapsed
+    return result
 
 
 async def _relay(

@@ -1,0 +1,45 @@
+"""`watermark`: a keyed lexical watermark on the finished answer, detectable with an exact p-value.
+
+Needs no logits (the gateway fronts remote servers): the answer is rewritten at its choice points
+(contractions, synonyms, connectives, British/American spellings, hyphenation, the serial comma, ...)
+to the variant the cohort's key marks green. See `cuirass.respond.watermark` for the method, what a
+reader notices, and what a paraphrase removes.
+
+Options (policy config):
+    strength: float = 1.0        # keyed share of choice points moved to green (lower: fewer edits, weaker)
+    exclude: list[str] = []      # groups to leave alone, e.g. ["spelling"] for strictly American English
+    invisible: bool = false      # also an invisible U+2060 after some sentence ends (extra channel only)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cuirass.respond.base import DefenseContext, TextDefense, register
+from cuirass.respond.watermark.choices import DEFAULT_GROUPS, Finder
+from cuirass.respond.watermark.embed import embed
+from cuirass.respond.watermark.invisible import GROUP as INVISIBLE
+
+
+def finder_for(exclude: list[str] | tuple[str, ...] = (), invisible: bool = False) -> Finder:
+    """The choice-point finder for these options; detection should use the same one."""
+    unknown = set(exclude) - DEFAULT_GROUPS
+    if unknown:
+        raise ValueError(f"unknown watermark groups {sorted(unknown)}; choose from {sorted(DEFAULT_GROUPS)}")
+    groups = DEFAULT_GROUPS - set(exclude)
+    return Finder(groups=groups | {INVISIBLE} if invisible else groups)
+
+
+@register
+class WatermarkDefense(TextDefense):
+    name = "watermark"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.strength = float(options.get("strength", 1.0))
+        if not 0.0 <= self.strength <= 1.0:
+            raise ValueError("watermark strength must be in [0, 1]")
+        self.finder = finder_for(tuple(options.get("exclude", ())), bool(options.get("invisible", False)))
+
+    def transform(self, text: str, ctx: DefenseContext) -> str:
+        return embed(text, ctx.key, self.strength, self.finder)

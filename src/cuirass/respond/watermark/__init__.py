@@ -1,0 +1,36 @@
+"""Text-level keyed watermark: rewrite the finished answer, detect it later with an exact p-value.
+
+How it works (the gateway has no logits, so the watermark lives in the wording):
+- segment.py   protects code, URLs, maths, quotes, JSON, tables; the rest is tokenised.
+- lexicon.py   what a substitution class is; vocab.py and spelling.py list them (contractions,
+               connectives, synonyms, US/UK spellings, hyphenation); serial.py adds the Oxford
+               comma; invisible.py an optional invisible channel.
+- choices.py   finds the choice points of a text and the window (class | previous word) of each.
+- keyed.py     the one keyed function: which variant of each window is green.
+- embed.py     moves every choice point to its green variant.
+- detect.py    counts green units over distinct windows: exact binomial p-value.
+
+What a reader notices: nothing is added or removed, numbers, code and quotes are untouched, and
+every variant is standard English; but a careful reader may see occasional British spellings
+("organise", "behaviour") in American prose, a style that wavers within one answer ("don't" here,
+"do not" there; "Firstly, ... Second, ..."), a few more formal or less formal synonyms ("utilize",
+"a number of", "prior to starting"), and "which" for restrictive "that".
+
+Limits: about 6-7 scored units per 100 words of prose (code-heavy answers have few), each worth one
+bit, so a short answer cannot reach a tiny p-value on its own; audits pool many answers (merge()).
+Anyone who paraphrases, normalises contractions and spelling, or re-writes with another model removes
+it; the green share falls linearly with the share of choices reverted (see BENCHMARKS.md).
+
+References: Kirchenbauer et al. 2023 (green lists, arXiv:2301.10226); Topkara et al. 2006 (synonym
+substitution watermarks); Yang et al. 2023 (watermarking black-box LLM text by substitution,
+arXiv:2305.08883); Fernandez et al. 2023 (scoring each window once, arXiv:2308.00113).
+"""
+
+from cuirass.respond.watermark.choices import ALL_GROUPS, DEFAULT_GROUPS, Choice, Finder
+from cuirass.respond.watermark.detect import (
+    Unit, WatermarkResult, detect, detect_many, merge, score, score_many, units,
+)
+from cuirass.respond.watermark.embed import embed
+
+__all__ = ["ALL_GROUPS", "DEFAULT_GROUPS", "Choice", "Finder", "Unit", "WatermarkResult", "detect", "detect_many",
+           "embed", "merge", "score", "score_many", "units"]

@@ -1,0 +1,215 @@
+"""Find the choice points of a text: every place where it uses one variant of a substitution class.
+
+The same places, with the same windows, are found in a text before and after watermarking: a
+match depends only on the member words and on guards that look at unchanged neighbours, and the
+window's context is the previous word that is not itself part of a choice point.
+
+A window is `class id | context`: the unit the keyed function sees. For most classes the context
+is the previous non-choice word (more independent windows per text); for spellings and hyphens
+it is empty, so a text spells a word one way throughout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+from cuirass.respond.watermark import invisible, serial
+from cuirass.respond.watermark.lexicon import Around, Lexicon, Member
+from cuirass.respond.watermark.segment import NEWLINE, SPACE, WORD, Token, tokenize
+from cuirass.respond.watermark.vocab import LEXICON
+
+_GLUED_BEFORE = set("-_/\\.@#$%&+=<>~^|'’`")  # a word touching one of these is part of something else
+_GLUED_AFTER = set("-_/\\@#$%&+=<>~^|(`")
+_SKIP_AT_START = set(" \t*_#>-+(\u2060")  # markdown markers (and our joiner) before a sentence's first word
+DEFAULT_GROUPS = frozenset({"contraction", "connective", "phrase", "adverb", "adjective", "verb", "noun", "relative",
+                            "spelling", "hyphen", serial.GROUP})
+ALL_GROUPS = DEFAULT_GROUPS | {invisible.GROUP}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Choice:
+    """One choice point: where, which class, which variant the text uses, and how each would read."""
+
+    window: str  # "class id|context": hashed with the key; repeated windows count once
+    k: int  # number of variants
+    variant: int  # the variant the text uses here
+    start: int
+    end: int
+    surfaces: tuple[str, ...]  # each variant as it would be written here (case, apostrophes)
+    article: tuple[int, int] | None = None  # span of a preceding "a"/"an" that must agree with the variant
+
+
+def _sentence_start(text: str, pos: int) -> bool:
+    j = pos - 1
+    while j >= 0 and text[j] in _SKIP_AT_START:
+        j -= 1
+    if j < 0 or text[j] in "\n.!?:":
+        return True
+    if text[j] == ")":  # "1) " and "a) " list markers
+        j -= 1
+        while j >= 0 and text[j].isalnum():
+            j -= 1
+        return j < 0 or text[j] in " \t\n"
+    return False
+
+
+def wants_an(word: str) -> bool:
+    """Whether "an" (not "a") goes before `word` (enough for the words of the lexicon)."""
+    w = word.lower()
+    if w.startswith(("hour", "honest", "honor", "honour", "heir")):
+        return True
+    if w.startswith(("us", "uni", "uti", "ur", "eu", "one")):
+        return False
+    return w[:1] in "aeiou"
+
+
+class Finder:
+    """Finds choice points with one lexicon; holds nothing per text."""
+
+    def __init__(self, lexicon: Lexicon = LEXICON, groups: frozenset[str] = DEFAULT_GROUPS) -> None:
+        self.lexicon = lexicon
+        self.groups = groups
+
+    def choices(self, text: str) -> list[Choice]:
+        tokens = tokenize(text)
+        curly = text.count("’") > text.count("'")
+        found: list[tuple[int, int, Member, Around]] = []  # (first token, end token, member, surroundings)
+        i = 0
+        while i < len(tokens):
+            hit = self._match(text, tokens, i) if tokens[i].kind == WORD else None
+            if hit is None:
+                i += 1
+                continue
+            found.append(hit)
+            i = hit[1]
+        starts = {hit[0]: hit for hit in found}
+        covered = {j for first, end, _, _ in found for j in range(first, end)}
+        gaps = {}
+        if serial.GROUP in self.groups:
+            spans = {first: (end, m.cls.id) for first, end, m, _ in found}
+            gaps = {g: (conj, comma) for g, conj, comma in serial.serial_gaps(tokens, spans)}
+        ends = dict(invisible.sentence_ends(tokens)) if invisible.GROUP in self.groups else {}
+        out: list[Choice] = []
+        last_word, before = "^", "^"  # context: the previous words that are not part of a choice point
+        for idx, tok in enumerate(tokens):
+            if idx in starts:
+                first, end, m, _ = starts[idx]
+                out.append(self._choice(text, tokens, first, end, m, before + " " + last_word, curly))
+            elif tok.start in gaps and idx not in covered:
+                conj, comma = gaps[tok.start]
+                window = f"{serial.GROUP}:serial {text[conj:conj + 3].strip()}|{before} {last_word}"
+                out.append(Choice(window, 2, int(comma), tok.start, conj, (" ", ", ")))
+            elif tok.end in ends and tok.text in ".!?":
+                joined = ends[tok.end]
+                window = f"{invisible.GROUP}:joiner|{last_word}"
+                out.append(Choice(window, 2, int(joined), tok.end, tok.end + joined, ("", invisible.JOINER)))
+            elif tok.kind == WORD and idx not in covered:
+                before, last_word = last_word, "a" if tok.norm == "an" else tok.norm
+        return out
+
+    def _match(self, text: str, tokens: list[Token], i: int) -> tuple[int, int, Member, Around] | None:
+        tok = tokens[i]
+        if tok.start > 0 and (text[tok.start - 1] in _GLUED_BEFORE or text[tok.start - 1].isalnum()):
+            return None
+        for m in self.lexicon.by_first.get(tok.norm, ()):
+            if m.cls.group not in self.groups:
+                continue
+            end = self._spell(tokens, i, m)
+            if end is None:
+                continue
+            after = tokens[end - 1].end
+            if after < len(text) and (text[after] in _GLUED_AFTER or text[after].isalnum()
+                                      or (text[after] == "." and after + 1 < len(text) and text[after + 1].isalnum())):
+                continue
+            around = self._around(text, tokens, i, end)
+            canonical = m.words[0]
+            if tok.text[0].isupper() and not canonical[0].isupper() and not around.sentence_start:
+                continue  # a capitalised word mid-sentence is a name or a title
+            if m.cls.guard.allows(around):
+                return i, end, m, around
+        return None
+
+    @staticmethod
+    def _spell(tokens: list[Token], i: int, m: Member) -> int | None:
+        """Index after the member if the tokens from i spell it, else None."""
+        j = i
+        for n, word in enumerate(m.words):
+            if j >= len(tokens) or tokens[j].kind != WORD or tokens[j].norm != word.lower():
+                return None
+            t = tokens[j].text.replace("’", "'")
+            if not (t == word or t == word.lower() or (n == 0 and t == word[:1].upper() + word[1:].lower())):
+                return None  # e.g. "SELECT" or "useState": code or an acronym, not prose
+            j += 1
+            if n < len(m.seps):
+                if j >= len(tokens) or tokens[j].text != m.seps[n]:
+                    return None
+                j += 1
+        return j
+
+    def _spelled_at(self, tokens: list[Token], i: int) -> list[Member]:
+        """Every member (any class, guards ignored) that the tokens from i spell."""
+        return [m for m in self.lexicon.by_first.get(tokens[i].norm, ()) if self._spell(tokens, i, m) is not None]
+
+    def _spelled_to(self, tokens: list[Token], i: int) -> list[Member]:
+        """Every member (guards ignored) that ends with token i."""
+        out = []
+        for m in self.lexicon.by_last.get(tokens[i].norm, ()):
+            first = i - 2 * (len(m.words) - 1)
+            if first >= 0 and self._spell(tokens, first, m) == i + 1:
+                out.append(m)
+        return out
+
+    def _around(self, text: str, tokens: list[Token], i: int, end: int) -> Around:
+        prev: frozenset[str] = frozenset()
+        if i >= 2 and tokens[i - 1].text == " " and tokens[i - 2].kind == WORD:
+            ways = self._spelled_to(tokens, i - 2)
+            prev = (frozenset().union(*(self.lexicon.last_words(m) for m in ways)) if ways
+                    else frozenset({tokens[i - 2].norm}))
+            prev = frozenset("a" if p == "an" else p for p in prev)
+        j = tokens[i].start - 1
+        while j >= 0 and text[j] in " \t\u2060":
+            j -= 1
+        prev_char = text[j] if j >= 0 else ""
+        nxt: frozenset[str] = frozenset()
+        is_word = False
+        if end < len(tokens):
+            t = tokens[end]
+            after = tokens[end + 1] if end + 1 < len(tokens) else None
+            if t.text == " " and after is not None and after.kind == WORD:
+                ways = self._spelled_at(tokens, end + 1)
+                nxt = (frozenset().union(*(self.lexicon.first_words(m) for m in ways)) if ways
+                       else frozenset({after.norm}))
+                is_word = True
+            elif t.text == " " and after is not None and after.text[:1] in "0123456789$€£":
+                nxt = frozenset({"#"})
+            elif t.kind not in (SPACE, NEWLINE, WORD) and len(t.text) == 1:
+                nxt = frozenset({t.text})
+        start = tokens[i].text[0].isupper() and _sentence_start(text, tokens[i].start)
+        return Around(prev, prev_char, nxt, is_word, start)
+
+    def _choice(self, text: str, tokens: list[Token], first: int, end: int, m: Member, context: str,
+                curly: bool) -> Choice:
+        start, stop = tokens[first].start, tokens[end - 1].end
+        original = text[start:stop]
+        capital = original[0].isupper()
+        quote = "’" if "’" in original else "'" if "'" in original else ("’" if curly else "'")
+        surfaces = []
+        for s in m.cls.forms[m.form]:
+            if capital:
+                s = s[0].upper() + s[1:]
+            surfaces.append(s.replace("'", quote))
+        article = None
+        if first >= 2 and tokens[first - 1].text == " " and tokens[first - 2].norm in ("a", "an"):
+            article = (tokens[first - 2].start, tokens[first - 2].end)
+        window = f"{m.cls.id}|{context if m.cls.contextual else ''}"
+        return Choice(window, m.cls.k, m.variant, start, stop, tuple(surfaces), article)
+
+
+def iter_windows(choices: list[Choice]) -> Iterator[Choice]:
+    """The first choice of every distinct window, in text order (repeated windows count once)."""
+    seen: set[str] = set()
+    for c in choices:
+        if c.window not in seen:
+            seen.add(c.window)
+            yield c
