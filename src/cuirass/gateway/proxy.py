@@ -149,20 +149,14 @@ async def _complete(
     headers: dict[str, str], plan: Plan | None,
 ) -> Response:
     ex.upstream_started()
-    call = asyncio.ensure_future(_paced(gw, ex, route, upstream.complete(ex.endpoint, upstream_body)))
-    gone = asyncio.ensure_future(_disconnected(request))
     try:
-        await asyncio.wait({call, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-        if not call.done():
-            call.cancel()  # the client left: stop the upstream work too
-        ex.upstream_done()
-    if not call.done() or call.cancelled():
+        resp = await _unless_disconnected(request, _paced(gw, ex, route, upstream.complete(ex.endpoint, upstream_body)))
+    except ClientGone:
         ex.status, ex.error = 499, "client disconnected before the response"
         gw.finish(ex)
         return Response(status_code=499)
-    resp = call.result()  # raises UpstreamError, handled by the caller
+    finally:
+        ex.upstream_done()
     resp["model"] = route.name
     if plan is not None and (plan.rewrite or plan.strip_fields):
         await asyncio.to_thread(rewrite_whole, resp, ex.endpoint == CHAT, plan.rewrite or _same, plan.strip_fields)
@@ -174,9 +168,32 @@ async def _complete(
     return Response(orjson.dumps(resp), headers=headers, media_type="application/json")
 
 
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
+class ClientGone(Exception):
+    """The client hung up before the answer was ready."""
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it (and with it the upstream request) if the client disconnects."""
+    me = asyncio.current_task()
+    assert me is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        me.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if gone:
+            raise ClientGone from None
+        raise
+    finally:
+        watcher.cancel()
 
 
 async def _stream(
@@ -192,27 +209,27 @@ async def _stream(
     try:
         first = await _paced(gw, ex, route, chunks.__anext__())  # upstream refusals become HTTP errors here
     except StopAsyncIteration:
-        first = None
+        first = []
     except BaseException:
         await chunks.aclose()
         raise
     headers["x-request-id"] = ex.request_id
     if plan is not None and (plan.rewrite or plan.strip_fields):
         chunks = _rewritten(ex, first, chunks, plan)
-        first = await anext(chunks, None)
+        first = await anext(chunks, [])
     return SSEResponse(_relay(gw, ex, route, first, chunks, wants_usage), headers=headers)
 
 
-async def _rewritten(ex: Exchange, first: dict[str, Any] | None, chunks: AsyncIterator[dict[str, Any]],
-                     plan: Plan) -> AsyncIterator[dict[str, Any]]:
+async def _rewritten(ex: Exchange, first: list[dict[str, Any]], chunks: AsyncIterator[list[dict[str, Any]]],
+                     plan: Plan) -> AsyncIterator[list[dict[str, Any]]]:
     """Collect the whole stream, rewrite it like a whole response, re-stream it (flagged traffic only)."""
     try:
-        got = [first] if first is not None else []
-        async for ch in chunks:
-            got.append(ch)
+        got = list(first)
+        async for batch in chunks:
+            got.extend(batch)
         for ch in await asyncio.to_thread(rewrite_stream, got, ex.endpoint == CHAT, plan.rewrite or _same,
                                           plan.strip_fields):
-            yield ch
+            yield [ch]
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
 
@@ -243,32 +260,34 @@ async def _relay(
     gw: Gateway,
     ex: Exchange,
     route: Route,
-    first: dict[str, Any] | None,
-    chunks: AsyncIterator[dict[str, Any]],
+    first: list[dict[str, Any]],
+    chunks: AsyncIterator[list[dict[str, Any]]],
     wants_usage: bool,
 ) -> AsyncIterator[bytes]:
+    """Relay the upstream's chunks, a batch per write, and finish the exchange however the stream ends."""
     acc = ResponseAccumulator(ex.endpoint)
     stream_id: str | None = None
     completed = False
     try:
-        pending = first
-        while pending is not None:
-            chunk = pending
-            # One id and the public model name on every chunk, whatever the upstream does.
-            if stream_id is None:
-                stream_id = chunk.get("id") or f"chatcmpl-{ex.request_id}"
-            chunk["id"] = stream_id
-            chunk["model"] = route.name
-            acc.add_chunk(chunk)
-            if not wants_usage:
-                if not chunk.get("choices") and chunk.get("usage"):
-                    chunk = None  # the trailing usage-only chunk the client did not ask for
-                else:
+        batch: list[dict[str, Any]] | None = first
+        while batch is not None:
+            out = []
+            for chunk in batch:
+                # One id and the public model name on every chunk, whatever the upstream does.
+                if stream_id is None:
+                    stream_id = chunk.get("id") or f"chatcmpl-{ex.request_id}"
+                chunk["id"] = stream_id
+                chunk["model"] = route.name
+                acc.add_chunk(chunk)
+                if not wants_usage:
+                    if not chunk.get("choices") and chunk.get("usage"):
+                        continue  # the trailing usage-only chunk the client did not ask for
                     chunk.pop("usage", None)
-            if chunk is not None:
+                out.append(frame(orjson.dumps(chunk)))
+            if out:
                 ex.mark_first_token()
-                yield frame(orjson.dumps(chunk))
-            pending = await anext(chunks, None)
+                yield b"".join(out)
+            batch = await anext(chunks, None)
         yield DONE
         completed = True
     except UpstreamError as err:

@@ -30,7 +30,8 @@ class Upstream(Protocol):
         """A whole (non-streaming) response object; raises UpstreamError."""
         ...
 
-    def stream(self, endpoint: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def stream(self, endpoint: str, body: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
         """Opens the stream (raising UpstreamError before the first chunk if the upstream refuses),
-        then yields each SSE chunk object; raises UpstreamError if the stream breaks."""
+        then yields the SSE chunk objects in batches (all that arrived together); raises UpstreamError
+        if the stream breaks before `[DONE]`."""
         ...
