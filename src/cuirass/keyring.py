@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from pathlib import Path
+
+from cuirass.secret_file import load_or_create
 
 
 class Keyring:
@@ -27,16 +27,7 @@ class Keyring:
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, n_cohorts: int = 16) -> Keyring:
-        env = os.environ.get("CUIRASS_MASTER_SECRET")
-        if env:
-            return cls(env.encode(), n_cohorts)
-        path = data_dir / "master-secret"
-        if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(secrets.token_bytes(32))
-        return cls(path.read_bytes(), n_cohorts)
+        return cls(load_or_create("CUIRASS_MASTER_SECRET", data_dir / "master-secret"), n_cohorts)
 
     def key(self, purpose: str, cohort: str, epoch: int = 0) -> bytes:
         """The key for one purpose (e.g. "watermark"), cohort and epoch."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
+
+from cuirass.secret_file import load_or_create
 
 PREFIX = "sk-cui-"
 _ID_LEN = 12
@@ -44,16 +45,7 @@ class KeyHasher:
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> KeyHasher:
         """Use CUIRASS_KEY_SECRET, else the data directory's secret file (created 0600 on first use)."""
-        env = os.environ.get("CUIRASS_KEY_SECRET")
-        if env:
-            return cls(env.encode())
-        path = data_dir / "key-secret"
-        if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(secrets.token_bytes(32))
-        return cls(path.read_bytes())
+        return cls(load_or_create("CUIRASS_KEY_SECRET", data_dir / "key-secret"))
 
     def hash(self, raw_key: str) -> str:
         return hmac.new(self._secret, raw_key.encode(), hashlib.sha256).hexdigest()
