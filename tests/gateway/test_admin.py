@@ -102,3 +102,11 @@ def test_operator_verdicts_are_recorded_with_who_and_why(gateway: Gateway) -> No
             assert a.put("/admin/accounts/tester/verdict", json=body).status_code == status
         assert a.put("/admin/accounts/ghost/verdict", json={"verdict": "flag", "reason": "x"}).status_code == 404
         assert a.get("/admin/accounts", params={"flagged": "maybe"}).status_code == 400
+
+
+def test_dashboard_page_is_served_without_secrets(gateway: Gateway) -> None:
+    r = httpx.get(gateway.base_url.removesuffix("/v1") + "/dashboard")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "content-security-policy" in r.headers and r.headers["x-frame-options"] == "DENY"
+    assert "/admin/accounts?flagged=true" in r.text  # it drives the admin API with the key the operator types
+    assert ADMIN_KEY not in r.text and gateway.key not in r.text

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import orjson
 from starlette.applications import Starlette
@@ -188,6 +189,16 @@ async def list_models(request: Request) -> Response:
     return _json({"object": "list", "data": data})
 
 
+_DASHBOARD = (Path(__file__).parent / "static" / "dashboard.html").read_bytes()
+
+
+async def dashboard(request: Request) -> Response:
+    """The operator page: it asks for the admin key in the browser and calls /admin with it."""
+    return Response(_DASHBOARD, media_type="text/html", headers={
+        "content-security-policy": "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+        "x-frame-options": "DENY", "cache-control": "no-store"})
+
+
 async def metrics_endpoint(request: Request) -> Response:
     gw: Gateway = request.app.state.gw
     metrics.EVENT_QUEUE.set(gw.writer.depth)
@@ -233,6 +244,7 @@ def create_app(settings: Settings) -> Starlette:
         HTTPRoute("/health/liveness", liveness, methods=["GET"]),
         HTTPRoute("/health/readiness", readiness, methods=["GET"]),
         HTTPRoute("/metrics", metrics_endpoint, methods=["GET"]),
+        HTTPRoute("/dashboard", dashboard, methods=["GET"]),
         *admin.routes(),
     ]
     app = Starlette(
