@@ -42,12 +42,12 @@ import dataclasses
 import math
 import random
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import igraph
 import numpy as np
 
-from cuirass.detect.evidence import N_CAP, PRIOR, combine
+from cuirass.detect.evidence import GROUP_CAPS, N_CAP, PRIOR, combine
 from cuirass.detect.signals import Signal
 
 MIN_SIZE = 3
@@ -78,8 +78,9 @@ class FeatureIndex:
         self.names: list[str] = []
         self.kinds: list[str] = []
 
-    def intern(self, features: Sequence[str]) -> np.ndarray:
-        out = []
+    def intern(self, features: Iterable[str]) -> np.ndarray:
+        """Sorted unique ids of the features (unknown kinds are ignored)."""
+        out: set[int] = set()
         ids = self.ids
         for feature in features:
             fid = ids.get(feature)
@@ -90,8 +91,8 @@ class FeatureIndex:
                 fid = ids[feature] = len(self.names)
                 self.names.append(feature)
                 self.kinds.append(kind)
-            out.append(fid)
-        return np.unique(np.asarray(out, dtype=np.int64))
+            out.add(fid)
+        return np.fromiter(sorted(out), dtype=np.int64, count=len(out))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(edge weight, idf-scaled?, is content kind) per feature id."""
@@ -154,6 +155,25 @@ def belongs(signals: Sequence[Signal], offsets: Sequence[int], member: Sequence[
     """Whether a member's own requests support its campaign's behaviour strongly enough to lift it."""
     total, content = consistency(signals, offsets, member, pooled)
     return total >= MIN_CONSISTENCY and content >= MIN_CONTENT_CONSISTENCY
+
+
+def belongs_many(signals: Sequence[Signal], offsets: Sequence[int], members: np.ndarray,
+                 pooled: Sequence[float]) -> np.ndarray:
+    """`belongs` for each row of a (members x summary width) matrix, vectorised."""
+    content = np.zeros(len(members))
+    grouped: dict[str, np.ndarray] = {}
+    for signal, start in zip(signals, offsets):
+        end = start + signal.summary_size
+        values = signal.consistency_many(members[:, start:end], pooled[start:end])
+        if signal.group is None:
+            content += values
+        else:
+            grouped[signal.group] = grouped.get(signal.group, 0.0) + values
+    total = content.copy()
+    for group, values in grouped.items():
+        lo, hi = GROUP_CAPS.get(group, (np.inf, np.inf))
+        total += np.clip(values, -lo, hi)
+    return (total >= MIN_CONSISTENCY) & (content >= MIN_CONTENT_CONSISTENCY)
 
 
 def offsets_of(signals: Sequence[Signal]) -> list[int]:
@@ -266,8 +286,12 @@ def run(rows: Sequence[AccountRow], index: FeatureIndex, signals: Sequence[Signa
         pooled_list = pooled.tolist()
         if len(group) < LIFT_MIN_SIZE:
             continue
-        lifted = [int(i) for i in group if int(i) in tied and (
-            rows[i].own >= threshold_logit or belongs(signals, offsets, summaries[i].tolist(), pooled_list))]
+        candidates = np.array([i for i in group.tolist() if i in tied], dtype=np.int64)
+        if len(candidates) < MIN_SIZE:
+            continue
+        own = np.array([rows[i].own for i in candidates.tolist()])
+        ok = (own >= threshold_logit) | belongs_many(signals, offsets, summaries[candidates], pooled_list)
+        lifted = candidates[ok].tolist()
         if len(lifted) < MIN_SIZE:
             continue
         cid = _campaign_id(fids, counts, index, used)

@@ -103,10 +103,12 @@ class Detector:
         needed, or the campaign's payment instrument alone.
         """
         found: list[tuple[str, str]] = []
-        for key in (*d.keys, d.system_key):
-            hit = self._signature_keys.get(key)
-            if hit is not None:
-                found.append(hit)
+        signature = self._signature_keys
+        if not signature.keys().isdisjoint(d.keys) or d.system_key in signature:
+            for key in (*d.keys, d.system_key):
+                hit = signature.get(key)
+                if hit is not None:
+                    found.append(hit)
         if d.payment is not None:
             cid = self._signature_payments.get(d.payment)
             if cid is not None:

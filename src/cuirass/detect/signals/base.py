@@ -18,6 +18,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
+
 from cuirass.detect.digest import Digest
 from cuirass.detect.evidence import N_CAP, clip, rate_llr
 
@@ -63,6 +65,10 @@ class Signal(abc.ABC):
         """Log-likelihood ratio of a member's summary under its campaign's pooled behaviour vs
         an ordinary user's; 0 when this signal cannot tell. Guards campaign lifts (campaigns.py)."""
         return 0.0
+
+    def consistency_many(self, members: np.ndarray, pooled: Sequence[float]) -> np.ndarray:
+        """`consistency` of each row of a (members x summary_size) matrix."""
+        return np.array([self.consistency(row, pooled) for row in members.tolist()], dtype=np.float64)
 
     def links(self, state: Any) -> Iterable[str]:
         """Features ("kind:value") this account may share with others; kinds are in campaigns.LINK_WEIGHTS."""
@@ -155,6 +161,18 @@ class LazyHistogram:
         return max(0.0, math.log(b) - self.t / b) if b > 0 else 0.0
 
 
+def rate_consistency_many(hits: np.ndarray, n: np.ndarray, pooled_hits: float, pooled_n: float, p0: float,
+                          lo: float, hi: float) -> np.ndarray:
+    """`rate_consistency` for arrays of members, censored to [-lo, hi]."""
+    if pooled_n <= 0 or pooled_hits / pooled_n <= p0:
+        return np.zeros(len(hits))
+    p_c = min(pooled_hits / pooled_n, 0.99)
+    scale = np.minimum(1.0, N_CAP / np.maximum(n, 1e-12))
+    k, m = hits * scale, n * scale
+    out = k * math.log(p_c / p0) + (m - k) * math.log((1.0 - p_c) / (1.0 - p0))
+    return np.clip(np.where(n > 0, out, 0.0), -lo, hi)
+
+
 def rate_consistency(hits: float, n: float, pooled_hits: float, pooled_n: float, p0: float) -> float:
     """LLR of `hits` out of `n` under the pooled rate p_c versus the base rate p0:
 
@@ -218,6 +236,9 @@ class RateSignal(Signal):
 
     def consistency(self, member: Sequence[float], pooled: Sequence[float]) -> float:
         return clip(rate_consistency(member[0], member[1], pooled[0], pooled[1], self.p0), self.lo, self.hi)
+
+    def consistency_many(self, members: np.ndarray, pooled: Sequence[float]) -> np.ndarray:
+        return rate_consistency_many(members[:, 0], members[:, 1], pooled[0], pooled[1], self.p0, self.lo, self.hi)
 
     def explain(self, state: DecayedRate) -> str:
         return self.describe(state.share, state.n, state.example)

@@ -47,6 +47,10 @@ class CoverageSignal(Signal):
     def observe(self, state: CoverageState, d: Digest, decay: float, ctx: Context) -> float:
         if not d.flags & D.SHORT:
             state.topics.add(d.topic, decay)
+        topical = state.topics.bins[:OTHER]  # scaled counts: shares need no unscaling
+        total = sum(topical)
+        if total < MIN_PROMPTS * state.topics.unit or max(topical) < 0.85 * total:
+            return 0.0
         return self._evidence(state.topics.counts())
 
     @staticmethod

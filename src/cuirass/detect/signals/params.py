@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from cuirass.detect import digest as D
 from cuirass.detect.digest import Digest
 from cuirass.detect.evidence import clip, rate_llr
-from cuirass.detect.signals.base import Context, DecayedRate, Signal, rate_consistency, register
+from cuirass.detect.signals.base import Context, DecayedRate, Signal, rate_consistency, rate_consistency_many, register
 
 MAX_TOKEN_VALUES = 16  # distinct max_tokens values remembered per account
 
@@ -53,6 +55,8 @@ class ProbingSignal(Signal):
             seen = state.max_tokens
             if d.max_tokens in seen or len(seen) < MAX_TOKEN_VALUES:
                 seen[d.max_tokens] = seen.get(d.max_tokens, 0) + 1
+        if not state.distribution.hits and not state.multi.hits and not state.greedy.hits and len(state.max_tokens) < 6:
+            return 0.0  # the common case, without building a summary
         return self._evidence(self.summary(state))
 
     def summary(self, state: ProbeState) -> Sequence[float]:
@@ -89,6 +93,13 @@ class ProbingSignal(Signal):
     def consistency(self, member: Sequence[float], pooled: Sequence[float]) -> float:
         return sum(clip(rate_consistency(member[2 * i], member[2 * i + 1], pooled[2 * i], pooled[2 * i + 1], p0), 0.5, hi)
                    for i, (_, p0, hi) in enumerate(_RATES))
+
+    def consistency_many(self, members: np.ndarray, pooled: Sequence[float]) -> np.ndarray:
+        total = np.zeros(len(members))
+        for i, (_, p0, hi) in enumerate(_RATES):
+            total += rate_consistency_many(members[:, 2 * i], members[:, 2 * i + 1], pooled[2 * i], pooled[2 * i + 1],
+                                           p0, 0.5, hi)
+        return total
 
     def explain(self, state: ProbeState) -> str:
         return self._describe(self.summary(state))

@@ -22,7 +22,7 @@ from cuirass.detect.signals.base import Context, DecayedRate, RateSignal, regist
 from cuirass.detect.signals.elicitation import TASK_WORDS
 
 KEEP = 48          # template keys kept per account (most frequent, then most recent)
-LINKED_KEYS = 12   # of which offered as linking features
+LINKED_KEYS = 8    # of which offered as linking features
 KEEP_SYSTEM = 4
 
 

@@ -5,8 +5,9 @@ match depends only on the member words and on guards that look at unchanged neig
 window's context is the previous word that is not itself part of a choice point.
 
 A window is `class id | context`: the unit the keyed function sees. For most classes the context
-is the previous non-choice word (more independent windows per text); for spellings and hyphens
-it is empty, so a text spells a word one way throughout.
+is the two previous words that are not choice points (so windows rarely recur across answers, and
+per-answer p-values under one key behave independently); for spellings and hyphens it is empty,
+so a text spells a word one way throughout.
 """
 
 from __future__ import annotations
@@ -91,21 +92,21 @@ class Finder:
             gaps = {g: (conj, comma) for g, conj, comma in serial.serial_gaps(tokens, spans)}
         ends = dict(invisible.sentence_ends(tokens)) if invisible.GROUP in self.groups else {}
         out: list[Choice] = []
-        last_word, before = "^", "^"  # context: the previous words that are not part of a choice point
+        before, last = "^", "^"  # context: the two previous words that are not part of a choice point
         for idx, tok in enumerate(tokens):
             if idx in starts:
                 first, end, m, _ = starts[idx]
-                out.append(self._choice(text, tokens, first, end, m, before + " " + last_word, curly))
+                out.append(self._choice(text, tokens, first, end, m, f"{before} {last}", curly))
             elif tok.start in gaps and idx not in covered:
                 conj, comma = gaps[tok.start]
-                window = f"{serial.GROUP}:serial {text[conj:conj + 3].strip()}|{before} {last_word}"
+                window = f"{serial.GROUP}:serial {text[conj:conj + 3].strip()}|{before} {last}"
                 out.append(Choice(window, 2, int(comma), tok.start, conj, (" ", ", ")))
             elif tok.end in ends and tok.text in ".!?":
                 joined = ends[tok.end]
-                window = f"{invisible.GROUP}:joiner|{last_word}"
+                window = f"{invisible.GROUP}:joiner|{before} {last}"
                 out.append(Choice(window, 2, int(joined), tok.end, tok.end + joined, ("", invisible.JOINER)))
             elif tok.kind == WORD and idx not in covered:
-                before, last_word = last_word, "a" if tok.norm == "an" else tok.norm
+                before, last = last, "a" if tok.norm == "an" else tok.norm
         return out
 
     def _match(self, text: str, tokens: list[Token], i: int) -> tuple[int, int, Member, Around] | None:

@@ -23,6 +23,7 @@ from scipy.stats import binom
 
 from cuirass.respond.watermark.choices import Finder, iter_windows
 from cuirass.respond.watermark.keyed import GAMMA, keyed_uniform, n_green, n_units, window_bits
+from cuirass.respond.watermark.stopwindows import STOP_WINDOWS
 
 Unit = tuple[str, int, int]  # (window, variant the text uses, number of variants k)
 
@@ -46,9 +47,14 @@ class WatermarkResult:
         return (self.n_green - GAMMA * self.n_scored) / math.sqrt(self.n_scored * GAMMA * (1 - GAMMA))
 
 
-def units(text: str, finder: Finder | None = None) -> tuple[Unit, ...]:
-    """The scoring units of a text: one per distinct window, in text order. Key independent: do once."""
-    return tuple((c.window, c.variant, c.k) for c in iter_windows((finder or _DEFAULT).choices(text)))
+def units(text: str, finder: Finder | None = None, stop: frozenset[str] = STOP_WINDOWS) -> tuple[Unit, ...]:
+    """The scoring units of a text: one per distinct window, in text order. Key independent: do once.
+
+    `stop`: windows left out (by default those common across answers, see stopwindows.py); pass an
+    empty set when merging a corpus, where each window counts once anyway.
+    """
+    chosen = iter_windows((finder or _DEFAULT).choices(text))
+    return tuple((c.window, c.variant, c.k) for c in chosen if c.window not in stop)
 
 
 def merge(groups: Iterable[Sequence[Unit]]) -> tuple[Unit, ...]:

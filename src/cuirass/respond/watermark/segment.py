@@ -6,7 +6,9 @@ addresses, paths and dotted names, LaTeX/dollar maths, quoted strings, brace/bra
 `BARRIER` token, so no substitution starts, ends or spans inside it. Digits are never words, so
 numbers are never rewritten either.
 
-The tokens tile the text exactly: joining their `text` gives the input back.
+The tokens tile the text exactly: joining their `text` gives the input back. The spans must be the
+same before and after watermarking, so no rule depends on a length or a ratio that a rewrite of the
+surrounding words could change (quotes and tags end at the line, code-like lines count characters).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ _URL = re.compile(r"\b(?:https?|ftp|file)://[^\s<>\"'`]+|\bwww\.[^\s<>\"'`]+|[\w
 _PATHISH = re.compile(r"[^\s\"'“”‘’()]*[/\\][^\s\"'“”‘’()]*")
 _DOTTED = re.compile(r"\b\w+(?:\.\w+)+\b")
 _MATH = re.compile(r"\$\$.+?\$\$|\\\[.+?\\\]|\\\(.+?\\\)|\$[^\s$][^$\n]*?\$|\\[A-Za-z]+(?:\{[^}\n]*\})*", re.S)
-_QUOTED = re.compile(r"\"[^\"\n]{0,400}\"|“[^”\n]{0,400}”|«[^»\n]{0,400}»|(?<![\w'’])['‘](?:[^'‘’\n]|(?<=\w)['’](?=\w)){1,200}?['’](?![\w'’])")
-_HTML = re.compile(r"</?[A-Za-z][^<>\n]{0,300}>|&[#\w]+;")
+_QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»|(?<![\w'’])['‘](?:[^'‘’\n]|(?<=\w)['’](?=\w))+?['’](?![\w'’])")
+_HTML = re.compile(r"</?[A-Za-z][^<>\n]*>|&[#\w]+;")
 _TABLE_ROW = re.compile(r"^[^\n]*\|[^\n]*\|[^\n]*$", re.M)
 _TOKEN = re.compile(r"(?P<W>[A-Za-z]+(?:['’][A-Za-z]+)*)|(?P<N>\s*\n\s*)|(?P<S>[^\S\n]+)|(?P<O>[0-9]+)|(?P<P>.)", re.S)
 

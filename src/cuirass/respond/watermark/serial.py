@@ -13,7 +13,7 @@ from __future__ import annotations
 from cuirass.respond.watermark.segment import WORD, Token
 
 GROUP = "punctuation"
-MAX_ITEM_WORDS = 5
+MAX_ITEM_WORDS = 4
 INTRO = frozenset("including include includes included like namely especially particularly are were is "
                   "was".split())
 STOP = frozenset("which who whom whose where when while although though because if since that unless whereas "
@@ -48,7 +48,9 @@ def _introduced(words: list[str]) -> bool:
 
 
 def _item_ok(words: list[str]) -> bool:
-    return 0 < len(words) <= MAX_ITEM_WORDS and words[-1] not in STOP and "and" not in words and "or" not in words
+    """A plausible list item: short, not a clause, and not itself where a list starts ("such as A")."""
+    return (0 < len(words) <= MAX_ITEM_WORDS and words[-1] not in STOP and "and" not in words and "or" not in words
+            and not any(w in INTRO or w == "as" or w.startswith("connective:") for w in words))
 
 
 def serial_gaps(tokens: list[Token], matches: dict[int, tuple[int, str]]) -> list[tuple[int, int, bool]]:

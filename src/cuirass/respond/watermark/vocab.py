@@ -195,8 +195,8 @@ def _phrases() -> list[WordClass]:
         klass("phrase", "could be / might be / may be", guard=g(next_word=True)),
         klass("phrase", "as well as / along with", guard=g(next_in=DET)),
         klass("phrase", "if / whether", guard=g(prev_in=frozenset(
-            "check checks checking see determine determines determining know ask asked wonder decide test verify "
-            "unsure".split()), next_word=True)),
+            "check checks checking see determine determines determining wonder decide test verify unsure".split()),
+            next_word=True)),
         klass("phrase", "but / yet", guard=g(prev_char=",", next_word=True,
                                              next_not=frozenset("also not rather instead only".split()))),
         *[klass("phrase", f"{s} want to / {s} wish to / {s}'d like to / {s} would like to",
