@@ -161,3 +161,14 @@ def test_cli_traffic(tmp_path):
     assert res.exit_code == 2 and "unknown campaign kind" in res.output
     res = runner.invoke(main, ["lab", "traffic", "--out", str(out), "--days", "0"])
     assert res.exit_code == 2
+
+
+def test_cli_detect_rejects_bad_input(tmp_path):
+    from click.testing import CliRunner
+
+    from cuirass.cli import main
+
+    runner = CliRunner()
+    for args in (["--fpr", "0"], ["--fpr", "1"], ["--campaign", "hydra:x"], ["--benign-accounts", "1"]):
+        res = runner.invoke(main, ["lab", "detect", "--quick", "--out", str(tmp_path), *args])
+        assert res.exit_code == 2 and "Invalid value" in res.output, args

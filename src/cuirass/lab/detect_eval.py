@@ -137,8 +137,8 @@ def run(config: EvalConfig, out_dir: str | Path, honeypot_python: str | None = N
     python = honeypot.python_path(honeypot_python)
     peer_note = None
     if python is None:
-        peer_note = ("honeypotllm not installed "
-                     "(python -m venv .venv-peers/honeypotllm && .venv-peers/honeypotllm/bin/pip install honeypotllm greenlet)")
+        peer_note = ("honeypotllm not installed (python -m venv .venv-peers/honeypotllm && "
+                     ".venv-peers/honeypotllm/bin/pip install honeypotllm greenlet)")
         say(f"skipping peer: {peer_note}")
     else:
         say("scoring the same traffic with honeypotllm ...")
