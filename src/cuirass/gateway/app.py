@@ -26,6 +26,7 @@ from cuirass.gateway.exchange import Exchange
 from cuirass.gateway.ratelimit import RateLimiter
 from cuirass.gateway.routing import ModelRegistry
 from cuirass.keyring import Keyring
+from cuirass.prove.epochs import EpochStore
 from cuirass.respond.canary_ledger import CanaryLedger
 from cuirass.respond.responder import Responder
 from cuirass.verdicts.store import VerdictCache, VerdictStore
@@ -59,6 +60,7 @@ class Gateway:
         self.keyring = Keyring.for_data_dir(settings.data_dir, settings.policy.n_cohorts)
         self.responder = Responder(settings.policy, self.keyring)
         self.canaries = CanaryLedger(self.engine)
+        self.epochs = EpochStore(self.engine)
         self.principal_ttfb: dict[str, float] = {}  # EWMA seconds to the first byte, per model (decoy pacing)
         self.models = ModelRegistry(settings)
         if settings.admin_key is not None:
@@ -74,8 +76,13 @@ class Gateway:
     async def start(self) -> None:
         self.writer.start()
         await self.models.start()
-        await asyncio.to_thread(self.verdict_cache.refresh)
+        await asyncio.to_thread(self._refresh_state)
         self._refresher = asyncio.create_task(self._refresh_verdicts())
+
+    def _refresh_state(self) -> None:
+        """What the hot path reads from the shared store: verdicts and the key epoch in force."""
+        self.verdict_cache.refresh()
+        self.responder.epoch = self.epochs.current().epoch
 
     async def _refresh_verdicts(self) -> None:
         """Keep the hot path's verdict map fresh (the detection service writes the store), and write the
@@ -83,7 +90,7 @@ class Gateway:
         while True:
             await asyncio.sleep(self.settings.detection.refresh_s)
             try:
-                await asyncio.to_thread(self.verdict_cache.refresh)
+                await asyncio.to_thread(self._refresh_state)
             except Exception:  # noqa: BLE001 - a failed refresh keeps the previous map
                 log.warning("verdict refresh failed; keeping the previous verdicts", exc_info=True)
             await self._write_canaries()

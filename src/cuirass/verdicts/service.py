@@ -20,6 +20,7 @@ from cuirass.config import DetectionConfig
 from cuirass.detect.engine import Detector
 from cuirass.events.record import ANONYMOUS, Event
 from cuirass.events.store import events_table
+from cuirass.prove.cohorts import checkpoint
 from cuirass.verdicts.store import VerdictStore
 
 log = logging.getLogger("cuirass.detect.service")
@@ -83,13 +84,18 @@ class DetectionService:
         return {"account": account, "score": round(v.score, 6), "flagged": v.flagged, "reasons": list(v.reasons),
                 "campaign": v.campaign, "first_flagged_ts": v.first_flagged_ts}
 
-    def run(self, stop: threading.Event) -> None:
-        """Tail the log until `stop` is set."""
+    def run(self, stop: threading.Event, checkpoint_every_s: float = 300.0) -> None:
+        """Tail the log until `stop` is set; every `checkpoint_every_s`, record cohort moves and the
+        defenses applied in the tamper-evident audit log."""
         self.warm_start()
         log.info("detection service started at event seq %d", self.last_seq)
+        next_checkpoint = time.monotonic() + checkpoint_every_s
         while not stop.is_set():
             try:
                 n = self.step()
+                if time.monotonic() >= next_checkpoint:
+                    checkpoint(self.engine)
+                    next_checkpoint = time.monotonic() + checkpoint_every_s
             except sa.exc.SQLAlchemyError as exc:
                 log.warning("detection service: store unavailable (%s); retrying", type(exc).__name__)
                 n = 0

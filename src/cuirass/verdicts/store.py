@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cuirass.db import metadata
+from cuirass.prove.audit_log import AuditLog
 
 OVERRIDES = ("flag", "clear", "allowlist")
 CLEAR_MARGIN = 0.1  # how far above its cleared score an account must rise to be flagged again
@@ -104,6 +105,7 @@ def _row(r: Any) -> dict[str, Any]:
 class VerdictStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self.audit = AuditLog(engine)  # overrides are recorded in the tamper-evident log
 
     # -- written by the detection service -----------------------------------------------------
     def put_auto(self, rows: Iterable[dict[str, Any]]) -> int:
@@ -136,6 +138,8 @@ class VerdictStore:
             conn.execute(overrides_table.insert().values(
                 account=account, verdict=verdict, by=by, reason=reason,
                 score_at=float(auto["score"]) if auto else 0.0, ts=time.time()))
+            self.audit.append("verdict_override", {"account": account, "verdict": verdict, "by": by,
+                                                   "reason": reason}, conn=conn)  # both or neither
         return self.get(account)
 
     def history(self, account: str) -> list[dict[str, Any]]:

@@ -1,0 +1,12 @@
+"""Prove: evidence that a suspect model learned from our outputs, and through which accounts.
+
+- epochs.py      key epochs and rotation (keys themselves are derived: keyring.py)
+- keys.py        the (purpose, cohort, epoch) keys an audit tests, and their public commitments
+- cohorts.py     who was in which cohort when (from the event log); cohort moves; checkpoints
+- corpus.py      reading and hashing a suspect corpus
+- channels.py    watermark channels (text level; token level when the local engine provides it)
+- correction.py  Holm-Bonferroni across all keys; KS uniformity check of a control
+- texts.py       `cuirass audit texts`: pooled exact tests -> corrected -> implicated cohorts -> accounts
+- plots.py, report.py   the evidence report (JSON and self-contained HTML)
+- audit_log.py   the hash-chained, tamper-evident log of security-relevant events
+"""

@@ -1,0 +1,96 @@
+"""Who was in which cohort, when: read back from the event log, and recorded in the audit log.
+
+A regular cohort is a keyed hash of the account (`Keyring.cohort_of`), so it is derivable; a suspect is
+moved to a honeypot cohort (`hNNN`) by the policy. Every event whose answer was keyed (watermark,
+canary, ...) carries its `cohort`, so the event log itself says which accounts received text under
+which cohort key in which time span; `members` answers that, `moves` lists the changes of cohort, and
+`checkpoint` writes the moves and the defenses applied since the last checkpoint to the audit log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import Any
+
+import sqlalchemy as sa
+
+from cuirass.events.store import events_table
+from cuirass.prove.audit_log import AuditLog
+
+
+def cohort_names(n_cohorts: int, n_honeypot: int) -> list[str]:
+    """Every cohort a key can belong to: regular c000.. then honeypot h000.. (as in responder.py)."""
+    return [f"c{i:03d}" for i in range(n_cohorts)] + [f"h{i:03d}" for i in range(n_honeypot)]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Member:
+    account: str
+    cohort: str
+    first_ts: float
+    last_ts: float
+    n_events: int  # keyed answers this account received under the cohort in the span
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def members(engine: sa.Engine, cohort: str | None = None, start: float | None = None,
+            end: float | None = None) -> list[Member]:
+    """Accounts that received answers keyed to `cohort` (all cohorts when None) with start <= ts < end."""
+    ev = events_table.c
+    q = (sa.select(ev.account, ev.cohort, sa.func.min(ev.ts), sa.func.max(ev.ts), sa.func.count())
+         .where(ev.cohort.isnot(None)).group_by(ev.account, ev.cohort).order_by(ev.cohort, ev.account))
+    if cohort is not None:
+        q = q.where(ev.cohort == cohort)
+    if start is not None:
+        q = q.where(ev.ts >= start)
+    if end is not None:
+        q = q.where(ev.ts < end)
+    with engine.connect() as conn:
+        return [Member(a, c, float(lo), float(hi), int(n)) for a, c, lo, hi, n in conn.execute(q)]
+
+
+def moves(engine: sa.Engine, after_seq: int = 0) -> list[dict[str, Any]]:
+    """Changes of cohort in event order: an account keyed to one cohort, then to another.
+
+    A first keyed event in a honeypot cohort counts as a move (from the account's derivable regular
+    cohort); a first event in a regular cohort is an assignment and is not listed. One pass with a
+    window function over the keyed events (LAG per account); `after_seq` keeps moves after that event.
+    """
+    ev = events_table.c
+    prev = sa.func.lag(ev.cohort).over(partition_by=ev.account, order_by=ev.seq).label("prev")
+    sub = sa.select(ev.seq, ev.ts, ev.account, ev.cohort, prev).where(ev.cohort.isnot(None)).subquery()
+    q = (sa.select(sub).where(sub.c.seq > after_seq)
+         .where(sa.or_(sa.and_(sub.c.prev.is_(None), sub.c.cohort.like("h%")),
+                       sa.and_(sub.c.prev.isnot(None), sub.c.prev != sub.c.cohort)))
+         .order_by(sub.c.seq))
+    with engine.connect() as conn:
+        return [{"seq": r.seq, "ts": r.ts, "account": r.account, "from": r.prev, "to": r.cohort}
+                for r in conn.execute(q)]
+
+
+def checkpoint(engine: sa.Engine, log: AuditLog | None = None) -> dict[str, Any]:
+    """Append the cohort moves and a count of defenses applied since the last checkpoint (batch job).
+
+    The record also carries the event log's last seq, so each checkpoint covers a disjoint range.
+    """
+    log = log or AuditLog(engine)
+    last = log.last("checkpoint")
+    after = int(last["data"]["through_seq"]) if last else 0
+    ev = events_table.c
+    with engine.connect() as conn:
+        through = conn.execute(sa.select(sa.func.max(ev.seq))).scalar() or after
+        rows = conn.execute(sa.select(ev.cohort, ev.actions).where(ev.seq > after, ev.seq <= through)).all()
+    applied: Counter[str] = Counter()
+    for cohort, actions in rows:
+        for a in actions or []:
+            applied[f"{a}@{cohort or '-'}"] += 1
+    found = [m for m in moves(engine, after) if m["seq"] <= through]
+    for m in found:
+        log.append("cohort_move", m)
+    data = {"after_seq": after, "through_seq": int(through), "events": len(rows), "moves": len(found),
+            "defenses_applied": dict(sorted(applied.items()))}
+    log.append("checkpoint", data)
+    return data
