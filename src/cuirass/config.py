@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cuirass.respond.policy import PolicyConfig
@@ -30,14 +30,29 @@ class _Section(BaseModel):
 
 
 class UpstreamConfig(_Section):
-    """An OpenAI-compatible server the gateway forwards to."""
+    """Where answers come from: an OpenAI-compatible server (`http`), or a Hugging Face causal LM
+    served in-process from a local directory (`local`, needs the `engine` extra)."""
 
-    base_url: str
+    type: Literal["http", "local"] = "http"
+    base_url: str | None = None  # http: the server's /v1 URL
     model: str | None = None  # the upstream's served name; defaults to the public name
     api_key: SecretStr | None = None
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 300.0  # longest silence allowed between bytes of a response
     max_connections: int = 512
+    path: str | None = None  # local: model directory (config, weights, tokenizer); "builtin:NAME" = shipped model
+    device: str = "auto"  # local: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ...
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # local: auto = float32 on CPU
+    max_concurrency: int = Field(default=1, ge=1)  # local: generations run at once; more wait their turn
+    threads: int | None = Field(default=None, ge=1)  # local: torch CPU threads; None = torch's default
+
+    @model_validator(mode="after")
+    def _where(self) -> UpstreamConfig:
+        if self.type == "http" and not self.base_url:
+            raise ValueError("an http upstream needs base_url")
+        if self.type == "local" and not self.path:
+            raise ValueError("a local upstream needs path (a Hugging Face model directory)")
+        return self
 
 
 class ModelConfig(_Section):

@@ -15,7 +15,8 @@ from typing import IO, Any
 import orjson
 
 ANONYMOUS = "anonymous"  # the account of a request that never authenticated
-ACTIONS = ("pass", "watermark", "strip_reasoning", "decoy", "perturb", "canary", "throttle", "block")
+ACTIONS = ("pass", "watermark", "strip_reasoning", "decoy", "perturb", "canary", "throttle", "block", "logit_watermark",
+           "antidistill")
 
 
 @dataclasses.dataclass(slots=True)

@@ -20,7 +20,7 @@ from cuirass.gateway.routing import Route
 from cuirass.gateway.sse import DONE, SSEResponse, frame
 from cuirass.gateway.validate import validate_request
 from cuirass.respond.apply import rewrite_stream, rewrite_whole
-from cuirass.respond.responder import Plan
+from cuirass.respond.responder import LOGIT_ACTIONS, Plan
 from cuirass.upstream import Upstream, UpstreamError
 
 if TYPE_CHECKING:
@@ -82,7 +82,9 @@ def _plan(gw: Gateway, ex: Exchange, route: Route) -> Plan | None:
         return None
     plan = gw.responder.plan(decision, account=acc.id, model=route.name, endpoint=ex.endpoint,
                              prompt=ex.prompt_text(), verdict=verdict)
-    ex.actions = tuple(a for a in plan.actions if a != "decoy" or route.decoy is not None)
+    serving = route.decoy if plan.decoy and route.decoy is not None else route.principal
+    ex.actions = tuple(a for a in plan.actions if (a != "decoy" or route.decoy is not None)
+                       and (a not in LOGIT_ACTIONS or serving.runs_processors))
     ex.action = ex.actions[0] if ex.actions else "pass"
     ex.cohort = plan.cohort
     refuse = {"x-should-retry": "false"}  # tell SDKs not to retry a defensive refusal automatically
@@ -150,7 +152,8 @@ async def _complete(
 ) -> Response:
     ex.upstream_started()
     try:
-        resp = await _unless_disconnected(request, _paced(gw, ex, route, upstream.complete(ex.endpoint, upstream_body)))
+        resp = await _unless_disconnected(request, _paced(gw, ex, route, upstream.complete(
+            ex.endpoint, upstream_body, processors=plan.processors if plan is not None else None)))
     except ClientGone:
         ex.status, ex.error = 499, "client disconnected before the response"
         gw.finish(ex)
@@ -205,7 +208,7 @@ async def _stream(
     # Always ask for usage upstream: token limits and the event log need it; strip it if not wanted.
     upstream_body["stream_options"] = {**client_opts, "include_usage": True}
     ex.upstream_started()
-    chunks = upstream.stream(ex.endpoint, upstream_body)
+    chunks = upstream.stream(ex.endpoint, upstream_body, processors=plan.processors if plan is not None else None)
     try:
         first = await _paced(gw, ex, route, chunks.__anext__())  # upstream refusals become HTTP errors here
     except StopAsyncIteration:

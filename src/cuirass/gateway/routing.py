@@ -8,6 +8,7 @@ import time
 from cuirass.config import ModelConfig, Settings, UpstreamConfig
 from cuirass.gateway.errors import APIError
 from cuirass.upstream import HTTPUpstream, Upstream, UpstreamError
+from cuirass.upstream.local import LocalUpstream
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -23,20 +24,23 @@ class ModelRegistry:
     DISCOVERY_REFRESH_S = 10.0
 
     def __init__(self, settings: Settings) -> None:
-        self._upstreams: dict[str, HTTPUpstream] = {}
+        self._upstreams: dict[str, Upstream] = {}
         self._routes: dict[str, Route] = {}
-        self._discovery: HTTPUpstream | None = None
+        self._discovery: Upstream | None = None
         self._discovered_at = 0.0
         for m in settings.models:
             self._routes[m.name] = self._route(m)
         if settings.upstream:
             self._discovery = self._upstream(UpstreamConfig(base_url=settings.upstream))
 
-    def _upstream(self, cfg: UpstreamConfig) -> HTTPUpstream:
-        """One pooled client per distinct upstream configuration."""
+    def _upstream(self, cfg: UpstreamConfig) -> Upstream:
+        """One pooled client (or one loaded local model) per distinct upstream configuration."""
         key = cfg.model_dump_json(exclude={"model"}) + (cfg.api_key.get_secret_value() if cfg.api_key else "")
         if key not in self._upstreams:
-            self._upstreams[key] = HTTPUpstream(cfg.base_url, cfg)
+            if cfg.type == "local":
+                self._upstreams[key] = LocalUpstream(str(cfg.path), cfg)
+            else:
+                self._upstreams[key] = HTTPUpstream(str(cfg.base_url), cfg)
         return self._upstreams[key]
 
     def _route(self, m: ModelConfig) -> Route:

@@ -21,7 +21,8 @@ from cuirass.events.record import ACTIONS
 from cuirass.verdicts.store import AccountVerdict
 
 TERMINAL = ("block", "throttle")  # actions that answer instead of the model
-Action = Literal["watermark", "strip_reasoning", "decoy", "perturb", "canary", "throttle", "block"]
+Action = Literal["watermark", "strip_reasoning", "decoy", "perturb", "canary", "throttle", "block", "logit_watermark",
+                 "antidistill"]  # the last two act during sampling: local upstreams only
 
 
 class _Section(BaseModel):

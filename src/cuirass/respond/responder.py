@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -11,10 +12,13 @@ from typing import Any
 from cuirass.config import ConfigError
 from cuirass.keyring import Keyring
 from cuirass.respond.base import DEFENSES, DefenseContext, TextDefense
+from cuirass.respond.logit.base import LOGIT_DEFENSES, LogitDefense
 from cuirass.respond.policy import Decision, Policy, PolicyConfig
+from cuirass.upstream.base import ProcessorFactory
 from cuirass.verdicts.store import AccountVerdict
 
 GATEWAY_ACTIONS = ("decoy", "throttle", "block")  # carried out by the gateway itself, not by rewriting text
+LOGIT_ACTIONS = ("logit_watermark", "antidistill")  # carried out while sampling: only by an upstream that runs processors
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -27,6 +31,7 @@ class Plan:
     decoy: bool
     throttle: bool
     block: bool
+    processors: tuple[ProcessorFactory, ...] = ()  # logit-level defenses, for an upstream that runs them
 
     @property
     def label(self) -> str:
@@ -40,9 +45,12 @@ def _load_defenses() -> None:
     import pkgutil
 
     import cuirass.respond.defenses as pkg
+    import cuirass.respond.logit as logit
 
     for mod in pkgutil.iter_modules(pkg.__path__):
         importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    for mod in pkgutil.iter_modules(logit.__path__):
+        importlib.import_module(f"{logit.__name__}.{mod.name}")
 
 
 class Responder:
@@ -51,14 +59,18 @@ class Responder:
         self.policy = Policy(config)
         self.keyring = keyring
         self.config = config
+        self.epoch = 0  # the key epoch in force; the gateway refreshes it from the epoch store
         used = {a for b in config.bands for a in b.actions} | set(config.default_actions)
         for o in (*config.models.values(), *config.orgs.values()):
             used |= {a for b in (o.bands or []) for a in b.actions} | set(o.default_actions or [])
-        missing = sorted(a for a in used if a not in GATEWAY_ACTIONS and a not in DEFENSES)
+        missing = sorted(a for a in used if a not in GATEWAY_ACTIONS and a not in DEFENSES and a not in LOGIT_DEFENSES)
         if missing:
             raise ConfigError(f"the policy uses actions with no implementation: {', '.join(missing)}")
         self.defenses: dict[str, TextDefense] = {
             name: DEFENSES[name](**config.options.get(name, {})) for name in sorted(used) if name in DEFENSES
+        }
+        self.logit_defenses: dict[str, LogitDefense] = {
+            name: LOGIT_DEFENSES[name](**config.options.get(name, {})) for name in sorted(used) if name in LOGIT_DEFENSES
         }
 
     def cohort(self, account: str, verdict: AccountVerdict | None, honeypot: bool) -> str:
@@ -89,18 +101,23 @@ class Responder:
         if text_steps:
             steps = [(self.defenses[a], DefenseContext(account=account, cohort=cohort, prompt=prompt,
                                                        endpoint=endpoint, model=model,
-                                                       key=self.keyring.key(a, cohort))) for a in text_steps]
+                                                       key=self.keyring.key(a, cohort, self.epoch))) for a in text_steps]
 
             def rewrite(text: str) -> str:
                 for defense, ctx in steps:
                     text = defense.transform(text, ctx)
                 return text
 
+        processors = tuple(
+            functools.partial(self.logit_defenses[a].processor,
+                              DefenseContext(account=account, cohort=cohort, prompt=prompt, endpoint=endpoint,
+                                             model=model, key=self.keyring.key(a, cohort, self.epoch)))
+            for a in acts if a in self.logit_defenses)
         throttle = "throttle" in acts and self.keyed_fraction("throttle", account, prompt) < float(
             self.option("throttle", "fraction", 1.0))
         carried = tuple(a for a in acts if a != "throttle" or throttle)
         return Plan(decision, carried, cohort, rewrite, "strip_reasoning" in acts, "decoy" in acts, throttle,
-                    "block" in acts)
+                    "block" in acts, processors)
 
     def option(self, action: str, name: str, default: Any) -> Any:
         return self.config.options.get(action, {}).get(name, default)

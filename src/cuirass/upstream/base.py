@@ -1,9 +1,15 @@
-"""The interface every upstream implements (remote HTTP today; a local engine later)."""
+"""The interface every upstream implements: a remote OpenAI-compatible server, or the local engine."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
+
+# A logits processor acts during sampling: (input_ids [1, L], scores [1, V]) -> scores, torch tensors,
+# like transformers' LogitsProcessor. The policy picks them per request, before the upstream is known,
+# so it hands over factories: the upstream builds each processor with its own tokenizer.
+LogitsProcessor = Callable[[Any, Any], Any]
+ProcessorFactory = Callable[[Any], LogitsProcessor]  # tokenizer -> processor
 
 
 class UpstreamError(Exception):
@@ -19,6 +25,7 @@ class UpstreamError(Exception):
 
 class Upstream(Protocol):
     name: str
+    runs_processors: bool  # whether `processors` take effect (only an engine that samples can apply them)
 
     async def start(self) -> None: ...
 
@@ -26,11 +33,13 @@ class Upstream(Protocol):
 
     async def list_models(self) -> list[str]: ...
 
-    async def complete(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def complete(self, endpoint: str, body: dict[str, Any], *,
+                       processors: Sequence[ProcessorFactory] | None = None) -> dict[str, Any]:
         """A whole (non-streaming) response object; raises UpstreamError."""
         ...
 
-    def stream(self, endpoint: str, body: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+    def stream(self, endpoint: str, body: dict[str, Any], *,
+               processors: Sequence[ProcessorFactory] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
         """Opens the stream (raising UpstreamError before the first chunk if the upstream refuses),
         then yields the SSE chunk objects in batches (all that arrived together); raises UpstreamError
         if the stream breaks before `[DONE]`."""

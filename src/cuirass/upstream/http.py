@@ -8,18 +8,21 @@ aiohttp rather than httpx: through one pooled client at concurrency 32 on this 2
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aiohttp
 import orjson
 
 from cuirass.config import UpstreamConfig
-from cuirass.upstream.base import UpstreamError
+from cuirass.upstream.base import ProcessorFactory, UpstreamError
 
 
 class HTTPUpstream:
+    runs_processors = False  # a remote server samples by itself: logits processors cannot reach it
+
     def __init__(self, name: str, config: UpstreamConfig) -> None:
+        assert config.base_url is not None
         self.name = name
         self.base_url = config.base_url.rstrip("/")
         self.config = config
@@ -60,7 +63,8 @@ class HTTPUpstream:
         except (KeyError, TypeError):
             raise UpstreamError("protocol", "upstream /models answer is not an OpenAI model list") from None
 
-    async def complete(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def complete(self, endpoint: str, body: dict[str, Any], *,
+                       processors: Sequence[ProcessorFactory] | None = None) -> dict[str, Any]:
         try:
             async with self.session.post(
                 self.base_url + endpoint.removeprefix("/v1"), data=orjson.dumps(body), headers=self._headers
@@ -69,7 +73,8 @@ class HTTPUpstream:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise _translate(exc) from None
 
-    async def stream(self, endpoint: str, body: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+    async def stream(self, endpoint: str, body: dict[str, Any], *,
+                     processors: Sequence[ProcessorFactory] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
         """Yield the SSE chunk objects in batches: every complete event that one network read brought.
 
         Batching lets the gateway relay a burst of chunks in one write instead of one write each.

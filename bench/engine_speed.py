@@ -1,0 +1,127 @@
+"""Local engine speed (issue 5): tokens/s with no logits processor and with `logit_watermark`.
+
+    .venv/bin/python bench/engine_speed.py            # writes the "Local engine (issue 5)" section of BENCHMARKS.md
+    .venv/bin/python bench/engine_speed.py --quick    # fewer runs, prints only
+
+Measures the engine itself (cuirass.engine.generate.run_choice: forward pass with KV cache,
+processors, sampling, incremental detokenisation), one request at a time, on the tiny random GPT-2
+of the tests and, when it is shipped, the built-in reference model. Also the processor's own cost
+per token at the reference vocabulary and at GPT-2's 50,257 tokens, to show how it scales.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+from cuirass.engine.generate import run_choice  # noqa: E402
+from cuirass.engine.loader import load_model, resolve_path  # noqa: E402
+from cuirass.engine.params import parse  # noqa: E402
+from cuirass.engine.tiny import write_tiny_model  # noqa: E402
+from cuirass.respond.logit.watermark import GreenListProcessor  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTION = "## Local engine (issue 5)"
+KEY = bytes(range(32))
+
+
+def tokens_per_s(lm: Any, runs: int, max_tokens: int) -> tuple[float, float]:
+    """Median tokens/s (prompt pass included) without and with the watermark; the two alternate run by run
+    with the same seeds, so load from other jobs on the machine hits both alike."""
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for seed in range(runs):
+        req = parse(lm, "/v1/completions", {"prompt": "Tom has 3 apples and buys 4 more.", "max_tokens": max_tokens,
+                                            "seed": seed, "temperature": 1.0})
+        for with_wm in (False, True):
+            procs = [GreenListProcessor(KEY, 0.25, 2.0, 2)] if with_wm else []
+            t = time.perf_counter()
+            c = run_choice(lm, req, 0, procs, threading.Event())
+            rates[with_wm].append(len(c.token_ids) / (time.perf_counter() - t))
+    return statistics.median(rates[False]), statistics.median(rates[True])
+
+
+def processor_us(vocab: int, n: int = 300) -> float:
+    """Microseconds per call of the watermark processor alone, for a vocabulary of this size."""
+    proc = GreenListProcessor(KEY, 0.25, 2.0, 2)
+    scores = torch.zeros(1, vocab)
+    ids = torch.randint(0, vocab, (1, 64))
+    proc(ids, scores)
+    t = time.perf_counter()
+    for i in range(n):
+        ids[0, -1] = i
+        proc(ids, scores)
+    return (time.perf_counter() - t) / n * 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    runs, max_tokens = (3, 100) if args.quick else (7, 200)
+    models: list[tuple[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        models.append(("tiny random GPT-2 (tests)", load_model(str(write_tiny_model(tmp)), device="cpu")))
+        if (resolve_path("builtin:reference") / "config.json").is_file():
+            models.append(("built-in reference model", load_model("builtin:reference", device="cpu")))
+        rows = []
+        for label, lm in models:
+            params = sum(p.numel() for p in lm.model.parameters())
+            tokens_per_s(lm, 1, 20)  # warm-up
+            base, wm = tokens_per_s(lm, runs, max_tokens)
+            rows.append((label, params, lm.vocab_size, base, wm))
+            print(f"{label}: {base:.0f} tok/s plain, {wm:.0f} tok/s with logit_watermark", file=sys.stderr)
+    us = {v: processor_us(v) for v in sorted({r[2] for r in rows} | {50257})}
+    for v, t in us.items():
+        print(f"processor alone, vocab {v}: {t:.0f} µs/token", file=sys.stderr)
+    section = render(rows, us, runs, max_tokens)
+    print(section)
+    if not args.quick:
+        write_section(ROOT / "BENCHMARKS.md", section)
+
+
+def render(rows: list[tuple[Any, ...]], us: dict[int, float], runs: int, max_tokens: int) -> str:
+    cpu = platform.processor() or platform.machine()
+    out = [SECTION, "",
+           f"`.venv/bin/python bench/engine_speed.py` on {os.cpu_count()} CPU cores ({cpu}, shared with other jobs), "
+           f"torch {torch.__version__} with {torch.get_num_threads()} threads, float32, one request at a time; "
+           f"median of {runs} generations of up to {max_tokens} tokens each, the two settings alternating with the same seeds (temperature 1, prompt pass included). "
+           "Engine only (no HTTP); the gateway adds its usual per-request overhead (see Gateway overhead). "
+           "The cores are shared with other jobs, so absolute rates vary up to ~3x between runs: compare columns within one run.", "",
+           "| model | parameters | vocabulary | no processor (tok/s) | `logit_watermark` (tok/s) | change | `antidistill` |",
+           "|---|---:|---:|---:|---:|---:|---|"]
+    for label, params, vocab, base, wm in rows:
+        out.append(f"| {label} | {params / 1e6:.2f} M | {vocab:,} | {base:.0f} | {wm:.0f} | "
+                   f"{(wm / base - 1) * 100:+.0f}% | not built yet |")
+    out += ["", "The watermark processor by itself (BLAKE2b of the context, then one vectorised splitmix64 pass "
+            "over the vocabulary and a masked add):", "",
+            "| vocabulary | µs per token |", "|---:|---:|"]
+    out += [f"| {v:,} | {t:.0f} |" for v, t in us.items()]
+    out += ["", "Setting `OMP_WAIT_POLICY=PASSIVE` before torch loads (the loader does it) matters on a shared "
+            "machine: with torch's spinning OpenMP threads a forward pass of the tiny model took ~200 ms "
+            "instead of ~3 ms when other processes were busy on the same 2 cores.", ""]
+    return "\n".join(out)
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace (or append) this benchmark's section of BENCHMARKS.md, leaving every other section alone."""
+    old = path.read_text() if path.exists() else ""
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    new = pattern.sub(lambda _: section + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(new)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The interface every logit-level defense implements, and the registry that names them.
+
+A defense gives, per request, a logits processor: `(input_ids [1, L], scores [1, V]) -> scores`
+(torch tensors, like transformers' LogitsProcessor). The policy picks the defense before it knows
+which model will answer, so the engine builds the processor with its own tokenizer. Modules here
+must not import torch at import time: the gateway runs without the engine extra.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+from cuirass.respond.base import DefenseContext
+from cuirass.upstream.base import LogitsProcessor
+
+
+class LogitDefense(abc.ABC):
+    """Subclasses set `name` and register with `@register_logit`; options come from the policy config."""
+
+    name: ClassVar[str]
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @abc.abstractmethod
+    def processor(self, ctx: DefenseContext, tokenizer: Any) -> LogitsProcessor:
+        """A fresh processor for one generation, keyed by ctx.key (the cohort's key for this defense)."""
+
+
+LOGIT_DEFENSES: dict[str, type[LogitDefense]] = {}
+
+
+def register_logit(cls: type[LogitDefense]) -> type[LogitDefense]:
+    if cls.name in LOGIT_DEFENSES:
+        raise ValueError(f"logit defense {cls.name!r} registered twice")
+    LOGIT_DEFENSES[cls.name] = cls
+    return cls

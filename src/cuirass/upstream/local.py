@@ -1,0 +1,218 @@
+"""The local engine behind the Upstream interface: same routes, same response shapes as a remote server.
+
+Generation runs in worker threads (`max_concurrency` of them; more requests wait their turn), never
+on the event loop. Streaming hands text deltas from the worker to the loop through a queue; each
+batch the gateway relays is everything that arrived together. A client that hangs up cancels its
+generation at the next token. Logits processors (chosen per request by the policy) are built with
+this model's tokenizer and run inside the sampling loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from cuirass.config import UpstreamConfig
+from cuirass.upstream.base import ProcessorFactory, UpstreamError
+
+CHAT = "/v1/chat/completions"
+_END = object()
+
+
+def _error(exc: Exception) -> UpstreamError:
+    """EngineError -> an OpenAI-style error the gateway passes on (400) or reports as a failure (5xx)."""
+    from cuirass.engine.loader import EngineError
+
+    if isinstance(exc, EngineError):
+        body = {"error": {"message": exc.message, "type": "invalid_request_error", "param": exc.param,
+                          "code": None}}
+        return UpstreamError("http", exc.message, status=exc.status, body=body)
+    return UpstreamError("protocol", f"local engine failed: {type(exc).__name__}: {exc}")
+
+
+class LocalUpstream:
+    runs_processors = True
+
+    def __init__(self, name: str, config: UpstreamConfig) -> None:
+        assert config.path is not None
+        self.name = name
+        self.config = config
+        self._pool: ThreadPoolExecutor | None = None
+        self._loading: Future[Any] | None = None  # -> cuirass.engine.loader.LoadedModel
+
+    async def start(self) -> None:
+        """Check the model is there, then load it in the background: the gateway is live at once and
+        the first requests wait for the model (the load is the first job of the worker threads)."""
+        if self._pool is not None:
+            return
+        from cuirass.engine.loader import load_model, resolve_path
+
+        if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
+            raise UpstreamError("connect", "a local upstream needs the engine extra: pip install 'cuirass[engine]'")
+        c = self.config
+        if not (resolve_path(str(c.path)) / "config.json").is_file():
+            raise UpstreamError("connect", f"local model {c.path!r}: no Hugging Face model at "
+                                           f"{resolve_path(str(c.path))} (config.json missing)")
+        self._pool = ThreadPoolExecutor(max_workers=c.max_concurrency, thread_name_prefix="cuirass-engine")
+        self._loading = self._pool.submit(load_model, str(c.path), c.device, c.dtype, c.threads)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def list_models(self) -> list[str]:
+        return [self.config.model or self.served_name]
+
+    @property
+    def served_name(self) -> str:
+        from cuirass.engine.loader import resolve_path
+
+        return resolve_path(str(self.config.path)).name
+
+    @property
+    def lm(self) -> Any:
+        """The loaded model (blocks until loaded: call from a worker thread); EngineError if it failed."""
+        from cuirass.engine.loader import EngineError
+
+        assert self._loading is not None
+        try:
+            return self._loading.result()
+        except EngineError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported with the model's path
+            raise EngineError(f"local model {self.config.path!r} could not be loaded: {exc}", status=500) from None
+
+    def _work(self, endpoint: str, body: dict[str, Any], processors: Sequence[ProcessorFactory] | None,
+              cancel: threading.Event, emit: Callable[[int, str], None] | None) -> tuple[Any, list[Any]]:
+        """In a worker thread: parse, build processors, run every choice."""
+        from cuirass.engine.generate import run_choice
+        from cuirass.engine.params import parse
+
+        lm = self.lm
+        req = parse(lm, endpoint, body)
+        choices = []
+        for i in range(req.params.n):
+            if cancel.is_set():
+                break
+            procs = [make(lm.tokenizer) for make in processors or ()]  # fresh state per choice
+            choices.append(run_choice(lm, req, i, procs, cancel, emit))
+        return req, choices
+
+    def _submit(self, *args: Any) -> asyncio.Future[Any]:
+        if self._pool is None:
+            raise UpstreamError("connect", f"local model {self.config.path!r} is not started")
+        return asyncio.get_running_loop().run_in_executor(self._pool, self._work, *args)
+
+    async def complete(self, endpoint: str, body: dict[str, Any], *,
+                       processors: Sequence[ProcessorFactory] | None = None) -> dict[str, Any]:
+        cancel = threading.Event()
+        try:
+            req, choices = await self._submit(endpoint, body, processors, cancel, None)
+        except asyncio.CancelledError:
+            cancel.set()  # the worker stops at its next token
+            raise
+        except UpstreamError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise _error(exc) from None
+        chat = endpoint == CHAT
+        out = []
+        for c in choices:
+            if chat:
+                out.append({"index": c.index, "message": {"role": "assistant", "content": c.text},
+                            "logprobs": None, "finish_reason": c.finish_reason})
+            else:
+                out.append({"index": c.index, "text": c.text, "logprobs": None, "finish_reason": c.finish_reason})
+        return {"id": _id(chat), "object": "chat.completion" if chat else "text_completion",
+                "created": int(time.time()), "model": body.get("model") or self.served_name, "choices": out,
+                "usage": _usage(req, choices)}
+
+    async def stream(self, endpoint: str, body: dict[str, Any], *,
+                     processors: Sequence[ProcessorFactory] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+        """Chunks as OpenAI sends them: role, content deltas, finish, then usage (if asked)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def put(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is gone (shutdown): nobody is listening
+                cancel.set()
+
+        fut = self._submit(endpoint, body, processors, cancel, lambda i, d: put((i, d)))
+        fut.add_done_callback(lambda f: queue.put_nowait(_END))
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if nobody listens
+        chat = endpoint == CHAT
+        rid, created, model = _id(chat), int(time.time()), body.get("model") or self.served_name
+        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(choices: list[dict[str, Any]], use: dict[str, int] | None = None) -> dict[str, Any]:
+            c: dict[str, Any] = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion",
+                                 "created": created, "model": model, "choices": choices}
+            if usage:
+                c["usage"] = use
+            return c
+
+        def part(i: int, text: str | None, finish: str | None) -> dict[str, Any]:
+            if chat:
+                return {"index": i, "delta": {} if text is None else {"content": text}, "logprobs": None,
+                        "finish_reason": finish}
+            return {"index": i, "text": text or "", "logprobs": None, "finish_reason": finish}
+
+        started: set[int] = set()
+        try:
+            while True:
+                items = [await queue.get()]
+                while not queue.empty():
+                    items.append(queue.get_nowait())
+                batch: list[dict[str, Any]] = []
+                for item in items:
+                    if item is _END:
+                        req, choices = _result(fut)  # raises the worker's error, before any chunk if early
+                        for c in choices:
+                            if chat and c.index not in started:
+                                batch.append(chunk([{"index": c.index, "delta": {"role": "assistant", "content": ""},
+                                                     "logprobs": None, "finish_reason": None}]))
+                            batch.append(chunk([part(c.index, None, c.finish_reason or "stop")]))
+                        if usage:
+                            batch.append(chunk([], _usage(req, choices)))
+                        yield batch
+                        return
+                    i, text = item
+                    if chat and i not in started:
+                        started.add(i)
+                        batch.append(chunk([{"index": i, "delta": {"role": "assistant", "content": ""},
+                                             "logprobs": None, "finish_reason": None}]))
+                    started.add(i)
+                    batch.append(chunk([part(i, text, None)]))
+                if batch:
+                    yield batch
+        finally:
+            cancel.set()  # a client that left (or a finished stream): the worker stops at its next token
+
+
+def _result(fut: asyncio.Future[Any]) -> tuple[Any, list[Any]]:
+    try:
+        return fut.result()
+    except UpstreamError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _error(exc) from None
+
+
+def _usage(req: Any, choices: list[Any]) -> dict[str, int]:
+    made = sum(len(c.token_ids) for c in choices)
+    return {"prompt_tokens": len(req.prompt_ids), "completion_tokens": made,
+            "total_tokens": len(req.prompt_ids) + made}
+
+
+def _id(chat: bool) -> str:
+    return ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]

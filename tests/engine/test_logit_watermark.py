@@ -1,0 +1,148 @@
+"""The logit watermark: one keyed function for generation and detection; exact p-values."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from scipy.stats import binom, kstest
+
+from cuirass.engine.generate import run_choice
+from cuirass.engine.params import parse
+from cuirass.respond.base import DefenseContext
+from cuirass.respond.logit.base import LOGIT_DEFENSES
+from cuirass.respond.logit.detect import detect_text, detect_tokens, windows
+from cuirass.respond.logit.keyed import context_seed, green
+from cuirass.respond.logit.watermark import LogitWatermark
+
+KEY = bytes(range(32))
+OTHER = bytes(range(1, 33))
+
+
+def ascii_only(lm):  # type: ignore[no-untyped-def]
+    """A processor that keeps a random model to printable ASCII tokens, so its text re-tokenises cleanly."""
+    import torch
+
+    bad = torch.tensor([not (t := lm.tokenizer.decode([i])).isascii() or not t.isprintable() or i in lm.eos_ids
+                        for i in range(lm.vocab_size)])
+    return lambda ids, scores: scores.masked_fill(bad, float("-inf"))
+
+
+def generate(lm, seed: int, key: bytes | None, n: int = 120, clean: bool = False, **opts):  # type: ignore[no-untyped-def]
+    req = parse(lm, "/v1/completions", {"prompt": "the answer is", "max_tokens": n, "seed": seed})
+    procs = [ascii_only(lm)] if clean else []
+    if key is not None:
+        ctx = DefenseContext(account="a", cohort="c000", prompt="", endpoint="", model="m", key=key)
+        procs.append(LogitWatermark(**opts).processor(ctx, lm.tokenizer))
+    return run_choice(lm, req, 0, procs, threading.Event())
+
+
+def test_registered_and_options_validated() -> None:
+    assert LOGIT_DEFENSES["logit_watermark"] is LogitWatermark
+    with pytest.raises(ValueError):
+        LogitWatermark(gamma=1.5)
+    with pytest.raises(ValueError):
+        LogitWatermark(context=0)
+
+
+def test_green_fraction_is_gamma_over_the_vocabulary() -> None:
+    vocab = np.arange(50_000)
+    for gamma in (0.25, 0.5):
+        frac = np.mean([green(context_seed(KEY, [c, c + 1]), vocab, gamma).mean() for c in range(20)])
+        assert abs(frac - gamma) < 0.005
+    a = green(context_seed(KEY, [1, 2]), vocab, 0.25)
+    assert (a != green(context_seed(KEY, [2, 1]), vocab, 0.25)).mean() > 0.3  # the context matters
+    assert (a != green(context_seed(OTHER, [1, 2]), vocab, 0.25)).mean() > 0.3  # the key matters
+
+
+def test_processor_adds_delta_to_green_logits_only(tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    ctx = DefenseContext(account="a", cohort="c", prompt="", endpoint="", model="m", key=KEY)
+    proc = LogitWatermark(delta=3.0, context=2).processor(ctx, tiny_lm.tokenizer)
+    scores = torch.zeros(1, 400)
+    out = proc(torch.tensor([[5, 9, 17]]), scores)
+    mask = green(context_seed(KEY, [9, 17]), np.arange(400), 0.25)  # the same keyed function
+    assert torch.equal(out[0], torch.from_numpy(mask * 3.0).float())
+    assert torch.equal(proc(torch.tensor([[5]]), scores), scores)  # fewer than h tokens: untouched
+
+
+def test_detection_finds_its_key_and_only_its_key(tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    for seed in range(3):
+        marked = generate(tiny_lm, seed, KEY)
+        assert detect_tokens(marked.token_ids, KEY).p_value < 1e-8
+        assert detect_tokens(marked.token_ids, OTHER).p_value > 1e-4
+        clean = generate(tiny_lm, seed, KEY, n=200, clean=True)
+        assert detect_text(clean.text, tiny_lm.tokenizer, KEY).p_value < 1e-6  # from the text alone
+        assert detect_text(clean.text, tiny_lm.tokenizer, OTHER).p_value > 1e-4
+
+
+def test_unwatermarked_p_values_are_uniform_and_exact(tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    ps, pr = [], []
+    for i in range(300):
+        toks = rng.integers(0, 400, size=60)
+        r = detect_tokens(toks, KEY)
+        n = len(windows(toks, 2))
+        assert r.n_scored == n
+        x = sum(bool(green(context_seed(KEY, c), np.array([t]), 0.25)[0]) for c, t in windows(toks, 2))
+        assert r.n_green == x and r.p_value == binom.sf(x - 1, n, 0.25)  # exact binomial tail
+        ps.append(r.p_value)
+        pr.append(r.p_randomized)
+    assert min(ps) > 1e-4
+    assert kstest(pr, "uniform").pvalue > 0.01
+    plain = [detect_tokens(generate(tiny_lm, s, None, n=60).token_ids, KEY).p_value for s in range(5)]
+    assert min(plain) > 1e-4
+
+
+def test_repeated_windows_are_scored_once() -> None:
+    once = detect_tokens([1, 2, 3, 4, 5], KEY)
+    many = detect_tokens([1, 2, 3, 4, 5] * 20, KEY)
+    assert once.n_scored == 3
+    assert many.n_scored == len({((a, b), c) for a, b, c in zip(([1, 2, 3, 4, 5] * 20), ([1, 2, 3, 4, 5] * 20)[1:],
+                                                                  ([1, 2, 3, 4, 5] * 20)[2:], strict=False)})
+    assert many.n_scored <= 5
+
+
+def test_responder_plans_logit_processors_keyed_per_cohort(tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from cuirass.config import ConfigError
+    from cuirass.keyring import Keyring
+    from cuirass.respond.policy import PolicyConfig
+    from cuirass.respond.responder import Responder
+
+    ring = Keyring(b"m" * 32, 16)
+    cfg = PolicyConfig(default_actions=["logit_watermark"], options={"logit_watermark": {"delta": 5.0}})
+    r = Responder(cfg, ring)
+    d = r.decide(account="acc", org=None, allowlisted=False, model="m", verdict=None)
+    plan = r.plan(d, account="acc", model="m", endpoint="/v1/completions", prompt="p", verdict=None)
+    assert plan.actions == ("logit_watermark",) and plan.rewrite is None and len(plan.processors) == 1
+    proc = plan.processors[0](tiny_lm.tokenizer)
+    out = proc(torch.tensor([[3, 4]]), torch.zeros(1, 400))
+    key = ring.key("logit_watermark", ring.cohort_of("acc"))
+    assert torch.equal(out[0], torch.from_numpy(green(context_seed(key, [3, 4]), np.arange(400), 0.25) * 5.0).float())
+    with pytest.raises(ConfigError, match="antidistill"):
+        Responder(PolicyConfig(default_actions=["antidistill"]), ring)  # no implementation yet
+
+
+def test_processor_works_on_a_batch_like_hf_generate() -> None:
+    import torch
+
+    from cuirass.respond.logit.watermark import GreenListProcessor
+
+    proc = GreenListProcessor(KEY, 0.25, 2.0, 2)
+    out = proc(torch.tensor([[1, 2, 3], [7, 8, 9]]), torch.zeros(2, 50))
+    for row, ctx in zip(out, ([2, 3], [8, 9]), strict=True):
+        assert torch.equal(row, torch.from_numpy(green(context_seed(KEY, ctx), np.arange(50), 0.25) * 2.0).float())
+
+
+def test_corpus_scores_each_window_once_across_texts() -> None:
+    from cuirass.respond.logit.detect import detect_corpus
+
+    a, b = [1, 2, 3, 4, 5, 6], [9, 8, 7, 6]
+    one = detect_tokens(a, KEY)
+    both = detect_corpus([a, b, a], KEY)
+    assert both.n_scored == one.n_scored + detect_tokens(b, KEY).n_scored
+    assert both.n_green == one.n_green + detect_tokens(b, KEY).n_green
