@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import random
 import sys
@@ -28,7 +29,7 @@ from scipy.stats import kstest
 
 from cuirass.keyring import Keyring
 from cuirass.lab.traffic.sources import sharegpt
-from cuirass.respond.watermark import ALL_GROUPS, Finder, detect, detect_many, embed, units
+from cuirass.respond.watermark import ALL_GROUPS, Finder, detect, detect_many, embed, merge, score, units
 from cuirass.respond.watermark.embed import revert
 from cuirass.respond.watermark.segment import WORD, tokenize
 
@@ -114,8 +115,19 @@ def run(per_bin: int, n_clean: int, seed: int) -> dict[str, Any]:
         prose_table.append({"prose_words": label(lo, hi), "count": len(rows), "detected": rate([r["p"] for r in rows]),
                             "median_units": float(np.median([r["n"] for r in rows])) if rows else float("nan")})
     out["by_prose_length"] = prose_table
-    need = [r["words"] for r in long_rows]
     out["words_for_90pct"] = _length_for(by_bin)
+
+    # 1b. pooling k answers of one cohort (what an audit does): windows merged, each counted once
+    pooled = []
+    for name, rows in (("100-299", by_bin["100-199"] + by_bin["200-299"]), (">= 300", long_rows)):
+        for k in (2, 3):
+            groups: dict[int, list[str]] = {}
+            for r in rows:
+                groups.setdefault(r["key"], []).append(r["marked"])
+            ps = [score(merge(units(m) for m in g[j:j + k]), keys[key]).p_value
+                  for key, g in groups.items() for j in range(0, len(g) - k + 1, k)]
+            pooled.append({"words": name, "answers": k, "groups": len(ps), "detected": rate(ps)})
+    out["pooled"] = pooled
 
     # 2. unwatermarked responses: p-values must be uniform, none tiny
     clean = [t for _, t in pool[-n_clean:]]
@@ -134,8 +146,11 @@ def run(per_bin: int, n_clean: int, seed: int) -> dict[str, Any]:
 
     # 3. another cohort's key on watermarked text: must look null
     wrong = [detect(r["marked"], keys[(r["key"] + 1) % 16]) for r in long_rows]
+    fresh_wrong = [detect(r["marked"], hashlib.sha256(b"wrong-%d" % i).digest()) for i, r in enumerate(long_rows)]
     out["wrong_key"] = {"count": len(wrong), "ks_randomized": _ks([r.p_randomized for r in wrong]),
-                        "min_p": min(r.p_value for r in wrong), "detected": rate([r.p_value for r in wrong])}
+                        "ks_randomized_fresh": _ks([r.p_randomized for r in fresh_wrong]),
+                        "min_p": min(r.p_value for r in wrong + fresh_wrong),
+                        "detected": rate([r.p_value for r in wrong + fresh_wrong])}
 
     # 4. light paraphrase: a share of the substitutions reverted
     robust = []
@@ -216,8 +231,9 @@ def plot(rows: list[tuple[int, int, float]], path: Path) -> bool:
 def markdown(res: dict[str, Any], command: str, png: str | None) -> str:
     c, w = res["clean"], res["wrong_key"]
     lines = [SECTION, "",
-             f"Command: `{command}` (machine: {platform.machine()}, {platform.python_version()}, "
-             f"one process). Data: {res['held_out_responses']:,} ShareGPT assistant turns of the held-out half "
+             f"Command: `{command}` (machine: {os.cpu_count()}-core {platform.machine()} sandbox, Python "
+             f"{platform.python_version()}, one process). Data: {res['held_out_responses']:,} ShareGPT assistant "
+             "turns of the held-out half "
              "(split by a hash of the conversation id; the lexicon was tuned on the other half); "
              f"{res['per_bin']} responses per length bin, keys of 16 cohorts from one keyring.", "",
              "Watermarked responses (p = exact binomial tail over distinct windows; detected = p < 1e-6):", "",
@@ -240,9 +256,18 @@ def markdown(res: dict[str, Any], command: str, png: str | None) -> str:
               f"so its KS test rejects (D = {c['ks_plain_fixed_key']['statistic']:.3f}) as expected; "
               f"{c['no_units']} responses have no choice point (p = 1); mean {c['mean_units']:.1f} units.",
               "",
-              f"Another cohort's key on the watermarked >= 300-word responses ({w['count']}): KS D = "
-              f"{w['ks_randomized']['statistic']:.3f}, p = {w['ks_randomized']['p']:.2f}; smallest p "
-              f"{w['min_p']:.2g}; detected {w['detected']:.0%}.", "",
+              f"Wrong key on the watermarked >= 300-word responses ({w['count']}): another cohort's key, KS D = "
+              f"{w['ks_randomized']['statistic']:.3f}, p = {w['ks_randomized']['p']:.2f}; a fresh random key per "
+              f"response, KS D = {w['ks_randomized_fresh']['statistic']:.3f}, "
+              f"p = {w['ks_randomized_fresh']['p']:.2f}; "
+              f"smallest p {w['min_p']:.2g}; detected {w['detected']:.0%}. (With one fixed pair of keys, answers "
+              "that share a window share its bit, so single-answer p-values are exact but not independent across "
+              "answers; the fresh-key column is the null of one answer.)", "",
+              "Pooling answers of one cohort (windows merged, each counted once; what an audit does):", "",
+              "| words per answer | answers pooled | groups | detected |", "|---|---|---|---|"]
+    for r in res["pooled"]:
+        lines.append(f"| {r['words']} | {r['answers']} | {r['groups']} | {r['detected']:.0%} |")
+    lines += ["",
               "Light paraphrase (a keyed share of the substitutions reverted), >= 300 words:", "",
               "| reverted | green share | median p | detected |", "|---|---|---|---|"]
     for r in res["paraphrase"]:
@@ -267,7 +292,7 @@ def write_section(section: str, path: Path) -> None:
         new = old.rstrip("\n") + "\n\n" + section
     else:
         nxt = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + section + (old[nxt + 1:] if nxt >= 0 else "")
+        new = old[:start] + section + ("\n" + old[nxt + 1:] if nxt >= 0 else "")
     path.write_text(new)
 
 

@@ -5,10 +5,11 @@ How it works (the gateway has no logits, so the watermark lives in the wording):
 - lexicon.py   what a substitution class is; vocab.py and spelling.py list them (contractions,
                connectives, synonyms, US/UK spellings, hyphenation); serial.py adds the Oxford
                comma; invisible.py an optional invisible channel.
-- choices.py   finds the choice points of a text and the window (class | previous word) of each.
+- choices.py   finds the choice points of a text and the window (class | two previous words) of each.
 - keyed.py     the one keyed function: which variant of each window is green.
 - embed.py     moves every choice point to its green variant.
-- detect.py    counts green units over distinct windows: exact binomial p-value.
+- detect.py    counts green units over distinct windows: exact binomial p-value (stopwindows.py:
+               windows common across answers are left out of single-answer scores).
 
 What a reader notices: nothing is added or removed, numbers, code and quotes are untouched, and
 every variant is standard English; but a careful reader may see occasional British spellings
@@ -16,8 +17,9 @@ every variant is standard English; but a careful reader may see occasional Briti
 "do not" there; "Firstly, ... Second, ..."), a few more formal or less formal synonyms ("utilize",
 "a number of", "prior to starting"), and "which" for restrictive "that".
 
-Limits: about 6-7 scored units per 100 words of prose (code-heavy answers have few), each worth one
-bit, so a short answer cannot reach a tiny p-value on its own; audits pool many answers (merge()).
+Limits: about 6 scored units per 100 words of prose (code-heavy and non-English answers have few),
+each worth one bit, so one answer reaches p < 1e-6 only when it has >= 20 units: ~35-45% of answers
+of 300-500 words; pooling three answers of a cohort (merge()) reaches it for ~95% (BENCHMARKS.md).
 Anyone who paraphrases, normalises contractions and spelling, or re-writes with another model removes
 it; the green share falls linearly with the share of choices reverted (see BENCHMARKS.md).
 
@@ -28,7 +30,14 @@ arXiv:2305.08883); Fernandez et al. 2023 (scoring each window once, arXiv:2308.0
 
 from cuirass.respond.watermark.choices import ALL_GROUPS, DEFAULT_GROUPS, Choice, Finder
 from cuirass.respond.watermark.detect import (
-    Unit, WatermarkResult, detect, detect_many, merge, score, score_many, units,
+    Unit,
+    WatermarkResult,
+    detect,
+    detect_many,
+    merge,
+    score,
+    score_many,
+    units,
 )
 from cuirass.respond.watermark.embed import embed
 

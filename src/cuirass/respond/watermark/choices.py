@@ -1,8 +1,9 @@
 """Find the choice points of a text: every place where it uses one variant of a substitution class.
 
 The same places, with the same windows, are found in a text before and after watermarking: a
-match depends only on the member words and on guards that look at unchanged neighbours, and the
-window's context is the previous word that is not itself part of a choice point.
+match depends only on the member words and on guards that see a neighbouring choice point as the
+set of all its variants (lexicon.Around), and the context of a window is made of words that are
+not themselves choice points. tests/respond/test_watermark.py checks this on real answers.
 
 A window is `class id | context`: the unit the keyed function sees. For most classes the context
 is the two previous words that are not choice points (so windows rarely recur across answers, and

@@ -9,6 +9,10 @@ The plain p-value is what evidence reports quote; because X is discrete, P(p <= 
 so a calibration check (a KS test on clean text) uses the randomized one (Lehmann & Romano, Testing
 Statistical Hypotheses, 3rd ed., sec. 3.2). U is keyed on the text itself (a different input domain
 from the windows), so it is reproducible, differs between texts, and under H0 is independent of X.
+
+H0 is exact for one text and a key drawn independently of it. Under one fixed key, answers that share
+a window also share its bit, so their p-values are correlated; single-answer scoring therefore skips
+the windows common across answers (stopwindows.py), and a corpus is scored by merging its units.
 """
 
 from __future__ import annotations
@@ -70,7 +74,8 @@ def _results(greens: np.ndarray, n: int, uniforms: np.ndarray, n_windows: int) -
     sf_ge = binom.sf(greens - 1, n, GAMMA)
     sf_gt = binom.sf(greens, n, GAMMA)
     rand = sf_gt + uniforms * (sf_ge - sf_gt)
-    return [WatermarkResult(float(p), n, int(x), float(r), n_windows) for p, x, r in zip(sf_ge, greens, rand, strict=True)]
+    return [WatermarkResult(float(p), n, int(x), float(r), n_windows)
+            for p, x, r in zip(sf_ge, greens, rand, strict=True)]
 
 
 def score_many(us: Sequence[Unit], keys: Sequence[bytes], salt: bytes = b"") -> list[WatermarkResult]:

@@ -7,7 +7,7 @@ upstream returned, by moving each choice point to its green variant (keyed.py). 
 
 from __future__ import annotations
 
-from cuirass.respond.watermark.choices import Choice, Finder, wants_an
+from cuirass.respond.watermark.choices import Finder, wants_an
 from cuirass.respond.watermark.keyed import keyed_uniform, preferred, window_bits
 
 _DEFAULT = Finder()

@@ -64,7 +64,12 @@ REL_VERBS = frozenset("is are was were can could will would should may might mus
                       "needs need represents represent takes take gives give creates create returns return does do "
                       "describes explains shows involves involve focuses offers supports enables affect affects runs "
                       "stores defines handles".split())
-REL_VERBS = with_contractions(REL_VERBS)
+REL_VERBS = with_contractions(REL_VERBS | frozenset(
+    "connects depends determines generates implements manages performs processes produces receives sends specifies "
+    "tracks updates works calculates checks converts displays ensures follows lets means reads refers relies seems "
+    "sets starts tells tests writes combines comes consists contributes corresponds covers leads matches meets "
+    "reflects remains results serves stands connect depend determine generate manage perform produce receive "
+    "specify work lead match meet reflect remain serve".split()))
 ABOUT_NOUNS = frozenset("information questions question details detail knowledge concerns concern feedback thoughts "
                         "insights news facts data guidance advice decisions decision updates update inquiries inquiry "
                         "queries query issues".split())
@@ -73,6 +78,15 @@ COMPARATIVES = frozenset("more less longer shorter better worse easier harder fu
 NOT_PLURAL = frozenset("does goes was has this thus always perhaps yes less unless across plus its his hers ours "
                        "yours theirs whereas sometimes besides towards afterwards includes provides offers uses "
                        "allows requires needs helps makes takes gives means becomes seems looks works".split())
+NOT_A_NOUN = frozenset("would could should will shall can may might must you we they he she it i to do don't not feel "
+                       "look seem sound just much more most exactly really also and or but be something anything "
+                       "nothing everything what who that which this there people children men women would "
+                       "like unlike than then when where while whether if after before better other another "
+                       "either neither rather ever never over under her their your our my his its the a an "
+                       "sure enter offer order power answer consider remember whatever however together "
+                       "further".split())
+NOUN_SUFFIXES = ("tion", "tions", "sion", "sions", "ment", "ments", "ity", "ities", "ness", "ance", "ances", "ence",
+                 "ences", "ism", "ship", "ure", "ures", "ogy", "er", "ers", "or", "ors", "ist", "ists", "age", "ages")
 MODALS = with_contractions(frozenset("to can could will would should may might must and or please also simply just "
                                      "then you we i they easily first".split()))
 NUMBER = frozenset({"#"})
@@ -106,6 +120,25 @@ def _before_gerund(a: Around) -> bool:
     return a.next_is_word and all(n.endswith("ing") for n in a.next)
 
 
+def _after_singular_noun(a: Around) -> bool:
+    """After a word that is probably a singular noun: there "like" can only mean "such as"."""
+    return bool(a.prev) and all(len(p) > 2 and not p.endswith(("s", "ly", "ing", "ed", "'s", "'re", "'d"))
+                                and p not in NOT_A_NOUN for p in a.prev)
+
+
+def _before_plural(a: Around) -> bool:
+    return a.next_is_word and all(len(n) > 3 and n.endswith("s") and not n.endswith("ss") and n not in NOT_PLURAL
+                                  for n in a.next)
+
+
+def _nounish(a: Around) -> bool:
+    return bool(a.prev) and all(p in NOUNS or (p.endswith(NOUN_SUFFIXES) and p not in NOT_A_NOUN) for p in a.prev)
+
+
+def _not_relative_participle(a: Around) -> bool:
+    return _not_participle(a) and not _nounish(a)
+
+
 NEGATION = Guard(test=_not_inverted)
 BE = Guard(next_word=True, next_not=frozenset({"not"}))
 IS = Guard(next_word=True, next_not=frozenset({"not"}), test=_not_participle)
@@ -127,13 +160,11 @@ def _contractions() -> list[WordClass]:
             out.append(klass("contraction", f"{subj} {be} not / {subj}{short} not / {subj} {be}n't"))
     for subj in ("it", "that", "there", "what", "he", "she", "here", "who", "where"):
         # after a noun, "that is" is a relative clause: left to the relative class (below)
-        not_rel = NOUNS if subj == "that" else frozenset()
+        test = _not_relative_participle if subj == "that" else _not_participle
         out.append(klass("contraction", f"{subj} is / {subj}'s",
-                         guard=Guard(next_word=True, next_not=frozenset({"not"}), prev_not=not_rel,
-                                     test=_not_participle)))
+                         guard=Guard(next_word=True, next_not=frozenset({"not"}), test=test)))
         if subj not in ("what", "here", "who", "where"):
-            out.append(klass("contraction", f"{subj} is not / {subj}'s not / {subj} isn't",
-                             guard=Guard(prev_not=not_rel, test=_not_participle)))
+            out.append(klass("contraction", f"{subj} is not / {subj}'s not / {subj} isn't", guard=Guard(test=test)))
     for subj in ("I", "you", "we", "they"):
         out.append(klass("contraction", f"{subj} will / {subj}'ll", guard=BE))
         out.append(klass("contraction", f"{subj} will not / {subj} won't"))
@@ -165,7 +196,9 @@ def _connectives() -> list[WordClass]:
             klass("connective", "in addition to / besides", guard=Guard(next_word=True)),
             klass("connective", "such as / like / including", guard=Guard(prev_char=",", next_word=True)),
             klass("connective", "such as / including", id="connective:such as (noun)",
-                  guard=Guard(next_word=True, test=_after_plural_noun))]
+                  guard=Guard(next_word=True, test=_after_plural_noun)),
+            klass("connective", "such as / like", id="connective:such as (singular)",
+                  guard=Guard(next_word=True, next_not=frozenset({"to"}), test=_after_singular_noun))]
     return out
 
 
@@ -192,7 +225,10 @@ def _phrases() -> list[WordClass]:
         klass("phrase", "each / every", guard=g(next_word=True, next_not=frozenset(
             "of other and or to in with is are was were has have single".split()))),
         klass("phrase", "may / might", guard=g(next_word=True, next_not=SUBJ | {"not"})),
-        klass("phrase", "could be / might be / may be", guard=g(next_word=True)),
+        klass("phrase", "could be / might be", guard=g(next_word=True)),
+        klass("phrase", "can be / may be", guard=g(next_word=True)),
+        klass("phrase", "many / numerous", guard=g(
+            prev_not=frozenset("how so too as very not the of".split()), test=_before_plural)),
         klass("phrase", "as well as / along with", guard=g(next_in=DET)),
         klass("phrase", "if / whether", guard=g(prev_in=frozenset(
             "check checks checking see determine determines determining wonder decide test verify unsure".split()),
@@ -242,7 +278,8 @@ def _adjectives() -> list[WordClass]:
               guard=g(prev_not=INTENSIFIERS, next_in=frozenset("to for that in when because".split()))),
         klass("adjective", "several / multiple / a number of", guard=g(
             prev_not=frozenset("a an the".split()), next_word=True, next_not=frozenset({"of"}))),
-        klass("adjective", "additional / extra", guard=g(next_word=True, next_not=frozenset("careful special".split()))),
+        klass("adjective", "additional / extra",
+              guard=g(next_word=True, next_not=frozenset("careful special".split()))),
         klass("adjective", "whole / entire", guard=g(prev_in=POSS, next_word=True, next_not=frozenset(
             "number numbers grain grains food foods milk wheat note notes".split()))),
         klass("adjective", "huge / enormous / massive"), klass("adjective", "useful / helpful"),
@@ -259,7 +296,8 @@ def _adjectives() -> list[WordClass]:
             "to interest machine machines sentence sentences harmonic majority".split()))),
         klass("adjective", "potential / possible", guard=g(
             prev_not=frozenset("full great huge untapped its their your our his her my high much".split()),
-            next_word=True, next_not=frozenset("to of for in and or that is are was were as with by at on can will".split()))),
+            next_word=True,
+            next_not=frozenset("to of for in and or that is are was were as with by at on can will".split()))),
         klass("adjective", "previous / prior", guard=g(next_word=True, next_not=frozenset({"to"}))),
         klass("adjective", "main / primary", guard=g(next_word=True, next_not=frozenset(
             "function method thread branch file class loop key keys school schools care color colors colour memory "
@@ -344,7 +382,7 @@ def _nouns() -> list[WordClass]:
 
 
 def _relatives() -> list[WordClass]:
-    return [klass("relative", "that / which", guard=Guard(prev_in=NOUNS, next_in=REL_VERBS))]
+    return [klass("relative", "that / which", guard=Guard(next_in=REL_VERBS, test=_nounish))]
 
 
 LEXICON = Lexicon(_contractions() + _phrases() + _connectives() + _adverbs() + _adjectives() + _verbs() + _nouns()
