@@ -60,7 +60,7 @@ class TextChannel:
     name = "text"
     purpose = "watermark"
     method = ("Lexical watermark (text level). Every choice point of every text (contraction, synonym, "
-              "connective, spelling, hyphenation, serial comma) is a window (choice class | previous word); "
+              "connective, spelling, hyphenation, serial comma) is a window (choice class | the two previous words that are not choice points); "
               "each distinct window of the corpus is scored once (first occurrence), as ceil(log2 k) binary "
               "units, green when they agree with BLAKE2b(key, window). Under H0 (text not written with the "
               "key) the keyed bits are independent coin flips against a choice fixed before the key, so "
