@@ -7,9 +7,11 @@ score is kept. The threshold is the split-conformal quantile of those scores (Vo
     q = the k-th smallest peak score,  k = ceil((n + 1) * (1 - fpr)),   flag iff score > q
 
 which bounds the expected share of *new* benign accounts flagged by fpr when they resemble the
-calibration set (exchangeability). Ties at q are never flagged. With fewer than 1/fpr - 1
-accounts the bound cannot be met below the maximum; the threshold is then just above the
-largest score and `guaranteed` is false.
+calibration set (exchangeability). Ties at q are never flagged. A bound on the expectation still
+lets one held-out sample exceed fpr about half the time, so the quantile is taken at
+fpr / SAFETY: a held-out set of the same size then stays under fpr with high probability. With
+fewer than SAFETY/fpr - 1 accounts the bound cannot be met below the maximum; the threshold is
+then just above the largest score and `guaranteed` is false.
 
 Campaign lifts depend on the threshold, so calibration iterates: replay with a threshold,
 recompute it from the scores, replay again, keeping the highest threshold seen.
@@ -29,6 +31,7 @@ from cuirass.events.record import Event
 
 VERSION = 1
 MAX_ROUNDS = 3
+SAFETY = 2.0  # quantile level = fpr / SAFETY (see module docstring)
 
 
 def conformal_threshold(scores: Sequence[float], fpr: float) -> tuple[float, bool]:
@@ -45,13 +48,15 @@ def conformal_threshold(scores: Sequence[float], fpr: float) -> tuple[float, boo
     return min(math.nextafter(q, math.inf), 1.0 + 1e-9), guaranteed
 
 
-def calibrate(events: Iterable[Event], *, fpr: float = 0.001,
+def calibrate(events: Iterable[Event], *, fpr: float = 0.001, safety: float = SAFETY,
               campaign_interval_s: float = DEFAULT_CAMPAIGN_INTERVAL_S,
               campaign_window_s: float = DEFAULT_CAMPAIGN_WINDOW_S,
               progress: Progress | None = None) -> dict[str, Any]:
     """Replay benign events and return the calibration dict (threshold, fpr, n_accounts, version, ...)."""
     if not 0.0 < fpr < 1.0:
         raise ValueError("fpr must be in (0, 1)")
+    if safety < 1.0:
+        raise ValueError("safety must be >= 1")
     ordered: list[Digest] = digests(events, progress)
     if not ordered:
         raise ValueError("no benign events to calibrate on")
@@ -61,7 +66,7 @@ def calibrate(events: Iterable[Event], *, fpr: float = 0.001,
         detector = run(Detector({"threshold": threshold}, campaign_interval_s=campaign_interval_s,
                                 campaign_window_s=campaign_window_s), ordered)
         peaks = [state.peak for state in detector.scorer]
-        new, guaranteed = conformal_threshold(peaks, fpr)
+        new, guaranteed = conformal_threshold(peaks, fpr / safety)
         best = max(best, new)
         if new == threshold:
             break
@@ -70,6 +75,7 @@ def calibrate(events: Iterable[Event], *, fpr: float = 0.001,
     return {
         "threshold": best,
         "fpr": fpr,
+        "quantile_level": fpr / safety,
         "n_accounts": len(peaks),
         "n_events": len(ordered),
         "flagged_at_threshold": flagged,

@@ -9,7 +9,8 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    ever enumerated and the graph grows linearly with the accounts. An edge weighs
        w_kind * idf,   idf = ln(N / df)   (Sparck Jones 1972; df = accounts holding it)
    so a rare shared card or template binds far more than the SDK everybody uses or a big
-   corporate NAT. Time buckets (sign-up hour, start hour) and topics are coincidences by
+   corporate NAT. Features held by fewer than MIN_DF accounts are left out: a pair is too
+   small to be a campaign, and such pairs (two people quoting the same text) are mostly chance. Time buckets (sign-up hour, start hour) and topics are coincidences by
    nature: they weigh w_kind whatever their df.
 2. Cluster. Leiden (Traag, Waltman & van Eck 2019; igraph's implementation, seeded) maximises
    weighted modularity; feature nodes are then dropped from the communities.
@@ -20,10 +21,11 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    volume (each member counting at most N_CAP requests). Every signal's evidence is recomputed
    on that pool; coordination evidence adds how many members share the community's top
    feature of each kind:
-       logit_C = combine(e_i(pool)) + min(COORD_CAP, f(size) * sum_k c_k * share_k)
-   (combine = PRIOR + censored sum, evidence.py).
+       logit_C = combine(e_i(pool)) + min(COORD_CAP, f(size) * sum_k c_k * share_k) + replication
+   (combine = PRIOR + censored sum, evidence.py; replication: see `replication`).
    A benign group pools to ordinary rates and scores low, however tightly it is linked.
-4. Lift. In a community whose logit_C clears the threshold, a member is lifted towards logit_C,
+4. Lift. In a community whose logit_C clears the threshold by LIFT_MARGIN (a community's
+   judgement is noisier than an account's), a member is lifted towards logit_C,
    by at most scoring.MAX_LIFT log-odds, when (a) it holds a content or payment feature that
    at least TIE_SHARE of the members share and that is mostly held inside the community, and (b) its own requests
    are clearly more likely under the community's pooled behaviour than under an ordinary
@@ -42,15 +44,16 @@ import dataclasses
 import math
 import random
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import igraph
 import numpy as np
 
-from cuirass.detect.evidence import GROUP_CAPS, N_CAP, PRIOR, combine
-from cuirass.detect.signals import Signal
+from cuirass.detect.evidence import GROUP_CAPS, MAX_LIFT, N_CAP, PRIOR, combine
+from cuirass.detect.signals import Link, Signal
 
 MIN_SIZE = 3
+MIN_DF = 3  # a feature two accounts share is as often chance as collusion; campaigns are bigger than pairs
 # kind -> (edge weight, scaled by idf?)
 LINK_WEIGHTS: dict[str, tuple[float, bool]] = {
     "tpl": (1.0, True), "sys": (1.0, True), "pay": (1.0, True), "uanet": (0.6, True), "net": (0.4, True),
@@ -59,11 +62,13 @@ LINK_WEIGHTS: dict[str, tuple[float, bool]] = {
 # Coordination evidence per kind, times the share of members holding the top feature of that kind.
 COORD_WEIGHTS = {"tpl": 1.5, "sys": 1.0, "pay": 1.0, "created": 0.8, "uanet": 0.5, "net": 0.3, "start": 0.3}
 COORD_CAP = 2.5
+REPLICATION, REPLICATION_CAP = 0.5, 2.0  # see replication()
 COORD_MIN_SHARE = 0.25
 CONTENT_KINDS = ("tpl", "sys", "pay")   # what ties a member to a campaign (more than a shared NAT)
 LINK_PURITY = 0.5                       # share of a feature's holders in the community, to tie a member
 TIE_SHARE = 0.1                         # ... and share of the community holding it
 LIFT_MIN_SIZE = 10                      # smaller communities are judged but lift nobody
+LIFT_MARGIN = 1.0                       # log-odds by which a community must clear the threshold to lift
 MIN_CONSISTENCY = 2.0                   # a member's data must be e^2 times likelier under the campaign ...
 MIN_CONTENT_CONSISTENCY = 1.0           # ... and not only through automation signals
 SIGNATURE_MIN = 3                       # members that must share a signature feature ...
@@ -71,35 +76,45 @@ SIGNATURE_PURITY = 0.8                  # ... and the share of its holders that 
 
 
 class FeatureIndex:
-    """Interned linking features: string -> id, with the kind's edge weight per id."""
+    """Interned linking features: (kind, value) -> id, with per-id arrays of the kind's properties."""
 
     def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
-        self.names: list[str] = []
-        self.kinds: list[str] = []
+        self.ids: dict[Link, int] = {}
+        self.features: list[Link] = []
+        self._weight: list[float] = []
+        self._scaled: list[bool] = []
+        self._content: list[bool] = []
 
-    def intern(self, features: Iterable[str]) -> np.ndarray:
+    def intern(self, features: Iterable[Link]) -> np.ndarray:
         """Sorted unique ids of the features (unknown kinds are ignored)."""
         out: set[int] = set()
         ids = self.ids
         for feature in features:
             fid = ids.get(feature)
             if fid is None:
-                kind = feature.split(":", 1)[0]
-                if kind not in LINK_WEIGHTS:
+                props = LINK_WEIGHTS.get(feature[0])
+                if props is None:
                     continue
-                fid = ids[feature] = len(self.names)
-                self.names.append(feature)
-                self.kinds.append(kind)
+                fid = ids[feature] = len(self.features)
+                self.features.append(feature)
+                self._weight.append(props[0])
+                self._scaled.append(props[1])
+                self._content.append(feature[0] in CONTENT_KINDS)
             out.add(fid)
         return np.fromiter(sorted(out), dtype=np.int64, count=len(out))
 
+    def kind(self, fid: int) -> str:
+        return self.features[fid][0]
+
+    def name(self, fid: int) -> str:
+        """"kind:value" as shown in reasons and signatures (hash values in hex)."""
+        kind, value = self.features[fid]
+        return f"{kind}:{value:08x}" if isinstance(value, int) and kind in ("tpl", "sys") else f"{kind}:{value}"
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(edge weight, idf-scaled?, is content kind) per feature id."""
-        weight = np.array([LINK_WEIGHTS[k][0] for k in self.kinds], dtype=np.float64)
-        scaled = np.array([LINK_WEIGHTS[k][1] for k in self.kinds], dtype=bool)
-        content = np.array([k in CONTENT_KINDS for k in self.kinds], dtype=bool)
-        return weight, scaled, content
+        return (np.array(self._weight, dtype=np.float64), np.array(self._scaled, dtype=bool),
+                np.array(self._content, dtype=bool))
 
 
 @dataclasses.dataclass(slots=True)
@@ -130,6 +145,7 @@ class CampaignResult:
     campaigns: list[Campaign]                  # communities judged to be campaigns
     lifts: dict[str, tuple[str, float, str]]   # account -> (campaign id, log-odds, reason)
     signatures: dict[str, str]                 # linking feature -> campaign id
+    assignment: dict[object, int] = dataclasses.field(default_factory=dict)  # vertex -> community (warm start)
 
 
 def _size_factor(m: int) -> float:
@@ -184,27 +200,56 @@ def offsets_of(signals: Sequence[Signal]) -> list[int]:
     return out
 
 
+def _warm_start(keys: Sequence[object], previous: Mapping[object, int]) -> list[int]:
+    """Initial communities: the previous job's for vertices seen then, a singleton for new ones.
+
+    Starting Leiden from the last partition is faster and keeps communities (and campaign ids)
+    stable from one job to the next; Leiden still moves whatever no longer fits.
+    """
+    labels: dict[int, int] = {}
+    for key in keys:
+        old = previous.get(key)
+        if old is not None and old not in labels:
+            labels[old] = len(labels)
+    fresh = len(labels)
+    out = []
+    for key in keys:
+        old = previous.get(key)
+        if old is None:
+            out.append(fresh)
+            fresh += 1
+        else:
+            out.append(labels[old])
+    return out
+
+
 class _Graph:
     """The bipartite graph of one job and the communities Leiden finds in it."""
 
-    def __init__(self, rows: Sequence[AccountRow], index: FeatureIndex, seed: int) -> None:
+    def __init__(self, rows: Sequence[AccountRow], index: FeatureIndex, seed: int,
+                 previous: Mapping[object, int] | None = None) -> None:
         n = len(rows)
         lengths = np.fromiter((len(r.features) for r in rows), dtype=np.int64, count=n)
         fids = np.concatenate([r.features for r in rows]) if n else np.zeros(0, dtype=np.int64)
         owners = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        self.df = np.bincount(fids, minlength=len(index.names))
+        self.df = np.bincount(fids, minlength=len(index.features))
         weight, scaled, self.content = index.arrays()
-        keep = self.df[fids] >= 2
+        keep = self.df[fids] >= MIN_DF
         self.fids, self.owners = fids[keep], owners[keep]
         self.local_ids, local = np.unique(self.fids, return_inverse=True)
         idf = np.maximum(np.log(n / self.df[self.fids]), 0.05)
         w = weight[self.fids] * np.where(scaled[self.fids], idf, 1.0)
-        graph = igraph.Graph(n=n + len(self.local_ids), edges=np.column_stack([self.owners, n + local]))
+        graph = igraph.Graph(n=n + len(self.local_ids))
+        graph.add_edges(np.column_stack([self.owners, n + local]))  # faster than edges= in the constructor
+        keys: list[object] = [r.account for r in rows] + [index.features[f] for f in self.local_ids.tolist()]
+        initial = _warm_start(keys, previous or {})
         igraph.set_random_number_generator(random.Random(seed))
         try:
-            partition = graph.community_leiden(objective_function="modularity", weights=w, n_iterations=2)
+            partition = graph.community_leiden(objective_function="modularity", weights=w, n_iterations=2,
+                                               initial_membership=initial)
         finally:
             igraph.set_random_number_generator(random)
+        self.assignment = dict(zip(keys, partition.membership))
         self.membership = np.asarray(partition.membership[:n], dtype=np.int64)
         order = np.argsort(self.membership[self.owners], kind="stable")
         self._pair_comm = self.membership[self.owners][order]
@@ -227,8 +272,20 @@ class _Graph:
         return fids, counts, np.column_stack([self._pair_owner[lo:hi], self._pair_fid[lo:hi]])
 
 
+def replication(own: np.ndarray) -> tuple[float, int]:
+    """(evidence, count) from how many members are individually more likely extractors than not.
+
+    Among ordinary accounts own log-odds >= 0 is rare (a few percent), so many such accounts
+    linked in one community are unlikely by chance. Linked accounts are not independent, so the
+    evidence grows only with the logarithm of their number: REPLICATION * ln(k), capped.
+    """
+    k = int((own >= 0.0).sum())
+    return (min(REPLICATION_CAP, REPLICATION * math.log(k)) if k >= MIN_SIZE else 0.0), k
+
+
 def judge(group: np.ndarray, fids: np.ndarray, counts: np.ndarray, index: FeatureIndex,
-          signals: Sequence[Signal], offsets: Sequence[int], pooled: np.ndarray) -> tuple[float, list[str]]:
+          signals: Sequence[Signal], offsets: Sequence[int], pooled: np.ndarray,
+          own: np.ndarray | None = None) -> tuple[float, list[str]]:
     """A community's log-odds as one pooled account plus coordination evidence, with reasons."""
     m = len(group)
     scored: list[tuple[float, str]] = []
@@ -242,7 +299,7 @@ def judge(group: np.ndarray, fids: np.ndarray, counts: np.ndarray, index: Featur
     total = combine(values, [s.group for s in signals])
     top: dict[str, tuple[int, str]] = {}
     for fid, count in zip(fids.tolist(), counts.tolist()):
-        kind, name = index.kinds[fid], index.names[fid]
+        kind, name = index.kind(fid), index.name(fid)
         if kind not in top or (count, name) > top[kind]:
             top[kind] = (count, name)
     coordination, shares = 0.0, []
@@ -253,31 +310,41 @@ def judge(group: np.ndarray, fids: np.ndarray, counts: np.ndarray, index: Featur
             coordination += weight * share
             shares.append(f"{share:.0%} share {name}")
     coordination = min(COORD_CAP, coordination * _size_factor(m))
-    total += coordination
+    replicated, k = replication(own) if own is not None else (0.0, 0)
+    total += coordination + replicated
     reasons = [f"{m} linked accounts" + (f" ({', '.join(shares)})" if shares else "") + f" [+{coordination:.1f}]"]
+    if replicated:
+        reasons.append(f"{k} of them individually suspicious [+{replicated:.1f}]")
     reasons += [text for _, text in sorted(scored, key=lambda t: -t[0])[:4]]
     return total, reasons
 
 
 def run(rows: Sequence[AccountRow], index: FeatureIndex, signals: Sequence[Signal], threshold_logit: float,
-        now: float, seed: int = 0) -> CampaignResult:
-    """The campaign job over a snapshot of account rows (pure: safe to run on a worker thread)."""
+        now: float, seed: int = 0, previous: Mapping[object, int] | None = None) -> CampaignResult:
+    """The campaign job over a snapshot of account rows (pure: safe to run on a worker thread).
+
+    `previous` is the last result's `assignment` (vertex -> community), to warm-start Leiden.
+    """
     result = CampaignResult(now=now, considered=[r.account for r in rows], campaigns=[], lifts={}, signatures={})
     if len(rows) < MIN_SIZE:
         return result
-    graph = _Graph(rows, index, seed)
+    graph = _Graph(rows, index, seed, previous)
+    result.assignment = graph.assignment
     offsets = offsets_of(signals)
     width = offsets[-1] + signals[-1].summary_size if signals else 0
     summaries = np.stack([r.summary for r in rows]) if width else np.zeros((len(rows), 0))
     volumes = np.maximum(np.array([r.volume for r in rows], dtype=np.float64), 1e-9)
     capped = np.minimum(volumes, N_CAP)
     used: set[str] = set()
+    own_all = np.array([r.own for r in rows])
     for group in graph.groups():
+        if own_all[group].max() + MAX_LIFT < threshold_logit:
+            continue  # no member could be lifted over the threshold: not worth judging
         fids, counts, pairs = graph.shared(int(graph.membership[group[0]]))
         # The typical member, at the community's volume: column-wise median of per-request rates.
         pooled = np.median(summaries[group] / volumes[group, None], axis=0) * capped[group].sum()
-        logit, reasons = judge(group, fids, counts, index, signals, offsets, pooled)
-        if logit < threshold_logit:
+        logit, reasons = judge(group, fids, counts, index, signals, offsets, pooled, own_all[group])
+        if logit < threshold_logit + LIFT_MARGIN:
             continue
         specific = (graph.content[fids] & (counts >= max(2.0, TIE_SHARE * len(group)))
                     & (counts >= LINK_PURITY * graph.df[fids]))
@@ -295,7 +362,7 @@ def run(rows: Sequence[AccountRow], index: FeatureIndex, signals: Sequence[Signa
         if len(lifted) < MIN_SIZE:
             continue
         cid = _campaign_id(fids, counts, index, used)
-        signature = sorted(index.names[f] for f, c in zip(fids.tolist(), counts.tolist())
+        signature = sorted(index.name(f) for f, c in zip(fids.tolist(), counts.tolist())
                            if graph.content[f] and c >= SIGNATURE_MIN and c >= SIGNATURE_PURITY * graph.df[f])
         accounts = sorted(rows[i].account for i in lifted)
         result.campaigns.append(Campaign(cid, accounts, logit, reasons, signature, pooled_list))
@@ -309,8 +376,8 @@ def run(rows: Sequence[AccountRow], index: FeatureIndex, signals: Sequence[Signa
 
 def _campaign_id(fids: np.ndarray, counts: np.ndarray, index: FeatureIndex, used: set[str]) -> str:
     """A readable id derived from the community's most shared feature (stable across jobs)."""
-    best = max(zip(counts.tolist(), fids.tolist()), key=lambda t: (t[0], index.names[t[1]]), default=None)
-    base = f"c-{zlib.crc32(index.names[best[1]].encode()):08x}" if best else "c-00000000"
+    best = max(zip(counts.tolist(), fids.tolist()), key=lambda t: (t[0], index.name(t[1])), default=None)
+    base = f"c-{zlib.crc32(index.name(best[1]).encode()):08x}" if best else "c-00000000"
     cid, suffix = base, 2
     while cid in used:
         cid, suffix = f"{base}-{suffix}", suffix + 1

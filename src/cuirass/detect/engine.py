@@ -5,9 +5,10 @@
     detector.verdict(account)             # score, flagged, reasons, campaign, first_flagged_ts
     detector.report()                     # the DESIGN.md detection report
 
-The detector is single-threaded. A server that wants the campaign job off its event loop can
-split it: `rows = campaign_snapshot(now)` (fast, on the loop), `campaigns.run(...)` on a worker,
-`apply_campaigns(result)` back on the loop; `run_campaigns` does the three in a row.
+The detector is not thread-safe: call it from one thread. A server that wants the campaign job
+off that thread can split it: `rows = campaign_snapshot(now)` (cheap), `campaigns.run(...)` on
+a worker (pure), `apply_campaigns(result)` back on the detector's thread; `run_campaigns` does
+the three in a row.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Detector:
         self._next_campaign_ts: float | None = None
         self._rows: dict[str, AccountRow] = {}
         self._features = FeatureIndex()
+        self._assignment: dict[object, int] = {}  # last job's communities, to warm-start the next
         self._offsets = campaigns.offsets_of(self.scorer.signals)
         self._signature_keys: dict[int, tuple[str, str]] = {}  # template/system key -> (campaign id, feature)
         self._signature_payments: dict[str, str] = {}
@@ -141,20 +143,26 @@ class Detector:
     # -- campaign job ---------------------------------------------------------------------
 
     def maybe_run_campaigns(self, now_ts: float) -> bool:
-        """Run the campaign job if campaign_interval_s of event time passed since the last run."""
+        """Run the campaign job when event time crosses the next multiple of campaign_interval_s.
+
+        The schedule is a fixed grid of event time, so a replay of a log and of any prefix of it
+        run the same jobs at the same times.
+        """
+        interval = self.campaign_interval_s
         if self._next_campaign_ts is None:
-            self._next_campaign_ts = now_ts + self.campaign_interval_s
+            self._next_campaign_ts = (math.floor(now_ts / interval) + 1) * interval
             return False
         if now_ts < self._next_campaign_ts:
             return False
         self.run_campaigns(now_ts)
-        self._next_campaign_ts = now_ts + self.campaign_interval_s
+        self._next_campaign_ts = (math.floor(now_ts / interval) + 1) * interval
         return True
 
     def run_campaigns(self, now_ts: float) -> CampaignResult:
         """Snapshot, judge and apply the campaign job now (uses only what was observed so far)."""
         rows = self.campaign_snapshot(now_ts)
-        result = campaigns.run(rows, self._features, self.scorer.signals, self.threshold_logit, now_ts, self.seed)
+        result = campaigns.run(rows, self._features, self.scorer.signals, self.threshold_logit, now_ts, self.seed,
+                               self._assignment)
         self.apply_campaigns(result)
         return result
 
@@ -193,6 +201,7 @@ class Detector:
             if state is not None:
                 state.campaign, state.campaign_logit, state.campaign_reason = cid, lift, reason
                 self._update_flag(state, result.now)
+        self._assignment = result.assignment
         self._signature_keys, self._signature_payments = {}, {}
         for feature, cid in result.signatures.items():
             kind, _, value = feature.partition(":")
@@ -217,16 +226,37 @@ class Detector:
         for state in self.scorer:
             yield self.verdict(state.account)
 
+    def forget(self, before_ts: float) -> int:
+        """Drop the state of unflagged accounts idle since before `before_ts` (their evidence has
+        decayed); a long-running service calls this now and then. Returns how many were dropped."""
+        stale = [a for a, s in self.scorer.accounts.items() if s.last_ts < before_ts and s.first_flagged_ts is None]
+        for account in stale:
+            del self.scorer.accounts[account]
+            self._rows.pop(account, None)
+        return len(stale)
+
+    def campaign_report(self) -> list[dict[str, Any]]:
+        """The report's "campaigns" part alone (cheap enough to call after every campaign job):
+        campaigns that currently hold at least one account, biggest first."""
+        members: dict[str, list[str]] = {}
+        for state in self.scorer:
+            if state.campaign is not None and state.campaign_logit > -math.inf:
+                members.setdefault(state.campaign, []).append(state.account)
+        found = []
+        for cid in sorted(members, key=lambda c: (-len(members[c]), c)):
+            campaign = self.campaigns[cid]
+            found.append({"id": cid, "accounts": sorted(members[cid]), "score": sigmoid(campaign.logit),
+                          "reasons": list(campaign.reasons), "signature": list(campaign.signature)})
+        return found
+
     def report(self) -> dict[str, Any]:
         """The DESIGN.md detection report. An account's `score` is its peak so far, so that
-        `flagged` (ever reached the threshold) and calibration (on peak scores) agree."""
+        `flagged` (ever reached the threshold) and calibration (on peak scores) agree; its
+        `reasons` are those it was flagged for (else its current ones)."""
         accounts = []
-        members: dict[str, list[str]] = {}
         for state in self.scorer:
             flagged = state.first_flagged_ts is not None
             campaign = state.campaign if state.campaign is not None and state.campaign_logit > -math.inf else None
-            if campaign is not None:
-                members.setdefault(campaign, []).append(state.account)
             reasons = state.flag_reasons if flagged and state.flag_reasons else self.scorer.reasons(state)
             accounts.append({
                 "account": state.account, "score": state.peak, "flagged": flagged,
@@ -234,11 +264,7 @@ class Detector:
                 "score_now": state.score, "requests": state.n,
             })
         accounts.sort(key=lambda a: (-a["score"], a["account"]))
-        found = []
-        for cid in sorted(members, key=lambda c: (-len(members[c]), c)):
-            campaign = self.campaigns[cid]
-            found.append({"id": cid, "accounts": sorted(members[cid]), "score": sigmoid(campaign.logit),
-                          "reasons": list(campaign.reasons), "signature": list(campaign.signature)})
+        found = self.campaign_report()
         return {
             "accounts": accounts,
             "campaigns": found,

@@ -32,6 +32,7 @@ _log = math.log
 PRIOR = -4.0  # log-odds that an account is an extractor before any evidence (~1.8%)
 N_CAP = 40.0  # requests after which a rate's evidence stops growing with volume
 GROUP_CAPS = {"automation": (2.0, 2.5)}  # group -> (lo, hi): bounds on the summed evidence of its signals
+MAX_LIFT = 5.0  # most log-odds a campaign can add to a member's own (campaigns.py)
 
 
 def kl_bernoulli(p: float, q: float) -> float:

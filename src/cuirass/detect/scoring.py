@@ -14,12 +14,11 @@ import math
 from collections.abc import Iterator, Sequence
 
 from cuirass.detect.digest import Digest
-from cuirass.detect.evidence import PRIOR, Combiner, sigmoid
+from cuirass.detect.evidence import MAX_LIFT, PRIOR, Combiner, sigmoid
 from cuirass.detect.signals import Context, Signal
 
 DEFAULT_TAU_S = 3 * 86400.0  # evidence half-life is tau * ln 2, about two days
 REASON_MIN = 0.25            # evidence (log-odds) below which a signal is not worth a reason
-MAX_LIFT = 5.0               # most log-odds a campaign can add to a member's own (campaigns.py)
 
 
 class AccountState:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cuirass.detect.signals.base import SIGNALS, Context, Signal, register
+from cuirass.detect.signals.base import SIGNALS, Context, Link, Signal, register
 from cuirass.detect.signals import age, coverage, elicitation, infra, params, pivot, shape, templates, timing  # noqa: F401  (registration)
 
 DEFAULT = ("reasoning", "rubric", "answer_format", "templates", "probing", "timing", "shape", "coverage", "age", "infra", "pivot")
@@ -17,4 +17,4 @@ def build(names: tuple[str, ...] | list[str] | None = None) -> list[Signal]:
     return [SIGNALS[n]() for n in chosen]
 
 
-__all__ = ["DEFAULT", "SIGNALS", "Context", "Signal", "build", "register"]
+__all__ = ["DEFAULT", "SIGNALS", "Context", "Link", "Signal", "build", "register"]

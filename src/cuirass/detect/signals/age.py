@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from cuirass.detect.digest import Digest
-from cuirass.detect.signals.base import Context, Signal, register
+from cuirass.detect.signals.base import Context, Link, Signal, register
 
 DAY = 86400.0
 BUSY_FIRST_DAY = 50  # requests within a day of signing up that mark an eager new account
@@ -72,6 +72,6 @@ class AgeSignal(Signal):
     def explain_pooled(self, summary: Sequence[float], members: int) -> str:
         return self._describe(*summary, members=max(members, 1))
 
-    def links(self, state: AgeState) -> Iterable[str]:
+    def links(self, state: AgeState) -> Iterable[Link]:
         if state.created is not None:
-            yield f"created:{int(state.created // 3600)}"  # signed up within the same hour
+            yield ("created", int(state.created // 3600))  # signed up within the same hour

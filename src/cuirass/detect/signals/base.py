@@ -24,6 +24,9 @@ from cuirass.detect.digest import Digest
 from cuirass.detect.evidence import N_CAP, clip, rate_llr
 
 
+Link = tuple[str, object]  # a linking feature: (kind, value), e.g. ("pay", "pf_91c2..."), ("tpl", 0x1a2b3c4d)
+
+
 @dataclasses.dataclass(slots=True)
 class Context:
     """Facts shared by all accounts that some signals need (e.g. when a model was first seen)."""
@@ -70,8 +73,8 @@ class Signal(abc.ABC):
         """`consistency` of each row of a (members x summary_size) matrix."""
         return np.array([self.consistency(row, pooled) for row in members.tolist()], dtype=np.float64)
 
-    def links(self, state: Any) -> Iterable[str]:
-        """Features ("kind:value") this account may share with others; kinds are in campaigns.LINK_WEIGHTS."""
+    def links(self, state: Any) -> Iterable[Link]:
+        """Features (kind, value) this account may share with others; kinds are in campaigns.LINK_WEIGHTS."""
         return ()
 
 

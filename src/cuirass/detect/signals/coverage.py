@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from cuirass.detect import digest as D
 from cuirass.detect.digest import Digest
 from cuirass.detect.phrases import OTHER, TOPICS
-from cuirass.detect.signals.base import Context, LazyHistogram, Signal, register
+from cuirass.detect.signals.base import Context, LazyHistogram, Link, Signal, register
 
 MIN_PROMPTS = 8.0
 
@@ -77,7 +77,8 @@ class CoverageSignal(Signal):
     def explain_pooled(self, summary: Sequence[float], members: int) -> str:
         return self._describe(summary)
 
-    def links(self, state: CoverageState) -> Iterable[str]:
-        top, share, n = _narrowness(state.topics.counts())
+    def links(self, state: CoverageState) -> Iterable[Link]:
+        top, share, n = _narrowness(state.topics.bins)
+        n /= state.topics.unit
         if n >= 4 and share >= 0.6:
-            yield f"topic:{TOPICS[top]}"
+            yield ("topic", TOPICS[top])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from cuirass.detect.digest import Digest
-from cuirass.detect.signals.base import Context, Signal, register
+from cuirass.detect.signals.base import Context, Link, Signal, register
 
 MAX_NETWORKS = 32
 LINKED_NETWORKS = 3
@@ -61,12 +61,12 @@ class InfraSignal(Signal):
     def summary(self, state: InfraState) -> Sequence[float]:
         return ()
 
-    def links(self, state: InfraState) -> Iterable[str]:
+    def links(self, state: InfraState) -> Iterable[Link]:
         nets = state.networks
         top = sorted(nets, key=nets.__getitem__, reverse=True)[:LINKED_NETWORKS]
         for net in top:
-            yield f"net:{net}"
+            yield ("net", net)
         if state.user_agent is not None and top:  # a user agent alone links half the world; with a network, not
-            yield f"uanet:{state.user_agent}|{top[0]}"
+            yield ("uanet", f"{state.user_agent}|{top[0]}")
         if state.payment is not None:
-            yield f"pay:{state.payment}"
+            yield ("pay", state.payment)

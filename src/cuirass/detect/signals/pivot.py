@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from cuirass.detect.digest import Digest
-from cuirass.detect.signals.base import Context, Signal, register
+from cuirass.detect.signals.base import Context, Link, Signal, register
 
 NEW_MODEL_WINDOW = 86400.0
 MAX_MODELS = 8
@@ -60,6 +60,6 @@ class PivotSignal(Signal):
     def explain_pooled(self, summary: Sequence[float], members: int) -> str:
         return f"{summary[0] / max(members, 1):.0%} of accounts switched to a new model within a day of its release"
 
-    def links(self, state: PivotState) -> Iterable[str]:
+    def links(self, state: PivotState) -> Iterable[Link]:
         if state.pivot is not None:
-            yield f"pivot:{state.pivot}"
+            yield ("pivot", state.pivot)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from cuirass.detect.digest import Digest
-from cuirass.detect.signals.base import Context, DecayedRate, RateSignal, register
+from cuirass.detect.signals.base import Context, DecayedRate, Link, RateSignal, register
 from cuirass.detect.signals.elicitation import TASK_WORDS
 
 KEEP = 48          # template keys kept per account (most frequent, then most recent)
@@ -98,10 +98,10 @@ class TemplateSignal(RateSignal):
     def describe(self, share: float, n: float, example: str | None) -> str:
         return f"reuses a prompt template in {share:.0%} of {n:.0f} recent prompts"
 
-    def links(self, state: TemplateState) -> Iterable[str]:  # type: ignore[override]
+    def links(self, state: TemplateState) -> Iterable[Link]:  # type: ignore[override]
         keys = state.keys
         top = sorted(keys, key=keys.__getitem__, reverse=True)[:LINKED_KEYS] if len(keys) > LINKED_KEYS else keys
         for key in top:
-            yield f"tpl:{key:08x}"
+            yield ("tpl", key)
         for key in state.systems:
-            yield f"sys:{key:08x}"
+            yield ("sys", key)

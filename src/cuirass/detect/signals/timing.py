@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from cuirass.detect.digest import Digest
 from cuirass.detect.evidence import clip, rate_llr
-from cuirass.detect.signals.base import Context, DecayedRate, LazyHistogram, Signal, register
+from cuirass.detect.signals.base import Context, DecayedRate, LazyHistogram, Link, Signal, register
 
 SESSION_GAP = 1800.0  # longer gaps are breaks between sessions, not pacing
 MIN_GAPS = 6.0        # gaps needed before regularity counts
@@ -129,6 +129,6 @@ class TimingSignal(Signal):
         parts, entropy = self._pooled_parts(summary)
         return self._describe(parts, entropy)
 
-    def links(self, state: TimingState) -> Iterable[str]:
+    def links(self, state: TimingState) -> Iterable[Link]:
         if state.first_ts is not None:
-            yield f"start:{int(state.first_ts // 3600)}"  # accounts that began within the same hour
+            yield ("start", int(state.first_ts // 3600))  # accounts that began within the same hour
