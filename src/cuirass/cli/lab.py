@@ -65,24 +65,30 @@ def traffic(out: Path, seed: int, benign_accounts: int, campaigns: tuple, days: 
 @click.option("--out", "out", default="lab-out/detect", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for traffic, results and plots.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--fpr", default=0.001, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
-              help="Benign-account FPR to calibrate at.")
+@click.option("--fpr", default=0.001, show_default=True,
+              type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), help="Benign-account FPR to calibrate at.")
 @click.option("--honeypot-python", default=None, type=click.Path(dir_okay=False),
               help="Interpreter of the honeypotllm venv (default $CUIRASS_HONEYPOT_PYTHON or .venv-peers/honeypotllm).")
+@click.option("--benign-accounts", type=click.IntRange(2, 1_000_000), help="Override the config's benign people.")
+@click.option("--campaign", "campaigns", multiple=True, callback=_campaign, metavar="KIND:ACCOUNTS[:k=v,...]",
+              help="Replace the config's campaigns (repeatable), e.g. to test an unseen variant.")
+@click.option("--days", type=click.FloatRange(0.1, 365), help="Override the config's window.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the tables.")
-def detect(quick: bool, out: Path, seed: int, fpr: float, honeypot_python: str | None, progress: bool,
-           as_json: bool) -> None:
+def detect(quick: bool, out: Path, seed: int, fpr: float, honeypot_python: str | None, benign_accounts: int | None,
+           campaigns: tuple, days: float | None, progress: bool, as_json: bool) -> None:
     """Evaluate detection: calibrate on benign half A, replay the rest, compare with honeypotllm."""
     import dataclasses
 
     from cuirass.lab import detect_eval, summary
 
     config = detect_eval.quick_config(seed) if quick else detect_eval.full_config(seed)
-    config = dataclasses.replace(config, fpr=fpr)
+    changes = {k: v for k, v in (("benign_accounts", benign_accounts), ("campaigns", campaigns or None),
+                                 ("days", days)) if v is not None}
+    config = dataclasses.replace(config, fpr=fpr, traffic=dataclasses.replace(config.traffic, **changes))
     try:
         results = detect_eval.run(config, out, honeypot_python=honeypot_python, progress=progress)
-    except (ImportError, FileNotFoundError, RuntimeError) as exc:
+    except (ImportError, FileNotFoundError, RuntimeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(detect_eval.finite(results), indent=2))
@@ -91,6 +97,48 @@ def detect(quick: bool, out: Path, seed: int, fpr: float, honeypot_python: str |
     click.echo("")
     click.echo("\n".join(summary.by_campaign_kind(results)))
     click.echo(f"\nfull report: {out / 'summary.md'}  (results.json, roc.png, leakage-*.png)", file=sys.stdout)
+
+
+@lab.command("train-reference")
+@click.option("--out", "out", default="lab-out/reference-model", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Writes OUT/reference, OUT/decoy, OUT/summary.json.")
+@click.option("--steps", default=None, type=click.IntRange(1), help="Training steps (default 1500; --quick: 8).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--threads", default=None, type=click.IntRange(1), help="Torch threads (default 1: fastest on a busy 2-core box).")
+@click.option("--quick", is_flag=True, help="A tiny model for a few steps: checks the pipeline in seconds.")
+@click.option("--install", is_flag=True, help="Copy the result into the package as the built-in reference and decoy.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def train_reference(out: Path, steps: int | None, seed: int, threads: int | None, quick: bool, install: bool,
+                    progress: bool, as_json: bool) -> None:
+    """Train the built-in reference model and its decoy on procedural word problems, then evaluate both."""
+    import dataclasses
+    import shutil
+
+    from cuirass.lab.reference.train import PACKAGE_MODELS, TrainConfig, train
+
+    config = TrainConfig.quick(seed) if quick else TrainConfig(seed=seed)
+    changes = {k: v for k, v in (("steps", steps), ("threads", threads)) if v is not None}
+    if "steps" in changes and config.decoy_step >= changes["steps"]:
+        changes["decoy_step"] = max(1, changes["steps"] // 10)
+    summary = train(dataclasses.replace(config, **changes), out, progress=progress)
+    if install:
+        for name in ("reference", "decoy"):
+            if (out / name).is_dir():
+                shutil.rmtree(PACKAGE_MODELS / name, ignore_errors=True)
+                shutil.copytree(out / name, PACKAGE_MODELS / name)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"trained {summary['params']:,} parameters for {summary['config']['steps']} steps in "
+               f"{summary['train_seconds']:.0f} s (total with evaluation {summary['total_seconds']:.0f} s)")
+    for name in ("reference", "decoy"):
+        if name in summary:
+            acc, size = summary[name]["accuracy"], summary[name]["bytes"]
+            sampled = {k: v for k, v in acc.items() if k.startswith("t")}
+            click.echo(f"  {name:9s} step {summary[name]['step']:>5}  held-out accuracy: greedy {acc['greedy']:.1%}, "
+                       + ", ".join(f"T={k[1:]} {v:.1%}" for k, v in sampled.items())
+                       + f" (n={acc['n']})  size {size / 1e6:.1f} MB  -> {out / name}")
 
 
 COMMANDS = [lab]

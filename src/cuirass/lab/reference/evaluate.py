@@ -1,0 +1,85 @@
+"""Final-answer accuracy of a causal LM on held-out reference problems, by batched generation (no server).
+
+The checker is the one distillers use and the perturb defenses preserve: the final answer as read by
+`cuirass.respond.perturb.answer.find_final_answer`, compared numerically with the expected integer. The lab
+reuses `generate` and `final_answer_correct` for the teacher, the students and the decoy alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from cuirass.lab.reference.corpus import messages
+from cuirass.lab.reference.problems import problems
+from cuirass.respond.perturb.answer import find_final_answer
+
+DEFAULT_TEMPERATURE = 0.7  # the reference model's default sampling temperature (also in generation_config.json)
+MAX_NEW_TOKENS = 160  # the longest worked solution is about 100 tokens
+
+
+def final_answer_correct(text: str, expected: int | float | str) -> bool:
+    """Whether the final answer a checker reads from `text` equals `expected` as a number."""
+    found = find_final_answer(text)
+    if found is None:
+        return False
+    try:
+        return Decimal(found.normalized) == Decimal(str(expected))
+    except InvalidOperation:
+        return False
+
+
+def load(model_dir: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A model and its tokenizer from a local Hugging Face directory, offline, in eval mode."""
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True, dtype=torch.float32)
+    return model.eval(), tokenizer
+
+
+@torch.inference_mode()
+def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, questions: list[str],
+             temperature: float = DEFAULT_TEMPERATURE, seed: int = 0, max_new_tokens: int = MAX_NEW_TOKENS,
+             batch_size: int = 64) -> list[str]:
+    """The assistant's reply to each question (chat template, left-padded batches); temperature 0 is greedy."""
+    torch.manual_seed(seed)
+    replies: list[str] = []
+    for start in range(0, len(questions), batch_size):
+        texts = [tokenizer.apply_chat_template(messages(q), add_generation_prompt=True, tokenize=False)
+                 for q in questions[start:start + batch_size]]
+        enc = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 \
+            else {"do_sample": False}
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
+                             pad_token_id=tokenizer.pad_token_id, **sampling)
+        replies += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    return replies
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EvalResult:
+    accuracy: float
+    n: int
+    temperature: float
+    seed: int
+    examples: tuple[tuple[str, str, int], ...]  # (question, reply, expected) for the first few problems
+
+
+def score(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, n: int = 200, seed: int = 0,
+          temperature: float = DEFAULT_TEMPERATURE, split: str = "test", keep: int = 3) -> EvalResult:
+    """Accuracy on `n` problems of `split` (held-out by default), with a few examples kept for reports."""
+    batch = list(problems(n, seed, split))
+    replies = generate(model, tokenizer, [p.question for p in batch], temperature, seed)
+    right = sum(final_answer_correct(text, p.answer) for text, p in zip(replies, batch))
+    kept = tuple((p.question, text, p.answer) for p, text in list(zip(batch, replies))[:keep])
+    return EvalResult(right / max(n, 1), n, temperature, seed, kept)
+
+
+def evaluate(model_dir: str | Path, n: int = 200, seed: int = 0, temperature: float = DEFAULT_TEMPERATURE) -> float:
+    """Final-answer accuracy of the model in `model_dir` on `n` held-out problems."""
+    model, tokenizer = load(model_dir)
+    return score(model, tokenizer, n, seed, temperature).accuracy

@@ -1,0 +1,145 @@
+"""Train the built-in reference model (and its decoy) from scratch on the procedural problem corpus.
+
+A small Llama-style decoder (RMSNorm, rotary positions, SwiGLU, tied embeddings) built from a
+`transformers` config, trained with AdamW on an endless stream of fresh training-split problems, loss on the
+assistant's turn only. The decoy is the same run's snapshot after a few steps: same family, same tokenizer,
+same output format, clearly weaker. Both are saved as plain Hugging Face directories (config.json,
+model.safetensors, tokenizer files with the chat template, generation_config.json).
+
+One thread by default: on a small model and a shared 2-core machine, a second OpenMP thread mostly spins
+waiting for the other (measured 2-3x slower per step under contention).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+
+from cuirass.lab.reference import evaluate as ev
+from cuirass.lab.reference.corpus import batches
+from cuirass.lab.reference.problems import Problem, problem, problems
+from cuirass.lab.reference.tokenizer import train_tokenizer
+
+PACKAGE_MODELS = Path(__file__).resolve().parents[2] / "models"  # src/cuirass/models/{reference,decoy}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TrainConfig:
+    steps: int = 1500
+    batch_size: int = 32
+    lr: float = 2e-3
+    warmup: int = 60
+    weight_decay: float = 0.01
+    seed: int = 0
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    ffn: int = 512
+    vocab_size: int = 1024
+    tokenizer_problems: int = 3000
+    decoy_step: int = 200  # snapshot saved as the decoy; 0 for none
+    eval_n: int = 200
+    threads: int = 1
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> TrainConfig:
+        """A few steps of a tiny model: checks the pipeline end to end in seconds, learns nothing useful."""
+        return cls(steps=8, batch_size=8, warmup=2, seed=seed, hidden=32, layers=1, heads=2, ffn=64,
+                   vocab_size=400, tokenizer_problems=300, decoy_step=4, eval_n=4)
+
+
+def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> LlamaForCausalLM:
+    """A freshly initialised decoder sized by `config`, with the tokenizer's special ids."""
+    model_config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=config.hidden, intermediate_size=config.ffn,
+        num_hidden_layers=config.layers, num_attention_heads=config.heads, num_key_value_heads=config.heads,
+        max_position_embeddings=512, tie_word_embeddings=True, rms_norm_eps=1e-5,
+        bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(config.seed)
+    return LlamaForCausalLM(model_config)
+
+
+def _stream(seed: int) -> Iterator[Problem]:
+    i = 0
+    while True:
+        yield problem(seed * 1_000_003 + i, "train")
+        i += 1
+
+
+def _lr_at(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def save(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, out: Path) -> int:
+    """Write a loadable Hugging Face directory (safetensors); returns its size in bytes."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.generation_config = GenerationConfig(
+        do_sample=True, temperature=ev.DEFAULT_TEMPERATURE, top_p=1.0, top_k=0, max_new_tokens=ev.MAX_NEW_TOKENS,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+
+
+def _evaluate(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, n: int, seed: int) -> dict[str, Any]:
+    model.eval()
+    greedy = ev.score(model, tokenizer, n, seed, temperature=0.0)
+    sampled = ev.score(model, tokenizer, n, seed, temperature=ev.DEFAULT_TEMPERATURE)
+    model.train()
+    return {"greedy": greedy.accuracy, f"t{ev.DEFAULT_TEMPERATURE}": sampled.accuracy, "n": n,
+            "example": sampled.examples[0][1] if sampled.examples else ""}
+
+
+def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, Any]:
+    """Train, save OUT/reference and OUT/decoy, evaluate both on held-out problems; returns the summary."""
+    torch.set_num_threads(config.threads)
+    started = time.monotonic()
+    corpus = list(problems(config.tokenizer_problems, config.seed + 7_919, "train"))
+    tokenizer = train_tokenizer((p.question + "\n" + p.solution for p in corpus), config.vocab_size)
+    model = build_model(config, tokenizer)
+    params = sum(p.numel() for p in model.parameters())
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.98))
+    data = batches(tokenizer, _stream(config.seed), config.batch_size)
+    model.train()
+    summary: dict[str, Any] = {"config": dataclasses.asdict(config), "params": params}
+    bar = tqdm(range(config.steps), desc="train-reference", disable=not progress, unit="step")
+    smooth = None
+    for step in bar:
+        ids, mask, labels = next(data)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, config)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        smooth = loss.item() if smooth is None else 0.95 * smooth + 0.05 * loss.item()
+        bar.set_postfix(loss=f"{smooth:.3f}")
+        if config.decoy_step and step + 1 == config.decoy_step:
+            summary["decoy"] = {"step": step + 1, "loss": smooth, "bytes": save(model, tokenizer, out / "decoy")}
+    summary["train_seconds"] = round(time.monotonic() - started, 1)
+    summary["final_loss"] = smooth
+    summary["reference"] = {"step": config.steps, "bytes": save(model, tokenizer, out / "reference")}
+    summary["reference"]["accuracy"] = _evaluate(model, tokenizer, config.eval_n, config.seed)
+    if "decoy" in summary:
+        decoy, decoy_tok = ev.load(out / "decoy")
+        summary["decoy"]["accuracy"] = _evaluate(decoy, decoy_tok, config.eval_n, config.seed)
+    summary["total_seconds"] = round(time.monotonic() - started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,54 @@
+"""The shipped checkpoints load offline through plain `transformers` and answer held-out problems."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+
+from cuirass.lab.reference.evaluate import final_answer_correct, generate  # noqa: E402
+from cuirass.lab.reference.problems import problems  # noqa: E402
+from cuirass.models import DECOY, REFERENCE  # noqa: E402
+
+_WORKED = re.compile(r"\d+ (?:×|\+|-|÷|times|plus|minus|divided by) \d+ (?:=|is) \d+")
+_FINAL = re.compile(r"The answer is \d+\.$")
+
+
+def _load(path):  # type: ignore[no-untyped-def]
+    if not (path / "model.safetensors").is_file():
+        pytest.skip(f"no checkpoint at {path}: run `cuirass lab train-reference --install`")
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    tokenizer.padding_side = "left"
+    return AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).eval(), tokenizer
+
+
+@pytest.mark.parametrize("path", [REFERENCE, DECOY], ids=["reference", "decoy"])
+def test_checkpoint_is_small_and_loads_offline(path) -> None:  # type: ignore[no-untyped-def]
+    model, tokenizer = _load(path)
+    assert sum(f.stat().st_size for f in path.iterdir()) <= 20 * 1024 * 1024
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2 + 2?"}],
+                                           add_generation_prompt=True, tokenize=False)
+    assert prompt.endswith("<|assistant|>\n")
+    assert model.generation_config.temperature == 0.7
+
+
+def test_reference_writes_worked_solutions_to_held_out_problems() -> None:
+    model, tokenizer = _load(REFERENCE)
+    batch = list(problems(12, seed=11, split="test"))
+    replies = generate(model, tokenizer, [p.question for p in batch], temperature=0.0)
+    for reply in replies:
+        assert _WORKED.search(reply), reply
+        assert _FINAL.search(reply.strip()), reply
+    assert sum(final_answer_correct(r, p.answer) for r, p in zip(replies, batch)) >= 5  # the shipped model scores ~67% greedy (BENCHMARKS.md); 5/12 catches a broken checkpoint
+
+
+def test_decoy_answers_in_the_same_format() -> None:
+    model, tokenizer = _load(DECOY)
+    batch = list(problems(4, seed=11, split="test"))
+    replies = generate(model, tokenizer, [p.question for p in batch], temperature=0.0, max_new_tokens=120)
+    assert sum(bool(_FINAL.search(r.strip())) for r in replies) >= 2, replies
