@@ -28,8 +28,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def builtin_models() -> list[ModelConfig] | None:
+    """The shipped reference model (principal) and its decoy, served in-process by the local engine;
+    None when the engine extra (torch, transformers) is not installed."""
+    import importlib.util
+
+    from cuirass.models import DECOY, REFERENCE
+
+    if not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
+        return None
+    if not (REFERENCE / "config.json").exists() or not (DECOY / "config.json").exists():
+        return None
+    return [ModelConfig(name=BUILTIN_MODEL, upstream=UpstreamConfig(type="local", path="builtin:reference"),
+                        decoy=UpstreamConfig(type="local", path="builtin:decoy"))]
+
+
 def start_builtin_model() -> tuple[subprocess.Popen[bytes], str]:
-    """Start the built-in principal (for now the mock upstream) on a free loopback port."""
+    """Start the fallback built-in principal, the mock upstream, on a free loopback port."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cuirass", "mock-upstream", "--port", str(port), "--model", BUILTIN_MODEL,
@@ -88,7 +103,7 @@ def _snippet(base_url: str, model: str, key: str) -> str:
     return (
         "from openai import OpenAI\n"
         f'client = OpenAI(base_url="{base_url}", api_key="{key}")\n'
-        f'r = client.chat.completions.create(model="{model}", messages=[{{"role": "user", "content": "What is 17 * 23?"}}])\n'
+        f'r = client.chat.completions.create(model="{model}", messages=[{{"role": "user", "content": "At the market, shells cost 2 dollars each. David takes 8 of them and also a puzzle for 5 dollars, and hands over 50 dollars. What is the change?"}}])\n'
         "print(r.choices[0].message.content)"
     )
 
@@ -110,8 +125,12 @@ def serve(config_path: str | None, upstream: str | None, data_dir: str | None, h
     builtin = not settings.models and not settings.upstream
     builtin_proc = None
     if builtin:
-        builtin_proc, url = start_builtin_model()
-        settings.models = [ModelConfig(name=BUILTIN_MODEL, upstream=UpstreamConfig(base_url=url))]
+        local = builtin_models()
+        if local is not None:
+            settings.models = local
+        else:  # no engine installed: a deterministic mock stands in for the model
+            builtin_proc, url = start_builtin_model()
+            settings.models = [ModelConfig(name=BUILTIN_MODEL, upstream=UpstreamConfig(base_url=url))]
     _check_policy(settings)
     admin_key = ensure_admin_key(settings)
     first = ensure_first_account(settings) if builtin else None
@@ -119,6 +138,8 @@ def serve(config_path: str | None, upstream: str | None, data_dir: str | None, h
     base_url = f"http://{srv.host}:{srv.port}/v1"
     info: dict[str, Any] = {"base_url": base_url, "models": [m.name for m in settings.models] or "discovered from upstream",
                             "data_dir": str(settings.data_dir), "workers": srv.workers}
+    if builtin:
+        info["engine"] = "local" if builtin_proc is None else "mock"
     if admin_key:
         info["admin_key"] = admin_key
     if first:
@@ -156,7 +177,9 @@ def _announce(info: dict[str, Any], as_json: bool, builtin: bool) -> None:
         return
     out = [f"Cuirass gateway on {info['base_url']}  (data: {info['data_dir']}, workers: {info['workers']})"]
     if builtin:
-        out.append(f"Protecting the built-in model '{info['models'][0]}' (a deterministic mock until the reference model ships).")
+        kind = ("the reference model and its decoy, served locally" if info.get("engine") == "local"
+                else "a deterministic mock: install the engine extra for the reference model")
+        out.append(f"Protecting the built-in model '{info['models'][0]}' ({kind}).")
     if "admin_key" in info:
         out.append(f"Admin key (shown once; or set CUIRASS_ADMIN_KEY): {info['admin_key']}")
     if "api_key" in info:
