@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,9 @@ def pick_device(device: str) -> Any:
     return dev
 
 
+_LOAD_LOCK = threading.Lock()
+
+
 def load_model(path: str, device: str = "auto", dtype: str = "auto", threads: int | None = None) -> LoadedModel:
     """Read config, weights and tokenizer from `path`; raise EngineError saying what is missing."""
     where = resolve_path(path)
@@ -91,12 +95,15 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto", threads: in
         torch_dtype = torch.float32 if dev.type == "cpu" else "auto"
     else:
         torch_dtype = getattr(torch, dtype)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(where, local_files_only=True, **{_DTYPE_ARG: torch_dtype})
-    except (OSError, ValueError, KeyError) as exc:
-        raise EngineError(f"cannot load the model at {where}: {exc}", status=500) from None
-    model.to(dev).eval()
+    # transformers builds the model on the "meta" device through process-wide state, so two models
+    # loading at once in two threads (a principal and its decoy) can corrupt each other: one at a time.
+    with _LOAD_LOCK:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(where, local_files_only=True, **{_DTYPE_ARG: torch_dtype})
+        except (OSError, ValueError, KeyError) as exc:
+            raise EngineError(f"cannot load the model at {where}: {exc}", status=500) from None
+        model.to(dev).eval()
     if not getattr(tokenizer, "chat_template", None):
         tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
     eos: set[int] = set()
