@@ -13,6 +13,8 @@ import abc
 import dataclasses
 from typing import Any, ClassVar
 
+from cuirass.registry import Registry
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DefenseContext:
@@ -40,11 +42,5 @@ class TextDefense(abc.ABC):
         """The answer the client receives instead of `text`."""
 
 
-DEFENSES: dict[str, type[TextDefense]] = {}
-
-
-def register(cls: type[TextDefense]) -> type[TextDefense]:
-    if cls.name in DEFENSES:
-        raise ValueError(f"defense {cls.name!r} registered twice")
-    DEFENSES[cls.name] = cls
-    return cls
+DEFENSES: Registry[type[TextDefense]] = Registry("defense")
+register = DEFENSES.register  # class decorator: make a text defense available by its name

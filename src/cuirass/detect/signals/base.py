@@ -22,6 +22,7 @@ import numpy as np
 
 from cuirass.detect.digest import Digest
 from cuirass.detect.evidence import N_CAP, clip, rate_llr
+from cuirass.registry import Registry
 
 
 Link = tuple[str, object]  # a linking feature: (kind, value), e.g. ("pay", "pf_91c2..."), ("tpl", 0x1a2b3c4d)
@@ -71,6 +72,8 @@ class Signal(abc.ABC):
 
     def consistency_many(self, members: np.ndarray, pooled: Sequence[float]) -> np.ndarray:
         """`consistency` of each row of a (members x summary_size) matrix."""
+        if type(self).consistency is Signal.consistency:
+            return np.zeros(len(members))
         return np.array([self.consistency(row, pooled) for row in members.tolist()], dtype=np.float64)
 
     def links(self, state: Any) -> Iterable[Link]:
@@ -78,15 +81,8 @@ class Signal(abc.ABC):
         return ()
 
 
-SIGNALS: dict[str, type[Signal]] = {}
-
-
-def register(cls: type[Signal]) -> type[Signal]:
-    """Class decorator: make a signal available by its name."""
-    if cls.name in SIGNALS:
-        raise ValueError(f"signal {cls.name!r} registered twice")
-    SIGNALS[cls.name] = cls
-    return cls
+SIGNALS: Registry[type[Signal]] = Registry("signal")
+register = SIGNALS.register  # class decorator: make a signal available by its name
 
 
 class DecayedRate:

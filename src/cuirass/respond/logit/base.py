@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from typing import Any, ClassVar
 
+from cuirass.registry import Registry
 from cuirass.respond.base import DefenseContext
 from cuirass.upstream.base import LogitsProcessor
 
@@ -28,11 +29,5 @@ class LogitDefense(abc.ABC):
         """A fresh processor for one generation, keyed by ctx.key (the cohort's key for this defense)."""
 
 
-LOGIT_DEFENSES: dict[str, type[LogitDefense]] = {}
-
-
-def register_logit(cls: type[LogitDefense]) -> type[LogitDefense]:
-    if cls.name in LOGIT_DEFENSES:
-        raise ValueError(f"logit defense {cls.name!r} registered twice")
-    LOGIT_DEFENSES[cls.name] = cls
-    return cls
+LOGIT_DEFENSES: Registry[type[LogitDefense]] = Registry("logit defense")
+register_logit = LOGIT_DEFENSES.register  # class decorator: make a logit defense available by its name
