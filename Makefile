@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[postgres,redis,detect,lab,test,engine]'
+	$(BIN)/pip install --quiet -e '.[postgres,redis,lab,test,engine]'
 	touch $(STAMP)
 
 install: $(STAMP)

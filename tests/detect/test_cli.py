@@ -40,6 +40,17 @@ def test_calibrate_then_run(logs: dict[str, Path], tmp_path: Path) -> None:
     assert {a["account"] for a in report["accounts"] if a["flagged"]} >= {f"harvest-33-{i}" for i in range(4)}
 
 
+def test_presorted_streaming(logs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    r = invoke("detect", "run", "--events", str(logs["mixed"]), "--out", str(out), "--presorted", "--no-progress")
+    assert r.exit_code == 0, r.output
+    unsorted = tmp_path / "unsorted.jsonl"
+    lines = logs["mixed"].read_bytes().splitlines(keepends=True)
+    unsorted.write_bytes(b"".join(reversed(lines)))
+    r = invoke("detect", "run", "--events", str(unsorted), "--out", str(out), "--presorted", "--no-progress")
+    assert r.exit_code != 0 and "out of time order" in r.output
+
+
 def test_help() -> None:
     for cmd in (("detect", "--help"), ("detect", "run", "--help"), ("detect", "calibrate", "--help")):
         assert invoke(*cmd).exit_code == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from cuirass.detect.digest import digest
@@ -41,10 +43,8 @@ def test_evidence_decays_over_event_time(hydra_events: list) -> None:
     for event in mine:
         scorer.observe(digest(event))
     hot = scorer.get(account).own
-    later = mine[-1]
-    later_event = scenario._event(later.ts + 30 * 86400, account, [{"role": "user", "content": "thanks, bye"}],
-                                  __import__("random").Random(0))
-    scorer.observe(digest(later_event))
+    later = dataclasses.replace(mine[-1], ts=mine[-1].ts + 30 * 86400, messages=[{"role": "user", "content": "thanks, bye"}])
+    scorer.observe(digest(later))
     assert scorer.get(account).own < hot
 
 

@@ -95,9 +95,11 @@ def _write(path: Path, data: Any) -> None:
               help="calibration.json from `detect calibrate` (default: the built-in threshold).")
 @click.option("--campaign-interval", default=3600.0, show_default=True, type=click.FloatRange(min=1.0),
               help="Event-time seconds between campaign jobs.")
+@click.option("--presorted", is_flag=True,
+              help="The log is in event-time order: stream it instead of buffering it (for logs too big to hold).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def run(events_path: Path, out: Path, calibration_path: Path | None, campaign_interval: float,
+def run(events_path: Path, out: Path, calibration_path: Path | None, campaign_interval: float, presorted: bool,
         progress: bool, as_json: bool) -> None:
     """Replay an event log causally and write the detection report (accounts and campaigns)."""
     from cuirass.detect.replay import replay
@@ -106,7 +108,7 @@ def run(events_path: Path, out: Path, calibration_path: Path | None, campaign_in
     started = time.perf_counter()
     try:
         report = replay(_events(events_path, progress), calibration=calibration,
-                        campaign_interval_s=campaign_interval)
+                        campaign_interval_s=campaign_interval, presorted=presorted)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     _write(out, report)

@@ -26,7 +26,7 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    A benign group pools to ordinary rates and scores low, however tightly it is linked.
 4. Lift. In a community whose logit_C clears the threshold by LIFT_MARGIN (a community's
    judgement is noisier than an account's), a member is lifted towards logit_C,
-   by at most scoring.MAX_LIFT log-odds, when (a) it holds a content or payment feature that
+   by at most evidence.MAX_LIFT log-odds, when (a) it holds a content or payment feature that
    at least TIE_SHARE of the members share and that is mostly held inside the community, and (b) its own requests
    are clearly more likely under the community's pooled behaviour than under an ordinary
    user's (sum of the signals' censored `consistency` log-likelihood ratios >= MIN_CONSISTENCY,
@@ -126,6 +126,7 @@ class AccountRow:
     summary: np.ndarray      # concatenated signal summaries
     features: np.ndarray     # interned linking feature ids (unique)
     volume: float            # decayed request count
+    built_ts: float = 0.0    # event time the row was read from the account's state
 
 
 @dataclasses.dataclass(slots=True)
@@ -297,18 +298,18 @@ def judge(group: np.ndarray, fids: np.ndarray, counts: np.ndarray, index: Featur
         if e >= 0.25:
             scored.append((e, f"{signal.explain_pooled(part, m)} [+{e:.1f}]"))
     total = combine(values, [s.group for s in signals])
-    top: dict[str, tuple[int, str]] = {}
+    top: dict[str, tuple[int, int]] = {}  # kind -> (count, -fid): most shared, then first interned
     for fid, count in zip(fids.tolist(), counts.tolist()):
-        kind, name = index.kind(fid), index.name(fid)
-        if kind not in top or (count, name) > top[kind]:
-            top[kind] = (count, name)
+        kind = index.kind(fid)
+        if kind not in top or (count, -fid) > top[kind]:
+            top[kind] = (count, -fid)
     coordination, shares = 0.0, []
-    for kind, (count, name) in sorted(top.items()):
+    for kind, (count, neg_fid) in sorted(top.items()):
         weight = COORD_WEIGHTS.get(kind, 0.0)
         share = count / m
         if weight and count >= 2 and share >= COORD_MIN_SHARE:
             coordination += weight * share
-            shares.append(f"{share:.0%} share {name}")
+            shares.append(f"{share:.0%} share {index.name(-neg_fid)}")
     coordination = min(COORD_CAP, coordination * _size_factor(m))
     replicated, k = replication(own) if own is not None else (0.0, 0)
     total += coordination + replicated
@@ -348,12 +349,10 @@ def run(rows: Sequence[AccountRow], index: FeatureIndex, signals: Sequence[Signa
             continue
         specific = (graph.content[fids] & (counts >= max(2.0, TIE_SHARE * len(group)))
                     & (counts >= LINK_PURITY * graph.df[fids]))
-        linked = set(fids[specific].tolist())
-        tied = {int(owner) for owner, fid in pairs.tolist() if fid in linked}
         pooled_list = pooled.tolist()
         if len(group) < LIFT_MIN_SIZE:
             continue
-        candidates = np.array([i for i in group.tolist() if i in tied], dtype=np.int64)
+        candidates = np.unique(pairs[np.isin(pairs[:, 1], fids[specific]), 0])
         if len(candidates) < MIN_SIZE:
             continue
         own = np.array([rows[i].own for i in candidates.tolist()])
@@ -376,8 +375,8 @@ def run(rows: Sequence[AccountRow], index: FeatureIndex, signals: Sequence[Signa
 
 def _campaign_id(fids: np.ndarray, counts: np.ndarray, index: FeatureIndex, used: set[str]) -> str:
     """A readable id derived from the community's most shared feature (stable across jobs)."""
-    best = max(zip(counts.tolist(), fids.tolist()), key=lambda t: (t[0], index.name(t[1])), default=None)
-    base = f"c-{zlib.crc32(index.name(best[1]).encode()):08x}" if best else "c-00000000"
+    best = max(zip(counts.tolist(), (-f for f in fids.tolist())), default=None)
+    base = f"c-{zlib.crc32(index.name(-best[1]).encode()):08x}" if best else "c-00000000"
     cid, suffix = base, 2
     while cid in used:
         cid, suffix = f"{base}-{suffix}", suffix + 1

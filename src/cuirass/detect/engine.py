@@ -31,6 +31,7 @@ from cuirass.events.record import Event
 DEFAULT_THRESHOLD = 0.98         # score threshold when no calibration is given (log-odds ~ +3.9)
 DEFAULT_CAMPAIGN_INTERVAL_S = 3600.0
 DEFAULT_CAMPAIGN_WINDOW_S = 3 * 86400.0
+ROW_REFRESH_S = 6 * 3600.0       # an already-flagged account's campaign row is refreshed at most this often
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -167,7 +168,8 @@ class Detector:
         return result
 
     def campaign_snapshot(self, now_ts: float) -> list[AccountRow]:
-        """Rows of the accounts active within campaign_window_s before now_ts (cached when unchanged)."""
+        """Rows of the accounts active within campaign_window_s before now_ts (cached when unchanged;
+        accounts already flagged, which need no lift, are re-read at most every ROW_REFRESH_S)."""
         since = now_ts - self.campaign_window_s
         rows = []
         cache = self._rows
@@ -175,9 +177,10 @@ class Detector:
             if state.last_ts < since:
                 continue
             row = cache.get(state.account)
-            if row is None or state.dirty:
+            stale = row is None or (state.dirty and (state.first_flagged_ts is None or now_ts - row.built_ts >= ROW_REFRESH_S))
+            if stale:
                 row = AccountRow(state.account, state.own, np.asarray(self.scorer.summary(state), dtype=np.float64),
-                                 self._features.intern(self.scorer.links(state)), state.volume)
+                                 self._features.intern(self.scorer.links(state)), state.volume, now_ts)
                 cache[state.account] = row
                 state.dirty = False
             rows.append(row)

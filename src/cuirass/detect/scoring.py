@@ -1,11 +1,11 @@
 """Online account scoring: bounded streaming state per account, O(1) work per request.
 
-An account's own log-odds is PRIOR + the sum of its signals' censored evidence (see
-evidence.py for the formula and why it is censored). Evidence lives in decayed statistics:
-each request multiplies an account's older weight by exp(-dt / tau), dt being the event time
-since its previous request, so an account that stopped harvesting long ago drifts back to the
-prior. A campaign the account belongs to can lift it (campaigns.py); its final log-odds is
-the larger of the two.
+An account's own log-odds is PRIOR + the sum of its signals' censored evidence, correlated
+signals censored as a group (evidence.py: the formula and why). Evidence lives in decayed
+statistics: each request multiplies an account's older weight by exp(-dt / tau), dt being the
+event time since its previous request, so an account that stopped harvesting long ago drifts
+back to the prior. A campaign the account belongs to can lift it towards the campaign's
+log-odds, by at most MAX_LIFT (campaigns.py); score = sigmoid(lifted log-odds).
 """
 
 from __future__ import annotations

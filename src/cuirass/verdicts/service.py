@@ -74,8 +74,9 @@ class DetectionService:
         clock = latest if len(rows) == BATCH and latest is not None else (now or time.time())
         if self.detector.maybe_run_campaigns(clock):
             touched |= set(self.detector.scorer.accounts)
-            report = self.detector.report()
-            self.store.put_campaigns(report["campaigns"])
+            self.store.put_campaigns(self.detector.campaign_report())
+            # Bound memory in a long-running service: drop accounts idle for longer than the warm start.
+            self.detector.forget(clock - self.cfg.warm_start_s)
         self.store.put_auto(self._row(a) for a in sorted(touched))
         return len(rows)
 
