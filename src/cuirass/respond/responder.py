@@ -33,11 +33,6 @@ class Plan:
     block: bool
     processors: tuple[ProcessorFactory, ...] = ()  # logit-level defenses, for an upstream that runs them
 
-    @property
-    def label(self) -> str:
-        """The event's `action`: the first action carried out, else `pass`."""
-        return self.actions[0] if self.actions else "pass"
-
 
 def _load_defenses() -> None:
     """Import the defense modules so they register themselves."""
