@@ -1,4 +1,4 @@
-"""Local engine speed (issue 5): tokens/s with no logits processor and with `logit_watermark`.
+"""Local engine speed (issue 5): tokens/s with no logits processor, with `logit_watermark`, with `antidistill`.
 
     .venv/bin/python bench/engine_speed.py            # writes the "Local engine (issue 5)" section of BENCHMARKS.md
     .venv/bin/python bench/engine_speed.py --quick    # fewer runs, prints only
@@ -7,6 +7,8 @@ Measures the engine itself (cuirass.engine.generate.run_choice: forward pass wit
 processors, sampling, incremental detokenisation), one request at a time, on the tiny random GPT-2
 of the tests and, when it is shipped, the built-in reference model. Also the processor's own cost
 per token at the reference vocabulary and at GPT-2's 50,257 tokens, to show how it scales.
+`antidistill` runs two forward passes of its proxy per token (the built-in decoy for the reference
+model; the tiny model is its own proxy), so its cost is that of the proxy, not of the teacher.
 """
 
 from __future__ import annotations
@@ -31,26 +33,35 @@ from cuirass.engine.generate import run_choice  # noqa: E402
 from cuirass.engine.loader import load_model, resolve_path  # noqa: E402
 from cuirass.engine.params import parse  # noqa: E402
 from cuirass.engine.tiny import write_tiny_model  # noqa: E402
-from cuirass.respond.logit.watermark import GreenListProcessor  # noqa: E402
+from cuirass.respond.base import DefenseContext  # noqa: E402
+from cuirass.respond.logit.antidistill import Antidistill  # noqa: E402
+from cuirass.respond.logit.watermark import GreenListProcessor, LogitWatermark  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Local engine (issue 5)"
 KEY = bytes(range(32))
 
 
-def tokens_per_s(lm: Any, runs: int, max_tokens: int) -> tuple[float, float]:
-    """Median tokens/s (prompt pass included) without and with the watermark; the two alternate run by run
-    with the same seeds, so load from other jobs on the machine hits both alike."""
-    rates: dict[bool, list[float]] = {False: [], True: []}
+SETTINGS = ("none", "logit_watermark", "antidistill")
+
+
+def tokens_per_s(lm: Any, runs: int, max_tokens: int, proxy: str) -> dict[str, float]:
+    """Median tokens/s (prompt pass included) per setting; the settings alternate run by run with the same
+    seeds, so load from other jobs on the machine hits them alike."""
+    ctx = DefenseContext(account="a", cohort="c000", prompt="", endpoint="", model="m", key=KEY)
+    make = {"none": lambda: [],
+            "logit_watermark": lambda: [LogitWatermark().processor(ctx, lm.tokenizer)],
+            "antidistill": lambda: [Antidistill(proxy=proxy).processor(ctx, lm.tokenizer)]}
+    rates: dict[str, list[float]] = {k: [] for k in SETTINGS}
     for seed in range(runs):
         req = parse(lm, "/v1/completions", {"prompt": "Tom has 3 apples and buys 4 more.", "max_tokens": max_tokens,
                                             "seed": seed, "temperature": 1.0})
-        for with_wm in (False, True):
-            procs = [GreenListProcessor(KEY, 0.25, 2.0, 2)] if with_wm else []
+        for name in SETTINGS:
+            procs = make[name]()
             t = time.perf_counter()
             c = run_choice(lm, req, 0, procs, threading.Event())
-            rates[with_wm].append(len(c.token_ids) / (time.perf_counter() - t))
-    return statistics.median(rates[False]), statistics.median(rates[True])
+            rates[name].append(len(c.token_ids) / (time.perf_counter() - t))
+    return {k: statistics.median(v) for k, v in rates.items()}
 
 
 def processor_us(vocab: int, n: int = 300) -> float:
@@ -73,22 +84,25 @@ def main() -> None:
     runs, max_tokens = (3, 100) if args.quick else (7, 200)
     models: list[tuple[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        models.append(("tiny random GPT-2 (tests)", load_model(str(write_tiny_model(tmp)), device="cpu")))
+        tiny = str(write_tiny_model(tmp))
+        models.append(("tiny random GPT-2 (tests)", load_model(tiny, device="cpu"), tiny))
         if (resolve_path("builtin:reference") / "config.json").is_file():
-            models.append(("built-in reference model", load_model("builtin:reference", device="cpu")))
+            models.append(("built-in reference model", load_model("builtin:reference", device="cpu"), "builtin:decoy"))
         rows = []
-        for label, lm in models:
+        for label, lm, proxy in models:
             params = sum(p.numel() for p in lm.model.parameters())
-            tokens_per_s(lm, 1, 20)  # warm-up
-            base, wm = tokens_per_s(lm, runs, max_tokens)
-            rows.append((label, params, lm.vocab_size, base, wm))
-            print(f"{label}: {base:.0f} tok/s plain, {wm:.0f} tok/s with logit_watermark", file=sys.stderr)
+            tokens_per_s(lm, 1, 20, proxy)  # warm-up (and the proxy's task gradient, computed once)
+            r = tokens_per_s(lm, runs, max_tokens, proxy)
+            rows.append((label, params, lm.vocab_size, r))
+            print(f"{label}: " + ", ".join(f"{k} {v:.0f} tok/s" for k, v in r.items()), file=sys.stderr)
     us = {v: processor_us(v) for v in sorted({r[2] for r in rows} | {50257})}
     for v, t in us.items():
         print(f"processor alone, vocab {v}: {t:.0f} µs/token", file=sys.stderr)
     section = render(rows, us, runs, max_tokens)
     print(section)
     if not args.quick:
+        from report import write_section  # bench/report.py
+
         write_section(ROOT / "BENCHMARKS.md", section)
 
 
@@ -97,14 +111,16 @@ def render(rows: list[tuple[Any, ...]], us: dict[int, float], runs: int, max_tok
     out = [SECTION, "",
            f"`.venv/bin/python bench/engine_speed.py` on {os.cpu_count()} CPU cores ({cpu}, shared with other jobs), "
            f"torch {torch.__version__} with {torch.get_num_threads()} threads, float32, one request at a time; "
-           f"median of {runs} generations of up to {max_tokens} tokens each, the two settings alternating with the same seeds (temperature 1, prompt pass included). "
+           f"median of {runs} generations of up to {max_tokens} tokens each, the three settings alternating with the same seeds (temperature 1, prompt pass included). "
            "Engine only (no HTTP); the gateway adds its usual per-request overhead (see Gateway overhead). "
            "The cores are shared with other jobs, so absolute rates vary up to ~3x between runs: compare columns within one run.", "",
-           "| model | parameters | vocabulary | no processor (tok/s) | `logit_watermark` (tok/s) | change | `antidistill` |",
-           "|---|---:|---:|---:|---:|---:|---|"]
-    for label, params, vocab, base, wm in rows:
-        out.append(f"| {label} | {params / 1e6:.2f} M | {vocab:,} | {base:.0f} | {wm:.0f} | "
-                   f"{(wm / base - 1) * 100:+.0f}% | not built yet |")
+           "| model | parameters | vocabulary | no processor (tok/s) | `logit_watermark` (tok/s) | `antidistill` (tok/s) |",
+           "|---|---:|---:|---:|---:|---:|"]
+    for label, params, vocab, r in rows:
+        base = r["none"]
+        out.append(f"| {label} | {params / 1e6:.2f} M | {vocab:,} | {base:.0f} | {r['logit_watermark']:.0f} "
+                   f"({(r['logit_watermark'] / base - 1) * 100:+.0f}%) | {r['antidistill']:.0f} "
+                   f"({(r['antidistill'] / base - 1) * 100:+.0f}%) |")
     out += ["", "The watermark processor by itself (BLAKE2b of the context, then one vectorised splitmix64 pass "
             "over the vocabulary and a masked add):", "",
             "| vocabulary | µs per token |", "|---:|---:|"]
@@ -113,14 +129,6 @@ def render(rows: list[tuple[Any, ...]], us: dict[int, float], runs: int, max_tok
             "machine: with torch's spinning OpenMP threads a forward pass of the tiny model took ~200 ms "
             "instead of ~3 ms when other processes were busy on the same 2 cores.", ""]
     return "\n".join(out)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) this benchmark's section of BENCHMARKS.md, leaving every other section alone."""
-    old = path.read_text() if path.exists() else ""
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: section + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(new)
 
 
 if __name__ == "__main__":

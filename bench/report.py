@@ -195,9 +195,10 @@ def _mock_table(results: dict[str, Any]) -> list[str]:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace (or append) this benchmark's section of BENCHMARKS.md, leaving every other section alone."""
+    """Replace (or append) the section whose `## ` title `section` starts with, leaving every other alone."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    title = section.splitlines()[0]
+    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:

@@ -15,7 +15,7 @@ from cuirass.respond.logit.detect import detect_text
 from tests.conftest import Gateway, MockUpstream
 
 MASTER = "engine-test-master-secret-0123456789"
-WM = {"gamma": 0.25, "delta": 4.0, "context": 2}
+WM = {"gamma": 0.25, "delta": 4.0, "context": 2, "min_prob": 0}  # a random model finds no token plausible
 MSGS = [{"role": "user", "content": "how many coins are left?"}]
 
 

@@ -33,6 +33,7 @@ def generate(lm, seed: int, key: bytes | None, n: int = 120, clean: bool = False
     req = parse(lm, "/v1/completions", {"prompt": "the answer is", "max_tokens": n, "seed": seed})
     procs = [ascii_only(lm)] if clean else []
     if key is not None:
+        opts.setdefault("min_prob", 0)  # a random model finds no token plausible: boost every green one
         ctx = DefenseContext(account="a", cohort="c000", prompt="", endpoint="", model="m", key=key)
         procs.append(LogitWatermark(**opts).processor(ctx, lm.tokenizer))
     return run_choice(lm, req, 0, procs, threading.Event())
@@ -60,7 +61,7 @@ def test_processor_adds_delta_to_green_logits_only(tiny_lm) -> None:  # type: ig
     import torch
 
     ctx = DefenseContext(account="a", cohort="c", prompt="", endpoint="", model="m", key=KEY)
-    proc = LogitWatermark(delta=3.0, context=2).processor(ctx, tiny_lm.tokenizer)
+    proc = LogitWatermark(delta=3.0, context=2, min_prob=0, protect_numbers=False).processor(ctx, tiny_lm.tokenizer)
     scores = torch.zeros(1, 400)
     out = proc(torch.tensor([[5, 9, 17]]), scores)
     mask = green(context_seed(KEY, [9, 17]), np.arange(400), 0.25)  # the same keyed function
@@ -83,7 +84,7 @@ def test_unwatermarked_p_values_are_uniform_and_exact(tiny_lm) -> None:  # type:
     ps, pr = [], []
     for i in range(300):
         toks = rng.integers(0, 400, size=60)
-        r = detect_tokens(toks, KEY)
+        r = detect_tokens(toks, KEY, context=2)
         n = len(windows(toks, 2))
         assert r.n_scored == n
         x = sum(bool(green(context_seed(KEY, c), np.array([t]), 0.25)[0]) for c, t in windows(toks, 2))
@@ -92,29 +93,36 @@ def test_unwatermarked_p_values_are_uniform_and_exact(tiny_lm) -> None:  # type:
         pr.append(r.p_randomized)
     assert min(ps) > 1e-4
     assert kstest(pr, "uniform").pvalue > 0.01
-    plain = [detect_tokens(generate(tiny_lm, s, None, n=60).token_ids, KEY).p_value for s in range(5)]
+    plain = [detect_tokens(generate(tiny_lm, s, None, n=60).token_ids, KEY, context=2).p_value for s in range(5)]
     assert min(plain) > 1e-4
 
 
 def test_repeated_windows_are_scored_once() -> None:
-    once = detect_tokens([1, 2, 3, 4, 5], KEY)
-    many = detect_tokens([1, 2, 3, 4, 5] * 20, KEY)
+    once = detect_tokens([1, 2, 3, 4, 5], KEY, context=2)
+    many = detect_tokens([1, 2, 3, 4, 5] * 20, KEY, context=2)
     assert once.n_scored == 3
-    assert many.n_scored == len({((a, b), c) for a, b, c in zip(([1, 2, 3, 4, 5] * 20), ([1, 2, 3, 4, 5] * 20)[1:],
-                                                                  ([1, 2, 3, 4, 5] * 20)[2:], strict=False)})
-    assert many.n_scored <= 5
+    assert many.n_scored == len({(a, b) for a, b in zip(([1, 2, 3, 4, 5] * 20), ([1, 2, 3, 4, 5] * 20)[1:])})
+    assert many.n_scored <= 5  # one window per distinct context, however often it repeats
+
+
+def test_each_context_is_represented_by_its_most_frequent_token() -> None:
+    from cuirass.respond.logit.detect import corpus_windows
+
+    texts = [[1, 2, 7], [1, 2, 8], [1, 2, 8], [3, 4, 9]]
+    assert corpus_windows(texts, 2) == [((1, 2), 8), ((3, 4), 9)]
+    assert corpus_windows([[1, 2, 7], [1, 2, 8]], 2) == [((1, 2), 7)]  # a tie: the first seen
 
 
 def test_responder_plans_logit_processors_keyed_per_cohort(tiny_lm) -> None:  # type: ignore[no-untyped-def]
     import torch
 
-    from cuirass.config import ConfigError
     from cuirass.keyring import Keyring
     from cuirass.respond.policy import PolicyConfig
     from cuirass.respond.responder import Responder
 
     ring = Keyring(b"m" * 32, 16)
-    cfg = PolicyConfig(default_actions=["logit_watermark"], options={"logit_watermark": {"delta": 5.0}})
+    cfg = PolicyConfig(default_actions=["logit_watermark"], options={"logit_watermark": {"delta": 5.0, "context": 2, "min_prob": 0,
+                                                                                "protect_numbers": False}})
     r = Responder(cfg, ring)
     d = r.decide(account="acc", org=None, allowlisted=False, model="m", verdict=None)
     plan = r.plan(d, account="acc", model="m", endpoint="/v1/completions", prompt="p", verdict=None)
@@ -123,8 +131,10 @@ def test_responder_plans_logit_processors_keyed_per_cohort(tiny_lm) -> None:  # 
     out = proc(torch.tensor([[3, 4]]), torch.zeros(1, 400))
     key = ring.key("logit_watermark", ring.cohort_of("acc"))
     assert torch.equal(out[0], torch.from_numpy(green(context_seed(key, [3, 4]), np.arange(400), 0.25) * 5.0).float())
-    with pytest.raises(ConfigError, match="antidistill"):
-        Responder(PolicyConfig(default_actions=["antidistill"]), ring)  # no implementation yet
+    r = Responder(PolicyConfig(default_actions=["antidistill"]), ring)
+    d = r.decide(account="acc", org=None, allowlisted=False, model="m", verdict=None)
+    plan = r.plan(d, account="acc", model="m", endpoint="/v1/completions", prompt="p", verdict=None)
+    assert plan.actions == ("antidistill",) and len(plan.processors) == 1  # built lazily, by the engine
 
 
 def test_processor_works_on_a_batch_like_hf_generate() -> None:
@@ -146,3 +156,44 @@ def test_corpus_scores_each_window_once_across_texts() -> None:
     both = detect_corpus([a, b, a], KEY)
     assert both.n_scored == one.n_scored + detect_tokens(b, KEY).n_scored
     assert both.n_green == one.n_green + detect_tokens(b, KEY).n_green
+
+
+def test_entropy_gate_marks_and_scores_only_uncertain_steps(tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from cuirass.respond.logit.entropy import EntropyGate
+
+    ctx = DefenseContext(account="a", cohort="c", prompt="", endpoint="", model="m", key=KEY)
+    proc = LogitWatermark(delta=3.0, context=2, min_entropy=0.5, min_prob=0).processor(ctx, tiny_lm.tokenizer)
+    sure = torch.full((1, 400), -30.0)
+    sure[0, 7] = 0.0  # the model is certain: a digit the answer needs
+    assert torch.equal(proc(torch.tensor([[5, 9, 17]]), sure), sure)
+    flat = torch.zeros(1, 400)
+    assert not torch.equal(proc(torch.tensor([[5, 9, 17]]), flat), flat)
+
+    ids = generate(tiny_lm, 0, KEY, n=40).token_ids
+    prompt = tiny_lm.tokenizer.encode("the answer is")
+    keep = EntropyGate(tiny_lm.model, 0.5).keep(prompt, ids)
+    assert len(keep) == len(ids) and all(keep)  # a random model is unsure everywhere
+    none = EntropyGate(tiny_lm.model, 1e9).keep(prompt, ids)
+    assert not any(none)
+    assert detect_tokens(ids, KEY, context=2, keep=none).n_scored == 0
+    half = [i % 2 == 0 for i in range(len(ids))]
+    assert detect_tokens(ids, KEY, context=2, keep=half).n_scored == len(
+        {(tuple(ids[i - 2:i]), ids[i]) for i in range(2, len(ids)) if i % 2 == 0})
+
+
+def test_only_plausible_non_number_tokens_are_boosted(tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from cuirass.respond.logit.entropy import number_tokens
+
+    ctx = DefenseContext(account="a", cohort="c", prompt="", endpoint="", model="m", key=KEY)
+    proc = LogitWatermark(delta=3.0, context=2, min_prob=0.02).processor(ctx, tiny_lm.tokenizer)
+    scores = torch.full((1, 400), -20.0)
+    scores[0, :40] = 0.0  # 40 plausible candidates (2.5% each), the rest negligible
+    boosted = (proc(torch.tensor([[5, 9, 17]]), scores) - scores)[0] > 0
+    green_ids = set(np.flatnonzero(green(context_seed(KEY, [9, 17]), np.arange(400), 0.25)).tolist())
+    digits = number_tokens(tiny_lm.tokenizer)
+    assert digits and all(any(c.isdigit() for c in tiny_lm.tokenizer.decode([t])) for t in digits)
+    assert set(np.flatnonzero(boosted.numpy()).tolist()) == {t for t in range(40) if t in green_ids and t not in digits}

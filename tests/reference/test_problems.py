@@ -7,10 +7,15 @@ import re
 from cuirass.lab.reference.problems import TEMPLATES, problem, problems, split_of
 from cuirass.respond.perturb.answer import find_final_answer
 
-_EQUATION = re.compile(r"(\d+) (×|\+|-|÷|times|plus|minus|divided by) (\d+) (?:=|is) (\d+)")
-_OPS = {"×": lambda a, b: a * b, "times": lambda a, b: a * b, "+": lambda a, b: a + b, "plus": lambda a, b: a + b,
-        "-": lambda a, b: a - b, "minus": lambda a, b: a - b, "÷": lambda a, b: a // b,
+_WORDS = re.compile(r"(\d+) (times|plus|minus|divided by) (\d+) is (\d+)")
+_CHAIN = re.compile(r"\d+(?: [×+÷-] \d+)+(?: = \d+(?: [×+÷-] \d+)*)+")  # 47 + 38 = 47 + 30 + 8 = 77 + 8 = 85
+_OPS = {"times": lambda a, b: a * b, "plus": lambda a, b: a + b, "minus": lambda a, b: a - b,
         "divided by": lambda a, b: a // b}
+
+
+def _value(expr: str) -> int:
+    """An expression of integers and × + - ÷ with the usual precedence (÷ is exact in these problems)."""
+    return eval(expr.replace("×", "*").replace("÷", "//"), {"__builtins__": {}})  # digits and operators only
 
 
 def test_deterministic_and_prefix_stable() -> None:
@@ -23,16 +28,41 @@ def test_every_equation_and_final_answer_is_right() -> None:
     batch = list(problems(600, seed=0)) + list(problems(300, seed=0, split="test"))
     assert {p.template for p in batch} == set(TEMPLATES)
     for p in batch:
-        equations = _EQUATION.findall(p.solution)
-        assert equations, p.solution
-        for a, op, b, c in equations:
+        words, chains = _WORDS.findall(p.solution), _CHAIN.findall(p.solution)
+        assert words or chains, p.solution
+        for a, op, b, c in words:
             assert _OPS[op](int(a), int(b)) == int(c), (p.solution, a, op, b, c)
-            if op in ("÷", "divided by") and "remainder" not in p.solution and "left over" not in p.solution:
-                assert int(a) % int(b) == 0
+        for chain in chains:
+            sides = chain.split(" = ")
+            assert len({_value(side) for side in sides}) == 1, (p.solution, chain)
+            if "÷" in sides[0] and "remainder" not in p.solution and "left over" not in p.solution:
+                a, b = (int(x) for x in sides[0].split(" ÷ "))
+                assert a % b == 0
         assert p.answer >= 0
         assert p.solution.endswith(f"The answer is {p.answer}.")
         found = find_final_answer(p.solution)
         assert found is not None and found.convention == "answer_is" and found.normalized == str(p.answer)
+
+
+def test_multi_digit_steps_are_split_into_one_digit_facts() -> None:
+    text = "\n".join(p.solution for p in problems(300, seed=2))
+    assert "47 + 38 = 47 + 30 + 8 = 77 + 8 = 85" in problem_text_of(47, "+", 38)
+    assert "100 - 73 = 100 - 70 - 3 = 30 - 3 = 27" in problem_text_of(100, "-", 73)
+    assert "36 × 8 = 30 × 8 + 6 × 8 = 240 + 48 = 288" in problem_text_of(36, "×", 8)
+    for chain in _CHAIN.findall(text):
+        first = chain.split(" = ")[0].split(" ")
+        if len(first) == 3 and first[1] in "+-" and chain.count(" = ") > 1:
+            b = int(first[2])
+            assert b >= 10 and b % 10, chain  # split only when the second operand has tens and ones
+
+
+def problem_text_of(a: int, op: str, b: int) -> str:
+    import random
+
+    from cuirass.lab.reference.problems import _calc
+
+    c = {"+": a + b, "-": a - b, "×": a * b}[op]
+    return _calc(random.Random(0), a, op, b, c)
 
 
 def test_solutions_are_phrased_in_many_ways() -> None:

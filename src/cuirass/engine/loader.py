@@ -45,6 +45,7 @@ class LoadedModel:
     vocab_size: int  # width of the logits (may exceed the tokenizer's size)
     cache_arg: str = "past_key_values"  # forward()'s KV-cache argument ("cache" from transformers 5.x)
     keeps_last: bool = False  # forward() takes logits_to_keep (compute logits for the last position only)
+    sampling_defaults: dict[str, float] = dataclasses.field(default_factory=dict)  # from generation_config.json
 
 
 def resolve_path(path: str) -> Path:
@@ -118,4 +119,13 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto", threads: in
     vocab = int(model.get_output_embeddings().weight.shape[0])
     args = inspect.signature(model.forward).parameters
     return LoadedModel(model, tokenizer, dev, where.name, frozenset(eos), max_pos, vocab,
-                       cache_arg="cache" if "cache" in args else "past_key_values", keeps_last="logits_to_keep" in args)
+                       cache_arg="cache" if "cache" in args else "past_key_values", keeps_last="logits_to_keep" in args,
+                       sampling_defaults=_sampling_defaults(model.generation_config))
+
+
+def _sampling_defaults(gen: Any) -> dict[str, float]:
+    """The temperature and top_p a model's authors recommend (generation_config.json, when it samples):
+    used when a request leaves them out, as vLLM does, instead of the OpenAI defaults of 1 and 1."""
+    if gen is None or not getattr(gen, "do_sample", False):
+        return {}
+    return {k: float(v) for k in ("temperature", "top_p") if isinstance(v := getattr(gen, k, None), int | float)}

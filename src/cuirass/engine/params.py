@@ -87,8 +87,8 @@ def parse(lm: LoadedModel, endpoint: str, body: dict[str, Any]) -> EngineRequest
     asked = body.get("max_completion_tokens") or body.get("max_tokens")
     if asked is not None and (not isinstance(asked, int) or asked < 1):
         raise EngineError("max_tokens must be an integer >= 1", param="max_tokens")
-    temperature = body.get("temperature", 1.0)
-    top_p = body.get("top_p", 1.0)
+    temperature = body.get("temperature", lm.sampling_defaults.get("temperature", 1.0))
+    top_p = body.get("top_p", lm.sampling_defaults.get("top_p", 1.0))
     if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
         raise EngineError("temperature must be a number between 0 and 2", param="temperature")
     if not isinstance(top_p, int | float) or not 0 <= top_p <= 1:

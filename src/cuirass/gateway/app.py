@@ -172,7 +172,8 @@ async def readiness(request: Request) -> Response:
             conn.exec_driver_sql("SELECT 1")
     except Exception:  # noqa: BLE001 - any failure means "not ready"
         store_ok = False
-    ready = store_ok and w.healthy
+    local = gw.models.local_models()  # a local model still loading (or failed) cannot answer yet
+    ready = store_ok and w.healthy and all(m["state"] == "ready" for m in local.values())
     body = {
         "status": "ready" if ready else "unready",
         "event_store": {
@@ -184,6 +185,7 @@ async def readiness(request: Request) -> Response:
             "last_error": w.last_error,
         },
         "models": gw.models.public_names(),
+        "local_models": local,
     }
     return _json(body, 200 if ready else 503)
 

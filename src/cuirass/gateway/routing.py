@@ -90,3 +90,8 @@ class ModelRegistry:
 
     def public_names(self) -> list[str]:
         return sorted(self._routes)
+
+    def local_models(self) -> dict[str, dict[str, str]]:
+        """Load state of each local model (`loading`, `ready` or `failed` with the error), by its path."""
+        return {u.config.path or u.name: u.load_state() for u in self._upstreams.values()
+                if isinstance(u, LocalUpstream)}

@@ -59,9 +59,9 @@ class PolicyOverride(_Section):
 def _default_bands() -> list[Band]:
     return [
         Band(name="campaign", when=BandCondition(campaign=True, flagged=True),
-             actions=["strip_reasoning", "decoy", "perturb", "canary", "watermark"]),
+             actions=["strip_reasoning", "decoy", "perturb", "canary", "watermark", "logit_watermark"]),
         Band(name="flagged", when=BandCondition(flagged=True),
-             actions=["strip_reasoning", "perturb", "canary", "watermark"]),
+             actions=["strip_reasoning", "perturb", "canary", "watermark", "logit_watermark"]),
     ]
 
 

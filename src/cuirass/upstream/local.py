@@ -76,6 +76,15 @@ class LocalUpstream:
 
         return resolve_path(str(self.config.path)).name
 
+    def load_state(self) -> dict[str, str]:
+        """`loading` until the weights are in memory, then `ready`, or `failed` with the reason."""
+        if self._loading is None:
+            return {"state": "stopped"}
+        if not self._loading.done():
+            return {"state": "loading"}
+        exc = self._loading.exception()
+        return {"state": "failed", "error": str(exc)} if exc is not None else {"state": "ready"}
+
     @property
     def lm(self) -> Any:
         """The loaded model (blocks until loaded: call from a worker thread); EngineError if it failed."""

@@ -8,18 +8,22 @@ reuses `generate` and `final_answer_correct` for the teacher, the students and t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, PreTrainedModel,
+                          PreTrainedTokenizerBase)
 
 from cuirass.lab.reference.corpus import messages
 from cuirass.lab.reference.problems import problems
 from cuirass.respond.perturb.answer import find_final_answer
 
 DEFAULT_TEMPERATURE = 0.7  # the reference model's default sampling temperature (also in generation_config.json)
-MAX_NEW_TOKENS = 160  # the longest worked solution is about 100 tokens
+DEFAULT_TOP_P = 0.9  # and its default nucleus (top_p), as Llama 3 ships; the local engine uses both when a request omits them
+MAX_NEW_TOKENS = 200  # the longest worked solution is about 150 tokens
 
 
 def final_answer_correct(text: str, expected: int | float | str) -> bool:
@@ -44,16 +48,22 @@ def load(model_dir: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
 @torch.inference_mode()
 def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, questions: list[str],
              temperature: float = DEFAULT_TEMPERATURE, seed: int = 0, max_new_tokens: int = MAX_NEW_TOKENS,
-             batch_size: int = 64) -> list[str]:
-    """The assistant's reply to each question (chat template, left-padded batches); temperature 0 is greedy."""
+             batch_size: int = 64, processors: Callable[[], list[Any]] | None = None,
+             top_p: float | None = None) -> list[str]:
+    """The assistant's reply to each question (chat template, left-padded batches); temperature 0 is greedy.
+
+    `processors()` gives fresh logits processors per batch (the engine's defenses work on batches too)."""
     torch.manual_seed(seed)
     replies: list[str] = []
     for start in range(0, len(questions), batch_size):
         texts = [tokenizer.apply_chat_template(messages(q), add_generation_prompt=True, tokenize=False)
                  for q in questions[start:start + batch_size]]
         enc = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 \
+        nucleus = DEFAULT_TOP_P if top_p is None else top_p
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": nucleus, "top_k": 0} if temperature > 0 \
             else {"do_sample": False}
+        if processors is not None:
+            sampling["logits_processor"] = LogitsProcessorList(processors())
         out = model.generate(**enc, max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
                              pad_token_id=tokenizer.pad_token_id, **sampling)
         replies += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
@@ -70,10 +80,12 @@ class EvalResult:
 
 
 def score(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, n: int = 200, seed: int = 0,
-          temperature: float = DEFAULT_TEMPERATURE, split: str = "test", keep: int = 3) -> EvalResult:
+          temperature: float = DEFAULT_TEMPERATURE, split: str = "test", keep: int = 3,
+          processors: Callable[[], list[Any]] | None = None, top_p: float | None = None) -> EvalResult:
     """Accuracy on `n` problems of `split` (held-out by default), with a few examples kept for reports."""
     batch = list(problems(n, seed, split))
-    replies = generate(model, tokenizer, [p.question for p in batch], temperature, seed)
+    replies = generate(model, tokenizer, [p.question for p in batch], temperature, seed, processors=processors,
+                       top_p=top_p)
     right = sum(final_answer_correct(text, p.answer) for text, p in zip(replies, batch))
     kept = tuple((p.question, text, p.answer) for p, text in list(zip(batch, replies))[:keep])
     return EvalResult(right / max(n, 1), n, temperature, seed, kept)

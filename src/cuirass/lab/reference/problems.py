@@ -31,9 +31,15 @@ SNACKS = ["apples", "muffins", "pencils", "stickers", "cookies", "candles", "not
           "shells", "cards", "buttons"]
 THINGS = ["book", "hat", "scarf", "lamp", "kite", "ball", "puzzle", "mug", "plant", "wallet"]
 VEHICLES = ["train", "car", "bus", "truck", "cyclist", "boat"]
-FIRST = ["First, ", "To start, ", "", "Step 1: "]
-THEN = ["Then ", "Next, ", "After that, ", "Now ", ""]
-SO = ["So ", "That means ", "Therefore ", ""]
+# Interchangeable openers and step leads, each equally likely: most of a solution's entropy lives here (about
+# three bits per slot), which is what a sampling-time watermark needs to carry evidence in a short answer.
+OPENERS = ["", "Let's work it out step by step.\n", "We can solve this in a few steps.\n",
+           "Here is how to work it out.\n", "Let's break this down.\n", "Let's think about it step by step.\n",
+           "We can find this one step at a time.\n", "Here is the working.\n"]
+FIRST = ["First, ", "To start, ", "", "Step 1: ", "First of all, ", "To begin, ", "We start with this: ",
+         "Start here: "]
+THEN = ["Then ", "Next, ", "After that, ", "Now ", "", "Then, ", "Moving on, ", "In the next step, "]
+SO = ["So ", "That means ", "Therefore ", "", "Thus ", "Hence ", "As a result, ", "Putting it together, "]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,11 +66,32 @@ def split_of(template: str, numbers: tuple[int, ...]) -> str:
 # --- phrasing helpers: each picks one of several equivalent ways to write the same thing -----------------
 
 def _calc(r: random.Random, a: int, op: str, b: int, c: int) -> str:
-    """An equation with its result, e.g. `4 × 3 = 12` or `4 times 3 is 12`."""
+    """An equation with its result, e.g. `4 × 3 = 12` or `4 times 3 is 12`; multi-digit steps are split.
+
+    Split the way people do mental arithmetic ("jump" strategies): `47 + 38 = 47 + 30 + 8 = 77 + 8 = 85`,
+    `100 - 73 = 100 - 70 - 3 = 30 - 3 = 27`, `36 × 8 = 30 × 8 + 6 × 8 = 240 + 48 = 288`. Whether to split
+    depends only on the operands' digits, never on a carry, so the model can always tell what comes next,
+    and every step it writes is a one-digit fact or a round-number shift it learns quickly.
+    """
+    split = _split(a, op, b, c)
+    if split:
+        return split
     words = {"×": "times", "+": "plus", "-": "minus", "÷": "divided by"}[op]
     if r.random() < 0.8:
         return f"{a} {op} {b} = {c}"
     return f"{a} {words} {b} is {c}"
+
+
+def _split(a: int, op: str, b: int, c: int) -> str:
+    """The split form of `a op b = c`, or "" when the step is already a one-digit or round-number fact."""
+    if op in "+-" and b >= 10 and b % 10:
+        tens, ones = b - b % 10, b % 10
+        mid = a + tens if op == "+" else a - tens
+        return f"{a} {op} {b} = {a} {op} {tens} {op} {ones} = {mid} {op} {ones} = {c}"
+    if op == "×" and a >= 10 and a % 10 and 2 <= b <= 9:
+        tens, ones = a - a % 10, a % 10
+        return f"{a} × {b} = {tens} × {b} + {ones} × {b} = {tens * b} + {ones * b} = {c}"
+    return ""
 
 
 def _cap(s: str) -> str:
@@ -150,7 +177,7 @@ def travel(r: random.Random) -> tuple[tuple[int, ...], str, list[str], int]:
     q = r.choice([
         f"A {v} travels at {s1} km per hour for {h1} hours, then at {s2} km per hour for {h2} hours. "
         f"How many kilometres does it travel in total?",
-        f"For {h1} hours a {v} keeps a speed of {s1} km an hour. It then slows to {s2} km an hour for {h2} more "
+        f"For {h1} hours a {v} keeps a speed of {s1} km an hour. It then changes to {s2} km an hour for {h2} more "
         f"hours. What is the total distance in km?",
         f"A {v} goes {s1} km each hour for {h1} hours and afterwards {s2} km each hour for {h2} hours. How far "
         f"does it go altogether?",
@@ -361,7 +388,7 @@ def problem(seed: int, split: str = "train") -> Problem:
         name = r.choice(sorted(TEMPLATES))
         numbers, question, steps, answer = TEMPLATES[name](r)
         if split_of(name, numbers) == split:
-            solution = "\n".join(steps + [ANSWER_LINE.format(answer)])
+            solution = r.choice(OPENERS) + "\n".join(steps + [ANSWER_LINE.format(answer)])
             return Problem(name, numbers, question, solution, answer)
 
 

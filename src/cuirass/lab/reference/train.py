@@ -6,8 +6,8 @@ assistant's turn only. The decoy is the same run's snapshot after a few steps: s
 same output format, clearly weaker. Both are saved as plain Hugging Face directories (config.json,
 model.safetensors, tokenizer files with the chat template, generation_config.json).
 
-One thread by default: on a small model and a shared 2-core machine, a second OpenMP thread mostly spins
-waiting for the other (measured 2-3x slower per step under contention).
+Two threads by default (0.84 s against 1.50 s per step on a quiet 2-core machine); on a machine shared with
+other busy processes one thread can be faster, since a second OpenMP thread then mostly waits (`--threads`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from tqdm import tqdm
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
 from cuirass.lab.reference import evaluate as ev
-from cuirass.lab.reference.corpus import batches
+from cuirass.lab.reference.corpus import Worked, batches
 from cuirass.lab.reference.problems import Problem, problem, problems
 from cuirass.lab.reference.tokenizer import train_tokenizer
 
@@ -34,7 +34,7 @@ PACKAGE_MODELS = Path(__file__).resolve().parents[2] / "models"  # src/cuirass/m
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TrainConfig:
-    steps: int = 1500
+    steps: int = 2000
     batch_size: int = 32
     lr: float = 2e-3
     warmup: int = 60
@@ -46,9 +46,9 @@ class TrainConfig:
     ffn: int = 512
     vocab_size: int = 1024
     tokenizer_problems: int = 3000
-    decoy_step: int = 200  # snapshot saved as the decoy; 0 for none
+    decoy_step: int = 400  # snapshot saved as the decoy; 0 for none
     eval_n: int = 200
-    threads: int = 1
+    threads: int = 2
 
     @classmethod
     def quick(cls, seed: int = 0) -> TrainConfig:
@@ -87,7 +87,7 @@ def save(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, out: Path)
     """Write a loadable Hugging Face directory (safetensors); returns its size in bytes."""
     out.mkdir(parents=True, exist_ok=True)
     model.generation_config = GenerationConfig(
-        do_sample=True, temperature=ev.DEFAULT_TEMPERATURE, top_p=1.0, top_k=0, max_new_tokens=ev.MAX_NEW_TOKENS,
+        do_sample=True, temperature=ev.DEFAULT_TEMPERATURE, top_p=ev.DEFAULT_TOP_P, top_k=0, max_new_tokens=ev.MAX_NEW_TOKENS,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
@@ -103,23 +103,24 @@ def _evaluate(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, n: in
             "example": sampled.examples[0][1] if sampled.examples else ""}
 
 
-def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, Any]:
-    """Train, save OUT/reference and OUT/decoy, evaluate both on held-out problems; returns the summary."""
+def fit(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, stream: Iterator[Worked],
+        config: TrainConfig, progress: bool = True, desc: str = "train",
+        on_step: Callable[[int, float], None] | None = None) -> float:
+    """Train `model` for `config.steps` AdamW steps on worked examples from `stream`; returns the smoothed loss.
+
+    The one training loop of the project: the reference model, its decoy and the lab's students all use it
+    (a student's stream cycles over the examples an attacker harvested). `on_step(step, loss)` runs after
+    every step (the reference run uses it to snapshot the decoy).
+    """
     torch.set_num_threads(config.threads)
-    started = time.monotonic()
-    corpus = list(problems(config.tokenizer_problems, config.seed + 7_919, "train"))
-    tokenizer = train_tokenizer((p.question + "\n" + p.solution for p in corpus), config.vocab_size)
-    model = build_model(config, tokenizer)
-    params = sum(p.numel() for p in model.parameters())
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.98))
-    data = batches(tokenizer, _stream(config.seed), config.batch_size)
+    data = batches(tokenizer, stream, config.batch_size)
     model.train()
-    summary: dict[str, Any] = {"config": dataclasses.asdict(config), "params": params}
-    bar = tqdm(range(config.steps), desc="train-reference", disable=not progress, unit="step")
-    smooth = None
+    bar = tqdm(range(config.steps), desc=desc, disable=not progress, unit="step")
+    smooth = float("nan")
     for step in bar:
         ids, mask, labels = next(data)
         for group in opt.param_groups:
@@ -129,12 +130,31 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        smooth = loss.item() if smooth is None else 0.95 * smooth + 0.05 * loss.item()
+        smooth = loss.item() if step == 0 else 0.95 * smooth + 0.05 * loss.item()
         bar.set_postfix(loss=f"{smooth:.3f}")
+        if on_step is not None:
+            on_step(step, smooth)
+    model.eval()
+    return smooth
+
+
+def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, Any]:
+    """Train, save OUT/reference and OUT/decoy, evaluate both on held-out problems; returns the summary."""
+    torch.set_num_threads(config.threads)
+    started = time.monotonic()
+    corpus = list(problems(config.tokenizer_problems, config.seed + 7_919, "train"))
+    tokenizer = train_tokenizer((p.question + "\n" + p.solution for p in corpus), config.vocab_size)
+    model = build_model(config, tokenizer)
+    summary: dict[str, Any] = {"config": dataclasses.asdict(config),
+                               "params": sum(p.numel() for p in model.parameters())}
+
+    def snapshot_decoy(step: int, loss: float) -> None:
         if config.decoy_step and step + 1 == config.decoy_step:
-            summary["decoy"] = {"step": step + 1, "loss": smooth, "bytes": save(model, tokenizer, out / "decoy")}
+            summary["decoy"] = {"step": step + 1, "loss": loss, "bytes": save(model, tokenizer, out / "decoy")}
+
+    loss = fit(model, tokenizer, _stream(config.seed), config, progress, "train-reference", snapshot_decoy)
     summary["train_seconds"] = round(time.monotonic() - started, 1)
-    summary["final_loss"] = smooth
+    summary["final_loss"] = loss
     summary["reference"] = {"step": config.steps, "bytes": save(model, tokenizer, out / "reference")}
     summary["reference"]["accuracy"] = _evaluate(model, tokenizer, config.eval_n, config.seed)
     if "decoy" in summary:

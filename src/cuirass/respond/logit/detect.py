@@ -1,15 +1,23 @@
 """Detect the logit watermark: an exact binomial p-value per key.
 
-    pairs  = the distinct (previous h tokens, token) windows of the re-tokenised text, each once
+    pairs  = one (previous h tokens, token) window per distinct context of the re-tokenised text(s): the
+             token written most often after that context (ties: the first seen), counting only the steps
+             the entropy gate keeps (entropy.py; all steps when no gate is given)
     X      = number of green pairs (keyed.py), n = number of pairs
     H0 (text written without the key): X ~ Binomial(n, gamma)
     p      = P(X >= x | H0) = binom.sf(x - 1, n, gamma)                         (exact)
     p_rand = P(X > x) + U * P(X = x), U ~ Uniform(0, 1) keyed on the tokens      (exactly uniform under H0)
 
-Scoring each window once (Fernandez et al., 2023, "Three Bricks to Consolidate Watermarks for LLMs",
-sec. 4) keeps the trials independent when a text repeats itself; without it repeated n-grams inflate
-X and the p-value is no longer valid. p is what evidence quotes; p_rand is for calibration checks (a
-KS test on clean text), as in the text watermark's detect.py.
+Scoring each context once (Fernandez et al., 2023, "Three Bricks to Consolidate Watermarks for LLMs",
+sec. 4, deduplicate the scored windows) keeps the trials independent when a text repeats itself;
+without it repeated n-grams inflate X and the p-value is no longer valid. Distinct contexts seed
+independent green lists, and which token represents a context is chosen from the text alone, never
+from the key, so under H0 each representative is green with probability gamma, independently: the
+Binomial null is exact. Taking the most frequent token (rather than every distinct pair once) keeps the
+signal of a model that *prefers* green continuations: over many answers a watermarked model, or a
+student trained on one, also writes the red alternatives now and then, and counting every distinct
+pair once would score them as often as the green ones. p is what evidence quotes; p_rand is for
+calibration checks (a KS test on clean text), as in the text watermark's detect.py.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import binom
 
+from cuirass.respond.logit.entropy import EntropyGate
 from cuirass.respond.logit.keyed import CONTEXT, GAMMA, context_seed, green
 
 
@@ -42,30 +51,39 @@ class LogitWatermarkResult:
         return (self.n_green - g * self.n_scored) / math.sqrt(self.n_scored * g * (1 - g))
 
 
-def windows(token_ids: Sequence[int], context: int = CONTEXT) -> list[tuple[tuple[int, ...], int]]:
-    """The distinct (context, token) windows, first occurrence order."""
-    ids = [int(t) for t in token_ids]
-    seen: dict[tuple[tuple[int, ...], int], None] = {}
-    for i in range(context, len(ids)):
-        seen.setdefault((tuple(ids[i - context:i]), ids[i]), None)
-    return list(seen)
+def windows(token_ids: Sequence[int], context: int = CONTEXT,
+            keep: Sequence[bool] | None = None) -> list[tuple[tuple[int, ...], int]]:
+    """One (context, modal token) window per distinct context, first occurrence order; positions with keep[i]."""
+    return corpus_windows([token_ids], context, None if keep is None else [keep])
 
 
-def detect_tokens(token_ids: Sequence[int], key: bytes, gamma: float = GAMMA,
-                  context: int = CONTEXT) -> LogitWatermarkResult:
-    """Whether these token ids carry the watermark of `key`."""
-    return _score(windows(token_ids, context), token_ids, key, gamma)
+def corpus_windows(token_lists: Sequence[Sequence[int]], context: int = CONTEXT,
+                   keeps: Sequence[Sequence[bool] | None] | None = None) -> list[tuple[tuple[int, ...], int]]:
+    """`windows` over several texts at once: a context seen in many texts still counts once."""
+    counts: dict[tuple[int, ...], dict[int, int]] = {}
+    for j, token_ids in enumerate(token_lists):
+        ids = [int(t) for t in token_ids]
+        keep = None if keeps is None else keeps[j]
+        for i in range(context, len(ids)):
+            if keep is None or keep[i]:
+                after = counts.setdefault(tuple(ids[i - context:i]), {})
+                after[ids[i]] = after.get(ids[i], 0) + 1
+    # max() returns the first maximal item and dicts keep insertion order: ties go to the first seen
+    return [(ctx, max(after, key=after.__getitem__)) for ctx, after in counts.items()]
 
 
-def detect_corpus(token_lists: Sequence[Sequence[int]], key: bytes, gamma: float = GAMMA,
-                  context: int = CONTEXT) -> LogitWatermarkResult:
+def detect_tokens(token_ids: Sequence[int], key: bytes, gamma: float = GAMMA, context: int = CONTEXT,
+                  keep: Sequence[bool] | None = None) -> LogitWatermarkResult:
+    """Whether these token ids carry the watermark of `key` (`keep`: the entropy gate's verdict per token)."""
+    return _score(windows(token_ids, context, keep), token_ids, key, gamma)
+
+
+def detect_corpus(token_lists: Sequence[Sequence[int]], key: bytes, gamma: float = GAMMA, context: int = CONTEXT,
+                  keeps: Sequence[Sequence[bool]] | None = None) -> LogitWatermarkResult:
     """One p-value for many texts (e.g. the answers one cohort harvested): each window counts once overall."""
-    seen: dict[tuple[tuple[int, ...], int], None] = {}
-    for ids in token_lists:
-        for w in windows(ids, context):
-            seen.setdefault(w, None)
-    flat = [t for c, tok in seen for t in (*c, tok)]  # salt of the randomized p-value only
-    return _score(list(seen), flat, key, gamma)
+    ws = corpus_windows(token_lists, context, keeps)
+    flat = [t for c, tok in ws for t in (*c, tok)]  # salt of the randomized p-value only
+    return _score(ws, flat, key, gamma)
 
 
 def _score(ws: list[tuple[tuple[int, ...], int]], salt_ids: Sequence[int], key: bytes,
@@ -78,7 +96,9 @@ def _score(ws: list[tuple[tuple[int, ...], int]], salt_ids: Sequence[int], key: 
     return LogitWatermarkResult(ge, n, x, gt + u * (ge - gt), gamma)
 
 
-def detect_text(text: str, tokenizer: Any, key: bytes, gamma: float = GAMMA,
-                context: int = CONTEXT) -> LogitWatermarkResult:
-    """Re-tokenise `text` with the model's tokenizer and score it (the prompt is not needed)."""
-    return detect_tokens(tokenizer.encode(text, add_special_tokens=False), key, gamma, context)
+def detect_text(text: str, tokenizer: Any, key: bytes, gamma: float = GAMMA, context: int = CONTEXT,
+                gate: EntropyGate | None = None, prompt_ids: Sequence[int] = ()) -> LogitWatermarkResult:
+    """Re-tokenise `text` with the model's tokenizer and score it; with a gate, only the steps it keeps
+    (the prompt's token ids, when known, make the gate's entropies those of generation)."""
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return detect_tokens(ids, key, gamma, context, None if gate is None else gate.keep(prompt_ids, ids))

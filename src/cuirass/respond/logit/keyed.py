@@ -24,8 +24,10 @@ from collections.abc import Sequence
 import numpy as np
 
 GAMMA = 0.25  # green fraction of the vocabulary (Kirchenbauer et al. use 0.25 and 0.5)
-DELTA = 2.0  # logit bias added to green tokens
-CONTEXT = 2  # h: previous tokens that seed the green list
+DELTA = 4.0  # logit bias added to green tokens (only plausible ones: see watermark.py)
+CONTEXT = 4  # h: previous tokens that seed the green list (more distinct windows in templated text than h=2)
+MIN_PROB = 0.02  # only tokens the model gives at least this probability are boosted
+MIN_ENTROPY = 0.5  # nats: steps where the model is surer than this are neither marked nor scored (SWEET)
 _PERSON = b"cuirass-lwm-v1"
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -2,17 +2,28 @@
 
     scores[v] += delta   for every v with green(key, previous h tokens, v)        (keyed.py)
 
+    only where H(softmax(scores)) >= min_entropy                                   (entropy gate)
+
 Kirchenbauer et al., 2023, "A Watermark for Large Language Models" (arXiv:2301.10226), the soft
 red-list rule: the bias tilts sampling toward the green fraction gamma of the vocabulary without
-forbidding anything, so a confident model still says what it must (a digit the answer needs keeps
-its place when its logit lead exceeds delta), while high-entropy choices turn mostly green. Keys are
-per cohort (keyring purpose "logit_watermark"), so a detection also says which cohort the text left
-through. Detect with `cuirass.respond.logit.detect`.
+forbidding anything, so high-entropy choices turn mostly green. The entropy gate follows SWEET (Lee et
+al., 2023, "Who Wrote this Code? Watermarking for Code Generation", arXiv:2305.15060): where the model
+is nearly sure (a digit the answer needs, the rest of a fixed phrase) the bias could only hurt the
+answer and adds no evidence, so those steps are left alone, and the detector scores only the steps
+where the model's own entropy passes the same threshold (entropy.py). Only tokens the model itself
+finds plausible (probability >= min_prob) are boosted, so a large delta makes the choice among the
+model's own candidates green whenever one of them is, without ever promoting a token the model would
+not have written (a strong bias on the whole vocabulary derails a small model: -33 points at delta 8). Keys are per cohort (keyring
+purpose "logit_watermark"), so a detection also says which cohort the text left through. Detect with
+`cuirass.respond.logit.detect`.
 
 Options (policy config, `options: {logit_watermark: {...}}`); detection must use the same ones:
     gamma: float = 0.25   # green fraction
-    delta: float = 2.0    # logit bias on green tokens (higher: stronger and more visible)
-    context: int = 2      # h, previous tokens seeding the green list
+    delta: float = 4.0    # logit bias on green tokens (higher: stronger and more visible)
+    context: int = 4      # h, previous tokens seeding the green list
+    min_entropy: float = 0.5  # nats, of the model's raw next-token distribution; 0 marks every step
+    min_prob: float = 0.02    # only tokens at least this likely are boosted; 0 boosts every green token
+    protect_numbers: bool = true  # never bias (nor score) a token that holds a digit
 """
 
 from __future__ import annotations
@@ -23,7 +34,9 @@ import numpy as np
 
 from cuirass.respond.base import DefenseContext
 from cuirass.respond.logit.base import LogitDefense, register_logit
-from cuirass.respond.logit.keyed import CONTEXT, DELTA, GAMMA, context_seed, green_list, threshold
+from cuirass.respond.logit.entropy import number_tokens
+from cuirass.respond.logit.keyed import (CONTEXT, DELTA, GAMMA, MIN_ENTROPY, MIN_PROB, context_seed, green_list,
+                                         threshold)
 from cuirass.upstream.base import LogitsProcessor
 
 
@@ -36,28 +49,44 @@ class LogitWatermark(LogitDefense):
         self.gamma = float(options.get("gamma", GAMMA))
         self.delta = float(options.get("delta", DELTA))
         self.context = int(options.get("context", CONTEXT))
+        self.min_entropy = float(options.get("min_entropy", MIN_ENTROPY))
+        self.protect_numbers = bool(options.get("protect_numbers", True))
+        self.min_prob = float(options.get("min_prob", MIN_PROB))
         threshold(self.gamma)  # validates gamma
-        if self.delta < 0 or self.context < 1:
-            raise ValueError("logit_watermark needs delta >= 0 and context >= 1")
+        if self.delta < 0 or self.context < 1 or self.min_entropy < 0:
+            raise ValueError("logit_watermark needs delta >= 0, context >= 1 and min_entropy >= 0")
 
     def processor(self, ctx: DefenseContext, tokenizer: Any) -> LogitsProcessor:
-        return GreenListProcessor(ctx.key, self.gamma, self.delta, self.context)
+        protected = number_tokens(tokenizer) if self.protect_numbers else frozenset()
+        return GreenListProcessor(ctx.key, self.gamma, self.delta, self.context, self.min_entropy, protected,
+                                  self.min_prob)
 
 
 class GreenListProcessor:
     """Adds delta to the green logits of each step; positions with fewer than h previous tokens pass.
     Works on a batch too, so it can also be handed to transformers' `generate(logits_processor=[...])`."""
 
-    def __init__(self, key: bytes, gamma: float, delta: float, context: int) -> None:
+    def __init__(self, key: bytes, gamma: float, delta: float, context: int, min_entropy: float = 0.0,
+                 protected: frozenset[int] = frozenset(), min_prob: float = 0.0) -> None:
         self.key, self.gamma, self.delta, self.context = key, gamma, delta, context
+        self.min_entropy, self.min_prob = min_entropy, min_prob
+        self.protected = sorted(protected)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
+
+        from cuirass.respond.logit.entropy import entropy
 
         if input_ids.shape[-1] < self.context:
             return scores
         width = scores.shape[-1]
         rows = [green_list(context_seed(self.key, ctx), width, self.gamma)
                 for ctx in input_ids[:, -self.context:].tolist()]  # one row per sequence (HF generate batches)
-        mask = torch.from_numpy(np.stack(rows)).to(scores.device)
-        return scores + self.delta * mask.to(scores.dtype)
+        mask = torch.from_numpy(np.stack(rows)).to(scores.device).to(scores.dtype)
+        if self.min_entropy > 0:
+            mask *= (entropy(scores) >= self.min_entropy).to(scores.dtype).unsqueeze(-1)
+        if self.protected:
+            mask[:, [t for t in self.protected if t < width]] = 0
+        if self.min_prob > 0:
+            mask *= (torch.softmax(scores.float(), dim=-1) >= self.min_prob).to(scores.dtype)
+        return scores + self.delta * mask
