@@ -97,13 +97,15 @@ def run(per_bin: int, n_clean: int, seed: int) -> dict[str, Any]:
                 marked = embed(text, key)
                 r = detect(marked, key)
                 rows.append({"text": text, "marked": marked, "key": i % 16, "words": n,
-                             "prose": prose_words(text), "n": r.n_scored, "green": r.n_green, "p": r.p_value})
+                             "prose": prose_words(text), "n": r.n_scored, "green": r.n_green, "p": r.p_value,
+                             "bits": min(r.bits, 1000.0)})
         if all(len(v) >= per_bin for v in by_bin.values()):
             break
     table = []
     for name, rows in by_bin.items():
         ps = [r["p"] for r in rows]
         table.append({"words": name, "count": len(rows), "median_units": float(np.median([r["n"] for r in rows])),
+                      "median_bits": float(np.median([r["bits"] for r in rows])),
                       "green_share": sum(r["green"] for r in rows) / max(1, sum(r["n"] for r in rows)),
                       "median_p": float(np.median(ps)), "detected": rate(ps)})
     out["by_length"] = table
@@ -115,6 +117,7 @@ def run(per_bin: int, n_clean: int, seed: int) -> dict[str, Any]:
         prose_table.append({"prose_words": label(lo, hi), "count": len(rows), "detected": rate([r["p"] for r in rows]),
                             "median_units": float(np.median([r["n"] for r in rows])) if rows else float("nan")})
     out["by_prose_length"] = prose_table
+    out["prose_limit"] = prose_limit(long_rows)
     out["words_for_90pct"] = _length_for(by_bin)
 
     # 1b. pooling k answers of one cohort (what an audit does): windows merged, each counted once
@@ -171,22 +174,35 @@ def run(per_bin: int, n_clean: int, seed: int) -> dict[str, Any]:
     out["with_invisible"] = {"detected": rate([r.p_value for r in inv]),
                              "median_units": float(np.median([r.n_scored for r in inv]))}
 
-    # 6. speed (one core)
+    # 6. speed: CPU time of this process (the machine is shared, so wall time would measure the neighbours)
     sample = [r["text"] for r in long_rows[:200]]
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for t in sample:
         embed(t, keys[0])
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     for t in sample:
         detect(t, keys[0])
-    t2 = time.perf_counter()
+    t2 = time.process_time()
     many = [hashlib.sha256(b"k%d" % i).digest() for i in range(1000)]
     detect_many(sample[0], many)
-    t3 = time.perf_counter()
+    t3 = time.process_time()
     out["speed"] = {"embed_ms": 1000 * (t1 - t0) / len(sample), "detect_ms": 1000 * (t2 - t1) / len(sample),
                     "detect_many_1000_keys_ms": 1000 * (t3 - t2), "units_in_that_text": len(units(sample[0]))}
     out["_rows"] = [(r["words"], r["prose"], r["p"]) for rs in by_bin.values() for r in rs]
     return out
+
+
+def prose_limit(long_rows: list[dict[str, Any]]) -> dict[str, float]:
+    """What caps single-answer detection: the share of >= 300-word responses that are mostly code or tables."""
+    few = [r for r in long_rows if r["prose"] < 150]
+    rest = [r for r in long_rows if r["prose"] >= 150]
+    per100 = [(100 * r["n"] / r["prose"], 100 * min(r["bits"], 1000.0) / r["prose"]) for r in rest]
+    return {"share_under_150_prose": len(few) / max(1, len(long_rows)),
+            "detected_under_150_prose": rate([r["p"] for r in few]),
+            "detected_150_plus_prose": rate([r["p"] for r in rest]),
+            "prose_p10": float(np.percentile([r["prose"] for r in long_rows], 10)) if long_rows else float("nan"),
+            "units_per_100_prose": float(np.median([u for u, _ in per100])) if per100 else float("nan"),
+            "bits_per_100_prose": float(np.median([b for _, b in per100])) if per100 else float("nan")}
 
 
 def _length_for(by_bin: dict[str, list[dict[str, Any]]]) -> str | None:
@@ -236,18 +252,20 @@ def markdown(res: dict[str, Any], command: str, png: str | None) -> str:
              "turns of the held-out half "
              "(split by a hash of the conversation id; the lexicon was tuned on the other half); "
              f"{res['per_bin']} responses per length bin, keys of 16 cohorts from one keyring.", "",
-             "Watermarked responses (p = exact binomial tail over distinct windows; detected = p < 1e-6):", "",
-             "| words | responses | median units | green share | median p | detected |",
-             "|---|---|---|---|---|---|"]
+             "Watermarked responses (one unit per distinct window, green with probability 1/k under H0; p = exact "
+             "Poisson-binomial tail; bits = -log2 p; detected = p < 1e-6, i.e. about 20 bits):", "",
+             "| words | responses | median units | median bits | green share | median p | detected |",
+             "|---|---|---|---|---|---|---|"]
     for r in res["by_length"]:
-        lines.append(f"| {r['words']} | {r['count']} | {r['median_units']:.0f} | {r['green_share']:.3f} | "
-                     f"{r['median_p']:.1e} | {r['detected']:.0%} |")
+        lines.append(f"| {r['words']} | {r['count']} | {r['median_units']:.0f} | {r['median_bits']:.1f} | "
+                     f"{r['green_share']:.3f} | {r['median_p']:.1e} | {r['detected']:.0%} |")
     a = res["acceptance_300_words"]
     lines += ["", f"Acceptance (>= 300 words, >= 90% detected): **{a['detected']:.0%}** of {a['count']} responses. "
               f"By words of prose (code, URLs, quotes excluded): " + ", ".join(
                   f"{r['prose_words']}: {r['detected']:.0%} (n={r['count']}, median {r['median_units']:.0f} units)"
                   for r in res["by_prose_length"]) + ". "
               f"Shortest length bin from which >= 90% are detected: {res['words_for_90pct'] or 'none'}.", "",
+              *_limit_lines(res.get("prose_limit")),
               f"Unwatermarked responses ({c['count']}): KS test of the randomized p-value against Uniform(0,1): "
               f"D = {c['ks_randomized_fixed_key']['statistic']:.3f}, p = {c['ks_randomized_fixed_key']['p']:.2f} "
               f"(one cohort key); D = {c['ks_randomized_fresh_keys']['statistic']:.3f}, "
@@ -261,8 +279,8 @@ def markdown(res: dict[str, Any], command: str, png: str | None) -> str:
               f"response, KS D = {w['ks_randomized_fresh']['statistic']:.3f}, "
               f"p = {w['ks_randomized_fresh']['p']:.2f}; "
               f"smallest p {w['min_p']:.2g}; detected {w['detected']:.0%}. (With one fixed pair of keys, answers "
-              "that share a window share its bit, so single-answer p-values are exact but not independent across "
-              "answers; the fresh-key column is the null of one answer.)", "",
+              "that share a window share its keyed draw, so single-answer p-values are exact but not independent "
+              "across answers; the fresh-key column is the null of one answer.)", "",
               "Pooling answers of one cohort (windows merged, each counted once; what an audit does):", "",
               "| words per answer | answers pooled | groups | detected |", "|---|---|---|---|"]
     for r in res["pooled"]:
@@ -276,12 +294,28 @@ def markdown(res: dict[str, Any], command: str, png: str | None) -> str:
     lines += ["", f"With the optional invisible channel (U+2060 after sentence ends; off by default, stripped by "
               f"cleaners): detected {inv['detected']:.0%} of >= 300-word responses (median {inv['median_units']:.0f} "
               "units).", "",
-              f"Speed: embed {sp['embed_ms']:.1f} ms and detect {sp['detect_ms']:.1f} ms per >= 300-word response; "
+              f"Speed (CPU time, one core): embed {sp['embed_ms']:.1f} ms and detect {sp['detect_ms']:.1f} ms per "
+              ">= 300-word response; "
               f"detect_many with 1,000 keys {sp['detect_many_1000_keys_ms']:.0f} ms "
               f"({sp['units_in_that_text']} windows)."]
     if png:
         lines += ["", f"Plot: `{png}`."]
     return "\n".join(lines) + "\n"
+
+
+def _limit_lines(lim: dict[str, float] | None) -> list[str]:
+    if not lim:
+        return []
+    return [f"What caps one answer: {lim['share_under_150_prose']:.0%} of the >= 300-word responses have fewer than "
+            f"150 words of prose (the rest is code, tables, quotes; the 10th percentile is {lim['prose_p10']:.0f} "
+            f"words), and they are detected in {lim['detected_under_150_prose']:.0%} of cases; the others in "
+            f"{lim['detected_150_plus_prose']:.0%}. With a median of {lim['units_per_100_prose']:.1f} windows and "
+            f"{lim['bits_per_100_prose']:.1f} bits per 100 words of prose, p < 1e-6 (20 bits) takes about "
+            f"{2000 / lim['bits_per_100_prose']:.0f} words of prose; detecting 90% of responses >= 300 words would "
+            f"take 20 bits from {lim['prose_p10']:.0f} words, a keyed choice every "
+            f"{lim['prose_p10'] / 20:.0f} words: more than meaning-preserving wording offers. Pooling three answers "
+            "of a cohort does reach it.",
+            ""]
 
 
 def write_section(section: str, path: Path) -> None:

@@ -6,6 +6,8 @@ import hashlib
 import random
 import re
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from scipy.stats import binom, kstest
@@ -14,7 +16,8 @@ import cuirass.respond.defenses.watermark  # noqa: F401  (registers the defense)
 from cuirass.respond.base import DEFENSES, DefenseContext
 from cuirass.respond.watermark import ALL_GROUPS, Finder, detect, detect_many, embed, merge, score, units
 from cuirass.respond.watermark.embed import revert
-from cuirass.respond.watermark.keyed import n_green, window_bits
+from cuirass.respond.watermark.keyed import green, window_bits
+from cuirass.respond.watermark.null import GreenNull
 from cuirass.respond.watermark.segment import BARRIER, WORD, tokenize
 
 KEY = hashlib.sha256(b"test-cohort-key").digest()
@@ -51,16 +54,69 @@ def _long(answers: list[str], n: int, words: int = 300) -> list[str]:
     return out
 
 
-def test_p_value_is_the_exact_binomial_tail() -> None:
+def _exact_tail(ks: list[int], x: int) -> Fraction:
+    """P(X >= x) for X = sum of independent Bernoulli(1/k_i), in exact rational arithmetic."""
+    pmf = [Fraction(1)]
+    for k in ks:
+        p = Fraction(1, k)
+        pmf = [(pmf[j] if j < len(pmf) else 0) * (1 - p) + (pmf[j - 1] * p if j >= 1 else 0)
+               for j in range(len(pmf) + 1)]
+    return sum(pmf[x:], Fraction(0))
+
+
+def test_null_tail_matches_scipy_and_exact_arithmetic() -> None:
+    # one k: the Poisson-binomial is a binomial, as scipy computes it
+    for k, n in ((2, 40), (3, 25), (4, 300), (5, 1)):
+        null = GreenNull([k] * n)
+        xs = np.arange(-1, n + 3)
+        assert np.allclose(null.sf_ge(xs), binom.sf(xs - 1, n, 1 / k), rtol=1e-10, atol=0)
+        assert np.allclose(null.sf_gt(xs), binom.sf(xs, n, 1 / k), rtol=1e-10, atol=0)
+    # two k: P(X2 + X3 >= x) = sum_a P(X2 = a) P(X3 >= x - a), from scipy's binomials
+    n2, n3 = 30, 17
+    null = GreenNull([2] * n2 + [3] * n3)
+    for x in range(n2 + n3 + 2):
+        a = np.arange(n2 + 1)
+        ref = float(np.sum(binom.pmf(a, n2, 0.5) * binom.sf(x - a - 1, n3, 1 / 3)))
+        assert float(null.sf_ge(x)) == pytest.approx(ref, rel=1e-10, abs=0)
+    # mixed k, deep in the tail: against exact rational arithmetic
+    ks = [2, 3, 4, 2, 5, 3, 2, 2, 4, 6, 3, 2] * 3
+    null = GreenNull(ks)
+    for x in (0, 5, 12, 20, 30, len(ks)):
+        assert float(null.sf_ge(x)) == pytest.approx(float(_exact_tail(ks, x)), rel=1e-12)
+    assert float(null.sf_ge(len(ks))) == pytest.approx(float(np.prod([1 / k for k in ks])), rel=1e-12)
+    big = GreenNull([2] * 200_000 + [3] * 50_000 + [4] * 50_000)  # a large corpus stays exact and fast
+    assert float(big.sf_ge(round(big.mean))) == pytest.approx(0.5, abs=0.01)
+
+
+def test_green_variant_is_exactly_uniform() -> None:
+    # rejection of b-bit chunks >= k: every variant is green for 1/k of the keys
+    for k in (2, 3, 4, 5, 7):
+        draws = np.bincount([green(hashlib.sha256(b"%d" % i).digest(), "w|a b", k) for i in range(6000)],
+                            minlength=k)
+        assert len(draws) == k
+        expected = 6000 / k
+        chi2 = float(np.sum((draws - expected) ** 2 / expected))
+        assert chi2 < 30, (k, draws)
+    # a power of two keeps the low bits: a binary choice is bit 0 of the window's keyed hash
+    assert all(green(k, "x|y z", 2) == window_bits(k, "x|y z") & 1 for k in (KEY, OTHER))
+
+
+def test_p_value_is_the_exact_poisson_binomial_tail() -> None:
     text = ("I do not think it is important to organize this. Additionally, you do not need to use "
             "a simple approach, such as testing, and we are not sure that it is necessary.")
     us = units(text, stop=frozenset())
-    n = sum((k - 1).bit_length() for _, _, k in us)
-    x = sum(n_green(window_bits(KEY, w), v, k) for w, v, k in us)
+    ks = [k for _, _, k in us]
+    x = sum(v == green(KEY, w, k) for w, v, k in us)
     r = score(us, KEY, b"salt")
-    assert (r.n_scored, r.n_green) == (n, x) and n >= 8
-    assert r.p_value == pytest.approx(binom.sf(x - 1, n, 0.5), rel=1e-12)
-    assert binom.sf(x, n, 0.5) <= r.p_randomized <= r.p_value
+    assert (r.n_scored, r.n_green) == (len(us), x) and len(us) >= 8 and max(ks) > 2
+    assert r.p_value == pytest.approx(float(_exact_tail(ks, x)), rel=1e-12)
+    assert float(_exact_tail(ks, x + 1)) <= r.p_randomized <= r.p_value
+    assert r.gamma == pytest.approx(np.mean([1 / k for k in ks]))
+    marked = embed(text, KEY)
+    full = detect(marked, KEY, Finder())
+    ms = units(marked, stop=frozenset())
+    assert score(ms, KEY).p_value == pytest.approx(float(np.prod([1 / k for _, _, k in ms])), rel=1e-9)
+    assert full.n_green == full.n_scored
     assert detect("no choice here 42", KEY).p_value == 1.0
 
 
@@ -81,11 +137,11 @@ def test_watermarked_real_answers_are_detected(answers: list[str]) -> None:
     long = _long(answers, 60)
     ps = np.array([detect(embed(t, KEY), KEY).p_value for t in long])
     assert len(long) == 60
-    # One answer carries ~20 one-bit units at 300 words of prose (BENCHMARKS.md): p < 1e-6 for ~40%
-    # of them, p < 1e-3 for most. Issue 4 asks for 90% at p < 1e-6: not met by one answer (pooling is).
-    assert np.mean(ps < 1e-6) >= 0.35
-    assert np.mean(ps < 1e-3) >= 0.8
-    assert np.median(ps) < 1e-4
+    # One answer of >= 300 words of prose carries ~20-25 bits (BENCHMARKS.md): p < 1e-6 for about
+    # half of them, p < 1e-3 for most. Issue 4 asks for 90% at p < 1e-6: not met by one answer (pooling is).
+    assert np.mean(ps < 1e-6) >= 0.45
+    assert np.mean(ps < 1e-3) >= 0.85
+    assert np.median(ps) < 1e-5
 
 
 def test_clean_answers_give_uniform_p_values(answers: list[str]) -> None:
@@ -109,6 +165,11 @@ def test_deterministic_and_keyed(answers: list[str]) -> None:
     assert embed(text, KEY) == embed(text, KEY)
     assert embed(text, KEY) != embed(text, OTHER)
     assert embed(text, KEY, strength=0.0) == text
+    again = [detect(embed(text, KEY), KEY) for _ in range(2)]
+    assert again[0] == again[1] and again[0].n_green == again[0].n_scored  # every window moved to green
+    for t in answers[:50]:  # windows, variants and p-values are a function of (key, text) only
+        assert units(t) == units(t) and detect(t, KEY) == detect(t, KEY)
+        assert embed(embed(t, KEY), KEY) == embed(t, KEY)  # green is a fixed point
 
 
 def test_choice_points_survive_the_rewrite(answers: list[str]) -> None:

@@ -1,8 +1,8 @@
 """`watermark`: a keyed lexical watermark on the finished answer, detectable with an exact p-value.
 
 Needs no logits (the gateway fronts remote servers): the answer is rewritten at its choice points
-(contractions, synonyms, connectives, British/American spellings, hyphenation, the serial comma, ...)
-to the variant the cohort's key marks green. See `cuirass.respond.watermark` for the method, what a
+(contractions, synonyms, connectives, optional words, British/American spellings, hyphenation, the
+serial comma, ...) to the one variant the cohort's key marks green. See `cuirass.respond.watermark` for the method, what a
 reader notices, and what a paraphrase removes.
 
 Options (policy config):

@@ -2,24 +2,28 @@
 
 How it works (the gateway has no logits, so the watermark lives in the wording):
 - segment.py   protects code, URLs, maths, quotes, JSON, tables; the rest is tokenised.
-- lexicon.py   what a substitution class is; vocab.py and spelling.py list them (contractions,
-               connectives, synonyms, US/UK spellings, hyphenation); serial.py adds the Oxford
-               comma; invisible.py an optional invisible channel.
+- lexicon.py   what a substitution class is; vocab.py, optional.py and spelling.py list them
+               (contractions, connectives, synonyms, optional words such as "that" and "to",
+               US/UK spellings, hyphenation); serial.py adds the Oxford comma; invisible.py an
+               optional invisible channel.
 - choices.py   finds the choice points of a text and the window (class | two previous words) of each.
-- keyed.py     the one keyed function: which variant of each window is green.
+- keyed.py     the one keyed function: which variant of each window is green (one of k).
 - embed.py     moves every choice point to its green variant.
-- detect.py    counts green units over distinct windows: exact binomial p-value (stopwindows.py:
+- null.py      the exact null of the green count: Poisson-binomial, 1/k per window.
+- detect.py    counts green windows over distinct windows: exact p-value (stopwindows.py:
                windows common across answers are left out of single-answer scores).
 
 What a reader notices: nothing is added or removed, numbers, code and quotes are untouched, and
 every variant is standard English; but a careful reader may see occasional British spellings
 ("organise", "behaviour") in American prose, a style that wavers within one answer ("don't" here,
 "do not" there; "Firstly, ... Second, ..."), a few more formal or less formal synonyms ("utilize",
-"a number of", "prior to starting"), and "which" for restrictive "that".
+"a number of", "prior to starting", "based upon"), "which" for restrictive "that", and an optional
+"that" or "to" kept or dropped ("I think that you", "helps to reduce").
 
-Limits: about 6 scored units per 100 words of prose (code-heavy and non-English answers have few),
-each worth one bit, so one answer reaches p < 1e-6 only when it has >= 20 units: ~35-45% of answers
-of 300-500 words; pooling three answers of a cohort (merge()) reaches it for ~95% (BENCHMARKS.md).
+Limits: about 7 windows per 100 words of prose (code-heavy and non-English answers have few), a
+k-way window worth log2(k) bits; one answer reaches p < 1e-6 when it carries >= 20 bits: about half
+of the answers of 300-500 words (code and tables excluded, 60-70% of those with >= 300 words of prose);
+pooling three answers of a cohort (merge()) reaches it for ~95% (BENCHMARKS.md).
 Anyone who paraphrases, normalises contractions and spelling, or re-writes with another model removes
 it; the green share falls linearly with the share of choices reverted (see BENCHMARKS.md).
 

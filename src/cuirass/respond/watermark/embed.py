@@ -1,14 +1,14 @@
 """Rewrite a finished answer so that its lexical choices carry the cohort's key.
 
 No logits are needed: the gateway fronts remote models, so the watermark is applied to the text the
-upstream returned, by moving each choice point to its green variant (keyed.py). Deterministic in
+upstream returned, by moving each choice point to its one green variant (keyed.py). Deterministic in
 (key, text): repeating a prompt, or comparing answers, shows the same rewrite.
 """
 
 from __future__ import annotations
 
 from cuirass.respond.watermark.choices import Finder, wants_an
-from cuirass.respond.watermark.keyed import keyed_uniform, preferred, window_bits
+from cuirass.respond.watermark.keyed import green, keyed_uniform
 
 _DEFAULT = Finder()
 
@@ -26,7 +26,7 @@ def embed(text: str, key: bytes, strength: float = 1.0, finder: Finder | None = 
     for c in choices:
         if c.window not in target:  # the first occurrence decides; repeats follow (one unit per window)
             keep = strength < 1.0 and keyed_uniform(key, b"strength|" + c.window.encode()) >= strength
-            target[c.window] = c.variant if keep else preferred(window_bits(key, c.window), c.k, c.variant)
+            target[c.window] = c.variant if keep else green(key, c.window, c.k)
         v = target[c.window]
         if v == c.variant:
             continue

@@ -3,8 +3,9 @@
 Under one key, a window shared by many answers ("Sure," at the start, "organize" anywhere) gives all
 of them the same green or red unit, so single-answer p-values under that key would be correlated
 across a corpus and their distribution would not be uniform. Windows present in >= 1% of the tuning
-half of ShareGPT assistant turns are left out of single-answer scoring; the watermark still writes
-them, and a corpus audit that merges answers (detect.merge, each window once) may keep them.
+half of ShareGPT assistant turns (this list: counted on a random 8,000 of them) are left out of
+single-answer scoring; the watermark still writes them, and a corpus audit that merges answers
+(detect.merge, each window once) may keep them.
 
 Regenerate after changing the lexicon: python bench/watermark_quality.py --build-stopwindows
 """
@@ -12,7 +13,6 @@ Regenerate after changing the lexicon: python bench/watermark_quality.py --build
 STOP_WINDOWS: frozenset[str] = frozenset({
     'adjective:correct|^ ^',
     'adjective:several|there are',
-    'adjective:specific|on the',
     'connective:sure|^ ^',
     'contraction:here is|^ ^',
     'contraction:you are|^ ^',

@@ -4,13 +4,14 @@ Variants are written in their canonical case ("I'm", "AI"); matching ignores cas
 sentence-initial capital is carried over. A class is only listed when every variant is correct
 wherever its guard lets it match. Groups, from least to most visible to a reader:
 contraction, hyphen, relative, connective, phrase, adverb, adjective, verb, noun, spelling
-(spelling.py). The serial comma (serial.py) and the invisible joiner (invisible.py) are choice
-points of their own kind.
+(spelling.py); optional function words ("think that" / "think") are in optional.py. The serial
+comma (serial.py) and the invisible joiner (invisible.py) are choice points of their own kind.
 """
 
 from __future__ import annotations
 
 from cuirass.respond.watermark.lexicon import Around, Guard, Lexicon, WordClass, klass
+from cuirass.respond.watermark.optional import optional_words
 from cuirass.respond.watermark.spelling import spellings
 
 SUBJ = frozenset("i you we they he she it there this that these those the a an my your our their his her its".split())
@@ -90,6 +91,10 @@ NOUN_SUFFIXES = ("tion", "tions", "sion", "sions", "ment", "ments", "ity", "itie
 MODALS = with_contractions(frozenset("to can could will would should may might must and or please also simply just "
                                      "then you we i they easily first".split()))
 NUMBER = frozenset({"#"})
+# imperative verbs after which "just" means "simply" (with every variant of a choice point among them)
+JUST_NEXT = frozenset("need needs require requires add use utilize run call replace click type make ensure follow "
+                      "copy paste change modify remove install open create update include set select choose enter "
+                      "press restart delete save".split())
 
 
 def _not_inverted(a: Around) -> bool:
@@ -129,6 +134,10 @@ def _after_singular_noun(a: Around) -> bool:
 def _before_plural(a: Around) -> bool:
     return a.next_is_word and all(len(n) > 3 and n.endswith("s") and not n.endswith("ss") and n not in NOT_PLURAL
                                   for n in a.next)
+
+
+def _to_or_gerund(a: Around) -> bool:
+    return all(n == "to" or (len(n) > 4 and n.endswith("ing")) for n in a.next)
 
 
 def _nounish(a: Around) -> bool:
@@ -178,13 +187,13 @@ def _contractions() -> list[WordClass]:
 
 def _connectives() -> list[WordClass]:
     start = [
-        "additionally / furthermore / moreover / in addition", "first / firstly / first of all",
+        "additionally / furthermore / moreover / in addition / also", "first / firstly / first of all",
         "second / secondly", "third / thirdly", "in conclusion / to conclude",
         "in summary / to summarize / to sum up / in short", "overall / all in all / on the whole",
         "similarly / likewise", "in other words / put differently / put another way",
         "nevertheless / nonetheless / even so", "meanwhile / in the meantime",
         "in general / generally / generally speaking", "next / then", "as a result / consequently",
-        "however / that said / having said that / that being said",
+        "however / that said / having said that / that being said", "in contrast / by contrast",
     ]
     out = [klass("connective", s, guard=START) for s in start]
     out += [klass("connective", "sure / certainly / of course / absolutely",
@@ -221,6 +230,7 @@ def _phrases() -> list[WordClass]:
         klass("phrase", "earlier / previously", guard=g(prev_in=frozenset(
             "mentioned discussed said noted described stated explained shown outlined provided listed defined "
             "created suggested covered".split()))),
+        klass("phrase", "each other / one another"),
         klass("phrase", "here are some / here are a few"), klass("phrase", "thank you for / thanks for"),
         klass("phrase", "each / every", guard=g(next_word=True, next_not=frozenset(
             "of other and or to in with is are was were has have single".split()))),
@@ -267,7 +277,10 @@ def _adverbs() -> list[WordClass]:
         "maybe / perhaps", "easily / readily", "properly / correctly", "essentially / basically",
         "slightly / somewhat", "extremely / incredibly", "unfortunately / regrettably", "fortunately / luckily")]
     out += [klass("adverb", "almost / nearly", guard=g(next_not=frozenset("never no nothing none nobody".split()))),
-            klass("adverb", "initially / at first", guard=g(next_not=frozenset({"glance", "sight"})))]
+            klass("adverb", "initially / at first", guard=g(next_not=frozenset({"glance", "sight"}))),
+            klass("adverb", "significantly / substantially / considerably",
+                  guard=g(prev_not=frozenset({"statistically"}))),
+            klass("adverb", "just / simply", guard=g(next_in=JUST_NEXT))]
     return out
 
 
@@ -303,6 +316,9 @@ def _adjectives() -> list[WordClass]:
             "function method thread branch file class loop key keys school schools care color colors colour memory "
             "page menu window activity module street course road screen".split()))),
         klass("adjective", "comprehensive / thorough"),
+        klass("adjective", "significant / substantial", guard=g(
+            prev_not=frozenset("statistically not".split()), next_word=True,
+            next_not=frozenset("figures figure digits digit other others bit bits at in to for and or".split()))),
         klass("adjective", "various / a variety of / different", guard=g(
             prev_not=POSS | frozenset("these those two three four five many several so very completely totally quite "
                                       "slightly something anything nothing how entirely is are was were be look looks "
@@ -381,9 +397,26 @@ def _nouns() -> list[WordClass]:
     ]
 
 
+def _more_verbs() -> list[WordClass]:
+    g = Guard
+    noun_before = frozenset("a an the this that your my our their his her its fresh good great head quick false early "
+                            "late strong new at from of".split())
+    focus_before = noun_before | frozenset("strong main primary key clear particular special specific greater more "
+                                           "less increased increasing growing renewed heavy narrow sharp sharper "
+                                           "with".split())
+    return [
+        klass("verb", "start / begin", "starts / begins", "starting / beginning",
+              guard=g(prev_not=noun_before, next_word=True, test=_to_or_gerund)),
+        klass("verb", "focus on / concentrate on", "focuses on / concentrates on",
+              "focusing on / concentrating on", guard=g(prev_not=focus_before, next_word=True)),
+        klass("verb", "achieve / attain", "achieves / attains", "achieving / attaining", "achieved / attained",
+              guard=g(next_in=DET | frozenset("success goals results this it them".split()))),
+    ]
+
+
 def _relatives() -> list[WordClass]:
     return [klass("relative", "that / which", guard=Guard(next_in=REL_VERBS, test=_nounish))]
 
 
 LEXICON = Lexicon(_contractions() + _phrases() + _connectives() + _adverbs() + _adjectives() + _verbs() + _nouns()
-                  + _relatives() + spellings())
+                  + _relatives() + optional_words() + _more_verbs() + spellings())
