@@ -5,18 +5,23 @@
     .venv/bin/python bench/logit_watermark_quality.py --model DIR     # any local HF model
 
 Generation is batched through transformers' `generate` with the very processor the engine runs
-(`GreenListProcessor`), at the reference model's default sampling settings. Reports: p-values of
-watermarked answers (per answer, by length, and per corpus of answers, windows counted once), the
-null (unwatermarked answers under the key: KS test of the randomized p-value, smallest p), and,
-with the reference problems, final-answer accuracy with and without the watermark.
+(`GreenListProcessor`, entropy gate included), at the reference model's default sampling settings;
+detection re-tokenises nothing (it scores the generated ids) and gates with the same model given the
+prompt (`EntropyGate`). Reports: p-values of watermarked answers (per answer, per >= 200-token
+output = consecutive answers of one cohort joined until they reach 200 tokens, and per corpus of
+answers, windows counted once), the null (unwatermarked answers under the key: KS test of the
+randomized p-value, smallest p), and final-answer accuracy with and without the watermark on the
+same problems with the same sampling seed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -28,14 +33,15 @@ from transformers import LogitsProcessorList  # noqa: E402
 
 from cuirass.engine.loader import load_model  # noqa: E402
 from cuirass.respond.logit.detect import detect_corpus, detect_tokens  # noqa: E402
-from cuirass.respond.logit.keyed import CONTEXT, DELTA, GAMMA  # noqa: E402
+from cuirass.respond.logit.entropy import EntropyGate, number_tokens  # noqa: E402
+from cuirass.respond.logit.keyed import CONTEXT, DELTA, GAMMA, MIN_ENTROPY, MIN_PROB  # noqa: E402
 from cuirass.respond.logit.watermark import GreenListProcessor  # noqa: E402
 
 KEY = bytes(range(32))
 
 
 def batched(lm: Any, prompts: list[str], processor: Any, temperature: float, max_new: int,
-            seed: int, batch: int = 64) -> list[list[int]]:
+            seed: int, batch: int = 64, top_p: float = 1.0) -> list[list[int]]:
     """Generated token ids per prompt (up to the first eos), chat template applied."""
     tok = lm.tokenizer
     tok.padding_side = "left"
@@ -49,7 +55,7 @@ def batched(lm: Any, prompts: list[str], processor: Any, temperature: float, max
         enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(lm.device)
         procs = LogitsProcessorList([processor] if processor is not None else [])
         gen = lm.model.generate(**enc, max_new_tokens=max_new, do_sample=temperature > 0, temperature=temperature or None,
-                                top_p=1.0, top_k=0, logits_processor=procs, pad_token_id=tok.pad_token_id)
+                                top_p=top_p, top_k=0, logits_processor=procs, pad_token_id=tok.pad_token_id)
         for row in gen[:, enc["input_ids"].shape[1]:].tolist():
             ids = []
             for t in row:
@@ -60,54 +66,99 @@ def batched(lm: Any, prompts: list[str], processor: Any, temperature: float, max
     return out
 
 
+def outputs_of(answers: list[list[int]], keeps: list[list[bool]], tokens: int) -> list[tuple[list[list[int]], list[list[bool]]]]:
+    """Consecutive answers joined until they hold at least `tokens` tokens (one cohort's answers)."""
+    out, ids, ks = [], [], []
+    for a, k in zip(answers, keeps, strict=True):
+        ids.append(a)
+        ks.append(k)
+        if sum(map(len, ids)) >= tokens:
+            out.append((ids, ks))
+            ids, ks = [], []
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="builtin:reference")
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="60 answers, prints only")
     ap.add_argument("--n", type=int, default=1000, help="answers per setting")
     ap.add_argument("--gamma", type=float, default=GAMMA)
     ap.add_argument("--delta", type=float, default=DELTA)
     ap.add_argument("--context", type=int, default=CONTEXT)
+    ap.add_argument("--min-entropy", type=float, default=MIN_ENTROPY)
+    ap.add_argument("--min-prob", type=float, default=MIN_PROB)
+    ap.add_argument("--protect-numbers", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--write", action="store_true", help="replace the section in BENCHMARKS.md")
     args = ap.parse_args()
     n = 60 if args.quick else args.n
-    lm = load_model(args.model)
-    try:
-        from cuirass.lab.reference.evaluate import DEFAULT_TEMPERATURE, MAX_NEW_TOKENS, final_answer_correct
-        from cuirass.lab.reference.problems import problems
-        probs = list(problems(n, 0, "test"))
-        prompts = [p.question for p in probs]
-        temperature, max_new = DEFAULT_TEMPERATURE, MAX_NEW_TOKENS
-    except ImportError:
-        probs, prompts, temperature, max_new = [], [f"question {i}" for i in range(n)], 1.0, 200
-    wm = GreenListProcessor(KEY, args.gamma, args.delta, args.context)
+    lm = load_model(args.model, device="cpu")
+    from cuirass.lab.reference.evaluate import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_NEW_TOKENS, final_answer_correct
+    from cuirass.lab.reference.problems import problems
+    probs = list(problems(n, 0, "test"))
+    prompts = [p.question for p in probs]
+    protected = number_tokens(lm.tokenizer) if args.protect_numbers else frozenset()
+    wm = GreenListProcessor(KEY, args.gamma, args.delta, args.context, args.min_entropy, protected, args.min_prob)
     t = time.time()
-    marked = batched(lm, prompts, wm, temperature, max_new, seed=1)
-    clean = batched(lm, prompts, None, temperature, max_new, seed=2)
-    print(f"generated {2 * n} answers in {time.time() - t:.0f} s", file=sys.stderr)
-    det = [detect_tokens(ids, KEY, args.gamma, args.context) for ids in marked]
-    null = [detect_tokens(ids, KEY, args.gamma, args.context) for ids in clean]
+    marked = batched(lm, prompts, wm, DEFAULT_TEMPERATURE, MAX_NEW_TOKENS, seed=1, top_p=DEFAULT_TOP_P)
+    clean = batched(lm, prompts, None, DEFAULT_TEMPERATURE, MAX_NEW_TOKENS, seed=1, top_p=DEFAULT_TOP_P)
+    gen_s = time.time() - t
+    gate = EntropyGate(lm.model, args.min_entropy, protected)
+    tok = lm.tokenizer
+    prompt_ids = [tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=True)
+                  for q in prompts]
+    prompt_ids = [list(p["input_ids"]) if hasattr(p, "keys") else list(p) for p in prompt_ids]
+    keep_m = [gate.keep(p, ids) for p, ids in zip(prompt_ids, marked, strict=True)]
+    keep_c = [gate.keep(p, ids) for p, ids in zip(prompt_ids, clean, strict=True)]
+    det = [detect_tokens(ids, KEY, args.gamma, args.context, k) for ids, k in zip(marked, keep_m, strict=True)]
+    null = [detect_tokens(ids, KEY, args.gamma, args.context, k) for ids, k in zip(clean, keep_c, strict=True)]
     lengths = np.array([len(ids) for ids in marked])
     p = np.array([r.p_value for r in det])
-    print(f"model {lm.name}, gamma {args.gamma}, delta {args.delta}, context {args.context}, {n} answers each")
-    print(f"watermarked answers: median {np.median(lengths):.0f} tokens, median p {np.median(p):.2e}, "
-          f"p < 1e-6 in {np.mean(p < 1e-6):.0%}")
-    for lo, hi in ((0, 100), (100, 200), (200, 10**9)):
-        sel = (lengths >= lo) & (lengths < hi)
-        if sel.any():
-            print(f"  {lo}-{hi} tokens: {sel.sum()} answers, p < 1e-6 in {np.mean(p[sel] < 1e-6):.0%}")
-    for k in (2, 4, 8):
-        groups = [marked[i:i + k] for i in range(0, len(marked) - k + 1, k)]
-        ps = [detect_corpus(g, KEY, args.gamma, args.context).p_value for g in groups]
-        print(f"  corpora of {k} answers: p < 1e-6 in {np.mean(np.array(ps) < 1e-6):.0%} of {len(groups)}")
+    long = outputs_of(marked, keep_m, 200)
+    p_long = np.array([detect_corpus(ids, KEY, args.gamma, args.context, ks).p_value for ids, ks in long])
+    n_long = [sum(map(len, ids)) for ids, _ in long]
+    long_clean = outputs_of(clean, keep_c, 200)
+    null_long = [detect_corpus(ids, KEY, args.gamma, args.context, ks) for ids, ks in long_clean]
     pn = np.array([r.p_value for r in null])
     ks = kstest([r.p_randomized for r in null], "uniform")
-    print(f"unwatermarked under the key: KS p = {ks.pvalue:.3f}, min p = {pn.min():.2e}, "
-          f"below 1e-4: {int((pn < 1e-4).sum())}")
-    if probs:
-        dec = lambda ids: lm.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
-        acc_m = np.mean([final_answer_correct(dec(ids), q.answer) for ids, q in zip(marked, probs, strict=True)])
-        acc_c = np.mean([final_answer_correct(dec(ids), q.answer) for ids, q in zip(clean, probs, strict=True)])
-        print(f"accuracy: {acc_c:.1%} unwatermarked, {acc_m:.1%} watermarked ({(acc_m - acc_c) * 100:+.1f} points)")
+    ks_long = kstest([r.p_randomized for r in null_long], "uniform")
+    dec = lambda ids: tok.decode(ids, skip_special_tokens=True)  # noqa: E731
+    acc_m = np.mean([final_answer_correct(dec(ids), q.answer) for ids, q in zip(marked, probs, strict=True)])
+    acc_c = np.mean([final_answer_correct(dec(ids), q.answer) for ids, q in zip(clean, probs, strict=True)])
+    scored = np.array([r.n_scored for r in det])
+    green_share = np.sum([r.n_green for r in det]) / max(1, scored.sum())
+    lines = [
+        "## Logit watermark (issue 5)", "",
+        f"Command: `.venv/bin/python bench/logit_watermark_quality.py --write` (machine: {os.cpu_count()}-core "
+        f"{platform.machine()} sandbox shared with other jobs, torch {torch.__version__}, CPU). Model `{args.model}` at its "
+        f"default sampling settings (T={DEFAULT_TEMPERATURE}, top_p {DEFAULT_TOP_P}); {n} held-out reference problems; gamma {args.gamma}, "
+        f"delta {args.delta}, context h={args.context}, entropy gate {args.min_entropy} nats (SWEET-style: only steps where "
+        f"the model's own entropy passes it are marked and scored), number tokens {'protected' if args.protect_numbers else 'marked too'}, "
+        f"only tokens with probability >= {args.min_prob} boosted. Generation of {2 * n} answers took {gen_s:.0f} s.", "",
+        "| what | result |", "|---|---|",
+        f"| one answer (median {np.median(lengths):.0f} tokens, median {np.median(scored):.0f} gated windows, green share "
+        f"{green_share:.2f}) | median p {np.median(p):.1e}; p < 1e-6 in {np.mean(p < 1e-6):.0%} |",
+        f"| **>= 200-token output** (consecutive answers joined, median {np.median(n_long):.0f} tokens; {len(long)} outputs) "
+        f"| median p {np.median(p_long):.1e}; **p < 1e-6 in {np.mean(p_long < 1e-6):.0%}** |",
+    ]
+    for k in (4, 8, 16, 32):
+        groups = [(marked[i:i + k], keep_m[i:i + k]) for i in range(0, n - k + 1, k)]
+        ps = np.array([detect_corpus(g, KEY, args.gamma, args.context, kk).p_value for g, kk in groups])
+        lines.append(f"| corpus of {k} answers ({len(groups)} corpora) | median p {np.median(ps):.1e}; p < 1e-6 in {np.mean(ps < 1e-6):.0%} |")
+    lines += [
+        f"| unwatermarked answers under the key ({n}) | KS of the randomized p vs Uniform: D = {ks.statistic:.3f}, "
+        f"p = {ks.pvalue:.2f}; smallest p {pn.min():.1e}; below 1e-4: {int((pn < 1e-4).sum())} |",
+        f"| unwatermarked >= 200-token outputs ({len(null_long)}) | KS p = {ks_long.pvalue:.2f}; smallest p "
+        f"{min(r.p_value for r in null_long):.1e} |",
+        f"| final-answer accuracy, same problems and sampling seed | {acc_c:.1%} without, {acc_m:.1%} with "
+        f"({(acc_m - acc_c) * 100:+.1f} points) |", ""]
+    section = "\n".join(lines)
+    print(section)
+    if args.write and not args.quick:
+        sys.path.insert(0, os.path.dirname(__file__))
+        from report import write_section  # bench/report.py
+
+        write_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", section)
 
 
 if __name__ == "__main__":
