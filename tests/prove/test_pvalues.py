@@ -9,20 +9,25 @@ from scipy.stats import binom
 
 from cuirass.prove.channels import TextChannel
 from cuirass.prove.correction import bonferroni, holm, ks_uniform
-from cuirass.respond.watermark import detect, embed, score_many, units
+from cuirass.respond.watermark import detect, embed, merge, score_many, units
+from cuirass.respond.watermark.null import GreenNull
 
 
 def _keys(label: str, n: int) -> list[bytes]:
     return [hashlib.sha256(f"{label}|{i}".encode()).digest() for i in range(n)]
 
 
-def test_pooled_p_values_equal_scipy_binomial(answers: tuple[str, ...]) -> None:
+def test_pooled_p_values_are_the_exact_poisson_binomial_tail(answers: tuple[str, ...]) -> None:
+    """Text channel: X ~ Poisson-binomial(1/k_i) over the corpus's distinct windows (tested against scipy
+    and exact rational arithmetic in tests/respond/test_watermark.py)."""
     key = _keys("exact", 1)[0]
     texts = [embed(t, key) for t in answers[:20]] + list(answers[20:60])
+    pooled = merge(units(t, stop=frozenset()) for t in texts)
+    null = GreenNull(k for *_, k in pooled)
     scores = TextChannel().score(texts, _keys("exact", 30))
     for s in scores:
-        assert s.n_scored > 100
-        assert s.p_value == binom.sf(s.n_green - 1, s.n_scored, 0.5)
+        assert s.n_scored == len(pooled) > 100
+        assert s.p_value == float(null.sf_ge(s.n_green))
     assert scores[0].p_value < 1e-6 < min(s.p_value for s in scores[1:])
 
 
@@ -46,8 +51,8 @@ def test_pooled_p_values_uniform_across_keys(answers: tuple[str, ...]) -> None:
 def test_family_wise_error_holds_over_10000_keys(answers: tuple[str, ...]) -> None:
     """Runs of 10,000 random keys through the real detector on clean text: Holm keeps P(any) <= alpha."""
     alpha, n_keys = 0.01, 10_000
-    # short answers with 20..28 units: 2^-20 < alpha / K, so a rejection is possible in every run
-    runs = [us for us in (units(t) for t in answers[1300:1700]) if 20 <= sum((k - 1).bit_length() for *_, k in us)
+    # short answers with 20..28 bits (sum of log2 k): 2^-20 < alpha / K, so a rejection is possible in every run
+    runs = [us for us in (units(t) for t in answers[1300:1700]) if 20 <= sum(np.log2(k) for *_, k in us)
             <= 28][:6]
     assert len(runs) == 6
     any_holm = any_raw = 0
@@ -59,10 +64,9 @@ def test_family_wise_error_holds_over_10000_keys(answers: tuple[str, ...]) -> No
         any_holm += min(holm(p)) < alpha
         any_raw += p.min() < alpha
         # Exact FWER of this run: Holm rejects anything iff min p < alpha / K; keys are independent.
-        n = res[0].n_scored
-        cut = next(c for c in range(n + 2) if binom.sf(c - 1, n, 0.5) < alpha / n_keys) if \
-            binom.sf(n - 1, n, 0.5) < alpha / n_keys else n + 1
-        p_one = binom.sf(cut - 1, n, 0.5) if cut <= n else 0.0
+        n, null = res[0].n_scored, GreenNull(k for *_, k in us)
+        cut = next(c for c in range(n + 2) if null.sf_ge(c) < alpha / n_keys)
+        p_one = float(null.sf_ge(cut))
         assert 1 - (1 - p_one) ** n_keys <= alpha
     assert any_raw == len(runs)  # uncorrected, every run "finds" a key
     assert any_holm <= binom.ppf(0.999, len(runs), alpha)

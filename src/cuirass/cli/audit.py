@@ -63,7 +63,7 @@ def audit_texts_cmd(settings: Settings, as_json: bool, in_path: Path, control_pa
             raise click.ClickException(f"unknown channel {name!r}; choose from {', '.join(CHANNELS)}")
         options = dict(settings.policy.options.get("watermark" if name == "text" else "logit_watermark", {}))
         if name == "token":
-            options = {"tokenizer": tokenizer}
+            options["tokenizer"] = tokenizer
         try:
             ch = CHANNELS[name](options)
         except ValueError as exc:
@@ -91,6 +91,89 @@ def audit_texts_cmd(settings: Settings, as_json: bool, in_path: Path, control_pa
                               "accounts": [a["account"] for a in t["accounts"]]} for t in report["implicated"]]
     if "control" in report:
         summary["control"] = {k: report["control"][k] for k in ("ks_uniform", "passed")}
+    emit(summary, as_json, lambda d: d["conclusion"] + "".join(
+        f"\n  {t['cohort']} epoch {t['epoch']} [{t['channel']}]: p={t['p_value']:.3g} "
+        f"holm={t['p_corrected']:.3g} accounts: {', '.join(t['accounts']) or '-'}" for t in d["implicated"]))
+
+
+_SECRET_OPTIONS = ("--api-key", "--control-api-key")
+
+
+def _redacted(args: list[str]) -> list[str]:
+    """The command line for the report, with API keys replaced by a placeholder (reports are handed out)."""
+    out: list[str] = []
+    for i, a in enumerate(args):
+        if i > 0 and args[i - 1] in _SECRET_OPTIONS:
+            out.append("REDACTED")
+        elif a.startswith(tuple(o + "=" for o in _SECRET_OPTIONS)):
+            out.append(a.split("=", 1)[0] + "=REDACTED")
+        else:
+            out.append(a)
+    return out
+
+
+@audit.command("endpoint")
+@click.option("--base-url", required=True, help="The suspect's OpenAI-compatible API, e.g. https://host/v1.")
+@click.option("--model", required=True, help="The suspect model's name at that API.")
+@click.option("--api-key", envvar="CUIRASS_SUSPECT_API_KEY", help="API key for the suspect ($CUIRASS_SUSPECT_API_KEY).")
+@click.option("--probes", "probes_path", type=_EXISTING,
+              help="JSON lines of prompts ({'prompt': ...}); default: prompts our event log shows were harvested.")
+@click.option("--queries", type=click.IntRange(1), default=64, show_default=True, help="Answers to collect.")
+@click.option("--control-base-url", help="A reference model that never saw our outputs: same questions, same tests.")
+@click.option("--control-model", help="The control model's name (default: --model).")
+@click.option("--control-api-key", envvar="CUIRASS_CONTROL_API_KEY", help="API key for the control.")
+@click.option("--out", "out_path", type=_OUT, help="Write the JSON report here.")
+@click.option("--html", "html_path", type=_OUT, help="Write the self-contained HTML report here.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
+              show_default=True, help="Family-wise error rate over all tests (Holm-Bonferroni).")
+@click.option("--max-tokens", type=click.IntRange(1), default=256, show_default=True, help="Per answer.")
+@click.option("--temperature", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="Sampling temperature of the probe answers (canary questions use 0).")
+@click.option("--concurrency", type=click.IntRange(1), default=4, show_default=True, help="Requests in flight.")
+@click.option("--seed", type=int, help="Ask question i with seed SEED+i (reproducible on servers that honour seeds).")
+@click.option("--tokenizer", help="Our model's tokenizer (directory or builtin:NAME) for the radioactivity test; "
+                                  "default: the first local model in the configuration.")
+@click.option("--canaries/--no-canaries", default=True, show_default=True,
+              help="Probe for the canaries the ledger says were planted.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
+@store_options
+def audit_endpoint_cmd(settings: Settings, as_json: bool, base_url: str, model: str, api_key: str | None,
+                       probes_path: Path | None, queries: int, control_base_url: str | None,
+                       control_model: str | None, control_api_key: str | None, out_path: Path | None,
+                       html_path: Path | None, alpha: float, max_tokens: int, temperature: float, concurrency: int,
+                       seed: int | None, tokenizer: str | None, canaries: bool, progress: bool) -> None:
+    """Question a suspect model's API; test its answers for our watermarks (radioactivity) and canaries."""
+    from cuirass.prove.corpus import CorpusError
+    from cuirass.prove.endpoint import audit_endpoint, context
+    from cuirass.prove.probes import read_probes
+    from cuirass.prove.report import write_html, write_json
+    from cuirass.prove.suspect import Endpoint
+
+    try:
+        probes = read_probes(probes_path) if probes_path else None
+        ctx = context(settings, tokenizer=tokenizer)
+    except (CorpusError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for note in ctx.notes:
+        click.echo(f"note: {note}", err=True)
+    control = (Endpoint(control_base_url, control_model or model, control_api_key) if control_base_url else None)
+    try:
+        report = audit_endpoint(base_url, model, api_key=api_key, probes=probes, queries=queries, control=control,
+                                max_tokens=max_tokens, temperature=temperature, concurrency=concurrency,
+                                progress=progress, alpha=alpha, canaries=canaries, seed=seed, ctx=ctx,
+                                command=shlex.join(["cuirass", "audit", *_redacted(sys.argv[2:])]))
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    if out_path:
+        write_json(report, out_path)
+    if html_path:
+        write_html(report, html_path)
+    summary = {k: report[k] for k in ("conclusion", "channels", "inputs")}
+    summary["implicated"] = [{"channel": t["channel"], "cohort": t["cohort"], "epoch": t["epoch"],
+                              "p_value": t["p_value"], "p_corrected": t["p_corrected"],
+                              "accounts": [a["account"] for a in t["accounts"]]} for t in report["implicated"]]
+    if "control" in report:
+        summary["control"] = {k: report["control"][k] for k in ("min_p", "min_p_corrected", "ks_uniform", "passed")}
     emit(summary, as_json, lambda d: d["conclusion"] + "".join(
         f"\n  {t['cohort']} epoch {t['epoch']} [{t['channel']}]: p={t['p_value']:.3g} "
         f"holm={t['p_corrected']:.3g} accounts: {', '.join(t['accounts']) or '-'}" for t in d["implicated"]))

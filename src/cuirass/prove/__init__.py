@@ -7,6 +7,10 @@
 - channels.py    watermark channels (text level; token level when the local engine provides it)
 - correction.py  Holm-Bonferroni across all keys; KS uniformity check of a control
 - texts.py       `cuirass audit texts`: pooled exact tests -> corrected -> implicated cohorts -> accounts
+- probes.py      what to ask a suspect API: harvested prompts from the event log, a file, or the reference task
+- suspect.py     asking it (openai client, concurrent, retried, progress bar); transcripts and their hashes
+- canaries.py    planted vs never-planted canary recall, Fisher's exact test
+- endpoint.py    `cuirass audit endpoint`: radioactivity + text + canary tests -> one family -> one report
 - plots.py, report.py   the evidence report (JSON and self-contained HTML)
 - audit_log.py   the hash-chained, tamper-evident log of security-relevant events
 """

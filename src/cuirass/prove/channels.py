@@ -1,11 +1,19 @@
 """Watermark channels an audit scores a corpus with: one small class each, registered by name.
 
-A channel turns (corpus, keys) into one pooled count per key, (n scored units, n green), with a null
-X ~ Binomial(n, gamma) that holds exactly for text written without that key. Each window (the context
+A channel turns (corpus, keys) into one pooled count per key, (n scored units, n green), with an exact
+null for text written without that key: X ~ Binomial(n, gamma) for the token channel, and for the text
+channel X ~ Poisson-binomial(1/k_1, ..., 1/k_n) (a window with k variants is green with probability
+1/k; its `gamma` is the mean 1/k, for display). Each window (the context
 that seeds the keyed hash) is scored once over the whole corpus, because a repeated window repeats its
 green/red outcome and would break independence (Fernandez et al. 2023, arXiv:2308.00113, "Three Bricks
 to Consolidate Watermarks for LLMs", sec. 4; Sander et al. 2024, arXiv:2402.14904, for the same test on
-a suspect model's outputs). Then p = P(X >= x) = binom.sf(x - 1, n, gamma), exact.
+a suspect model's outputs). Then p = P(X >= x) under that null, exact.
+
+`exclude` (texts, e.g. the probe prompts of an endpoint audit): windows that occur in them are not scored.
+A suspect that echoes or continues its prompt reproduces the prompt's windows, and a prompt that itself
+came from our watermarked answers would then score green without the suspect having learnt anything
+(Sander et al. 2024, sec. 4, filter the prompt's (context, token) tuples for this reason). The excluded set
+depends on the prompts only, never on a key, so the remaining windows keep the exact Binomial null.
 
 Channels:
 - `text`  the gateway's lexical watermark (cuirass.respond.watermark), keys of purpose "watermark".
@@ -34,7 +42,7 @@ class ChannelScore:
     n_green: int
     n_windows: int
     gamma: float
-    p_value: float  # exact: P(X >= n_green) under Binomial(n_scored, gamma)
+    p_value: float  # exact: P(X >= n_green) under the channel's null
     p_randomized: float  # exactly Uniform(0, 1) under H0 (for the control's uniformity check)
 
 
@@ -43,8 +51,8 @@ class Channel(Protocol):
     purpose: str  # the keyring purpose of this channel's keys
     method: str  # one paragraph for the report
 
-    def score(self, texts: Sequence[str], keys: Sequence[bytes]) -> list[ChannelScore]:
-        """One pooled score per key, in key order."""
+    def score(self, texts: Sequence[str], keys: Sequence[bytes], exclude: Sequence[str] = ()) -> list[ChannelScore]:
+        """One pooled score per key, in key order; windows that occur in `exclude` are not scored."""
         ...
 
 
@@ -60,17 +68,20 @@ class TextChannel:
     name = "text"
     purpose = "watermark"
     method = ("Lexical watermark (text level). Every choice point of every text (contraction, synonym, "
-              "connective, spelling, hyphenation, serial comma) is a window (choice class | the two previous words that are not choice points); "
-              "each distinct window of the corpus is scored once (first occurrence), as ceil(log2 k) binary "
-              "units, green when they agree with BLAKE2b(key, window). Under H0 (text not written with the "
-              "key) the keyed bits are independent coin flips against a choice fixed before the key, so "
-              "X ~ Binomial(n, 1/2) exactly, whatever the natural frequency of each variant.")
+              "connective, optional word, spelling, hyphenation, serial comma) is a window (choice class | "
+              "the two previous words that are not choice points); each distinct window of the corpus is "
+              "scored once (first occurrence), green when its variant is the one of its k variants that "
+              "BLAKE2b(key, window) selects. Under H0 (text not written with the key) the keyed selections "
+              "are independent and uniform against a choice fixed before the key, so a window is green with "
+              "probability 1/k and X ~ Poisson-binomial(1/k_1, ..., 1/k_n) exactly, whatever the natural "
+              "frequency of each variant; its tail is computed exactly (convolution of one binomial per k).")
 
     def __init__(self, finder: Finder | None = None) -> None:
         self.finder = finder
 
-    def score(self, texts: Sequence[str], keys: Sequence[bytes]) -> list[ChannelScore]:
-        pooled = merge(units(t, self.finder, stop=frozenset()) for t in texts)
+    def score(self, texts: Sequence[str], keys: Sequence[bytes], exclude: Sequence[str] = ()) -> list[ChannelScore]:
+        banned = {u[0] for t in exclude for u in units(t, self.finder, stop=frozenset())}
+        pooled = tuple(u for u in merge(units(t, self.finder, stop=frozenset()) for t in texts) if u[0] not in banned)
         results = score_many(pooled, keys, salt=corpus_digest(texts))
         return [ChannelScore(r.n_scored, r.n_green, r.n_windows, r.gamma, r.p_value, r.p_randomized)
                 for r in results]
@@ -79,50 +90,94 @@ class TextChannel:
 class TokenChannel:
     """The local engine's token-level watermark (cuirass.respond.logit), re-scored with our tokenizer.
 
-    Radioactivity test of Sander et al. 2024 (arXiv:2402.14904): re-tokenise every text, keep each
-    distinct (previous h tokens, token) window of the corpus once, count the green ones under each key.
+    Radioactivity test of Sander et al. 2024 (arXiv:2402.14904): re-tokenise every text, keep one window
+    per distinct context of the corpus (its most frequent next token, `logit.detect.corpus_windows`), count
+    the green ones under each key. With an entropy gate (the policy's `min_entropy`, our model loaded), only
+    the steps our model is unsure about are scored, as at generation (SWEET, Lee et al. 2023): the gate and
+    the prompt exclusion look at the texts and our model only, never at a key, so the null stays exact.
     Needs the tokenizer of the model that generated (`--tokenizer PATH`, a Hugging Face tokenizer).
     """
 
     name = "token"
     purpose = "logit_watermark"
     method = ("Token-level watermark (KGW green lists, Kirchenbauer et al. 2023, arXiv:2301.10226) re-scored "
-              "with our tokenizer as in the radioactivity test of Sander et al. 2024: every distinct (previous "
-              "tokens, token) window of the corpus once; X ~ Binomial(n, gamma) under H0.")
+              "with our tokenizer as in the radioactivity test of Sander et al. 2024: one window per distinct "
+              "context of the corpus (its most frequent next token), windows that occur in the probe prompts "
+              "left out, and, when the policy gates the watermark by entropy, only the steps where our model's "
+              "entropy passes the same threshold (SWEET); X ~ Binomial(n, gamma) under H0.")
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, gamma: float | None = None, context: int | None = None,
+                 gate: Any = None) -> None:
+        from cuirass.respond.logit.keyed import CONTEXT, GAMMA
+
         self.tokenizer = tokenizer
+        self.gamma = GAMMA if gamma is None else float(gamma)  # must match the policy's logit_watermark options
+        self.context = CONTEXT if context is None else int(context)
+        self.gate = gate  # cuirass.respond.logit.entropy.EntropyGate, or None: every step is scored
+        self._kept: dict[str, tuple[list[int], list[bool]]] = {}
 
-    def score(self, texts: Sequence[str], keys: Sequence[bytes]) -> list[ChannelScore]:
+    def _ids_kept(self, text: str) -> tuple[list[int], list[bool]]:
+        if text not in self._kept:
+            ids = list(self.tokenizer.encode(text, add_special_tokens=False))
+            keep = self.gate.keep((), ids) if self.gate is not None else [True] * len(ids)
+            self._kept[text] = (ids, keep)
+        return self._kept[text]
+
+    def windows(self, texts: Sequence[str], exclude: Sequence[str] = ()) -> list[tuple[tuple[int, ...], int]]:
+        """The scored windows of `texts`: steps the gate keeps whose (context, token) is in no `exclude` text."""
+        from cuirass.respond.logit.detect import corpus_windows
+
+        h = self.context
+        banned = set()
+        for t in exclude:
+            ids = list(self.tokenizer.encode(t, add_special_tokens=False))
+            banned.update((tuple(ids[i - h:i]), ids[i]) for i in range(h, len(ids)))
+        lists, keeps = [], []
+        for t in texts:
+            ids, gate = self._ids_kept(t)
+            lists.append(ids)
+            keeps.append([g and (i < h or (tuple(ids[i - h:i]), ids[i]) not in banned) for i, g in enumerate(gate)])
+        return corpus_windows(lists, h, keeps)
+
+    def score(self, texts: Sequence[str], keys: Sequence[bytes], exclude: Sequence[str] = ()) -> list[ChannelScore]:
         import numpy as np
 
-        from cuirass.respond.logit.detect import windows
-        from cuirass.respond.logit.keyed import GAMMA, context_seed, green
+        from cuirass.respond.logit.keyed import context_seed, green
 
-        seen: dict[tuple[tuple[int, ...], int], None] = {}
-        for t in texts:
-            for w in windows(self.tokenizer.encode(t, add_special_tokens=False)):
-                seen.setdefault(w, None)
-        pooled = list(seen)
-        n, salt = len(pooled), corpus_digest(texts)
+        pooled = self.windows(texts, exclude)
+        n, salt, gamma = len(pooled), corpus_digest(texts), self.gamma
         out = []
         for key in keys:
-            x = sum(bool(green(context_seed(key, c), np.array([tok]), GAMMA)[0]) for c, tok in pooled)
-            p, p_gt = float(binom.sf(x - 1, n, GAMMA)), float(binom.sf(x, n, GAMMA))
+            x = sum(bool(green(context_seed(key, c), np.array([tok]), gamma)[0]) for c, tok in pooled)
+            p, p_gt = float(binom.sf(x - 1, n, gamma)), float(binom.sf(x, n, gamma))
             u = int.from_bytes(hashlib.blake2b(b"p|" + salt, digest_size=8, key=key[:64]).digest(), "big") / 2**64
-            out.append(ChannelScore(n, x, n, GAMMA, p, p_gt + u * (p - p_gt)))
+            out.append(ChannelScore(n, x, n, gamma, p, p_gt + u * (p - p_gt)))
         return out
 
 
 def _token_channel(options: dict[str, Any]) -> Channel | None:
-    """The token channel, when the logit watermark is installed and a tokenizer path is given."""
+    """The token channel, when the logit watermark is installed and a tokenizer path is given.
+
+    Given a path (our model's directory or builtin:NAME) and a policy `min_entropy` > 0, the channel loads
+    our model for the entropy gate, so it scores the same steps generation marked."""
     if importlib.util.find_spec("cuirass.respond.logit") is None or not options.get("tokenizer"):
         return None
     try:
         from transformers import AutoTokenizer
     except ModuleNotFoundError:
         return None
-    return TokenChannel(AutoTokenizer.from_pretrained(options["tokenizer"]))
+    tok, gate = options["tokenizer"], None
+    if isinstance(tok, str):  # a directory, or builtin:NAME for a model shipped with cuirass
+        from cuirass.engine.loader import resolve_path
+        from cuirass.respond.logit.keyed import MIN_ENTROPY
+
+        min_entropy = float(options.get("min_entropy", MIN_ENTROPY))
+        if min_entropy > 0 or options.get("protect_numbers", True):
+            from cuirass.respond.logit.entropy import EntropyGate
+
+            gate = EntropyGate.from_pretrained(tok, min_entropy, bool(options.get("protect_numbers", True)))
+        tok = AutoTokenizer.from_pretrained(str(resolve_path(tok)), local_files_only=True)
+    return TokenChannel(tok, options.get("gamma"), options.get("context"), gate)
 
 
 def _text_channel(options: dict[str, Any]) -> Channel:

@@ -41,7 +41,7 @@ def null_plot(report: dict[str, Any]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(report["channels"])
+    names = [n for n in report["channels"] if any(t["channel"] == n for t in report["tests"])]  # key channels
     fig, axes = plt.subplots(1, len(names), figsize=(6.5 * len(names), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         tests = [t for t in report["tests"] if t["channel"] == name]

@@ -57,12 +57,12 @@ class KeyTest:
 
 
 def score_keys(texts: Sequence[str], channels: Sequence[Channel], cohorts: Sequence[str],
-               epochs: Sequence[Epoch], keyring: Any) -> list[KeyTest]:
-    """Uncorrected pooled tests: one per (channel, epoch, cohort)."""
+               epochs: Sequence[Epoch], keyring: Any, exclude: Sequence[str] = ()) -> list[KeyTest]:
+    """Uncorrected pooled tests: one per (channel, epoch, cohort); windows found in `exclude` are not scored."""
     tests: list[KeyTest] = []
     for ch in channels:
         refs: list[KeyRef] = keys_for(keyring, ch.purpose, cohorts, epochs)
-        for ref, s in zip(refs, ch.score(texts, [r.key for r in refs]), strict=True):
+        for ref, s in zip(refs, ch.score(texts, [r.key for r in refs], exclude), strict=True):
             tests.append(KeyTest(ch.name, ref.cohort, ref.epoch, ref.commitment, s.n_scored, s.n_green,
                                  s.n_windows, s.gamma, s.p_value, s.p_randomized))
     return tests
@@ -113,7 +113,7 @@ def audit_texts(corpus: Corpus, *, channels: Sequence[Channel], keyring: Any, co
             "purposes": {ch.name: ch.purpose for ch in channels},
         },
         "epochs": [e.to_dict() for e in epochs],
-        "channels": {ch.name: _channel_summary([t for t in tests if t.channel == ch.name]) for ch in channels},
+        "channels": {ch.name: channel_summary([t for t in tests if t.channel == ch.name]) for ch in channels},
         "tests": [t.to_dict() for t in tests],
         "implicated": implicated,
         "rerun": command,
@@ -131,7 +131,8 @@ def audit_texts(corpus: Corpus, *, channels: Sequence[Channel], keyring: Any, co
     return report
 
 
-def _channel_summary(tests: Sequence[KeyTest]) -> dict[str, Any]:
+def channel_summary(tests: Sequence[KeyTest]) -> dict[str, Any]:
+    """One channel's line of the report: its best key, that key's p-values, how many keys are implicated."""
     best = min(tests, key=lambda t: t.p_value) if tests else None
     return {"n_keys": len(tests), "n_scored": best.n_scored if best else 0,
             "min_p": best.p_value if best else 1.0, "min_p_corrected": best.p_corrected if best else 1.0,

@@ -1,0 +1,137 @@
+"""Probe prompts for an endpoint audit: what to ask a suspect model, and where the questions came from.
+
+A radioactivity test is most powerful when the suspect is asked what its training data covered
+(Sander et al. 2024, arXiv:2402.14904, sec. 5: prompts "similar to" the watermarked data). So the
+default is what our own event log shows was harvested: the prompts whose answers went out keyed to a
+cohort (the answers that carry our marks). When the log keeps no prompt text (retention "hashes", or
+an empty log), the audit falls back to the built-in reference problems and the report says so. An
+operator can also give a file of prompts. Whatever the source, the prompt set is hashed for the report:
+
+    sha256 = SHA-256 of the JSON lines {"prompt": p}, one per prompt, in order (audit_log.canonical)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from cuirass.events.store import events_table
+from cuirass.prove.audit_log import canonical
+from cuirass.prove.corpus import CorpusError
+
+SCAN_LIMIT = 50_000  # most recent keyed events read when drawing prompts from the log
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProbeSet:
+    prompts: tuple[str, ...]
+    source: str  # "given" | "file" | "event-log" | "reference"
+    where: str  # the file, the database, or the module the prompts came from
+    note: str  # one sentence for the report
+
+    @property
+    def jsonl(self) -> bytes:
+        return b"".join(canonical({"prompt": p}) + b"\n" for p in self.prompts)
+
+    def describe(self, role: str = "probes") -> dict[str, Any]:
+        """A row of the report's inputs table."""
+        raw = self.jsonl
+        return {"role": role, "path": self.where, "sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw),
+                "format": f"jsonl ({self.source})", "n_texts": len(self.prompts)}
+
+    def take(self, n: int) -> list[str]:
+        """n prompts, cycling when the set is smaller (sampling makes repeated prompts answer differently)."""
+        if not self.prompts:
+            raise ValueError("no probe prompts")
+        return [self.prompts[i % len(self.prompts)] for i in range(n)]
+
+
+def _prompt_of(obj: Any) -> str | None:
+    """A probe from a JSON value: a string, {"prompt"}, {"text"}, or {"messages"} (the last user turn)."""
+    if isinstance(obj, str):
+        return obj
+    if not isinstance(obj, dict):
+        return None
+    for field in ("prompt", "text"):
+        if isinstance(obj.get(field), str):
+            return obj[field]
+    if isinstance(obj.get("messages"), list):
+        return last_user_text(obj["messages"])
+    return None
+
+
+def read_probes(path: Path) -> ProbeSet:
+    """Prompts from a file: JSON lines ({"prompt": ...}, {"text": ...}, {"messages": [...]}, or a string)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorpusError(f"{path}: cannot read as UTF-8 text ({exc})") from None
+    prompts = []
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            prompt = _prompt_of(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"{path}:{no}: invalid JSON ({exc.msg}, column {exc.colno})") from None
+        if not prompt:
+            raise CorpusError(f"{path}:{no}: expected a prompt (a string, or an object with 'prompt', 'text' "
+                              "or 'messages')")
+        prompts.append(prompt)
+    if not prompts:
+        raise CorpusError(f"{path}: no prompts")
+    return ProbeSet(tuple(prompts), "file", str(path), f"{len(prompts)} prompts from the probe file {path}.")
+
+
+def last_user_text(messages: Any) -> str | None:
+    """The text of the last user message, or None (hashed text, `sha256:...`, counts as none)."""
+    if not isinstance(messages, list):
+        return None
+    for m in reversed(messages):
+        if isinstance(m, dict) and m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, list):
+                c = "".join(p.get("text", "") for p in c if isinstance(p, dict) and isinstance(p.get("text"), str))
+            if isinstance(c, str) and c.strip() and not c.startswith("sha256:"):
+                return c
+            return None
+    return None
+
+
+def harvested(engine: sa.Engine, limit: int = SCAN_LIMIT) -> list[str]:
+    """Distinct prompts whose answers went out keyed to a cohort, in a fixed pseudo-random order.
+
+    The order is by SHA-256 of the prompt, so any prefix is a sample spread over the whole log and the
+    same log always gives the same probe set.
+    """
+    ev = events_table.c
+    q = (sa.select(ev.messages).where(ev.cohort.isnot(None)).where(ev.status.is_(None) | (ev.status < 400))
+         .order_by(ev.seq.desc()).limit(limit))
+    with engine.connect() as conn:
+        found = {p for (msgs,) in conn.execute(q) if (p := last_user_text(msgs)) is not None}
+    return sorted(found, key=lambda p: hashlib.sha256(p.encode()).digest())
+
+
+def reference(n: int) -> list[str]:
+    """Questions of the built-in reference task (held-out split), the fallback probe set."""
+    from cuirass.lab.reference.problems import problems
+
+    return [p.question for p in problems(n, seed=0, split="test")]
+
+
+def default_probes(engine: sa.Engine | None, n: int) -> ProbeSet:
+    """What our log shows was harvested; the reference problems when the log holds no prompt text."""
+    found = harvested(engine) if engine is not None else []
+    if found:
+        where = engine.url.render_as_string(hide_password=True) if engine is not None else "-"
+        note = (f"{len(found)} distinct prompts whose answers the event log shows went out keyed to a cohort "
+                f"(harvested); {min(n, len(found))} used" + (", cycled" if n > len(found) else "") + ".")
+        return ProbeSet(tuple(found[:n]), "event-log", f"event log {where}", note)
+    return ProbeSet(tuple(reference(n)), "reference", "cuirass.lab.reference.problems (split test, seed 0)",
+                    "The event log holds no prompt text of keyed answers (empty, or retention 'hashes'): "
+                    "the built-in reference problems were used instead.")
