@@ -29,6 +29,7 @@ demo: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/cuirass lab detect --out lab-out/detect
+	$(BIN)/cuirass lab distill --out lab-out/distill
 
 clean:
 	rm -rf $(VENV) .cuirass lab-out bench/results

@@ -102,9 +102,9 @@ def detect(quick: bool, out: Path, seed: int, fpr: float, honeypot_python: str |
 @lab.command("train-reference")
 @click.option("--out", "out", default="lab-out/reference-model", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Writes OUT/reference, OUT/decoy, OUT/summary.json.")
-@click.option("--steps", default=None, type=click.IntRange(1), help="Training steps (default 1500; --quick: 8).")
+@click.option("--steps", default=None, type=click.IntRange(1), help="Training steps (default 2000; --quick: 8).")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--threads", default=None, type=click.IntRange(1), help="Torch threads (default 1: fastest on a busy 2-core box).")
+@click.option("--threads", default=None, type=click.IntRange(1), help="Torch threads (default 2; 1 can be faster on a busy 2-core box).")
 @click.option("--quick", is_flag=True, help="A tiny model for a few steps: checks the pipeline in seconds.")
 @click.option("--install", is_flag=True, help="Copy the result into the package as the built-in reference and decoy.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -139,6 +139,62 @@ def train_reference(out: Path, steps: int | None, seed: int, threads: int | None
             click.echo(f"  {name:9s} step {summary[name]['step']:>5}  held-out accuracy: greedy {acc['greedy']:.1%}, "
                        + ", ".join(f"T={k[1:]} {v:.1%}" for k, v in sampled.items())
                        + f" (n={acc['n']})  size {size / 1e6:.1f} MB  -> {out / name}")
+
+
+@lab.command("distill")
+@click.option("--quick", is_flag=True,
+              help="The test suite's small run (minutes): A, B, D and four defenses alone.")
+@click.option("--mid", is_flag=True, help="The README's mid-size run (about an hour on two cores).")
+@click.option("--out", "out", default="lab-out/distill", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder for harvests, results and plots.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--teacher", default=None, help="Teacher: a Hugging Face model directory (default builtin:reference).")
+@click.option("--decoy", default=None, help="Decoy model directory (default builtin:decoy).")
+@click.option("--task", default=None, help="What is harvested: reference (default), gsm8k:DIR or jsonl:TRAIN,TEST.")
+@click.option("--student-config", default=None, type=click.Path(exists=True),
+              help="A Hugging Face config.json (or its directory) for the student, instead of the size flags.")
+@click.option("--student-hidden", type=click.IntRange(8), help="Student width (reference family).")
+@click.option("--student-layers", type=click.IntRange(1), help="Student depth.")
+@click.option("--condition", "conditions", multiple=True, metavar="NAME",
+              help="Run only these (repeatable): A, B, C (every defense alone), C:<defense>, D, E.")
+@click.option("--queries", type=click.IntRange(1), help="Harvested solutions per condition (attacker budget).")
+@click.option("--accounts", type=click.IntRange(1), help="Campaign accounts.")
+@click.option("--steps", type=click.IntRange(1), help="Student training steps.")
+@click.option("--eval-n", type=click.IntRange(1), help="Held-out problems for the students' accuracy.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the table.")
+def distill(quick: bool, mid: bool, out: Path, seed: int, teacher: str | None, decoy: str | None, task: str | None,
+            student_config: str | None, student_hidden: int | None, student_layers: int | None,
+            conditions: tuple[str, ...], queries: int | None, accounts: int | None, steps: int | None,
+            eval_n: int | None, progress: bool, as_json: bool) -> None:
+    """Distill the protected model through the gateway under each condition; measure what the copy is worth."""
+    import dataclasses
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so the lab's gateways are stopped
+
+    from cuirass.lab.distill import report
+    from cuirass.lab.distill.config import DistillConfig
+    from cuirass.lab.distill.run import run
+
+    config = DistillConfig.quick(seed) if quick else DistillConfig.mid(seed) if mid else DistillConfig.full(seed)
+    student = dataclasses.replace(config.student, **{k: v for k, v in (
+        ("config_path", student_config), ("hidden", student_hidden), ("layers", student_layers)) if v is not None})
+    changes = {k: v for k, v in (("teacher", teacher), ("decoy", decoy), ("task", task),
+                                 ("conditions", conditions or None),
+                                 ("campaign_queries", queries), ("campaign_accounts", accounts),
+                                 ("train_steps", steps), ("eval_n", eval_n)) if v is not None}
+    try:
+        results = run(dataclasses.replace(config, student=student, **changes), out, progress=progress)
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        from cuirass.lab.detect_eval import finite
+
+        click.echo(json.dumps(finite(results), indent=2, default=str))
+        return
+    click.echo("\n".join(report.table(results) + [""] + report.benign_table(results)))
+    click.echo(f"\nfull report: {out / 'summary.md'}  (results.json, harvest.jsonl, accuracy.png, audit.png)")
 
 
 COMMANDS = [lab]

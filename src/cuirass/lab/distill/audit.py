@@ -1,0 +1,128 @@
+"""The audit step: does a student carry our marks? `audit_students` is the lab's one entry point to it.
+
+Every trained student (and the control) is served by one `cuirass serve` whose models are local
+upstreams pointing at the students' directories (policy and detection off: it is the suspect's server,
+not ours), and each is questioned with `cuirass.prove.endpoint.audit_endpoint`, exactly as an operator
+would audit a suspect's API: probe prompts like the harvested ones (Sander et al. 2024, arXiv:2402.14904,
+sec. 5), the token-level radioactivity test (Kirchenbauer et al. 2023 green lists, each window once,
+probe windows excluded), the lexical watermark and, where canaries were planted, canary recall; Holm over
+the whole family. The keys and the canary ledger are those of the gateway that served the condition.
+
+    audit p = the smallest Holm-corrected p-value of the family      (family-wise: any dependence)
+
+The control is a student of the same size trained on the same problems' reference solutions, which never
+went through the gateway: its p-value must stay large.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cuirass.lab.distill.gateway import AccountSpec, Gateway
+
+ALPHA = 0.01
+CONTROL = "control"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Suspect:
+    """A trained student and the deployment whose keys and ledger the audit uses."""
+
+    model_dir: Path
+    gateway_config: Path  # the condition's gateway: its policy (options, cohorts) ...
+    data_dir: Path  # ... its event log, canary ledger and epochs
+    canaries: bool  # ask the canary probes (only where the condition's gateway planted canaries)
+
+
+def _serving_config(models: Mapping[str, Path], threads: int, device: str) -> dict[str, Any]:
+    local = {"type": "local", "device": device, "threads": threads}
+    return {"models": [{"name": name, "upstream": {**local, "path": str(path)}} for name, path in models.items()],
+            "policy": {"bands": [], "default_actions": []}, "detection": {"enabled": False},
+            "auth": {"cache_ttl_s": 60.0}}
+
+
+def summarize(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The audit report in a few numbers: the family-wise p, the best channel, and each channel's best key."""
+    channels = report["channels"]
+    best = min(channels, key=lambda c: channels[c]["min_p_corrected"]) if channels else None
+    return {"p": channels[best]["min_p_corrected"] if best else 1.0, "channel": best,
+            "flagged": bool(report["implicated"]), "n_tests": report["method"]["n_tests"],
+            "queries": report["endpoint"]["queries"], "answered": report["endpoint"]["answered"],
+            "channels": {c: {"p": s["min_p"], "p_corrected": s["min_p_corrected"], "best": s["best"],
+                             "n_scored": s["n_scored"]} for c, s in channels.items()},
+            "keys": {f"{t['channel']}/{t['cohort']}": [t["p_value"], t["z"]] for t in report["tests"]
+                     if t["epoch"] == 0},
+            "conclusion": report["conclusion"]}
+
+
+def at_cohorts(summary: Mapping[str, Any], channel: str, cohorts: list[str]) -> dict[str, Any] | None:
+    """The test restricted to the cohorts the campaign's answers were keyed to (known to the lab, not to an
+    auditor): p = min over those keys × their number (Bonferroni), and the best key's z."""
+    rows = [summary.get("keys", {}).get(f"{channel}/{c}") for c in cohorts]
+    rows = [r for r in rows if r is not None]
+    if not rows:
+        return None
+    p, z = min(rows)
+    return {"p": min(1.0, p * len(rows)), "z": z, "cohorts": cohorts}
+
+
+def mark_in_harvest(texts_by_cohort: Mapping[str, list[str]], keyring: Any, teacher: str,
+                    purpose: str = "logit_watermark") -> dict[str, Any] | None:
+    """Does the harvest itself carry the token watermark of the cohorts it was served to?
+
+    Each cohort's texts are scored with that cohort's key (TokenChannel, entropy gate of our model); under H0
+    every cohort's green count is Binomial(n_c, gamma), so the pooled count is Binomial(sum n_c, gamma):
+    p = P(X >= sum x_c), exact. The same function on condition A's data is the null check."""
+    from scipy.stats import binom
+
+    from cuirass.prove.channels import CHANNELS
+
+    groups = {c: t for c, t in texts_by_cohort.items() if t}
+    if not groups:
+        return None
+    channel = CHANNELS["token"]({"tokenizer": teacher})
+    n = x = 0
+    gamma = 0.0
+    for cohort, texts in groups.items():
+        s = channel.score(texts, [keyring.key(purpose, cohort, 0)])[0]
+        n, x, gamma = n + s.n_scored, x + s.n_green, s.gamma
+    z = (x - gamma * n) / (n * gamma * (1 - gamma)) ** 0.5 if n else 0.0
+    return {"p": float(binom.sf(x - 1, n, gamma)) if n else 1.0, "z": z, "n_scored": n, "n_green": x,
+            "cohorts": sorted(groups)}
+
+
+def failed(why: str) -> dict[str, Any]:
+    """The summary of an audit that could not run (the report shows it as not done)."""
+    return {"p": None, "channel": None, "flagged": None, "error": why, "channels": {}}
+
+
+def audit_students(suspects: Mapping[str, Suspect], probes: list[str], keyring: Any, teacher: str, where: Path,
+                   *, queries: int, max_tokens: int, seed: int, threads: int = 1, concurrency: int = 2,
+                   device: str = "auto", progress: bool = False) -> dict[str, dict[str, Any]]:
+    """Serve every suspect, audit each over HTTP; returns {name: summary} (full reports in `where`).
+
+    `teacher` is our model's directory: the token channel re-tokenises with its tokenizer and, like the
+    generation side, scores only the steps where it is unsure (its entropy gate loads the model)."""
+    import json
+
+    from cuirass.config import load_settings
+    from cuirass.lab.detect_eval import finite
+    from cuirass.prove.endpoint import audit_endpoint
+
+    where.mkdir(parents=True, exist_ok=True)
+    models = {name: s.model_dir for name, s in suspects.items()}
+    out: dict[str, dict[str, Any]] = {}
+    auditor = [AccountSpec("auditor", "audit", "audit")]
+    with Gateway(where / "suspects", _serving_config(models, threads, device), auditor) as gw:
+        for name, s in suspects.items():
+            settings = load_settings(s.gateway_config, data_dir=s.data_dir)
+            report = audit_endpoint(gw.base_url, name, api_key=gw.keys["auditor"], probes=probes, queries=queries,
+                                    settings=settings, keyring=keyring, tokenizer=teacher, max_tokens=max_tokens,
+                                    temperature=1.0, concurrency=concurrency, progress=progress, alpha=ALPHA,
+                                    canaries=s.canaries, seed=seed, command="cuirass lab distill")
+            (where / f"audit-{name}.json").write_text(json.dumps(finite(report), indent=1, default=str))
+            out[name] = summarize(report)
+    return out

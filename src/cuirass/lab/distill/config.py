@@ -1,0 +1,73 @@
+"""What one distillation-lab run does: models, attacker budget, benign users, student and audit sizes.
+
+`quick()` is the configuration the test suite runs (minutes on two shared cores); `mid()` the one the README
+quotes; `full()` the issue's benchmark. Every number that changes a result is here and goes into the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StudentSpec:
+    """The student's architecture: a Hugging Face config file, or the size of a Llama-style decoder
+    of the reference family (`cuirass.lab.reference.train.build_model`), trained from scratch."""
+
+    config_path: str | None = None  # a config.json (or a directory holding one); overrides the sizes
+    hidden: int = 96
+    layers: int = 3
+    heads: int = 4
+    ffn: int = 384
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DistillConfig:
+    seed: int = 0
+    teacher: str = "builtin:reference"  # a Hugging Face model directory, or builtin:NAME
+    decoy: str = "builtin:decoy"
+    task: str = "reference"  # what is harvested and scored: reference, gsm8k:DIR, jsonl:TRAIN,TEST (tasks.py)
+    student: StudentSpec = StudentSpec()
+    conditions: tuple[str, ...] = ("A", "B", "C", "D", "E")
+    # attacker: the same budget in every condition
+    campaign_accounts: int = 40
+    campaign_queries: int = 2000  # harvested worked solutions per condition
+    stealth_accounts_factor: int = 5  # E: this many times more accounts, so few queries each
+    stealth_benign_mix: float = 0.5  # E: extra benign-looking requests per harvest request
+    # benign users, the same prompts and seeds in every gateway
+    benign_users: int = 20
+    benign_queries: int = 5  # per user
+    # the student and its evaluation
+    train_steps: int = 600
+    batch_size: int = 32
+    lr: float = 2e-3
+    eval_n: int = 300  # held-out problems for accuracy and loss
+    audit_queries: int = 400  # probe prompts the audit sends the student
+    max_tokens: int = 160
+    concurrency: int = 2  # requests in flight at once (the engine runs one generation at a time)
+    threads: int = 1  # torch threads in the gateway and the trainer
+    device: str = "auto"  # where the gateways' local engine runs the teacher and the students (auto: CUDA if any)
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> DistillConfig:
+        """The test suite's run: A, B, D and four defenses alone, a tiny harvest, a tiny student."""
+        return cls(seed=seed, conditions=("A", "B", "C:logit_watermark", "C:decoy", "C:strip_reasoning",
+                                          "C:perturb", "D"),
+                   student=StudentSpec(hidden=64, layers=2, heads=2, ffn=256),
+                   campaign_accounts=4, campaign_queries=16, benign_users=4, benign_queries=2,
+                   train_steps=80, batch_size=16, eval_n=24, audit_queries=24)
+
+    @classmethod
+    def mid(cls, seed: int = 0) -> DistillConfig:
+        """The README's run: every condition, 48 harvested solutions each (about an hour on 2 busy cores)."""
+        return cls(seed=seed, campaign_accounts=4, campaign_queries=48, benign_users=6, benign_queries=2,
+                   train_steps=150, batch_size=32, eval_n=100, audit_queries=32)
+
+    @classmethod
+    def full(cls, seed: int = 0) -> DistillConfig:
+        """The issue's benchmark: 2,000 harvested solutions per condition from 40 accounts."""
+        return cls(seed=seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

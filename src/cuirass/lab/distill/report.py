@@ -1,0 +1,153 @@
+"""The distillation lab's report: results.json, summary.md (the tables the README quotes) and two PNGs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from cuirass.lab.detect_eval import finite
+
+
+def _fmt(x: float | None, spec: str = ".2f") -> str:
+    return "–" if x is None else format(x, spec)
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def table(results: dict[str, Any]) -> list[str]:
+    """One Markdown row per condition."""
+    lines = ["| condition | student accuracy (95% CI) | value ratio (acc.) | value ratio (loss) | held-out loss | "
+             "data = teacher's | data answer-correct | data token-marked p | served before detection | "
+             "audit p (student) | "
+             "token test at the campaign's cohorts: student / control | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results["conditions"].items():
+        s, d, e, a = r["student"], r["data"], r["exposure"], r["audit"]
+        lo, hi = s["ci95"]
+        secs = sum(r["seconds"].values())
+        lines.append(f"| **{name}** {r['title']} | {s['accuracy']:.1%} ({lo:.1%}–{hi:.1%}) | "
+                     f"{_fmt(r['value_ratio'])} | {_fmt(r['value_ratio_loss'])} | {s['heldout_loss']:.3f} | "
+                     f"{_fmt(d['identical_to_teacher'], '.0%')} | {_fmt(d['answer_correct'], '.0%')} | "
+                     f"{_p((d.get('token_mark') or {}).get('p'))} | "
+                     f"{_fmt(e['served_before_detection'], '.0%')} | {_p(a['p'])} ({a['channel'] or 'not run'}) | "
+                     f"{_oracle(a)} | {secs:.0f} |")
+    u, c = results["untrained"], results["control"]
+    lines.append(f"| untrained student | {u['accuracy']:.1%} | 0 | 0 | {u['heldout_loss']:.3f} | | | | | | | |")
+    lines.append(f"| control (gold solutions) | {c['accuracy']:.1%} | | | {c['heldout_loss']:.3f} | | | | | "
+                 f"{_p(c['audit']['p'])} ({c['audit']['channel']}) | | {c['seconds']:.0f} |")
+    return lines
+
+
+def _oracle(a: dict[str, Any]) -> str:
+    s, c = a.get("token_at_campaign_cohorts"), a.get("control_token_at_campaign_cohorts")
+    if not s or not c:
+        return "–"
+    return f"{_p(s['p'])} (z {s['z']:.1f}) / {_p(c['p'])} (z {c['z']:.1f})"
+
+
+def benign_table(results: dict[str, Any]) -> list[str]:
+    lines = ["| gateway | benign requests | benign accuracy (95% CI) | replies identical to A | "
+             "benign accounts flagged "
+             "| benign requests defended |", "|---|---|---|---|---|---|"]
+    for kind, b in results["benign"].items():
+        ex = (_gateway_of(results, kind) or {}).get("exposure")
+        flagged = f"{ex['benign_flagged']}/{ex['benign_accounts']}" if ex else "–"
+        defended = f"{ex['benign_defended']}/{ex['benign_requests']}" if ex else "–"
+        lo, hi = b["ci95"]
+        lines.append(f"| {kind} | {b['n']} | {_fmt(b['accuracy'], '.1%')} ({lo:.1%}–{hi:.1%}) | "
+                     f"{_fmt(b['identical_to_A'], '.1%')} | {flagged} | {defended} |")
+    return lines
+
+
+def _gateway_of(results: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    first = {"plain": "A", "defended": "B", "stealth": "E"}[kind]
+    return results["conditions"].get(first)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    cfg = results["config"]
+    out = [f"# Distillation lab (seed {cfg['seed']})", "",
+           f"Teacher `{cfg['teacher']}`, decoy `{cfg['decoy']}`; attacker: {cfg['campaign_queries']} harvested "
+           f"solutions per condition from {cfg['campaign_accounts']} accounts; student "
+           f"{cfg['student']['layers']}x{cfg['student']['hidden']} trained {cfg['train_steps']} steps "
+           f"(batch {cfg['batch_size']}); evaluation on {cfg['eval_n']} held-out problems (greedy); audit with "
+           f"{cfg['audit_queries']} probe queries ({results['audit_method']}). Wall time "
+           f"{results['wall_seconds'] / 60:.1f} min.", "",
+           "Value ratio = (student − untrained) / (A's student − untrained), by accuracy and by held-out loss "
+           "(per-token loss of the reference worked solutions). Audit p = smallest Holm-corrected p-value over "
+           "every (channel, cohort) key and canary test, as `audit_endpoint` reports it. The last audit column is "
+           "the lab's oracle view: the token-watermark test at only the cohorts that keyed this campaign's answers "
+           "(Bonferroni over them), for the student and for the control.", ""]
+    out += table(results) + ["", "## Benign users", ""] + benign_table(results)
+    if results["skipped"]:
+        out += ["", "## Not run", ""] + [f"- {k}: {v}" for k, v in results["skipped"].items()]
+    out += ["", "![accuracy](accuracy.png)", "", "![audit](audit.png)", ""]
+    return "\n".join(out)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_accuracy(results: dict[str, Any], out: Path) -> Path:
+    """Student accuracy (95% Wilson interval) and value ratio by loss, per condition."""
+    plt = _pyplot()
+    names = list(results["conditions"])
+    acc = [results["conditions"][n]["student"]["accuracy"] for n in names]
+    ci = [results["conditions"][n]["student"]["ci95"] for n in names]
+    ratio = [results["conditions"][n]["value_ratio_loss"] or 0.0 for n in names]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    xs = range(len(names))
+    ax1.bar(xs, acc, color=["#555" if n == "A" else "#3a7" for n in names],
+            yerr=[[max(0.0, a - c[0]) for a, c in zip(acc, ci)], [max(0.0, c[1] - a) for a, c in zip(acc, ci)]],
+            capsize=3)
+    ax1.axhline(results["untrained"]["accuracy"], color="k", ls=":", lw=1, label="untrained student")
+    ax1.set(xticks=list(xs), ylabel="held-out final-answer accuracy", title="Student accuracy (95% CI)")
+    ax1.set_xticklabels(names, rotation=45, ha="right")
+    ax1.legend(loc="upper right")
+    ax2.bar(xs, ratio, color=["#555" if n == "A" else "#37a" for n in names])
+    ax2.axhline(0.2, color="r", ls="--", lw=1, label="target 0.2")
+    ax2.set(xticks=list(xs), ylabel="value ratio (held-out loss)", title="Share of A's gain the student kept")
+    ax2.set_xticklabels(names, rotation=45, ha="right")
+    ax2.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_audit(results: dict[str, Any], out: Path) -> Path:
+    """−log10 audit p-value per student, the control's beside them, and the 0.01 and 1e-6 lines."""
+    plt = _pyplot()
+    names = [*results["conditions"], "control"]
+    ps = [results["conditions"][n]["audit"]["p"] for n in names[:-1]] + [results["control"]["audit"]["p"]]
+    ys = [-math.log10(max(p if p is not None else 1.0, 1e-300)) for p in ps]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(range(len(names)), ys, color=["#a33" if y >= 2 else "#999" for y in ys])
+    ax.axhline(2, color="k", ls=":", lw=1, label="p = 0.01")
+    ax.axhline(6, color="r", ls="--", lw=1, label="p = 1e-6 (target)")
+    ax.set(xticks=list(range(len(names))), ylabel="−log10 audit p (Holm)", title="Audit of each student")
+    ax.set_xticklabels(names, rotation=45, ha="right")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def write(results: dict[str, Any], out: Path) -> None:
+    (out / "results.json").write_text(json.dumps(finite(results), indent=2, default=str))
+    (out / "summary.md").write_text(markdown(results))
+    plot_accuracy(results, out / "accuracy.png")
+    plot_audit(results, out / "audit.png")

@@ -1,0 +1,165 @@
+"""`cuirass lab distill --quick`: one real run (gateways, HTTP harvests, students, audit), then the direction
+of every effect that is robust at this size. The numbers themselves are the mid and full runs' business."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytestmark = pytest.mark.timeout(3600)  # the quick run: minutes on an idle 2-core machine, longer on a busy one
+
+from cuirass.lab.distill import conditions, workload  # noqa: E402
+from cuirass.lab.distill.config import DistillConfig  # noqa: E402
+from cuirass.lab.distill.stats import value_ratio, wilson  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("distill")
+    proc = subprocess.run([sys.executable, "-m", "cuirass", "lab", "distill", "--quick", "--out", str(out),
+                           "--no-progress", "--json"], capture_output=True, text=True, timeout=3400,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, json.loads(proc.stdout)
+
+
+def test_workloads_are_deterministic_and_share_prompts() -> None:
+    cfg = DistillConfig.quick()
+    assert workload.benign(cfg) == workload.benign(cfg)
+    a, b = workload.campaign(cfg, False, "a"), workload.campaign(cfg, False, "b")
+    assert [(r.prompt, r.seed) for r in a] == [(r.prompt, r.seed) for r in b]  # same budget and seeds
+    assert len({r.account for r in a}) == cfg.campaign_accounts
+    e = workload.campaign(cfg, True, "e")
+    harvest = [r for r in e if r.harvest]
+    assert [r.problem for r in harvest] == [r.problem for r in a]  # same problems, paraphrased
+    assert len({r.account for r in e}) > cfg.campaign_accounts
+
+
+def test_jsonl_task_in_gsm8k_format(tmp_path: Path) -> None:
+    import dataclasses
+    import itertools
+
+    from cuirass.lab.distill import tasks
+    from cuirass.lab.reference.evaluate import final_answer_correct
+
+    for split, n in (("train", 5), ("test", 3)):
+        (tmp_path / f"gsm8k_{split}.jsonl").write_text("".join(
+            json.dumps({"question": f"{split} {i}: what is {i} + 1,000?",
+                        "answer": f"{i} + 1000 = {i + 1000}\n#### {i + 1000:,}"})
+            + "\n" for i in range(n)))
+    task = tasks.load(f"gsm8k:{tmp_path}")
+    items = list(itertools.islice(task.stream(0, "test"), 6))
+    assert {p.question for p in items} == {f"test {i}: what is {i} + 1,000?" for i in range(3)}  # cycles
+    assert all(final_answer_correct(p.solution, p.answer) for p in items)
+    files = f"{tmp_path}/gsm8k_train.jsonl,{tmp_path}/gsm8k_test.jsonl"
+    cfg = dataclasses.replace(DistillConfig.quick(), task=f"jsonl:{files}")
+    assert all(r.prompt.startswith("train") for r in workload.campaign(cfg, False, "a"))
+    assert all(r.prompt.startswith("test") for r in workload.benign(cfg))
+    with pytest.raises(ValueError):
+        tasks.load("nope")
+
+
+def test_conditions_and_policy() -> None:
+    conds, skipped = conditions.build(("C:decoy", "D"))
+    assert [c.name for c in conds] == ["A", "B", "C:decoy", "D"]  # A and B come with what needs them
+    policy = conditions.policy_for("plain", conds)
+    assert policy["orgs"] == {"cond-c-decoy": {"bands": [], "default_actions": ["decoy"]}}
+    assert policy["bands"] == [] and policy["default_actions"] == []
+    with pytest.raises(ValueError):
+        conditions.build(("C:nope",))
+
+
+def test_stats() -> None:
+    lo, hi = wilson(0, 10)
+    assert lo == 0 and 0.2 < hi < 0.35
+    assert value_ratio(0.3, 0.0, 0.6) == pytest.approx(0.5)
+    assert value_ratio(4.0, 6.0, 2.0) == pytest.approx(0.5)  # loss: lower is better, same formula
+    assert value_ratio(0.1, 0.0, 0.0) is None
+
+
+def test_student_from_a_hugging_face_config(tmp_path: Path) -> None:
+    """A student described by a config file (here a tiny GPT-2, another family) trains with the lab's loop."""
+    import dataclasses
+
+    from transformers import GPT2Config
+
+    from cuirass.lab.distill import student
+    from cuirass.lab.distill.config import StudentSpec
+    from cuirass.lab.reference import evaluate as ev
+    from cuirass.lab.reference.problems import problems
+
+    GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=512).save_pretrained(tmp_path / "cfg")
+    cfg = dataclasses.replace(DistillConfig.quick(), student=StudentSpec(config_path=str(tmp_path / "cfg")),
+                              train_steps=3, batch_size=2, eval_n=2, max_tokens=8)
+    _, tokenizer = ev.load("src/cuirass/models/reference")
+    data = [student.Example(p.question, p.solution) for p in problems(4)]
+    model = student.train(data, tokenizer, cfg, tmp_path / "student")
+    assert type(model).__name__ == "GPT2LMHeadModel"
+    assert (tmp_path / "student" / "config.json").is_file()
+    result = student.evaluate(model, tokenizer, cfg)
+    assert result["n"] == 2 and result["heldout_loss"] > 0
+    assert len(student.examples([], filter_answers=True)) == 0
+
+
+def test_quick_run_writes_the_report(quick: tuple[Path, dict[str, Any]]) -> None:
+    out, results = quick
+    for name in ("results.json", "summary.md", "harvest.jsonl", "accuracy.png", "audit.png"):
+        assert (out / name).stat().st_size > 0
+    assert "| **A**" in (out / "summary.md").read_text()
+
+
+def test_students_learn_from_the_bare_teacher(quick: tuple[Path, dict[str, Any]]) -> None:
+    _, r = quick
+    a, untrained = r["conditions"]["A"]["student"], r["untrained"]
+    assert a["heldout_loss"] < untrained["heldout_loss"] - 0.3
+    assert a["accuracy"] >= untrained["accuracy"]
+
+
+def test_always_on_defenses_change_what_the_campaign_gets(quick: tuple[Path, dict[str, Any]]) -> None:
+    _, r = quick
+    c = r["conditions"]
+    assert c["A"]["data"]["identical_to_teacher"] == 1.0
+    assert c["A"]["exposure"]["served_before_detection"] == 1.0
+    for name in ("C:decoy", "C:perturb", "C:logit_watermark"):
+        assert c[name]["data"]["identical_to_teacher"] < 0.5, name
+    for name in ("C:decoy", "C:perturb", "C:logit_watermark", "C:strip_reasoning"):
+        assert c[name]["exposure"]["served_before_detection"] == 0.0, name  # every campaign response defended
+    # strip_reasoning removes reasoning fields and <think> blocks; the reference model writes its steps as the
+    # visible answer, so there is nothing for it to strip: its data equals the teacher's (a measured fact).
+    assert c["C:decoy"]["data"]["answer_correct"] < c["A"]["data"]["answer_correct"]
+
+
+def test_benign_users_are_untouched(quick: tuple[Path, dict[str, Any]]) -> None:
+    _, r = quick
+    for kind, b in r["benign"].items():
+        assert b["identical_to_A"] == 1.0, kind
+        assert b["errors"] == 0
+    assert r["conditions"]["B"]["exposure"]["benign_defended"] == 0
+
+
+def test_answer_filtering_keeps_only_right_answers(quick: tuple[Path, dict[str, Any]]) -> None:
+    _, r = quick
+    b, d = r["conditions"]["B"]["data"], r["conditions"]["D"]["data"]
+    assert d["trained_on"] <= b["trained_on"]
+    assert d["harvested"] == b["harvested"]
+
+
+def test_the_harvest_carries_the_logit_watermark_and_the_control_is_clean(quick: tuple[Path, dict[str, Any]]) -> None:
+    _, r = quick
+    c = r["conditions"]
+    marked, clean = c["C:logit_watermark"]["data"]["token_mark"], c["A"]["data"]["token_mark"]
+    assert marked["n_scored"] > 0 and marked["cohorts"] == clean["cohorts"]  # same accounts' keys, same problems
+    assert marked["z"] > clean["z"] and marked["p"] < clean["p"]
+    assert marked["p"] < 0.01
+    assert r["control"]["audit"]["p"] > 0.01  # the control student is not flagged by the family-wise audit
+    # Radioactivity (the student's own answers carrying the mark) needs far more data than the quick run has:
+    # it is measured and reported (token test at the campaign's cohorts), not asserted here.
