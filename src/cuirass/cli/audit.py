@@ -49,7 +49,6 @@ def audit_texts_cmd(settings: Settings, as_json: bool, in_path: Path, control_pa
     from cuirass.prove.cohorts import cohort_names
     from cuirass.prove.corpus import CorpusError, read_corpus
     from cuirass.prove.epochs import EpochStore
-    from cuirass.prove.report import write_html, write_json
     from cuirass.prove.texts import audit_texts
 
     try:
@@ -81,19 +80,7 @@ def audit_texts_cmd(settings: Settings, as_json: bool, in_path: Path, control_pa
         corpus, channels=channels, keyring=keyring, engine=engine, alpha=alpha, control=control,
         cohorts=cohort_names(settings.policy.n_cohorts, settings.policy.n_honeypot_cohorts),
         epochs=EpochStore(engine).all(), command=shlex.join(["cuirass", "audit", *sys.argv[2:]]))
-    if out_path:
-        write_json(report, out_path)
-    if html_path:
-        write_html(report, html_path)
-    summary = {k: report[k] for k in ("conclusion", "channels", "inputs")}
-    summary["implicated"] = [{"channel": t["channel"], "cohort": t["cohort"], "epoch": t["epoch"],
-                              "p_value": t["p_value"], "p_corrected": t["p_corrected"],
-                              "accounts": [a["account"] for a in t["accounts"]]} for t in report["implicated"]]
-    if "control" in report:
-        summary["control"] = {k: report["control"][k] for k in ("ks_uniform", "passed")}
-    emit(summary, as_json, lambda d: d["conclusion"] + "".join(
-        f"\n  {t['cohort']} epoch {t['epoch']} [{t['channel']}]: p={t['p_value']:.3g} "
-        f"holm={t['p_corrected']:.3g} accounts: {', '.join(t['accounts']) or '-'}" for t in d["implicated"]))
+    _publish(report, out_path, html_path, as_json, ("ks_uniform", "passed"))
 
 
 _SECRET_OPTIONS = ("--api-key", "--control-api-key")
@@ -146,7 +133,6 @@ def audit_endpoint_cmd(settings: Settings, as_json: bool, base_url: str, model: 
     from cuirass.prove.corpus import CorpusError
     from cuirass.prove.endpoint import audit_endpoint, context
     from cuirass.prove.probes import read_probes
-    from cuirass.prove.report import write_html, write_json
     from cuirass.prove.suspect import Endpoint
 
     try:
@@ -164,19 +150,7 @@ def audit_endpoint_cmd(settings: Settings, as_json: bool, base_url: str, model: 
                                 command=shlex.join(["cuirass", "audit", *_redacted(sys.argv[2:])]))
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
-    if out_path:
-        write_json(report, out_path)
-    if html_path:
-        write_html(report, html_path)
-    summary = {k: report[k] for k in ("conclusion", "channels", "inputs")}
-    summary["implicated"] = [{"channel": t["channel"], "cohort": t["cohort"], "epoch": t["epoch"],
-                              "p_value": t["p_value"], "p_corrected": t["p_corrected"],
-                              "accounts": [a["account"] for a in t["accounts"]]} for t in report["implicated"]]
-    if "control" in report:
-        summary["control"] = {k: report["control"][k] for k in ("min_p", "min_p_corrected", "ks_uniform", "passed")}
-    emit(summary, as_json, lambda d: d["conclusion"] + "".join(
-        f"\n  {t['cohort']} epoch {t['epoch']} [{t['channel']}]: p={t['p_value']:.3g} "
-        f"holm={t['p_corrected']:.3g} accounts: {', '.join(t['accounts']) or '-'}" for t in d["implicated"]))
+    _publish(report, out_path, html_path, as_json, ("min_p", "min_p_corrected", "ks_uniform", "passed"))
 
 
 @audit.command("verify-log")
@@ -279,3 +253,23 @@ def checkpoint_cmd(settings: Settings, as_json: bool) -> None:
 
 
 COMMANDS = [audit]
+
+
+def _publish(report: dict[str, Any], out_path: Path | None, html_path: Path | None, as_json: bool,
+             control_keys: tuple[str, ...]) -> None:
+    """Write the JSON and HTML reports when asked, then print the conclusion and the implicated cohorts."""
+    from cuirass.prove.report import write_html, write_json
+
+    if out_path:
+        write_json(report, out_path)
+    if html_path:
+        write_html(report, html_path)
+    summary = {k: report[k] for k in ("conclusion", "channels", "inputs")}
+    summary["implicated"] = [{"channel": t["channel"], "cohort": t["cohort"], "epoch": t["epoch"],
+                              "p_value": t["p_value"], "p_corrected": t["p_corrected"],
+                              "accounts": [a["account"] for a in t["accounts"]]} for t in report["implicated"]]
+    if "control" in report:
+        summary["control"] = {k: report["control"][k] for k in control_keys}
+    emit(summary, as_json, lambda d: d["conclusion"] + "".join(
+        f"\n  {t['cohort']} epoch {t['epoch']} [{t['channel']}]: p={t['p_value']:.3g} "
+        f"holm={t['p_corrected']:.3g} accounts: {', '.join(t['accounts']) or '-'}" for t in d["implicated"]))

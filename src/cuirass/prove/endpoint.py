@@ -33,7 +33,7 @@ from cuirass.prove.correction import METHOD, holm, ks_uniform
 from cuirass.prove.epochs import Epoch, EpochStore
 from cuirass.prove.probes import ProbeSet, default_probes
 from cuirass.prove.suspect import Answer, Endpoint, Suspect, describe_answers
-from cuirass.prove.texts import KeyTest, channel_summary, score_keys
+from cuirass.prove.texts import KeyTest, channel_summary, implicated_text, score_keys
 
 QUESTION = ("Was this suspect model trained on (or does it copy) answers this gateway watermarked or seeded with "
             "canaries, and through which cohorts of accounts did those answers leave?")
@@ -280,10 +280,8 @@ def conclusion(report: dict[str, Any]) -> str:
     text = (f"{ep['answered']} answers from {ep['suspect']['model']} at {ep['suspect']['base_url']} to "
             f"{ep['queries']} probes ({ep['probe_source']}). ")
     if report["implicated"]:
-        parts = [f"{t['cohort']} (epoch {t['epoch']}, {t['channel']} channel: p = {t['p_value']:.3g}, "
-                 f"Holm-corrected {t['p_corrected']:.3g}, {len(t['accounts'])} accounts)" for t in report["implicated"]]
         text += (f"The suspect's answers carry our marks. Implicated at family-wise level {alpha} over {m} tests: "
-                 + "; ".join(parts) + ".")
+                 + implicated_text(report["implicated"]) + ".")
     else:
         text += (f"No test reaches a Holm-corrected p-value below {alpha} over {m} tests: these answers give no "
                  "evidence that the suspect learnt from our outputs (not proof of absence: more probes, or "

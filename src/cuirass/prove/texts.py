@@ -146,10 +146,8 @@ def conclusion(report: dict[str, Any]) -> str:
     m = report["method"]["n_tests"]
     imp = report["implicated"]
     if imp:
-        parts = [f"{t['cohort']} (epoch {t['epoch']}, {t['channel']} channel: p = {t['p_value']:.3g}, "
-                 f"Holm-corrected {t['p_corrected']:.3g}, {len(t['accounts'])} accounts)" for t in imp]
         text = (f"The corpus carries our watermark. Implicated at family-wise level {alpha} over {m} keys: "
-                + "; ".join(parts) + ".")
+                + implicated_text(imp) + ".")
     else:
         text = (f"No key reaches a Holm-corrected p-value below {alpha} over {m} keys: this corpus gives no "
                 "evidence of our watermark (which is not proof of absence: paraphrase removes it).")
@@ -161,3 +159,9 @@ def conclusion(report: dict[str, Any]) -> str:
                  f"p = {ks['p_value']:.3g}, n = {ks['n']}), so the self-check "
                  f"{'passed' if ctl['passed'] else 'FAILED: do not rely on this audit'}.")
     return text
+
+
+def implicated_text(implicated: list[dict[str, Any]]) -> str:
+    """The implicated cohorts in one sentence part: cohort, epoch, channel, p, Holm p, account count."""
+    return "; ".join(f"{t['cohort']} (epoch {t['epoch']}, {t['channel']} channel: p = {t['p_value']:.3g}, "
+                     f"Holm-corrected {t['p_corrected']:.3g}, {len(t['accounts'])} accounts)" for t in implicated)
