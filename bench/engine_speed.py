@@ -5,7 +5,8 @@
 
 Measures the engine itself (cuirass.engine.generate.run_choice: forward pass with KV cache,
 processors, sampling, incremental detokenisation), one request at a time, on the tiny random GPT-2
-of the tests and, when it is shipped, the built-in reference model. Also the processor's own cost
+of the tests and, when it is shipped, the built-in reference model; then the throughput of batched
+decoding (cuirass.engine.batch.Scheduler) with 1, 4 and 16 choices running at once. Also the processor's own cost
 per token at the reference vocabulary and at GPT-2's 50,257 tokens, to show how it scales.
 `antidistill` runs two forward passes of its proxy per token (the built-in decoy for the reference
 model; the tiny model is its own proxy), so its cost is that of the proxy, not of the teacher.
@@ -64,6 +65,27 @@ def tokens_per_s(lm: Any, runs: int, max_tokens: int, proxy: str) -> dict[str, f
     return {k: statistics.median(v) for k, v in rates.items()}
 
 
+BATCHES = (1, 4, 16)
+
+
+def batched_tokens_per_s(lm: Any, rows: int, max_tokens: int, waves: int = 3) -> float:
+    """Total tokens/s of `waves * rows` requests queued at once on a Scheduler decoding `rows` together
+    (continuous batching: a finished choice's row is refilled at the next step)."""
+    from cuirass.engine.batch import Scheduler
+    from cuirass.engine.generate import ChoiceRun
+
+    engine = Scheduler(lambda: lm, rows)
+    engine.loaded.result()
+    runs = [ChoiceRun(lm, parse(lm, "/v1/completions", {"prompt": f"Tom has {i} apples and buys 4 more.",
+                                                          "max_tokens": max_tokens, "seed": i, "temperature": 1.0}),
+                      0, [], threading.Event()) for i in range(waves * rows)]
+    t = time.perf_counter()
+    made = sum(len(f.result().token_ids) for f in [engine.submit(r) for r in runs])
+    dt = time.perf_counter() - t
+    engine.close()
+    return made / dt
+
+
 def processor_us(vocab: int, n: int = 300) -> float:
     """Microseconds per call of the watermark processor alone, for a vocabulary of this size."""
     proc = GreenListProcessor(KEY, 0.25, 2.0, 2)
@@ -93,6 +115,7 @@ def main() -> None:
             params = sum(p.numel() for p in lm.model.parameters())
             tokens_per_s(lm, 1, 20, proxy)  # warm-up (and the proxy's task gradient, computed once)
             r = tokens_per_s(lm, runs, max_tokens, proxy)
+            r.update({f"batch {b}": batched_tokens_per_s(lm, b, max_tokens) for b in BATCHES})
             rows.append((label, params, lm.vocab_size, r))
             print(f"{label}: " + ", ".join(f"{k} {v:.0f} tok/s" for k, v in r.items()), file=sys.stderr)
     us = {v: processor_us(v) for v in sorted({r[2] for r in rows} | {50257})}
@@ -121,6 +144,15 @@ def render(rows: list[tuple[Any, ...]], us: dict[int, float], runs: int, max_tok
         out.append(f"| {label} | {params / 1e6:.2f} M | {vocab:,} | {base:.0f} | {r['logit_watermark']:.0f} "
                    f"({(r['logit_watermark'] / base - 1) * 100:+.0f}%) | {r['antidistill']:.0f} "
                    f"({(r['antidistill'] / base - 1) * 100:+.0f}%) |")
+    out += ["", f"Batched decoding (`cuirass.engine.batch.Scheduler`, as the gateway runs it with `max_concurrency`): "
+            f"three times as many requests as rows (up to {max_tokens} tokens each) queued at once, total tokens/s "
+            "with 1, 4 and 16 decoded together (no processor, temperature 1):", "",
+            "| model | " + " | ".join(f"{b} at once (tok/s)" for b in BATCHES) + " |",
+            "|---|" + "---:|" * len(BATCHES)]
+    for label, _params, _vocab, r in rows:
+        one = r["batch 1"]
+        out.append(f"| {label} | " + " | ".join(f"{r[f'batch {b}']:.0f}" + ("" if b == 1 else f" ({r[f'batch {b}'] / one:.1f}x)")
+                                                for b in BATCHES) + " |")
     out += ["", "The watermark processor by itself (BLAKE2b of the context, then one vectorised splitmix64 pass "
             "over the vocabulary and a masked add):", "",
             "| vocabulary | µs per token |", "|---:|---:|"]

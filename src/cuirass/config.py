@@ -43,7 +43,7 @@ class UpstreamConfig(_Section):
     path: str | None = None  # local: model directory (config, weights, tokenizer); "builtin:NAME" = shipped model
     device: str = "auto"  # local: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ...
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # local: auto = float32 on CPU
-    max_concurrency: int = Field(default=1, ge=1)  # local: generations run at once; more wait their turn
+    max_concurrency: int = Field(default=8, ge=1)  # local: choices decoded together as one batch; more wait
     threads: int | None = Field(default=None, ge=1)  # local: torch CPU threads; None = torch's default
 
     @model_validator(mode="after")

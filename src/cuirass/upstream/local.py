@@ -1,10 +1,11 @@
 """The local engine behind the Upstream interface: same routes, same response shapes as a remote server.
 
-Generation runs in worker threads (`max_concurrency` of them; more requests wait their turn), never
-on the event loop. Streaming hands text deltas from the worker to the loop through a queue; each
-batch the gateway relays is everything that arrived together. A client that hangs up cancels its
-generation at the next token. Logits processors (chosen per request by the policy) are built with
-this model's tokenizer and run inside the sampling loop.
+Generation runs in one engine thread per model (cuirass.engine.batch.Scheduler), never on the event
+loop: up to `max_concurrency` choices are decoded together as one batch, more wait their turn. Streaming
+hands text deltas from the engine thread to the loop through a queue; each batch the gateway relays is
+everything that arrived together. A client that hangs up cancels its generation at the next token.
+Logits processors (chosen per request by the policy) are built with this model's tokenizer, off the
+event loop, and run inside the sampling step of their own row.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from cuirass.config import UpstreamConfig
@@ -43,14 +43,14 @@ class LocalUpstream:
         assert config.path is not None
         self.name = name
         self.config = config
-        self._pool: ThreadPoolExecutor | None = None
-        self._loading: Future[Any] | None = None  # -> cuirass.engine.loader.LoadedModel
+        self._engine: Any = None  # cuirass.engine.batch.Scheduler, once started
 
     async def start(self) -> None:
         """Check the model is there, then load it in the background: the gateway is live at once and
-        the first requests wait for the model (the load is the first job of the worker threads)."""
-        if self._pool is not None:
+        the first requests wait for the model (the load is the first job of the engine thread)."""
+        if self._engine is not None:
             return
+        from cuirass.engine.batch import Scheduler
         from cuirass.engine.loader import load_model, resolve_path
 
         if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
@@ -59,13 +59,13 @@ class LocalUpstream:
         if not (resolve_path(str(c.path)) / "config.json").is_file():
             raise UpstreamError("connect", f"local model {c.path!r}: no Hugging Face model at "
                                            f"{resolve_path(str(c.path))} (config.json missing)")
-        self._pool = ThreadPoolExecutor(max_workers=c.max_concurrency, thread_name_prefix="cuirass-engine")
-        self._loading = self._pool.submit(load_model, str(c.path), c.device, c.dtype, c.threads)
+        self._engine = Scheduler(lambda: load_model(str(c.path), c.device, c.dtype, c.threads), c.max_concurrency,
+                                 name=f"cuirass-engine-{self.name}")
 
     async def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
 
     async def list_models(self) -> list[str]:
         return [self.config.model or self.served_name]
@@ -78,54 +78,53 @@ class LocalUpstream:
 
     def load_state(self) -> dict[str, str]:
         """`loading` until the weights are in memory, then `ready`, or `failed` with the reason."""
-        if self._loading is None:
+        if self._engine is None:
             return {"state": "stopped"}
-        if not self._loading.done():
+        loading = self._engine.loaded
+        if not loading.done():
             return {"state": "loading"}
-        exc = self._loading.exception()
+        exc = loading.exception()
         return {"state": "failed", "error": str(exc)} if exc is not None else {"state": "ready"}
 
-    @property
-    def lm(self) -> Any:
-        """The loaded model (blocks until loaded: call from a worker thread); EngineError if it failed."""
+    async def _lm(self) -> Any:
+        """The loaded model (waits for the load); EngineError if it failed."""
         from cuirass.engine.loader import EngineError
 
-        assert self._loading is not None
+        if self._engine is None:
+            raise UpstreamError("connect", f"local model {self.config.path!r} is not started")
         try:
-            return self._loading.result()
+            return await asyncio.wrap_future(self._engine.loaded)
         except EngineError:
             raise
         except Exception as exc:  # noqa: BLE001 - reported with the model's path
             raise EngineError(f"local model {self.config.path!r} could not be loaded: {exc}", status=500) from None
 
-    def _work(self, endpoint: str, body: dict[str, Any], processors: Sequence[ProcessorFactory] | None,
-              cancel: threading.Event, emit: Callable[[int, str], None] | None) -> tuple[Any, list[Any]]:
-        """In a worker thread: parse, build processors, run every choice."""
-        from cuirass.engine.generate import run_choice
+    async def _run(self, endpoint: str, body: dict[str, Any], processors: Sequence[ProcessorFactory] | None,
+                   cancel: threading.Event, emit: Callable[[int, str], None] | None) -> tuple[Any, list[Any]]:
+        """Parse and build processors in a worker thread (a processor may load a model), then queue every
+        choice on the engine and wait for all of them."""
+        from cuirass.engine.generate import ChoiceRun
         from cuirass.engine.params import parse
 
-        lm = self.lm
-        req = parse(lm, endpoint, body)
-        choices = []
-        for i in range(req.params.n):
-            if cancel.is_set():
-                break
-            procs = [make(lm.tokenizer) for make in processors or ()]  # fresh state per choice
-            choices.append(run_choice(lm, req, i, procs, cancel, emit))
-        return req, choices
+        lm = await self._lm()
+        engine = self._engine
 
-    def _submit(self, *args: Any) -> asyncio.Future[Any]:
-        if self._pool is None:
-            raise UpstreamError("connect", f"local model {self.config.path!r} is not started")
-        return asyncio.get_running_loop().run_in_executor(self._pool, self._work, *args)
+        def prepare() -> tuple[Any, list[ChoiceRun]]:
+            req = parse(lm, endpoint, body)
+            return req, [ChoiceRun(lm, req, i, [make(lm.tokenizer) for make in processors or ()], cancel, emit)
+                         for i in range(req.params.n)]  # fresh processor state per choice
+
+        req, runs = await asyncio.to_thread(prepare)
+        futures = [engine.submit(run) for run in runs]
+        return req, [await asyncio.wrap_future(f) for f in futures]
 
     async def complete(self, endpoint: str, body: dict[str, Any], *,
                        processors: Sequence[ProcessorFactory] | None = None) -> dict[str, Any]:
         cancel = threading.Event()
         try:
-            req, choices = await self._submit(endpoint, body, processors, cancel, None)
+            req, choices = await self._run(endpoint, body, processors, cancel, None)
         except asyncio.CancelledError:
-            cancel.set()  # the worker stops at its next token
+            cancel.set()  # the engine drops the choice at its next step
             raise
         except UpstreamError:
             raise
@@ -156,7 +155,7 @@ class LocalUpstream:
             except RuntimeError:  # the loop is gone (shutdown): nobody is listening
                 cancel.set()
 
-        fut = self._submit(endpoint, body, processors, cancel, lambda i, d: put((i, d)))
+        fut = asyncio.ensure_future(self._run(endpoint, body, processors, cancel, lambda i, d: put((i, d))))
         fut.add_done_callback(lambda f: queue.put_nowait(_END))
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if nobody listens
         chat = endpoint == CHAT
@@ -205,7 +204,7 @@ class LocalUpstream:
                 if batch:
                     yield batch
         finally:
-            cancel.set()  # a client that left (or a finished stream): the worker stops at its next token
+            cancel.set()  # a client that left (or a finished stream): the engine drops it at its next step
 
 
 def _result(fut: asyncio.Future[Any]) -> tuple[Any, list[Any]]:
