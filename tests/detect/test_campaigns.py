@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 from cuirass.detect.engine import Detector
 from cuirass.detect.replay import replay
@@ -35,6 +36,8 @@ def test_campaign_lifts_quiet_members_and_spares_the_office() -> None:
     for c in campaigns.values():
         assert all(a.startswith("quiet") for a in c["accounts"])
         assert c["reasons"] and 0.0 <= c["score"] <= 1.0
+        for reason in c["reasons"]:  # shares of members (new accounts, pivots) are shares, whatever the volumes
+            assert all(int(pct) <= 100 for pct in re.findall(r"(\d+)% ", reason)), reason
 
 
 def test_campaign_job_is_deterministic(mixed_events: list) -> None:
@@ -53,3 +56,26 @@ def test_job_over_few_accounts_is_a_no_op() -> None:
     d.observe(scenario.benign(1, seed=9)[0])
     result = d.run_campaigns(scenario.START + 10)
     assert result.campaigns == [] and result.lifts == {}
+
+
+
+
+def test_account_facts_pool_as_shares_whatever_the_volumes() -> None:
+    """Members sending 10, 100 or 1,000 requests are all new accounts: the campaign is 100% new, not more."""
+    import numpy as np
+
+    from cuirass.detect.campaigns import fact_columns, pool
+    from cuirass.detect.signals.age import AgeSignal
+    from cuirass.detect.signals.coverage import CoverageSignal
+
+    cov, age = CoverageSignal(), AgeSignal()
+    facts = fact_columns([cov, age])
+    assert not facts[:cov.summary_size].any() and facts[cov.summary_size:].all()
+    summaries = np.zeros((3, facts.size))
+    summaries[:, cov.summary_size] = 1.0  # young: first request within a day of sign-up
+    summaries[:, 0] = [5.0, 50.0, 500.0]  # a count that grows with the requests
+    pooled = pool(summaries, np.array([10.0, 100.0, 1000.0]), facts)
+    mine = pooled[cov.summary_size:].tolist()
+    assert age.explain_pooled(mine, 3) == "new accounts: 100% used within a day of sign-up"
+    assert age.pooled_evidence(mine, 3) == 0.5
+    assert pooled[0] > 0  # counts still pool as rates at the community's volume

@@ -18,7 +18,8 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    member: each member's additive signal summary is divided by its request volume, the
    column-wise median over members is taken (robust: a loud minority, or a few attackers
    inside a big benign group, cannot speak for the rest), and scaled back to the community's
-   volume (each member counting at most N_CAP requests). Every signal's evidence is recomputed
+   volume (each member counting at most N_CAP requests); facts about an account rather than counts
+   (age, pivot: Signal.per_account) pool as the share of members holding them. Every signal's evidence is recomputed
    on that pool; coordination evidence adds how many members share the community's top
    feature of each kind:
        logit_C = combine(e_i(pool)) + min(COORD_CAP, f(size) * sum_k c_k * share_k) + replication
@@ -193,6 +194,22 @@ def belongs_many(signals: Sequence[Signal], offsets: Sequence[int], members: np.
     return (total >= MIN_CONSISTENCY) & (content >= MIN_CONTENT_CONSISTENCY)
 
 
+def fact_columns(signals: Sequence[Signal]) -> np.ndarray:
+    """Which columns of the concatenated summaries hold per-account facts (Signal.per_account)."""
+    facts = np.zeros(sum(s.summary_size for s in signals), dtype=bool)
+    for signal, start in zip(signals, offsets_of(signals), strict=True):
+        facts[start:start + signal.summary_size] = signal.per_account
+    return facts
+
+
+def pool(summaries: np.ndarray, volumes: np.ndarray, facts: np.ndarray) -> np.ndarray:
+    """The community's typical member at the community's volume: the column-wise median of per-request rates
+    times the members' capped volume; per-account facts as the share of members holding them, times members."""
+    pooled = np.median(summaries / volumes[:, None], axis=0) * np.minimum(volumes, N_CAP).sum()
+    pooled[facts] = summaries[:, facts].mean(axis=0) * len(summaries)
+    return pooled
+
+
 def offsets_of(signals: Sequence[Signal]) -> list[int]:
     out, width = [], 0
     for signal in signals:
@@ -335,15 +352,14 @@ def run(rows: Sequence[AccountRow], index: FeatureIndex, signals: Sequence[Signa
     width = offsets[-1] + signals[-1].summary_size if signals else 0
     summaries = np.stack([r.summary for r in rows]) if width else np.zeros((len(rows), 0))
     volumes = np.maximum(np.array([r.volume for r in rows], dtype=np.float64), 1e-9)
-    capped = np.minimum(volumes, N_CAP)
+    facts = fact_columns(signals)
     used: set[str] = set()
     own_all = np.array([r.own for r in rows])
     for group in graph.groups():
         if own_all[group].max() + MAX_LIFT < threshold_logit:
             continue  # no member could be lifted over the threshold: not worth judging
         fids, counts, pairs = graph.shared(int(graph.membership[group[0]]))
-        # The typical member, at the community's volume: column-wise median of per-request rates.
-        pooled = np.median(summaries[group] / volumes[group, None], axis=0) * capped[group].sum()
+        pooled = pool(summaries[group], volumes[group], facts)
         logit, reasons = judge(group, fids, counts, index, signals, offsets, pooled, own_all[group])
         if logit < threshold_logit + LIFT_MARGIN:
             continue

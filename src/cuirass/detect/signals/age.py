@@ -30,6 +30,7 @@ class AgeSignal(Signal):
     """+0.5 for a first request within a day of sign-up, +0.7 more for a busy first day; -0.5 if > 90 days old."""
 
     name = "age"
+    per_account = True
     summary_size = 3
 
     def new_state(self) -> AgeState:

@@ -41,6 +41,9 @@ class Signal(abc.ABC):
     name: ClassVar[str]
     group: ClassVar[str | None] = None  # signals of one group are censored together (evidence.GROUP_CAPS)
     summary_size: ClassVar[int] = 0
+    # True when the summary holds facts about the account (0/1: new, pivoted), not counts that grow with its
+    # requests: a campaign pools them as the share of members (mean x members), not as per-request rates.
+    per_account: ClassVar[bool] = False
 
     @abc.abstractmethod
     def new_state(self) -> Any:

@@ -29,6 +29,7 @@ class PivotSignal(Signal):
     """+0.5 when an account that used other models moves to one first seen (globally) < 24 h ago."""
 
     name = "pivot"
+    per_account = True
     summary_size = 1
 
     def new_state(self) -> PivotState:
