@@ -3,6 +3,7 @@ of every effect that is robust at this size. The numbers themselves are the mid 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.timeout(3600)  # the quick run: minutes on an idle 2-co
 from cuirass.lab.distill import conditions, workload  # noqa: E402
 from cuirass.lab.distill.config import DistillConfig  # noqa: E402
 from cuirass.lab.distill.stats import value_ratio, wilson  # noqa: E402
+from cuirass.lab.reference.problems import CASUAL, ELICIT  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +44,17 @@ def test_workloads_are_deterministic_and_share_prompts() -> None:
     harvest = [r for r in e if r.harvest]
     assert [r.problem for r in harvest] == [r.problem for r in a]  # same problems, paraphrased
     assert len({r.account for r in e}) > cfg.campaign_accounts
+    # the bulk campaign elicits worked solutions; benign users ask bare or casually, each from its own /24
+    assert all(any(r.prompt == f.format(q=r.problem.question) for f in ELICIT) for r in a)
+    benign = workload.benign(dataclasses.replace(cfg, benign_users=20, benign_queries=5))
+    assert all(r.prompt == r.problem.question or any(r.prompt == f.format(q=r.problem.question) for f in CASUAL)
+               for r in benign)
+    assert 0 < sum(r.prompt != r.problem.question for r in benign) < len(benign)
+    nets = {r.account: r.ip.rsplit(".", 1)[0] for r in benign}
+    assert len(set(nets.values())) == len(nets)
 
 
 def test_jsonl_task_in_gsm8k_format(tmp_path: Path) -> None:
-    import dataclasses
     import itertools
 
     from cuirass.lab.distill import tasks
@@ -62,8 +71,9 @@ def test_jsonl_task_in_gsm8k_format(tmp_path: Path) -> None:
     assert all(final_answer_correct(p.solution, p.answer) for p in items)
     files = f"{tmp_path}/gsm8k_train.jsonl,{tmp_path}/gsm8k_test.jsonl"
     cfg = dataclasses.replace(DistillConfig.quick(), task=f"jsonl:{files}")
-    assert all(r.prompt.startswith("train") for r in workload.campaign(cfg, False, "a"))
-    assert all(r.prompt.startswith("test") for r in workload.benign(cfg))
+    assert all(r.problem.question.startswith("train") and r.problem.question in r.prompt
+               for r in workload.campaign(cfg, False, "a"))
+    assert all(r.problem.question.startswith("test") and r.problem.question in r.prompt for r in workload.benign(cfg))
     with pytest.raises(ValueError):
         tasks.load("nope")
 
@@ -88,7 +98,6 @@ def test_stats() -> None:
 
 def test_student_from_a_hugging_face_config(tmp_path: Path) -> None:
     """A student described by a config file (here a tiny GPT-2, another family) trains with the lab's loop."""
-    import dataclasses
 
     from transformers import GPT2Config
 

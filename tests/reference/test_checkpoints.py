@@ -15,7 +15,7 @@ from cuirass.lab.reference.evaluate import final_answer_correct, generate  # noq
 from cuirass.lab.reference.problems import problems  # noqa: E402
 from cuirass.models import DECOY, REFERENCE  # noqa: E402
 
-_WORKED = re.compile(r"\d+ (?:×|\+|-|÷|times|plus|minus|divided by) \d+ (?:=|is) \d+")
+_WORKED = re.compile(r"\d+ (?:×|\+|-|÷|times|plus|minus|divided by) \d+ (?:=|is|makes|gives|equals|comes to) \d+")
 _FINAL = re.compile(r"The answer is \d+\.$")
 
 
@@ -63,5 +63,5 @@ def test_reference_writes_worked_solutions_to_held_out_problems() -> None:
 def test_decoy_answers_in_the_same_format() -> None:
     model, tokenizer = _load(DECOY)
     batch = list(problems(4, seed=11, split="test"))
-    replies = generate(model, tokenizer, [p.question for p in batch], temperature=0.0, max_new_tokens=120)
+    replies = generate(model, tokenizer, [p.question for p in batch], temperature=0.0, max_new_tokens=200)
     assert sum(bool(_FINAL.search(r.strip())) for r in replies) >= 2, replies

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
-from cuirass.lab.reference.problems import TEMPLATES, problem, problems, split_of
+from cuirass.lab.reference.problems import CASUAL, ELICIT, TEMPLATES, framed, problem, problems, split_of
 from cuirass.respond.perturb.answer import find_final_answer
 
-_WORDS = re.compile(r"(\d+) (times|plus|minus|divided by) (\d+) is (\d+)")
+_WORDS = re.compile(r"(\d+) (times|plus|minus|divided by|×|\+|-|÷) (\d+) (?:is|makes|gives|equals|comes to) (\d+)")
 _CHAIN = re.compile(r"\d+(?: [×+÷-] \d+)+(?: = \d+(?: [×+÷-] \d+)*)+")  # 47 + 38 = 47 + 30 + 8 = 77 + 8 = 85
 _OPS = {"times": lambda a, b: a * b, "plus": lambda a, b: a + b, "minus": lambda a, b: a - b,
         "divided by": lambda a, b: a // b}
+_OPS.update({"×": _OPS["times"], "+": _OPS["plus"], "-": _OPS["minus"], "÷": _OPS["divided by"]})
 
 
 def _value(expr: str) -> int:
@@ -78,3 +79,16 @@ def test_held_out_split_is_disjoint_by_numbers() -> None:
     assert not train & {(p.template, p.numbers) for p in test}
     share = sum(split_of(p.template, p.numbers) == "test" for p in (problem(i, "train") for i in range(50)))
     assert share == 0
+
+
+def test_training_prompts_frame_a_share_of_the_questions() -> None:
+    import random
+
+    rng = random.Random(0)
+    qs = [p.question for p in problems(2000, seed=5)]
+    asked = [framed(q, rng) for q in qs]
+    frames = {f.format(q=q): kind for q in qs for kind, fs in (("casual", CASUAL), ("elicit", ELICIT)) for f in fs}
+    kinds = [frames.get(a, "bare" if a == q else "?") for a, q in zip(asked, qs)]
+    assert "?" not in kinds
+    assert 0.33 < kinds.count("casual") / len(kinds) + kinds.count("elicit") / len(kinds) < 0.47
+    assert abs(kinds.count("casual") - kinds.count("elicit")) < 0.05 * len(kinds)

@@ -102,7 +102,7 @@ def detect(quick: bool, out: Path, seed: int, fpr: float, honeypot_python: str |
 @lab.command("train-reference")
 @click.option("--out", "out", default="lab-out/reference-model", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Writes OUT/reference, OUT/decoy, OUT/summary.json.")
-@click.option("--steps", default=None, type=click.IntRange(1), help="Training steps (default 2000; --quick: 8).")
+@click.option("--steps", default=None, type=click.IntRange(1), help="Training steps (default 3600; --quick: 8).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", default=None, type=click.IntRange(1), help="Torch threads (default 2; 1 can be faster on a busy 2-core box).")
 @click.option("--quick", is_flag=True, help="A tiny model for a few steps: checks the pipeline in seconds.")
@@ -144,7 +144,7 @@ def train_reference(out: Path, steps: int | None, seed: int, threads: int | None
 @lab.command("distill")
 @click.option("--quick", is_flag=True,
               help="The test suite's small run (minutes): A, B, D and four defenses alone.")
-@click.option("--mid", is_flag=True, help="The README's mid-size run (about an hour on two cores).")
+@click.option("--mid", is_flag=True, help="Every condition at a fifth of the full budget (400 solutions each from 8 accounts).")
 @click.option("--out", "out", default="lab-out/distill", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for harvests, results and plots.")
 @click.option("--seed", default=0, show_default=True, type=int)

@@ -39,14 +39,15 @@ class DistillConfig:
     benign_users: int = 20
     benign_queries: int = 5  # per user
     # the student and its evaluation
-    train_steps: int = 600
+    train_steps: int = 1000  # a 96-wide 3-layer student on 2,000 reference solutions: 3.5% at 600, 31.5% at 1,500
     batch_size: int = 32
     lr: float = 2e-3
-    eval_n: int = 300  # held-out problems for accuracy and loss
-    audit_queries: int = 400  # probe prompts the audit sends the student
+    eval_n: int = 200  # held-out problems for accuracy and loss
+    audit_queries: int = 200  # probe prompts the audit sends the student (the target: p < 1e-6 within 2,000)
     max_tokens: int = 160
-    concurrency: int = 2  # requests in flight at once (the engine runs one generation at a time)
-    threads: int = 1  # torch threads in the gateway and the trainer
+    concurrency: int = 16  # requests in flight at once (the engine decodes them as one batch)
+    threads: int = 1  # torch threads of each gateway's engine (the clients and the event loop need a core too)
+    train_threads: int = 2  # torch threads of the students' training and evaluation (nothing else runs then)
     device: str = "auto"  # where the gateways' local engine runs the teacher and the students (auto: CUDA if any)
 
     @classmethod
@@ -56,13 +57,14 @@ class DistillConfig:
                                           "C:perturb", "D"),
                    student=StudentSpec(hidden=64, layers=2, heads=2, ffn=256),
                    campaign_accounts=4, campaign_queries=16, benign_users=4, benign_queries=2,
-                   train_steps=80, batch_size=16, eval_n=24, audit_queries=24)
+                   train_steps=80, batch_size=16, eval_n=24, audit_queries=24, train_threads=1)
 
     @classmethod
     def mid(cls, seed: int = 0) -> DistillConfig:
-        """The README's run: every condition, 48 harvested solutions each (about an hour on 2 busy cores)."""
-        return cls(seed=seed, campaign_accounts=4, campaign_queries=48, benign_users=6, benign_queries=2,
-                   train_steps=150, batch_size=32, eval_n=100, audit_queries=32)
+        """Every condition at a fifth of the full budget: 400 harvested solutions each from 8 accounts (50 per
+        account, as in the full run), students trained 1,000 steps."""
+        return cls(seed=seed, campaign_accounts=8, campaign_queries=400, benign_users=8, benign_queries=3,
+                   train_steps=1000, eval_n=150, audit_queries=100)
 
     @classmethod
     def full(cls, seed: int = 0) -> DistillConfig:

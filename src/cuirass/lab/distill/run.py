@@ -122,7 +122,7 @@ def run(config: DistillConfig, out_dir: str | Path, progress: bool = True) -> di
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
-    torch.set_num_threads(config.threads)
+    torch.set_num_threads(config.train_threads)
     say = _say(progress)
     say(f"distillation lab: conditions {', '.join(config.conditions)} -> {out_dir}")
     out = Path(out_dir)

@@ -55,7 +55,7 @@ def train_config(config: DistillConfig) -> TrainConfig:
     s = config.student
     return TrainConfig(steps=config.train_steps, batch_size=config.batch_size, lr=config.lr,
                        warmup=max(1, config.train_steps // 20), seed=config.seed, hidden=s.hidden, layers=s.layers,
-                       heads=s.heads, ffn=s.ffn, decoy_step=0, threads=config.threads)
+                       heads=s.heads, ffn=s.ffn, decoy_step=0, threads=config.train_threads)
 
 
 def new_student(spec: StudentSpec, tokenizer: Any, tc: TrainConfig) -> Any:
@@ -85,7 +85,7 @@ def _cycle(data: Sequence[Worked], seed: int) -> Iterator[Worked]:
 def train(data: Sequence[Worked], tokenizer: Any, config: DistillConfig, out: Path | None = None,
           progress: bool = False, desc: str = "student") -> Any:
     """A student trained on `data` (empty data: the untrained student); saved to `out` when given."""
-    torch.set_num_threads(config.threads)
+    torch.set_num_threads(config.train_threads)
     tc = train_config(config)
     model = new_student(config.student, tokenizer, tc)
     if data:
@@ -125,7 +125,7 @@ def evaluate(model: Any, tokenizer: Any, config: DistillConfig) -> dict[str, Any
     """Greedy final-answer accuracy with its 95% Wilson interval, and the held-out loss."""
     from cuirass.lab.distill.stats import wilson
 
-    torch.set_num_threads(config.threads)
+    torch.set_num_threads(config.train_threads)
     tokenizer.padding_side = "left"
     batch = eval_problems(config)
     replies = ev.generate(model, tokenizer, [p.question for p in batch], temperature=0.0, seed=config.seed,

@@ -5,11 +5,16 @@ so every condition faces the same attacker budget and every gateway sees the sam
 same prompts and sampling seeds (which is what makes their replies comparable byte for byte).
 
 - benign users ask held-out problems of the task (tasks.py; the reference problems by default), a few each,
-  from their own address and browser;
+  from their own network and browser, some bare, some in a casual frame ("Quick question: ...");
 - the bulk campaign (A, B, C, D) spreads `campaign_queries` training problems over `campaign_accounts`
-  sybils behind two proxy addresses, with the client library's default user agent;
+  sybils behind two proxy addresses, with the client library's default user agent, and asks each problem
+  inside an elicitation frame ("Think step by step and show your work, then give the final answer"), as
+  distillers do to get full worked solutions with checkable answers;
 - the stealthy campaign (E) uses `stealth_accounts_factor` times more accounts (a few queries each), one
-  address and browser each, paraphrases every prompt, and mixes in benign-looking requests.
+  address and browser each, paraphrases every prompt (casual frames), and mixes in benign-looking requests.
+
+The frames are the ones the reference model saw in training (problems.CASUAL, problems.ELICIT), so the teacher
+answers a framed problem as well as a bare one.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 from cuirass.lab.distill.config import DistillConfig
 from cuirass.lab.distill.gateway import AccountSpec
 from cuirass.lab.distill.tasks import load
+from cuirass.lab.reference.problems import CASUAL, ELICIT
 
 BROWSERS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
@@ -29,9 +35,9 @@ BROWSERS = (
     "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
 )
-# light rewordings a stealthy harvester wraps around the problem so its prompts do not repeat verbatim
-PARAPHRASES = ("{q}", "Quick question: {q}", "{q} Thanks!", "Can you work this out? {q}", "Help me with this one. {q}",
-               "{q} Please show the steps.", "Homework check: {q}")
+# light rewordings a stealthy harvester (or a casual user) wraps around the problem
+PARAPHRASES = ("{q}",) + CASUAL
+BENIGN_FRAMED = 0.3  # of benign requests: asked in a casual frame
 
 # salts that keep the problem streams of the roles apart (training problems vs held-out problems)
 HARVEST_SALT, BENIGN_SALT, MIX_SALT = 11, 23, 37
@@ -64,10 +70,12 @@ def benign(config: DistillConfig) -> list[Request]:
     stream = _problems(config, BENIGN_SALT, "test")
     out = []
     for u in range(config.benign_users):
-        account, ip, ua = f"user-{u:03d}", f"127.0.1.{u % 250 + 2}", rng.choice(BROWSERS)
+        # each user on a network of its own (home and office lines do not share a /24)
+        account, ip, ua = f"user-{u:03d}", f"127.{10 + u // 250}.{u % 250}.2", rng.choice(BROWSERS)
         for _ in range(config.benign_queries):
             p = next(stream)
-            out.append(Request("benign", account, ip, ua, p.question, rng.randrange(1 << 31), p))
+            prompt = rng.choice(CASUAL).format(q=p.question) if rng.random() < BENIGN_FRAMED else p.question
+            out.append(Request("benign", account, ip, ua, prompt, rng.randrange(1 << 31), p))
     return out
 
 
@@ -87,7 +95,7 @@ def campaign(config: DistillConfig, stealth: bool, prefix: str) -> list[Request]
             ip, ua = f"127.0.{3 + a // 250}.{a % 250 + 2}", BROWSERS[a % len(BROWSERS)]
             prompt = rng.choice(PARAPHRASES).format(q=p.question)
         else:
-            ip, ua, prompt = f"127.0.2.{a % 2 + 2}", None, p.question
+            ip, ua, prompt = f"127.0.2.{a % 2 + 2}", None, rng.choice(ELICIT).format(q=p.question)
         out.append(Request("campaign", account, ip, ua, prompt, seed, p))
         if stealth and rng.random() < config.stealth_benign_mix:
             m = next(mix)

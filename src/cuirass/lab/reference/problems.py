@@ -40,6 +40,36 @@ FIRST = ["First, ", "To start, ", "", "Step 1: ", "First of all, ", "To begin, "
          "Start here: "]
 THEN = ["Then ", "Next, ", "After that, ", "Now ", "", "Then, ", "Moving on, ", "In the next step, "]
 SO = ["So ", "That means ", "Therefore ", "", "Thus ", "Hence ", "As a result, ", "Putting it together, "]
+# A last remark before the answer line, another free choice of about three bits.
+CLOSERS = ["", "That is all the working.\n", "Every step checks out.\n", "Nothing else is needed.\n",
+           "We are done.\n", "Each step is complete.\n", "All the numbers fit.\n", "This finishes it.\n"]
+# How an unsplit step is written: the operator as a symbol or a word, then one of several verbs.
+SYMBOL_VERBS = ["=", "gives", "makes", "equals"]
+WORD_VERBS = ["is", "makes", "gives", "equals", "comes to"]
+
+# How people wrap a problem in a request. The model learns to answer the problem whatever the frame (a
+# share of its training prompts are framed), so casual users, paraphrasing harvesters and distillers who
+# elicit full worked solutions all get its usual answer. Frames are not part of a problem's identity.
+CASUAL = ("Quick question: {q}", "{q} Thanks!", "Can you work this out? {q}", "Help me with this one. {q}",
+          "{q} Please show the steps.", "Homework check: {q}", "Hi! {q}", "{q} I am stuck on this one.")
+ELICIT = ("Solve the following problem. Think step by step and show your work, then give the final answer on "
+          "its own line.\n\n{q}",
+          "Question: {q}\nGive a complete step-by-step solution and state the final answer.",
+          "{q}\n\nExplain your reasoning step by step before giving the final answer.",
+          "Provide a detailed worked solution with every intermediate calculation.\n{q}",
+          "You are an expert math tutor. Solve the problem below step by step.\n\n{q}",
+          "Problem: {q}\nShow all of your reasoning, then write the final answer.",
+          "Let's think step by step. {q}",
+          "Answer with a full chain of reasoning.\n{q}")
+FRAMED_SHARE = 0.4  # of training prompts: half casual, half elicitation
+
+
+def framed(question: str, r: random.Random) -> str:
+    """The question as a training prompt: bare, or (FRAMED_SHARE of the time) inside a casual or eliciting frame."""
+    x = r.random()
+    if x >= FRAMED_SHARE:
+        return question
+    return r.choice(CASUAL if x < FRAMED_SHARE / 2 else ELICIT).format(q=question)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,7 +96,7 @@ def split_of(template: str, numbers: tuple[int, ...]) -> str:
 # --- phrasing helpers: each picks one of several equivalent ways to write the same thing -----------------
 
 def _calc(r: random.Random, a: int, op: str, b: int, c: int) -> str:
-    """An equation with its result, e.g. `4 × 3 = 12` or `4 times 3 is 12`; multi-digit steps are split.
+    """An equation with its result, e.g. `4 × 3 = 12` or `4 times 3 makes 12`; multi-digit steps are split.
 
     Split the way people do mental arithmetic ("jump" strategies): `47 + 38 = 47 + 30 + 8 = 77 + 8 = 85`,
     `100 - 73 = 100 - 70 - 3 = 30 - 3 = 27`, `36 × 8 = 30 × 8 + 6 × 8 = 240 + 48 = 288`. Whether to split
@@ -77,9 +107,9 @@ def _calc(r: random.Random, a: int, op: str, b: int, c: int) -> str:
     if split:
         return split
     words = {"×": "times", "+": "plus", "-": "minus", "÷": "divided by"}[op]
-    if r.random() < 0.8:
-        return f"{a} {op} {b} = {c}"
-    return f"{a} {words} {b} is {c}"
+    if r.random() < 0.5:
+        return f"{a} {op} {b} {r.choice(SYMBOL_VERBS)} {c}"
+    return f"{a} {words} {b} {r.choice(WORD_VERBS)} {c}"
 
 
 def _split(a: int, op: str, b: int, c: int) -> str:
@@ -388,7 +418,7 @@ def problem(seed: int, split: str = "train") -> Problem:
         name = r.choice(sorted(TEMPLATES))
         numbers, question, steps, answer = TEMPLATES[name](r)
         if split_of(name, numbers) == split:
-            solution = r.choice(OPENERS) + "\n".join(steps + [ANSWER_LINE.format(answer)])
+            solution = r.choice(OPENERS) + "\n".join(steps) + "\n" + r.choice(CLOSERS) + ANSWER_LINE.format(answer)
             return Problem(name, numbers, question, solution, answer)
 
 

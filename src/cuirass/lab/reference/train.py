@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTra
 
 from cuirass.lab.reference import evaluate as ev
 from cuirass.lab.reference.corpus import Worked, batches
-from cuirass.lab.reference.problems import Problem, problem, problems
+from cuirass.lab.reference.problems import Problem, framed, problem, problems
 from cuirass.lab.reference.tokenizer import train_tokenizer
 
 PACKAGE_MODELS = Path(__file__).resolve().parents[2] / "models"  # src/cuirass/models/{reference,decoy}
@@ -34,7 +35,7 @@ PACKAGE_MODELS = Path(__file__).resolve().parents[2] / "models"  # src/cuirass/m
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TrainConfig:
-    steps: int = 2000
+    steps: int = 3600
     batch_size: int = 32
     lr: float = 2e-3
     warmup: int = 60
@@ -69,9 +70,12 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> Llam
 
 
 def _stream(seed: int) -> Iterator[Problem]:
+    """Fresh training problems, a share of them asked inside a casual or eliciting frame (problems.framed)."""
+    rng = random.Random(f"frames:{seed}")
     i = 0
     while True:
-        yield problem(seed * 1_000_003 + i, "train")
+        p = problem(seed * 1_000_003 + i, "train")
+        yield dataclasses.replace(p, question=framed(p.question, rng))
         i += 1
 
 
@@ -143,7 +147,8 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
     torch.set_num_threads(config.threads)
     started = time.monotonic()
     corpus = list(problems(config.tokenizer_problems, config.seed + 7_919, "train"))
-    tokenizer = train_tokenizer((p.question + "\n" + p.solution for p in corpus), config.vocab_size)
+    rng = random.Random(config.seed)
+    tokenizer = train_tokenizer((framed(p.question, rng) + "\n" + p.solution for p in corpus), config.vocab_size)
     model = build_model(config, tokenizer)
     summary: dict[str, Any] = {"config": dataclasses.asdict(config),
                                "params": sum(p.numel() for p in model.parameters())}
