@@ -120,43 +120,46 @@ def _snippet(base_url: str, model: str, key: str) -> str:
 def serve(config_path: str | None, upstream: str | None, data_dir: str | None, host: str | None, port: int | None,
           workers: int | None, as_json: bool) -> None:
     """Serve the protected OpenAI-compatible API at http://HOST:PORT/v1."""
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal; exit cleanly instead. Set
+    # before any child process starts, so a SIGTERM at any moment still stops the children (finally, below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
     settings = settings_or_exit(config_path, upstream=upstream, data_dir=data_dir, server=server or None)
     builtin = not settings.models and not settings.upstream
     builtin_proc = None
-    if builtin:
-        local = builtin_models()
-        if local is not None:
-            settings.models = local
-        else:  # no engine installed: a deterministic mock stands in for the model
-            builtin_proc, url = start_builtin_model()
-            settings.models = [ModelConfig(name=BUILTIN_MODEL, upstream=UpstreamConfig(base_url=url))]
-    _check_policy(settings)
-    admin_key = ensure_admin_key(settings)
-    first = ensure_first_account(settings) if builtin else None
-    srv = settings.server
-    base_url = f"http://{srv.host}:{srv.port}/v1"
-    info: dict[str, Any] = {"base_url": base_url, "models": [m.name for m in settings.models] or "discovered from upstream",
-                            "data_dir": str(settings.data_dir), "workers": srv.workers}
-    if builtin:
-        info["engine"] = "local" if builtin_proc is None else "mock"
-    if admin_key:
-        info["admin_key"] = admin_key
-    if first:
-        info.update(first)
-    _announce(info, as_json, builtin)
-    watcher = start_detection(config_path, settings) if settings.detection.enabled else None
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal; exit cleanly instead.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    children: list[subprocess.Popen[bytes]] = []  # stopped on any exit, however early
     try:
+        if builtin:
+            local = builtin_models()
+            if local is not None:
+                settings.models = local
+            else:  # no engine installed: a deterministic mock stands in for the model
+                builtin_proc, url = start_builtin_model()
+                children.append(builtin_proc)
+                settings.models = [ModelConfig(name=BUILTIN_MODEL, upstream=UpstreamConfig(base_url=url))]
+        _check_policy(settings)
+        admin_key = ensure_admin_key(settings)
+        first = ensure_first_account(settings) if builtin else None
+        srv = settings.server
+        base_url = f"http://{srv.host}:{srv.port}/v1"
+        info: dict[str, Any] = {"base_url": base_url, "models": [m.name for m in settings.models] or "discovered from upstream",
+                                "data_dir": str(settings.data_dir), "workers": srv.workers}
+        if builtin:
+            info["engine"] = "local" if builtin_proc is None else "mock"
+        if admin_key:
+            info["admin_key"] = admin_key
+        if first:
+            info.update(first)
+        _announce(info, as_json, builtin)
+        if settings.detection.enabled:
+            children.append(start_detection(config_path, settings))
         _run(settings, config_path, builtin)
     except KeyboardInterrupt:
         pass
     finally:
-        for child in (watcher, builtin_proc):
-            if child is not None:
-                child.terminate()
-                child.wait(10)
+        for child in children:
+            child.terminate()
+            child.wait(10)
 
 
 def _check_policy(settings: Settings) -> None:

@@ -62,9 +62,9 @@ class DistillConfig:
     @classmethod
     def mid(cls, seed: int = 0) -> DistillConfig:
         """Every condition at a fifth of the full budget: 400 harvested solutions each from 8 accounts (50 per
-        account, as in the full run), students trained 1,000 steps."""
+        account, as in the full run), students trained 800 steps."""
         return cls(seed=seed, campaign_accounts=8, campaign_queries=400, benign_users=8, benign_queries=3,
-                   train_steps=1000, eval_n=150, audit_queries=100)
+                   train_steps=800, eval_n=150, audit_queries=100)
 
     @classmethod
     def full(cls, seed: int = 0) -> DistillConfig:
