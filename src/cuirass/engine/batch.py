@@ -10,8 +10,8 @@
 
 Choices join between steps, whenever a row is free ("continuous batching", Yu et al., 2022, "Orca: A
 Distributed Serving System for Transformer-Based Generative Models", OSDI), so a short answer never waits
-for a long one. On a CPU a step costs little more for 16 rows than for one (the reference model: 480
-tokens/s alone, 2,900 with 16 rows), which is what makes serving many users, or a lab harvest, affordable.
+for a long one. On a CPU a step costs little more for 16 rows than for one (the reference model: about 320
+tokens/s alone, 1,400 with 16 rows, BENCHMARKS.md), which is what makes serving many users affordable.
 
 A model whose cache is not a plain per-layer key/value cache (sliding windows, state-space layers) runs one
 choice at a time through the same code. `Scheduler` is the thread that owns the model and runs the loop.
