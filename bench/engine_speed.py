@@ -68,17 +68,20 @@ def tokens_per_s(lm: Any, runs: int, max_tokens: int, proxy: str) -> dict[str, f
 BATCHES = (1, 4, 16)
 
 
-def batched_tokens_per_s(lm: Any, rows: int, max_tokens: int, waves: int = 3) -> float:
+def batched_tokens_per_s(lm: Any, rows: int, max_tokens: int, waves: int = 3, proxy: str | None = None) -> float:
     """Total tokens/s of `waves * rows` requests queued at once on a Scheduler decoding `rows` together
-    (continuous batching: a finished choice's row is refilled at the next step)."""
+    (continuous batching: a finished choice's row is refilled at the next step); with `proxy`, every
+    request carries `antidistill` (its rows share proxy passes)."""
     from cuirass.engine.batch import Scheduler
     from cuirass.engine.generate import ChoiceRun
 
+    ctx = DefenseContext(account="a", cohort="c000", prompt="", endpoint="", model="m", key=KEY)
     engine = Scheduler(lambda: lm, rows)
     engine.loaded.result()
     runs = [ChoiceRun(lm, parse(lm, "/v1/completions", {"prompt": f"Tom has {i} apples and buys 4 more.",
                                                           "max_tokens": max_tokens, "seed": i, "temperature": 1.0}),
-                      0, [], threading.Event()) for i in range(waves * rows)]
+                      0, [Antidistill(proxy=proxy).processor(ctx, lm.tokenizer)] if proxy else [], threading.Event())
+            for i in range(waves * rows)]
     t = time.perf_counter()
     made = sum(len(f.result().token_ids) for f in [engine.submit(r) for r in runs])
     dt = time.perf_counter() - t
@@ -116,6 +119,7 @@ def main() -> None:
             tokens_per_s(lm, 1, 20, proxy)  # warm-up (and the proxy's task gradient, computed once)
             r = tokens_per_s(lm, runs, max_tokens, proxy)
             r.update({f"batch {b}": batched_tokens_per_s(lm, b, max_tokens) for b in BATCHES})
+            r.update({f"antidistill batch {b}": batched_tokens_per_s(lm, b, max_tokens, proxy=proxy) for b in BATCHES})
             rows.append((label, params, lm.vocab_size, r))
             print(f"{label}: " + ", ".join(f"{k} {v:.0f} tok/s" for k, v in r.items()), file=sys.stderr)
     us = {v: processor_us(v) for v in sorted({r[2] for r in rows} | {50257})}
@@ -146,13 +150,15 @@ def render(rows: list[tuple[Any, ...]], us: dict[int, float], runs: int, max_tok
                    f"({(r['antidistill'] / base - 1) * 100:+.0f}%) |")
     out += ["", f"Batched decoding (`cuirass.engine.batch.Scheduler`, as the gateway runs it with `max_concurrency`): "
             f"three times as many requests as rows (up to {max_tokens} tokens each) queued at once, total tokens/s "
-            "with 1, 4 and 16 decoded together (no processor, temperature 1):", "",
-            "| model | " + " | ".join(f"{b} at once (tok/s)" for b in BATCHES) + " |",
-            "|---|" + "---:|" * len(BATCHES)]
+            "with 1, 4 and 16 decoded together (temperature 1), with no processor and with `antidistill` on every "
+            "request (rows sharing a proxy run its two forward passes once per step for all of them):", "",
+            "| model | setting | " + " | ".join(f"{b} at once (tok/s)" for b in BATCHES) + " |",
+            "|---|---|" + "---:|" * len(BATCHES)]
     for label, _params, _vocab, r in rows:
-        one = r["batch 1"]
-        out.append(f"| {label} | " + " | ".join(f"{r[f'batch {b}']:.0f}" + ("" if b == 1 else f" ({r[f'batch {b}'] / one:.1f}x)")
-                                                for b in BATCHES) + " |")
+        for setting, prefix in (("no processor", "batch"), ("`antidistill`", "antidistill batch")):
+            one = r[f"{prefix} 1"]
+            out.append(f"| {label} | {setting} | " + " | ".join(
+                f"{r[f'{prefix} {b}']:.0f}" + ("" if b == 1 else f" ({r[f'{prefix} {b}'] / one:.1f}x)") for b in BATCHES) + " |")
     out += ["", "The watermark processor by itself (BLAKE2b of the context, then one vectorised splitmix64 pass "
             "over the vocabulary and a masked add):", "",
             "| vocabulary | µs per token |", "|---:|---:|"]

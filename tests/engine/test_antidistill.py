@@ -88,3 +88,35 @@ def test_engine_generation_changes_with_antidistill(tiny_dir: Path, tiny_lm, tas
                        threading.Event())
     assert poisoned.token_ids != plain.token_ids
     assert poisoned.token_ids == again.token_ids  # same seed, same proxy: same answer
+
+
+def test_rows_sharing_a_proxy_step_together_as_they_would_alone(tiny_dir: Path, tiny_lm, task: Path,  # type: ignore[no-untyped-def]
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the engine's batch, antidistill rows share one proxy pass per step; each row's answer is what it
+    would be alone (greedy, so only the logits matter)."""
+    from cuirass.engine.batch import Batch
+    from cuirass.engine.generate import ChoiceRun
+
+    def runs() -> list[ChoiceRun]:
+        out = []
+        for i, prompt in enumerate(["what is 2 plus 2?", "a much longer question about apples and pears", "hi"]):
+            req = parse(tiny_lm, "/v1/completions", {"prompt": prompt, "max_tokens": 12 + 3 * i, "temperature": 0})
+            proc = Antidistill(proxy=str(tiny_dir), task=str(task), task_size=8, strength=50.0).processor(
+                CTX, tiny_lm.tokenizer)
+            out.append(ChoiceRun(tiny_lm, req, 0, [proc], threading.Event()))
+        return out
+
+    alone = [run_choice(tiny_lm, r.req, 0, r.processors, threading.Event()).token_ids for r in runs()]
+    from cuirass.respond.logit import antidistill
+
+    widths: list[int] = []
+    real = antidistill._step_together
+    monkeypatch.setattr(antidistill, "_step_together", lambda procs, ids: widths.append(len(procs)) or real(procs, ids))
+    batch, together = Batch(tiny_lm, max_rows=4), runs()
+    finished = {}
+    for r in together:
+        finished.update({run: c for run, c in batch.admit(r)})
+    while len(finished) < len(together):
+        finished.update({run: c for run, c in batch.step()})
+    assert [finished[r].token_ids for r in together] == alone
+    assert max(widths) == 3  # the three rows really shared proxy passes

@@ -144,13 +144,37 @@ def _batch(tokenizer: Any, examples: list[_Worked]) -> tuple[Any, Any, Any]:
 class AntidistillProcessor:
     """Adds strength·Δ to the teacher's logits each step; keeps one KV cache per proxy copy.
 
-    Works for the engine's single sequence and for transformers' batched, left-padded `generate`.
+    Works for the engine's single sequence and for transformers' batched, left-padded `generate`. In the
+    engine, rows that share a proxy pair are advanced together (`call_many`): one forward pass of each proxy
+    per step for all of them instead of one per row.
     """
 
     def __init__(self, pair: ProxyPair, strength: float, pad_id: int | None) -> None:
         self.pair, self.strength, self.pad_id = pair, strength, pad_id
         self._past: dict[str, Any] = {"plus": None, "minus": None}
         self._fed = 0
+
+    @property
+    def batch_key(self) -> int:
+        return id(self.pair)  # one pair per (proxy, task, size, epsilon) in a process (proxy_pair)
+
+    @staticmethod
+    def call_many(procs: list[AntidistillProcessor], ids: list[Any], scores: Any) -> Any:
+        """`proc(ids[i], scores[i])` for every row, the rows one token further than last time in one batch."""
+        from cuirass.engine.batch import _stackable
+
+        stepping = [i for i, (p, x) in enumerate(zip(procs, ids, strict=True))
+                    if p.strength > 0 and p._fed > 0 and x.shape[-1] == p._fed + 1
+                    and all(_stackable(p._past[n]) for n in ("plus", "minus"))]
+        out = scores.clone()
+        for i in sorted(set(range(len(procs))) - set(stepping)):  # first call of a row, or nothing to do
+            out[i:i + 1] = procs[i](ids[i], scores[i:i + 1])
+        if stepping:
+            delta = _step_together([procs[i] for i in stepping], [ids[i] for i in stepping])
+            width = scores.shape[-1]
+            for j, i in enumerate(stepping):
+                out[i:i + 1] = scores[i:i + 1] + procs[i].strength * delta[j:j + 1, :width].to(scores.device, scores.dtype)
+        return out
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
@@ -174,3 +198,37 @@ class AntidistillProcessor:
         delta = (logp["plus"] - logp["minus"]) / (2 * self.pair.epsilon)
         width = scores.shape[-1]
         return scores + self.strength * delta[:, :width].to(scores.device, scores.dtype)
+
+
+def _step_together(procs: list[AntidistillProcessor], ids: list[Any]) -> Any:
+    """Δ for each row's newest token, both proxies run once over all rows (left-padded, stacked KV caches);
+    each row keeps its own cache afterwards."""
+    import torch
+
+    from cuirass.engine.batch import _cache, _kv, _pad_left
+
+    pair = procs[0].pair
+    fed = [p._fed for p in procs]
+    width = max(fed)
+    mask = torch.zeros((len(procs), width + 1), dtype=torch.long)
+    for r, n in enumerate(fed):
+        mask[r, width - n:] = 1
+    last = torch.stack([x[0, -1] for x in ids]).unsqueeze(1)
+    positions = torch.tensor([[n] for n in fed], dtype=torch.long)
+    logp = {}
+    with torch.inference_mode():
+        for name, model in (("plus", pair.plus), ("minus", pair.minus)):
+            rows = [_kv(p._past[name]) for p in procs]
+            stacked = _cache([(torch.cat([_pad_left(r[layer][0], width - n, 2) for r, n in zip(rows, fed)]),
+                               torch.cat([_pad_left(r[layer][1], width - n, 2) for r, n in zip(rows, fed)]))
+                              for layer in range(len(rows[0]))])
+            out = model(input_ids=last, attention_mask=mask, position_ids=positions, use_cache=True,
+                        **{pair.cache_arg: stacked})
+            cache = out.cache if pair.cache_arg == "cache" else out.past_key_values
+            kv = _kv(cache)
+            for r, (p, n) in enumerate(zip(procs, fed)):
+                p._past[name] = _cache([(k[r:r + 1, :, width - n:], v[r:r + 1, :, width - n:]) for k, v in kv])
+            logp[name] = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+    for p in procs:
+        p._fed += 1
+    return (logp["plus"] - logp["minus"]) / (2 * pair.epsilon)
