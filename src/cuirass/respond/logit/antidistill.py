@@ -20,7 +20,7 @@ Options (policy config, `options: {antidistill: {...}}`):
                                      # {"question": ..., "solution": ...} (or {"prompt", "completion"}) lines
     task_size: int = 64              # examples in the gradient
     epsilon: float = 0.02            # step along g (unit norm) in parameter space
-    strength: float = 0.1            # λ; the teacher loses ~1 point at 0.1, ~9 at 0.25 (BENCHMARKS.md)
+    strength: float = 0.1            # λ; the teacher loses under a point at 0.1, ~8 at 0.25 (BENCHMARKS.md)
 """
 
 from __future__ import annotations
