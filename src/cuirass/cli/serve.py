@@ -150,9 +150,9 @@ def serve(config_path: str | None, upstream: str | None, data_dir: str | None, h
             info["admin_key"] = admin_key
         if first:
             info.update(first)
+        if settings.detection.enabled:  # before the announcement: a client that stops us on reading it finds
+            children.append(start_detection(config_path, settings))  # the watcher already in `children`
         _announce(info, as_json, builtin)
-        if settings.detection.enabled:
-            children.append(start_detection(config_path, settings))
         _run(settings, config_path, builtin)
     except KeyboardInterrupt:
         pass
