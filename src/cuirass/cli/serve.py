@@ -28,6 +28,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Poll `url` until it answers; RuntimeError if `proc` exits first, TimeoutError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(url)
+
+
 def builtin_models() -> list[ModelConfig] | None:
     """The shipped reference model (principal) and its decoy, served in-process by the local engine;
     None when the engine extra (torch, transformers) is not installed."""
@@ -52,16 +66,13 @@ def start_builtin_model() -> tuple[subprocess.Popen[bytes], str]:
         stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/models", timeout=1).read()
-            return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                raise click.ClickException("the built-in model failed to start") from None
-            time.sleep(0.1)
-    raise click.ClickException("the built-in model did not start within 30 s")
+    try:
+        wait_http(url + "/models", proc, 30)
+    except RuntimeError:
+        raise click.ClickException("the built-in model failed to start") from None
+    except TimeoutError:
+        raise click.ClickException("the built-in model did not start within 30 s") from None
+    return proc, url
 
 
 def start_detection(config_path: str | None, settings: Settings) -> subprocess.Popen[bytes]:

@@ -12,14 +12,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cuirass.cli.serve import free_port
+from cuirass.cli.serve import free_port, wait_http
 
 MODEL = "principal"  # the public model name the lab's gateways serve
 
@@ -87,18 +85,13 @@ class Gateway:
         self._wait(start_timeout_s)
 
     def _wait(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        url = f"http://127.0.0.1:{self.port}/health/liveness"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"cuirass serve exited with {self.proc.returncode}; see {self._log.name}")
-            try:
-                urllib.request.urlopen(url, timeout=1).read()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"cuirass serve did not answer within {timeout:.0f} s; see {self._log.name}")
+        try:
+            wait_http(f"http://127.0.0.1:{self.port}/health/liveness", self.proc, timeout)
+        except RuntimeError:
+            raise RuntimeError(f"cuirass serve exited with {self.proc.returncode}; see {self._log.name}") from None
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"cuirass serve did not answer within {timeout:.0f} s; see {self._log.name}") from None
 
     @property
     def db_path(self) -> Path:
