@@ -69,6 +69,12 @@ def _pad_left(t: torch.Tensor, n: int, dim: int) -> torch.Tensor:
     return torch.cat([t.new_zeros(shape), t], dim=dim)
 
 
+def _stack(rows: list[list[tuple[torch.Tensor, torch.Tensor]]], pads: list[int]) -> Any:
+    """One cache from several rows' per-layer (keys, values), row r left-padded by pads[r] positions."""
+    return _cache([tuple(torch.cat([_pad_left(layers[i][j], pad, 2) for layers, pad in zip(rows, pads, strict=True)])
+                         for j in (0, 1)) for i in range(len(rows[0]))])
+
+
 def _stackable(cache: Any) -> bool:
     """A plain key/value cache per layer, [batch, heads, length, dim]: rows can be padded and stacked."""
     layers = getattr(cache, "layers", None)
@@ -169,9 +175,7 @@ class Batch:
             assert self.mask is not None
             width = max(self.mask.shape[1], mask.shape[1])
             a, b = width - self.mask.shape[1], width - mask.shape[1]
-            self.cache = _cache([(torch.cat([_pad_left(k0, a, 2), _pad_left(k1, b, 2)]),
-                                  torch.cat([_pad_left(v0, a, 2), _pad_left(v1, b, 2)]))
-                                 for (k0, v0), (k1, v1) in zip(_kv(self.cache), _kv(cache), strict=True)])
+            self.cache = _stack([_kv(self.cache), _kv(cache)], [a, b])
             self.mask = torch.cat([_pad_left(self.mask, a, 1), _pad_left(mask, b, 1)])
         self.rows.append(row)
         return []

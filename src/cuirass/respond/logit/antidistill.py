@@ -205,7 +205,7 @@ def _step_together(procs: list[AntidistillProcessor], ids: list[Any]) -> Any:
     each row keeps its own cache afterwards."""
     import torch
 
-    from cuirass.engine.batch import _cache, _kv, _pad_left
+    from cuirass.engine.batch import _cache, _kv, _stack
 
     pair = procs[0].pair
     fed = [p._fed for p in procs]
@@ -218,10 +218,7 @@ def _step_together(procs: list[AntidistillProcessor], ids: list[Any]) -> Any:
     logp = {}
     with torch.inference_mode():
         for name, model in (("plus", pair.plus), ("minus", pair.minus)):
-            rows = [_kv(p._past[name]) for p in procs]
-            stacked = _cache([(torch.cat([_pad_left(r[layer][0], width - n, 2) for r, n in zip(rows, fed)]),
-                               torch.cat([_pad_left(r[layer][1], width - n, 2) for r, n in zip(rows, fed)]))
-                              for layer in range(len(rows[0]))])
+            stacked = _stack([_kv(p._past[name]) for p in procs], [width - n for n in fed])
             out = model(input_ids=last, attention_mask=mask, position_ids=positions, use_cache=True,
                         **{pair.cache_arg: stacked})
             cache = out.cache if pair.cache_arg == "cache" else out.past_key_values
