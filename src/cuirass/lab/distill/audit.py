@@ -37,8 +37,8 @@ class Suspect:
     canaries: bool  # ask the canary probes (only where the condition's gateway planted canaries)
 
 
-def _serving_config(models: Mapping[str, Path], threads: int, device: str) -> dict[str, Any]:
-    local = {"type": "local", "device": device, "threads": threads}
+def _serving_config(models: Mapping[str, Path], threads: int, device: str, concurrency: int) -> dict[str, Any]:
+    local = {"type": "local", "device": device, "threads": threads, "max_concurrency": concurrency}
     return {"models": [{"name": name, "upstream": {**local, "path": str(path)}} for name, path in models.items()],
             "policy": {"bands": [], "default_actions": []}, "detection": {"enabled": False},
             "auth": {"cache_ttl_s": 60.0}}
@@ -116,7 +116,7 @@ def audit_students(suspects: Mapping[str, Suspect], probes: list[str], keyring: 
     models = {name: s.model_dir for name, s in suspects.items()}
     out: dict[str, dict[str, Any]] = {}
     auditor = [AccountSpec("auditor", "audit", "audit")]
-    with Gateway(where / "suspects", _serving_config(models, threads, device), auditor) as gw:
+    with Gateway(where / "suspects", _serving_config(models, threads, device, concurrency), auditor) as gw:
         for name, s in suspects.items():
             settings = load_settings(s.gateway_config, data_dir=s.data_dir)
             report = audit_endpoint(gw.base_url, name, api_key=gw.keys["auditor"], probes=probes, queries=queries,

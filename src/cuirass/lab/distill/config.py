@@ -43,7 +43,7 @@ class DistillConfig:
     batch_size: int = 32
     lr: float = 2e-3
     eval_n: int = 200  # held-out problems for accuracy and loss
-    audit_queries: int = 200  # probe prompts the audit sends the student (the target: p < 1e-6 within 2,000)
+    audit_queries: int = 400  # probe prompts the audit sends the student (the target: p < 1e-6 within 2,000)
     max_tokens: int = 160
     concurrency: int = 16  # requests in flight at once (the engine decodes them as one batch)
     threads: int = 1  # torch threads of each gateway's engine (the clients and the event loop need a core too)

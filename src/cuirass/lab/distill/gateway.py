@@ -32,8 +32,9 @@ class AccountSpec:
 
 
 def gateway_config(teacher: str, decoy: str, policy: dict[str, Any], detection: bool,
-                   threads: int = 1, concurrency: int = 1, device: str = "auto") -> dict[str, Any]:
-    """The YAML config of one condition: teacher as principal, decoy beside it, this policy."""
+                   threads: int = 1, concurrency: int = 8, device: str = "auto") -> dict[str, Any]:
+    """The YAML config of one condition: teacher as principal, decoy beside it, this policy; each engine
+    decodes up to `concurrency` requests together (the lab sends that many at once)."""
     local = {"type": "local", "device": device, "threads": threads, "max_concurrency": concurrency}
     return {
         "models": [{"name": MODEL, "upstream": {**local, "path": teacher}, "decoy": {**local, "path": decoy}}],

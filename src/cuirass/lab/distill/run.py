@@ -60,7 +60,7 @@ def _harvest_gateway(kind: str, config: DistillConfig, conds: list[cond.Conditio
         specs += workload.accounts(campaigns[c.name], {"benign": orgs[c.name], "campaign": orgs[c.name]})
     policy = cond.policy_for(kind, conds)
     gw_cfg = gateway_config(config.teacher, config.decoy, policy, detection=kind != "plain", threads=config.threads,
-                            device=config.device)
+                            concurrency=config.concurrency, device=config.device)
     say(f"[{kind}] starting gateway ({', '.join(c.name for c in mine)}; {len(specs)} accounts) ...")
     result: dict[str, Any] = {"harvests": {}, "exposure": {}, "seconds": {}}
     secret = {"CUIRASS_MASTER_SECRET": master_secret(config.seed)}
