@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from cuirass.engine.generate import Choice, ChoiceRun
-from cuirass.engine.loader import EngineError, LoadedModel
+from cuirass.engine.loader import EngineError, LoadedModel, returned_cache
 from cuirass.engine.sampling import pick
 
 Finished = list[tuple[ChoiceRun, "Choice | BaseException"]]
@@ -107,7 +107,7 @@ class Batch:
         if mask is not None:
             kw["attention_mask"], kw["position_ids"] = mask, positions
         out = lm.model(input_ids=ids, **kw)
-        return out.logits[:, -1, :].float(), out.cache if lm.cache_arg == "cache" else out.past_key_values
+        return out.logits[:, -1, :].float(), returned_cache(out, lm.cache_arg)
 
     def _process(self, rows: list[_Row], scores: torch.Tensor) -> tuple[list[torch.Tensor | None], Finished]:
         """Every row's processors in its own order, stage by stage, batchable ones one call per key; returns

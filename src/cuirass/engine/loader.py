@@ -48,6 +48,11 @@ class LoadedModel:
     sampling_defaults: dict[str, float] = dataclasses.field(default_factory=dict)  # from generation_config.json
 
 
+def returned_cache(out: Any, cache_arg: str) -> Any:
+    """The KV cache a forward pass returns, under the name that matches its `cache_arg`."""
+    return out.cache if cache_arg == "cache" else out.past_key_values
+
+
 def resolve_path(path: str) -> Path:
     """`builtin:NAME` is a model shipped in the package (cuirass/models/NAME); anything else a directory."""
     if path.startswith(BUILTIN_PREFIX):

@@ -32,6 +32,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from cuirass.engine.loader import returned_cache
 from cuirass.respond.base import DefenseContext
 from cuirass.respond.logit.base import LogitDefense, register_logit
 from cuirass.upstream.base import LogitsProcessor
@@ -192,7 +193,7 @@ class AntidistillProcessor:
             for name, model in (("plus", self.pair.plus), ("minus", self.pair.minus)):
                 out = model(input_ids=input_ids[:, new], attention_mask=mask, position_ids=positions[:, new],
                             use_cache=True, **{self.pair.cache_arg: self._past[name]})
-                self._past[name] = out.cache if self.pair.cache_arg == "cache" else out.past_key_values
+                self._past[name] = returned_cache(out, self.pair.cache_arg)
                 logp[name] = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
         self._fed = input_ids.shape[-1]
         delta = (logp["plus"] - logp["minus"]) / (2 * self.pair.epsilon)
@@ -221,7 +222,7 @@ def _step_together(procs: list[AntidistillProcessor], ids: list[Any]) -> Any:
             stacked = _stack([_kv(p._past[name]) for p in procs], [width - n for n in fed])
             out = model(input_ids=last, attention_mask=mask, position_ids=positions, use_cache=True,
                         **{pair.cache_arg: stacked})
-            cache = out.cache if pair.cache_arg == "cache" else out.past_key_values
+            cache = returned_cache(out, pair.cache_arg)
             kv = _kv(cache)
             for r, (p, n) in enumerate(zip(procs, fed)):
                 p._past[name] = _cache([(k[r:r + 1, :, width - n:], v[r:r + 1, :, width - n:]) for k, v in kv])
