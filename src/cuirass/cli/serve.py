@@ -131,9 +131,10 @@ def _snippet(base_url: str, model: str, key: str) -> str:
 def serve(config_path: str | None, upstream: str | None, data_dir: str | None, host: str | None, port: int | None,
           workers: int | None, as_json: bool) -> None:
     """Serve the protected OpenAI-compatible API at http://HOST:PORT/v1."""
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal; exit cleanly instead. Set
-    # before any child process starts, so a SIGTERM at any moment still stops the children (finally, below).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Set before any child process starts, so a SIGTERM at any moment stops the server and the children
+    # (finally, below); uvicorn takes SIGTERM over while it runs and hands it back when it stops.
+    stop = _Stop()
+    signal.signal(signal.SIGTERM, stop.request)
     server = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
     settings = settings_or_exit(config_path, upstream=upstream, data_dir=data_dir, server=server or None)
     builtin = not settings.models and not settings.upstream
@@ -164,7 +165,7 @@ def serve(config_path: str | None, upstream: str | None, data_dir: str | None, h
         if settings.detection.enabled:  # before the announcement: a client that stops us on reading it finds
             children.append(start_detection(config_path, settings))  # the watcher already in `children`
         _announce(info, as_json, builtin)
-        _run(settings, config_path, builtin)
+        _run(settings, config_path, builtin, stop)
     except KeyboardInterrupt:
         pass
     finally:
@@ -202,7 +203,21 @@ def _announce(info: dict[str, Any], as_json: bool, builtin: bool) -> None:
     click.echo("\n".join(out), err=True)
 
 
-def _run(settings: Settings, config_path: str | None, builtin: bool) -> None:
+class _Stop:
+    """SIGTERM as a request to stop, never an exception: one that comes before uvicorn has taken the signal
+    over (while the app is built) is remembered and passed to the server, so it cannot be lost in between."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.server: Any = None
+
+    def request(self, *_: object) -> None:
+        self.requested = True
+        if self.server is not None:
+            self.server.should_exit = True
+
+
+def _run(settings: Settings, config_path: str | None, builtin: bool, stop: _Stop) -> None:
     import uvicorn
 
     srv = settings.server
@@ -211,7 +226,9 @@ def _run(settings: Settings, config_path: str | None, builtin: bool) -> None:
     if srv.workers == 1:
         from cuirass.gateway.app import create_app
 
-        uvicorn.run(create_app(settings), **common)
+        stop.server = uvicorn.Server(uvicorn.Config(create_app(settings), **common))
+        stop.server.should_exit = stop.requested
+        stop.server.run()
         return
     # Several processes: each rebuilds its settings from the file plus these environment overrides.
     env = os.environ
@@ -226,7 +243,8 @@ def _run(settings: Settings, config_path: str | None, builtin: bool) -> None:
     shutil.rmtree(prom, ignore_errors=True)
     prom.mkdir(parents=True)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
-    uvicorn.run("cuirass.gateway.app:app_from_env", factory=True, workers=srv.workers, **common)
+    if not stop.requested:  # the supervisor takes SIGTERM over from here
+        uvicorn.run("cuirass.gateway.app:app_from_env", factory=True, workers=srv.workers, **common)
 
 
 COMMANDS = [serve]
