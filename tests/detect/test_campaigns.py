@@ -40,6 +40,22 @@ def test_campaign_lifts_quiet_members_and_spares_the_office() -> None:
             assert all(int(pct) <= 100 for pct in re.findall(r"(\d+)% ", reason)), reason
 
 
+def test_a_user_who_only_phrases_like_the_campaign_is_not_pulled_into_it() -> None:
+    """Five people ask GSM8K-style questions in the campaign's own chain-of-thought phrasing, from their own
+    networks, browsers and cards: sharing a phrasing is not enough to be tied to the campaign."""
+    quiet = scenario.attackers(30, seed=3, per_day=6, shared_infra=True, prefix="quiet")
+    mimics = []
+    for e in scenario.attackers(5, seed=11, per_day=4, shared_infra=False, prefix="mimic"):
+        e.messages = [m for m in e.messages if m["role"] == "user"]  # no system prompt: the phrasing alone
+        mimics.append(e)
+    events = scenario.by_time(quiet + mimics + scenario.benign(40, seed=4))
+    report = replay(events, calibration={"threshold": 0.9}, campaign_interval_s=1800)
+    rows = {r["account"]: r for r in report["accounts"]}
+    members = [a for a in rows if a.startswith("quiet")]
+    assert sum(rows[a]["flagged"] for a in members) >= 0.9 * len(members)
+    assert not any(rows[a]["campaign"] for a in rows if a.startswith("mimic"))
+
+
 def test_campaign_job_is_deterministic(mixed_events: list) -> None:
     def run() -> tuple:
         d = Detector({"threshold": 0.9}, campaign_interval_s=1e12)

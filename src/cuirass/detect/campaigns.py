@@ -27,8 +27,12 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    A benign group pools to ordinary rates and scores low, however tightly it is linked.
 4. Lift. In a community whose logit_C clears the threshold by LIFT_MARGIN (a community's
    judgement is noisier than an account's), a member is lifted towards logit_C,
-   by at most evidence.MAX_LIFT log-odds, when (a) it holds a content or payment feature that
-   at least TIE_SHARE of the members share and that is mostly held inside the community, and (b) its own requests
+   by at most evidence.MAX_LIFT log-odds, when (a) it is tied to the community by links of two
+   kinds (`tied`): a content or payment feature that at least TIE_SHARE of the members share and
+   that is mostly held inside the community, corroborated by a second such feature of another kind
+   or by a network (or user agent + network) that TIE_SHARE of the members share (a proxy pool may
+   span several communities, so it need not be mostly inside this one); one shared prompt phrasing
+   alone is what a person who writes like the campaign has, and (b) its own requests
    are clearly more likely under the community's pooled behaviour than under an ordinary
    user's (sum of the signals' censored `consistency` log-likelihood ratios >= MIN_CONSISTENCY,
    of which content signals >= MIN_CONTENT_CONSISTENCY). (a) and (b) keep innocent accounts
@@ -68,6 +72,8 @@ COORD_MIN_SHARE = 0.25
 CONTENT_KINDS = ("tpl", "sys", "pay")   # what ties a member to a campaign (more than a shared NAT)
 LINK_PURITY = 0.5                       # share of a feature's holders in the community, to tie a member
 TIE_SHARE = 0.1                         # ... and share of the community holding it
+TIE_LINK_KINDS = CONTENT_KINDS + ("uanet", "net")  # the links that can tie a member (not time buckets, topics)
+TIE_KINDS = 2                           # a member is tied by links of this many kinds, one of them content
 LIFT_MIN_SIZE = 10                      # smaller communities are judged but lift nobody
 LIFT_MARGIN = 1.0                       # log-odds by which a community must clear the threshold to lift
 MIN_CONSISTENCY = 2.0                   # a member's data must be e^2 times likelier under the campaign ...
@@ -337,6 +343,26 @@ def judge(group: np.ndarray, fids: np.ndarray, counts: np.ndarray, index: Featur
     return total, reasons
 
 
+def tied(fids: np.ndarray, counts: np.ndarray, pairs: np.ndarray, graph: _Graph, index: FeatureIndex,
+         size: int) -> np.ndarray:
+    """Members a community may lift (row indices): those tied to it by links of at least TIE_KINDS kinds,
+    one of them content (a popular prompt phrasing alone is shared by chance; the same phrasing sent from
+    the campaign's proxy network, or with its system prompt, is not).
+
+    A content or payment link counts when at least max(2, TIE_SHARE * size) members hold it and at least
+    LINK_PURITY of its holders are members; a network link (net, uanet) when that many members hold it."""
+    shared = counts >= max(2.0, TIE_SHARE * size)
+    specific = shared & (counts >= LINK_PURITY * graph.df[fids])
+    kinds = {f: index.kind(f) for f in fids[specific | (shared & ~graph.content[fids])].tolist()
+             if index.kind(f) in TIE_LINK_KINDS}
+    held: dict[int, set[str]] = {}
+    for member, fid in pairs.tolist():
+        if fid in kinds:
+            held.setdefault(member, set()).add(kinds[fid])
+    return np.array(sorted(m for m, ks in held.items() if len(ks) >= TIE_KINDS and ks & set(CONTENT_KINDS)),
+                    dtype=np.int64)
+
+
 def run(rows: Sequence[AccountRow], index: FeatureIndex, signals: Sequence[Signal], threshold_logit: float,
         now: float, seed: int = 0, previous: Mapping[object, int] | None = None) -> CampaignResult:
     """The campaign job over a snapshot of account rows (pure: safe to run on a worker thread).
@@ -363,12 +389,10 @@ def run(rows: Sequence[AccountRow], index: FeatureIndex, signals: Sequence[Signa
         logit, reasons = judge(group, fids, counts, index, signals, offsets, pooled, own_all[group])
         if logit < threshold_logit + LIFT_MARGIN:
             continue
-        specific = (graph.content[fids] & (counts >= max(2.0, TIE_SHARE * len(group)))
-                    & (counts >= LINK_PURITY * graph.df[fids]))
         pooled_list = pooled.tolist()
         if len(group) < LIFT_MIN_SIZE:
             continue
-        candidates = np.unique(pairs[np.isin(pairs[:, 1], fids[specific]), 0])
+        candidates = tied(fids, counts, pairs, graph, index, len(group))
         if len(candidates) < MIN_SIZE:
             continue
         own = np.array([rows[i].own for i in candidates.tolist()])
