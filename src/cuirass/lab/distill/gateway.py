@@ -31,8 +31,8 @@ class AccountSpec:
     role: str
 
 
-def gateway_config(teacher: str, decoy: str, policy: dict[str, Any], detection: bool,
-                   threads: int = 1, concurrency: int = 8, device: str = "auto") -> dict[str, Any]:
+def gateway_config(teacher: str, decoy: str, policy: dict[str, Any], detection: bool, *, concurrency: int,
+                   threads: int = 1, device: str = "auto") -> dict[str, Any]:
     """The YAML config of one condition: teacher as principal, decoy beside it, this policy; each engine
     decodes up to `concurrency` requests together (the lab sends that many at once)."""
     local = {"type": "local", "device": device, "threads": threads, "max_concurrency": concurrency}
