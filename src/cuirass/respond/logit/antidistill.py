@@ -172,10 +172,13 @@ class AntidistillProcessor:
             out[i:i + 1] = procs[i](ids[i], scores[i:i + 1])
         if stepping:
             delta = _step_together([procs[i] for i in stepping], [ids[i] for i in stepping])
-            width = scores.shape[-1]
             for j, i in enumerate(stepping):
-                out[i:i + 1] = scores[i:i + 1] + procs[i].strength * delta[j:j + 1, :width].to(scores.device, scores.dtype)
+                out[i:i + 1] = procs[i]._shift(scores[i:i + 1], delta[j:j + 1])
         return out
+
+    def _shift(self, scores: Any, delta: Any) -> Any:
+        """scores + strength·Δ (Δ may be wider than the teacher's logits: the proxy's vocabulary)."""
+        return scores + self.strength * delta[:, :scores.shape[-1]].to(scores.device, scores.dtype)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
@@ -196,9 +199,12 @@ class AntidistillProcessor:
                 self._past[name] = returned_cache(out, self.pair.cache_arg)
                 logp[name] = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
         self._fed = input_ids.shape[-1]
-        delta = (logp["plus"] - logp["minus"]) / (2 * self.pair.epsilon)
-        width = scores.shape[-1]
-        return scores + self.strength * delta[:, :width].to(scores.device, scores.dtype)
+        return self._shift(scores, _delta(logp, self.pair.epsilon))
+
+
+def _delta(logp: dict[str, Any], epsilon: float) -> Any:
+    """Δ: the central difference of the proxy's next-token log-probabilities along the task gradient."""
+    return (logp["plus"] - logp["minus"]) / (2 * epsilon)
 
 
 def _step_together(procs: list[AntidistillProcessor], ids: list[Any]) -> Any:
@@ -229,4 +235,4 @@ def _step_together(procs: list[AntidistillProcessor], ids: list[Any]) -> Any:
             logp[name] = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
     for p in procs:
         p._fed += 1
-    return (logp["plus"] - logp["minus"]) / (2 * pair.epsilon)
+    return _delta(logp, pair.epsilon)
