@@ -13,7 +13,7 @@ from cuirass.engine.params import parse
 from cuirass.respond.base import DefenseContext
 from cuirass.respond.logit.base import LOGIT_DEFENSES
 from cuirass.respond.logit.detect import detect_text, detect_tokens, windows
-from cuirass.respond.logit.keyed import context_seed, green
+from cuirass.respond.logit.keyed import GAMMA, LISTS, context_seed, green, green_count, green_count_list
 from cuirass.respond.logit.watermark import LogitWatermark
 
 KEY = bytes(range(32))
@@ -64,9 +64,28 @@ def test_processor_adds_delta_to_green_logits_only(tiny_lm) -> None:  # type: ig
     proc = LogitWatermark(delta=3.0, context=2, min_prob=0, protect_numbers=False).processor(ctx, tiny_lm.tokenizer)
     scores = torch.zeros(1, 400)
     out = proc(torch.tensor([[5, 9, 17]]), scores)
-    mask = green(context_seed(KEY, [9, 17]), np.arange(400), 0.25)  # the same keyed function
-    assert torch.equal(out[0], torch.from_numpy(mask * 3.0).float())
+    count = green_count(KEY, [9, 17], np.arange(400), GAMMA, LISTS)  # the same keyed function as detection
+    assert torch.equal(out[0], torch.from_numpy(count * 3.0).float())
+    assert len(np.unique(count)) >= LISTS - 1  # a bias per list the token is green in, not one level
     assert torch.equal(proc(torch.tensor([[5]]), scores), scores)  # fewer than h tokens: untouched
+    one = LogitWatermark(delta=3.0, context=2, min_prob=0, protect_numbers=False, lists=1).processor(ctx, tiny_lm.tokenizer)
+    plain = green(context_seed(KEY, [9, 17]), np.arange(400), GAMMA)  # one list: Kirchenbauer et al.'s rule
+    assert torch.equal(one(torch.tensor([[5, 9, 17]]), scores)[0], torch.from_numpy(plain * 3.0).float())
+
+
+def test_green_lists_are_independent_so_counts_are_binomial() -> None:
+    from scipy.stats import chisquare
+
+    vocab = np.arange(2000)
+    counts = np.concatenate([green_count(KEY, [c, c + 7], vocab, GAMMA, LISTS) for c in range(20)])
+    observed = np.bincount(counts, minlength=LISTS + 1)
+    expected = binom.pmf(np.arange(LISTS + 1), LISTS, GAMMA) * len(counts)
+    assert chisquare(observed, expected).pvalue > 0.001  # Binomial(m, gamma) per (context, token)
+    assert np.array_equal(green_count(KEY, [3, 4], vocab, GAMMA, 1),
+                          green(context_seed(KEY, [3, 4]), vocab, GAMMA).astype(int))  # list 0 is the plain list
+    assert np.array_equal(green_count_list(KEY, [3, 4], 2000, GAMMA, LISTS), green_count(KEY, [3, 4], vocab, GAMMA, LISTS))
+    with pytest.raises(ValueError):
+        LogitWatermark(lists=0)
 
 
 def test_detection_finds_its_key_and_only_its_key(tiny_lm) -> None:  # type: ignore[no-untyped-def]
@@ -86,9 +105,9 @@ def test_unwatermarked_p_values_are_uniform_and_exact(tiny_lm) -> None:  # type:
         toks = rng.integers(0, 400, size=60)
         r = detect_tokens(toks, KEY, context=2)
         n = len(windows(toks, 2))
-        assert r.n_scored == n
-        x = sum(bool(green(context_seed(KEY, c), np.array([t]), 0.25)[0]) for c, t in windows(toks, 2))
-        assert r.n_green == x and r.p_value == binom.sf(x - 1, n, 0.25)  # exact binomial tail
+        assert r.n_scored == n and r.n_trials == n * LISTS
+        x = sum(int(green_count(KEY, c, np.array([t]), GAMMA, LISTS)[0]) for c, t in windows(toks, 2))
+        assert r.n_green == x and r.p_value == binom.sf(x - 1, n * LISTS, GAMMA)  # exact binomial tail
         ps.append(r.p_value)
         pr.append(r.p_randomized)
     assert min(ps) > 1e-4
@@ -130,7 +149,7 @@ def test_responder_plans_logit_processors_keyed_per_cohort(tiny_lm) -> None:  # 
     proc = plan.processors[0](tiny_lm.tokenizer)
     out = proc(torch.tensor([[3, 4]]), torch.zeros(1, 400))
     key = ring.key("logit_watermark", ring.cohort_of("acc"))
-    assert torch.equal(out[0], torch.from_numpy(green(context_seed(key, [3, 4]), np.arange(400), 0.25) * 5.0).float())
+    assert torch.equal(out[0], torch.from_numpy(green_count_list(key, [3, 4], 400, GAMMA, LISTS) * 5.0))
     r = Responder(PolicyConfig(default_actions=["antidistill"]), ring)
     d = r.decide(account="acc", org=None, allowlisted=False, model="m", verdict=None)
     plan = r.plan(d, account="acc", model="m", endpoint="/v1/completions", prompt="p", verdict=None)
@@ -145,7 +164,7 @@ def test_processor_works_on_a_batch_like_hf_generate() -> None:
     proc = GreenListProcessor(KEY, 0.25, 2.0, 2)
     out = proc(torch.tensor([[1, 2, 3], [7, 8, 9]]), torch.zeros(2, 50))
     for row, ctx in zip(out, ([2, 3], [8, 9]), strict=True):
-        assert torch.equal(row, torch.from_numpy(green(context_seed(KEY, ctx), np.arange(50), 0.25) * 2.0).float())
+        assert torch.equal(row, torch.from_numpy(green_count_list(KEY, ctx, 50, 0.25, LISTS) * 2.0))
 
 
 def test_corpus_scores_each_window_once_across_texts() -> None:
@@ -193,7 +212,7 @@ def test_only_plausible_non_number_tokens_are_boosted(tiny_lm) -> None:  # type:
     scores = torch.full((1, 400), -20.0)
     scores[0, :40] = 0.0  # 40 plausible candidates (2.5% each), the rest negligible
     boosted = (proc(torch.tensor([[5, 9, 17]]), scores) - scores)[0] > 0
-    green_ids = set(np.flatnonzero(green(context_seed(KEY, [9, 17]), np.arange(400), 0.25)).tolist())
+    green_ids = set(np.flatnonzero(green_count(KEY, [9, 17], np.arange(400), GAMMA, LISTS)).tolist())
     digits = number_tokens(tiny_lm.tokenizer)
     assert digits and all(any(c.isdigit() for c in tiny_lm.tokenizer.decode([t])) for t in digits)
     assert set(np.flatnonzero(boosted.numpy()).tolist()) == {t for t in range(40) if t in green_ids and t not in digits}

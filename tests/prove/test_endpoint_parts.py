@@ -22,7 +22,7 @@ from cuirass.prove.probes import default_probes, read_probes
 from cuirass.respond.base import DefenseContext
 from cuirass.respond.canary_ledger import CanaryLedger
 from cuirass.respond.defenses.canary import Canary
-from cuirass.respond.logit.keyed import CONTEXT, GAMMA, context_seed, green
+from cuirass.respond.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
 from cuirass.respond.watermark import embed
 from tests.prove.test_token_channel import ALPHABET, CharTokenizer, _green_text
 
@@ -34,7 +34,7 @@ def _ids(text: str) -> list[int]:
 
 
 def _brute(ws: set, key: bytes) -> int:
-    return sum(bool(green(context_seed(key, c), np.array([t]), GAMMA)[0]) for c, t in ws)
+    return sum(int(green_count(key, c, np.array([t]), GAMMA, LISTS)[0]) for c, t in ws)
 
 
 def _expected_windows(outputs: list[str], prompt: str, h: int) -> list[tuple[tuple[int, ...], int]]:
@@ -65,8 +65,8 @@ def test_prompt_windows_are_not_scored_and_each_context_counts_once() -> None:
     assert len({c for c, _ in expected}) == len(expected)  # each context once, over all outputs
     s = ch.score(outputs, [KEY], exclude=[prompt])[0]
     x = _brute(set(expected), KEY)
-    assert (s.n_scored, s.n_green) == (len(expected), x)
-    assert s.p_value == binom.sf(x - 1, len(expected), GAMMA)
+    assert (s.n_windows, s.n_scored, s.n_green) == (len(expected), LISTS * len(expected), x)
+    assert s.p_value == binom.sf(x - 1, LISTS * len(expected), GAMMA)
 
 
 def test_an_echoed_watermarked_prompt_is_not_evidence() -> None:

@@ -9,7 +9,7 @@ from scipy.stats import binom
 
 from cuirass.prove.channels import TokenChannel
 from cuirass.prove.correction import holm
-from cuirass.respond.logit.keyed import CONTEXT, GAMMA, context_seed, green
+from cuirass.respond.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz "
 
@@ -20,14 +20,15 @@ class CharTokenizer:
 
 
 def _green_text(key: bytes, seed: int, length: int = 200) -> str:
-    """Text whose every character after the context is green under `key` (a perfect watermark)."""
+    """Text whose every character after the context is the one green in most lists under `key` (a perfect
+    watermark: what a large delta makes of a model that finds every character equally good)."""
     rng = np.random.default_rng(seed)
     out = list(rng.choice(list(ALPHABET), CONTEXT))
     while len(out) < length:
         ctx = [ord(c) for c in out[-CONTEXT:]]
         cands = rng.permutation(list(ALPHABET))
-        ok = [c for c in cands if green(context_seed(key, ctx), np.array([ord(c)]), GAMMA)[0]]
-        out.append(ok[0] if ok else cands[0])
+        count = green_count(key, ctx, np.array([ord(c) for c in cands]), GAMMA, LISTS)
+        out.append(cands[int(np.argmax(count))])
     return "".join(out)
 
 
@@ -44,4 +45,5 @@ def test_token_channel_implicates_the_key_and_p_values_are_exact() -> None:
     null = ch.score(clean, keys)
     assert min(holm([s.p_value for s in null])) > 0.01
     for s in null + hit:
-        assert s.gamma == GAMMA and s.p_value == binom.sf(s.n_green - 1, s.n_scored, GAMMA)
+        assert s.gamma == GAMMA and s.n_scored == LISTS * s.n_windows
+        assert s.p_value == binom.sf(s.n_green - 1, s.n_scored, GAMMA)

@@ -30,8 +30,6 @@ import importlib.util
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from scipy.stats import binom
-
 from cuirass.respond.watermark import merge, score_many, units
 from cuirass.respond.watermark.choices import Finder
 
@@ -104,15 +102,17 @@ class TokenChannel:
               "with our tokenizer as in the radioactivity test of Sander et al. 2024: one window per distinct "
               "context of the corpus (its most frequent next token), windows that occur in the probe prompts "
               "left out, and, when the policy gates the watermark by entropy, only the steps where our model's "
-              "entropy passes the same threshold (SWEET); X ~ Binomial(n, gamma) under H0.")
+              "entropy passes the same threshold (SWEET); X counts the green lists (m per context) the "
+              "windows' tokens are in, X ~ Binomial(m n, gamma) under H0.")
 
     def __init__(self, tokenizer: Any, gamma: float | None = None, context: int | None = None,
-                 gate: Any = None) -> None:
-        from cuirass.respond.logit.keyed import CONTEXT, GAMMA
+                 gate: Any = None, lists: int | None = None) -> None:
+        from cuirass.respond.logit.keyed import CONTEXT, GAMMA, LISTS, check_lists
 
         self.tokenizer = tokenizer
         self.gamma = GAMMA if gamma is None else float(gamma)  # must match the policy's logit_watermark options
         self.context = CONTEXT if context is None else int(context)
+        self.lists = check_lists(LISTS if lists is None else int(lists))
         self.gate = gate  # cuirass.respond.logit.entropy.EntropyGate, or None: every step is scored
         self._kept: dict[str, tuple[list[int], list[bool]]] = {}
 
@@ -140,19 +140,11 @@ class TokenChannel:
         return corpus_windows(lists, h, keeps)
 
     def score(self, texts: Sequence[str], keys: Sequence[bytes], exclude: Sequence[str] = ()) -> list[ChannelScore]:
-        import numpy as np
+        from cuirass.respond.logit.detect import score_windows
 
-        from cuirass.respond.logit.keyed import context_seed, green
-
-        pooled = self.windows(texts, exclude)
-        n, salt, gamma = len(pooled), corpus_digest(texts), self.gamma
-        out = []
-        for key in keys:
-            x = sum(bool(green(context_seed(key, c), np.array([tok]), gamma)[0]) for c, tok in pooled)
-            p, p_gt = float(binom.sf(x - 1, n, gamma)), float(binom.sf(x, n, gamma))
-            u = int.from_bytes(hashlib.blake2b(b"p|" + salt, digest_size=8, key=key[:64]).digest(), "big") / 2**64
-            out.append(ChannelScore(n, x, n, gamma, p, p_gt + u * (p - p_gt)))
-        return out
+        pooled, salt = self.windows(texts, exclude), corpus_digest(texts)
+        return [ChannelScore(r.n_trials, r.n_green, r.n_scored, r.gamma, r.p_value, r.p_randomized)
+                for r in (score_windows(pooled, key, self.gamma, self.lists, salt) for key in keys)]
 
 
 def _token_channel(options: dict[str, Any]) -> Channel | None:
@@ -177,7 +169,7 @@ def _token_channel(options: dict[str, Any]) -> Channel | None:
 
             gate = EntropyGate.from_pretrained(tok, min_entropy, bool(options.get("protect_numbers", True)))
         tok = AutoTokenizer.from_pretrained(str(resolve_path(tok)), local_files_only=True)
-    return TokenChannel(tok, options.get("gamma"), options.get("context"), gate)
+    return TokenChannel(tok, options.get("gamma"), options.get("context"), gate, options.get("lists"))
 
 
 def _text_channel(options: dict[str, Any]) -> Channel:

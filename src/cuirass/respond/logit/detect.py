@@ -3,17 +3,18 @@
     pairs  = one (previous h tokens, token) window per distinct context of the re-tokenised text(s): the
              token written most often after that context (ties: the first seen), counting only the steps
              the entropy gate keeps (entropy.py; all steps when no gate is given)
-    X      = number of green pairs (keyed.py), n = number of pairs
-    H0 (text written without the key): X ~ Binomial(n, gamma)
-    p      = P(X >= x | H0) = binom.sf(x - 1, n, gamma)                         (exact)
+    X      = sum over the pairs of count(key, ctx, token), the green lists the token is in (keyed.py);
+             n = number of pairs, m = lists
+    H0 (text written without the key): X ~ Binomial(m * n, gamma)
+    p      = P(X >= x | H0) = binom.sf(x - 1, m * n, gamma)                     (exact)
     p_rand = P(X > x) + U * P(X = x), U ~ Uniform(0, 1) keyed on the tokens      (exactly uniform under H0)
 
 Scoring each context once (Fernandez et al., 2023, "Three Bricks to Consolidate Watermarks for LLMs",
 sec. 4, deduplicate the scored windows) keeps the trials independent when a text repeats itself;
 without it repeated n-grams inflate X and the p-value is no longer valid. Distinct contexts seed
 independent green lists, and which token represents a context is chosen from the text alone, never
-from the key, so under H0 each representative is green with probability gamma, independently: the
-Binomial null is exact. Taking the most frequent token (rather than every distinct pair once) keeps the
+from the key, so under H0 each representative is green in each list with probability gamma,
+independently (distinct seeds): the Binomial null is exact. Taking the most frequent token (rather than every distinct pair once) keeps the
 signal of a model that *prefers* green continuations: over many answers a watermarked model, or a
 student trained on one, also writes the red alternatives now and then, and counting every distinct
 pair once would score them as often as the green ones. p is what evidence quotes; p_rand is for
@@ -32,23 +33,29 @@ import numpy as np
 from scipy.stats import binom
 
 from cuirass.respond.logit.entropy import EntropyGate
-from cuirass.respond.logit.keyed import CONTEXT, GAMMA, context_seed, green
+from cuirass.respond.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LogitWatermarkResult:
     p_value: float  # P(X >= n_green) under H0
     n_scored: int  # distinct (context, token) windows
-    n_green: int
+    n_green: int  # green memberships over the windows, out of n_trials
     p_randomized: float
     gamma: float
+    lists: int = 1
+
+    @property
+    def n_trials(self) -> int:
+        """The Binomial's n: one trial per window and list."""
+        return self.n_scored * self.lists
 
     @property
     def z(self) -> float:
         if self.n_scored == 0:
             return 0.0
-        g = self.gamma
-        return (self.n_green - g * self.n_scored) / math.sqrt(self.n_scored * g * (1 - g))
+        g, n = self.gamma, self.n_trials
+        return (self.n_green - g * n) / math.sqrt(n * g * (1 - g))
 
 
 def windows(token_ids: Sequence[int], context: int = CONTEXT,
@@ -73,32 +80,37 @@ def corpus_windows(token_lists: Sequence[Sequence[int]], context: int = CONTEXT,
 
 
 def detect_tokens(token_ids: Sequence[int], key: bytes, gamma: float = GAMMA, context: int = CONTEXT,
-                  keep: Sequence[bool] | None = None) -> LogitWatermarkResult:
+                  keep: Sequence[bool] | None = None, lists: int = LISTS) -> LogitWatermarkResult:
     """Whether these token ids carry the watermark of `key` (`keep`: the entropy gate's verdict per token)."""
-    return _score(windows(token_ids, context, keep), token_ids, key, gamma)
+    return score_windows(windows(token_ids, context, keep), key, gamma, lists, salt(token_ids))
 
 
 def detect_corpus(token_lists: Sequence[Sequence[int]], key: bytes, gamma: float = GAMMA, context: int = CONTEXT,
-                  keeps: Sequence[Sequence[bool]] | None = None) -> LogitWatermarkResult:
+                  keeps: Sequence[Sequence[bool]] | None = None, lists: int = LISTS) -> LogitWatermarkResult:
     """One p-value for many texts (e.g. the answers one cohort harvested): each window counts once overall."""
     ws = corpus_windows(token_lists, context, keeps)
-    flat = [t for c, tok in ws for t in (*c, tok)]  # salt of the randomized p-value only
-    return _score(ws, flat, key, gamma)
+    return score_windows(ws, key, gamma, lists, salt([t for c, tok in ws for t in (*c, tok)]))
 
 
-def _score(ws: list[tuple[tuple[int, ...], int]], salt_ids: Sequence[int], key: bytes,
-           gamma: float) -> LogitWatermarkResult:
-    x = sum(bool(green(context_seed(key, c), np.array([t]), gamma)[0]) for c, t in ws)
-    n = len(ws)
+def salt(token_ids: Sequence[int]) -> bytes:
+    """Identifies the scored text (seeds the randomized p-value only)."""
+    return hashlib.sha256(np.asarray(token_ids, dtype="<i8").tobytes()).digest()
+
+
+def score_windows(ws: Sequence[tuple[tuple[int, ...], int]], key: bytes, gamma: float, lists: int,
+                  digest: bytes) -> LogitWatermarkResult:
+    """The exact binomial test of `ws` under `key` (`digest`: what the randomized p-value is keyed on)."""
+    x = int(sum(int(green_count(key, c, np.array([t]), gamma, lists)[0]) for c, t in ws))
+    n = len(ws) * lists
     ge, gt = float(binom.sf(x - 1, n, gamma)), float(binom.sf(x, n, gamma))
-    digest = hashlib.sha256(np.asarray(salt_ids, dtype="<i8").tobytes()).digest()
     u = int.from_bytes(hashlib.blake2b(b"p|" + digest, digest_size=8, key=key[:64]).digest(), "big") / 2**64
-    return LogitWatermarkResult(ge, n, x, gt + u * (ge - gt), gamma)
+    return LogitWatermarkResult(ge, len(ws), x, gt + u * (ge - gt), gamma, lists)
 
 
 def detect_text(text: str, tokenizer: Any, key: bytes, gamma: float = GAMMA, context: int = CONTEXT,
-                gate: EntropyGate | None = None, prompt_ids: Sequence[int] = ()) -> LogitWatermarkResult:
+                gate: EntropyGate | None = None, prompt_ids: Sequence[int] = (),
+                lists: int = LISTS) -> LogitWatermarkResult:
     """Re-tokenise `text` with the model's tokenizer and score it; with a gate, only the steps it keeps
     (the prompt's token ids, when known, make the gate's entropies those of generation)."""
     ids = tokenizer.encode(text, add_special_tokens=False)
-    return detect_tokens(ids, key, gamma, context, None if gate is None else gate.keep(prompt_ids, ids))
+    return detect_tokens(ids, key, gamma, context, None if gate is None else gate.keep(prompt_ids, ids), lists)

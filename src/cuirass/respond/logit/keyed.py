@@ -1,8 +1,10 @@
 """The one keyed function of the logit watermark, shared by generation and detection.
 
-    s(key, ctx)        = BLAKE2b-64(key=key, person="cuirass-lwm-v1", data=ctx)   ctx: previous h token ids
-    u(key, ctx, t)     = splitmix64(s + (t + 1) * 0x9E3779B97F4A7C15)              (mod 2^64)
-    green(key, ctx, t) = u < floor(gamma * 2^64)
+    s_j(key, ctx)        = BLAKE2b-64(key=key, person="cuirass-lwm-v1" + [byte j if j > 0], data=ctx)
+                                                                   ctx: previous h token ids, j < lists
+    u_j(key, ctx, t)     = splitmix64(s_j + (t + 1) * 0x9E3779B97F4A7C15)          (mod 2^64)
+    green_j(key, ctx, t) = u_j < floor(gamma * 2^64)
+    count(key, ctx, t)   = sum_j green_j(key, ctx, t)                            (0 .. lists)
 
 This is the green list of Kirchenbauer et al., 2023 ("A Watermark for Large Language Models",
 arXiv:2301.10226, Algorithm 2 with a left-hash context of h tokens): the previous h tokens seed a
@@ -10,9 +12,19 @@ keyed pseudo-random split of the vocabulary into a green fraction gamma and the 
 seeding a permutation of the vocabulary (the reference implementation's torch.randperm), each token
 id gets its own keyed uniform number: splitmix64 (Steele, Lea & Flood, 2014, the SplittableRandom
 mixer) of position t in the stream seeded by s. Generation computes it for the whole vocabulary as
-one vectorised numpy pass; detection computes it for just the observed token. Under H0 (a text
-written without the key) each distinct (ctx, token) pair is green with probability gamma, so the
-green count over distinct pairs is Binomial(n, gamma) (see detect.py).
+one vectorised numpy pass; detection computes it for just the observed token.
+
+Several green lists per context (`lists` = m, each from its own personalised seed) are our extension of
+the one-list scheme: generation adds delta once per list a token is green in, so among the tokens the
+model finds plausible it favours the one green in most lists, and detection counts memberships. One
+list can only say green or red, i.e. at most one bit per window however many good continuations the
+model had; with m lists the count of the chosen token rises with the number of candidates (the best of
+k tokens' Binomial(m, gamma) counts), so the windows where the model had many good choices carry more
+evidence, much as in the exponential-minimum scheme (Aaronson, 2022) but with an exact binomial null.
+Under H0 (a text written without the key) the m memberships of each distinct (ctx, token) pair are
+independent Bernoulli(gamma) draws, so the count over n distinct pairs is Binomial(m * n, gamma)
+(see detect.py). Measured on the reference model (BENCHMARKS.md): the share of >= 200-token answers
+detected at p < 1e-6 goes from 18% (one list, gamma 0.5) to 42% (eight lists), 200 answers each.
 """
 
 from __future__ import annotations
@@ -23,27 +35,37 @@ from collections.abc import Sequence
 
 import numpy as np
 
-GAMMA = 0.25  # green fraction of the vocabulary (Kirchenbauer et al. use 0.25 and 0.5)
-DELTA = 4.0  # logit bias added to green tokens (only plausible ones: see watermark.py)
+GAMMA = 0.5  # green fraction of the vocabulary per list (Kirchenbauer et al. use 0.25 and 0.5)
+DELTA = 3.0  # logit bias added per list a token is green in (only plausible tokens: see watermark.py)
+LISTS = 8  # m, green lists per context
 CONTEXT = 4  # h: previous tokens that seed the green list (more distinct windows in templated text than h=2)
 MIN_PROB = 0.02  # only tokens the model gives at least this probability are boosted
 MIN_ENTROPY = 0.5  # nats: steps where the model is surer than this are neither marked nor scored (SWEET)
 _PERSON = b"cuirass-lwm-v1"
+MAX_LISTS = 64
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
 
-def context_seed(key: bytes, context: Sequence[int]) -> int:
-    """s(key, ctx): 64 keyed pseudo-random bits for the previous h token ids."""
+def context_seed(key: bytes, context: Sequence[int], j: int = 0) -> int:
+    """s_j(key, ctx): 64 keyed pseudo-random bits for the previous h token ids, for green list j."""
     data = np.asarray(context, dtype="<i8").tobytes()
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8, key=key[:64], person=_PERSON).digest(), "little")
+    person = _PERSON + (bytes([j]) if j else b"")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8, key=key[:64], person=person).digest(), "little")
 
 
-def _u(seed: int, offsets: np.ndarray) -> np.ndarray:
-    """u for offsets (t + 1) * φ64: the splitmix64 output function, in place on a fresh uint64 array."""
+def check_lists(lists: int) -> int:
+    if not 1 <= lists <= MAX_LISTS:
+        raise ValueError(f"lists must be in 1..{MAX_LISTS}")
+    return lists
+
+
+def _u(seed: int | np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """u for offsets (t + 1) * φ64: the splitmix64 output function, in place on a fresh uint64 array (a column
+    of seeds gives one row per seed)."""
     with np.errstate(over="ignore"):
-        x = offsets + np.uint64(seed)
+        x = offsets + (np.uint64(seed) if isinstance(seed, int) else seed)
         x ^= x >> np.uint64(30)
         x *= _M1
         x ^= x >> np.uint64(27)
@@ -74,3 +96,21 @@ def green(seed: int, token_ids: np.ndarray, gamma: float) -> np.ndarray:
 def green_list(seed: int, vocab_size: int, gamma: float) -> np.ndarray:
     """green(key, ctx, t) for every t < vocab_size: the generation side (same numbers as `green`)."""
     return _u(seed, _vocab_offsets(vocab_size)) < threshold(gamma)
+
+
+def _count(key: bytes, context: Sequence[int], offsets: np.ndarray, gamma: float, lists: int) -> np.ndarray:
+    """count for the tokens behind `offsets`: all lists in one vectorised pass, one row per list."""
+    seeds = np.array([[context_seed(key, context, j)] for j in range(lists)], dtype=np.uint64)
+    return (_u(seeds, offsets[None, :]) < threshold(gamma)).sum(axis=0)
+
+
+def green_count(key: bytes, context: Sequence[int], token_ids: np.ndarray, gamma: float, lists: int) -> np.ndarray:
+    """count(key, ctx, t) for an array of token ids t: in how many of the `lists` green lists each one is."""
+    with np.errstate(over="ignore"):
+        offsets = (np.asarray(token_ids, dtype=np.uint64).reshape(-1) + np.uint64(1)) * _GOLDEN
+    return _count(key, context, offsets, gamma, lists).astype(np.int64).reshape(np.shape(token_ids))
+
+
+def green_count_list(key: bytes, context: Sequence[int], vocab_size: int, gamma: float, lists: int) -> np.ndarray:
+    """count(key, ctx, t) for every t < vocab_size: the generation side (same numbers as `green_count`)."""
+    return _count(key, context, _vocab_offsets(vocab_size), gamma, lists).astype(np.float32)

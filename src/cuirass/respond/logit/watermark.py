@@ -1,6 +1,6 @@
 """`logit_watermark`: a keyed green-list watermark applied while the local engine samples.
 
-    scores[v] += delta   for every v with green(key, previous h tokens, v)        (keyed.py)
+    scores[v] += delta * count(key, previous h tokens, v)     count: green lists v is in (keyed.py)
 
     only where H(softmax(scores)) >= min_entropy                                   (entropy gate)
 
@@ -18,8 +18,9 @@ purpose "logit_watermark"), so a detection also says which cohort the text left 
 `cuirass.respond.logit.detect`.
 
 Options (policy config, `options: {logit_watermark: {...}}`); detection must use the same ones:
-    gamma: float = 0.25   # green fraction
-    delta: float = 4.0    # logit bias on green tokens (higher: stronger and more visible)
+    gamma: float = 0.5    # green fraction of each list
+    delta: float = 3.0    # logit bias per green list a token is in (higher: stronger and more visible)
+    lists: int = 8        # green lists per context (1: the plain one-list scheme)
     context: int = 4      # h, previous tokens seeding the green list
     min_entropy: float = 0.5  # nats, of the model's raw next-token distribution; 0 marks every step
     min_prob: float = 0.02    # only tokens at least this likely are boosted; 0 boosts every green token
@@ -30,13 +31,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from cuirass.respond.base import DefenseContext
 from cuirass.respond.logit.base import LogitDefense, register_logit
 from cuirass.respond.logit.entropy import number_tokens
-from cuirass.respond.logit.keyed import (CONTEXT, DELTA, GAMMA, MIN_ENTROPY, MIN_PROB, context_seed, green_list,
-                                         threshold)
+from cuirass.respond.logit.keyed import (CONTEXT, DELTA, GAMMA, LISTS, MIN_ENTROPY, MIN_PROB, check_lists,
+                                         green_count, threshold)
 from cuirass.upstream.base import LogitsProcessor
 
 
@@ -52,6 +51,7 @@ class LogitWatermark(LogitDefense):
         self.min_entropy = float(options.get("min_entropy", MIN_ENTROPY))
         self.protect_numbers = bool(options.get("protect_numbers", True))
         self.min_prob = float(options.get("min_prob", MIN_PROB))
+        self.lists = check_lists(int(options.get("lists", LISTS)))
         threshold(self.gamma)  # validates gamma
         if self.delta < 0 or self.context < 1 or self.min_entropy < 0:
             raise ValueError("logit_watermark needs delta >= 0, context >= 1 and min_entropy >= 0")
@@ -59,16 +59,16 @@ class LogitWatermark(LogitDefense):
     def processor(self, ctx: DefenseContext, tokenizer: Any) -> LogitsProcessor:
         protected = number_tokens(tokenizer) if self.protect_numbers else frozenset()
         return GreenListProcessor(ctx.key, self.gamma, self.delta, self.context, self.min_entropy, protected,
-                                  self.min_prob)
+                                  self.min_prob, self.lists)
 
 
 class GreenListProcessor:
-    """Adds delta to the green logits of each step; positions with fewer than h previous tokens pass.
+    """Adds delta per green list to the logits of each step; positions with fewer than h previous tokens pass.
     Works on a batch too, so it can also be handed to transformers' `generate(logits_processor=[...])`."""
 
     def __init__(self, key: bytes, gamma: float, delta: float, context: int, min_entropy: float = 0.0,
-                 protected: frozenset[int] = frozenset(), min_prob: float = 0.0) -> None:
-        self.key, self.gamma, self.delta, self.context = key, gamma, delta, context
+                 protected: frozenset[int] = frozenset(), min_prob: float = 0.0, lists: int = LISTS) -> None:
+        self.key, self.gamma, self.delta, self.context, self.lists = key, gamma, delta, context, lists
         self.min_entropy, self.min_prob = min_entropy, min_prob
         self.protected = sorted(protected)
 
@@ -80,13 +80,19 @@ class GreenListProcessor:
         if input_ids.shape[-1] < self.context:
             return scores
         width = scores.shape[-1]
-        rows = [green_list(context_seed(self.key, ctx), width, self.gamma)
-                for ctx in input_ids[:, -self.context:].tolist()]  # one row per sequence (HF generate batches)
-        mask = torch.from_numpy(np.stack(rows)).to(scores.device).to(scores.dtype)
+        eligible = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
         if self.min_entropy > 0:
-            mask *= (entropy(scores) >= self.min_entropy).to(scores.dtype).unsqueeze(-1)
+            eligible &= (entropy(scores) >= self.min_entropy).unsqueeze(-1)
         if self.protected:
-            mask[:, [t for t in self.protected if t < width]] = 0
+            eligible[:, [t for t in self.protected if t < width]] = False
         if self.min_prob > 0:
-            mask *= (torch.softmax(scores.float(), dim=-1) >= self.min_prob).to(scores.dtype)
-        return scores + self.delta * mask
+            eligible &= torch.softmax(scores.float(), dim=-1) >= self.min_prob
+        bias = torch.zeros_like(scores)
+        # one row per sequence (HF generate batches); only the tokens that may be boosted are hashed: with
+        # min_prob > 0 that is a few dozen per step instead of the whole vocabulary
+        for row, ctx in enumerate(input_ids[:, -self.context:].tolist()):
+            ids = eligible[row].nonzero().flatten()
+            if len(ids):
+                count = green_count(self.key, ctx, ids.cpu().numpy(), self.gamma, self.lists)
+                bias[row, ids] = torch.from_numpy(count).to(scores.device, scores.dtype)
+        return scores + self.delta * bias
