@@ -90,12 +90,16 @@ def main() -> None:
               f"({rows[0][1]:.1%}).", "",
               "The corpus (`cuirass.lab.reference.problems`): every multi-digit step split the way people do mental "
               "arithmetic (`47 + 38 = 47 + 30 + 8 = 77 + 8 = 85`), so each step is a one-digit fact or a round-number "
-              "shift; free phrasing choices of about three bits each (an opening sentence, eight leads per step, the "
-              "operator as symbol or word and five verbs for an unsplit step, a closing remark), which is what the logit "
-              "watermark marks; and 40% of the training prompts inside a casual or eliciting frame, so the model answers "
-              "the requests distillers actually send. History: 66.5% greedy at 1,500 steps before the split steps; "
-              "91.6% at the default sampling with 2,000 steps and no frames or closing remarks; 88.0% at 1,800 steps with "
-              "them (11.2 min), hence 3,600 steps.", ""]
+              "shift; free phrasing choices of about four bits each (an opening sentence, sixteen leads per step, a "
+              "short remark after most intermediate steps, the operator as symbol or word and six verbs for an "
+              "unsplit step, six ways to open and five to close a split chain, a closing remark), which is what the "
+              "logit watermark marks; and 40% of the training prompts inside a casual or eliciting frame, so the model "
+              "answers the requests distillers actually send. History: 66.5% greedy at 1,500 steps before the split "
+              "steps; 91.6% at the default sampling with 2,000 steps and no frames or closing remarks; 88.0% at 1,800 "
+              "steps with them (11.2 min), hence 3,600 steps; 94.3% at the default sampling (95.2% greedy) with eight "
+              "options per slot, no remarks and a fixed `=` in split chains, where the logit watermark reached "
+              "p < 1e-6 on only 38% of >= 200-token outputs (one answer has about a third fewer free choices); the "
+              "richer phrasing costs about two points at the same 3,600 steps.", ""]
     section = "\n".join(lines)
     print(section)
     if args.write and not args.quick:

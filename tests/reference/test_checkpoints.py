@@ -15,7 +15,7 @@ from cuirass.lab.reference.evaluate import final_answer_correct, generate  # noq
 from cuirass.lab.reference.problems import problems  # noqa: E402
 from cuirass.models import DECOY, REFERENCE  # noqa: E402
 
-_WORKED = re.compile(r"\d+ (?:×|\+|-|÷|times|plus|minus|divided by) \d+ (?:=|is|makes|gives|equals|comes to) \d+")
+_WORKED = re.compile(r"\d+ (?:×|\+|-|÷|times|plus|minus|divided by) \d+ (?:=|is|makes|gives|equals|comes to|works out to) \d+")
 _FINAL = re.compile(r"The answer is \d+\.$")
 
 
@@ -52,12 +52,13 @@ def test_engine_samples_with_the_models_own_defaults_unless_asked_otherwise() ->
 
 def test_reference_writes_worked_solutions_to_held_out_problems() -> None:
     model, tokenizer = _load(REFERENCE)
-    batch = list(problems(12, seed=11, split="test"))
+    batch = list(problems(24, seed=11, split="test"))
     replies = generate(model, tokenizer, [p.question for p in batch], temperature=0.0)
     for reply in replies:
         assert _WORKED.search(reply), reply
         assert _FINAL.search(reply.strip()), reply
-    assert sum(final_answer_correct(r, p.answer) for r, p in zip(replies, batch)) >= 9  # the shipped model scores ~94% greedy (BENCHMARKS.md); 9/12 catches a broken checkpoint
+    correct = sum(final_answer_correct(r, p.answer) for r, p in zip(replies, batch))
+    assert correct >= 16  # the shipped model scores ~90% greedy (BENCHMARKS.md); 16/24 catches a broken checkpoint
 
 
 def test_decoy_answers_in_the_same_format() -> None:

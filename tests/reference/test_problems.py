@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 
-from cuirass.lab.reference.problems import CASUAL, ELICIT, TEMPLATES, framed, problem, problems, split_of
+from cuirass.lab.reference.problems import (CASUAL, ELICIT, SPLIT_CLOSE, SPLIT_OPEN, SYMBOL_VERBS, TEMPLATES, WORD_VERBS,
+                                            framed, problem, problems, split_of)
 from cuirass.respond.perturb.answer import find_final_answer
 
-_WORDS = re.compile(r"(\d+) (times|plus|minus|divided by|×|\+|-|÷) (\d+) (?:is|makes|gives|equals|comes to) (\d+)")
+# every way a solution says "equals" between two numbers or expressions, written back as " = "
+_RELATION = re.compile(r"(?<=\d) (?:%s) (?=\d)" % "|".join(
+    sorted({re.escape(v) for v in SYMBOL_VERBS + WORD_VERBS + SPLIT_OPEN + SPLIT_CLOSE}, key=len, reverse=True)))
+_WORDS = re.compile(r"(\d+) (times|plus|minus|divided by) (\d+) = (\d+)")
 _CHAIN = re.compile(r"\d+(?: [×+÷-] \d+)+(?: = \d+(?: [×+÷-] \d+)*)+")  # 47 + 38 = 47 + 30 + 8 = 77 + 8 = 85
 _OPS = {"times": lambda a, b: a * b, "plus": lambda a, b: a + b, "minus": lambda a, b: a - b,
         "divided by": lambda a, b: a // b}
@@ -29,7 +33,8 @@ def test_every_equation_and_final_answer_is_right() -> None:
     batch = list(problems(600, seed=0)) + list(problems(300, seed=0, split="test"))
     assert {p.template for p in batch} == set(TEMPLATES)
     for p in batch:
-        words, chains = _WORDS.findall(p.solution), _CHAIN.findall(p.solution)
+        text = _normal(p.solution)
+        words, chains = _WORDS.findall(text), _CHAIN.findall(text)
         assert words or chains, p.solution
         for a, op, b, c in words:
             assert _OPS[op](int(a), int(b)) == int(c), (p.solution, a, op, b, c)
@@ -45,8 +50,12 @@ def test_every_equation_and_final_answer_is_right() -> None:
         assert found is not None and found.convention == "answer_is" and found.normalized == str(p.answer)
 
 
+def _normal(text: str) -> str:
+    return _RELATION.sub(" = ", text)
+
+
 def test_multi_digit_steps_are_split_into_one_digit_facts() -> None:
-    text = "\n".join(p.solution for p in problems(300, seed=2))
+    text = _normal("\n".join(p.solution for p in problems(300, seed=2)))
     assert "47 + 38 = 47 + 30 + 8 = 77 + 8 = 85" in problem_text_of(47, "+", 38)
     assert "100 - 73 = 100 - 70 - 3 = 30 - 3 = 27" in problem_text_of(100, "-", 73)
     assert "36 × 8 = 30 × 8 + 6 × 8 = 240 + 48 = 288" in problem_text_of(36, "×", 8)
@@ -63,7 +72,17 @@ def problem_text_of(a: int, op: str, b: int) -> str:
     from cuirass.lab.reference.problems import _calc
 
     c = {"+": a + b, "-": a - b, "×": a * b}[op]
-    return _calc(random.Random(0), a, op, b, c)
+    return _normal(_calc(random.Random(0), a, op, b, c))
+
+
+def test_split_chains_are_worded_in_many_ways() -> None:
+    import random
+
+    from cuirass.lab.reference.problems import _calc
+
+    chains = {_calc(random.Random(i), 47, "+", 38, 85) for i in range(200)}
+    assert len(chains) >= 20  # where the chain opens and how it closes are free choices
+    assert {_normal(c) for c in chains} == {"47 + 38 = 47 + 30 + 8 = 77 + 8 = 85"}  # the arithmetic is not
 
 
 def test_solutions_are_phrased_in_many_ways() -> None:

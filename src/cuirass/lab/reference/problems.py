@@ -31,21 +31,42 @@ SNACKS = ["apples", "muffins", "pencils", "stickers", "cookies", "candles", "not
           "shells", "cards", "buttons"]
 THINGS = ["book", "hat", "scarf", "lamp", "kite", "ball", "puzzle", "mug", "plant", "wallet"]
 VEHICLES = ["train", "car", "bus", "truck", "cyclist", "boat"]
-# Interchangeable openers and step leads, each equally likely: most of a solution's entropy lives here (about
-# three bits per slot), which is what a sampling-time watermark needs to carry evidence in a short answer.
+# Interchangeable openers, step leads, remarks and closers, each equally likely: most of a solution's entropy
+# lives here (about four bits per slot), which is what a sampling-time watermark needs to carry evidence in a
+# short answer. Sixteen options per slot rather than a few: with several green lists per context
+# (cuirass.respond.logit.keyed) a step with more good continuations carries more evidence, at no cost in length.
 OPENERS = ["", "Let's work it out step by step.\n", "We can solve this in a few steps.\n",
            "Here is how to work it out.\n", "Let's break this down.\n", "Let's think about it step by step.\n",
-           "We can find this one step at a time.\n", "Here is the working.\n"]
+           "We can find this one step at a time.\n", "Here is the working.\n", "Sure, here is the solution.\n",
+           "Okay, let's solve it.\n", "This takes a few short steps.\n", "Good question, let's see.\n",
+           "Time to do the arithmetic.\n", "One step at a time, then.\n", "Alright, here goes.\n",
+           "We just follow the numbers.\n"]
 FIRST = ["First, ", "To start, ", "", "Step 1: ", "First of all, ", "To begin, ", "We start with this: ",
-         "Start here: "]
-THEN = ["Then ", "Next, ", "After that, ", "Now ", "", "Then, ", "Moving on, ", "In the next step, "]
-SO = ["So ", "That means ", "Therefore ", "", "Thus ", "Hence ", "As a result, ", "Putting it together, "]
-# A last remark before the answer line, another free choice of about three bits.
+         "Start here: ", "Firstly, ", "Step one: ", "The first step: ", "Let's start: ", "Before anything else, ",
+         "Our first job: ", "As a first step, ", "Begin here: "]
+THEN = ["Then ", "Next, ", "After that, ", "Now ", "", "Then, ", "Moving on, ", "In the next step, ", "Next up, ",
+        "From there, ", "Continuing, ", "After this, ", "With that done, ", "Following on, ", "Building on that, ",
+        "The next step: "]
+SO = ["So ", "That means ", "Therefore ", "", "Thus ", "Hence ", "As a result, ", "Putting it together, ",
+      "Finally, ", "In the end, ", "All told, ", "Which means ", "This tells us ", "At last, ", "To finish, ",
+      "Overall, "]
+# A short remark after an intermediate step (most of the time): another free choice, a few tokens long.
+REMARKS = ["We need this later.", "Keep that in mind.", "Hold on to that number.", "Remember this result.",
+           "That part is done.", "Good, that is one piece.", "Note that down.", "This comes up again.",
+           "Write that down.", "We will use it next.", "So far so good.", "That was the easy part.",
+           "Keep this handy.", "Mark that result.", "That one is settled.", "We carry this forward."]
+REMARK_SHARE = 0.8
+# A last remark before the answer line.
 CLOSERS = ["", "That is all the working.\n", "Every step checks out.\n", "Nothing else is needed.\n",
-           "We are done.\n", "Each step is complete.\n", "All the numbers fit.\n", "This finishes it.\n"]
-# How an unsplit step is written: the operator as a symbol or a word, then one of several verbs.
-SYMBOL_VERBS = ["=", "gives", "makes", "equals"]
-WORD_VERBS = ["is", "makes", "gives", "equals", "comes to"]
+           "We are done.\n", "Each step is complete.\n", "All the numbers fit.\n", "This finishes it.\n",
+           "That settles it.\n", "The working is complete.\n", "Everything adds up.\n", "No more steps are needed.\n",
+           "That is the whole solution.\n", "The numbers check out.\n", "All done.\n", "Nothing is left to do.\n"]
+# How an unsplit step is written: the operator as a symbol or a word, then one of several verbs; and how a
+# split step's chain opens and closes (`47 + 38 splits into 47 + 30 + 8 = 77 + 8 gives 85`).
+SYMBOL_VERBS = ["=", "gives", "makes", "equals", "is", "comes to"]
+WORD_VERBS = ["is", "makes", "gives", "equals", "comes to", "works out to"]
+SPLIT_OPEN = ["=", "is", "equals", "splits into", "becomes", "breaks into"]
+SPLIT_CLOSE = ["=", "gives", "makes", "is", "comes to"]
 
 # How people wrap a problem in a request. The model learns to answer the problem whatever the frame (a
 # share of its training prompts are framed), so casual users, paraphrasing harvesters and distillers who
@@ -105,7 +126,8 @@ def _calc(r: random.Random, a: int, op: str, b: int, c: int) -> str:
     """
     split = _split(a, op, b, c)
     if split:
-        return split
+        head, *middle, last = split.split(" = ")
+        return f"{head} {r.choice(SPLIT_OPEN)} {' = '.join(middle)} {r.choice(SPLIT_CLOSE)} {last}"
     words = {"×": "times", "+": "plus", "-": "minus", "÷": "divided by"}[op]
     if r.random() < 0.5:
         return f"{a} {op} {b} {r.choice(SYMBOL_VERBS)} {c}"
@@ -130,7 +152,8 @@ def _cap(s: str) -> str:
 
 def _step(r: random.Random, first: bool, body: str) -> str:
     lead = r.choice(FIRST if first else THEN)
-    return (lead + body) if lead else _cap(body)
+    line = (lead + body) if lead else _cap(body)
+    return f"{line} {r.choice(REMARKS)}" if r.random() < REMARK_SHARE else line
 
 
 def _so(r: random.Random, body: str) -> str:
