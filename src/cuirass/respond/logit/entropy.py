@@ -25,7 +25,14 @@ def entropy(scores: Any) -> Any:
     """H of softmax(scores) along the last axis, in nats (a torch tensor)."""
     import torch
 
-    return torch.special.entr(torch.softmax(scores.float(), dim=-1)).sum(-1)  # entr(0) = 0: -inf logits are fine
+    return entropy_of(torch.softmax(scores.float(), dim=-1))
+
+
+def entropy_of(probs: Any) -> Any:
+    """H of a probability vector along the last axis (softmax(scores.float()) already computed), in nats."""
+    import torch
+
+    return torch.special.entr(probs).sum(-1)  # entr(0) = 0: -inf logits are fine
 
 
 _NUMBER_TOKENS: dict[int, frozenset[int]] = {}

@@ -23,8 +23,9 @@ k tokens' Binomial(m, gamma) counts), so the windows where the model had many go
 evidence, much as in the exponential-minimum scheme (Aaronson, 2022) but with an exact binomial null.
 Under H0 (a text written without the key) the m memberships of each distinct (ctx, token) pair are
 independent Bernoulli(gamma) draws, so the count over n distinct pairs is Binomial(m * n, gamma)
-(see detect.py). Measured on the reference model (BENCHMARKS.md): the share of >= 200-token answers
-detected at p < 1e-6 goes from 18% (one list, gamma 0.5) to 42% (eight lists), 200 answers each.
+(see detect.py). Measured (BENCHMARKS.md, 1,000 problems): on the previous reference model, the share of
+>= 200-token outputs detected at p < 1e-6 went from 13% (one list, gamma 0.25, delta 4) to 38% (eight
+lists, gamma 0.5, delta 3 per list); on the current one, whose answers have more free choices, it is 98%.
 """
 
 from __future__ import annotations

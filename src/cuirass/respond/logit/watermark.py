@@ -35,7 +35,7 @@ from cuirass.respond.base import DefenseContext
 from cuirass.respond.logit.base import LogitDefense, register_logit
 from cuirass.respond.logit.entropy import number_tokens
 from cuirass.respond.logit.keyed import (CONTEXT, DELTA, GAMMA, LISTS, MIN_ENTROPY, MIN_PROB, check_lists,
-                                         green_count, threshold)
+                                         green_count, green_count_list, threshold)
 from cuirass.upstream.base import LogitsProcessor
 
 
@@ -75,24 +75,26 @@ class GreenListProcessor:
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        from cuirass.respond.logit.entropy import entropy
+        from cuirass.respond.logit.entropy import entropy_of
 
         if input_ids.shape[-1] < self.context:
             return scores
         width = scores.shape[-1]
-        eligible = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
+        probs = torch.softmax(scores.float(), dim=-1)  # one pass serves the entropy gate and the plausibility mask
+        eligible = probs >= self.min_prob if self.min_prob > 0 else torch.ones_like(probs, dtype=torch.bool)
         if self.min_entropy > 0:
-            eligible &= (entropy(scores) >= self.min_entropy).unsqueeze(-1)
+            eligible &= (entropy_of(probs) >= self.min_entropy).unsqueeze(-1)
         if self.protected:
             eligible[:, [t for t in self.protected if t < width]] = False
-        if self.min_prob > 0:
-            eligible &= torch.softmax(scores.float(), dim=-1) >= self.min_prob
-        bias = torch.zeros_like(scores)
+        out = scores.clone()
         # one row per sequence (HF generate batches); only the tokens that may be boosted are hashed: with
         # min_prob > 0 that is a few dozen per step instead of the whole vocabulary
         for row, ctx in enumerate(input_ids[:, -self.context:].tolist()):
             ids = eligible[row].nonzero().flatten()
-            if len(ids):
+            if 4 * len(ids) > width:  # most of the vocabulary: one dense pass is cheaper than indexing
+                dense = torch.from_numpy(green_count_list(self.key, ctx, width, self.gamma, self.lists))
+                out[row] += self.delta * dense.to(scores.device, scores.dtype) * eligible[row]
+            elif len(ids):
                 count = green_count(self.key, ctx, ids.cpu().numpy(), self.gamma, self.lists)
-                bias[row, ids] = torch.from_numpy(count).to(scores.device, scores.dtype)
-        return scores + self.delta * bias
+                out[row, ids] += self.delta * torch.from_numpy(count).to(scores.device, scores.dtype)
+        return out
