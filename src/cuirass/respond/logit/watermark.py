@@ -11,11 +11,11 @@ al., 2023, "Who Wrote this Code? Watermarking for Code Generation", arXiv:2305.1
 is nearly sure (a digit the answer needs, the rest of a fixed phrase) the bias could only hurt the
 answer and adds no evidence, so those steps are left alone, and the detector scores only the steps
 where the model's own entropy passes the same threshold (entropy.py). Only tokens the model itself
-finds plausible (probability >= min_prob) are boosted, so a large delta makes the choice among the
-model's own candidates green whenever one of them is, without ever promoting a token the model would
-not have written (a strong bias on the whole vocabulary derails a small model: -33 points at delta 8). Keys are per cohort (keyring
-purpose "logit_watermark"), so a detection also says which cohort the text left through. Detect with
-`cuirass.respond.logit.detect`.
+finds plausible (probability >= min_prob) are boosted, so a large delta makes the model pick, among its
+own candidates, the one green in the most lists, without ever promoting a token the model would not have
+written (a strong bias on the whole vocabulary derails a small model: -33 points at delta 8). Keys are
+per cohort (keyring purpose "logit_watermark"), so a detection also says which cohort the text left
+through. Detect with `cuirass.respond.logit.detect`.
 
 Options (policy config, `options: {logit_watermark: {...}}`); detection must use the same ones:
     gamma: float = 0.5    # green fraction of each list
