@@ -359,7 +359,7 @@ def tied(fids: np.ndarray, counts: np.ndarray, pairs: np.ndarray, graph: _Graph,
     for member, fid in pairs.tolist():
         if fid in kinds:
             held.setdefault(member, set()).add(kinds[fid])
-    return np.array(sorted(m for m, ks in held.items() if len(ks) >= TIE_KINDS and ks & set(CONTENT_KINDS)),
+    return np.array(sorted(m for m, ks in held.items() if len(ks) >= TIE_KINDS and not ks.isdisjoint(CONTENT_KINDS)),
                     dtype=np.int64)
 
 

@@ -83,20 +83,18 @@ def threshold(gamma: float) -> np.uint64:
 
 @functools.lru_cache(maxsize=8)
 def _vocab_offsets(width: int) -> np.ndarray:
+    return _offsets(np.arange(width))
+
+
+def _offsets(token_ids: np.ndarray) -> np.ndarray:
+    """(t + 1) * φ64 for each token id t (mod 2^64)."""
     with np.errstate(over="ignore"):
-        return (np.arange(width, dtype=np.uint64) + np.uint64(1)) * _GOLDEN
+        return (np.asarray(token_ids, dtype=np.uint64) + np.uint64(1)) * _GOLDEN
 
 
 def green(seed: int, token_ids: np.ndarray, gamma: float) -> np.ndarray:
-    """green(key, ctx, t) for an array of token ids t, given seed = context_seed(key, ctx)."""
-    with np.errstate(over="ignore"):
-        offsets = (np.asarray(token_ids, dtype=np.uint64) + np.uint64(1)) * _GOLDEN
-    return _u(seed, offsets) < threshold(gamma)
-
-
-def green_list(seed: int, vocab_size: int, gamma: float) -> np.ndarray:
-    """green(key, ctx, t) for every t < vocab_size: the generation side (same numbers as `green`)."""
-    return _u(seed, _vocab_offsets(vocab_size)) < threshold(gamma)
+    """green(key, ctx, t) for an array of token ids t, given seed = context_seed(key, ctx) (list 0)."""
+    return _u(seed, _offsets(token_ids)) < threshold(gamma)
 
 
 def _count(key: bytes, context: Sequence[int], offsets: np.ndarray, gamma: float, lists: int) -> np.ndarray:
@@ -107,8 +105,7 @@ def _count(key: bytes, context: Sequence[int], offsets: np.ndarray, gamma: float
 
 def green_count(key: bytes, context: Sequence[int], token_ids: np.ndarray, gamma: float, lists: int) -> np.ndarray:
     """count(key, ctx, t) for an array of token ids t: in how many of the `lists` green lists each one is."""
-    with np.errstate(over="ignore"):
-        offsets = (np.asarray(token_ids, dtype=np.uint64).reshape(-1) + np.uint64(1)) * _GOLDEN
+    offsets = _offsets(np.reshape(token_ids, -1))
     return _count(key, context, offsets, gamma, lists).astype(np.int64).reshape(np.shape(token_ids))
 
 
