@@ -137,11 +137,11 @@ def test_watermarked_real_answers_are_detected(answers: list[str]) -> None:
     long = _long(answers, 60)
     ps = np.array([detect(embed(t, KEY), KEY).p_value for t in long])
     assert len(long) == 60
-    # One answer of >= 300 words of prose carries ~20-25 bits (BENCHMARKS.md): p < 1e-6 for about
-    # half of them, p < 1e-3 for most. Issue 4 asks for 90% at p < 1e-6: not met by one answer (pooling is).
-    assert np.mean(ps < 1e-6) >= 0.45
-    assert np.mean(ps < 1e-3) >= 0.85
-    assert np.median(ps) < 1e-5
+    # One answer of >= 300 words of prose carries ~20-30 bits (BENCHMARKS.md): p < 1e-6 for 60-80% of
+    # them, p < 1e-3 for most. Issue 4 asks for 90% at p < 1e-6: not met by one answer (pooling is).
+    assert np.mean(ps < 1e-6) >= 0.55
+    assert np.mean(ps < 1e-3) >= 0.9
+    assert np.median(ps) < 1e-6
 
 
 def test_clean_answers_give_uniform_p_values(answers: list[str]) -> None:
@@ -225,6 +225,33 @@ def test_paraphrase_and_corpus_pooling(answers: list[str]) -> None:
     assert pooled.p_value < 1e-30
     threes = [score(merge(units(m) for m in marked[j:j + 3]), KEY).p_value for j in range(0, 18, 3)]
     assert np.mean(np.array(threes) < 1e-6) >= 5 / 6  # three answers of a cohort pooled
+
+
+def test_list_markers_move_together_and_code_stays() -> None:
+    text = ("Steps:\n\n1. Install it.\n2. Run it:\n   - first nested\n   - second nested\n3. Check the logs.\n\n"
+            "Notes:\n* one\n* two\n\n* * *\n- name: value\n```\n- inside code\n1) also code\n```\n")
+    seen = set()
+    for i in range(40):
+        marked = embed(text, hashlib.sha256(b"list%d" % i).digest())
+        ordered = re.findall(r"^\d([.)]) ", marked.split("```")[0], re.M)
+        nested = re.findall(r"^   ([-*]) ", marked, re.M)
+        notes = re.findall(r"^([-*]) (?:one|two)$", marked, re.M)
+        assert len(set(ordered)) == len(set(nested)) == len(set(notes)) == 1  # a list keeps one marker
+        assert len(ordered) == 3 and len(nested) == 2 and len(notes) == 2
+        assert marked.endswith("* * *\n- name: value\n```\n- inside code\n1) also code\n```\n")
+        seen.add((ordered[0], nested[0], notes[0]))
+    assert len(seen) > 4  # the three lists are keyed independently
+    assert detect(embed(text, KEY), KEY).n_scored >= 3
+
+
+def test_opening_comma_is_optional_only_before_a_subject() -> None:
+    text = "It failed. In this case, you restart it. In this case study, results vary. So you know. Now that works."
+    outs = {embed(text, hashlib.sha256(b"intro%d" % i).digest()) for i in range(40)}
+    firsts = {o.split(". ")[1] for o in outs}
+    assert firsts == {"In this case, you restart it", "In this case you restart it"}
+    assert {o.split(". ")[3] for o in outs} == {"So you know", "So, you know"}
+    for o in outs:  # no subject after the phrase ("study", "that"): not a choice point
+        assert "In this case study, results vary." in o and o.endswith("Now that works.")
 
 
 def test_invisible_channel_is_optional() -> None:

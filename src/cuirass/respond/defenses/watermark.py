@@ -2,12 +2,13 @@
 
 Needs no logits (the gateway fronts remote servers): the answer is rewritten at its choice points
 (contractions, synonyms, connectives, optional words, British/American spellings, hyphenation, the
-serial comma, ...) to the one variant the cohort's key marks green. See `cuirass.respond.watermark` for the method, what a
+serial comma, list markers, ...) to the one variant the cohort's key marks green. See `cuirass.respond.watermark` for the method, what a
 reader notices, and what a paraphrase removes.
 
 Options (policy config):
     strength: float = 1.0        # keyed share of choice points moved to green (lower: fewer edits, weaker)
-    exclude: list[str] = []      # groups to leave alone, e.g. ["spelling"] for strictly American English
+    exclude: list[str] = []      # groups to leave alone, e.g. ["spelling"] for strictly American English,
+                                 # ["markdown"] where answers are shown as raw text ("*" bullets, "1)")
     invisible: bool = false      # also an invisible U+2060 after some sentence ends (extra channel only)
 """
 

@@ -4,8 +4,9 @@ How it works (the gateway has no logits, so the watermark lives in the wording):
 - segment.py   protects code, URLs, maths, quotes, JSON, tables; the rest is tokenised.
 - lexicon.py   what a substitution class is; vocab.py, optional.py and spelling.py list them
                (contractions, connectives, synonyms, optional words such as "that" and "to",
-               US/UK spellings, hyphenation); serial.py adds the Oxford comma; invisible.py an
-               optional invisible channel.
+               US/UK spellings, hyphenation); serial.py adds the Oxford comma, intro.py the comma
+               after a short opening phrase, markdown.py the list markers ("-"/"*", "1."/"1)");
+               invisible.py an optional invisible channel.
 - choices.py   finds the choice points of a text and the window (class | two previous words) of each.
 - keyed.py     the one keyed function: which variant of each window is green (one of k).
 - embed.py     moves every choice point to its green variant.
@@ -17,13 +18,14 @@ What a reader notices: nothing is added or removed, numbers, code and quotes are
 every variant is standard English; but a careful reader may see occasional British spellings
 ("organise", "behaviour") in American prose, a style that wavers within one answer ("don't" here,
 "do not" there; "Firstly, ... Second, ..."), a few more formal or less formal synonyms ("utilize",
-"a number of", "prior to starting", "based upon"), "which" for restrictive "that", and an optional
-"that" or "to" kept or dropped ("I think that you", "helps to reduce").
+"a number of", "prior to starting", "based upon"), "which" for restrictive "that", an optional
+"that" or "to" kept or dropped ("I think that you", "helps to reduce"), an optional comma kept or
+dropped ("In this case you"), and, in the raw Markdown only, "*" bullets or "1)" numbering.
 
-Limits: about 7 windows per 100 words of prose (code-heavy and non-English answers have few), a
-k-way window worth log2(k) bits; one answer reaches p < 1e-6 when it carries >= 20 bits: about half
-of the answers of 300-500 words (code and tables excluded, 60-70% of those with >= 300 words of prose);
-pooling three answers of a cohort (merge()) reaches it for ~95% (BENCHMARKS.md).
+Limits: about 6 windows (6 bits) per 100 words of prose (code-heavy and non-English answers have
+few), a k-way window worth log2(k) bits; one answer reaches p < 1e-6 when it carries >= 20 bits:
+half of the answers of >= 300 words (60-80% of those with >= 300 words of prose; code and tables
+carry nothing); pooling three answers of a cohort (merge()) reaches it for ~98% (BENCHMARKS.md).
 Anyone who paraphrases, normalises contractions and spelling, or re-writes with another model removes
 it; the green share falls linearly with the share of choices reverted (see BENCHMARKS.md).
 

@@ -16,16 +16,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from cuirass.respond.watermark import invisible, serial
+from cuirass.respond.watermark import intro, invisible, markdown, serial
 from cuirass.respond.watermark.lexicon import Around, Lexicon, Member
-from cuirass.respond.watermark.segment import NEWLINE, SPACE, WORD, Token, tokenize
+from cuirass.respond.watermark.segment import NEWLINE, PUNCT, SPACE, WORD, Token, tokenize
 from cuirass.respond.watermark.vocab import LEXICON
 
 _GLUED_BEFORE = set("-_/\\.@#$%&+=<>~^|'’`")  # a word touching one of these is part of something else
 _GLUED_AFTER = set("-_/\\@#$%&+=<>~^|(`")
 _SKIP_AT_START = set(" \t*_#>-+(\u2060")  # markdown markers (and our joiner) before a sentence's first word
 DEFAULT_GROUPS = frozenset({"contraction", "connective", "phrase", "adverb", "adjective", "verb", "noun", "relative",
-                            "spelling", "hyphen", serial.GROUP})
+                            "spelling", "hyphen", serial.GROUP, markdown.GROUP})
 ALL_GROUPS = DEFAULT_GROUPS | {invisible.GROUP}
 
 
@@ -92,9 +92,16 @@ class Finder:
             spans = {first: (end, m.cls.id) for first, end, m, _ in found}
             gaps = {g: (conj, comma) for g, conj, comma in serial.serial_gaps(tokens, spans)}
         ends = dict(invisible.sentence_ends(tokens)) if invisible.GROUP in self.groups else {}
+        markers = markdown.list_markers(text) if markdown.GROUP in self.groups else {}
+        openings = self._openings(text, tokens) if intro.GROUP in self.groups else {}
+        list_context: dict[int, str] = {}  # list number -> context at its first item
         out: list[Choice] = []
         before, last = "^", "^"  # context: the two previous words that are not part of a choice point
         for idx, tok in enumerate(tokens):
+            if idx in openings:
+                phrase, comma, gap = openings[idx]
+                window = f"{intro.GROUP}:intro {phrase}|{before} {last}"
+                out.append(Choice(window, 2, int(comma), gap, gap + comma, ("", ",")))
             if idx in starts:
                 first, end, m, _ = starts[idx]
                 out.append(self._choice(text, tokens, first, end, m, f"{before} {last}", curly))
@@ -106,8 +113,35 @@ class Finder:
                 joined = ends[tok.end]
                 window = f"{invisible.GROUP}:joiner|{before} {last}"
                 out.append(Choice(window, 2, int(joined), tok.end, tok.end + joined, ("", invisible.JOINER)))
+            elif tok.start in markers and tok.kind == PUNCT:
+                n, kind, variant = markers[tok.start]
+                context = list_context.setdefault(n, f"{before} {last}")
+                window = f"{markdown.GROUP}:{kind}|{context}"
+                out.append(Choice(window, 2, variant, tok.start, tok.end, markdown.SURFACES[kind]))
             elif tok.kind == WORD and idx not in covered:
                 before, last = last, "a" if tok.norm == "an" else tok.norm
+        return out
+
+    def _openings(self, text: str, tokens: list[Token]) -> dict[int, tuple[str, bool, int]]:
+        """First token of every opening phrase -> (phrase, comma present, where the comma goes).
+
+        Neither the phrase nor the subject after it may be part of a substitution class, whatever its
+        guard: a guard that sees the comma (or the phrase's last word) could otherwise find a choice
+        point in one variant and not in the other.
+        """
+        out = {}
+        for i, tok in enumerate(tokens):
+            if tok.kind != WORD or not tok.text[0].isupper() or not _sentence_start(text, tok.start):
+                continue
+            hit = intro.opening_phrases(tokens, i)
+            if hit is None:
+                continue
+            words, end, comma = hit
+            subject = end + 1 + comma
+            if (self._spelled_at(tokens, subject)
+                    or any(self._spelled_at(tokens, j) or self._spelled_to(tokens, j) for j in range(i, end, 2))):
+                continue
+            out[i] = (" ".join(words), comma, tokens[end - 1].end)
         return out
 
     def _match(self, text: str, tokens: list[Token], i: int) -> tuple[int, int, Member, Around] | None:

@@ -38,6 +38,7 @@ _CODE_START = re.compile(r"^\s*(?:def |class \w+[:(]|import |from \S+ import |#i
 _CODE_END = re.compile(r"(?:[;{}]|\)\s*:|=>|->)\s*$")
 _CODE_CHARS = frozenset("{}[]();=<>|\\$`")
 _CODE_STRONG = frozenset("=;{}<>\\|$")
+_ORDERED_PAREN = re.compile(r"^(\d{1,9})\)")  # "1) step" counts as "1. step": the watermark may switch the two
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class Token:
 
 
 def _code_like(line: str) -> bool:
-    s = line.strip()
+    s = _ORDERED_PAREN.sub(r"\1.", line.strip(), count=1)
     if not s:
         return False
     if _CODE_START.match(s) or _CODE_END.search(s):

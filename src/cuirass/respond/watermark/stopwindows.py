@@ -3,7 +3,7 @@
 Under one key, a window shared by many answers ("Sure," at the start, "organize" anywhere) gives all
 of them the same green or red unit, so single-answer p-values under that key would be correlated
 across a corpus and their distribution would not be uniform. Windows present in >= 1% of the tuning
-half of ShareGPT assistant turns (this list: counted on a random 8,000 of them) are left out of
+half of ShareGPT assistant turns (counted on all of them) are left out of
 single-answer scoring; the watermark still writes them, and a corpus audit that merges answers
 (detect.merge, each window once) may keep them.
 
@@ -18,6 +18,8 @@ STOP_WINDOWS: frozenset[str] = frozenset({
     'contraction:you are|^ ^',
     'hyphen:high-quality|',
     'hyphen:real-time|',
+    'markdown:ordered|^ ^',
+    'markdown:ordered|these steps',
     'phrase:I apologize|^ ^',
     'phrase:any other questions|you have',
     'phrase:here are some|^ ^',
