@@ -235,13 +235,23 @@ def test_list_markers_move_together_and_code_stays() -> None:
         marked = embed(text, hashlib.sha256(b"list%d" % i).digest())
         ordered = re.findall(r"^\d([.)]) ", marked.split("```")[0], re.M)
         nested = re.findall(r"^   ([-*]) ", marked, re.M)
-        notes = re.findall(r"^([-*]) (?:one|two)$", marked, re.M)
+        notes = re.findall(r"^([-*]) (?:one|two)\.?$", marked, re.M)
         assert len(set(ordered)) == len(set(nested)) == len(set(notes)) == 1  # a list keeps one marker
         assert len(ordered) == 3 and len(nested) == 2 and len(notes) == 2
         assert marked.endswith("* * *\n- name: value\n```\n- inside code\n1) also code\n```\n")
         seen.add((ordered[0], nested[0], notes[0]))
     assert len(seen) > 4  # the three lists are keyed independently
     assert detect(embed(text, KEY), KEY).n_scored >= 3
+
+
+def test_list_items_take_or_drop_their_full_stops_together() -> None:
+    text = ("Pros:\n\n- Fast startup.\n- Works offline\n- Small binary.\n\nCons:\n\n- Costs money, etc.\n"
+            "- Slow. Very slow.\n")
+    outs = {embed(text, hashlib.sha256(b"stop%d" % i).digest()) for i in range(40)}
+    pros = {tuple(re.findall(r"^[-*] (?:Fast startup|Works offline|Small binary)(\.?)$", o, re.M)) for o in outs}
+    assert pros == {("", "", ""), (".", ".", ".")}  # one list, one choice
+    for o in outs:  # "etc." and a two-sentence item keep their stops, so that list is no choice point
+        assert re.search(r"^[-*] Costs money, etc\.\n[-*] Slow\. Very slow\.\n$", o, re.M)
 
 
 def test_opening_comma_is_optional_only_before_a_subject() -> None:

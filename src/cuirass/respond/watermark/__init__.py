@@ -5,8 +5,8 @@ How it works (the gateway has no logits, so the watermark lives in the wording):
 - lexicon.py   what a substitution class is; vocab.py, optional.py and spelling.py list them
                (contractions, connectives, synonyms, optional words such as "that" and "to",
                US/UK spellings, hyphenation); serial.py adds the Oxford comma, intro.py the comma
-               after a short opening phrase, markdown.py the list markers ("-"/"*", "1."/"1)");
-               invisible.py an optional invisible channel.
+               after a short opening phrase, markdown.py the list markers ("-"/"*", "1."/"1)") and
+               full stops after list items; invisible.py an optional invisible channel.
 - choices.py   finds the choice points of a text and the window (class | two previous words) of each.
 - keyed.py     the one keyed function: which variant of each window is green (one of k).
 - embed.py     moves every choice point to its green variant.
@@ -20,7 +20,8 @@ every variant is standard English; but a careful reader may see occasional Briti
 "do not" there; "Firstly, ... Second, ..."), a few more formal or less formal synonyms ("utilize",
 "a number of", "prior to starting", "based upon"), "which" for restrictive "that", an optional
 "that" or "to" kept or dropped ("I think that you", "helps to reduce"), an optional comma kept or
-dropped ("In this case you"), and, in the raw Markdown only, "*" bullets or "1)" numbering.
+dropped ("In this case you"), full stops after the items of a list added or dropped (all of them),
+and, in the raw Markdown only, "*" bullets or "1)" numbering.
 
 Limits: about 6 windows (6 bits) per 100 words of prose (code-heavy and non-English answers have
 few), a k-way window worth log2(k) bits; one answer reaches p < 1e-6 when it carries >= 20 bits:

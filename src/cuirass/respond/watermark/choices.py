@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Iterator
 
 from cuirass.respond.watermark import intro, invisible, markdown, serial
-from cuirass.respond.watermark.lexicon import Around, Lexicon, Member
+from cuirass.respond.watermark.lexicon import Around, Guard, Lexicon, Member
 from cuirass.respond.watermark.segment import NEWLINE, PUNCT, SPACE, WORD, Token, tokenize
 from cuirass.respond.watermark.vocab import LEXICON
 
@@ -56,6 +56,11 @@ def _sentence_start(text: str, pos: int) -> bool:
     return False
 
 
+def _sees_stop(g: Guard) -> bool:
+    """Whether a guard may decide differently before "." than before the end of a line."""
+    return g.test is not None or "." in (g.next_in or ()) or "." in g.next_not
+
+
 def wants_an(word: str) -> bool:
     """Whether "an" (not "a") goes before `word` (enough for the words of the lexicon)."""
     w = word.lower()
@@ -76,10 +81,12 @@ class Finder:
     def choices(self, text: str) -> list[Choice]:
         tokens = tokenize(text)
         curly = text.count("’") > text.count("'")
+        openings = self._openings(text, tokens) if intro.GROUP in self.groups else {}
+        after_comma = {subject for _, _, _, subject in openings.values()}
         found: list[tuple[int, int, Member, Around]] = []  # (first token, end token, member, surroundings)
         i = 0
         while i < len(tokens):
-            hit = self._match(text, tokens, i) if tokens[i].kind == WORD else None
+            hit = self._match(text, tokens, i, i in after_comma) if tokens[i].kind == WORD else None
             if hit is None:
                 i += 1
                 continue
@@ -90,16 +97,17 @@ class Finder:
         gaps = {}
         if serial.GROUP in self.groups:
             spans = {first: (end, m.cls.id) for first, end, m, _ in found}
-            gaps = {g: (conj, comma) for g, conj, comma in serial.serial_gaps(tokens, spans)}
+            optional = frozenset(gap for _, comma, gap, _ in openings.values() if comma)
+            gaps = {g: (conj, comma) for g, conj, comma in serial.serial_gaps(tokens, spans, optional)}
         ends = dict(invisible.sentence_ends(tokens)) if invisible.GROUP in self.groups else {}
-        markers = markdown.list_markers(text) if markdown.GROUP in self.groups else {}
-        openings = self._openings(text, tokens) if intro.GROUP in self.groups else {}
+        found_lists = markdown.lists(text) if markdown.GROUP in self.groups else []
+        markers, stops = markdown.list_markers(found_lists), self._stops(tokens, found_lists)
         list_context: dict[int, str] = {}  # list number -> context at its first item
         out: list[Choice] = []
         before, last = "^", "^"  # context: the two previous words that are not part of a choice point
         for idx, tok in enumerate(tokens):
             if idx in openings:
-                phrase, comma, gap = openings[idx]
+                phrase, comma, gap, _ = openings[idx]
                 window = f"{intro.GROUP}:intro {phrase}|{before} {last}"
                 out.append(Choice(window, 2, int(comma), gap, gap + comma, ("", ",")))
             if idx in starts:
@@ -120,14 +128,18 @@ class Finder:
                 out.append(Choice(window, 2, variant, tok.start, tok.end, markdown.SURFACES[kind]))
             elif tok.kind == WORD and idx not in covered:
                 before, last = last, "a" if tok.norm == "an" else tok.norm
+            if idx in stops:
+                n, stop = stops[idx]
+                window = f"{markdown.GROUP}:{markdown.PERIOD}|{list_context.setdefault(n, f'{before} {last}')}"
+                out.append(Choice(window, 2, int(stop), tok.end, tok.end + stop, markdown.SURFACES[markdown.PERIOD]))
         return out
 
-    def _openings(self, text: str, tokens: list[Token]) -> dict[int, tuple[str, bool, int]]:
-        """First token of every opening phrase -> (phrase, comma present, where the comma goes).
+    def _openings(self, text: str, tokens: list[Token]) -> dict[int, tuple[str, bool, int, int]]:
+        """First token of every opening phrase -> (phrase, comma present, where the comma goes, subject token).
 
-        Neither the phrase nor the subject after it may be part of a substitution class, whatever its
-        guard: a guard that sees the comma (or the phrase's last word) could otherwise find a choice
-        point in one variant and not in the other.
+        The phrase may not be part of a substitution class (a guard would see the comma after it), and
+        every class that starts with the subject must start with a subject in all its variants (so the
+        subject stays one). Guards at the subject see the comma whether or not it is there (_around).
         """
         out = {}
         for i, tok in enumerate(tokens):
@@ -138,13 +150,35 @@ class Finder:
                 continue
             words, end, comma = hit
             subject = end + 1 + comma
-            if (self._spelled_at(tokens, subject)
-                    or any(self._spelled_at(tokens, j) or self._spelled_to(tokens, j) for j in range(i, end, 2))):
+            if not self._stays_subject(tokens[subject].norm) or any(
+                    self._spelled_at(tokens, j) or self._spelled_to(tokens, j) for j in range(i, end, 2)):
                 continue
-            out[i] = (" ".join(words), comma, tokens[end - 1].end)
+            out[i] = (" ".join(words), comma, tokens[end - 1].end, subject)
         return out
 
-    def _match(self, text: str, tokens: list[Token], i: int) -> tuple[int, int, Member, Around] | None:
+    def _stops(self, tokens: list[Token], found: list[markdown.MarkdownList]) -> dict[int, tuple[int, bool]]:
+        """Last word token of every item of a list that may take or drop its full stops -> (list, stop present).
+
+        A list is left out whole if an item's last word is not a prose word (code, a URL) or ends a
+        member of a substitution class whose guard could tell a full stop from a line end.
+        """
+        words = {t.end: i for i, t in enumerate(tokens) if t.kind == WORD}
+        by_list: dict[int, list[tuple[int, bool]]] = {}
+        bad: set[int] = set()
+        for offset, (n, stop) in markdown.item_stops(found).items():
+            i = words.get(offset)
+            if i is None or any(_sees_stop(m.cls.guard) for m in self._spelled_to(tokens, i)):
+                bad.add(n)
+            else:
+                by_list.setdefault(n, []).append((i, stop))
+        return {i: (n, stop) for n, items in by_list.items() if n not in bad for i, stop in items}
+
+    def _stays_subject(self, word: str) -> bool:
+        return all(w.split("'")[0] in intro.SUBJECTS for m in self.lexicon.by_first.get(word, ())
+                   for w in self.lexicon.first_words(m))
+
+    def _match(self, text: str, tokens: list[Token], i: int,
+               after_comma: bool = False) -> tuple[int, int, Member, Around] | None:
         tok = tokens[i]
         if tok.start > 0 and (text[tok.start - 1] in _GLUED_BEFORE or text[tok.start - 1].isalnum()):
             return None
@@ -158,7 +192,7 @@ class Finder:
             if after < len(text) and (text[after] in _GLUED_AFTER or text[after].isalnum()
                                       or (text[after] == "." and after + 1 < len(text) and text[after + 1].isalnum())):
                 continue
-            around = self._around(text, tokens, i, end)
+            around = self._around(text, tokens, i, end, after_comma)
             canonical = m.words[0]
             if tok.text[0].isupper() and not canonical[0].isupper() and not around.sentence_start:
                 continue  # a capitalised word mid-sentence is a name or a title
@@ -196,9 +230,10 @@ class Finder:
                 out.append(m)
         return out
 
-    def _around(self, text: str, tokens: list[Token], i: int, end: int) -> Around:
+    def _around(self, text: str, tokens: list[Token], i: int, end: int, after_comma: bool = False) -> Around:
+        """What guards see around tokens[i:end]; `after_comma`: as if a comma came right before."""
         prev: frozenset[str] = frozenset()
-        if i >= 2 and tokens[i - 1].text == " " and tokens[i - 2].kind == WORD:
+        if not after_comma and i >= 2 and tokens[i - 1].text == " " and tokens[i - 2].kind == WORD:
             ways = self._spelled_to(tokens, i - 2)
             prev = (frozenset().union(*(self.lexicon.last_words(m) for m in ways)) if ways
                     else frozenset({tokens[i - 2].norm}))
@@ -206,7 +241,7 @@ class Finder:
         j = tokens[i].start - 1
         while j >= 0 and text[j] in " \t\u2060":
             j -= 1
-        prev_char = text[j] if j >= 0 else ""
+        prev_char = "," if after_comma else text[j] if j >= 0 else ""
         nxt: frozenset[str] = frozenset()
         is_word = False
         if end < len(tokens):

@@ -1,51 +1,107 @@
-"""List markers as choice points: "- item" or "* item", "1. step" or "1) step".
+"""Markdown lists as choice points: the marker ("- item" or "* item", "1. step" or "1) step") and, in
+lists of one-line items, a full stop at the end of every item or of none.
 
-Markdown renders both variants of each pair the same way (CommonMark; renderers that know only
-"1." show "1) step" as plain text, which reads the same). One list is one choice: every item of a
-list moves together, since a change of marker mid-list would start a new list. A list is a run of
-item lines with the same indentation, with only blank lines and deeper-indented lines (nested items,
+Markdown renders both markers of each pair the same way (CommonMark; renderers that know only "1."
+show "1) step" as plain text, which reads the same), and style guides accept list items with or
+without a final full stop as long as a list is consistent. One list is one choice of each kind: every
+item moves together (a change of marker mid-list would start a new list). A list is a run of item
+lines with the same indentation, with only blank lines and deeper-indented lines (nested items,
 continuations) between them; the run is found from line starts and indentation alone, so it is the
 same before and after watermarking. Left alone: "+" bullets, thematic breaks ("* * *"), items that
-look like YAML ("- name: value"), and anything inside code or another protected span.
+look like YAML ("- name: value"), anything inside code or another protected span; and, for the full
+stop, lists with nested or continued items, items of several sentences, and items that end in
+anything but a word ("etc." keeps its stop).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 GROUP = "markdown"
-BULLET, ORDERED = "bullet", "ordered"
-SURFACES = {BULLET: ("-", "*"), ORDERED: (".", ")")}
+BULLET, ORDERED, PERIOD = "bullet", "ordered", "period"
+SURFACES = {BULLET: ("-", "*"), ORDERED: (".", ")"), PERIOD: ("", ".")}
 
 _ITEM = re.compile(r"^([ \t]*)(?:([-*])|\d{1,9}([.)]))[ \t]+(\S.*)$")
 _RULE = re.compile(r"^[ \t]*[-*_]([ \t]*[-*_]){2,}[ \t]*$")
 _YAML_KEY = re.compile(r"^[a-z_][\w-]*:(?:\s|$)")
+_LAST_WORD = re.compile(r"(?:^|[\s(\"“*_-])([A-Za-z]+(?:['’][A-Za-z]+)*)$")  # "-": "up-to-date" or "up to date"
+_SENTENCE_BREAK = re.compile(r"[.!?]\s+\S")
+_ABBREVIATIONS = frozenset("etc eg ie vs inc ltd co corp jr sr dr mr mrs ms st no approx dept est fig misc".split())
 
 
-def list_markers(text: str) -> dict[int, tuple[int, str, int]]:
-    """Character offset of each marker (the bullet, or the "."/")" after the number) -> (list, kind, variant).
+@dataclasses.dataclass(slots=True)
+class MarkdownList:
+    kind: str
+    markers: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # (offset, variant) per item
+    ends: list[tuple[int, bool]] = dataclasses.field(default_factory=list)  # (where a stop goes, stop present)
+    simple: bool = True  # every item one line of one sentence, ending in a word
 
-    `list` numbers the lists of the text in order; all markers of one list share it.
-    """
-    out: dict[int, tuple[int, str, int]] = {}
-    open_lists: dict[tuple[str, str], int] = {}  # (indent, kind) -> list number, while the list runs
-    n, pos = 0, 0
+
+def _item_end(line_start: int, line: str) -> tuple[int, bool] | None:
+    """(offset after the item's last word, full stop present) if the item may take or drop its stop."""
+    body = line.rstrip()
+    stop = body.endswith(".") and not body.endswith("..")
+    if stop:
+        body = body[:-1]
+    m = _ITEM.match(body)
+    last = _LAST_WORD.search(m.group(4)) if m else None
+    if m is None or last is None or _SENTENCE_BREAK.search(m.group(4)):
+        return None
+    if last.group(1).lower() in _ABBREVIATIONS or len(last.group(1)) < 2:
+        return None
+    return line_start + len(body), stop
+
+
+def lists(text: str) -> list[MarkdownList]:
+    """Every list of the text, in order (also those inside code: choices.py skips protected spans)."""
+    lists: list[MarkdownList] = []
+    open_lists: dict[tuple[str, str], MarkdownList] = {}  # (indent, kind) -> the list, while it runs
+    pos = 0
     for line in text.split("\n"):
         m = _ITEM.match(line) if not _RULE.match(line) else None
         if m is None:
             if line.strip():
                 width = len(line) - len(line.lstrip(" \t"))
-                open_lists = {k: v for k, v in open_lists.items() if width > len(k[0])}
+                for k, lst in list(open_lists.items()):
+                    if width > len(k[0]):
+                        lst.simple = False  # a continuation line or a nested item
+                    else:
+                        del open_lists[k]
         else:
             indent, bullet, delim, rest = m.groups()
             kind = BULLET if bullet else ORDERED
-            open_lists = {k: v for k, v in open_lists.items() if len(indent) > len(k[0]) or k == (indent, kind)}
-            if (indent, kind) not in open_lists:
-                open_lists[(indent, kind)] = n
-                n += 1
-            mark = bullet or delim
-            if not _YAML_KEY.match(rest):
-                offset = pos + (m.start(2) if bullet else m.start(3))
-                out[offset] = (open_lists[(indent, kind)], kind, SURFACES[kind].index(mark))
+            for k, lst in list(open_lists.items()):
+                if len(indent) > len(k[0]):
+                    lst.simple = False
+                elif k != (indent, kind):
+                    del open_lists[k]
+            lst = open_lists.get((indent, kind))
+            if lst is None:
+                lst = open_lists[(indent, kind)] = MarkdownList(kind)
+                lists.append(lst)
+            if _YAML_KEY.match(rest):
+                lst.simple = False
+            else:
+                lst.markers.append((pos + (m.start(2) if bullet else m.start(3)), SURFACES[kind].index(bullet or delim)))
+            end = _item_end(pos, line)
+            if end is None:
+                lst.simple = False
+            else:
+                lst.ends.append(end)
         pos += len(line) + 1
-    return out
+    return lists
+
+
+def list_markers(found: list[MarkdownList]) -> dict[int, tuple[int, str, int]]:
+    """Character offset of each marker (the bullet, or the "."/")" after the number) -> (list, kind, variant).
+
+    `list` numbers the lists of the text in order; all markers of one list share it.
+    """
+    return {offset: (n, lst.kind, variant) for n, lst in enumerate(found) for offset, variant in lst.markers}
+
+
+def item_stops(found: list[MarkdownList]) -> dict[int, tuple[int, bool]]:
+    """Offset right after the last word of each item of a simple list of >= 2 items -> (list, stop present)."""
+    return {offset: (n, stop) for n, lst in enumerate(found) if lst.simple and len(lst.ends) >= 2
+            for offset, stop in lst.ends}

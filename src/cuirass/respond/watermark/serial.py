@@ -53,15 +53,19 @@ def _item_ok(words: list[str]) -> bool:
             and not any(w in INTRO or w == "as" or w.startswith("connective:") for w in words))
 
 
-def serial_gaps(tokens: list[Token], matches: dict[int, tuple[int, str]]) -> list[tuple[int, int, bool]]:
+def serial_gaps(tokens: list[Token], matches: dict[int, tuple[int, str]],
+                skip: frozenset[int] = frozenset()) -> list[tuple[int, int, bool]]:
     """(gap start char, conjunction start char, has comma) for every list-final "and"/"or".
 
-    `matches` maps the first token of every other choice point to (end token, class id).
+    `matches` maps the first token of every other choice point to (end token, class id); commas
+    starting at a char offset in `skip` are read as absent (they are choice points themselves).
     """
     units: list[Token] = []
     i = 0
     while i < len(tokens):
-        if i in matches:
+        if tokens[i].start in skip and tokens[i].text == ",":
+            i += 1
+        elif i in matches:
             end, cls = matches[i]
             units.append(Token(WORD, cls, tokens[i].start, tokens[end - 1].end))
             i = end

@@ -235,8 +235,9 @@ def _phrases() -> list[WordClass]:
         klass("phrase", "each / every", guard=g(next_word=True, next_not=frozenset(
             "of other and or to in with is are was were has have single".split()))),
         klass("phrase", "may / might", guard=g(next_word=True, next_not=SUBJ | {"not"})),
-        klass("phrase", "could be / might be", guard=g(next_word=True)),
-        klass("phrase", "can be / may be", guard=g(next_word=True)),
+        # not before "able": "can be able" is wrong, and "may be able" is then the "may / might" class
+        klass("phrase", "could be / might be", guard=g(next_word=True, next_not=frozenset({"able"}))),
+        klass("phrase", "can be / may be", guard=g(next_word=True, next_not=frozenset({"able"}))),
         klass("phrase", "many / numerous", guard=g(
             prev_not=frozenset("how so too as very not the of".split()), test=_before_plural)),
         klass("phrase", "as well as / along with", guard=g(next_in=DET)),
