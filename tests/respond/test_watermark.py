@@ -179,6 +179,10 @@ def test_choice_points_survive_the_rewrite(answers: list[str]) -> None:
         before = [(c.window, c.k) for c in finder.choices(text)]
         after = [(c.window, c.k) for c in finder.choices(embed(text, key))]
         assert before == after, text[:200]
+    # a choice point right after another ("making sure" / "ensuring", then "they won't" / "they will not")
+    ways = ["He ties them up, making sure they won't be able to call.",
+            "He ties them up, ensuring they will not be able to call."]
+    assert len({tuple(c.window for c in finder.choices(t)) for t in ways}) == 1
 
 
 def test_code_numbers_urls_quotes_untouched() -> None:

@@ -60,6 +60,12 @@ def with_contractions(words: frozenset[str]) -> frozenset[str]:
     return words | {c for w in words for c in CONTRACTED.get(w, ())}
 
 
+def with_subject_contractions(words: frozenset[str]) -> frozenset[str]:
+    """A guard set of subjects, plus their contracted forms ("they'll"): a subject followed by a choice
+    point such as "they will not" / "they won't" is seen as every way that choice point may begin."""
+    return words | {c for forms in CONTRACTED.values() for c in forms if c.split("'")[0] in words}
+
+
 REL_VERBS = frozenset("is are was were can could will would should may might must has have had allows allow helps "
                       "help provides provide includes include contains contain uses use makes make requires require "
                       "needs need represents represent takes take gives give creates create returns return does do "
@@ -335,7 +341,8 @@ def _verbs() -> list[WordClass]:
         klass("verb", "ensure that / make sure that", "ensures that / makes sure that",
               "ensured that / made sure that", "ensuring that / making sure that"),
         klass("verb", "make sure / ensure", "makes sure / ensures", "made sure / ensured", "making sure / ensuring",
-              guard=g(next_in=frozenset("you everything everyone it they we he she there nothing all".split()))),
+              guard=g(next_in=with_subject_contractions(frozenset(
+                  "you everything everyone it they we he she there nothing all".split())))),
         klass("verb", "provide / offer", "provides / offers", "providing / offering", guard=obj),
         klass("verb", "allow / enable", "allows / enables", "allowing / enabling", "allowed / enabled", guard=people),
         klass("verb", "show / demonstrate / illustrate", "shows / demonstrates / illustrates",
