@@ -143,7 +143,8 @@ class Finder:
         """
         out = {}
         for i, tok in enumerate(tokens):
-            if tok.kind != WORD or not tok.text[0].isupper() or not _sentence_start(text, tok.start):
+            if (tok.kind != WORD or tok.norm not in intro.FIRST_WORDS or not tok.text[0].isupper()
+                    or not _sentence_start(text, tok.start)):
                 continue
             hit = intro.opening_phrases(tokens, i)
             if hit is None:
@@ -162,10 +163,13 @@ class Finder:
         A list is left out whole if an item's last word is not a prose word (code, a URL) or ends a
         member of a substitution class whose guard could tell a full stop from a line end.
         """
+        candidates = markdown.item_stops(found)
+        if not candidates:
+            return {}
         words = {t.end: i for i, t in enumerate(tokens) if t.kind == WORD}
         by_list: dict[int, list[tuple[int, bool]]] = {}
         bad: set[int] = set()
-        for offset, (n, stop) in markdown.item_stops(found).items():
+        for offset, (n, stop) in candidates.items():
             i = words.get(offset)
             if i is None or any(_sees_stop(m.cls.guard) for m in self._spelled_to(tokens, i)):
                 bad.add(n)

@@ -27,6 +27,7 @@ PHRASES = tuple(sorted({tuple(p.split()) for p in (
        "to fix this", "to fix this error", "to fix this issue", "to resolve this issue", "to achieve this",
        "to solve this", "to avoid this", "with this", "with these changes", "with this approach"])},
     key=lambda p: (-len(p), p)))
+FIRST_WORDS = frozenset(p[0] for p in PHRASES)
 SUBJECTS = frozenset("you we i it the this they there he she our your its their my these those each all".split())
 
 

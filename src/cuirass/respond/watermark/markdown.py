@@ -38,19 +38,31 @@ class MarkdownList:
     simple: bool = True  # every item one line of one sentence, ending in a word
 
 
-def _item_end(line_start: int, line: str) -> tuple[int, bool] | None:
-    """(offset after the item's last word, full stop present) if the item may take or drop its stop."""
-    body = line.rstrip()
+def _item_end(rest_start: int, rest: str) -> tuple[int, bool] | None:
+    """(offset after the item's last word, full stop present) if the item may take or drop its stop.
+
+    `rest` is the item's text after its marker, starting at character offset `rest_start`.
+    """
+    body = rest.rstrip()
     stop = body.endswith(".") and not body.endswith("..")
     if stop:
         body = body[:-1]
-    m = _ITEM.match(body)
-    last = _LAST_WORD.search(m.group(4)) if m else None
-    if m is None or last is None or _SENTENCE_BREAK.search(m.group(4)):
+    last = _LAST_WORD.search(body)
+    if last is None or _SENTENCE_BREAK.search(body):
         return None
     if last.group(1).lower() in _ABBREVIATIONS or len(last.group(1)) < 2:
         return None
-    return line_start + len(body), stop
+    return rest_start + len(body), stop
+
+
+def _dedent(open_lists: dict[tuple[str, str], MarkdownList], width: int, keep: tuple[str, str] | None = None) -> None:
+    """A line indented by `width`: lists indented less go on (with a nested or continued item, so they
+    are no longer simple); the others end, except `keep` (the list this line is an item of)."""
+    for k, lst in list(open_lists.items()):
+        if width > len(k[0]):
+            lst.simple = False
+        elif k != keep:
+            del open_lists[k]
 
 
 def lists(text: str) -> list[MarkdownList]:
@@ -62,20 +74,11 @@ def lists(text: str) -> list[MarkdownList]:
         m = _ITEM.match(line) if not _RULE.match(line) else None
         if m is None:
             if line.strip():
-                width = len(line) - len(line.lstrip(" \t"))
-                for k, lst in list(open_lists.items()):
-                    if width > len(k[0]):
-                        lst.simple = False  # a continuation line or a nested item
-                    else:
-                        del open_lists[k]
+                _dedent(open_lists, len(line) - len(line.lstrip(" \t")))
         else:
             indent, bullet, delim, rest = m.groups()
             kind = BULLET if bullet else ORDERED
-            for k, lst in list(open_lists.items()):
-                if len(indent) > len(k[0]):
-                    lst.simple = False
-                elif k != (indent, kind):
-                    del open_lists[k]
+            _dedent(open_lists, len(indent), keep=(indent, kind))
             lst = open_lists.get((indent, kind))
             if lst is None:
                 lst = open_lists[(indent, kind)] = MarkdownList(kind)
@@ -84,7 +87,7 @@ def lists(text: str) -> list[MarkdownList]:
                 lst.simple = False
             else:
                 lst.markers.append((pos + (m.start(2) if bullet else m.start(3)), SURFACES[kind].index(bullet or delim)))
-            end = _item_end(pos, line)
+            end = _item_end(pos + m.start(4), rest)
             if end is None:
                 lst.simple = False
             else:
