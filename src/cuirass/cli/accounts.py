@@ -7,15 +7,11 @@ from typing import Any
 
 import click
 
-from cuirass.accounts import AccountStore, KeyHasher, NotFound
+from cuirass.accounts import NotFound, open_store
 from cuirass.cli.common import emit, store_options
 from cuirass.config import Settings
 from cuirass.db import make_engine
 from cuirass.verdicts import OVERRIDES, VerdictStore
-
-
-def open_store(settings: Settings) -> AccountStore:
-    return AccountStore(make_engine(settings.database_url), KeyHasher.for_data_dir(settings.data_dir))
 
 
 def _account_line(a: dict[str, Any]) -> str:

@@ -6,11 +6,8 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from typing import Any
 
 import click
@@ -18,28 +15,9 @@ import orjson
 
 from cuirass.cli.common import settings_or_exit
 from cuirass.config import ConfigError, ModelConfig, Settings, UpstreamConfig
+from cuirass.processes import free_port, wait_http
 
 BUILTIN_MODEL = "cuirass-reference"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 30) -> None:
-    """Poll `url` until it answers; RuntimeError if `proc` exits first, TimeoutError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(url)
 
 
 def builtin_models() -> list[ModelConfig] | None:

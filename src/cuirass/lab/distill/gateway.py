@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from cuirass.cli.serve import free_port, wait_http
+from cuirass.processes import free_port, wait_http
 
 MODEL = "principal"  # the public model name the lab's gateways serve
 
@@ -59,7 +59,7 @@ class Gateway:
 
     def __init__(self, where: Path, config: dict[str, Any], accounts: list[AccountSpec],
                  env: dict[str, str] | None = None, start_timeout_s: float = 120.0) -> None:
-        from cuirass.cli.accounts import open_store
+        from cuirass.accounts import open_store
         from cuirass.config import load_settings
 
         where.mkdir(parents=True, exist_ok=True)
