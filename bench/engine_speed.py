@@ -35,7 +35,7 @@ from cuirass.engine.params import parse  # noqa: E402
 from cuirass.engine.tiny import write_tiny_model  # noqa: E402
 from cuirass.respond.base import DefenseContext  # noqa: E402
 from cuirass.respond.logit.antidistill import Antidistill  # noqa: E402
-from cuirass.respond.logit.keyed import LISTS, MIN_PROB  # noqa: E402
+from cuirass.marks.logit.keyed import LISTS, MIN_PROB  # noqa: E402
 from cuirass.respond.logit.watermark import LogitWatermark  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,9 +33,9 @@ from scipy.stats import kstest  # noqa: E402
 from transformers import LogitsProcessorList  # noqa: E402
 
 from cuirass.engine.loader import load_model  # noqa: E402
-from cuirass.respond.logit.detect import detect_corpus, detect_tokens  # noqa: E402
-from cuirass.respond.logit.entropy import EntropyGate, number_tokens  # noqa: E402
-from cuirass.respond.logit.keyed import CONTEXT, DELTA, GAMMA, LISTS, MIN_ENTROPY, MIN_PROB  # noqa: E402
+from cuirass.marks.logit.detect import detect_corpus, detect_tokens  # noqa: E402
+from cuirass.marks.logit.entropy import EntropyGate, number_tokens  # noqa: E402
+from cuirass.marks.logit.keyed import CONTEXT, DELTA, GAMMA, LISTS, MIN_ENTROPY, MIN_PROB  # noqa: E402
 from cuirass.respond.logit.watermark import GreenListProcessor  # noqa: E402
 
 KEY = bytes(range(32))
@@ -103,7 +103,7 @@ def main() -> None:
     n = 60 if args.quick else args.n
     lm = load_model(args.model, device="cpu")
     from cuirass.lab.reference.evaluate import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_NEW_TOKENS, final_answer_correct
-    from cuirass.lab.reference.problems import problems
+    from cuirass.models.problems import problems
     probs = list(problems(n, 0, "test"))
     prompts = [p.question for p in probs]
     protected = number_tokens(lm.tokenizer) if args.protect_numbers else frozenset()

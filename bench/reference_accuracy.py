@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 from cuirass.engine.loader import resolve_path  # noqa: E402
 from cuirass.lab.reference import evaluate as ev  # noqa: E402
-from cuirass.lab.reference.problems import CASUAL, ELICIT, problems  # noqa: E402
+from cuirass.models.problems import CASUAL, ELICIT, problems  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Reference model (issue 5)"
@@ -88,7 +88,7 @@ def main() -> None:
     lines += [f"| {label} | {'**' if bold else ''}{acc:.1%}{'**' if bold else ''} |" for label, acc, bold in rows]
     lines += ["", f"Target: >= 90% at the default sampling settings: **{'met' if rows[0][1] >= 0.9 else 'not met'}** "
               f"({rows[0][1]:.1%}).", "",
-              "The corpus (`cuirass.lab.reference.problems`): every multi-digit step split the way people do mental "
+              "The corpus (`cuirass.models.problems`): every multi-digit step split the way people do mental "
               "arithmetic (`47 + 38 = 47 + 30 + 8 = 77 + 8 = 85`), so each step is a one-digit fact or a round-number "
               "shift; free phrasing choices of about four bits each (an opening sentence, sixteen leads per step, a "
               "short remark after most intermediate steps, the operator as symbol or word and six verbs for an "

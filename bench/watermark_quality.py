@@ -29,9 +29,9 @@ from scipy.stats import kstest
 
 from cuirass.keyring import Keyring
 from cuirass.lab.traffic.sources import sharegpt
-from cuirass.respond.watermark import ALL_GROUPS, Finder, detect, detect_many, embed, merge, score, units
-from cuirass.respond.watermark.embed import revert
-from cuirass.respond.watermark.segment import WORD, tokenize
+from cuirass.marks.text import ALL_GROUPS, Finder, detect, detect_many, embed, merge, score, units
+from cuirass.marks.text.embed import revert
+from cuirass.marks.text.segment import WORD, tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Text watermark (issue 4)"

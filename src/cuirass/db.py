@@ -43,9 +43,9 @@ def make_engine(url: str) -> sa.Engine:
     # Import the modules that own tables so they are registered before create_all.
     import cuirass.accounts.store  # noqa: F401
     import cuirass.events.store  # noqa: F401
-    import cuirass.prove.audit_log  # noqa: F401
+    import cuirass.audit_log  # noqa: F401
     import cuirass.prove.epochs  # noqa: F401
-    import cuirass.respond.canary_ledger  # noqa: F401
+    import cuirass.marks.canary_ledger  # noqa: F401
     import cuirass.verdicts.store  # noqa: F401
 
     metadata.create_all(engine)

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from cuirass.keyring import Keyring
-from cuirass.respond.logit.detect import detect_text
+from cuirass.marks.logit.detect import detect_text
 from tests.conftest import Gateway, MockUpstream
 
 MASTER = "engine-test-master-secret-0123456789"

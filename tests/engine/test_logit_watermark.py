@@ -12,8 +12,8 @@ from cuirass.engine.generate import run_choice
 from cuirass.engine.params import parse
 from cuirass.respond.base import DefenseContext
 from cuirass.respond.logit.base import LOGIT_DEFENSES
-from cuirass.respond.logit.detect import detect_text, detect_tokens, windows
-from cuirass.respond.logit.keyed import GAMMA, LISTS, context_seed, green, green_count, green_count_list
+from cuirass.marks.logit.detect import detect_text, detect_tokens, windows
+from cuirass.marks.logit.keyed import GAMMA, LISTS, context_seed, green, green_count, green_count_list
 from cuirass.respond.logit.watermark import LogitWatermark
 
 KEY = bytes(range(32))
@@ -125,7 +125,7 @@ def test_repeated_windows_are_scored_once() -> None:
 
 
 def test_each_context_is_represented_by_its_most_frequent_token() -> None:
-    from cuirass.respond.logit.detect import corpus_windows
+    from cuirass.marks.logit.detect import corpus_windows
 
     texts = [[1, 2, 7], [1, 2, 8], [1, 2, 8], [3, 4, 9]]
     assert corpus_windows(texts, 2) == [((1, 2), 8), ((3, 4), 9)]
@@ -168,7 +168,7 @@ def test_processor_works_on_a_batch_like_hf_generate() -> None:
 
 
 def test_corpus_scores_each_window_once_across_texts() -> None:
-    from cuirass.respond.logit.detect import detect_corpus
+    from cuirass.marks.logit.detect import detect_corpus
 
     a, b = [1, 2, 3, 4, 5, 6], [9, 8, 7, 6]
     one = detect_tokens(a, KEY)
@@ -180,7 +180,7 @@ def test_corpus_scores_each_window_once_across_texts() -> None:
 def test_entropy_gate_marks_and_scores_only_uncertain_steps(tiny_lm) -> None:  # type: ignore[no-untyped-def]
     import torch
 
-    from cuirass.respond.logit.entropy import EntropyGate
+    from cuirass.marks.logit.entropy import EntropyGate
 
     ctx = DefenseContext(account="a", cohort="c", prompt="", endpoint="", model="m", key=KEY)
     proc = LogitWatermark(delta=3.0, context=2, min_entropy=0.5, min_prob=0).processor(ctx, tiny_lm.tokenizer)
@@ -205,7 +205,7 @@ def test_entropy_gate_marks_and_scores_only_uncertain_steps(tiny_lm) -> None:  #
 def test_only_plausible_non_number_tokens_are_boosted(tiny_lm) -> None:  # type: ignore[no-untyped-def]
     import torch
 
-    from cuirass.respond.logit.entropy import number_tokens
+    from cuirass.marks.logit.entropy import number_tokens
 
     ctx = DefenseContext(account="a", cohort="c", prompt="", endpoint="", model="m", key=KEY)
     proc = LogitWatermark(delta=3.0, context=2, min_prob=0.02).processor(ctx, tiny_lm.tokenizer)

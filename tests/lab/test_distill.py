@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(3600)  # the quick run: minutes on an idle 2-co
 from cuirass.lab.distill import conditions, workload  # noqa: E402
 from cuirass.lab.distill.config import DistillConfig  # noqa: E402
 from cuirass.lab.distill.stats import value_ratio, wilson  # noqa: E402
-from cuirass.lab.reference.problems import CASUAL, ELICIT  # noqa: E402
+from cuirass.models.problems import CASUAL, ELICIT  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_student_from_a_hugging_face_config(tmp_path: Path) -> None:
     from cuirass.lab.distill import student
     from cuirass.lab.distill.config import StudentSpec
     from cuirass.lab.reference import evaluate as ev
-    from cuirass.lab.reference.problems import problems
+    from cuirass.models.problems import problems
 
     GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=512).save_pretrained(tmp_path / "cfg")
     cfg = dataclasses.replace(DistillConfig.quick(), student=StudentSpec(config_path=str(tmp_path / "cfg")),

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from cuirass.keyring import Keyring
-from cuirass.prove.audit_log import canonical
+from cuirass.audit_log import canonical
 from tests.conftest import Gateway
 
 pytest.importorskip("torch")
@@ -55,7 +55,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 
 def _harvest(gw: Gateway) -> None:
-    from cuirass.lab.reference.problems import problems
+    from cuirass.models.problems import problems
 
     client = openai.OpenAI(base_url=gw.base_url, api_key=gw.key, max_retries=2, timeout=120)
     for i, p in enumerate(problems(HARVEST, seed=11)):

@@ -20,7 +20,7 @@ from cuirass.prove.corpus import read_corpus
 from cuirass.prove.epochs import EpochStore
 from cuirass.prove.report import render_html
 from cuirass.prove.texts import audit_texts
-from cuirass.respond.watermark import embed
+from cuirass.marks.text import embed
 
 SECRET = "prove-test-master-secret-0123456789"
 COHORTS = cohort_names(8, 4)

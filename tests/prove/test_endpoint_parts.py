@@ -20,10 +20,10 @@ from cuirass.prove.channels import TextChannel, TokenChannel
 from cuirass.prove.epochs import EpochStore
 from cuirass.prove.probes import default_probes, read_probes
 from cuirass.respond.base import DefenseContext
-from cuirass.respond.canary_ledger import CanaryLedger
+from cuirass.marks.canary_ledger import CanaryLedger
 from cuirass.respond.defenses.canary import Canary
-from cuirass.respond.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
-from cuirass.respond.watermark import embed
+from cuirass.marks.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
+from cuirass.marks.text import embed
 from tests.prove.test_token_channel import ALPHABET, CharTokenizer, _green_text
 
 KEY = hashlib.sha256(b"endpoint-key").digest()

@@ -9,8 +9,8 @@ from scipy.stats import binom
 
 from cuirass.prove.channels import TextChannel
 from cuirass.prove.correction import bonferroni, holm, ks_uniform
-from cuirass.respond.watermark import detect, embed, merge, score_many, units
-from cuirass.respond.watermark.null import GreenNull
+from cuirass.marks.text import detect, embed, merge, score_many, units
+from cuirass.marks.text.null import GreenNull
 
 
 def _keys(label: str, n: int) -> list[bytes]:

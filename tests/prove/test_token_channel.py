@@ -9,7 +9,7 @@ from scipy.stats import binom
 
 from cuirass.prove.channels import TokenChannel
 from cuirass.prove.correction import holm
-from cuirass.respond.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
+from cuirass.marks.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz "
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cuirass.lab.reference.problems import (CASUAL, ELICIT, SPLIT_CLOSE, SPLIT_OPEN, SYMBOL_VERBS, TEMPLATES, WORD_VERBS,
+from cuirass.models.problems import (CASUAL, ELICIT, SPLIT_CLOSE, SPLIT_OPEN, SYMBOL_VERBS, TEMPLATES, WORD_VERBS,
                                             framed, problem, problems, split_of)
 from cuirass.respond.perturb.answer import find_final_answer
 
@@ -69,7 +69,7 @@ def test_multi_digit_steps_are_split_into_one_digit_facts() -> None:
 def problem_text_of(a: int, op: str, b: int) -> str:
     import random
 
-    from cuirass.lab.reference.problems import _calc
+    from cuirass.models.problems import _calc
 
     c = {"+": a + b, "-": a - b, "×": a * b}[op]
     return _normal(_calc(random.Random(0), a, op, b, c))
@@ -78,7 +78,7 @@ def problem_text_of(a: int, op: str, b: int) -> str:
 def test_split_chains_are_worded_in_many_ways() -> None:
     import random
 
-    from cuirass.lab.reference.problems import _calc
+    from cuirass.models.problems import _calc
 
     chains = {_calc(random.Random(i), 47, "+", 38, 85) for i in range(200)}
     assert len(chains) >= 20  # where the chain opens and how it closes are free choices

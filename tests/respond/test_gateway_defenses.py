@@ -6,7 +6,7 @@ import httpx
 import openai
 
 from cuirass.keyring import Keyring
-from cuirass.respond.watermark.detect import detect
+from cuirass.marks.text.detect import detect
 from tests.conftest import ADMIN_KEY, Gateway, MockUpstream
 
 MESSAGES = [{"role": "user", "content": "Explain step by step how compound interest works."}]

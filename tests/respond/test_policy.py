@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from cuirass.respond.policy import Policy, PolicyConfig
-from cuirass.verdicts.store import AccountVerdict
+from cuirass.verdicts.model import AccountVerdict
 
 
 def verdict(score: float, flagged: bool = False, first: float | None = None, campaign: str | None = None,

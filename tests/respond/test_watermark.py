@@ -14,11 +14,11 @@ from scipy.stats import binom, kstest
 
 import cuirass.respond.defenses.watermark  # noqa: F401  (registers the defense)
 from cuirass.respond.base import DEFENSES, DefenseContext
-from cuirass.respond.watermark import ALL_GROUPS, Finder, detect, detect_many, embed, merge, score, units
-from cuirass.respond.watermark.embed import revert
-from cuirass.respond.watermark.keyed import green, window_bits
-from cuirass.respond.watermark.null import GreenNull
-from cuirass.respond.watermark.segment import BARRIER, WORD, tokenize
+from cuirass.marks.text import ALL_GROUPS, Finder, detect, detect_many, embed, merge, score, units
+from cuirass.marks.text.embed import revert
+from cuirass.marks.text.keyed import green, window_bits
+from cuirass.marks.text.null import GreenNull
+from cuirass.marks.text.segment import BARRIER, WORD, tokenize
 
 KEY = hashlib.sha256(b"test-cohort-key").digest()
 OTHER = hashlib.sha256(b"another-cohort-key").digest()

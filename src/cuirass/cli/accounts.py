@@ -11,7 +11,8 @@ from cuirass.accounts import NotFound, open_store
 from cuirass.cli.common import emit, store_options
 from cuirass.config import Settings
 from cuirass.db import make_engine
-from cuirass.verdicts import OVERRIDES, VerdictStore
+from cuirass.verdicts.model import OVERRIDES
+from cuirass.verdicts.store import VerdictStore
 
 
 def _account_line(a: dict[str, Any]) -> str:

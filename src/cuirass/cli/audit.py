@@ -68,7 +68,7 @@ def audit_texts_cmd(settings: Settings, as_json: bool, in_path: Path, control_pa
         except ValueError as exc:
             raise click.ClickException(f"channel {name}: {exc}") from None
         if ch is None:
-            click.echo(f"note: channel {name!r} skipped (token: needs cuirass.respond.logit, transformers "
+            click.echo(f"note: channel {name!r} skipped (token: needs cuirass.marks.logit, transformers "
                        "and --tokenizer)", err=True)
         else:
             channels.append(ch)
@@ -159,7 +159,7 @@ def audit_endpoint_cmd(settings: Settings, as_json: bool, base_url: str, model: 
 @store_options
 def verify_log(settings: Settings, as_json: bool, file_path: Path | None, expect_head: str | None) -> None:
     """Check the hash chain; say where a record was edited, deleted, inserted or moved. Exit 1 if broken."""
-    from cuirass.prove.audit_log import AuditLog, verify_file
+    from cuirass.audit_log import AuditLog, verify_file
 
     result = verify_file(file_path, expect_head) if file_path else AuditLog(_engine(settings)).verify(expect_head)
     where = str(file_path) if file_path else "audit log"
@@ -181,7 +181,7 @@ def verify_log(settings: Settings, as_json: bool, file_path: Path | None, expect
 @store_options
 def export_log(settings: Settings, as_json: bool, out_path: Path) -> None:
     """Write the audit log as JSON lines, for a third party to verify with `verify-log --file`."""
-    from cuirass.prove.audit_log import AuditLog
+    from cuirass.audit_log import AuditLog
 
     n = AuditLog(_engine(settings)).export(out_path)
     emit({"records": n, "out": str(out_path)}, as_json, lambda d: f"wrote {d['records']} records to {d['out']}")

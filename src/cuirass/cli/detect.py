@@ -170,7 +170,7 @@ def watch(config_path: str | None, data_dir: str | None) -> None:
 
     from cuirass.cli.common import settings_or_exit
     from cuirass.db import make_engine
-    from cuirass.verdicts.service import DetectionService
+    from cuirass.services.detection import DetectionService
 
     settings = settings_or_exit(config_path, data_dir=data_dir)
     try:
@@ -192,7 +192,7 @@ def campaigns_cmd(config_path: str | None, data_dir: str | None, as_json: bool) 
     """List the campaigns the online detector has found (the admin API's /admin/campaigns)."""
     from cuirass.cli.common import emit, settings_or_exit
     from cuirass.db import make_engine
-    from cuirass.verdicts import VerdictStore
+    from cuirass.verdicts.store import VerdictStore
 
     settings = settings_or_exit(config_path, data_dir=data_dir)
     rows = VerdictStore(make_engine(settings.database_url)).campaigns()

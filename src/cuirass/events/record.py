@@ -14,9 +14,10 @@ from typing import IO, Any
 
 import orjson
 
+from cuirass.actions import EVENT_ACTIONS
+
 ANONYMOUS = "anonymous"  # the account of a request that never authenticated
-ACTIONS = ("pass", "watermark", "strip_reasoning", "decoy", "perturb", "canary", "throttle", "block", "logit_watermark",
-           "antidistill")
+ACTIONS = EVENT_ACTIONS  # the values of the `action` field ("pass" or an action of cuirass.actions)
 
 
 @dataclasses.dataclass(slots=True)

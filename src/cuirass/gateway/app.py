@@ -27,7 +27,7 @@ from cuirass.gateway.ratelimit import RateLimiter
 from cuirass.gateway.routing import ModelRegistry
 from cuirass.keyring import Keyring
 from cuirass.prove.epochs import EpochStore
-from cuirass.respond.canary_ledger import CanaryLedger
+from cuirass.marks.canary_ledger import CanaryLedger
 from cuirass.respond.responder import Responder
 from cuirass.verdicts.store import VerdictCache, VerdictStore
 

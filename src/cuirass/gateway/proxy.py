@@ -14,13 +14,14 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cuirass.actions import LOGIT_ACTIONS
 from cuirass.gateway.errors import APIError
 from cuirass.gateway.exchange import Exchange, ResponseAccumulator
 from cuirass.gateway.routing import Route
 from cuirass.gateway.sse import DONE, SSEResponse, frame
 from cuirass.gateway.validate import validate_request
 from cuirass.respond.apply import rewrite_stream, rewrite_whole
-from cuirass.respond.responder import LOGIT_ACTIONS, Plan
+from cuirass.respond.responder import Plan
 from cuirass.upstream import Upstream, UpstreamError
 
 if TYPE_CHECKING:

@@ -1,7 +1,11 @@
-"""Model checkpoints shipped inside the package, in Hugging Face format (trained by `cuirass lab train-reference`).
+"""Model checkpoints shipped inside the package, in Hugging Face format (trained by `cuirass lab train-reference`),
+and the task they were trained on.
 
 - reference/: the built-in principal model, a small decoder trained on procedural arithmetic word problems;
-- decoy/: an early snapshot of the same training run, same format and tokenizer, clearly less accurate.
+- decoy/: an early snapshot of the same training run, same format and tokenizer, clearly less accurate;
+- problems.py: the task, seeded multi-step arithmetic word problems with worked solutions, split train/test
+  by content;
+- corpus.py: problems as chat conversations and training batches (loss on the assistant's turn; needs torch).
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ came from our watermarked answers would then score green without the suspect hav
 depends on the prompts only, never on a key, so the remaining windows keep the exact Binomial null.
 
 Channels:
-- `text`  the gateway's lexical watermark (cuirass.respond.watermark), keys of purpose "watermark".
-- `token` the local engine's token-level watermark (cuirass.respond.logit), keys of purpose
+- `text`  the gateway's lexical watermark (cuirass.marks.text), keys of purpose "watermark".
+- `token` the local engine's token-level watermark (cuirass.marks.logit), keys of purpose
           "logit_watermark", when a tokenizer is given.
 """
 
@@ -30,8 +30,8 @@ import importlib.util
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from cuirass.respond.watermark import merge, score_many, units
-from cuirass.respond.watermark.choices import Finder
+from cuirass.marks.text import merge, score_many, units
+from cuirass.marks.text.choices import Finder, finder_for
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,10 +86,10 @@ class TextChannel:
 
 
 class TokenChannel:
-    """The local engine's token-level watermark (cuirass.respond.logit), re-scored with our tokenizer.
+    """The local engine's token-level watermark (cuirass.marks.logit), re-scored with our tokenizer.
 
     Radioactivity test of Sander et al. 2024 (arXiv:2402.14904): re-tokenise every text, keep one window
-    per distinct context of the corpus (its most frequent next token, `logit.detect.corpus_windows`), count
+    per distinct context of the corpus (its most frequent next token, `marks.logit.detect.corpus_windows`), count
     the green ones under each key. With an entropy gate (the policy's `min_entropy`, our model loaded), only
     the steps our model is unsure about are scored, as at generation (SWEET, Lee et al. 2023): the gate and
     the prompt exclusion look at the texts and our model only, never at a key, so the null stays exact.
@@ -107,13 +107,13 @@ class TokenChannel:
 
     def __init__(self, tokenizer: Any, gamma: float | None = None, context: int | None = None,
                  gate: Any = None, lists: int | None = None) -> None:
-        from cuirass.respond.logit.keyed import CONTEXT, GAMMA, LISTS, check_lists
+        from cuirass.marks.logit.keyed import CONTEXT, GAMMA, LISTS, check_lists
 
         self.tokenizer = tokenizer
         self.gamma = GAMMA if gamma is None else float(gamma)  # must match the policy's logit_watermark options
         self.context = CONTEXT if context is None else int(context)
         self.lists = check_lists(LISTS if lists is None else int(lists))
-        self.gate = gate  # cuirass.respond.logit.entropy.EntropyGate, or None: every step is scored
+        self.gate = gate  # cuirass.marks.logit.entropy.EntropyGate, or None: every step is scored
         self._kept: dict[str, tuple[list[int], list[bool]]] = {}
 
     def _ids_kept(self, text: str) -> tuple[list[int], list[bool]]:
@@ -125,7 +125,7 @@ class TokenChannel:
 
     def windows(self, texts: Sequence[str], exclude: Sequence[str] = ()) -> list[tuple[tuple[int, ...], int]]:
         """The scored windows of `texts`: steps the gate keeps whose (context, token) is in no `exclude` text."""
-        from cuirass.respond.logit.detect import corpus_windows
+        from cuirass.marks.logit.detect import corpus_windows
 
         h = self.context
         banned = set()
@@ -140,7 +140,7 @@ class TokenChannel:
         return corpus_windows(lists, h, keeps)
 
     def score(self, texts: Sequence[str], keys: Sequence[bytes], exclude: Sequence[str] = ()) -> list[ChannelScore]:
-        from cuirass.respond.logit.detect import score_windows
+        from cuirass.marks.logit.detect import score_windows
 
         pooled, salt = self.windows(texts, exclude), corpus_digest(texts)
         return [ChannelScore(r.n_trials, r.n_green, r.n_scored, r.gamma, r.p_value, r.p_randomized)
@@ -152,7 +152,7 @@ def _token_channel(options: dict[str, Any]) -> Channel | None:
 
     Given a path (our model's directory or builtin:NAME) and a policy `min_entropy` > 0, the channel loads
     our model for the entropy gate, so it scores the same steps generation marked."""
-    if importlib.util.find_spec("cuirass.respond.logit") is None or not options.get("tokenizer"):
+    if importlib.util.find_spec("cuirass.marks.logit") is None or not options.get("tokenizer"):
         return None
     try:
         from transformers import AutoTokenizer
@@ -161,11 +161,11 @@ def _token_channel(options: dict[str, Any]) -> Channel | None:
     tok, gate = options["tokenizer"], None
     if isinstance(tok, str):  # a directory, or builtin:NAME for a model shipped with cuirass
         from cuirass.engine.loader import resolve_path
-        from cuirass.respond.logit.keyed import MIN_ENTROPY
+        from cuirass.marks.logit.keyed import MIN_ENTROPY
 
         min_entropy = float(options.get("min_entropy", MIN_ENTROPY))
         if min_entropy > 0 or options.get("protect_numbers", True):
-            from cuirass.respond.logit.entropy import EntropyGate
+            from cuirass.marks.logit.entropy import EntropyGate
 
             gate = EntropyGate.from_pretrained(tok, min_entropy, bool(options.get("protect_numbers", True)))
         tok = AutoTokenizer.from_pretrained(str(resolve_path(tok)), local_files_only=True)
@@ -173,8 +173,6 @@ def _token_channel(options: dict[str, Any]) -> Channel | None:
 
 
 def _text_channel(options: dict[str, Any]) -> Channel:
-    from cuirass.respond.defenses.watermark import finder_for
-
     return TextChannel(finder_for(tuple(options.get("exclude", ())), bool(options.get("invisible", False))))
 
 

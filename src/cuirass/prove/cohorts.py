@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cuirass.events.store import events_table
-from cuirass.prove.audit_log import AuditLog
+from cuirass.audit_log import AuditLog
 
 
 def cohort_names(n_cohorts: int, n_honeypot: int) -> list[str]:

@@ -190,7 +190,7 @@ def audit_endpoint(base_url: str, model: str, *, api_key: str | None = None,
     planted = []
     notes = list(ctx.notes)
     if canaries and ctx.engine is not None:
-        from cuirass.respond.canary_ledger import CanaryLedger
+        from cuirass.marks.canary_ledger import CanaryLedger
 
         planted = canary_probe.probe_set(CanaryLedger(ctx.engine).rows(), ctx.keyring, ctx.epochs)
     if not planted:

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cuirass.db import metadata
-from cuirass.prove.audit_log import AuditLog
+from cuirass.audit_log import AuditLog
 
 epochs_table = sa.Table(
     "key_epochs",

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cuirass.events.store import events_table
-from cuirass.prove.audit_log import canonical
+from cuirass.audit_log import canonical
 from cuirass.prove.corpus import CorpusError
 
 SCAN_LIMIT = 50_000  # most recent keyed events read when drawing prompts from the log
@@ -119,7 +119,7 @@ def harvested(engine: sa.Engine, limit: int = SCAN_LIMIT) -> list[str]:
 
 def reference(n: int) -> list[str]:
     """Questions of the built-in reference task (held-out split), the fallback probe set."""
-    from cuirass.lab.reference.problems import problems
+    from cuirass.models.problems import problems
 
     return [p.question for p in problems(n, seed=0, split="test")]
 
@@ -132,6 +132,6 @@ def default_probes(engine: sa.Engine | None, n: int) -> ProbeSet:
         note = (f"{len(found)} distinct prompts whose answers the event log shows went out keyed to a cohort "
                 f"(harvested); {min(n, len(found))} used" + (", cycled" if n > len(found) else "") + ".")
         return ProbeSet(tuple(found[:n]), "event-log", f"event log {where}", note)
-    return ProbeSet(tuple(reference(n)), "reference", "cuirass.lab.reference.problems (split test, seed 0)",
+    return ProbeSet(tuple(reference(n)), "reference", "cuirass.models.problems (split test, seed 0)",
                     "The event log holds no prompt text of keyed answers (empty, or retention 'hashes'): "
                     "the built-in reference problems were used instead.")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
-from cuirass.prove.audit_log import canonical
+from cuirass.audit_log import canonical
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

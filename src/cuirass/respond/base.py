@@ -13,6 +13,7 @@ import abc
 import dataclasses
 from typing import Any, ClassVar
 
+from cuirass.actions import TEXT_ACTIONS
 from cuirass.registry import Registry
 
 
@@ -42,5 +43,5 @@ class TextDefense(abc.ABC):
         """The answer the client receives instead of `text`."""
 
 
-DEFENSES: Registry[type[TextDefense]] = Registry("defense")
+DEFENSES: Registry[type[TextDefense]] = Registry("defense", TEXT_ACTIONS)
 register = DEFENSES.register  # class decorator: make a text defense available by its name

@@ -13,70 +13,12 @@ pausing just long enough for its score to dip under the threshold.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from cuirass.actions import ACTIONS
+from cuirass.config.policy import BandCondition, PolicyConfig
+from cuirass.verdicts.model import AccountVerdict
 
-from cuirass.events.record import ACTIONS
-from cuirass.verdicts.store import AccountVerdict
-
-TERMINAL = ("block", "throttle")  # actions that answer instead of the model
-Action = Literal["watermark", "strip_reasoning", "decoy", "perturb", "canary", "throttle", "block", "logit_watermark",
-                 "antidistill"]  # the last two act during sampling: local upstreams only
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BandCondition(_Section):
-    flagged: bool | None = None  # effective flag (detector or operator, with hysteresis)
-    campaign: bool | None = None  # member of a detected campaign
-    min_score: float | None = Field(default=None, ge=0, le=1)
-
-
-class Band(_Section):
-    name: str
-    when: BandCondition
-    actions: list[Action]
-
-    @model_validator(mode="after")
-    def _terminal_last(self) -> Band:
-        for a in self.actions[:-1]:
-            if a in TERMINAL:
-                raise ValueError(f"band {self.name!r}: {a!r} answers the request itself, so it must come last")
-        return self
-
-
-class PolicyOverride(_Section):
-    """Per-model or per-org replacement of the global bands, default actions or shadow flag."""
-
-    bands: list[Band] | None = None
-    default_actions: list[Action] | None = None
-    shadow: bool | None = None
-
-
-def _default_bands() -> list[Band]:
-    return [
-        Band(name="campaign", when=BandCondition(campaign=True, flagged=True),
-             actions=["strip_reasoning", "decoy", "perturb", "canary", "watermark", "logit_watermark"]),
-        Band(name="flagged", when=BandCondition(flagged=True),
-             actions=["strip_reasoning", "perturb", "canary", "watermark", "logit_watermark"]),
-    ]
-
-
-class PolicyConfig(_Section):
-    shadow: bool = False  # decide and log everything, act on nothing
-    shadow_actions: list[Action] = Field(default_factory=list)  # decide and log these, do not act
-    bands: list[Band] = Field(default_factory=_default_bands)
-    default_actions: list[Action] = Field(default_factory=list)  # for every unflagged request
-    release_below: float = Field(default=0.5, ge=0, le=1)  # hysteresis: stay flagged down to this score
-    allowlist: list[str] = Field(default_factory=list)  # account ids or "org:NAME"
-    models: dict[str, PolicyOverride] = Field(default_factory=dict)
-    orgs: dict[str, PolicyOverride] = Field(default_factory=dict)
-    n_cohorts: int = Field(default=16, ge=1)
-    n_honeypot_cohorts: int = Field(default=4, ge=1)
-    options: dict[str, dict] = Field(default_factory=dict)  # per-action options, e.g. {throttle: {retry_after_s: 30}}
+__all__ = ["PASS", "Decision", "Policy", "PolicyConfig", "effective_flag"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

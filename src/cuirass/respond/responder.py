@@ -9,16 +9,14 @@ import hmac
 from collections.abc import Callable
 from typing import Any
 
-from cuirass.config import ConfigError
+from cuirass.actions import GATEWAY_ACTIONS
+from cuirass.config import ConfigError, PolicyConfig
 from cuirass.keyring import Keyring
 from cuirass.respond.base import DEFENSES, DefenseContext, TextDefense
 from cuirass.respond.logit.base import LOGIT_DEFENSES, LogitDefense
-from cuirass.respond.policy import Decision, Policy, PolicyConfig
+from cuirass.respond.policy import Decision, Policy
 from cuirass.upstream.base import ProcessorFactory
-from cuirass.verdicts.store import AccountVerdict
-
-GATEWAY_ACTIONS = ("decoy", "throttle", "block")  # carried out by the gateway itself, not by rewriting text
-LOGIT_ACTIONS = ("logit_watermark", "antidistill")  # carried out while sampling: only by an upstream that runs processors
+from cuirass.verdicts.model import AccountVerdict
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
-"""The verdict store: what detection concluded about each account, and what operators decided."""
+"""Verdicts: what detection concluded about each account, and what operators decided.
 
-from cuirass.verdicts.store import OVERRIDES, AccountVerdict, VerdictStore
-
-__all__ = ["OVERRIDES", "AccountVerdict", "VerdictStore"]
+- model.py  the effective verdict as plain data (no SQL): what the policy reads;
+- store.py  the SQL store the detection service writes and every gateway worker reads (VerdictCache).
+"""

@@ -1,7 +1,7 @@
 """What the campaign harvests and the students are scored on: the reference problems, or a JSONL task.
 
 A task hands out problems (anything with .question, .solution and a numeric .answer, the `Worked` protocol
-of `cuirass.lab.reference.corpus`) from a train and a test split, as endless seeded streams:
+of `cuirass.models.corpus`) from a train and a test split, as endless seeded streams:
 
 - `reference`: the procedural word problems the built-in model was trained on (train/test split by content);
 - `jsonl:TRAIN,TEST` or `gsm8k:DIR` (DIR/gsm8k_train.jsonl, DIR/gsm8k_test.jsonl): one JSON object per line
@@ -65,7 +65,7 @@ class ReferenceTask:
     name = "reference"
 
     def stream(self, seed: int, split: str) -> Iterator[Any]:
-        from cuirass.lab.reference.problems import problem
+        from cuirass.models.problems import problem
 
         i = 0
         while True:

@@ -27,7 +27,7 @@ from typing import Any
 from cuirass.lab.distill.config import DistillConfig
 from cuirass.lab.distill.gateway import AccountSpec
 from cuirass.lab.distill.tasks import load
-from cuirass.lab.reference.problems import CASUAL, ELICIT
+from cuirass.models.problems import CASUAL, ELICIT
 
 BROWSERS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",

@@ -17,8 +17,8 @@ import torch
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, PreTrainedModel,
                           PreTrainedTokenizerBase)
 
-from cuirass.lab.reference.corpus import messages
-from cuirass.lab.reference.problems import problems
+from cuirass.models.corpus import messages
+from cuirass.models.problems import problems
 from cuirass.respond.perturb.answer import find_final_answer
 
 DEFAULT_TEMPERATURE = 0.7  # the reference model's default sampling temperature (also in generation_config.json)

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from cuirass.respond.base import DefenseContext, TextDefense, register
-from cuirass.respond.canary_generator import CanaryFact, CanaryGenerator
-from cuirass.respond.canary_ledger import CanaryRecord, prompt_hash
+from cuirass.marks.canary import CanaryFact, CanaryGenerator
+from cuirass.marks.canary_ledger import CanaryRecord, prompt_hash
 from cuirass.respond.perturb.answer import find_final_answer
 from cuirass.respond.perturb.detect import content_type
 

@@ -2,7 +2,7 @@
 
 Needs no logits (the gateway fronts remote servers): the answer is rewritten at its choice points
 (contractions, synonyms, connectives, optional words, British/American spellings, hyphenation, the
-serial comma, list markers, ...) to the one variant the cohort's key marks green. See `cuirass.respond.watermark` for the method, what a
+serial comma, list markers, ...) to the one variant the cohort's key marks green. See `cuirass.marks.text` for the method, what a
 reader notices, and what a paraphrase removes.
 
 Options (policy config):
@@ -16,19 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from cuirass.marks.text.choices import finder_for
+from cuirass.marks.text.embed import embed
 from cuirass.respond.base import DefenseContext, TextDefense, register
-from cuirass.respond.watermark.choices import DEFAULT_GROUPS, Finder
-from cuirass.respond.watermark.embed import embed
-from cuirass.respond.watermark.invisible import GROUP as INVISIBLE
-
-
-def finder_for(exclude: list[str] | tuple[str, ...] = (), invisible: bool = False) -> Finder:
-    """The choice-point finder for these options; detection should use the same one."""
-    unknown = set(exclude) - DEFAULT_GROUPS
-    if unknown:
-        raise ValueError(f"unknown watermark groups {sorted(unknown)}; choose from {sorted(DEFAULT_GROUPS)}")
-    groups = DEFAULT_GROUPS - set(exclude)
-    return Finder(groups=groups | {INVISIBLE} if invisible else groups)
 
 
 @register

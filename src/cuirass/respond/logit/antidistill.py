@@ -119,7 +119,7 @@ class _Worked:
 
 def _task_examples(task: str, n: int) -> list[_Worked]:
     if task == "builtin:reference":  # the reference model's own task, held-out problems
-        from cuirass.lab.reference.problems import problems
+        from cuirass.models.problems import problems
 
         return [_Worked(p.question, p.solution) for p in problems(n, seed=17, split="test")]
     out = []
@@ -136,7 +136,7 @@ def _task_examples(task: str, n: int) -> list[_Worked]:
 
 def _batch(tokenizer: Any, examples: list[_Worked]) -> tuple[Any, Any, Any]:
     """Right-padded (ids, mask, labels) with the loss on the answers only, as the students are trained."""
-    from cuirass.lab.reference.corpus import collate, encode
+    from cuirass.models.corpus import collate, encode
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return collate([encode(tokenizer, ex) for ex in examples], pad)

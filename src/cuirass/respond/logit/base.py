@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from typing import Any, ClassVar
 
+from cuirass.actions import LOGIT_ACTIONS
 from cuirass.registry import Registry
 from cuirass.respond.base import DefenseContext
 from cuirass.upstream.base import LogitsProcessor
@@ -29,5 +30,5 @@ class LogitDefense(abc.ABC):
         """A fresh processor for one generation, keyed by ctx.key (the cohort's key for this defense)."""
 
 
-LOGIT_DEFENSES: Registry[type[LogitDefense]] = Registry("logit defense")
+LOGIT_DEFENSES: Registry[type[LogitDefense]] = Registry("logit defense", LOGIT_ACTIONS)
 register_logit = LOGIT_DEFENSES.register  # class decorator: make a logit defense available by its name

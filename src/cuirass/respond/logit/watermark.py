@@ -15,7 +15,7 @@ finds plausible (probability >= min_prob) are boosted, so a large delta makes th
 own candidates, the one green in the most lists, without ever promoting a token the model would not have
 written (a strong bias on the whole vocabulary derails a small model: -33 points at delta 8). Keys are
 per cohort (keyring purpose "logit_watermark"), so a detection also says which cohort the text left
-through. Detect with `cuirass.respond.logit.detect`.
+through. Detect with `cuirass.marks.logit.detect`.
 
 Options (policy config, `options: {logit_watermark: {...}}`); detection must use the same ones:
     gamma: float = 0.5    # green fraction of each list
@@ -33,8 +33,8 @@ from typing import Any
 
 from cuirass.respond.base import DefenseContext
 from cuirass.respond.logit.base import LogitDefense, register_logit
-from cuirass.respond.logit.entropy import number_tokens
-from cuirass.respond.logit.keyed import (CONTEXT, DELTA, GAMMA, LISTS, MIN_ENTROPY, MIN_PROB, check_lists,
+from cuirass.marks.logit.entropy import number_tokens
+from cuirass.marks.logit.keyed import (CONTEXT, DELTA, GAMMA, LISTS, MIN_ENTROPY, MIN_PROB, check_lists,
                                          green_count, green_count_list, threshold)
 from cuirass.upstream.base import LogitsProcessor
 
@@ -75,7 +75,7 @@ class GreenListProcessor:
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        from cuirass.respond.logit.entropy import entropy_of
+        from cuirass.marks.logit.entropy import entropy_of
 
         if input_ids.shape[-1] < self.context:
             return scores

@@ -16,10 +16,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from cuirass.respond.watermark import intro, invisible, markdown, serial
-from cuirass.respond.watermark.lexicon import Around, Guard, Lexicon, Member
-from cuirass.respond.watermark.segment import NEWLINE, PUNCT, SPACE, WORD, Token, tokenize
-from cuirass.respond.watermark.vocab import LEXICON
+from cuirass.marks.text import intro, invisible, markdown, serial
+from cuirass.marks.text.lexicon import Around, Guard, Lexicon, Member
+from cuirass.marks.text.segment import NEWLINE, PUNCT, SPACE, WORD, Token, tokenize
+from cuirass.marks.text.vocab import LEXICON
 
 _GLUED_BEFORE = set("-_/\\.@#$%&+=<>~^|'’`")  # a word touching one of these is part of something else
 _GLUED_AFTER = set("-_/\\@#$%&+=<>~^|(`")
@@ -288,3 +288,13 @@ def iter_windows(choices: list[Choice]) -> Iterator[Choice]:
         if c.window not in seen:
             seen.add(c.window)
             yield c
+
+
+def finder_for(exclude: list[str] | tuple[str, ...] = (), invisible: bool = False) -> Finder:
+    """The choice-point finder for the watermark's options (`exclude`, `invisible`): embedding and
+    detection must use the same one."""
+    unknown = set(exclude) - DEFAULT_GROUPS
+    if unknown:
+        raise ValueError(f"unknown watermark groups {sorted(unknown)}; choose from {sorted(DEFAULT_GROUPS)}")
+    groups = DEFAULT_GROUPS - set(exclude)
+    return Finder(groups=groups | (ALL_GROUPS - DEFAULT_GROUPS) if invisible else groups)  # + the invisible group

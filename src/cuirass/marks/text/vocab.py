@@ -10,9 +10,9 @@ comma (serial.py) and the invisible joiner (invisible.py) are choice points of t
 
 from __future__ import annotations
 
-from cuirass.respond.watermark.lexicon import Around, Guard, Lexicon, WordClass, klass
-from cuirass.respond.watermark.optional import optional_words
-from cuirass.respond.watermark.spelling import spellings
+from cuirass.marks.text.lexicon import Around, Guard, Lexicon, WordClass, klass
+from cuirass.marks.text.optional import optional_words
+from cuirass.marks.text.spelling import spellings
 
 SUBJ = frozenset("i you we they he she it there this that these those the a an my your our their his her its".split())
 WH = frozenset("why how what where when who which whom whose".split())

@@ -11,7 +11,7 @@ their comma ("However,") are not listed either.
 
 from __future__ import annotations
 
-from cuirass.respond.watermark.segment import WORD, Token
+from cuirass.marks.text.segment import WORD, Token
 
 GROUP = "punctuation"
 

@@ -9,7 +9,7 @@ is exactly as for the lexical choices (keyed.py).
 
 from __future__ import annotations
 
-from cuirass.respond.watermark.segment import PUNCT, WORD, Token
+from cuirass.marks.text.segment import PUNCT, WORD, Token
 
 GROUP = "invisible"
 JOINER = "\u2060"

@@ -10,7 +10,7 @@ ordinary, slightly more or less formal English.
 
 from __future__ import annotations
 
-from cuirass.respond.watermark.lexicon import Around, Guard, WordClass, klass
+from cuirass.marks.text.lexicon import Around, Guard, WordClass, klass
 
 _PRONOUNS = frozenset("i you we they he she it there".split())
 # verbs whose clause object may drop "that" when a subject pronoun follows (not "know", "believe",

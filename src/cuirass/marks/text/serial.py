@@ -10,7 +10,7 @@ each, so rewriting them ("such as" / "including") cannot change what is seen as 
 
 from __future__ import annotations
 
-from cuirass.respond.watermark.segment import WORD, Token
+from cuirass.marks.text.segment import WORD, Token
 
 GROUP = "punctuation"
 MAX_ITEM_WORDS = 4

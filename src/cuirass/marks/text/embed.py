@@ -7,8 +7,8 @@ upstream returned, by moving each choice point to its one green variant (keyed.p
 
 from __future__ import annotations
 
-from cuirass.respond.watermark.choices import Finder, wants_an
-from cuirass.respond.watermark.keyed import green, keyed_uniform
+from cuirass.marks.text.choices import Finder, wants_an
+from cuirass.marks.text.keyed import green, keyed_uniform
 
 _DEFAULT = Finder()
 

@@ -7,7 +7,8 @@ How it works (the gateway has no logits, so the watermark lives in the wording):
                US/UK spellings, hyphenation); serial.py adds the Oxford comma, intro.py the comma
                after a short opening phrase, markdown.py the list markers ("-"/"*", "1."/"1)") and
                full stops after list items; invisible.py an optional invisible channel.
-- choices.py   finds the choice points of a text and the window (class | two previous words) of each.
+- choices.py   finds the choice points of a text and the window (class | two previous words) of each;
+               finder_for builds the finder for the watermark's options (both sides use the same one).
 - keyed.py     the one keyed function: which variant of each window is green (one of k).
 - embed.py     moves every choice point to its green variant.
 - null.py      the exact null of the green count: Poisson-binomial, 1/k per window.
@@ -35,8 +36,8 @@ substitution watermarks); Yang et al. 2023 (watermarking black-box LLM text by s
 arXiv:2305.08883); Fernandez et al. 2023 (scoring each window once, arXiv:2308.00113).
 """
 
-from cuirass.respond.watermark.choices import ALL_GROUPS, DEFAULT_GROUPS, Choice, Finder
-from cuirass.respond.watermark.detect import (
+from cuirass.marks.text.choices import ALL_GROUPS, DEFAULT_GROUPS, Choice, Finder, finder_for
+from cuirass.marks.text.detect import (
     Unit,
     WatermarkResult,
     detect,
@@ -46,7 +47,7 @@ from cuirass.respond.watermark.detect import (
     score_many,
     units,
 )
-from cuirass.respond.watermark.embed import embed
+from cuirass.marks.text.embed import embed
 
 __all__ = ["ALL_GROUPS", "DEFAULT_GROUPS", "Choice", "Finder", "Unit", "WatermarkResult", "detect", "detect_many",
-           "embed", "merge", "score", "score_many", "units"]
+           "embed", "finder_for", "merge", "score", "score_many", "units"]

@@ -7,7 +7,7 @@ What a reader may notice: a British spelling in American prose.
 
 from __future__ import annotations
 
-from cuirass.respond.watermark.lexicon import Guard, WordClass, klass
+from cuirass.marks.text.lexicon import Guard, WordClass, klass
 
 IZE_STEMS = ("organ real recogn custom priorit minim maxim summar categor visual emphas special personal standard "
              "central decentral final author apolog critic character modern memor symbol harmon mobil stabil "

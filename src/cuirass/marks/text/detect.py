@@ -25,10 +25,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from cuirass.respond.watermark.choices import Finder, iter_windows
-from cuirass.respond.watermark.keyed import green, keyed_uniform
-from cuirass.respond.watermark.null import GreenNull
-from cuirass.respond.watermark.stopwindows import STOP_WINDOWS
+from cuirass.marks.text.choices import Finder, iter_windows
+from cuirass.marks.text.keyed import green, keyed_uniform
+from cuirass.marks.text.null import GreenNull
+from cuirass.marks.text.stopwindows import STOP_WINDOWS
 
 Unit = tuple[str, int, int]  # (window, variant the text uses, number of variants k)
 

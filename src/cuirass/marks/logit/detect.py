@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import binom
 
-from cuirass.respond.logit.entropy import EntropyGate
-from cuirass.respond.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
+from cuirass.marks.logit.entropy import EntropyGate
+from cuirass.marks.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

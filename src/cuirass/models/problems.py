@@ -34,7 +34,7 @@ VEHICLES = ["train", "car", "bus", "truck", "cyclist", "boat"]
 # Interchangeable openers, step leads, remarks and closers, each equally likely: most of a solution's entropy
 # lives here (about four bits per slot), which is what a sampling-time watermark needs to carry evidence in a
 # short answer. Sixteen options per slot rather than a few: with several green lists per context
-# (cuirass.respond.logit.keyed) a step with more good continuations carries more evidence, at no cost in length.
+# (cuirass.marks.logit.keyed) a step with more good continuations carries more evidence, at no cost in length.
 OPENERS = ["", "Let's work it out step by step.\n", "We can solve this in a few steps.\n",
            "Here is how to work it out.\n", "Let's break this down.\n", "Let's think about it step by step.\n",
            "We can find this one step at a time.\n", "Here is the working.\n", "Sure, here is the solution.\n",

@@ -1,0 +1,21 @@
+"""Configuration: the settings of a deployment (settings.py) and the policy section (policy.py)."""
+
+from cuirass.config.policy import Band, BandCondition, PolicyConfig, PolicyOverride
+from cuirass.config.settings import (
+    AuthConfig,
+    ConfigError,
+    DetectionConfig,
+    EventsConfig,
+    LimitsConfig,
+    ModelConfig,
+    ServerConfig,
+    Settings,
+    StorageConfig,
+    UpstreamConfig,
+    expand_env_refs,
+    load_settings,
+)
+
+__all__ = ["AuthConfig", "Band", "BandCondition", "ConfigError", "DetectionConfig", "EventsConfig", "LimitsConfig",
+           "ModelConfig", "PolicyConfig", "PolicyOverride", "ServerConfig", "Settings", "StorageConfig",
+           "UpstreamConfig", "expand_env_refs", "load_settings"]
