@@ -96,14 +96,12 @@ class Gateway:
             await self._write_canaries()
 
     async def _write_canaries(self) -> None:
-        canary = self.responder.defenses.get("canary")
-        rows = canary.drain() if canary is not None else []  # type: ignore[attr-defined]
-        if rows:
+        """Let every defense carry out what it deferred off the hot path (the canary ledger's rows)."""
+        for defense in (*self.responder.defenses.values(), *self.responder.logit_defenses.values()):
             try:
-                await asyncio.to_thread(self.canaries.record, rows)
-            except Exception:  # noqa: BLE001 - keep them for the next round rather than lose them
-                log.warning("canary ledger write failed; will retry", exc_info=True)
-                canary.pending.extendleft(reversed(rows))  # type: ignore[attr-defined,union-attr]
+                await asyncio.to_thread(defense.flush, self.engine)
+            except Exception:  # noqa: BLE001 - the defense keeps them for the next round rather than lose them
+                log.warning("%s: deferred write failed; will retry", defense.name, exc_info=True)
 
     async def close(self) -> None:
         if self._refresher is not None:

@@ -9,7 +9,7 @@ so a repeated prompt always gets the same treatment, and each fact recurs across
 cohort (repetition is what makes a student memorise it). The fact is woven in as a one-sentence aside at
 the end of a plain paragraph, never inside code and never in or after the final answer (`perturb.answer`),
 so answer checkers and tests see the same answer. Each planting becomes a `CanaryRecord`; `transform`
-queues it (O(1)) and a background writer drains the queue into the `CanaryLedger`.
+queues it (O(1)) and `flush`, called by the gateway off the hot path, writes the queue to the `CanaryLedger`.
 
 Options (policy `options.canary`): rate (default 0.05), pool (facts per cohort, default 16).
 """
@@ -22,13 +22,16 @@ import hmac
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cuirass.respond.base import DefenseContext, TextDefense, register
 from cuirass.marks.canary import CanaryFact, CanaryGenerator
-from cuirass.marks.canary_ledger import CanaryRecord, prompt_hash
+from cuirass.marks.canary_ledger import CanaryLedger, CanaryRecord, prompt_hash
 from cuirass.respond.perturb.answer import find_final_answer
 from cuirass.respond.perturb.detect import content_type
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 _FENCE = re.compile(r"^[ \t]*```.*?(?:^[ \t]*```[^\n]*$|\Z)", re.M | re.S)
 _PARAGRAPH = re.compile(r"[^\n]+(?:\n[^\n]+)*")
@@ -84,6 +87,7 @@ class Canary(TextDefense):
         self.pool = int(pool)
         self.on_plant = on_plant  # e.g. a writer's submit; default: queue for `drain`
         self.pending: collections.deque[CanaryRecord] = collections.deque()
+        self._ledger: CanaryLedger | None = None
 
     def selected(self, key: bytes, prompt: str) -> bool:
         """Whether a response to `prompt` gets a canary under this cohort key."""
@@ -116,8 +120,21 @@ class Canary(TextDefense):
         return woven
 
     def drain(self) -> list[CanaryRecord]:
-        """Take every queued record (for the background writer: `ledger.record(canary.drain())`)."""
+        """Take every queued record (`flush` writes them to the ledger)."""
         out = []
         while self.pending:
             out.append(self.pending.popleft())
         return out
+
+    def flush(self, engine: sa.Engine) -> int:
+        """Write the queued plantings to the canary ledger; on failure they are queued again, in order."""
+        rows = self.drain()
+        if not rows:
+            return 0
+        try:
+            if self._ledger is None or self._ledger.engine is not engine:
+                self._ledger = CanaryLedger(engine)
+            return self._ledger.record(rows)
+        except Exception:
+            self.pending.extendleft(reversed(rows))  # keep them for the next round rather than lose them
+            raise

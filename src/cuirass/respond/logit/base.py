@@ -9,21 +9,16 @@ must not import torch at import time: the gateway runs without the engine extra.
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar
+from typing import Any
 
 from cuirass.actions import LOGIT_ACTIONS
 from cuirass.registry import Registry
-from cuirass.respond.base import DefenseContext
+from cuirass.respond.base import Defense, DefenseContext
 from cuirass.upstream.base import LogitsProcessor
 
 
-class LogitDefense(abc.ABC):
+class LogitDefense(Defense):
     """Subclasses set `name` and register with `@register_logit`; options come from the policy config."""
-
-    name: ClassVar[str]
-
-    def __init__(self, **options: Any) -> None:
-        self.options = options
 
     @abc.abstractmethod
     def processor(self, ctx: DefenseContext, tokenizer: Any) -> LogitsProcessor:
