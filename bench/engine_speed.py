@@ -3,7 +3,7 @@
     .venv/bin/python bench/engine_speed.py            # writes the "Local engine (issue 5)" section of BENCHMARKS.md
     .venv/bin/python bench/engine_speed.py --quick    # fewer runs, prints only
 
-Measures the engine itself (cuirass.engine.generate.run_choice: forward pass with KV cache,
+Measures the engine itself (cuirass.engine.batch.run_choice: forward pass with KV cache,
 processors, sampling, incremental detokenisation), one request at a time, on the tiny random GPT-2
 of the tests and, when it is shipped, the built-in reference model; then the throughput of batched
 decoding (cuirass.engine.batch.Scheduler) with 1, 4 and 16 choices running at once. Also the processor's own cost
@@ -29,7 +29,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from cuirass.engine.generate import run_choice  # noqa: E402
+from cuirass.engine.batch import run_choice  # noqa: E402
 from cuirass.engine.loader import load_model, resolve_path  # noqa: E402
 from cuirass.engine.params import parse  # noqa: E402
 from cuirass.engine.tiny import write_tiny_model  # noqa: E402

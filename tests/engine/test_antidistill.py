@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cuirass.engine.generate import run_choice
+from cuirass.engine.batch import run_choice
 from cuirass.engine.params import parse
 from cuirass.respond.base import DefenseContext
 from cuirass.respond.logit.antidistill import Antidistill, proxy_pair

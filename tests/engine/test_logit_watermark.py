@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom, kstest
 
-from cuirass.engine.generate import run_choice
+from cuirass.engine.batch import run_choice
 from cuirass.engine.params import parse
 from cuirass.respond.base import DefenseContext
 from cuirass.respond.logit.base import LOGIT_DEFENSES

@@ -2,6 +2,7 @@
 
 loader (model directory -> LoadedModel) · params (OpenAI request -> prompt ids + sampling parameters)
 · sampling (the token loop: forward pass, processors, temperature, top-p) · decode (token ids -> text
-deltas, stop strings) · generate (one choice, start to finish). `cuirass.upstream.local` puts it
+deltas, stop strings) · generate (one choice, start to finish) · kv (key/value caches padded and stacked)
+· batch (every running choice advances together). `cuirass.upstream.local` puts it
 behind the Upstream interface. Needs the `engine` extra (torch, transformers, safetensors).
 """

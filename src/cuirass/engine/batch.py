@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 import torch
 
 from cuirass.engine.generate import Choice, ChoiceRun
+from cuirass.engine.kv import from_layers, layers, pad_left, stack, stackable
 from cuirass.engine.loader import EngineError, LoadedModel, returned_cache
-from cuirass.engine.sampling import pick
+from cuirass.engine.params import EngineRequest
+from cuirass.engine.sampling import Processor, pick
 
 Finished = list[tuple[ChoiceRun, "Choice | BaseException"]]
 
@@ -49,36 +51,6 @@ class _Row:
         self.n = len(prompt)  # tokens in `ids`: the prompt, then every sampled token (the last not yet cached)
         t = run.req.params.temperature
         self.gen = torch.Generator(device=device).manual_seed(run.seed) if t > 0 else None
-
-
-def _kv(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(layer.keys, layer.values) for layer in cache.layers]
-
-
-def _cache(kv: list[tuple[torch.Tensor, torch.Tensor]]) -> Any:
-    from transformers import DynamicCache
-
-    return DynamicCache(kv)
-
-
-def _pad_left(t: torch.Tensor, n: int, dim: int) -> torch.Tensor:
-    if n == 0:
-        return t
-    shape = list(t.shape)
-    shape[dim] = n
-    return torch.cat([t.new_zeros(shape), t], dim=dim)
-
-
-def _stack(rows: list[list[tuple[torch.Tensor, torch.Tensor]]], pads: list[int]) -> Any:
-    """One cache from several rows' per-layer (keys, values), row r left-padded by pads[r] positions."""
-    return _cache([tuple(torch.cat([_pad_left(layers[i][j], pad, 2) for layers, pad in zip(rows, pads, strict=True)])
-                         for j in (0, 1)) for i in range(len(rows[0]))])
-
-
-def _stackable(cache: Any) -> bool:
-    """A plain key/value cache per layer, [batch, heads, length, dim]: rows can be padded and stacked."""
-    layers = getattr(cache, "layers", None)
-    return bool(layers) and all(hasattr(x, "keys") and not getattr(x, "is_sliding", False) for x in layers)
 
 
 class Batch:
@@ -166,7 +138,7 @@ class Batch:
                 return [(run, run.result())]
         except Exception as exc:  # noqa: BLE001 - this choice fails, the others go on
             return [(run, exc)]
-        if not _stackable(cache):
+        if not stackable(cache):
             self.max_rows = 1
         mask = torch.ones((1, row.n - 1), dtype=torch.long, device=self.lm.device)
         if self.cache is None:
@@ -175,8 +147,8 @@ class Batch:
             assert self.mask is not None
             width = max(self.mask.shape[1], mask.shape[1])
             a, b = width - self.mask.shape[1], width - mask.shape[1]
-            self.cache = _stack([_kv(self.cache), _kv(cache)], [a, b])
-            self.mask = torch.cat([_pad_left(self.mask, a, 1), _pad_left(mask, b, 1)])
+            self.cache = stack([layers(self.cache), layers(cache)], [a, b])
+            self.mask = torch.cat([pad_left(self.mask, a, 1), pad_left(mask, b, 1)])
         self.rows.append(row)
         return []
 
@@ -230,8 +202,8 @@ class Batch:
         mask = self.mask.index_select(0, sel)
         start = int((mask.sum(dim=0) > 0).nonzero()[0])  # columns before this hold pads only
         self.mask = mask[:, start:]
-        self.cache = _cache([(k.index_select(0, sel)[:, :, start:], v.index_select(0, sel)[:, :, start:])
-                             for k, v in _kv(self.cache)])
+        self.cache = from_layers([(k.index_select(0, sel)[:, :, start:], v.index_select(0, sel)[:, :, start:])
+                                  for k, v in layers(self.cache)])
 
 
 class Scheduler:
@@ -313,3 +285,14 @@ class Scheduler:
             self._closed = True
         err = self.loaded.exception() if self.loaded.done() and lm is None else stopped
         self._settle([(run, err) for run in pending])
+
+
+def run_choice(lm: LoadedModel, req: EngineRequest, index: int, processors: Sequence[Processor],
+               cancel: threading.Event, emit: Callable[[int, str], None] | None = None) -> Choice:
+    """Generate choice `index` (seed + index) alone; `emit(index, delta)` receives text as it settles."""
+    batch = Batch(lm, max_rows=1)
+    run = ChoiceRun(lm, req, index, processors, cancel, emit)
+    done = batch.admit(run)
+    while not done:
+        done = batch.step()
+    return done[0][1]

@@ -4,7 +4,7 @@
                   = "length"  when max_tokens (or the model's context) is used up
                   = None      cancelled (the client hung up): the choice just ends
 
-The tokens come from `cuirass.engine.batch`, which decodes every running choice together; `run_choice`
+The tokens come from `cuirass.engine.batch`, which decodes every running choice together; its `run_choice`
 runs one choice alone in the calling thread (tests, tools).
 """
 
@@ -69,16 +69,3 @@ class ChoiceRun:
         if rest and self.emit is not None:
             self.emit(self.index, rest)
         return Choice(self.index, self.deltas.answer, self.finish or "length", tuple(self.made))
-
-
-def run_choice(lm: LoadedModel, req: EngineRequest, index: int, processors: Sequence[Processor],
-               cancel: threading.Event, emit: Callable[[int, str], None] | None = None) -> Choice:
-    """Generate choice `index` (seed + index) alone; `emit(index, delta)` receives text as it settles."""
-    from cuirass.engine.batch import Batch
-
-    batch = Batch(lm, max_rows=1)
-    run = ChoiceRun(lm, req, index, processors, cancel, emit)
-    done = batch.admit(run)
-    while not done:
-        done = batch.step()
-    return done[0][1]

@@ -162,11 +162,11 @@ class AntidistillProcessor:
     @staticmethod
     def call_many(procs: list[AntidistillProcessor], ids: list[Any], scores: Any) -> Any:
         """`proc(ids[i], scores[i])` for every row, the rows one token further than last time in one batch."""
-        from cuirass.engine.batch import _stackable
+        from cuirass.engine.kv import stackable
 
         stepping = [i for i, (p, x) in enumerate(zip(procs, ids, strict=True))
                     if p.strength > 0 and p._fed > 0 and x.shape[-1] == p._fed + 1
-                    and all(_stackable(p._past[n]) for n in ("plus", "minus"))]
+                    and all(stackable(p._past[n]) for n in ("plus", "minus"))]
         out = scores.clone()
         for i in sorted(set(range(len(procs))) - set(stepping)):  # first call of a row, or nothing to do
             out[i:i + 1] = procs[i](ids[i], scores[i:i + 1])
@@ -212,7 +212,7 @@ def _step_together(procs: list[AntidistillProcessor], ids: list[Any]) -> Any:
     each row keeps its own cache afterwards."""
     import torch
 
-    from cuirass.engine.batch import _cache, _kv, _stack
+    from cuirass.engine.kv import from_layers, layers, stack
 
     pair = procs[0].pair
     fed = [p._fed for p in procs]
@@ -225,13 +225,13 @@ def _step_together(procs: list[AntidistillProcessor], ids: list[Any]) -> Any:
     logp = {}
     with torch.inference_mode():
         for name, model in (("plus", pair.plus), ("minus", pair.minus)):
-            stacked = _stack([_kv(p._past[name]) for p in procs], [width - n for n in fed])
+            stacked = stack([layers(p._past[name]) for p in procs], [width - n for n in fed])
             out = model(input_ids=last, attention_mask=mask, position_ids=positions, use_cache=True,
                         **{pair.cache_arg: stacked})
             cache = returned_cache(out, pair.cache_arg)
-            kv = _kv(cache)
+            kv = layers(cache)
             for r, (p, n) in enumerate(zip(procs, fed)):
-                p._past[name] = _cache([(k[r:r + 1, :, width - n:], v[r:r + 1, :, width - n:]) for k, v in kv])
+                p._past[name] = from_layers([(k[r:r + 1, :, width - n:], v[r:r + 1, :, width - n:]) for k, v in kv])
             logp[name] = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
     for p in procs:
         p._fed += 1
