@@ -1,4 +1,5 @@
-# Quick start: `make run` serves the gateway in front of the built-in model; `make test` runs the tests.
+# Quick start: `make run` serves the gateway in front of the built-in model; `make test` checks the layers
+# (lint-imports, docs/architecture.md) and runs the tests.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -18,6 +19,7 @@ run: $(STAMP)
 	$(BIN)/cuirass serve
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
