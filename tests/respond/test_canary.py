@@ -70,6 +70,26 @@ def test_ledger_records_rows(tmp_path: Path) -> None:
     assert ledger.rows(account="acct-1") == [r for r in records if r.account == "acct-1"]
 
 
+def test_flush_writes_the_queue_to_the_ledger_and_keeps_it_on_failure(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    c = Canary(rate=1.0)
+    for i in range(3):
+        c.transform(ANSWER, ctx(f"prompt {i}"))
+    queued = list(c.pending)
+
+    def down(self, rows):  # type: ignore[no-untyped-def]
+        raise OSError("store unavailable")
+
+    with monkeypatch.context() as m:
+        m.setattr(CanaryLedger, "record", down)
+        with pytest.raises(OSError):
+            c.flush(engine)
+    assert list(c.pending) == queued  # nothing lost, order kept
+    assert c.flush(engine) == 3 and not c.pending
+    assert CanaryLedger(engine).rows() == queued
+    assert c.flush(engine) == 0
+
+
 def test_decoys_share_the_generator_but_are_never_planted() -> None:
     c = Canary(rate=1.0, pool=16)
     gen = CanaryGenerator(KEY, "c003")

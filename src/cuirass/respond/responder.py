@@ -32,7 +32,7 @@ class Plan:
     processors: tuple[ProcessorFactory, ...] = ()  # logit-level defenses, for an upstream that runs them
 
 
-def _load_defenses() -> None:
+def load_defenses() -> None:
     """Import the defense modules so they register themselves."""
     import importlib
     import pkgutil
@@ -48,7 +48,7 @@ def _load_defenses() -> None:
 
 class Responder:
     def __init__(self, config: PolicyConfig, keyring: Keyring) -> None:
-        _load_defenses()
+        load_defenses()
         self.policy = Policy(config)
         self.keyring = keyring
         self.config = config

@@ -41,11 +41,12 @@ class Condition:
 
 def available_defenses() -> set[str]:
     """Names of the text and logit defenses registered in this installation (plus the gateway's decoy)."""
+    from cuirass.actions import GATEWAY_ACTIONS
     from cuirass.respond.base import DEFENSES
     from cuirass.respond.logit.base import LOGIT_DEFENSES
-    from cuirass.respond.responder import GATEWAY_ACTIONS, _load_defenses
+    from cuirass.respond.responder import load_defenses
 
-    _load_defenses()
+    load_defenses()
     return set(DEFENSES) | set(LOGIT_DEFENSES) | set(GATEWAY_ACTIONS)
 
 
