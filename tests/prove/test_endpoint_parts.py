@@ -19,6 +19,7 @@ from cuirass.prove import canaries
 from cuirass.prove.channels import TextChannel, TokenChannel
 from cuirass.prove.epochs import EpochStore
 from cuirass.prove.probes import default_probes, read_probes
+from cuirass.prove.suspect import Endpoint
 from cuirass.respond.base import DefenseContext
 from cuirass.marks.canary_ledger import CanaryLedger
 from cuirass.respond.defenses.canary import Canary
@@ -204,8 +205,9 @@ def test_audit_endpoint_combines_channels_and_canaries_in_one_family(tmp_path: P
     _FakeSuspect.known = {r.probe: r.planted_text for r in recs}
     monkeypatch.setattr(endpoint, "Suspect", _FakeSuspect)
     ctx = endpoint.Context(ring, engine, cohort_names(8, 4), EpochStore(engine).all(), [TextChannel()], [])
-    report = endpoint.audit_endpoint("http://suspect/v1", "student", probes=["q1", "q2"], queries=4, ctx=ctx,
-                                     control={"base_url": "http://control/v1", "model": "clean"}, progress=False)
+    opts = endpoint.AuditOptions(queries=4, progress=False)
+    report = endpoint.audit_endpoint(Endpoint("http://suspect/v1", "student"), ctx, opts, probes=["q1", "q2"],
+                                     control=Endpoint("http://control/v1", "clean"))
     assert report["method"]["n_tests"] == 12 + 1  # 12 text keys and the one cohort with plantings
     assert [(t["channel"], t["cohort"]) for t in report["implicated"]] == [("canary", "c003")]
     assert {a["account"] for a in report["implicated"][0]["accounts"]} <= {"acct0", "acct1", "acct2"}

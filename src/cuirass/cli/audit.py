@@ -131,7 +131,7 @@ def audit_endpoint_cmd(settings: Settings, as_json: bool, base_url: str, model: 
                        seed: int | None, tokenizer: str | None, canaries: bool, progress: bool) -> None:
     """Question a suspect model's API; test its answers for our watermarks (radioactivity) and canaries."""
     from cuirass.prove.corpus import CorpusError
-    from cuirass.prove.endpoint import audit_endpoint, context
+    from cuirass.prove.endpoint import AuditOptions, audit_endpoint, context
     from cuirass.prove.probes import read_probes
     from cuirass.prove.suspect import Endpoint
 
@@ -143,10 +143,10 @@ def audit_endpoint_cmd(settings: Settings, as_json: bool, base_url: str, model: 
     for note in ctx.notes:
         click.echo(f"note: {note}", err=True)
     control = (Endpoint(control_base_url, control_model or model, control_api_key) if control_base_url else None)
+    opts = AuditOptions(queries=queries, max_tokens=max_tokens, temperature=temperature, concurrency=concurrency,
+                        seed=seed, alpha=alpha, canaries=canaries, progress=progress)
     try:
-        report = audit_endpoint(base_url, model, api_key=api_key, probes=probes, queries=queries, control=control,
-                                max_tokens=max_tokens, temperature=temperature, concurrency=concurrency,
-                                progress=progress, alpha=alpha, canaries=canaries, seed=seed, ctx=ctx,
+        report = audit_endpoint(Endpoint(base_url, model, api_key), ctx, opts, probes=probes, control=control,
                                 command=shlex.join(["cuirass", "audit", *_redacted(sys.argv[2:])]))
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None

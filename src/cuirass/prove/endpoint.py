@@ -14,18 +14,23 @@
 
 A control endpoint (a model that never saw our outputs) goes through exactly the same questions and
 tests: nothing may be implicated and its randomized p-values must look Uniform(0, 1) (KS test).
+
+In code, `audit_endpoint(suspect, context(...), AuditOptions(...))` runs the phases in order: `questions`
+(what every endpoint is asked), `_question` (ask one endpoint, score every key), `_report` (Holm over the
+family, implicated accounts), then the control through the same two steps.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from cuirass import __version__
+from cuirass.marks.canary_ledger import CanaryLedger
 from cuirass.prove import canaries as canary_probe
 from cuirass.prove.channels import CHANNELS, Channel
 from cuirass.prove.cohorts import cohort_names, members
@@ -83,6 +88,56 @@ def context(settings: Any = None, keyring: Any = None, tokenizer: Any = None, en
                    channels, notes)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuditOptions:
+    """How the endpoints are questioned and the family of tests corrected."""
+
+    queries: int = 64  # answers to collect (the probe prompts cycled when fewer)
+    max_tokens: int = 256  # per answer
+    temperature: float = 1.0  # of the probe answers (canary questions are asked at 0)
+    concurrency: int = 4  # requests in flight
+    seed: int | None = None  # question i asks for seed + i, so a server that honours seeds answers reproducibly
+    alpha: float = 0.01  # family-wise error rate (Holm-Bonferroni over every key and canary test)
+    canaries: bool = True  # probe for the canaries the ledger says were planted
+    progress: bool = True  # progress bars on stderr
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError("alpha must be in (0, 1)")
+        if self.queries < 1:
+            raise ValueError("queries must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Questions:
+    """What every endpoint of one audit is asked."""
+
+    probe_set: ProbeSet
+    prompts: list[str]  # `queries` prompts (the probe set cycled when shorter)
+    canaries: list[canary_probe.Probe]  # every planted canary the ledger records, and as many decoys
+    notes: list[str]  # for the report: channels or canaries not run, and why
+
+
+def questions(ctx: Context, opts: AuditOptions, probes: Sequence[str] | ProbeSet | None = None) -> Questions:
+    """The prompts (the caller's, else the harvested prompts of the event log, else the reference problems)
+    and the canary probes (when switched on and the ledger records plantings)."""
+    if isinstance(probes, ProbeSet):
+        probe_set = probes
+    elif probes is not None:
+        probe_set = ProbeSet(tuple(probes), "given", "given by the caller",
+                             f"{len(probes)} prompts given by the caller.")
+    else:
+        probe_set = default_probes(ctx.engine, opts.queries)
+    planted = []
+    notes = list(ctx.notes)
+    if opts.canaries and ctx.engine is not None:
+        planted = canary_probe.probe_set(CanaryLedger(ctx.engine).rows(), ctx.keyring, ctx.epochs)
+    if not planted:
+        notes.append("canary probing not run: the canary ledger records no planted canary" if opts.canaries
+                     else "canary probing switched off")
+    return Questions(probe_set, probe_set.take(opts.queries), planted, notes)
+
+
 @dataclasses.dataclass(slots=True)
 class Side:
     """One endpoint's answers and its uncorrected tests."""
@@ -98,13 +153,13 @@ class Side:
         return [a.text for a in self.answers if a.text]
 
 
-def _question(endpoint: Endpoint, prompts: list[str], probes: list[canary_probe.Probe], ctx: Context, *,
-              max_tokens: int, temperature: float, concurrency: int, progress: bool, seed: int | None,
-              label: str) -> Side:
-    suspect = Suspect(endpoint, concurrency=concurrency, progress=progress)
+def _question(endpoint: Endpoint, q: Questions, ctx: Context, opts: AuditOptions, label: str) -> Side:
+    """One endpoint's side: ask the prompts and the canary questions, score the answers under every key."""
+    prompts, probes = q.prompts, q.canaries
+    suspect = Suspect(endpoint, concurrency=opts.concurrency, progress=opts.progress)
     try:
-        answers = suspect.ask(prompts, max_tokens=max_tokens, temperature=temperature, desc=f"{label} probes",
-                              seed=seed)
+        answers = suspect.ask(prompts, max_tokens=opts.max_tokens, temperature=opts.temperature,
+                              desc=f"{label} probes", seed=opts.seed)
         texts = [a.text for a in answers if a.text]
         if not texts:
             errors = sorted({a.error for a in answers if a.error})
@@ -161,76 +216,63 @@ def _transcript(answers: Sequence[Answer]) -> list[dict[str, Any]]:
     return [dataclasses.asdict(a) for a in answers]
 
 
-def audit_endpoint(base_url: str, model: str, *, api_key: str | None = None,
-                   probes: Sequence[str] | ProbeSet | None = None, queries: int = 64,
-                   control: Endpoint | Mapping[str, Any] | None = None, settings: Any = None, keyring: Any = None,
-                   tokenizer: Any = None, max_tokens: int = 256, temperature: float = 1.0, concurrency: int = 4,
-                   progress: bool = True, alpha: float = 0.01, canaries: bool = True, seed: int | None = None,
-                   ctx: Context | None = None, command: str = "") -> dict[str, Any]:
-    """Question the suspect at `base_url` (and the control, if given) and return the report as plain data.
+def audit_endpoint(suspect: Endpoint, ctx: Context, opts: AuditOptions = AuditOptions(), *,
+                   probes: Sequence[str] | ProbeSet | None = None, control: Endpoint | None = None,
+                   command: str = "") -> dict[str, Any]:
+    """Question the suspect (and the control, if given) and return the report as plain data.
 
-    `probes`: prompts to ask (default: harvested prompts from the event log, else the reference problems);
-    `queries` answers are collected (prompts cycled when fewer). `settings` (cuirass.config.Settings) says
-    where the keys, the event log and the canary ledger are; `keyring` and `tokenizer` override it.
-    `seed`: question i asks for seed + i, so a server that honours seeds answers reproducibly.
+    `ctx` (from `context`) says which keys, cohorts, epochs and channels to test and where the event log
+    and the canary ledger are. `probes`: prompts to ask (default: harvested prompts from the event log,
+    else the reference problems). `command` is recorded as the way to re-run the audit.
     """
-    if not 0.0 < alpha < 1.0:
-        raise ValueError("alpha must be in (0, 1)")
-    if queries < 1:
-        raise ValueError("queries must be >= 1")
-    ctx = ctx or context(settings, keyring, tokenizer)
-    if isinstance(probes, ProbeSet):
-        probe_set = probes
-    elif probes is not None:
-        probe_set = ProbeSet(tuple(probes), "given", "given by the caller",
-                             f"{len(probes)} prompts given by the caller.")
-    else:
-        probe_set = default_probes(ctx.engine, queries)
-    prompts = probe_set.take(queries)
-    planted = []
-    notes = list(ctx.notes)
-    if canaries and ctx.engine is not None:
-        from cuirass.marks.canary_ledger import CanaryLedger
+    q = questions(ctx, opts, probes)  # phase 1: what every endpoint is asked
+    main = _question(suspect, q, ctx, opts, "suspect")  # phase 2: ask, score every key
+    report = _report(suspect, control, q, main, ctx, opts, command)  # phase 3: one family, corrected; accounts
+    if control is not None:  # phase 4: the control, through the same questions and tests
+        side = _question(control, q, ctx, opts, "control")
+        report["control"] = _control(side, opts.alpha)
+        report["inputs"].append(describe_answers(side.answers, "control outputs",
+                                                 f"{control.base_url} (model {control.model})"))
+        report["transcripts"]["control"] = _transcript(side.answers)
+    report["conclusion"] = conclusion(report)
+    return report
 
-        planted = canary_probe.probe_set(CanaryLedger(ctx.engine).rows(), ctx.keyring, ctx.epochs)
-    if not planted:
-        notes.append("canary probing not run: the canary ledger records no planted canary" if canaries
-                     else "canary probing switched off")
-    suspect = Endpoint(base_url, model, api_key)
-    ctl = control if isinstance(control, Endpoint) or control is None else Endpoint(**dict(control))
-    ask = {"max_tokens": max_tokens, "temperature": temperature, "concurrency": concurrency, "progress": progress,
-           "seed": seed}
-    main = _question(suspect, prompts, planted, ctx, label="suspect", **ask)
-    keys, cans = _correct(main, alpha)
+
+def _report(suspect: Endpoint, control: Endpoint | None, q: Questions, main: Side, ctx: Context, opts: AuditOptions,
+            command: str) -> dict[str, Any]:
+    """The report of the suspect's side: inputs, method, every test corrected (Holm over the whole family),
+    the implicated cohorts and the accounts keyed to them."""
+    keys, cans = _correct(main, opts.alpha)
     implicated = [{**t.to_dict(), "accounts": _accounts(ctx.engine, t.cohort, t.epoch, ctx.epochs)}
                   for t in keys if t.implicated]
     implicated += [{**t, "accounts": _accounts(ctx.engine, t["cohort"], t["epoch"], ctx.epochs)}
                    for t in cans if t["implicated"]]
     method_channels = {ch.name: ch.method for ch in ctx.channels}
-    if planted:
+    if main.canary:
         method_channels["canary"] = canary_probe.METHOD
-    where = f"{base_url} (model {model})"
-    report: dict[str, Any] = {
+    where = f"{suspect.base_url} (model {suspect.model})"
+    return {
         "question": QUESTION,
         "subject": f"the model behind {where}",
         "cuirass_version": __version__,
         "generated_at": time.time(),
-        "inputs": [probe_set.describe("probes"), describe_answers(main.answers, "suspect outputs", where)]
+        "inputs": [q.probe_set.describe("probes"), describe_answers(main.answers, "suspect outputs", where)]
         + ([describe_answers(planted_answers(main), "suspect canary answers", where)] if main.canary else []),
-        "endpoint": {"suspect": suspect.describe(), "control": ctl.describe() if ctl else None,
-                     "queries": len(prompts), "answered": len(main.texts),
+        "endpoint": {"suspect": suspect.describe(), "control": control.describe() if control else None,
+                     "queries": len(q.prompts), "answered": len(main.texts),
                      "failed": sum(a.text is None for a in main.answers),
                      "errors": sorted({a.error for a in main.answers if a.error})[:5],
-                     "max_tokens": max_tokens, "temperature": temperature, "concurrency": concurrency, "seed": seed,
-                     "probe_source": probe_set.source, "probe_note": probe_set.note,
-                     "token_windows": main.windows, "notes": notes},
+                     "max_tokens": opts.max_tokens, "temperature": opts.temperature,
+                     "concurrency": opts.concurrency, "seed": opts.seed,
+                     "probe_source": q.probe_set.source, "probe_note": q.probe_set.note,
+                     "token_windows": main.windows, "notes": q.notes},
         "method": {
             "channels": method_channels,
             "correction": METHOD,
             "correction_note": ("Holm-Bonferroni across every (channel, cohort, epoch) key tested and every canary "
                                 "cohort test; controls the family-wise error rate at alpha under arbitrary "
                                 "dependence (union bound)."),
-            "alpha": alpha,
+            "alpha": opts.alpha,
             "n_tests": len(keys) + len(cans),
             "cohorts": list(ctx.cohorts),
             "purposes": {ch.name: ch.purpose for ch in ctx.channels},
@@ -244,14 +286,6 @@ def audit_endpoint(base_url: str, model: str, *, api_key: str | None = None,
         "transcripts": {"suspect": _transcript(main.answers)},
         "rerun": command,
     }
-    if ctl is not None:
-        side = _question(ctl, prompts, planted, ctx, label="control", **ask)
-        report["control"] = _control(side, alpha)
-        report["inputs"].append(describe_answers(side.answers, "control outputs",
-                                                 f"{ctl.base_url} (model {ctl.model})"))
-        report["transcripts"]["control"] = _transcript(side.answers)
-    report["conclusion"] = conclusion(report)
-    return report
 
 
 def planted_answers(side: Side) -> list[Answer]:

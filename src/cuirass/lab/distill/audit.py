@@ -110,7 +110,8 @@ def audit_students(suspects: Mapping[str, Suspect], probes: list[str], keyring: 
 
     from cuirass.config import load_settings
     from cuirass.lab.detect_eval import finite
-    from cuirass.prove.endpoint import audit_endpoint
+    from cuirass.prove.endpoint import AuditOptions, audit_endpoint, context
+    from cuirass.prove.suspect import Endpoint
 
     where.mkdir(parents=True, exist_ok=True)
     models = {name: s.model_dir for name, s in suspects.items()}
@@ -119,10 +120,11 @@ def audit_students(suspects: Mapping[str, Suspect], probes: list[str], keyring: 
     with Gateway(where / "suspects", _serving_config(models, threads, device, concurrency), auditor) as gw:
         for name, s in suspects.items():
             settings = load_settings(s.gateway_config, data_dir=s.data_dir)
-            report = audit_endpoint(gw.base_url, name, api_key=gw.keys["auditor"], probes=probes, queries=queries,
-                                    settings=settings, keyring=keyring, tokenizer=teacher, max_tokens=max_tokens,
-                                    temperature=1.0, concurrency=concurrency, progress=progress, alpha=ALPHA,
-                                    canaries=s.canaries, seed=seed, command="cuirass lab distill")
+            opts = AuditOptions(queries=queries, max_tokens=max_tokens, temperature=1.0, concurrency=concurrency,
+                                seed=seed, alpha=ALPHA, canaries=s.canaries, progress=progress)
+            report = audit_endpoint(Endpoint(gw.base_url, name, gw.keys["auditor"]),
+                                    context(settings, keyring, teacher), opts, probes=probes,
+                                    command="cuirass lab distill")
             (where / f"audit-{name}.json").write_text(json.dumps(finite(report), indent=1, default=str))
             out[name] = summarize(report)
     return out
