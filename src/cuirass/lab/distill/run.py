@@ -112,60 +112,108 @@ def _data_summary(name: str, got: list[harvest.Exchange], base: list[harvest.Exc
             "mean_chars": sum(len(x.reply or "") for x in rows) / max(1, len(rows))}
 
 
-def run(config: DistillConfig, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    """The whole lab; writes results.json, summary.md, harvest JSONL and plots to out_dir."""
-    from cuirass.engine.loader import resolve_path
-    from cuirass.keyring import Keyring
-    from cuirass.lab.distill import audit, report
-    from cuirass.lab.reference import evaluate as ev
+@dataclasses.dataclass(slots=True)
+class _Lab:
+    """What the phases of one run share: the run's config (models snapshotted), where it writes, its log."""
 
+    config: DistillConfig
+    out: Path
+    progress: bool
+    say: Any
+    conds: list[cond.Condition]
+    keyring: Any = None  # the master secret's keys (every gateway of the run shares them)
+
+
+@dataclasses.dataclass(slots=True)
+class _Students:
+    """Phase 3's result: the reference points and one row per condition, with the students to audit."""
+
+    untrained: dict[str, Any]
+    control: dict[str, Any]
+    rows: dict[str, dict[str, Any]]
+    suspects: dict[str, Any]  # name -> audit.Suspect
+
+
+def run(config: DistillConfig, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """The whole lab; writes results.json, summary.md, harvest JSONL and plots to out_dir.
+
+    Phases: prepare (snapshot the models, pick the conditions) -> harvest through the gateways -> train
+    and evaluate the students -> audit them over HTTP -> report."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     torch.set_num_threads(config.train_threads)
-    say = _say(progress)
-    say(f"distillation lab: conditions {', '.join(config.conditions)} -> {out_dir}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    requested = config
+    lab, skipped = _prepare(config, Path(out_dir), progress)
+    gateways = _harvest(lab)
+    students = _train_students(lab, gateways)
+    _audit_students(lab, gateways, students)
+    return _report(lab, config, skipped, gateways, students, started)
+
+
+def _prepare(config: DistillConfig, out: Path, progress: bool) -> tuple[_Lab, dict[str, str]]:
+    """Snapshot the teacher and decoy into the run's folder and build the conditions (skipped: name -> why)."""
+    say = _say(progress)
+    say(f"distillation lab: conditions {', '.join(config.conditions)} -> {out}")
+    out.mkdir(parents=True, exist_ok=True)
     config = dataclasses.replace(config, teacher=_snapshot(config.teacher, out / "models" / "teacher"),
                                  decoy=_snapshot(config.decoy, out / "models" / "decoy"))
     conds, skipped = cond.build(config.conditions)
     for name, why in skipped.items():
         say(f"skipping {name}: {why}")
-    benign = workload.benign(config)
+    return _Lab(config, out, progress, say, conds), skipped
+
+
+def _harvest(lab: _Lab) -> dict[str, dict[str, Any]]:
+    """Every gateway kind the conditions need, each harvested by its campaigns (and the benign users);
+    the harvests also go to harvest.jsonl. Returns {kind: `_harvest_gateway` result}."""
+    benign = workload.benign(lab.config)
     gateways: dict[str, dict[str, Any]] = {}
     for kind in ("plain", "defended", "stealth"):
-        if any(c.gateway == kind for c in conds):
-            gateways[kind] = _harvest_gateway(kind, config, conds, out, benign, progress)
-    harvests = {n: h for g in gateways.values() for n, h in g["harvests"].items()}
-    base = harvests["A"]
-    with (out / "harvest.jsonl").open("w") as f:
-        for name, got in harvests.items():
+        if any(c.gateway == kind for c in lab.conds):
+            gateways[kind] = _harvest_gateway(kind, lab.config, lab.conds, lab.out, benign, lab.progress)
+    with (lab.out / "harvest.jsonl").open("w") as f:
+        for name, got in _harvests(gateways).items():
             for x in got:
                 f.write(json.dumps({"condition": name, **x.to_dict()}) + "\n")
+    return gateways
 
+
+def _harvests(gateways: dict[str, dict[str, Any]]) -> dict[str, list[harvest.Exchange]]:
+    return {n: h for g in gateways.values() for n, h in g["harvests"].items()}
+
+
+def _train_students(lab: _Lab, gateways: dict[str, dict[str, Any]]) -> _Students:
+    """An untrained student, a control student (the reference solutions), and a student per condition on
+    its harvest; each evaluated, with how strongly its training data carries the token mark."""
+    from cuirass.engine.loader import resolve_path
+    from cuirass.keyring import Keyring
+    from cuirass.lab.distill import audit
+    from cuirass.lab.reference import evaluate as ev
+
+    config, say = lab.config, lab.say
+    harvests = _harvests(gateways)
+    base = harvests["A"]
     _, tokenizer = ev.load(resolve_path(config.teacher))
-    keyring = Keyring(master_secret(config.seed).encode())
-    students = out / "students"
+    lab.keyring = Keyring(master_secret(config.seed).encode())
+    students = lab.out / "students"
     say("training the untrained and control students ...")
     t0 = time.perf_counter()
     untrained = student.evaluate(student.train([], tokenizer, config), tokenizer, config)
     gold = [student.Example(x.request.problem.question, x.request.problem.solution) for x in base if x.request.harvest]
-    control = student.evaluate(student.train(gold, tokenizer, config, students / audit.CONTROL, progress, "control"),
-                               tokenizer, config)
+    control = student.evaluate(student.train(gold, tokenizer, config, students / audit.CONTROL, lab.progress,
+                                             "control"), tokenizer, config)
     control["seconds"] = time.perf_counter() - t0
 
     rows: dict[str, dict[str, Any]] = {}
     suspects: dict[str, audit.Suspect] = {}
-    for c in conds:
+    for c in lab.conds:
         t0 = time.perf_counter()
         source = c.harvest_of or c.name
         got = harvests[source]
         used = student.examples(got, c.filter_answers)
         say(f"{c.name}: training a student on {len(used)} examples ...")
-        model = student.train(used, tokenizer, config, students / c.slug, progress, f"student {c.name}")
+        model = student.train(used, tokenizer, config, students / c.slug, lab.progress, f"student {c.name}")
         row = {"title": c.title, "data": _data_summary(c.name, got, base, used),
                "student": student.evaluate(model, tokenizer, config)}
         say(f"{c.name}: accuracy {row['student']['accuracy']:.1%}, held-out loss {row['student']['heldout_loss']:.3f}")
@@ -177,7 +225,7 @@ def run(config: DistillConfig, out_dir: str | Path, progress: bool = True) -> di
             cohort = row["exposure"]["account_cohort"].get(x.request.account)
             if cohort and x.request.harvest and x.reply:
                 by_cohort.setdefault(cohort, []).append(x.reply)
-        row["data"]["token_mark"] = audit.mark_in_harvest(by_cohort, keyring, config.teacher)
+        row["data"]["token_mark"] = audit.mark_in_harvest(by_cohort, lab.keyring, config.teacher)
         rows[c.name] = row
         canaries = "canary" in c.actions or c.gateway != "plain"
         suspects[c.slug] = audit.Suspect(students / c.slug, g["config_path"], g["data_dir"], canaries)
@@ -188,42 +236,57 @@ def run(config: DistillConfig, out_dir: str | Path, progress: bool = True) -> di
             cohort = keyed.get(x.request.account.rsplit("-", 1)[1])
             if cohort and x.request.harvest and x.reply:
                 by_cohort.setdefault(cohort, []).append(x.reply)
-        rows["A"]["data"]["token_mark"] = audit.mark_in_harvest(by_cohort, keyring, config.teacher)
+        rows["A"]["data"]["token_mark"] = audit.mark_in_harvest(by_cohort, lab.keyring, config.teacher)
     suspects[audit.CONTROL] = audit.Suspect(students / audit.CONTROL, gateways["plain"]["config_path"],
                                             gateways["plain"]["data_dir"], False)
+    return _Students(untrained, control, rows, suspects)
 
-    say(f"auditing {len(suspects)} students over HTTP ({config.audit_queries} probes each) ...")
+
+def _audit_students(lab: _Lab, gateways: dict[str, dict[str, Any]], s: _Students) -> None:
+    """Audit every student and the control over HTTP, as an operator would; the results go into the rows."""
+    from cuirass.lab.distill import audit
+
+    config = lab.config
+    lab.say(f"auditing {len(s.suspects)} students over HTTP ({config.audit_queries} probes each) ...")
+    base = _harvests(gateways)["A"]
     probes = list(dict.fromkeys(x.request.problem.question for x in base if x.request.harvest))
     t0 = time.perf_counter()
     try:
-        audits = audit.audit_students(suspects, probes, keyring, config.teacher, out / "audit",
+        audits = audit.audit_students(s.suspects, probes, lab.keyring, config.teacher, lab.out / "audit",
                                       queries=config.audit_queries, max_tokens=config.max_tokens, seed=config.seed,
                                       threads=config.threads, concurrency=config.concurrency, device=config.device,
-                                      progress=progress)
+                                      progress=lab.progress)
     except (RuntimeError, ValueError, OSError) as exc:  # the students are saved: the audit can be rerun alone
-        say(f"audit failed: {exc}")
-        audits = {name: audit.failed(str(exc)) for name in suspects}
-    per_audit = (time.perf_counter() - t0) / len(suspects)
-    for c in conds:
-        rows[c.name]["audit"] = audits[c.slug]
-        rows[c.name]["seconds"]["audit"] = per_audit
-        keyed = rows[c.name]["exposure"]["cohorts"]
+        lab.say(f"audit failed: {exc}")
+        audits = {name: audit.failed(str(exc)) for name in s.suspects}
+    per_audit = (time.perf_counter() - t0) / len(s.suspects)
+    for c in lab.conds:
+        row = s.rows[c.name]
+        row["audit"] = audits[c.slug]
+        row["seconds"]["audit"] = per_audit
+        keyed = row["exposure"]["cohorts"]
         for ch in ("token", "text"):  # the lab's oracle view: only the keys that marked this campaign's data
-            rows[c.name]["audit"][f"{ch}_at_campaign_cohorts"] = audit.at_cohorts(audits[c.slug], ch, keyed)
-            rows[c.name]["audit"][f"control_{ch}_at_campaign_cohorts"] = audit.at_cohorts(
-                audits[audit.CONTROL], ch, keyed)
-    control["audit"] = audits[audit.CONTROL]
+            row["audit"][f"{ch}_at_campaign_cohorts"] = audit.at_cohorts(audits[c.slug], ch, keyed)
+            row["audit"][f"control_{ch}_at_campaign_cohorts"] = audit.at_cohorts(audits[audit.CONTROL], ch, keyed)
+    s.control["audit"] = audits[audit.CONTROL]
 
+
+def _report(lab: _Lab, requested: DistillConfig, skipped: dict[str, str], gateways: dict[str, dict[str, Any]],
+            s: _Students, started: float) -> dict[str, Any]:
+    """Value ratios against A and the untrained student, the benign users' view; results.json and the rest."""
+    from cuirass.lab.distill import report
+
+    rows = s.rows
     a_acc, a_loss = rows["A"]["student"]["accuracy"], rows["A"]["student"]["heldout_loss"]
     for row in rows.values():
-        s = row["student"]
-        row["value_ratio"] = value_ratio(s["accuracy"], untrained["accuracy"], a_acc)
-        row["value_ratio_loss"] = value_ratio(s["heldout_loss"], untrained["heldout_loss"], a_loss)
+        st = row["student"]
+        row["value_ratio"] = value_ratio(st["accuracy"], s.untrained["accuracy"], a_acc)
+        row["value_ratio_loss"] = value_ratio(st["heldout_loss"], s.untrained["heldout_loss"], a_loss)
     benign_rows = {kind: _benign_summary(g["benign"], gateways["plain"]["benign"]) for kind, g in gateways.items()}
-    results = {"config": requested.to_dict(), "models": {"teacher": config.teacher, "decoy": config.decoy},
-               "skipped": skipped, "untrained": untrained, "control": control,
+    results = {"config": requested.to_dict(), "models": {"teacher": lab.config.teacher, "decoy": lab.config.decoy},
+               "skipped": skipped, "untrained": s.untrained, "control": s.control,
                "conditions": rows, "benign": benign_rows,
                "audit_method": "cuirass.prove.endpoint.audit_endpoint over HTTP",
                "wall_seconds": time.perf_counter() - started}
-    report.write(results, out)
+    report.write(results, lab.out)
     return results
