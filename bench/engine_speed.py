@@ -33,9 +33,9 @@ from cuirass.engine.batch import run_choice  # noqa: E402
 from cuirass.engine.loader import load_model, resolve_path  # noqa: E402
 from cuirass.engine.params import parse  # noqa: E402
 from cuirass.engine.tiny import write_tiny_model  # noqa: E402
+from cuirass.marks.logit.keyed import LISTS, MIN_PROB  # noqa: E402
 from cuirass.respond.base import DefenseContext  # noqa: E402
 from cuirass.respond.logit.antidistill import Antidistill  # noqa: E402
-from cuirass.marks.logit.keyed import LISTS, MIN_PROB  # noqa: E402
 from cuirass.respond.logit.watermark import LogitWatermark  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,10 +10,10 @@ from scipy.stats import binom, kstest
 
 from cuirass.engine.batch import run_choice
 from cuirass.engine.params import parse
-from cuirass.respond.base import DefenseContext
-from cuirass.respond.logit.base import LOGIT_DEFENSES
 from cuirass.marks.logit.detect import detect_text, detect_tokens, windows
 from cuirass.marks.logit.keyed import GAMMA, LISTS, context_seed, green, green_count, green_count_list
+from cuirass.respond.base import DefenseContext
+from cuirass.respond.logit.base import LOGIT_DEFENSES
 from cuirass.respond.logit.watermark import LogitWatermark
 
 KEY = bytes(range(32))

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from cuirass.keyring import Keyring
 from cuirass.audit_log import canonical
+from cuirass.keyring import Keyring
 from tests.conftest import Gateway
 
 pytest.importorskip("torch")

@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from cuirass.audit_log import GENESIS, AuditLog, audit_table, record_hash, verify_file
 from cuirass.cli import main
 from cuirass.db import make_engine
 from cuirass.events.store import events_table
-from cuirass.audit_log import GENESIS, AuditLog, audit_table, record_hash, verify_file
 from cuirass.prove.cohorts import checkpoint
 from cuirass.prove.epochs import EpochStore
 from cuirass.verdicts.store import VerdictStore

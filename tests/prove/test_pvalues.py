@@ -7,10 +7,10 @@ import hashlib
 import numpy as np
 from scipy.stats import binom
 
-from cuirass.prove.channels import TextChannel
-from cuirass.prove.correction import bonferroni, holm, ks_uniform
 from cuirass.marks.text import detect, embed, merge, score_many, units
 from cuirass.marks.text.null import GreenNull
+from cuirass.prove.channels import TextChannel
+from cuirass.prove.correction import bonferroni, holm, ks_uniform
 
 
 def _keys(label: str, n: int) -> list[bytes]:

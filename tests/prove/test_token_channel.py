@@ -7,9 +7,9 @@ import hashlib
 import numpy as np
 from scipy.stats import binom
 
+from cuirass.marks.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
 from cuirass.prove.channels import TokenChannel
 from cuirass.prove.correction import holm
-from cuirass.marks.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz "
 

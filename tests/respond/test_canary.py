@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from cuirass.db import make_engine
-from cuirass.respond.base import DEFENSES, DefenseContext
 from cuirass.marks.canary import CanaryGenerator
 from cuirass.marks.canary_ledger import CanaryLedger
+from cuirass.respond.base import DEFENSES, DefenseContext
 from cuirass.respond.defenses.canary import Canary
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -13,12 +13,12 @@ import pytest
 from scipy.stats import binom, kstest
 
 import cuirass.respond.defenses.watermark  # noqa: F401  (registers the defense)
-from cuirass.respond.base import DEFENSES, DefenseContext
 from cuirass.marks.text import ALL_GROUPS, Finder, detect, detect_many, embed, merge, score, units
 from cuirass.marks.text.embed import revert
 from cuirass.marks.text.keyed import green, window_bits
 from cuirass.marks.text.null import GreenNull
 from cuirass.marks.text.segment import BARRIER, WORD, tokenize
+from cuirass.respond.base import DEFENSES, DefenseContext
 
 KEY = hashlib.sha256(b"test-cohort-key").digest()
 OTHER = hashlib.sha256(b"another-cohort-key").digest()

@@ -26,8 +26,8 @@ from cuirass.gateway.exchange import Exchange
 from cuirass.gateway.ratelimit import RateLimiter
 from cuirass.gateway.routing import ModelRegistry
 from cuirass.keyring import Keyring
-from cuirass.prove.epochs import EpochStore
 from cuirass.marks.canary_ledger import CanaryLedger
+from cuirass.prove.epochs import EpochStore
 from cuirass.respond.responder import Responder
 from cuirass.verdicts.store import VerdictCache, VerdictStore
 

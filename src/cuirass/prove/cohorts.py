@@ -15,8 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cuirass.events.store import events_table
 from cuirass.audit_log import AuditLog
+from cuirass.events.store import events_table
 
 
 def cohort_names(n_cohorts: int, n_honeypot: int) -> list[str]:

@@ -20,8 +20,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cuirass.db import metadata
 from cuirass.audit_log import AuditLog
+from cuirass.db import metadata
 
 epochs_table = sa.Table(
     "key_epochs",

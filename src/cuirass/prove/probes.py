@@ -20,8 +20,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cuirass.events.store import events_table
 from cuirass.audit_log import canonical
+from cuirass.events.store import events_table
 from cuirass.prove.corpus import CorpusError
 
 SCAN_LIMIT = 50_000  # most recent keyed events read when drawing prompts from the log

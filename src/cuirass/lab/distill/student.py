@@ -24,8 +24,8 @@ import torch
 
 from cuirass.lab.distill.config import DistillConfig, StudentSpec
 from cuirass.lab.reference import evaluate as ev
-from cuirass.models.corpus import IGNORE, Worked, collate, encode
 from cuirass.lab.reference.train import TrainConfig, build_model, fit, save
+from cuirass.models.corpus import IGNORE, Worked, collate, encode
 
 EVAL_SALT = 101  # held-out problems of the evaluation: a stream apart from the benign users'
 

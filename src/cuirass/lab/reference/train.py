@@ -26,9 +26,9 @@ from tqdm import tqdm
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
 from cuirass.lab.reference import evaluate as ev
+from cuirass.lab.reference.tokenizer import train_tokenizer
 from cuirass.models.corpus import Worked, batches
 from cuirass.models.problems import Problem, framed, problem, problems
-from cuirass.lab.reference.tokenizer import train_tokenizer
 
 PACKAGE_MODELS = Path(__file__).resolve().parents[2] / "models"  # src/cuirass/models/{reference,decoy}
 
