@@ -1,4 +1,4 @@
-"""`cuirass events`: get the event log out, in the DESIGN record format."""
+"""`cuirass events`: get the event log out, in the event record format."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Detection: score accounts and networks of accounts for distillation, online and offline.
 
-Folder map (the data flow of DESIGN.md): phrases/digest (what one request says) -> signals
+Folder map (the data flow of docs/architecture.md): phrases/digest (what one request says) -> signals
 (per-account evidence) -> scoring (online account risk) -> campaigns (periodic network job)
 -> engine (the Detector the gateway and replay share) -> replay / calibrate (offline).
 """

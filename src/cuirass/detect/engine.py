@@ -3,7 +3,7 @@
     detector.observe(event)               # hot path: O(1) signal updates for the event's account
     detector.maybe_run_campaigns(now_ts)  # every campaign_interval_s of event time: the campaign job
     detector.verdict(account)             # score, flagged, reasons, campaign, first_flagged_ts
-    detector.report()                     # the DESIGN.md detection report
+    detector.report()                     # the detection report (docs/architecture.md)
 
 The detector is not thread-safe: call it from one thread. A server that wants the campaign job
 off that thread can split it: `rows = campaign_snapshot(now)` (cheap), `campaigns.run(...)` on
@@ -253,7 +253,7 @@ class Detector:
         return found
 
     def report(self) -> dict[str, Any]:
-        """The DESIGN.md detection report. An account's `score` is its peak so far, so that
+        """The detection report (docs/architecture.md). An account's `score` is its peak so far, so that
         `flagged` (ever reached the threshold) and calibration (on peak scores) agree; its
         `reasons` are those it was flagged for (else its current ones)."""
         accounts = []

@@ -1,7 +1,7 @@
 """Phrase lexicons: reasoning elicitation, rubric grading and coarse topics, in several languages.
 
 Distillers ask for the reasoning behind an answer ("think step by step", "write out the
-internal reasoning") and ask the model to grade answers against a rubric (DESIGN.md, threat
+internal reasoning") and ask the model to grade answers against a rubric (docs/architecture.md, threat
 model). The patterns are about *asking for* reasoning or grading, not about mentioning it, and
 are matched against lower-cased text. Languages: en, zh, es, fr, de, ru, pt, it, ja, ko. Add a
 phrase or a language by adding a pattern, not code.
@@ -101,7 +101,7 @@ _RUBRIC = [
 
 
 # Demands for a checkable final answer. Distillers filter harvested answers with answer
-# checkers (DESIGN.md threat model), so they ask for the result in a fixed, parseable place.
+# checkers (docs/architecture.md, threat model), so they ask for the result in a fixed, parseable place.
 _ANSWER = [
     r"final answer", r"final result", r"answer on its own line", r"result on its own line",
     r"answer in the (?:form|format) ", r"\\boxed", r"only then the (?:final )?(?:answer|result)",

@@ -84,7 +84,7 @@ def replay(events: Iterable[Event], *, calibration: Mapping[str, Any] | None = N
            campaign_interval_s: float = DEFAULT_CAMPAIGN_INTERVAL_S,
            campaign_window_s: float = DEFAULT_CAMPAIGN_WINDOW_S, presorted: bool = False,
            progress: Progress | None = None) -> dict[str, Any]:
-    """Replay events (any order unless `presorted`) and return the DESIGN.md detection report.
+    """Replay events (any order unless `presorted`) and return the detection report (docs/architecture.md).
 
     With `presorted=True` events are streamed without being held in memory (for logs too
     big to buffer); an event earlier than its predecessor then raises ValueError.

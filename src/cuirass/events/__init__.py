@@ -1,4 +1,4 @@
-"""The event log: one record per request, written off the hot path (see DESIGN.md, "Event log record")."""
+"""The event log: one record per request, written off the hot path (docs/architecture.md, "Contracts")."""
 
 from cuirass.events.record import ACTIONS, ANONYMOUS, Event, read_jsonl, write_jsonl
 

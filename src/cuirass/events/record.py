@@ -1,7 +1,8 @@
-"""The event record of DESIGN.md: the one shape the gateway writes, `detect run` replays and the lab generates.
+"""The event record: the one shape the gateway writes, `detect run` replays and the lab generates.
 
 The first fourteen fields are the binding contract. The gateway adds a few operational
 fields after them (status, latency, error, upstream); readers must ignore what they do not know.
+The fields are listed in docs/architecture.md ("Contracts").
 """
 
 from __future__ import annotations

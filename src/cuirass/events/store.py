@@ -93,7 +93,7 @@ def insert_rows(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def iter_events(engine: sa.Engine, since: float | None = None, batch: int = 5000) -> Iterator[dict[str, Any]]:
-    """Every stored event (DESIGN record plus operational fields) in write order, streamed in batches."""
+    """Every stored event (the event record plus operational fields) in write order, streamed in batches."""
     last = 0
     cols = [events_table.c[n] for n in _COLUMNS]
     while True:

@@ -1,6 +1,6 @@
 """Model pivots: switching to a newly released model within a day of its release.
 
-Distillers move to a new model within 24 hours of launch to harvest it first (DESIGN.md threat
+Distillers move to a new model within 24 hours of launch to harvest it first (docs/architecture.md, threat
 model). Plenty of honest users try a new model early too, so this weighs little per account;
 many accounts of one community pivoting together is what counts (the "pivot" linking feature).
 """

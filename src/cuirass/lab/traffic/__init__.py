@@ -4,7 +4,7 @@ Layout, one concept per module:
   sources        real prompts (ShareGPT users; GSM8K / HumanEval / seed tasks to harvest)
   clock, world   event time, habits, think times; the shared seed/window/models
   identity       account ids, addresses, user agents, payment fingerprints
-  record         the DESIGN event record built from a request
+  record         the event record built from a request
   conversation   a human's multi-turn dialogue with think times
   templates      reasoning-elicitation wording and paraphrase
   harvest        harvesting requests (reasoning, plain, rubric); agentic: tool-use episodes

@@ -1,7 +1,7 @@
 """Attack campaign parameters and the named presets (`KIND:ACCOUNTS[:key=value,...]` on the CLI).
 
 A campaign is a set of accounts run by one operator to harvest outputs. Presets follow the
-threat model in DESIGN.md; `agentic` and `rubric` are held out: the detector's authors did not
+threat model in docs/architecture.md; `agentic` and `rubric` are held out: the detector's authors did not
 tune on them, so they measure generalisation.
 """
 

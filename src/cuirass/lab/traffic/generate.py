@@ -1,6 +1,6 @@
 """The traffic generator: plan every actor, merge their event streams by time, stream them to a file.
 
-Output is the DESIGN event log (JSON lines, in event-time order) plus a ground-truth sidecar
+Output is the event log (JSON lines, in event-time order) plus a ground-truth sidecar
 (`<out>.labels.json`) that says which account is benign and which campaign each attacker
 belongs to. Labels never appear in the events. Same config and seed -> byte-identical files.
 """

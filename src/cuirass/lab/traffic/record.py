@@ -1,4 +1,4 @@
-"""Turning a simulated request into DESIGN's event record (plain dict, the shape `read_jsonl` reads).
+"""Turning a simulated request into the event record (docs/architecture.md) (plain dict, the shape `read_jsonl` reads).
 
 Texts are capped so that a million-event log stays a few GB: a user turn keeps its first
 USER_CAP characters, an assistant turn (in history or as the response) its first REPLY_CAP.
