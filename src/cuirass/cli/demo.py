@@ -43,7 +43,7 @@ def demo(n_requests: int, port: int) -> None:
     with the openai client, and show what each received and what detection concluded."""
     import openai
 
-    from cuirass.cli.serve import free_port
+    from cuirass.processes import free_port
 
     port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="cuirass-demo-") as tmp:
