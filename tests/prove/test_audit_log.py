@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from cuirass.cli import main
-from cuirass.db import make_engine
 from cuirass.events.store import events_table
 from cuirass.prove.audit_log import GENESIS, AuditLog, audit_table, record_hash, verify_file
 from cuirass.prove.cohorts import checkpoint
 from cuirass.prove.epochs import EpochStore
+from cuirass.storage.migrate import make_engine
 from cuirass.verdicts.store import VerdictStore
 
 

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from scipy.stats import binom, fisher_exact
 
-from cuirass.db import make_engine
 from cuirass.events.store import events_table
 from cuirass.keyring import Keyring
 from cuirass.prove import canaries
@@ -24,6 +23,7 @@ from cuirass.respond.canary_ledger import CanaryLedger
 from cuirass.respond.defenses.canary import Canary
 from cuirass.respond.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
 from cuirass.respond.watermark import embed
+from cuirass.storage.migrate import make_engine
 from tests.prove.test_token_channel import ALPHABET, CharTokenizer, _green_text
 
 KEY = hashlib.sha256(b"endpoint-key").digest()

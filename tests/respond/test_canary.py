@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from cuirass.db import make_engine
 from cuirass.respond.base import DEFENSES, DefenseContext
 from cuirass.respond.canary_generator import CanaryGenerator
 from cuirass.respond.canary_ledger import CanaryLedger
 from cuirass.respond.defenses.canary import Canary
+from cuirass.storage.migrate import make_engine
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 KEY = bytes(range(32))

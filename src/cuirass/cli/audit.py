@@ -22,7 +22,7 @@ def audit() -> None:
 
 
 def _engine(settings: Settings) -> Any:
-    from cuirass.db import make_engine
+    from cuirass.storage.migrate import make_engine
 
     return make_engine(settings.database_url)
 

@@ -57,8 +57,8 @@ def context(settings: Any = None, keyring: Any = None, tokenizer: Any = None, en
     """Keys, cohorts and epochs from the settings (data directory, policy); the token channel uses
     `tokenizer` (an object or a path), else the first local model of the configuration."""
     from cuirass.config import load_settings
-    from cuirass.db import make_engine
     from cuirass.keyring import Keyring
+    from cuirass.storage.migrate import make_engine
 
     settings = settings if settings is not None else load_settings(None)
     pol = settings.policy
