@@ -226,7 +226,7 @@ def start_cuirass(procs: Procs, name: str, upstreams: dict[str, str], workers: i
     key = json.loads(out.stdout)["key"]
     port = free_port()
     p = procs.start(name, [str(CUIRASS), "serve", "--config", str(cfg), "--data-dir", str(d), "--port", str(port),
-                           "--workers", str(workers)], cpus=cpus, env={"CUIRASS_ADMIN_KEY": "sk-bench-admin"})
+                           "--workers", str(workers)], cpus=cpus, env={"CUIRASS_ADMIN_KEY": "sk-bench-admin-0123456789"})
     wait_http(f"http://127.0.0.1:{port}/health/readiness", 60, p)
     return f"http://127.0.0.1:{port}", key
 

@@ -146,7 +146,6 @@ class AuditLog:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine, tables=[audit_table])
 
     def append(self, kind: str, data: Any, conn: sa.Connection | None = None) -> dict[str, Any]:
         """Append one record and return it. Pass `conn` to commit it with the caller's own writes.

@@ -2,14 +2,20 @@
 
 SQLAlchemy Core is used, not an ORM: the gateway needs a handful of tables and the same statements on
 both backends, and Core gives exactly that with no per-row object overhead.
+
+This is the lowest storage module and knows no feature: each store defines its tables on `metadata`,
+`cuirass.storage.schema` lists them, and `cuirass.storage.migrate.make_engine` creates or upgrades them.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
 import sqlalchemy as sa
+
+from cuirass.secret_file import owner_only, private_dir
 
 metadata = sa.MetaData()
 
@@ -18,10 +24,24 @@ def _json_dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(url: str) -> sa.Engine:
-    """Create the engine and every table registered on `metadata` (idempotent)."""
+def _private_sqlite_files(database: str) -> None:
+    """The database holds full prompts: its directory is created 0700 and the file 0600 before SQLite opens
+    it (SQLite gives the -wal and -shm files the database's mode); files from a laxer past are tightened."""
+    if not database or database.startswith((":memory:", "file:")):
+        return
+    path = Path(database.split("?", 1)[0])
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            owner_only(p)
+
+
+def open_engine(url: str) -> sa.Engine:
+    """An engine with Cuirass's JSON codec and SQLite settings; it creates no tables (see `storage.migrate`)."""
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite_files(url.removeprefix("sqlite:///"))
         engine = sa.create_engine(
             url,
             json_serializer=_json_dumps,
@@ -40,13 +60,4 @@ def make_engine(url: str) -> sa.Engine:
         engine = sa.create_engine(
             url, json_serializer=_json_dumps, json_deserializer=orjson.loads, pool_pre_ping=True
         )
-    # Import the modules that own tables so they are registered before create_all.
-    import cuirass.accounts.store  # noqa: F401
-    import cuirass.events.store  # noqa: F401
-    import cuirass.audit_log  # noqa: F401
-    import cuirass.prove.epochs  # noqa: F401
-    import cuirass.marks.canary_ledger  # noqa: F401
-    import cuirass.verdicts.store  # noqa: F401
-
-    metadata.create_all(engine)
     return engine

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from cuirass.audit_log import GENESIS, AuditLog, audit_table, record_hash, verify_file
 from cuirass.cli import main
-from cuirass.db import make_engine
 from cuirass.events.store import events_table
 from cuirass.prove.cohorts import checkpoint
-from cuirass.prove.epochs import EpochStore
+from cuirass.marks.epochs import EpochStore
+from cuirass.storage.migrate import make_engine
 from cuirass.verdicts.store import VerdictStore
 
 

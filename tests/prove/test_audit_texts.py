@@ -11,16 +11,16 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from cuirass.cli import main
-from cuirass.db import make_engine
 from cuirass.events.store import events_table
 from cuirass.keyring import Keyring
 from cuirass.marks.text import embed
 from cuirass.prove.channels import TextChannel
 from cuirass.prove.cohorts import cohort_names, members, moves
 from cuirass.prove.corpus import read_corpus
-from cuirass.prove.epochs import EpochStore
+from cuirass.marks.epochs import EpochStore
 from cuirass.prove.report import render_html
 from cuirass.prove.texts import audit_texts
+from cuirass.storage.migrate import make_engine
 
 SECRET = "prove-test-master-secret-0123456789"
 COHORTS = cohort_names(8, 4)

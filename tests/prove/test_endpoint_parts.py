@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from scipy.stats import binom, fisher_exact
 
-from cuirass.db import make_engine
 from cuirass.events.store import events_table
 from cuirass.keyring import Keyring
 from cuirass.marks.canary_ledger import CanaryLedger
@@ -20,11 +19,12 @@ from cuirass.marks.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
 from cuirass.marks.text import embed
 from cuirass.prove import canaries
 from cuirass.prove.channels import TextChannel, TokenChannel
-from cuirass.prove.epochs import EpochStore
+from cuirass.marks.epochs import EpochStore
 from cuirass.prove.probes import default_probes, read_probes
 from cuirass.prove.suspect import Endpoint
 from cuirass.respond.base import DefenseContext
 from cuirass.respond.defenses.canary import Canary
+from cuirass.storage.migrate import make_engine
 from tests.prove.test_token_channel import ALPHABET, CharTokenizer, _green_text
 
 KEY = hashlib.sha256(b"endpoint-key").digest()

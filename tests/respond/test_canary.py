@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from cuirass.db import make_engine
 from cuirass.marks.canary import CanaryGenerator
 from cuirass.marks.canary_ledger import CanaryLedger
 from cuirass.respond.base import DEFENSES, DefenseContext
 from cuirass.respond.defenses.canary import Canary
+from cuirass.storage.migrate import make_engine
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 KEY = bytes(range(32))

@@ -7,10 +7,11 @@ from typing import Any
 
 import click
 
-from cuirass.accounts import NotFound, open_store
+from cuirass.accounts import NotFound
 from cuirass.cli.common import emit, store_options
-from cuirass.config import Settings
-from cuirass.db import make_engine
+from cuirass.config import RATE_MAX, Settings
+from cuirass.storage.migrate import make_engine
+from cuirass.storage.stores import open_store
 from cuirass.verdicts.model import OVERRIDES
 from cuirass.verdicts.store import VerdictStore
 
@@ -52,7 +53,7 @@ def create_account(settings: Settings, as_json: bool, name: str, account_id: str
 
 
 @accounts.command("list")
-@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 2**62))
 @click.option("--flagged", is_flag=True, help="Only accounts flagged now (by detection or an operator).")
 @store_options
 def list_accounts(settings: Settings, as_json: bool, limit: int, flagged: bool) -> None:
@@ -125,8 +126,8 @@ def keys() -> None:
 @keys.command("create")
 @click.argument("account_id")
 @click.option("--name", help="A label for the key.")
-@click.option("--rpm", type=click.IntRange(1), help="Requests per minute allowed (default: unlimited).")
-@click.option("--tpm", type=click.IntRange(1), help="Tokens per minute allowed (default: unlimited).")
+@click.option("--rpm", type=click.IntRange(1, RATE_MAX), help="Requests per minute allowed (default: unlimited).")
+@click.option("--tpm", type=click.IntRange(1, RATE_MAX), help="Tokens per minute allowed (default: unlimited).")
 @store_options
 def create_key(settings: Settings, as_json: bool, account_id: str, name: str | None, rpm: int | None,
                tpm: int | None) -> None:

@@ -22,7 +22,7 @@ def audit() -> None:
 
 
 def _engine(settings: Settings) -> Any:
-    from cuirass.db import make_engine
+    from cuirass.storage.migrate import make_engine
 
     return make_engine(settings.database_url)
 
@@ -48,7 +48,7 @@ def audit_texts_cmd(settings: Settings, as_json: bool, in_path: Path, control_pa
     from cuirass.prove.channels import CHANNELS
     from cuirass.prove.cohorts import cohort_names
     from cuirass.prove.corpus import CorpusError, read_corpus
-    from cuirass.prove.epochs import EpochStore
+    from cuirass.marks.epochs import EpochStore
     from cuirass.prove.texts import audit_texts
 
     try:
@@ -193,7 +193,7 @@ def export_log(settings: Settings, as_json: bool, out_path: Path) -> None:
 @store_options
 def rotate(settings: Settings, as_json: bool, by: str, reason: str) -> None:
     """Start a new key epoch; older epochs stay in every audit."""
-    from cuirass.prove.epochs import EpochStore
+    from cuirass.marks.epochs import EpochStore
 
     e = EpochStore(_engine(settings)).rotate(by, reason)
     emit(e.to_dict(), as_json, lambda d: f"epoch {d['epoch']} started (by {by})")
@@ -203,7 +203,7 @@ def rotate(settings: Settings, as_json: bool, by: str, reason: str) -> None:
 @store_options
 def epochs(settings: Settings, as_json: bool) -> None:
     """List the key epochs and when each was in force."""
-    from cuirass.prove.epochs import EpochStore
+    from cuirass.marks.epochs import EpochStore
 
     rows = [e.to_dict() for e in EpochStore(_engine(settings)).all()]
 
@@ -222,7 +222,7 @@ def epochs(settings: Settings, as_json: bool) -> None:
 def cohorts(settings: Settings, as_json: bool, cohort: str | None, epoch: int | None, show_moves: bool) -> None:
     """Which accounts received answers keyed to which cohort, and when (from the event log)."""
     from cuirass.prove.cohorts import members, moves
-    from cuirass.prove.epochs import EpochStore
+    from cuirass.marks.epochs import EpochStore
 
     engine = _engine(settings)
     if show_moves:

@@ -106,9 +106,19 @@ def run(events_path: Path, out: Path, calibration_path: Path | None, campaign_in
 
     calibration = _load_calibration(calibration_path)
     started = time.perf_counter()
+
+    shown = [0]
+
+    def skip(event: Event, exc: Exception) -> None:  # a record that cannot be scored: reported, not fatal
+        shown[0] += 1
+        if shown[0] <= 10:
+            click.echo(f"warning: skipped event {str(event.request_id)[:80]!r} (account {str(event.account)[:80]!r}): "
+                       f"{type(exc).__name__}: {str(exc)[:200]}" + (" (further ones are only counted)"
+                                                                     if shown[0] == 10 else ""), err=True)
+
     try:
         report = replay(_events(events_path, progress), calibration=calibration,
-                        campaign_interval_s=campaign_interval, presorted=presorted)
+                        campaign_interval_s=campaign_interval, presorted=presorted, on_skip=skip)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     _write(out, report)
@@ -120,6 +130,8 @@ def run(events_path: Path, out: Path, calibration_path: Path | None, campaign_in
     click.echo(f"replayed {summary['events']:,} events from {summary['accounts']:,} accounts "
                f"in {summary['seconds']:.1f} s (threshold {summary['threshold']:.6f})")
     click.echo(f"flagged {summary['flagged']:,} accounts; {summary['campaigns']} campaigns; report: {out}")
+    if summary.get("skipped"):
+        click.echo(f"skipped {summary['skipped']:,} events that could not be scored (see the warnings above)")
     for row in report["accounts"][:5]:
         if not row["flagged"]:
             break
@@ -163,24 +175,52 @@ def watch(config_path: str | None, data_dir: str | None) -> None:
     """Run online detection: tail the event log, score accounts, write the verdict store.
 
     `cuirass serve` starts one beside the gateway. With a shared PostgreSQL store, run exactly one
-    `cuirass detect watch` for all gateway replicas.
+    `cuirass detect watch` for all gateway replicas; a second one on the same database is refused.
     """
+    import logging
     import signal
     import threading
 
+    from cuirass.children import LOCKED
     from cuirass.cli.common import settings_or_exit
-    from cuirass.db import make_engine
+    from cuirass.events.deadletter import DeadLetters
+    from cuirass.gateway import metrics
     from cuirass.services.detection import DetectionService
+    from cuirass.storage.migrate import make_engine
+    from cuirass.verdicts.lock import WatcherLock
 
     settings = settings_or_exit(config_path, data_dir=data_dir)
     try:
-        service = DetectionService(make_engine(settings.database_url), settings.detection)
+        engine = make_engine(settings.database_url)
+        lock = WatcherLock(engine)
+        if not lock.acquire():
+            click.echo(f"Error: another detection service (`cuirass detect watch`) already runs on this database "
+                       f"({lock.where}); refusing to start a second one.", err=True)
+            sys.exit(LOCKED)
+        dead = DeadLetters(settings.data_dir / "dead-letters", "detect", logging.getLogger("cuirass.detect.service"),
+                           on_count=metrics.DEAD_LETTERS.labels("detect").inc)
+        service = DetectionService(engine, settings.detection, dead)
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot start detection: {exc}") from None
     stop = threading.Event()
+    lost = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    service.run(stop)
+
+    def keep_lock() -> None:  # PostgreSQL: a lost session loses the lock; stop if another watcher took it
+        while not stop.wait(5.0):
+            if not lock.held():
+                lost.set()
+                stop.set()
+
+    threading.Thread(target=keep_lock, name="cuirass-watch-lock", daemon=True).start()
+    try:
+        service.run(stop)
+    finally:
+        lock.release()
+    if lost.is_set():
+        click.echo(f"Error: the detection service lost {lock.where} to another watcher; stopping.", err=True)
+        sys.exit(LOCKED)
 
 
 @detect.command("campaigns")
@@ -191,7 +231,7 @@ def watch(config_path: str | None, data_dir: str | None) -> None:
 def campaigns_cmd(config_path: str | None, data_dir: str | None, as_json: bool) -> None:
     """List the campaigns the online detector has found (the admin API's /admin/campaigns)."""
     from cuirass.cli.common import emit, settings_or_exit
-    from cuirass.db import make_engine
+    from cuirass.storage.migrate import make_engine
     from cuirass.verdicts.store import VerdictStore
 
     settings = settings_or_exit(config_path, data_dir=data_dir)

@@ -10,8 +10,8 @@ from tqdm import tqdm
 
 from cuirass.cli.common import emit, store_options
 from cuirass.config import Settings
-from cuirass.db import make_engine
 from cuirass.events.store import count_events, iter_events
+from cuirass.storage.migrate import make_engine
 
 
 @click.group()

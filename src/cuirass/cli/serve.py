@@ -13,6 +13,7 @@ from typing import Any
 import click
 import orjson
 
+from cuirass.children import Supervised, spawn
 from cuirass.cli.common import settings_or_exit
 from cuirass.config import ConfigError, ModelConfig, Settings, UpstreamConfig
 from cuirass.processes import free_port, wait_http
@@ -38,7 +39,7 @@ def builtin_models() -> list[ModelConfig] | None:
 def start_builtin_model() -> tuple[subprocess.Popen[bytes], str]:
     """Start the fallback built-in principal, the mock upstream, on a free loopback port."""
     port = free_port()
-    proc = subprocess.Popen(
+    proc = spawn(
         [sys.executable, "-m", "cuirass", "mock-upstream", "--port", str(port), "--model", BUILTIN_MODEL,
          "--tokens", "64"],
         stdout=subprocess.DEVNULL,
@@ -53,19 +54,22 @@ def start_builtin_model() -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
-def start_detection(config_path: str | None, settings: Settings) -> subprocess.Popen[bytes]:
-    """The online detection service, in its own process so scoring never competes with the event loop."""
+def start_detection(config_path: str | None, settings: Settings) -> Supervised:
+    """The online detection service, in its own process so scoring never competes with the event loop;
+    restarted with backoff whenever it exits, and ended with serve (even by `kill -9`)."""
     args = [sys.executable, "-m", "cuirass", "detect", "watch", "--data-dir", str(settings.data_dir)]
     if config_path:
         args += ["--config", config_path]
-    return subprocess.Popen(args)
+    watcher = Supervised("the detection service (detect watch)", args)
+    watcher.start()
+    return watcher
 
 
 def ensure_admin_key(settings: Settings) -> str | None:
     """With no CUIRASS_ADMIN_KEY, generate one on first start (returned to print once)."""
     if settings.admin_key is not None:
         return None
-    from cuirass.cli.accounts import open_store
+    from cuirass.storage.stores import open_store
     from cuirass.gateway.app import ADMIN_HASH_META
 
     store = open_store(settings)
@@ -78,7 +82,7 @@ def ensure_admin_key(settings: Settings) -> str | None:
 
 def ensure_first_account(settings: Settings) -> dict[str, Any] | None:
     """On an empty store, create a first account and key so the quick start works at once."""
-    from cuirass.cli.accounts import open_store
+    from cuirass.storage.stores import open_store
 
     store = open_store(settings)
     if store.list_accounts(limit=1):
@@ -117,7 +121,7 @@ def serve(config_path: str | None, upstream: str | None, data_dir: str | None, h
     settings = settings_or_exit(config_path, upstream=upstream, data_dir=data_dir, server=server or None)
     builtin = not settings.models and not settings.upstream
     builtin_proc = None
-    children: list[subprocess.Popen[bytes]] = []  # stopped on any exit, however early
+    children: list[Any] = []  # stopped on any exit, however early; on kill -9 the kernel ends them
     try:
         if builtin:
             local = builtin_models()
@@ -148,8 +152,11 @@ def serve(config_path: str | None, upstream: str | None, data_dir: str | None, h
         pass
     finally:
         for child in children:
-            child.terminate()
-            child.wait(10)
+            if isinstance(child, Supervised):
+                child.stop()
+            else:
+                child.terminate()
+                child.wait(10)
 
 
 def _check_policy(settings: Settings) -> None:
@@ -199,7 +206,7 @@ def _run(settings: Settings, config_path: str | None, builtin: bool, stop: _Stop
     import uvicorn
 
     srv = settings.server
-    common: dict[str, Any] = dict(host=srv.host, port=srv.port, loop="uvloop", http="httptools", log_level="warning",
+    common: dict[str, Any] = dict(host=srv.host, port=srv.port, loop="uvloop", http="cuirass.gateway.http_protocol:GuardedHttpToolsProtocol", log_level="warning",
                                   access_log=False, timeout_graceful_shutdown=30, lifespan="on")
     if srv.workers == 1:
         from cuirass.gateway.app import create_app
@@ -221,6 +228,7 @@ def _run(settings: Settings, config_path: str | None, builtin: bool, stop: _Stop
     shutil.rmtree(prom, ignore_errors=True)
     prom.mkdir(parents=True)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
+    env["CUIRASS_SERVE_PID"] = str(os.getpid())  # each worker asks to die with this process (children.py)
     if not stop.requested:  # the supervisor takes SIGTERM over from here
         uvicorn.run("cuirass.gateway.app:app_from_env", factory=True, workers=srv.workers, **common)
 

@@ -64,3 +64,6 @@ class PolicyConfig(_Section):
     n_cohorts: int = Field(default=16, ge=1)
     n_honeypot_cohorts: int = Field(default=4, ge=1)
     options: dict[str, dict] = Field(default_factory=dict)  # per-action options, e.g. {throttle: {retry_after_s: 30}}
+    # The longest answer (characters, per choice) the text defenses rewrite; a longer one is cut here with
+    # finish_reason "length" (see respond/apply.py for why a cut).
+    rewrite_max_chars: int = Field(default=100_000, ge=1_000, le=10_000_000)

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cuirass.config.policy import PolicyConfig
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ADMIN_KEY_MIN = 16  # characters: a shorter key is guessable (an empty one matched requests sending none)
+RATE_MAX = 2**31 - 1  # the largest per-minute limit a key may have (stored as a 32-bit SQL integer)
 
 
 class ConfigError(Exception):
@@ -67,7 +69,12 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
-    max_body_bytes: int = 4 * 1024 * 1024
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
+    body_timeout_s: float = Field(default=10.0, gt=0)  # a request body not all there by then gets a 408
+    max_unfinished_bodies_per_client: int = Field(default=32, ge=1)  # per address and worker; more get a 429
+    relay_upstream_errors: bool = False  # pass an upstream's own error text to clients (else a generic one)
+    header_timeout_s: float = Field(default=10.0, gt=0)  # request headers not all there by then get a 408
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)  # larger request headers get a 431
 
 
 class StorageConfig(_Section):
@@ -80,13 +87,19 @@ class EventsConfig(_Section):
     batch_size: int = 512
     flush_interval_s: float = 0.25
     queue_max: int = 200_000  # beyond this the writer applies back-pressure rather than dropping
+    # Each event is also appended to <data dir>/spool before its response completes, so a killed process
+    # loses none (the next start replays what the store lacks). fsync: "none" survives process crashes
+    # only; "batch" bounds a machine crash's loss to about one flush interval; "always" loses nothing
+    # answered even to a power cut, at one disk flush per request.
+    spool: bool = True
+    spool_fsync: Literal["none", "batch", "always"] = "batch"
 
 
 class LimitsConfig(_Section):
     """Defaults for keys created without their own limits; None means unlimited."""
 
-    requests_per_min: int | None = None
-    tokens_per_min: int | None = None
+    requests_per_min: int | None = Field(default=None, ge=1, le=RATE_MAX)
+    tokens_per_min: int | None = Field(default=None, ge=1, le=RATE_MAX)
 
 
 class AuthConfig(_Section):
@@ -131,6 +144,18 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_key_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty or short admin key would open /admin to anyone who guesses it: refuse to run with one.
+        if value is not None:
+            key = value.get_secret_value()
+            if len(key) < ADMIN_KEY_MIN or key != key.strip():
+                raise ValueError(
+                    f"CUIRASS_ADMIN_KEY must be at least {ADMIN_KEY_MIN} characters, without leading or trailing "
+                    "spaces; unset it to have `cuirass serve` generate one")
+        return value
 
     @property
     def database_url(self) -> str:
@@ -186,7 +211,9 @@ def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Se
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
     finally:
         _yaml_data = {}

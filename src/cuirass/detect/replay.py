@@ -7,7 +7,8 @@ passed, so a verdict at time t uses only events with ts <= t, and `first_flagged
 how much was harvested before the account was caught. Jobs run on a fixed grid of event time
 only (none is added at the end of the input), so replaying a prefix of a log gives exactly
 the verdicts the whole log gave up to that time. No randomness is unseeded: the same input
-gives the same report.
+gives the same report. An event that cannot be digested is skipped, handed to `on_skip`, and
+counted in the summary (`skipped`): a bad record in a log must not cost the report of the rest.
 """
 
 from __future__ import annotations
@@ -23,19 +24,32 @@ from cuirass.detect.engine import DEFAULT_CAMPAIGN_INTERVAL_S, DEFAULT_CAMPAIGN_
 from cuirass.events.record import Event
 
 Progress = Callable[[int], None]
+Skip = Callable[[Event, Exception], None]
 
 
-def digests(events: Iterable[Event], progress: Progress | None = None) -> list[Digest]:
-    """Digest every event and sort by event time (stable)."""
+def _digested(events: Iterable[Event], on_skip: Skip | None, skipped: list[int]) -> Iterator[Digest]:
+    """Digest each event; one that raises is skipped (and counted in `skipped[0]`)."""
+    for event in events:
+        try:
+            yield digest(event)
+        except Exception as exc:  # noqa: BLE001 - one malformed record must not stop the replay
+            skipped[0] += 1
+            if on_skip is not None:
+                on_skip(event, exc)
+
+
+def digests(events: Iterable[Event], progress: Progress | None = None, on_skip: Skip | None = None,
+            skipped: list[int] | None = None) -> list[Digest]:
+    """Digest every event and sort by event time (stable); events that cannot be digested are skipped."""
     with _no_cyclic_gc():
-        return _digests(events, progress)
+        return _digests(_digested(events, on_skip, skipped if skipped is not None else [0]), progress)
 
 
-def _digests(events: Iterable[Event], progress: Progress | None) -> list[Digest]:
+def _digests(digested: Iterable[Digest], progress: Progress | None) -> list[Digest]:
     out = []
     append = out.append
-    for i, event in enumerate(events, 1):
-        append(digest(event))
+    for i, d in enumerate(digested, 1):
+        append(d)
         if progress is not None and i % 10_000 == 0:
             progress(10_000)
     if progress is not None:
@@ -83,12 +97,17 @@ def _run(detector: Detector, ordered: Iterable[Digest], progress: Progress | Non
 def replay(events: Iterable[Event], *, calibration: Mapping[str, Any] | None = None,
            campaign_interval_s: float = DEFAULT_CAMPAIGN_INTERVAL_S,
            campaign_window_s: float = DEFAULT_CAMPAIGN_WINDOW_S, presorted: bool = False,
-           progress: Progress | None = None) -> dict[str, Any]:
+           progress: Progress | None = None, on_skip: Skip | None = None) -> dict[str, Any]:
     """Replay events (any order unless `presorted`) and return the detection report (docs/architecture.md).
 
     With `presorted=True` events are streamed without being held in memory (for logs too
     big to buffer); an event earlier than its predecessor then raises ValueError.
     """
     detector = Detector(calibration, campaign_interval_s=campaign_interval_s, campaign_window_s=campaign_window_s)
-    ordered: Iterable[Digest] = (digest(e) for e in events) if presorted else digests(events)
-    return run(detector, ordered, progress).report()
+    skipped = [0]
+    ordered: Iterable[Digest] = (_digested(events, on_skip, skipped) if presorted
+                                 else digests(events, on_skip=on_skip, skipped=skipped))
+    report = run(detector, ordered, progress).report()
+    if skipped[0]:
+        report["summary"]["skipped"] = skipped[0]
+    return report

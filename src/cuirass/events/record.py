@@ -48,7 +48,7 @@ class Event:
     cohort: str | None = None  # the watermark/canary cohort the response was keyed to
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {name: getattr(self, name) for name in _FIELDS}  # on the hot path (the spool): no fields() call
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
@@ -67,12 +67,16 @@ _FIELDS = tuple(f.name for f in dataclasses.fields(Event))
 
 
 def message_text(message: dict[str, Any]) -> str:
-    """The text of one OpenAI chat message (string content or a list of text parts)."""
-    content = message.get("content")
+    """The text of one OpenAI chat message (string content or a list of text parts).
+
+    Only string parts count: events come from clients and old files, so any other shape reads as no text
+    rather than an error that would stop the stage reading it.
+    """
+    content = message.get("content") if isinstance(message, dict) else None
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return "".join(t for p in content if isinstance(p, dict) and isinstance(t := p.get("text"), str))
     return ""
 
 

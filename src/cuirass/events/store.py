@@ -52,7 +52,12 @@ def to_row(event: Event, retention: str = "full") -> dict[str, Any]:
     return row
 
 
-def _hash_message(message: dict[str, Any]) -> dict[str, Any]:
+def _hash_message(message: Any) -> Any:
+    if not isinstance(message, dict):  # not a chat message: keep no text of it either
+        try:
+            return content_hash(message if isinstance(message, str) else orjson.dumps(message).decode())
+        except TypeError:  # JSON cannot hold it: there is nothing readable to keep
+            return content_hash("")
     out = dict(message)
     content = message.get("content")
     if isinstance(content, str):
@@ -90,6 +95,43 @@ def insert_rows(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         for row in rows
     ]
     conn.exec_driver_sql(sql, data)
+
+
+def absent_rows(conn: sa.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose request_id the table does not hold yet: what makes a spool replay idempotent.
+
+    The lookup is bounded by the rows' own event times, so it walks the `ts` index over that span
+    only (a replayed segment covers a minute or so) and needs no index on request_id.
+    """
+    if not rows:
+        return []
+    c = events_table.c
+    times = [r["ts"] for r in rows]
+    q = sa.select(c.request_id).where(c.ts >= min(times), c.ts <= max(times),
+                                      c.request_id.in_(sorted({r["request_id"] for r in rows})))
+    have = set(conn.execute(q).scalars())
+    return [r for r in rows if r["request_id"] not in have]
+
+
+def minimal_row(row: dict[str, Any], error: str) -> dict[str, Any]:
+    """The last resort for a row the store refuses: who, when, where and the outcome, without content,
+    text clipped to its column; `error` says why the content is missing."""
+    out: dict[str, Any] = {"messages": [], "params": {}, "response": None, "actions": None, "shadowed": None}
+    for col in events_table.c:
+        name = str(col.name)
+        if name == "seq" or name in out:
+            continue
+        value = row.get(name)
+        if isinstance(col.type, sa.String):
+            value = None if value is None else str(value)[: col.type.length or None]
+        elif isinstance(col.type, (sa.Float, sa.Integer)):
+            value = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        out[name] = value
+    out["ts"] = out["ts"] if out["ts"] is not None else 0.0
+    for name in ("request_id", "account", "endpoint", "model"):
+        out[name] = out[name] or ""
+    out["error"] = f"event stored without its content: {error}"[:2000]
+    return out
 
 
 def iter_events(engine: sa.Engine, since: float | None = None, batch: int = 5000) -> Iterator[dict[str, Any]]:

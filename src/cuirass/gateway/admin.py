@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -13,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from cuirass.accounts import NotFound
+from cuirass.config import RATE_MAX
 from cuirass.events.store import iter_events
 from cuirass.gateway.errors import APIError
 
@@ -33,8 +35,12 @@ class NewAccount(BaseModel):
 class NewKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
-    requests_per_min: int | None = Field(default=None, ge=1)
-    tokens_per_min: int | None = Field(default=None, ge=1)
+    requests_per_min: int | None = Field(default=None, ge=1, le=RATE_MAX)
+    tokens_per_min: int | None = Field(default=None, ge=1, le=RATE_MAX)
+
+
+LIST_MAX = 100_000  # rows one list call may ask for
+OFFSET_MAX = 2**62  # past any real table, and inside SQLite's 64-bit integers
 
 
 def _gw(request: Request) -> Gateway:
@@ -50,6 +56,20 @@ async def _parse(request: Request, model: type[BaseModel]) -> Any:
         first = exc.errors()[0]
         param = ".".join(map(str, first["loc"])) or None
         raise APIError(400, f"Invalid request: {param}: {first['msg']}", param=param, code="invalid_request") from None
+
+
+def _int_query(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    """An integer query parameter within [lo, hi], or a 400 naming it (never an overflow further down)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not lo <= value <= hi:
+        raise APIError(400, f"{name} must be an integer between {lo} and {hi}", param=name, code="invalid_request")
+    return value
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -70,17 +90,14 @@ class VerdictChange(BaseModel):
 async def list_accounts(request: Request) -> Response:
     """Accounts with their verdicts; `?flagged=true` lists only accounts flagged now (any origin)."""
     gw = _gw(request)
-    try:
-        limit = int(request.query_params.get("limit", 1000))
-        offset = int(request.query_params.get("offset", 0))
-    except ValueError:
-        raise APIError(400, "limit and offset must be integers", code="invalid_request") from None
+    limit = _int_query(request, "limit", 1000, 1, LIST_MAX)
+    offset = _int_query(request, "offset", 0, 0, OFFSET_MAX)
     flagged = request.query_params.get("flagged", "").lower()
     if flagged not in ("", "true", "false"):
         raise APIError(400, "flagged must be true or false", param="flagged", code="invalid_request")
     if flagged == "true":
-        verdicts = await asyncio.to_thread(gw.verdicts.all, True)
-        return _json({"object": "list", "data": [v.to_dict() for v in verdicts[offset: offset + limit]]})
+        flagged_now = await asyncio.to_thread(gw.verdicts.all, True)
+        return _json({"object": "list", "data": [v.to_dict() for v in flagged_now[offset: offset + limit]]})
     accounts = await asyncio.to_thread(gw.accounts.list_accounts, limit, offset)
     verdicts = {v.account: v for v in await asyncio.to_thread(gw.verdicts.all)}
     data = []
@@ -180,7 +197,9 @@ async def export_events(request: Request) -> Response:
     try:
         since = float(since_raw) if since_raw is not None else None
     except ValueError:
-        raise APIError(400, "since must be a Unix timestamp", param="since", code="invalid_request") from None
+        since = math.nan
+    if since is not None and not math.isfinite(since):
+        raise APIError(400, "since must be a Unix timestamp", param="since", code="invalid_request")
 
     async def lines() -> AsyncIterator[bytes]:
         it = iter_events(gw.engine, since=since)

@@ -18,17 +18,19 @@ from starlette.routing import Route as HTTPRoute
 
 from cuirass.accounts import AccountStore, KeyHasher, KeyInfo, parse_key
 from cuirass.config import Settings
-from cuirass.db import make_engine
+from cuirass.events.deadletter import DeadLetters
+from cuirass.events.spool import Spool
 from cuirass.events.writer import EventWriter
-from cuirass.gateway import admin, metrics, proxy
+from cuirass.gateway import admin, http_protocol, metrics, proxy
 from cuirass.gateway.errors import APIError
 from cuirass.gateway.exchange import Exchange
 from cuirass.gateway.ratelimit import RateLimiter
 from cuirass.gateway.routing import ModelRegistry
 from cuirass.keyring import Keyring
 from cuirass.marks.canary_ledger import CanaryLedger
-from cuirass.prove.epochs import EpochStore
+from cuirass.marks.epochs import EpochStore
 from cuirass.respond.responder import Responder
+from cuirass.storage.migrate import make_engine
 from cuirass.verdicts.store import VerdictCache, VerdictStore
 
 log = logging.getLogger("cuirass.gateway")
@@ -52,7 +54,11 @@ class Gateway:
             flush_interval_s=ev.flush_interval_s,
             queue_max=ev.queue_max,
             on_written=self._on_written,
+            spool=Spool(settings.data_dir / "spool", ev.spool_fsync) if ev.spool else None,
+            dead_letters=DeadLetters(settings.data_dir / "dead-letters", "events", logging.getLogger("cuirass.events"),
+                                     on_count=metrics.DEAD_LETTERS.labels("events").inc),
         )
+        self._supervisor: asyncio.Task[None] | None = None
         self.verdicts = VerdictStore(self.engine)
         self.verdict_cache = VerdictCache(self.verdicts)
         self._refresher: asyncio.Task[None] | None = None
@@ -63,8 +69,9 @@ class Gateway:
         self.epochs = EpochStore(self.engine)
         self.principal_ttfb: dict[str, float] = {}  # EWMA seconds to the first byte, per model (decoy pacing)
         self.models = ModelRegistry(settings)
-        if settings.admin_key is not None:
-            self.admin_hash: str | None = self.hasher.hash(settings.admin_key.get_secret_value())
+        admin_key = settings.admin_key.get_secret_value() if settings.admin_key is not None else ""
+        if admin_key:  # Settings refuses an empty or short one; an empty one must never become a hash
+            self.admin_hash: str | None = self.hasher.hash(admin_key)
         else:
             self.admin_hash = self.accounts.get_meta(ADMIN_HASH_META)
         self.started = time.time()
@@ -74,10 +81,19 @@ class Gateway:
         metrics.EVENT_QUEUE.set(depth)
 
     async def start(self) -> None:
+        """Start the event writer (which first replays what dead processes left in the spool) and its
+        supervisor, the upstreams, and the verdict refresher."""
         self.writer.start()
+        self._supervisor = asyncio.create_task(self._supervise())
         await self.models.start()
         await asyncio.to_thread(self._refresh_state)
         self._refresher = asyncio.create_task(self._refresh_verdicts())
+
+    async def _supervise(self, every_s: float = 1.0) -> None:
+        """Restart the event writer's thread if it ever ends: a stopped writer would blind detection."""
+        while True:
+            await asyncio.sleep(every_s)
+            self.writer.ensure_alive()
 
     def _refresh_state(self) -> None:
         """What the hot path reads from the shared store: verdicts and the key epoch in force."""
@@ -104,11 +120,13 @@ class Gateway:
                 log.warning("%s: deferred write failed; will retry", defense.name, exc_info=True)
 
     async def close(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
+        """Stop the background jobs, then flush the event queue (what cannot be stored stays spooled)."""
+        for task in (self._refresher, self._supervisor):
+            if task is not None:
+                task.cancel()
         await self._write_canaries()
         await self.models.close()
-        self.writer.close()
+        await asyncio.to_thread(self.writer.close)
         self.engine.dispose()
 
     async def authenticate(self, header: str | None) -> KeyInfo:
@@ -129,16 +147,24 @@ class Gateway:
         return info
 
     def check_admin(self, header: str | None) -> None:
+        """A 401 unless the header carries the admin key; no key at all is never the admin key."""
         raw = header[7:].strip() if header and header[:7].lower() == "bearer " else ""
-        if self.admin_hash is None or not self.hasher.matches(raw, self.admin_hash):
+        if not raw or self.admin_hash is None or not self.hasher.matches(raw, self.admin_hash):
             raise APIError(401, "Admin endpoints need the admin key as 'Authorization: Bearer <key>'.", code="invalid_admin_key")
 
     def finish(self, ex: Exchange, tokens: int = 0) -> None:
-        """Close one request: exactly one event, metrics, token charge."""
+        """Close one request: exactly one event (spooled to disk before the response completes), metrics,
+        token charge."""
         if ex.finished:
             return
         ex.finished = True
-        event = ex.event()
+        try:
+            event = ex.event()
+        except Exception as exc:  # noqa: BLE001 - a body too odd to record still leaves an event, without it
+            self.writer.dead_letters.add(f"event not built: {type(exc).__name__}: {exc}", request_id=ex.request_id)
+            ex.body = None
+            ex.error = f"{ex.error + '; ' if ex.error else ''}request body not recorded ({type(exc).__name__})"
+            event = ex.event()
         self.writer.submit(event)
         stream = "true" if ex.body and ex.body.get("stream") is True else "false"
         metrics.REQUESTS.labels(ex.endpoint, str(ex.status)).inc()
@@ -162,6 +188,8 @@ async def liveness(request: Request) -> Response:
 
 
 async def readiness(request: Request) -> Response:
+    """Ready when the store answers, the event writer is alive and keeping up, and local models are loaded;
+    the body says which part is not (the writer's restarts, dead letters and spool included)."""
     gw: Gateway = request.app.state.gw
     w = gw.writer
     store_ok = True
@@ -174,14 +202,7 @@ async def readiness(request: Request) -> Response:
     ready = store_ok and w.healthy and all(m["state"] == "ready" for m in local.values())
     body = {
         "status": "ready" if ready else "unready",
-        "event_store": {
-            "reachable": store_ok,
-            "backend": gw.engine.dialect.name,
-            "queue_depth": w.depth,
-            "queue_max": w.queue_max,
-            "written": w.written,
-            "last_error": w.last_error,
-        },
+        "event_store": {"reachable": store_ok, "backend": gw.engine.dialect.name, **w.state()},
         "models": gw.models.public_names(),
         "local_models": local,
     }
@@ -234,6 +255,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings) -> Starlette:
+    http_protocol.configure(settings.server.header_timeout_s, settings.server.max_header_bytes)
     gw = Gateway(settings)
 
     @contextlib.asynccontextmanager
@@ -264,7 +286,14 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def app_from_env() -> Starlette:
-    """Factory for multi-worker serving: each worker rebuilds settings from file + environment."""
+    """Factory for multi-worker serving: each worker rebuilds settings from file + environment, and
+    ends with `cuirass serve` even if serve is killed outright."""
+    import os
+
+    from cuirass.children import die_with_parent
     from cuirass.config import load_settings
+
+    if os.environ.get("CUIRASS_SERVE_PID", "").isdigit():
+        die_with_parent(int(os.environ["CUIRASS_SERVE_PID"]))
 
     return create_app(load_settings())

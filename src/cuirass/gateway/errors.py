@@ -23,7 +23,8 @@ _TYPES = {
 
 
 class APIError(Exception):
-    """An error the client is meant to see. Messages must never carry secrets or internals."""
+    """An error the client is meant to see. Messages must never carry secrets or internals; `detail` is the
+    operator's version (for the log and the event's `error`), which may say more, e.g. an upstream's own words."""
 
     def __init__(
         self,
@@ -34,6 +35,7 @@ class APIError(Exception):
         param: str | None = None,
         type: str | None = None,
         headers: dict[str, str] | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -42,6 +44,7 @@ class APIError(Exception):
         self.param = param
         self.type = type or _TYPES.get(status, "server_error")
         self.headers = headers or {}
+        self.detail = detail or message
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}

@@ -33,6 +33,10 @@ EVENT_QUEUE = Gauge(
     "cuirass_event_queue_depth", "Events waiting for the background writer", multiprocess_mode="livesum"
 )
 EVENTS_WRITTEN = Counter("cuirass_events_written_total", "Events written to the event store")
+DEAD_LETTERS = Counter(
+    "cuirass_dead_letters_total", "Records a stage could not take as they were, set aside in its dead-letter file",
+    ["stage"],
+)
 
 
 def render() -> tuple[bytes, str]:

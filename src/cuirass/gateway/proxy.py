@@ -6,21 +6,25 @@ auth → body → validation → route → rate limit → (policy) → upstream 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from cuirass.actions import LOGIT_ACTIONS
+from cuirass.config import ServerConfig
+from cuirass.events.deadletter import RateLimitedLog
 from cuirass.gateway.errors import APIError
 from cuirass.gateway.exchange import Exchange, ResponseAccumulator
 from cuirass.gateway.routing import Route
 from cuirass.gateway.sse import DONE, SSEResponse, frame
 from cuirass.gateway.validate import validate_request
-from cuirass.respond.apply import rewrite_stream, rewrite_whole
+from cuirass.respond.apply import rewrite_chunks, rewrite_response
 from cuirass.respond.responder import Plan
 from cuirass.upstream import Upstream, UpstreamError
 
@@ -50,7 +54,7 @@ async def _handle(request: Request, endpoint: str) -> Response | SSEResponse:
     )
     try:
         ex.key = await gw.authenticate(request.headers.get("authorization"))
-        body = orjson_body(await read_body(request, gw.settings.server.max_body_bytes))
+        body = orjson_body(await read_body(request, gw.settings.server))
         ex.body = body if isinstance(body, dict) else None
         validate_request(body, endpoint)
         route = await gw.models.resolve(body["model"])
@@ -67,7 +71,31 @@ async def _handle(request: Request, endpoint: str) -> Response | SSEResponse:
     except APIError as err:
         return _fail(gw, ex, err)
     except UpstreamError as err:
-        return _fail(gw, ex, upstream_api_error(err, ex.upstream or "principal"))
+        return _fail(gw, ex, upstream_api_error(err, ex.upstream or "principal",
+                                                gw.settings.server.relay_upstream_errors))
+    except ClientDisconnect:  # hung up while sending the body: one event, and nothing to answer or log
+        ex.status, ex.error = 499, "client disconnected while sending the request body"
+        gw.finish(ex)
+        return Response(status_code=499)
+    except Exception as exc:  # noqa: BLE001 - however a request fails, it leaves its one event
+        return _fail(gw, ex, _unexpected(ex, exc))
+
+
+_LOG_UNEXPECTED = RateLimitedLog(logging.getLogger("cuirass.gateway"))
+
+
+def _unexpected(ex: Exchange, exc: Exception) -> APIError:
+    """The answer to a failure no handler foresaw: 400 if the body itself cannot be sent on (orjson refuses
+    it: nested too deep), else 500, logged with its traceback at most once per interval."""
+    if isinstance(exc, TypeError) and ex.body is not None:
+        try:
+            orjson.dumps(ex.body)
+        except TypeError as bad:
+            return APIError(400, "The request body cannot be forwarded: it nests too deeply or holds values "
+                                 "JSON cannot encode.", code="invalid_request_body", detail=f"unencodable body: {bad}")
+    _LOG_UNEXPECTED.warning("unhandled error on %s (request %s)", ex.endpoint, ex.request_id, exc_info=True)
+    return APIError(500, "Internal error in the gateway.", code="internal_error",
+                    detail=f"internal error: {type(exc).__name__}: {exc}"[:2000])
 
 
 def _plan(gw: Gateway, ex: Exchange, route: Route) -> Plan | None:
@@ -100,7 +128,7 @@ def _plan(gw: Gateway, ex: Exchange, route: Route) -> Plan | None:
 
 
 def _fail(gw: Gateway, ex: Exchange, err: APIError) -> Response:
-    ex.status, ex.error = err.status, err.message
+    ex.status, ex.error = err.status, err.detail
     gw.finish(ex)
     headers = dict(err.headers)
     headers["x-request-id"] = ex.request_id
@@ -108,19 +136,62 @@ def _fail(gw: Gateway, ex: Exchange, err: APIError) -> Response:
     return err.response()
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing anything over `limit` bytes with 413 before reading it all."""
+class _Unfinished:
+    """How many request bodies each client address is sending right now (this worker). A stalled body holds
+    its slot until it is complete or its time is up, so one address cannot hold connections without end."""
+
+    def __init__(self) -> None:
+        self.by_address: dict[str, int] = {}
+
+    def take(self, address: str, cap: int) -> bool:
+        n = self.by_address.get(address, 0)
+        if n >= cap:
+            return False
+        self.by_address[address] = n + 1
+        return True
+
+    def give_back(self, address: str) -> None:
+        n = self.by_address[address] - 1
+        if n:
+            self.by_address[address] = n
+        else:
+            del self.by_address[address]
+
+
+_UNFINISHED = _Unfinished()
+
+
+async def read_body(request: Request, server: ServerConfig) -> bytes:
+    """The raw body, guarded against clients that send too much or too slowly: 413 over `max_body_bytes`
+    (before reading it all), 408 if it is not all there within `body_timeout_s`, 429 if this address already
+    has `max_unfinished_bodies_per_client` bodies on the way. Each refusal closes the connection, since the
+    rest of the body may still be coming."""
+    limit = server.max_body_bytes
+    close = {"connection": "close"}
+    too_big = APIError(413, f"Request body exceeds the limit of {limit} bytes.", code="request_too_large",
+                       headers=close)
     declared = request.headers.get("content-length")
-    too_big = APIError(413, f"Request body exceeds the limit of {limit} bytes.", code="request_too_large")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         raise too_big
+    address = request.client.host if request.client else ""
+    if not _UNFINISHED.take(address, server.max_unfinished_bodies_per_client):
+        raise APIError(429, f"Too many unfinished request bodies from this address (at most "
+                            f"{server.max_unfinished_bodies_per_client} at once).", code="too_many_unfinished_bodies",
+                       headers={**close, "retry-after": str(max(1, round(server.body_timeout_s)))})
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(server.body_timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_big
+                chunks.append(chunk)
+    except TimeoutError:
+        raise APIError(408, f"The request body did not arrive within {server.body_timeout_s:g} s.",
+                       code="request_timeout", headers=close) from None
+    finally:
+        _UNFINISHED.give_back(address)
     return b"".join(chunks)
 
 
@@ -133,18 +204,48 @@ def orjson_body(raw: bytes) -> Any:
         raise APIError(400, f"The request body is not valid JSON: {exc.msg} (at byte {exc.pos}).", code="invalid_json") from None
 
 
-def upstream_api_error(err: UpstreamError, which: str) -> APIError:
-    """Map an upstream failure to what the client sees: 4xx passes through, 5xx/refused → 502, timeout → 504."""
+log = logging.getLogger("cuirass.gateway")
+_UPSTREAM_LOG = RateLimitedLog(log, 10.0)  # clients can provoke upstream errors at will: no log flood
+_PARAM = re.compile(r"[A-Za-z0-9_.\[\]-]{1,64}")
+_DETAIL_MAX = 1000  # characters of an upstream's error text kept for the log and the event
+
+
+def upstream_api_error(err: UpstreamError, which: str, relay: bool = False) -> APIError:
+    """Map an upstream failure to what the client sees: 4xx passes through, 5xx/refused → 502, timeout → 504.
+
+    The client reads Cuirass's own words, not the upstream's, which may name internal hosts, paths or models
+    (`relay`, i.e. server.relay_upstream_errors, passes them on). The upstream's words always go to the log
+    and, as the APIError's `detail`, to the event's `error`."""
     from cuirass.gateway import metrics
 
     metrics.UPSTREAM_ERRORS.labels(which, err.kind).inc()
+    said = err.message[:_DETAIL_MAX]
+    status = f" HTTP {err.status}" if err.status is not None else ""
     if err.kind == "timeout":
-        return APIError(504, "The model server did not answer in time.", code="upstream_timeout")
-    if err.kind == "http" and err.status is not None and 400 <= err.status < 500 and err.status != 401:
-        return APIError(err.status, err.message, code="upstream_rejected")
-    if err.kind == "connect":
-        return APIError(502, "The model server is unreachable.", code="upstream_unavailable")
-    return APIError(502, f"The model server failed: {err.message}", code="upstream_error")
+        api = APIError(504, "The model server did not answer in time.", code="upstream_timeout")
+    elif err.kind == "http" and err.status is not None and 400 <= err.status < 500 and err.status != 401:
+        param = _upstream_param(err.body)
+        generic = "The model server rejected the request" + (f" (parameter '{param}')." if param else ".")
+        api = APIError(err.status, said if relay else generic, code="upstream_rejected", param=param)
+    elif err.kind == "connect":
+        api = APIError(502, "The model server is unreachable.", code="upstream_unavailable")
+    elif relay:
+        api = APIError(502, f"The model server failed: {said}", code="upstream_error")
+    elif err.kind == "protocol":
+        api = APIError(502, "The model server's answer was malformed or ended before completion.",
+                       code="upstream_error")
+    else:
+        api = APIError(502, "The model server failed.", code="upstream_error")
+    api.detail = f"{which} upstream {err.kind}{status}: {said}"
+    _UPSTREAM_LOG.warning("%s (answered %d)", api.detail, api.status)
+    return api
+
+
+def _upstream_param(body: dict[str, Any] | None) -> str | None:
+    """The `param` of an upstream's OpenAI-style error body, if it looks like a field name (nothing else)."""
+    err = (body or {}).get("error")
+    param = err.get("param") if isinstance(err, dict) else None
+    return param if isinstance(param, str) and _PARAM.fullmatch(param) else None
 
 
 async def _complete(
@@ -163,13 +264,24 @@ async def _complete(
         ex.upstream_done()
     resp["model"] = route.name
     if plan is not None and (plan.rewrite or plan.strip_fields):
-        await asyncio.to_thread(rewrite_whole, resp, ex.endpoint == CHAT, plan.rewrite or _same, plan.strip_fields)
+        await rewrite_response(resp, ex.endpoint == CHAT, plan)
+    try:
+        payload = orjson.dumps(resp)
+    except TypeError:  # e.g. nested deeper than JSON encoders go: the upstream's fault, and said so
+        raise UpstreamError("protocol", "the model server sent an answer that cannot be encoded") from None
     acc = ResponseAccumulator(ex.endpoint)
     acc.add_whole(resp)
     ex.response = acc.result()
     gw.finish(ex, tokens=acc.total_tokens())
     headers["x-request-id"] = ex.request_id
-    return Response(orjson.dumps(resp), headers=headers, media_type="application/json")
+    return Response(payload, headers=headers, media_type="application/json")
+
+
+def _encode_chunk(chunk: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(chunk)
+    except TypeError:
+        raise UpstreamError("protocol", "the model server sent a chunk that cannot be encoded") from None
 
 
 class ClientGone(Exception):
@@ -231,8 +343,7 @@ async def _rewritten(ex: Exchange, first: list[dict[str, Any]], chunks: AsyncIte
         got = list(first)
         async for batch in chunks:
             got.extend(batch)
-        for ch in await asyncio.to_thread(rewrite_stream, got, ex.endpoint == CHAT, plan.rewrite or _same,
-                                          plan.strip_fields):
+        for ch in await rewrite_chunks(got, ex.endpoint == CHAT, plan):
             yield [ch]
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
@@ -272,6 +383,12 @@ async def _relay(
     acc = ResponseAccumulator(ex.endpoint)
     stream_id: str | None = None
     completed = False
+
+    def record() -> None:  # the exchange's one event (gw.finish ignores every call after the first)
+        if not ex.finished:
+            ex.upstream_done()
+            ex.response = acc.result()
+            gw.finish(ex, tokens=acc.total_tokens())
     try:
         batch: list[dict[str, Any]] | None = first
         while batch is not None:
@@ -287,22 +404,22 @@ async def _relay(
                     if not chunk.get("choices") and chunk.get("usage"):
                         continue  # the trailing usage-only chunk the client did not ask for
                     chunk.pop("usage", None)
-                out.append(frame(orjson.dumps(chunk)))
+                out.append(frame(_encode_chunk(chunk)))
             if out:
                 ex.mark_first_token()
                 yield b"".join(out)
             batch = await anext(chunks, None)
+        completed = True
+        record()  # before the last write: a process killed after it cannot lose this event
         yield DONE
-        completed = True
     except UpstreamError as err:
-        api = upstream_api_error(err, ex.upstream or "principal")
-        ex.status, ex.error = api.status, api.message
-        yield frame(orjson.dumps(api.body()))
+        api = upstream_api_error(err, ex.upstream or "principal", gw.settings.server.relay_upstream_errors)
+        ex.status, ex.error = api.status, api.detail
         completed = True
+        record()
+        yield frame(orjson.dumps(api.body()))
     finally:
         if not completed and ex.error is None:
             ex.status, ex.error = 499, "client disconnected during the stream"
         await chunks.aclose()  # type: ignore[attr-defined]
-        ex.upstream_done()
-        ex.response = acc.result()
-        gw.finish(ex, tokens=acc.total_tokens())
+        record()

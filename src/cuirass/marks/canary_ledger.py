@@ -64,7 +64,6 @@ class CanaryLedger:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        canaries_table.create(engine, checkfirst=True)  # also created by make_engine once it imports us
 
     def record(self, rows: Iterable[CanaryRecord | Mapping[str, Any]]) -> int:
         """Store a batch of plantings (for a background writer); returns how many were written."""

@@ -33,7 +33,7 @@ from scipy.stats import hypergeom
 
 from cuirass.marks.canary import CanaryFact, CanaryGenerator
 from cuirass.marks.canary_ledger import CanaryRecord
-from cuirass.prove.epochs import Epoch
+from cuirass.marks.epochs import Epoch
 
 METHOD = ("Canary probing. The ledger lists the synthetic facts the canary defense planted in answers, per "
           "cohort and key epoch; the same keyed generator gives as many never-planted decoy facts. Each fact's "

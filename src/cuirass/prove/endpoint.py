@@ -35,7 +35,7 @@ from cuirass.prove import canaries as canary_probe
 from cuirass.prove.channels import CHANNELS, Channel
 from cuirass.prove.cohorts import cohort_names, members
 from cuirass.prove.correction import METHOD, holm, ks_uniform
-from cuirass.prove.epochs import Epoch, EpochStore
+from cuirass.marks.epochs import Epoch, EpochStore
 from cuirass.prove.probes import ProbeSet, default_probes
 from cuirass.prove.suspect import Answer, Endpoint, Suspect, describe_answers
 from cuirass.prove.texts import KeyTest, channel_summary, implicated_text, score_keys
@@ -62,8 +62,8 @@ def context(settings: Any = None, keyring: Any = None, tokenizer: Any = None, en
     """Keys, cohorts and epochs from the settings (data directory, policy); the token channel uses
     `tokenizer` (an object or a path), else the first local model of the configuration."""
     from cuirass.config import load_settings
-    from cuirass.db import make_engine
     from cuirass.keyring import Keyring
+    from cuirass.storage.migrate import make_engine
 
     settings = settings if settings is not None else load_settings(None)
     pol = settings.policy

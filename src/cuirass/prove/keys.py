@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Sequence
 
 from cuirass.keyring import Keyring
-from cuirass.prove.epochs import Epoch
+from cuirass.marks.epochs import Epoch
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ class Plan:
     throttle: bool
     block: bool
     processors: tuple[ProcessorFactory, ...] = ()  # logit-level defenses, for an upstream that runs them
+    max_chars: int = 100_000  # longest answer text rewritten; longer is cut (policy.rewrite_max_chars)
 
 
 def load_defenses() -> None:
@@ -110,7 +111,7 @@ class Responder:
             self.option("throttle", "fraction", 1.0))
         carried = tuple(a for a in acts if a != "throttle" or throttle)
         return Plan(decision, carried, cohort, rewrite, "strip_reasoning" in acts, "decoy" in acts, throttle,
-                    "block" in acts, processors)
+                    "block" in acts, processors, self.config.rewrite_max_chars)
 
     def option(self, action: str, name: str, default: Any) -> Any:
         return self.config.options.get(action, {}).get(name, default)

@@ -3,7 +3,12 @@
 It tails the event table by sequence number, feeds each event to the same `Detector` that offline
 replay uses, runs the campaign job every `campaign_interval_s`, and writes the verdicts of the accounts
 it touched. Gateway workers (any number, on any replica sharing the database) read the verdict store.
-One service per database: with PostgreSQL, run `cuirass detect watch` once beside the replicas.
+One service per database: with PostgreSQL, run `cuirass detect watch` once beside the replicas
+(`verdicts.lock` refuses a second one).
+
+No event stops it: an event that cannot be read or scored is set aside in the dead-letter file with
+its seq and the error, counted, and skipped; any other failure is logged and retried with backoff.
+A warm start therefore never dies again on the record that stopped a previous run.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import threading
 import time
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from cuirass.config import DetectionConfig
 from cuirass.detect.engine import Detector
+from cuirass.events.deadletter import DeadLetters, RateLimitedLog
 from cuirass.events.record import ANONYMOUS, Event
 from cuirass.events.store import events_table
 from cuirass.prove.cohorts import checkpoint
@@ -26,6 +33,8 @@ from cuirass.verdicts.store import VerdictStore
 log = logging.getLogger("cuirass.detect.service")
 
 BATCH = 2000
+CAMPAIGN_RETRY_S = 60.0
+_JSON = frozenset(str(c.name) for c in events_table.c if isinstance(c.type, sa.JSON))
 
 
 def load_calibration(cfg: DetectionConfig) -> dict[str, Any] | None:
@@ -35,13 +44,16 @@ def load_calibration(cfg: DetectionConfig) -> dict[str, Any] | None:
 
 
 class DetectionService:
-    def __init__(self, engine: sa.Engine, cfg: DetectionConfig) -> None:
+    def __init__(self, engine: sa.Engine, cfg: DetectionConfig, dead_letters: DeadLetters | None = None) -> None:
         self.engine = engine
         self.cfg = cfg
+        self.dead_letters = dead_letters or DeadLetters(None, "detect", log)
+        self._log = RateLimitedLog(log)
         self.store = VerdictStore(engine)
         self.detector = Detector(load_calibration(cfg), campaign_interval_s=cfg.campaign_interval_s)
         self.last_seq = 0
         self.processed = 0
+        self._campaigns_retry_at = 0.0  # monotonic time before which a failed campaign job is not retried
 
     def warm_start(self, now: float | None = None) -> None:
         """Begin at the first event of the last `warm_start_s` seconds, so state survives restarts."""
@@ -55,7 +67,9 @@ class DetectionService:
 
     def step(self, now: float | None = None) -> int:
         """Process the next batch of events; returns how many. Writes the verdicts it changed."""
-        cols = [c for c in events_table.c]
+        # JSON columns come as text and are decoded per event below, so that one undecodable row is
+        # set aside alone instead of failing the whole batch, again and again, at the same seq.
+        cols = [sa.cast(c, sa.Text).label(c.name) if c.name in _JSON else c for c in events_table.c]
         q = sa.select(*cols).where(events_table.c.seq > self.last_seq).order_by(events_table.c.seq).limit(BATCH)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
@@ -65,18 +79,31 @@ class DetectionService:
             self.last_seq = r.seq
             if r.account == ANONYMOUS:
                 continue  # never authenticated: nothing to attribute
-            event = Event.from_dict({str(k): v for k, v in r._mapping.items()})
-            self.detector.observe(event)
+            try:
+                event = Event.from_dict({str(k): orjson.loads(v) if k in _JSON and v is not None else v
+                                         for k, v in r._mapping.items()})
+                self.detector.observe(event)
+            except Exception as exc:  # noqa: BLE001 - one bad event must not switch detection off
+                self.dead_letters.add(f"{type(exc).__name__}: {exc}", seq=r.seq, request_id=r.request_id)
+                continue
             touched.add(event.account)
             latest = event.ts if latest is None else max(latest, event.ts)
         self.processed += len(rows)
         # Event time drives the campaign job; when idle, wall-clock time stands in for it.
         clock = latest if len(rows) == BATCH and latest is not None else (now or time.time())
-        if self.detector.maybe_run_campaigns(clock):
-            touched |= set(self.detector.scorer.accounts)
-            self.store.put_campaigns(self.detector.campaign_report())
-            # Bound memory in a long-running service: drop accounts idle for longer than the warm start.
-            self.detector.forget(clock - self.cfg.warm_start_s)
+        if time.monotonic() >= self._campaigns_retry_at:
+            try:
+                if self.detector.maybe_run_campaigns(clock):
+                    touched |= set(self.detector.scorer.accounts)
+                    self.store.put_campaigns(self.detector.campaign_report())
+                    # Bound memory in a long-running service: drop accounts idle for longer than the warm start.
+                    self.detector.forget(clock - self.cfg.warm_start_s)
+            except sa.exc.SQLAlchemyError:
+                raise
+            except Exception:  # noqa: BLE001 - a failed campaign job must not hold back account verdicts
+                self._campaigns_retry_at = time.monotonic() + CAMPAIGN_RETRY_S
+                self._log.warning("detection service: campaign job failed; accounts are still scored, the job is "
+                                  "tried again in %.0fs", CAMPAIGN_RETRY_S, exc_info=True)
         self.store.put_auto(self._row(a) for a in sorted(touched))
         return len(rows)
 
@@ -88,17 +115,26 @@ class DetectionService:
     def run(self, stop: threading.Event, checkpoint_every_s: float = 300.0) -> None:
         """Tail the log until `stop` is set; every `checkpoint_every_s`, record cohort moves and the
         defenses applied in the tamper-evident audit log."""
-        self.warm_start()
-        log.info("detection service started at event seq %d", self.last_seq)
+        started = False
         next_checkpoint = time.monotonic() + checkpoint_every_s
+        delay = self.cfg.poll_interval_s
         while not stop.is_set():
             try:
+                if not started:
+                    self.warm_start()
+                    started = True
+                    log.info("detection service started at event seq %d", self.last_seq)
                 n = self.step()
                 if time.monotonic() >= next_checkpoint:
                     checkpoint(self.engine)
                     next_checkpoint = time.monotonic() + checkpoint_every_s
+                delay = self.cfg.poll_interval_s
             except sa.exc.SQLAlchemyError as exc:
-                log.warning("detection service: store unavailable (%s); retrying", type(exc).__name__)
+                self._log.warning("detection service: store unavailable (%s); retrying", type(exc).__name__)
                 n = 0
+            except Exception:  # noqa: BLE001 - the service outlives any one failure; retried with backoff
+                self._log.warning("detection service: step failed at event seq %d; retrying in %.1fs",
+                                  self.last_seq, delay, exc_info=True)
+                n, delay = 0, min(delay * 2, 30.0)
             if n < BATCH:
-                stop.wait(self.cfg.poll_interval_s)
+                stop.wait(delay)

@@ -59,7 +59,7 @@ class Gateway:
 
     def __init__(self, where: Path, config: dict[str, Any], accounts: list[AccountSpec],
                  env: dict[str, str] | None = None, start_timeout_s: float = 120.0) -> None:
-        from cuirass.accounts import open_store
+        from cuirass.storage.stores import open_store
         from cuirass.config import load_settings
 
         where.mkdir(parents=True, exist_ok=True)

@@ -13,10 +13,11 @@ variants. Adding classes, forms or guards is safe.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Iterable
 
-_MEMBER_PART = re.compile(r"[A-Za-z']+|[ -]")
+from cuirass import linear
+
+_MEMBER_PART = linear.compile(r"[A-Za-z']+|[ -]")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -16,17 +16,18 @@ anything but a word ("etc." keeps its stop).
 from __future__ import annotations
 
 import dataclasses
-import re
+
+from cuirass import linear
 
 GROUP = "markdown"
 BULLET, ORDERED, PERIOD = "bullet", "ordered", "period"
 SURFACES = {BULLET: ("-", "*"), ORDERED: (".", ")"), PERIOD: ("", ".")}
 
-_ITEM = re.compile(r"^([ \t]*)(?:([-*])|\d{1,9}([.)]))[ \t]+(\S.*)$")
-_RULE = re.compile(r"^[ \t]*[-*_]([ \t]*[-*_]){2,}[ \t]*$")
-_YAML_KEY = re.compile(r"^[a-z_][\w-]*:(?:\s|$)")
-_LAST_WORD = re.compile(r"(?:^|[\s(\"“*_-])([A-Za-z]+(?:['’][A-Za-z]+)*)$")  # "-": "up-to-date" or "up to date"
-_SENTENCE_BREAK = re.compile(r"[.!?]\s+\S")
+_ITEM = linear.compile(r"^([ \t]*)(?:([-*])|\d{1,9}([.)]))[ \t]+(\S.*)$")
+_RULE = linear.compile(r"^[ \t]*[-*_]([ \t]*[-*_]){2,}[ \t]*$")
+_YAML_KEY = linear.compile(r"^[a-z_][\w-]*:(?:\s|$)")
+_LAST_WORD = linear.compile(r"(?:^|[\s(\"“*_-])([A-Za-z]+(?:['’][A-Za-z]+)*)$")  # "-": "up-to-date" or "up to date"
+_SENTENCE_BREAK = linear.compile(r"[.!?]\s+\S")
 _ABBREVIATIONS = frozenset("etc eg ie vs inc ltd co corp jr sr dr mr mrs ms st no approx dept est fig misc".split())
 
 
@@ -71,7 +72,8 @@ def lists(text: str) -> list[MarkdownList]:
     open_lists: dict[tuple[str, str], MarkdownList] = {}  # (indent, kind) -> the list, while it runs
     pos = 0
     for line in text.split("\n"):
-        m = _ITEM.match(line) if not _RULE.match(line) else None
+        first = line.lstrip(" \t")[:1]  # an item or a rule starts with one of these: skip the patterns otherwise
+        m = _ITEM.match(line) if (first in ("-", "*", "_") or first.isdecimal()) and not _RULE.match(line) else None
         if m is None:
             if line.strip():
                 _dedent(open_lists, len(line) - len(line.lstrip(" \t")))

@@ -16,27 +16,28 @@ Options (policy `options.canary`): rate (default 0.05), pool (facts per cohort, 
 
 from __future__ import annotations
 
+import bisect
 import collections
 import hashlib
 import hmac
-import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cuirass.marks.canary import CanaryFact, CanaryGenerator
 from cuirass.marks.canary_ledger import CanaryLedger, CanaryRecord, prompt_hash
+from cuirass import linear
 from cuirass.respond.base import DefenseContext, TextDefense, register
 from cuirass.respond.perturb.answer import find_final_answer
 from cuirass.respond.perturb.detect import content_type
+from cuirass.respond.perturb.prose import structured_paragraph
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-_FENCE = re.compile(r"^[ \t]*```.*?(?:^[ \t]*```[^\n]*$|\Z)", re.M | re.S)
-_PARAGRAPH = re.compile(r"[^\n]+(?:\n[^\n]+)*")
-_STRUCTURED = re.compile(r"^\s*(?:#|[-*+>|]|\d+[.)]\s|```)")
-_SENTENCE_END = re.compile(r"[.!?](?= +[A-Z\"'(])")
+_FENCE = linear.compile(r"^[ \t]*```.*?(?:^[ \t]*```[^\n]*$|\Z)", linear.MULTILINE | linear.DOTALL)
+_PARAGRAPH = linear.compile(r"[^\n]+(?:\n[^\n]+)*")
+_SENTENCE_END = linear.compile(r"[.!?]", after=r" +[A-Z\"'(]")
 
 
 def _unit(key: bytes, label: str, prompt: str) -> int:
@@ -53,10 +54,15 @@ def weave(text: str, aside: str) -> str | None:
     final = find_final_answer(text)
     answers = final is not None and (final.convention != "last_number" or content_type(text) == "math")
     limit = final.protected_start if final is not None and answers else len(text)
-    fenced = [m.span() for m in _FENCE.finditer(text)]
+    fenced = [m.span() for m in _FENCE.finditer(text)]  # sorted, disjoint
+    fence_starts = [a for a, _ in fenced]
+
+    def in_fence(pos: int) -> bool:
+        k = bisect.bisect_right(fence_starts, pos) - 1
+        return k >= 0 and pos < fenced[k][1]
+
     plain = [m for m in _PARAGRAPH.finditer(text, 0, limit)
-             if not any(a <= m.start() < b for a, b in fenced)
-             and not any(_STRUCTURED.match(line) for line in m.group().split("\n"))]
+             if not in_fence(m.start()) and not structured_paragraph(text, m.start(), m.end())]
     for m in plain:
         body = m.group().rstrip()
         if body.endswith((".", "!", "?")) and m.start() + len(body) <= limit:
@@ -67,7 +73,7 @@ def weave(text: str, aside: str) -> str | None:
         if s is not None and s.end() < limit:
             return text[: s.end()] + " " + aside + text[s.end():]
     at = final.protected_start if final is not None and answers else 0
-    if at > 0 and text[at - 1] == "\n" and not any(a <= at < b for a, b in fenced):
+    if at > 0 and text[at - 1] == "\n" and not in_fence(at):
         return text[:at] + aside + "\n" + text[at:]
     return None
 

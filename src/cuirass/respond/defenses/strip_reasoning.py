@@ -17,33 +17,36 @@ Options (policy `options.strip_reasoning`):
 
 from __future__ import annotations
 
-import re
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from cuirass import linear
 from cuirass.respond.base import DefenseContext, TextDefense, register
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 DEFAULT_MARKER = "Reasoning omitted."
-_FIRST_SENTENCE = re.compile(r"\S.*?(?:[.!?](?=\s|$)|\n|$)", re.S)
+# \S.*?(?:[.!?](?=\s|$)|\n|$): the mark's lookahead reads the next character; <stop> ends the sentence there.
+_FIRST_SENTENCE = linear.compile(r"\S.*?(?:(?P<stop>[.!?])(?:\s|$)|\n|$)", linear.DOTALL)
 _MAX_SUMMARY = 200
-_ANY_TAG = re.compile(r"</?\w+[^<>]*>")
+_ANY_TAG = linear.compile(r"</?\w+[^<>]*>")
 
 
 def summarize(reasoning: str, style: str = "marker", marker: str = DEFAULT_MARKER) -> str:
     """A deterministic short stand-in for `reasoning`: the marker, or its first sentence (at most 200 chars)."""
     if style == "marker":
         return marker
-    m = _FIRST_SENTENCE.search(_ANY_TAG.sub("", reasoning))
+    clean = _ANY_TAG.sub(lambda _: "", reasoning)
+    m = _FIRST_SENTENCE.search(clean)
     if m is None:
         return marker
-    first = m.group().strip()
+    first = clean[m.start():m.end("stop") if m.start("stop") >= 0 else m.end()].strip()
     return first if len(first) <= _MAX_SUMMARY else first[: _MAX_SUMMARY - 1].rstrip() + "…"
 
 
 def split_reasoning(text: str, tags: Sequence[str] = ("think", "thinking")) -> tuple[list[str], list[str]]:
     """(answer pieces, reasoning blocks): the answer is the pieces joined around the removed blocks."""
-    tag = re.compile(r"<(/?)(?:" + "|".join(map(re.escape, tags)) + r")\b[^<>]*>", re.I)
+    tag = _tag_pattern(tuple(tags))
     pieces: list[str] = []
     blocks: list[str] = []
     depth, pos, block_start = 0, 0, 0
@@ -70,28 +73,49 @@ def split_reasoning(text: str, tags: Sequence[str] = ("think", "thinking")) -> t
     return pieces, blocks
 
 
-def _join(left: str, right: str) -> str:
-    """Two answer pieces around a removed block, with one sensible separator."""
-    if not left.strip():
-        return right.lstrip()
-    if not right.strip():
-        return left.rstrip()
-    gap = left[len(left.rstrip()):] + right[: len(right) - len(right.lstrip())]
-    return left.rstrip() + ("\n\n" if "\n" in gap else " ") + right.lstrip()
+@functools.lru_cache(maxsize=16)
+def _tag_pattern(tags: tuple[str, ...]) -> linear.Pattern:
+    """<(/?)(?:tags)\b[^<>]*> (case-insensitive), the \b written out: after a name ending in a word character
+    comes ">" or a character that is neither a word character nor "<"; after one ending otherwise, a word
+    character (the end of the text is a boundary too, but then no ">" follows)."""
+    wordy = [t for t in tags if t and (t[-1].isalnum() or t[-1] == "_")]
+    other = [t for t in tags if t not in wordy]
+    branches = []
+    if wordy:
+        branches.append("(?:" + "|".join(map(linear.escape, wordy)) + r")(?:>|[^<>\w][^<>]*>)")
+    if other:
+        branches.append("(?:" + "|".join(map(linear.escape, other)) + r")\w[^<>]*>")
+    return linear.compile(r"<(/?)(?:" + "|".join(branches) + ")", linear.IGNORECASE)
 
 
 def strip_think(text: str, *, summary: str | None = None, tags: Sequence[str] = ("think", "thinking")) -> str:
-    """`text` without reasoning blocks; with `summary`, that text stands where the first block was."""
+    """`text` without reasoning blocks; with `summary`, that text stands where the first block was.
+
+    Two answer pieces around a removed block are joined with one sensible separator: a blank line if the
+    whitespace around the block held a newline, else a space (none at either end of the answer). The answer is
+    built as a list, whose last part holds all its trailing whitespace, so that joining n pieces is linear.
+    """
     pieces, blocks = split_reasoning(text, tags)
     if not blocks:
         return text
-    out = pieces[0]
+    out = [pieces[0]]
+    blank = not pieces[0].strip()  # whether the answer so far is only whitespace
     for i, piece in enumerate(pieces[1:]):
         if summary and i == 0:  # the summary gets a paragraph of its own
-            out = "\n\n".join(p.strip("\n ") for p in (out.rstrip(), summary, piece.lstrip()) if p.strip())
+            joined = "\n\n".join(p.strip("\n ") for p in ("".join(out).rstrip(), summary, piece.lstrip()) if p.strip())
+            out, blank = [joined], not joined.strip()
+        elif blank:
+            out = [piece.lstrip()]
+            blank = not out[0]
+        elif not piece.strip():
+            out[-1] = out[-1].rstrip()
         else:
-            out = _join(out, piece)
-    return out
+            left = out[-1]
+            trimmed, right = left.rstrip(), piece.lstrip()
+            gap = left[len(trimmed):] + piece[:len(piece) - len(right)]
+            out[-1] = trimmed
+            out += ["\n\n" if "\n" in gap else " ", right]
+    return "".join(out)
 
 
 def strip_reasoning_fields(obj: dict[str, Any], *, summary: Callable[[str], str] | None = None) -> dict[str, Any]:

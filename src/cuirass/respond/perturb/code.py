@@ -21,14 +21,17 @@ import builtins
 import io
 import keyword
 import random
-import re
 import tokenize
 
+from cuirass import linear
 from cuirass.respond.perturb.base import Perturber
 
-_FENCE = re.compile(r"^(?P<open>[ \t]*```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n)(?P<body>.*?)^[ \t]*```", re.M | re.S)
+_FENCE = linear.compile(r"^(?P<open>[ \t]*```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n)(?P<body>.*?)^[ \t]*```",
+                        linear.MULTILINE | linear.DOTALL)
 _CODE_LANGS = {"", "python", "py", "python3"}
-_LOOKS_LIKE_CODE = re.compile(r"^\s*(?:def |class |import |from \S+ import |async def )", re.M)
+_LOOKS_LIKE_CODE = linear.compile(r"^\s*(?:def |class |import |from \S+ import |async def )", linear.MULTILINE)
+_F_PREFIX = linear.compile(r"[rbu]*f", linear.IGNORECASE)
+_IDENTIFIER = linear.compile(r"[A-Za-z_]\w*")
 
 _COMMENTS = {
     ast.For: ["iterate from the end so that the last match wins", "this loop runs at most once",
@@ -50,21 +53,27 @@ _CONFUSING_NAMES = ["idx", "prev", "tmp", "unused", "length", "flag", "total", "
 
 def code_regions(text: str) -> list[tuple[int, int]]:
     """Spans of Python source in `text`: fenced blocks that parse, else the whole text if it is code."""
+    return list(_code_regions(text))
+
+
+@linear.per_text
+def _code_regions(text: str) -> tuple[tuple[int, int], ...]:
     regions = []
     for m in _FENCE.finditer(text):
         if m.group("lang").lower() in _CODE_LANGS and _parses(m.group("body")):
             regions.append(m.span("body"))
     if regions:
-        return regions
+        return tuple(regions)
     if _LOOKS_LIKE_CODE.search(text) and _parses(text):
-        return [(0, len(text))]
-    return []
+        return ((0, len(text)),)
+    return ()
 
 
+@linear.per_text
 def _parses(source: str) -> bool:
     try:
         ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # the last two: nesting too deep to parse
         return False
     return bool(source.strip())
 
@@ -100,7 +109,7 @@ class CodePerturber(Perturber):
             pool = next((v for k, v in _COMMENTS.items() if isinstance(node, k)), _GENERIC_COMMENTS)
             lines.insert(lineno - 1, f"{indent}# {rng.choice(pool)}\n")
         new = "".join(lines)
-        return new if ast.dump(ast.parse(new)) == ast.dump(ast.parse(source)) else None
+        return new if _dump(new) == _dump(source) else None
 
     def _rename_variables(self, source: str, rng: random.Random) -> str | None:
         names = _renamable_locals(source)
@@ -117,7 +126,7 @@ class CodePerturber(Perturber):
         for node in ast.walk(renamed_back):
             if isinstance(node, ast.Name):
                 node.id = back.get(node.id, node.id)
-        return new if ast.dump(renamed_back) == ast.dump(ast.parse(source)) else None
+        return new if ast.dump(renamed_back) == _dump(source) else None
 
     def _dead_code(self, source: str, rng: random.Random) -> str | None:
         anchors = [a for a in _statement_starts(source) if a[3]]  # inside a function body
@@ -137,7 +146,7 @@ class CodePerturber(Perturber):
         lines.insert(lineno - 1, block)
         new = "".join(lines)
         try:  # the only change must be one statement more, where intended
-            return new if _dump_without(ast.parse(new), lineno) == ast.dump(ast.parse(source)) else None
+            return new if _dump_without(ast.parse(new), lineno) == _dump(source) else None
         except SyntaxError:
             return None
 
@@ -171,6 +180,12 @@ def _statement_starts(source: str) -> list[tuple[int, str, ast.stmt, bool]]:
     return out
 
 
+@linear.per_text
+def _dump(source: str) -> str:
+    """The AST dump of `source` (each variant compares against the source's: parsed once per text)."""
+    return ast.dump(ast.parse(source))
+
+
 def _dump_without(tree: ast.Module, lineno: int) -> str:
     """The AST dump with the statement starting at `lineno` removed from whichever body holds it."""
     for node in ast.walk(tree):
@@ -195,37 +210,49 @@ def _tokens(source: str) -> list[tokenize.TokenInfo]:
 
 
 def _renamable_locals(source: str) -> set[str]:
-    """Names bound only inside function bodies and safe to rename consistently across the whole source."""
+    """Names bound only inside function bodies and safe to rename consistently across the whole source.
+
+    One walk over the tree (a function or class nested n deep is not walked again at each level): a name is
+    bound if stored anywhere inside a function (its decorators and defaults too), and unsafe if it is a builtin,
+    a parameter, a function or class name, declared global/nonlocal, imported, a keyword argument or
+    attribute name, used anywhere in a class body or in a module-level statement other than a def or class, or
+    named inside an f-string.
+    """
     tree = ast.parse(source)
     bound: set[str] = set()
     unsafe: set[str] = set(dir(builtins))
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+    defs = (ast.FunctionDef, ast.AsyncFunctionDef)
+    stack: list[tuple[ast.AST, bool, bool]] = [  # (node, inside a function, inside a class body or module code)
+        (node, False, not isinstance(node, (*defs, ast.ClassDef))) for node in tree.body]
+    while stack:
+        node, in_function, exposed = stack.pop()
+        if isinstance(node, (*defs, ast.Lambda)):
             args = node.args
             unsafe |= {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
             unsafe |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
             if not isinstance(node, ast.Lambda):
                 unsafe.add(node.name)
-                for sub in ast.walk(node):
-                    if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-                        bound.add(sub.id)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             unsafe |= set(node.names)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             unsafe |= {(a.asname or a.name).split(".")[0] for a in node.names}
         elif isinstance(node, ast.ClassDef):
             unsafe.add(node.name)
-            unsafe |= {t.id for s in node.body for t in ast.walk(s) if isinstance(t, ast.Name)}
         elif isinstance(node, ast.keyword) and node.arg:
             unsafe.add(node.arg)
         elif isinstance(node, ast.Attribute):
             unsafe.add(node.attr)
-    for node in tree.body:  # module-level bindings are globals that functions may read
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            unsafe |= {t.id for t in ast.walk(node) if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.Name):
+            if in_function and isinstance(node.ctx, ast.Store):
+                bound.add(node.id)
+            if exposed:
+                unsafe.add(node.id)
+        inner = in_function or isinstance(node, defs)
+        body = {id(s) for s in node.body} if isinstance(node, ast.ClassDef) else ()
+        stack.extend((child, inner, exposed or id(child) in body) for child in ast.iter_child_nodes(node))
     for tok in _tokens(source):  # names inside f-strings are not NAME tokens before Python 3.12
-        if tok.type == tokenize.STRING and re.match(r"(?i)[rbu]*f", tok.string):
-            unsafe |= set(re.findall(r"[A-Za-z_]\w*", tok.string))
+        if tok.type == tokenize.STRING and _F_PREFIX.match(tok.string):
+            unsafe |= set(_IDENTIFIER.findall(tok.string))
     return bound - unsafe
 
 
@@ -239,7 +266,13 @@ def _rename(source: str, mapping: dict[str, str]) -> str:
             edits.append((tok.start[0], tok.start[1], tok.string))
         if tok.type not in (tokenize.NL, tokenize.COMMENT):
             prev = tok
-    for row, col, old in sorted(edits, reverse=True):
-        line = lines[row - 1]
-        lines[row - 1] = line[:col] + mapping[old] + line[col + len(old):]
+    by_row: dict[int, list[tuple[int, str]]] = {}
+    for row, col, old in edits:
+        by_row.setdefault(row, []).append((col, old))
+    for row, cols in by_row.items():  # one pass per line, however many names it holds
+        line, parts, pos = lines[row - 1], [], 0
+        for col, old in sorted(cols):
+            parts += [line[pos:col], mapping[old]]
+            pos = col + len(old)
+        lines[row - 1] = "".join(parts) + line[pos:]
     return "".join(lines)

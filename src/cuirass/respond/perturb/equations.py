@@ -13,26 +13,42 @@ or a sentence when the solution is a single paragraph.
 from __future__ import annotations
 
 import dataclasses
-import re
 from decimal import Decimal, InvalidOperation
 
+from cuirass import linear
 from cuirass.respond.perturb.answer import NUMBER
 
 Span = tuple[int, int]
 
 _OPERATOR = r"(?:\\times|\\cdot|\\div|[-+*/×÷−])"
-_OPERATOR_RE = re.compile(_OPERATOR + r"|(?<=\s)x(?=\s)")
-_NUMBER_RE = re.compile(NUMBER)
-# Whitespace is only allowed between an operand and an operator, and operands are atomic, so matching
-# stays linear on long runs like "5-5-4-2" (no backtracking over how to split the spaces).
-_OPERAND = r"(?>\(?(?:\\?\$)?" + NUMBER + r"%?\)?)"
-_JOIN = r"(?>[ \t]*" + _OPERATOR + r"[ \t]*|[ \t]+x[ \t]+)"
-_DISPLAYED = re.compile(
-    r"(?<![\w.,])(?P<lhs>" + _OPERAND + r"(?:" + _JOIN + _OPERAND + r")+)[ \t]*=[ \t]*(?:\\?\$)?(?P<mask>\x00*)"
-    r"(?:\\?\$)?[ \t]*(?P<res>" + NUMBER + r")(?!\d)(?![ \t]*(?:" + _OPERATOR + r"|x[ \t])[ \t]*[\d.(\\$])"
+_OPERATOR_OR_X = linear.compile(_OPERATOR + r"|x")  # an "x" counts only between whitespace: see _operators_in
+_NUMBER_RE = linear.compile(NUMBER)
+# An equation "a op b ... = c". Whitespace is only allowed between an operand and an operator, and an operand
+# is followed by nothing that could start another one, so the operands split one way only. (?<![\w.,]) before
+# it; after the result, (?!\d) and no further "op operand" (the result is not the start of a longer
+# expression): `after` below spells out what may follow instead, one branch per case.
+_OPERAND = r"\(?(?:\\?\$)?" + NUMBER + r"%?\)?"
+_JOIN = r"(?:[ \t]*" + _OPERATOR + r"[ \t]*|[ \t]+x[ \t]+)"
+_NOT_OP = r"[^ \t\\\-+*/×÷−x"  # a character that starts no operator (class opened; callers close it)
+_DISPLAYED = linear.compile(
+    r"(?P<lhs>" + _OPERAND + r"(?:" + _JOIN + _OPERAND + r")+)[ \t]*=[ \t]*(?:\\?\$)?(?P<mask>\x00*)"
+    r"(?:\\?\$)?[ \t]*(?P<res>" + NUMBER + r")",
+    before=r"[^\w.,]",
+    after="|".join((
+        r"$",
+        _NOT_OP + r"\d]",  # right after the result: neither a digit nor an operator
+        r"[ \t]+(?:$|" + _NOT_OP + r"])",  # after spaces: no operator
+        r"[ \t]*(?:" + _OPERATOR + r"|x[ \t])[ \t]*(?:$|[^ \t\d.(\\$])",  # an operator, but no operand after it
+        r"[ \t]*\\(?:$|[^tcd]|t(?:$|[^i]|i(?:$|[^m]|m(?:$|[^e]|e(?:$|[^s]))))|c(?:$|[^d]|d(?:$|[^o]|o(?:$|[^t])))"
+        r"|d(?:$|[^i]|i(?:$|[^v])))",  # a backslash that starts no \times, \cdot, \div
+        r"[ \t]*x(?:$|[^ \t])",  # an "x" that is a letter, not a times sign
+    )),
 )
-_ANNOTATION = re.compile(r"<<(?P<lhs>[^<>=]*)=(?P<res>[^<>]*)>>(?P<shown>" + NUMBER + r")?")
-_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=[^\s.!?]))+[.!?]*")
+_ANNOTATION = linear.compile(r"<<(?P<lhs>[^<>=]*)=(?P<res>[^<>]*)>>(?P<shown>" + NUMBER + r")?")
+_ANNOTATED = linear.compile(r"<<[^<>]*>>")
+# A sentence: runs of [.!?] inside it are followed by a character that is neither a mark nor a space (which
+# is part of the sentence); a final run ends it. Each character has one way to match, so no backtracking.
+SENTENCE = linear.compile(r"(?:[^.!?\n]|[.!?]+[^\s.!?])+[.!?]*")
 
 
 @dataclasses.dataclass(slots=True)
@@ -73,20 +89,26 @@ def to_decimal(written: str) -> Decimal | None:
 
 def _mask_annotations(text: str) -> str:
     """The text with every <<...>> replaced by NULs of the same length, so offsets stay valid."""
-    return re.sub(r"<<[^<>]*>>", lambda m: "\x00" * len(m.group()), text)
+    return _ANNOTATED.sub(lambda m: "\x00" * (m.end() - m.start()), text)
 
 
 def _numbers_in(text: str, start: int, end: int) -> list[Span]:
-    return [(start + m.start(), start + m.end()) for m in _NUMBER_RE.finditer(text[start:end])]
+    return _NUMBER_RE.spans(text, start, end)  # (no context in NUMBER: the same as in text[start:end])
 
 
 def _operators_in(text: str, start: int, end: int) -> list[Span]:
-    return [(start + m.start(), start + m.end()) for m in _OPERATOR_RE.finditer(text[start:end])]
+    """Operator spans in text[start:end]; "x" only with whitespace on both sides inside that range."""
+    return [(a, b) for a, b in _OPERATOR_OR_X.spans(text, start, end)
+            if text[a] != "x" or (start < a < end - 1 and text[a - 1].isspace() and text[a + 1].isspace())]
 
 
 def find_equations(text: str, limit: int | None = None) -> list[Equation]:
     """Every equation that ends before `limit` (default: the whole text), in order of position."""
-    limit = len(text) if limit is None else limit
+    return list(_equations(text, len(text) if limit is None else limit))
+
+
+@linear.per_text
+def _equations(text: str, limit: int) -> tuple[Equation, ...]:
     masked = _mask_annotations(text)
     annotations = {m.start(): m for m in _ANNOTATION.finditer(text)}
     used: set[int] = set()
@@ -108,10 +130,10 @@ def find_equations(text: str, limit: int | None = None) -> list[Equation]:
         _attach(eq, text, ann)
         found.append(eq)
     found = [e for e in found if e.operands or e.ann_operands]
-    return sorted(found, key=lambda e: e.start)
+    return tuple(sorted(found, key=lambda e: e.start))
 
 
-def _attach(eq: Equation, text: str, ann: re.Match[str]) -> None:
+def _attach(eq: Equation, text: str, ann: linear.Match) -> None:
     eq.ann_operands = _numbers_in(text, *ann.span("lhs"))
     eq.ann_operators = _operators_in(text, *ann.span("lhs"))
     res = _numbers_in(text, *ann.span("res"))
@@ -131,7 +153,7 @@ def find_steps(text: str, limit: int) -> list[Span]:
         return lines
     steps: list[Span] = []
     for a, b in lines:
-        for m in _SENTENCE.finditer(text, a, b):
+        for m in SENTENCE.finditer(text, a, b):
             seg = m.group()
             if seg.strip():
                 lead = len(seg) - len(seg.lstrip())

@@ -20,14 +20,23 @@ content, hence both kinds are offered. Variants:
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import random
-import re
+from collections.abc import Callable
 from decimal import Decimal
 
+from cuirass import linear
 from cuirass.respond.perturb.answer import find_final_answer, same_final_answer
 from cuirass.respond.perturb.base import Perturber
-from cuirass.respond.perturb.equations import Equation, Span, find_equations, find_steps, operator_kind, to_decimal
+from cuirass.respond.perturb.equations import (
+    Equation,
+    Span,
+    find_equations,
+    find_steps,
+    operator_kind,
+    to_decimal,
+)
 
 Edit = tuple[int, int, str]
 
@@ -51,7 +60,10 @@ _WORD_PAIRS = [
     ("remaining", "total"), ("left", "used"),
 ]
 _WORDS = {**{b: a for a, b in _WORD_PAIRS}, **{a: b for a, b in _WORD_PAIRS}}
-_WORD_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _WORDS), key=len, reverse=True)) + r")\b", re.I)
+_WORD_RE = linear.compile("(?:" + "|".join(sorted(map(linear.escape, _WORDS), key=len, reverse=True)) + ")",
+                          linear.IGNORECASE, before=r"[^\w]", after=r"[^\w]|$")  # whole words: \b(...)\b
+_BECAUSE = linear.compile("because", linear.IGNORECASE, before=r"[^\w]", after=r"[^\w]|$")
+_NUMBER_LIKE = linear.compile(r"\d[\d,]*(?:\.\d+)?|\.\d+")
 
 # Reasons that name an operation other than the one the step performs (our wording); a connector
 # ("because", "since") is put in front.
@@ -130,7 +142,7 @@ class MathPerturber(Perturber):
         candidates = eqs[:-1]  # the last computation usually restates the final answer: leave it
         if not candidates:
             return []
-        reused = [e for e in candidates if _reused_later(text, e, limit)]
+        reused = _reused_later(text, candidates, limit)
         eq = rng.choice(reused or candidates)
         assert eq.result is not None
         new = nudge(text[slice(*eq.result)], rng)
@@ -170,7 +182,8 @@ class MathPerturber(Perturber):
 
     def _swap_word(self, text: str, limit: int, rng: random.Random) -> list[Edit]:
         found = [m for m in _WORD_RE.finditer(text, 0, limit) if "\x00" not in m.group()]
-        found = [m for m in found if not _inside_annotation(text, m.start())]
+        inside = _annotation_test(text)
+        found = [m for m in found if not inside(m.start())]
         if not found:
             return []
         m = rng.choice(found)
@@ -186,8 +199,8 @@ class MathPerturber(Perturber):
         steps = find_steps(text, limit)
         if len(steps) < 2:
             return []
-        eqs = find_equations(text, limit)
-        with_math = [s for s in steps if any(s[0] <= e.start < s[1] for e in eqs)]
+        starts = [e.start for e in find_equations(text, limit)]  # sorted
+        with_math = [s for s in steps if (i := bisect.bisect_left(starts, s[0])) < len(starts) and starts[i] < s[1]]
         start, end = rng.choice(with_math or steps)
         line_start = text.rfind("\n", 0, start) + 1
         if not text[line_start:start].strip():
@@ -203,7 +216,9 @@ class MathPerturber(Perturber):
         pairs = [(a, b) for a, b in itertools.pairwise(steps) if text[slice(*a)] != text[slice(*b)]]
         if not pairs:
             return []
-        dependent = [(a, b) for a, b in pairs if _feeds(text, a, b, limit)]
+        eqs = find_equations(text, limit)
+        starts = [e.start for e in eqs]
+        dependent = [(a, b) for a, b in pairs if _feeds(text, eqs, starts, a, b)]
         a, b = rng.choice(dependent or pairs)
         return [(*a, text[slice(*b)]), (*b, text[slice(*a)])]
 
@@ -212,7 +227,8 @@ class MathPerturber(Perturber):
         if not steps:
             return []
         eqs = find_equations(text, limit)
-        with_op = [(s, e) for s in steps for e in eqs if s[0] <= e.start < s[1] and (e.operators or e.ann_operators)]
+        starts = [e.start for e in eqs]
+        with_op = [(s, e) for s in steps for e in _starting_in(eqs, starts, s) if e.operators or e.ann_operators]
         if with_op:
             (start, end), eq = rng.choice(with_op)
             op = eq.operators[0] if eq.operators else eq.ann_operators[0]
@@ -220,7 +236,7 @@ class MathPerturber(Perturber):
         else:
             start, end = rng.choice(steps)
             reason = rng.choice(_GENERIC_REASON)
-        connector = "since" if re.search(r"\bbecause\b", text[start:end], re.I) else rng.choice(["because", "since"])
+        connector = "since" if _BECAUSE.search(text[start:end]) else rng.choice(["because", "since"])
         reason = f"{connector} {reason}"
         last = text[end - 1]
         if last in ".!?":
@@ -230,22 +246,72 @@ class MathPerturber(Perturber):
         return [(end, end, f" ({reason})")]
 
 
-def _inside_annotation(text: str, pos: int) -> bool:
-    opened = text.rfind("<<", 0, pos)
-    return opened != -1 and text.rfind(">>", opened, pos) == -1
+def _annotation_test(text: str) -> Callable[[int], bool]:
+    """Whether a position is inside an unclosed "<<" (the last "<<" before it has no ">>" after it, before it).
+
+    The positions of every "<<" and ">>" are listed once, so each question is two binary searches."""
+    opens, closes = _occurrences(text, "<<"), _occurrences(text, ">>")
+
+    def inside(pos: int) -> bool:
+        k = bisect.bisect_right(opens, pos - 2) - 1  # the last "<<" that ends at or before pos
+        if k < 0:
+            return False
+        j = bisect.bisect_left(closes, opens[k])
+        return not (j < len(closes) and closes[j] + 2 <= pos)
+
+    return inside
 
 
-def _reused_later(text: str, eq: Equation, limit: int) -> bool:
-    """Whether the result's value appears again after the equation (a later step builds on it)."""
-    assert eq.result is not None
-    value = to_decimal(text[slice(*eq.result)])
-    tail = text[eq.end:limit]
-    return any(to_decimal(m.group()) == value for m in re.finditer(r"\d[\d,]*(?:\.\d+)?|\.\d+", tail))
+def _occurrences(text: str, needle: str) -> list[int]:
+    """Every start of `needle` in `text`, overlapping ones too, in order."""
+    out, i = [], text.find(needle)
+    while i != -1:
+        out.append(i)
+        i = text.find(needle, i + 1)
+    return out
 
 
-def _feeds(text: str, first: Span, second: Span, limit: int) -> bool:
-    """Whether `second` uses a result computed in `first`."""
-    eqs = [e for e in find_equations(text, limit) if e.result and first[0] <= e.start < first[1]]
-    values = {to_decimal(text[slice(*e.result)]) for e in eqs if e.result}
-    later = re.findall(r"\d[\d,]*(?:\.\d+)?|\.\d+", text[slice(*second)])
+def _starting_in(eqs: list[Equation], starts: list[int], span: Span) -> list[Equation]:
+    """The equations that start inside `span`, in order (`eqs` sorted by start, `starts` their starts)."""
+    return eqs[bisect.bisect_left(starts, span[0]):bisect.bisect_left(starts, span[1])]
+
+
+def _reused_later(text: str, eqs: list[Equation], limit: int) -> list[Equation]:
+    """The equations whose result's value appears again after them, before `limit` (a later step builds on
+    it), as numbers are read from the equation's end on.
+
+    The numbers of text[:limit] are read once, not once per equation: reading from an equation's end gives
+    the same numbers as that one reading from the first point that is not inside one of them (a number read
+    from inside another may run past its end, so the few up to there are read again); from there on, the
+    last position of each value says whether the value comes again.
+    """
+    tokens = [(m.start(), m.end(), to_decimal(m.group())) for m in _NUMBER_LIKE.finditer(text, 0, limit)]
+    starts = [a for a, _, _ in tokens]
+    last_at = {value: i for i, (_, _, value) in enumerate(tokens)}
+    out = []
+    for eq in eqs:
+        assert eq.result is not None
+        value, pos, found = to_decimal(text[slice(*eq.result)]), eq.end, False
+        while pos < limit:
+            k = bisect.bisect_right(starts, pos) - 1
+            if k < 0 or tokens[k][1] <= pos or starts[k] == pos:  # not inside a number: in step with the list
+                nxt = k if k >= 0 and starts[k] == pos else k + 1
+                found = nxt < len(tokens) and last_at.get(value, -1) >= nxt
+                break
+            m = _NUMBER_LIKE.search(text, pos, limit)  # inside a number: read on from here
+            if m is None:
+                break
+            if to_decimal(m.group()) == value:
+                found = True
+                break
+            pos = m.end()
+        if found:
+            out.append(eq)
+    return out
+
+
+def _feeds(text: str, eqs: list[Equation], starts: list[int], first: Span, second: Span) -> bool:
+    """Whether `second` uses a result computed in `first` (`eqs`: the text's equations, sorted by start)."""
+    values = {to_decimal(text[slice(*e.result)]) for e in _starting_in(eqs, starts, first) if e.result}
+    later = _NUMBER_LIKE.findall(text[slice(*second)])
     return bool(values & {to_decimal(v) for v in later})

@@ -51,7 +51,6 @@ class Epoch:
 class EpochStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine, tables=[epochs_table])
 
     def all(self) -> list[Epoch]:
         """Every epoch, oldest first, with its end time."""
