@@ -2,6 +2,8 @@
 
 from cuirass.config.policy import Band, BandCondition, PolicyConfig, PolicyOverride
 from cuirass.config.settings import (
+    ADMIN_KEY_MIN,
+    RATE_MAX,
     AuthConfig,
     ConfigError,
     DetectionConfig,
@@ -16,6 +18,6 @@ from cuirass.config.settings import (
     load_settings,
 )
 
-__all__ = ["AuthConfig", "Band", "BandCondition", "ConfigError", "DetectionConfig", "EventsConfig", "LimitsConfig",
+__all__ = ["ADMIN_KEY_MIN", "RATE_MAX", "AuthConfig", "Band", "BandCondition", "ConfigError", "DetectionConfig", "EventsConfig", "LimitsConfig",
            "ModelConfig", "PolicyConfig", "PolicyOverride", "ServerConfig", "Settings", "StorageConfig",
            "UpstreamConfig", "expand_env_refs", "load_settings"]
