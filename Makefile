@@ -25,6 +25,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	@command -v nginx >/dev/null && command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx wrk)
 	$(BIN)/python bench/gateway_overhead.py
+	$(BIN)/python bench/hardening_overhead.py
+	$(BIN)/python bench/rewrite_bounds.py
+	CUIRASS_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/security
 
 demo: $(STAMP)
 	$(BIN)/python -m cuirass demo

@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 
 from cuirass.respond.apply import rewrite_stream, rewrite_whole
 from cuirass.respond.base import DEFENSES, DefenseContext
-from cuirass.respond.responder import _load_defenses
+from cuirass.respond.responder import load_defenses
 from tests.conftest import ADMIN_KEY, Gateway, free_port
 
-_load_defenses()
+load_defenses()
 
 BOUND_S = 2.0  # per 100 KB answer, all the flagged band's text defenses together
 SIZE = 100_000
