@@ -68,7 +68,7 @@ def leakage(times: Mapping[str, np.ndarray], first_flagged: Mapping[str, float |
 def leakage_curve(times: Mapping[str, np.ndarray], first_flagged: Mapping[str, float | None],
                   points: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """(event time, share of requests so far that were served unflagged), for plotting."""
-    all_ts = np.sort(np.concatenate([ts for ts in times.values()])) if times else np.array([])
+    all_ts = np.sort(np.concatenate(list(times.values()))) if times else np.array([])
     if not len(all_ts):
         return np.array([]), np.array([])
     leaked = np.sort(np.concatenate([

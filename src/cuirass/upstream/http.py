@@ -56,7 +56,7 @@ class HTTPUpstream:
         try:
             async with self.session.get(f"{self.base_url}/models", headers=self._headers) as resp:
                 data = await self._read_json(resp)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _translate(exc) from None
         try:
             return [m["id"] for m in data["data"]]
@@ -70,7 +70,7 @@ class HTTPUpstream:
                 self.base_url + endpoint.removeprefix("/v1"), data=orjson.dumps(body), headers=self._headers
             ) as resp:
                 return await self._read_json(resp)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _translate(exc) from None
 
     async def stream(self, endpoint: str, body: dict[str, Any], *,
@@ -109,7 +109,7 @@ class HTTPUpstream:
                             raise
                     if batch:
                         yield batch
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _translate(exc) from None
 
     @staticmethod

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cuirass.detect.signals.base import SIGNALS, Context, Link, Signal, register
 from cuirass.detect.signals import age, coverage, elicitation, infra, params, pivot, shape, templates, timing  # noqa: F401  (registration)
+from cuirass.detect.signals.base import SIGNALS, Context, Link, Signal, register
 
 DEFAULT = ("reasoning", "rubric", "answer_format", "templates", "probing", "timing", "shape", "coverage", "age", "infra", "pivot")
 

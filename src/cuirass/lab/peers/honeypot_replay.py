@@ -13,7 +13,7 @@ import sys
 import time
 
 _now = [0.0]
-time.time = lambda: _now[0]  # noqa: E731  (must precede the import below)
+time.time = lambda: _now[0]  # must precede the import below
 
 from honeypotllm.config import ScoringConfig  # noqa: E402
 from honeypotllm.scoring import SuspicionScorer  # noqa: E402

@@ -140,7 +140,7 @@ def _seed_tasks() -> tuple[HarvestItem, ...]:
     return tuple(items)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def harvest(source: str) -> tuple[HarvestItem, ...]:
     """Items of one harvest source: gsm8k (train), gsm8k_test, humaneval or seed_tasks."""
     loaders = {"gsm8k": lambda: _gsm8k("train"), "gsm8k_test": lambda: _gsm8k("test"),
