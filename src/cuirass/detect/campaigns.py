@@ -211,7 +211,7 @@ def fact_columns(signals: Sequence[Signal]) -> np.ndarray:
 def pool(summaries: np.ndarray, volumes: np.ndarray, facts: np.ndarray) -> np.ndarray:
     """The community's typical member at the community's volume: the column-wise median of per-request rates
     times the members' capped volume; per-account facts as the share of members holding them, times members."""
-    pooled = np.median(summaries / volumes[:, None], axis=0) * np.minimum(volumes, N_CAP).sum()
+    pooled: np.ndarray = np.median(summaries / volumes[:, None], axis=0) * np.minimum(volumes, N_CAP).sum()
     pooled[facts] = summaries[:, facts].mean(axis=0) * len(summaries)
     return pooled
 

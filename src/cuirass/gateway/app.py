@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import orjson
 from starlette.applications import Starlette
@@ -168,7 +169,7 @@ class Gateway:
         self.writer.submit(event)
         stream = "true" if ex.body and ex.body.get("stream") is True else "false"
         metrics.REQUESTS.labels(ex.endpoint, str(ex.status)).inc()
-        metrics.LATENCY.labels(ex.endpoint, stream).observe(event.latency_ms / 1000)
+        metrics.LATENCY.labels(ex.endpoint, stream).observe(cast(float, event.latency_ms) / 1000)  # Exchange.event() always sets it
         if ex.ttft_s is not None:
             metrics.TTFT.labels(ex.endpoint).observe(ex.ttft_s)
         if ex.upstream_s is not None:

@@ -82,7 +82,7 @@ def impure_campaigns(v: Verdicts, info: dict[str, Any], test: set[str], limit: i
     for account, cid in v.campaign.items():
         if cid is not None and account in test:
             members[cid].append(account)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for cid, accounts in members.items():
         benign = [a for a in accounts if info[a]["label"] == "benign"]
         if not benign:

@@ -72,7 +72,7 @@ def leakage_curve(times: Mapping[str, np.ndarray], first_flagged: Mapping[str, f
     if not len(all_ts):
         return np.array([]), np.array([])
     leaked = np.sort(np.concatenate([
-        ts if first_flagged.get(a) is None else ts[: int(np.searchsorted(ts, first_flagged[a], side="right"))]
+        ts if (at := first_flagged.get(a)) is None else ts[: int(np.searchsorted(ts, at, side="right"))]
         for a, ts in times.items()]))
     grid = np.linspace(all_ts[0], all_ts[-1], points)
     seen = np.searchsorted(all_ts, grid, side="right")

@@ -67,7 +67,8 @@ def benign_table(results: dict[str, Any]) -> list[str]:
 
 def _gateway_of(results: dict[str, Any], kind: str) -> dict[str, Any] | None:
     first = {"plain": "A", "defended": "B", "stealth": "E"}[kind]
-    return results["conditions"].get(first)
+    gateway: dict[str, Any] | None = results["conditions"].get(first)
+    return gateway
 
 
 def markdown(results: dict[str, Any]) -> str:
