@@ -1,11 +1,11 @@
-# Quick start: `make run` serves the gateway in front of the built-in model; `make test` checks the layers
-# (lint-imports, docs/architecture.md) and runs the tests.
+# Quick start: `make run` serves the gateway in front of the built-in model; `make test` runs `make lint` (the layers
+# with lint-imports, docs/architecture.md, and ruff) and then the tests.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench demo lab install clean
+.PHONY: run test lint bench demo lab install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/cuirass serve
 
-test: $(STAMP)
+lint: $(STAMP)
 	$(BIN)/lint-imports
+	$(BIN)/ruff check src tests bench
+#	$(BIN)/ruff format --check src tests bench  # enabled by the formatting commit
+#	$(BIN)/mypy  # enabled once `mypy` passes (strict, [tool.mypy] in pyproject.toml)
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

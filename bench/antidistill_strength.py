@@ -20,13 +20,13 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
-from scipy.stats import binomtest  # noqa: E402
+import torch
+from scipy.stats import binomtest
 
-from cuirass.engine.loader import load_model  # noqa: E402
-from cuirass.lab.reference import evaluate as ev  # noqa: E402
-from cuirass.respond.base import DefenseContext  # noqa: E402
-from cuirass.respond.logit.antidistill import Antidistill, proxy_pair  # noqa: E402
+from cuirass.engine.loader import load_model
+from cuirass.lab.reference import evaluate as ev
+from cuirass.respond.base import DefenseContext
+from cuirass.respond.logit.antidistill import Antidistill, proxy_pair
 
 CTX = DefenseContext(account="a", cohort="c000", prompt="", endpoint="", model="m", key=b"k" * 32)
 

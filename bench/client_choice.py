@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BENCH, Procs, chat_body, start_nginx  # noqa: E402
+from harness import BENCH, Procs, chat_body, start_nginx
 
 Call = Callable[[], Awaitable[bytes]]
 

@@ -87,7 +87,7 @@ def main() -> None:
                   f"{r['events_per_s']:>7,} ev/s  peak RSS {r['peak_rss_mb']:>6,} MB  "
                   f"({r['accounts']:,} accounts, {r['campaign_runs']} campaign jobs)", flush=True)
     if len(results) >= 2:
-        first, last = results[0], results[-1]
+        last = results[-1]
         per_event = last["wall_s"] / last["events"]
         projection = {"events": 28_800_000, "wall_s_linear": round(per_event * 28_800_000),
                       "note": "linear in events at the largest size's rate; buffered replay holds every digest "

@@ -27,16 +27,16 @@ from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
+import torch
 
-from cuirass.engine.batch import run_choice  # noqa: E402
-from cuirass.engine.loader import load_model, resolve_path  # noqa: E402
-from cuirass.engine.params import parse  # noqa: E402
-from cuirass.engine.tiny import write_tiny_model  # noqa: E402
-from cuirass.marks.logit.keyed import LISTS, MIN_PROB  # noqa: E402
-from cuirass.respond.base import DefenseContext  # noqa: E402
-from cuirass.respond.logit.antidistill import Antidistill  # noqa: E402
-from cuirass.respond.logit.watermark import LogitWatermark  # noqa: E402
+from cuirass.engine.batch import run_choice
+from cuirass.engine.loader import load_model, resolve_path
+from cuirass.engine.params import parse
+from cuirass.engine.tiny import write_tiny_model
+from cuirass.marks.logit.keyed import LISTS, MIN_PROB
+from cuirass.respond.base import DefenseContext
+from cuirass.respond.logit.antidistill import Antidistill
+from cuirass.respond.logit.watermark import LogitWatermark
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Local engine (issue 5)"
@@ -50,7 +50,7 @@ def tokens_per_s(lm: Any, runs: int, max_tokens: int, proxy: str) -> dict[str, f
     """Median tokens/s (prompt pass included) per setting; the settings alternate run by run with the same
     seeds, so load from other jobs on the machine hits them alike."""
     ctx = DefenseContext(account="a", cohort="c000", prompt="", endpoint="", model="m", key=KEY)
-    make = {"none": lambda: [],
+    make = {"none": list,
             "logit_watermark": lambda: [LogitWatermark().processor(ctx, lm.tokenizer)],
             "antidistill": lambda: [Antidistill(proxy=proxy).processor(ctx, lm.tokenizer)]}
     rates: dict[str, list[float]] = {k: [] for k in SETTINGS}

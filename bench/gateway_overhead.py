@@ -34,12 +34,26 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import report  # noqa: E402
-from harness import (  # noqa: E402
-    BENCH, CUIRASS, LITELLM_VENV, LITELLM_VERSION, ROOT, CpuMeter, Procs, chat_body, free_port, litellm_available,
-    post, start_cuirass, start_litellm, start_nginx, wait_http, wrk,
+import report
+from harness import (
+    BENCH,
+    CUIRASS,
+    LITELLM_VENV,
+    LITELLM_VERSION,
+    ROOT,
+    CpuMeter,
+    Procs,
+    chat_body,
+    free_port,
+    litellm_available,
+    post,
+    start_cuirass,
+    start_litellm,
+    start_nginx,
+    wait_http,
+    wrk,
 )
-from ttft import measure_ttft  # noqa: E402
+from ttft import measure_ttft
 
 LOAD_CPU = "0"  # wrk, the sequential TTFT client and the upstream
 GATEWAY_CPU = "1"  # a 1-worker gateway (Cuirass or LiteLLM)
@@ -110,7 +124,7 @@ def measure(name: str, urls: dict[str, str], key: str | None, models: dict[str, 
     """All runs for one target: per mode, closed loop at each concurrency, fixed rates; then TTFT."""
     check(urls, key, models)
     res: dict[str, Any] = {"closed": {}, "fixed": {}, "ttft": None, "other_work_cores_before": wait_quiet(quiet)}
-    kw: dict[str, Any] = dict(target=sessions, own=procs.sessions())
+    kw: dict[str, Any] = {"target": sessions, "own": procs.sessions()}
     peak = {}
     for mode in ("json", "stream"):
         url, body = urls[mode], chat_body(mode == "stream", models[mode])
@@ -211,8 +225,8 @@ def machine() -> dict[str, Any]:
         except (OSError, IndexError, subprocess.SubprocessError):
             return "?"
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    mem = next((int(ln.split()[1]) // 1024 // 1024 for ln in open("/proc/meminfo") if ln.startswith("MemTotal")), 0)
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")  # noqa: SIM115 - read once at exit
+    mem = next((int(ln.split()[1]) // 1024 // 1024 for ln in open("/proc/meminfo") if ln.startswith("MemTotal")), 0)  # noqa: SIM115 - read once at exit
     import aiohttp
     import uvicorn
     commit = first(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BENCH, ROOT, VENV, Procs, chat_body, free_port, start_nginx, wait_http, wrk  # noqa: E402
+from harness import BENCH, ROOT, VENV, Procs, chat_body, free_port, start_nginx, wait_http, wrk
 
 LOAD_CPU, GATEWAY_CPU = "0", "1"
 
@@ -98,7 +98,7 @@ def main() -> None:
                 "spool batch (default)": start_gateway(procs, "spool-batch", nginx, ROOT / "src", {}),
                 "spool always": start_gateway(procs, "spool-always", nginx, ROOT / "src", {"spool_fsync": "always"}),
             }
-            for name, (url, key) in targets.items():  # warm up each gateway
+            for url, key in targets.values():  # warm up each gateway
                 wrk(url + "/v1/chat/completions", body, key, 4, 2, LOAD_CPU)
             for r in range(args.rounds):
                 for name, (url, key) in targets.items():

@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from cuirass.processes import free_port  # noqa: F401 - re-exported to the benchmarks
+from cuirass.processes import free_port  # also re-exported to the benchmarks
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -142,7 +142,7 @@ class Procs:
 
     def start(self, name: str, argv: list[str], cpus: str | None = None, env: dict[str, str] | None = None,
               cwd: Path | None = None) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{name}.log", "wb")
+        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - the child writes it while it runs
         p = subprocess.Popen(pinned(argv, cpus), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
         self.procs[name] = p

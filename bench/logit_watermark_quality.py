@@ -27,16 +27,16 @@ from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from scipy.stats import kstest  # noqa: E402
-from transformers import LogitsProcessorList  # noqa: E402
+import numpy as np
+import torch
+from scipy.stats import kstest
+from transformers import LogitsProcessorList
 
-from cuirass.engine.loader import load_model  # noqa: E402
-from cuirass.marks.logit.detect import detect_corpus, detect_tokens  # noqa: E402
-from cuirass.marks.logit.entropy import EntropyGate, number_tokens  # noqa: E402
-from cuirass.marks.logit.keyed import CONTEXT, DELTA, GAMMA, LISTS, MIN_ENTROPY, MIN_PROB  # noqa: E402
-from cuirass.respond.logit.watermark import GreenListProcessor  # noqa: E402
+from cuirass.engine.loader import load_model
+from cuirass.marks.logit.detect import detect_corpus, detect_tokens
+from cuirass.marks.logit.entropy import EntropyGate, number_tokens
+from cuirass.marks.logit.keyed import CONTEXT, DELTA, GAMMA, LISTS, MIN_ENTROPY, MIN_PROB
+from cuirass.respond.logit.watermark import GreenListProcessor
 
 KEY = bytes(range(32))
 

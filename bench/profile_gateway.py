@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BENCH, PYSPY, Procs, chat_body, start_cuirass, start_nginx, wrk  # noqa: E402
+from harness import BENCH, PYSPY, Procs, chat_body, start_cuirass, start_nginx, wrk
 
 
 def summarize(collapsed: Path, top: int = 25) -> str:

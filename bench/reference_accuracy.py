@@ -23,11 +23,11 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
+import torch
 
-from cuirass.engine.loader import resolve_path  # noqa: E402
-from cuirass.lab.reference import evaluate as ev  # noqa: E402
-from cuirass.models.problems import CASUAL, ELICIT, problems  # noqa: E402
+from cuirass.engine.loader import resolve_path
+from cuirass.lab.reference import evaluate as ev
+from cuirass.models.problems import CASUAL, ELICIT, problems
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Reference model (issue 5)"

@@ -23,8 +23,9 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.respond.test_bounded_rewrite import _CTX, CHAIN, hostile  # noqa: E402
+
 from cuirass.respond.apply import rewrite_response, rewrite_whole  # noqa: E402
-from tests.respond.test_bounded_rewrite import CHAIN, _CTX, hostile  # noqa: E402
 
 CASES = {
     "final answer is + 500 spaces": "final answer is" + " " * 500,

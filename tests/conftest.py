@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cuirass.processes import free_port, wait_http  # noqa: F401 - re-exported to the tests
+from cuirass.processes import free_port, wait_http  # also re-exported to the tests
 
 ADMIN_KEY = "sk-cui-admin-test-0123456789abcdef"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

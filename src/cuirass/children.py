@@ -59,7 +59,7 @@ def _preexec(parent: int, sig: int) -> Callable[[], None]:
 
 def spawn(args: Sequence[str], sig: int = signal.SIGTERM, **kwargs: Any) -> subprocess.Popen[bytes]:
     """Start a child that receives `sig` when the calling thread's process dies, however it dies."""
-    return subprocess.Popen(list(args), preexec_fn=_preexec(os.getpid(), sig), **kwargs)
+    return subprocess.Popen(list(args), preexec_fn=_preexec(os.getpid(), sig), **kwargs)  # noqa: PLW1509 - only prctl, async-signal-safe
 
 
 class Supervised:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import numpy as np
-import re2  # type: ignore[import-untyped]
+import re2
 
 IGNORECASE, MULTILINE, DOTALL = 1, 2, 4
 T = TypeVar("T")

@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from cuirass.detect.calibrate import conformal_threshold
-from cuirass.detect.calibrate import calibrate
+from cuirass.detect.calibrate import calibrate, conformal_threshold
 from cuirass.detect.replay import replay
 from tests.detect import scenario
 

@@ -36,7 +36,7 @@ def test_calibrate_then_run(logs: dict[str, Path], tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     summary = json.loads(r.output)
     report = json.loads(out.read_text())
-    assert summary["events"] == sum(1 for _ in open(logs["mixed"]))
+    assert summary["events"] == sum(1 for _ in open(logs["mixed"]))  # noqa: SIM115
     assert {a["account"] for a in report["accounts"] if a["flagged"]} >= {f"harvest-33-{i}" for i in range(4)}
 
 

@@ -11,8 +11,8 @@ from cuirass.detect.signals.templates import KEEP
 
 
 def dg(ts: float, flags: int = 0, keys: tuple[int, ...] = (), words: int = 30, **kw: object) -> Digest:
-    base = dict(account="a", model="m", created=None, ip_net=None, user_agent=None, payment=None, max_tokens=None,
-                system_key=0, topic=0, phrase=None, thread=int(ts) + 1)
+    base = {"account": "a", "model": "m", "created": None, "ip_net": None, "user_agent": None, "payment": None, "max_tokens": None,
+                "system_key": 0, "topic": 0, "phrase": None, "thread": int(ts) + 1}
     base.update(kw)
     return Digest(ts=ts, flags=flags, keys=keys, words=words, **base)  # type: ignore[arg-type]
 

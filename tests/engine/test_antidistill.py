@@ -115,8 +115,8 @@ def test_rows_sharing_a_proxy_step_together_as_they_would_alone(tiny_dir: Path, 
     batch, together = Batch(tiny_lm, max_rows=4), runs()
     finished = {}
     for r in together:
-        finished.update({run: c for run, c in batch.admit(r)})
+        finished.update(dict(batch.admit(r)))
     while len(finished) < len(together):
-        finished.update({run: c for run, c in batch.step()})
+        finished.update(dict(batch.step()))
     assert [finished[r].token_ids for r in together] == alone
     assert max(widths) == 3  # the three rows really shared proxy passes

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from cuirass.engine.loader import load_model  # noqa: E402
+from cuirass.engine.loader import load_model
 
 
 def test_two_models_load_concurrently() -> None:

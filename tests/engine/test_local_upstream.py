@@ -152,7 +152,7 @@ def test_prompt_longer_than_the_context_is_refused(up: LocalUpstream) -> None:
 
 def test_missing_model_fails_at_start(tmp_path: Path) -> None:
     u = LocalUpstream("x", UpstreamConfig(type="local", path=str(tmp_path / "nothing")))
-    with pytest.raises(UpstreamError, match="config.json missing"):
+    with pytest.raises(UpstreamError, match=r"config.json missing"):
         asyncio.run(u.start())
 
 

@@ -101,7 +101,7 @@ def test_detection_finds_its_key_and_only_its_key(tiny_lm) -> None:  # type: ign
 def test_unwatermarked_p_values_are_uniform_and_exact(tiny_lm) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(0)
     ps, pr = [], []
-    for i in range(300):
+    for _i in range(300):
         toks = rng.integers(0, 400, size=60)
         r = detect_tokens(toks, KEY, context=2)
         n = len(windows(toks, 2))

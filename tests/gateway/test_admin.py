@@ -40,7 +40,7 @@ def test_admin_account_and_key_lifecycle(gateway: Gateway) -> None:
         assert any(x["id"] == acc["id"] for x in a.get("/admin/accounts").json()["data"])
         gateway.events(expect=1)
         deadline = time.monotonic() + 5
-        while not any('"account":"%s"' % acc["id"] in line for line in a.get("/admin/events").text.splitlines()):
+        while not any('"account":"{}"'.format(acc["id"]) in line for line in a.get("/admin/events").text.splitlines()):
             assert time.monotonic() < deadline, "the account's request never reached the exported log"
             time.sleep(0.05)
 

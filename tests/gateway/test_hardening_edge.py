@@ -238,7 +238,8 @@ def test_data_dir_and_secrets_are_private(mock: MockUpstream, tmp_path: Path) ->
         wait_http(root + "/health/liveness", proc)
         data = tmp_path / "data"
         assert httpx.get(root + "/admin/accounts", headers=ADMIN).status_code == 200  # the store is open
-        mode = lambda p: stat.S_IMODE(p.stat().st_mode)
+        def mode(p):
+            return stat.S_IMODE(p.stat().st_mode)
         assert mode(data) == 0o700
         for name in ("cuirass.db", "cuirass.db-wal", "cuirass.db-shm", "master-secret", "key-secret"):
             assert mode(data / name) == 0o600, name

@@ -79,7 +79,7 @@ def test_jsonl_task_in_gsm8k_format(tmp_path: Path) -> None:
 
 
 def test_conditions_and_policy() -> None:
-    conds, skipped = conditions.build(("C:decoy", "D"))
+    conds, _skipped = conditions.build(("C:decoy", "D"))
     assert [c.name for c in conds] == ["A", "B", "C:decoy", "D"]  # A and B come with what needs them
     policy = conditions.policy_for("plain", conds)
     assert policy["orgs"] == {"cond-c-decoy": {"bands": [], "default_actions": ["decoy"]}}
@@ -120,7 +120,7 @@ def test_student_from_a_hugging_face_config(tmp_path: Path) -> None:
 
 
 def test_quick_run_writes_the_report(quick: tuple[Path, dict[str, Any]]) -> None:
-    out, results = quick
+    out, _results = quick
     for name in ("results.json", "summary.md", "harvest.jsonl", "accuracy.png", "audit.png"):
         assert (out / name).stat().st_size > 0
     assert "| **A**" in (out / "summary.md").read_text()

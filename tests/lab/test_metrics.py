@@ -37,7 +37,7 @@ def test_leakage_counts_requests_up_to_the_flag():
     times = {"a": np.array([1.0, 2.0, 3.0, 4.0]), "b": np.array([1.0, 5.0])}
     assert metrics.leakage(times, {"a": 2.0, "b": None}) == (2 + 2) / 6
     assert metrics.leakage(times, {"a": 0.5, "b": 0.5}) == 0.0
-    grid, share = metrics.leakage_curve(times, {"a": 2.0, "b": None}, points=5)
+    _grid, share = metrics.leakage_curve(times, {"a": 2.0, "b": None}, points=5)
     assert share[0] == 1.0 and math.isclose(share[-1], 4 / 6)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -12,8 +13,8 @@ from click.testing import CliRunner
 from cuirass.audit_log import GENESIS, AuditLog, audit_table, record_hash, verify_file
 from cuirass.cli import main
 from cuirass.events.store import events_table
-from cuirass.prove.cohorts import checkpoint
 from cuirass.marks.epochs import EpochStore
+from cuirass.prove.cohorts import checkpoint
 from cuirass.storage.migrate import make_engine
 from cuirass.verdicts.store import VerdictStore
 
@@ -41,7 +42,7 @@ def _verify(tmp_path: Path, path: Path) -> tuple[int, str]:
 def test_chain_is_the_documented_hash(log: AuditLog) -> None:
     recs = list(log.records())
     assert recs[0]["prev_hash"] == GENESIS and [r["seq"] for r in recs] == [1, 2, 3, 4, 5, 6]
-    for a, b in zip(recs, recs[1:], strict=False):
+    for a, b in itertools.pairwise(recs):
         assert b["prev_hash"] == a["hash"]
     r = recs[2]
     assert r["hash"] == record_hash(r["seq"], r["ts"], r["kind"], r["data"], r["prev_hash"])

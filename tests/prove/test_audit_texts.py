@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from cuirass.cli import main
 from cuirass.events.store import events_table
 from cuirass.keyring import Keyring
+from cuirass.marks.epochs import EpochStore
 from cuirass.marks.text import embed
 from cuirass.prove.channels import TextChannel
 from cuirass.prove.cohorts import cohort_names, members, moves
 from cuirass.prove.corpus import read_corpus
-from cuirass.marks.epochs import EpochStore
 from cuirass.prove.report import render_html
 from cuirass.prove.texts import audit_texts
 from cuirass.storage.migrate import make_engine

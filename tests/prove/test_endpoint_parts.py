@@ -7,6 +7,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -15,11 +16,11 @@ from scipy.stats import binom, fisher_exact
 from cuirass.events.store import events_table
 from cuirass.keyring import Keyring
 from cuirass.marks.canary_ledger import CanaryLedger
+from cuirass.marks.epochs import EpochStore
 from cuirass.marks.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
 from cuirass.marks.text import embed
 from cuirass.prove import canaries
 from cuirass.prove.channels import TextChannel, TokenChannel
-from cuirass.marks.epochs import EpochStore
 from cuirass.prove.probes import default_probes, read_probes
 from cuirass.prove.suspect import Endpoint
 from cuirass.respond.base import DefenseContext
@@ -180,7 +181,7 @@ def test_probe_sources(tmp_path: Path) -> None:
 class _FakeSuspect:
     """Stands in for the HTTP client: answers probes with fixed text, canary questions from memory."""
 
-    known: dict[str, str] = {}
+    known: ClassVar[dict[str, str]] = {}
 
     def __init__(self, endpoint, **_: object) -> None:  # type: ignore[no-untyped-def]
         self.endpoint = endpoint

@@ -9,11 +9,11 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from cuirass.lab.reference.evaluate import final_answer_correct, generate  # noqa: E402
-from cuirass.models import DECOY, REFERENCE  # noqa: E402
-from cuirass.models.problems import problems  # noqa: E402
+from cuirass.lab.reference.evaluate import final_answer_correct, generate
+from cuirass.models import DECOY, REFERENCE
+from cuirass.models.problems import problems
 
 _WORKED = re.compile(r"\d+ (?:×|\+|-|÷|times|plus|minus|divided by) \d+ (?:=|is|makes|gives|equals|comes to|works out to) \d+")
 _FINAL = re.compile(r"The answer is \d+\.$")

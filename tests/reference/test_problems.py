@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import re
 
-from cuirass.models.problems import (CASUAL, ELICIT, SPLIT_CLOSE, SPLIT_OPEN, SYMBOL_VERBS, TEMPLATES, WORD_VERBS,
-                                            framed, problem, problems, split_of)
+from cuirass.models.problems import (
+    CASUAL,
+    ELICIT,
+    SPLIT_CLOSE,
+    SPLIT_OPEN,
+    SYMBOL_VERBS,
+    TEMPLATES,
+    WORD_VERBS,
+    framed,
+    problem,
+    problems,
+    split_of,
+)
 from cuirass.respond.perturb.answer import find_final_answer
 
 # every way a solution says "equals" between two numbers or expressions, written back as " = "
-_RELATION = re.compile(r"(?<=\d) (?:%s) (?=\d)" % "|".join(
-    sorted({re.escape(v) for v in SYMBOL_VERBS + WORD_VERBS + SPLIT_OPEN + SPLIT_CLOSE}, key=len, reverse=True)))
+_RELATION = re.compile(r"(?<=\d) (?:{}) (?=\d)".format("|".join(
+    sorted({re.escape(v) for v in SYMBOL_VERBS + WORD_VERBS + SPLIT_OPEN + SPLIT_CLOSE}, key=len, reverse=True))))
 _WORDS = re.compile(r"(\d+) (times|plus|minus|divided by) (\d+) = (\d+)")
 _CHAIN = re.compile(r"\d+(?: [×+÷-] \d+)+(?: = \d+(?: [×+÷-] \d+)*)+")  # 47 + 38 = 47 + 30 + 8 = 77 + 8 = 85
 _OPS = {"times": lambda a, b: a * b, "plus": lambda a, b: a + b, "minus": lambda a, b: a - b,

@@ -10,10 +10,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from click.testing import CliRunner  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+from click.testing import CliRunner
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from cuirass.cli.lab import lab  # noqa: E402
+from cuirass.cli.lab import lab
 
 
 def test_quick_training_writes_loadable_directories(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-
 from fractions import Fraction
 
 import numpy as np

@@ -183,7 +183,7 @@ def test_a_database_that_differs_is_refused_and_left_alone(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path / 'cuirass.db'}"
     _run_sql(url, "create_all_sqlite.sql", skip="cohort VARCHAR(16)")  # an events table from before `cohort`
     shape = _shape(url)
-    with pytest.raises(RuntimeError, match="differ from the 0.1.0 schema"):
+    with pytest.raises(RuntimeError, match=r"differ from the 0.1.0 schema"):
         make_engine(url)
     assert _shape(url) == shape
     assert "alembic_version" not in sa.inspect(sa.create_engine(url)).get_table_names()

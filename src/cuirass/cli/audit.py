@@ -45,10 +45,10 @@ def audit_texts_cmd(settings: Settings, as_json: bool, in_path: Path, control_pa
                     channel_names: tuple[str, ...], tokenizer: str | None) -> None:
     """Score a corpus against every watermark channel, cohort and key epoch; name the cohorts and accounts."""
     from cuirass.keyring import Keyring
+    from cuirass.marks.epochs import EpochStore
     from cuirass.prove.channels import CHANNELS
     from cuirass.prove.cohorts import cohort_names
     from cuirass.prove.corpus import CorpusError, read_corpus
-    from cuirass.marks.epochs import EpochStore
     from cuirass.prove.texts import audit_texts
 
     try:
@@ -221,8 +221,8 @@ def epochs(settings: Settings, as_json: bool) -> None:
 @store_options
 def cohorts(settings: Settings, as_json: bool, cohort: str | None, epoch: int | None, show_moves: bool) -> None:
     """Which accounts received answers keyed to which cohort, and when (from the event log)."""
-    from cuirass.prove.cohorts import members, moves
     from cuirass.marks.epochs import EpochStore
+    from cuirass.prove.cohorts import members, moves
 
     engine = _engine(settings)
     if show_moves:

@@ -28,7 +28,7 @@ def export(settings: Settings, as_json: bool, out_path: str, since: float | None
     """Write every event (one JSON object per line) to --out; `cuirass detect run` reads this."""
     engine = make_engine(settings.database_url)
     total = count_events(engine)
-    fh = sys.stdout.buffer if out_path == "-" else open(out_path, "wb")
+    fh = sys.stdout.buffer if out_path == "-" else open(out_path, "wb")  # noqa: SIM115 - closed below unless stdout
     n = 0
     try:
         with tqdm(total=total, unit="ev", disable=out_path == "-" or not sys.stderr.isatty(), file=sys.stderr) as bar:

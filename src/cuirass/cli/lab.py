@@ -193,7 +193,7 @@ def distill(quick: bool, mid: bool, out: Path, seed: int, teacher: str | None, d
 
         click.echo(json.dumps(finite(results), indent=2, default=str))
         return
-    click.echo("\n".join(report.table(results) + [""] + report.benign_table(results)))
+    click.echo("\n".join([*report.table(results), "", *report.benign_table(results)]))
     click.echo(f"\nfull report: {out / 'summary.md'}  (results.json, harvest.jsonl, accuracy.png, audit.png)")
 
 

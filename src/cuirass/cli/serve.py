@@ -69,8 +69,8 @@ def ensure_admin_key(settings: Settings) -> str | None:
     """With no CUIRASS_ADMIN_KEY, generate one on first start (returned to print once)."""
     if settings.admin_key is not None:
         return None
-    from cuirass.storage.stores import open_store
     from cuirass.gateway.app import ADMIN_HASH_META
+    from cuirass.storage.stores import open_store
 
     store = open_store(settings)
     if store.get_meta(ADMIN_HASH_META):
@@ -206,8 +206,8 @@ def _run(settings: Settings, config_path: str | None, builtin: bool, stop: _Stop
     import uvicorn
 
     srv = settings.server
-    common: dict[str, Any] = dict(host=srv.host, port=srv.port, loop="uvloop", http="cuirass.gateway.http_protocol:GuardedHttpToolsProtocol", log_level="warning",
-                                  access_log=False, timeout_graceful_shutdown=30, lifespan="on")
+    common: dict[str, Any] = {"host": srv.host, "port": srv.port, "loop": "uvloop", "http": "cuirass.gateway.http_protocol:GuardedHttpToolsProtocol", "log_level": "warning",
+                                  "access_log": False, "timeout_graceful_shutdown": 30, "lifespan": "on"}
     if srv.workers == 1:
         from cuirass.gateway.app import create_app
 

@@ -7,6 +7,8 @@ decides with them). An action is one of the names in `cuirass.actions`; one that
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cuirass.actions import TERMINAL, Action
@@ -63,7 +65,7 @@ class PolicyConfig(_Section):
     orgs: dict[str, PolicyOverride] = Field(default_factory=dict)
     n_cohorts: int = Field(default=16, ge=1)
     n_honeypot_cohorts: int = Field(default=4, ge=1)
-    options: dict[str, dict] = Field(default_factory=dict)  # per-action options, e.g. {throttle: {retry_after_s: 30}}
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per-action options, e.g. {throttle: {retry_after_s: 30}}
     # The longest answer (characters, per choice) the text defenses rewrite; a longer one is cut here with
     # finish_reason "length" (see respond/apply.py for why a cut).
     rewrite_max_chars: int = Field(default=100_000, ge=1_000, le=10_000_000)

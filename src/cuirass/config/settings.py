@@ -194,7 +194,7 @@ def expand_env_refs(value: Any, where: str = "config") -> Any:
 
 def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
     """Read the YAML file (if any), apply environment and explicit overrides, validate."""
-    global _yaml_data
+    global _yaml_data  # noqa: PLW0603 - the file read last, for the reload check
     path = config_path or os.environ.get("CUIRASS_CONFIG")
     data: dict[str, Any] = {}
     if path:

@@ -5,8 +5,8 @@ Folder map (the data flow of docs/architecture.md): phrases/digest (what one req
 -> engine (the Detector the gateway and replay share) -> replay / calibrate (offline).
 """
 
+from cuirass.detect.calibrate import calibrate
 from cuirass.detect.engine import Detector, Verdict
 from cuirass.detect.replay import replay
-from cuirass.detect.calibrate import calibrate
 
 __all__ = ["Detector", "Verdict", "calibrate", "replay"]

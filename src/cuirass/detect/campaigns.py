@@ -72,7 +72,7 @@ COORD_MIN_SHARE = 0.25
 CONTENT_KINDS = ("tpl", "sys", "pay")   # what ties a member to a campaign (more than a shared NAT)
 LINK_PURITY = 0.5                       # share of a feature's holders in the community, to tie a member
 TIE_SHARE = 0.1                         # ... and share of the community holding it
-TIE_LINK_KINDS = CONTENT_KINDS + ("uanet", "net")  # the links that can tie a member (not time buckets, topics)
+TIE_LINK_KINDS = (*CONTENT_KINDS, "uanet", "net")  # the links that can tie a member (not time buckets, topics)
 TIE_KINDS = 2                           # a member is tied by links of this many kinds, one of them content
 LIFT_MIN_SIZE = 10                      # smaller communities are judged but lift nobody
 LIFT_MARGIN = 1.0                       # log-odds by which a community must clear the threshold to lift
@@ -211,7 +211,7 @@ def fact_columns(signals: Sequence[Signal]) -> np.ndarray:
 def pool(summaries: np.ndarray, volumes: np.ndarray, facts: np.ndarray) -> np.ndarray:
     """The community's typical member at the community's volume: the column-wise median of per-request rates
     times the members' capped volume; per-account facts as the share of members holding them, times members."""
-    pooled = np.median(summaries / volumes[:, None], axis=0) * np.minimum(volumes, N_CAP).sum()
+    pooled: np.ndarray = np.median(summaries / volumes[:, None], axis=0) * np.minimum(volumes, N_CAP).sum()
     pooled[facts] = summaries[:, facts].mean(axis=0) * len(summaries)
     return pooled
 

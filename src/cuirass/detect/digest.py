@@ -87,8 +87,8 @@ def ip_network(ip: str) -> str | None:
         addr = ipaddress.ip_address(ip.strip().split("%")[0])
     except ValueError:
         return None
-    if addr.version == 6 and addr.ipv4_mapped is not None:  # type: ignore[union-attr]
-        addr = addr.ipv4_mapped  # type: ignore[union-attr]
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
     bits = 24 if addr.version == 4 else 64
     return sys.intern(str(ipaddress.ip_network(f"{addr}/{bits}", strict=False)))
 

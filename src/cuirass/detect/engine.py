@@ -178,7 +178,7 @@ class Detector:
                 continue
             row = cache.get(state.account)
             stale = row is None or (state.dirty and (state.first_flagged_ts is None or now_ts - row.built_ts >= ROW_REFRESH_S))
-            if stale:
+            if row is None or stale:
                 row = AccountRow(state.account, state.own, np.asarray(self.scorer.summary(state), dtype=np.float64),
                                  self._features.intern(self.scorer.links(state)), state.volume, now_ts)
                 cache[state.account] = row
@@ -256,7 +256,7 @@ class Detector:
         """The detection report (docs/architecture.md). An account's `score` is its peak so far, so that
         `flagged` (ever reached the threshold) and calibration (on peak scores) agree; its
         `reasons` are those it was flagged for (else its current ones)."""
-        accounts = []
+        accounts: list[dict[str, Any]] = []
         for state in self.scorer:
             flagged = state.first_flagged_ts is not None
             campaign = state.campaign if state.campaign is not None and state.campaign_logit > -math.inf else None

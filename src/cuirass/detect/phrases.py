@@ -14,7 +14,7 @@ import string
 
 # Words: a CJK character alone (those scripts do not separate words), else a run of letters/digits.
 WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W_\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]+")
-_SPACE_OUT = str.maketrans({c: " " for c in string.punctuation + "“”‘’«»…—–·、，。！？；：（）【】《》「」¿¡"})
+_SPACE_OUT = str.maketrans(dict.fromkeys(string.punctuation + "“”‘’«»…—–·、，。！？；：（）【】《》「」¿¡", " "))
 
 
 def words(text: str) -> list[str]:

@@ -46,7 +46,7 @@ def digests(events: Iterable[Event], progress: Progress | None = None, on_skip: 
 
 
 def _digests(digested: Iterable[Digest], progress: Progress | None) -> list[Digest]:
-    out = []
+    out: list[Digest] = []
     append = out.append
     for i, d in enumerate(digested, 1):
         append(d)

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 
 from cuirass.detect.digest import Digest
 from cuirass.detect.evidence import MAX_LIFT, PRIOR, Combiner, sigmoid
-from cuirass.detect.signals import Context, Signal
+from cuirass.detect.signals import Context, Link, Signal
 
 DEFAULT_TAU_S = 3 * 86400.0  # evidence half-life is tau * ln 2, about two days
 REASON_MIN = 0.25            # evidence (log-odds) below which a signal is not worth a reason
@@ -119,8 +119,8 @@ class Scorer:
             row.extend(signal.summary(sub))
         return row
 
-    def links(self, state: AccountState) -> list[str]:
-        out: list[str] = []
+    def links(self, state: AccountState) -> list[Link]:
+        out: list[Link] = []
         for signal, sub in zip(self.signals, state.states):
             out.extend(signal.links(sub))
         return out

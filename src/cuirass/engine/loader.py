@@ -89,7 +89,7 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto", threads: in
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    global _DTYPE_ARG
+    global _DTYPE_ARG  # noqa: PLW0603 - decided once per process
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
     _DTYPE_ARG = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"  # renamed in transformers 4.56
 

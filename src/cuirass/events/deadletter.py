@@ -84,7 +84,7 @@ class RateLimitedLog:
                 return
             held, self._held, self._next = self._held, 0, now + self.interval_s
         suffix = f" ({held} more like this in the last {self.interval_s:.0f}s)" if held else ""
-        self.logger.warning(msg + suffix, *args, exc_info=exc_info)
+        self.logger.warning(msg + suffix, *args, exc_info=exc_info)  # noqa: G003 - msg is the format, suffix has no %
 
 
 class DeadLetters:

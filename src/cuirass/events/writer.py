@@ -187,9 +187,9 @@ class EventWriter:
                 self._replay_orphans()
                 self._run()
                 return
-            except Exception as exc:  # noqa: BLE001 - the writer outlives any one failure
+            except Exception as exc:  # the writer outlives any one failure
                 self.last_error = type(exc).__name__
-                log.error("event writer failed (%s); going on in %.2fs", exc, delay, exc_info=True)
+                log.exception("event writer failed (%s); going on in %.2fs", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

@@ -64,7 +64,7 @@ class Exchange:
             payment_fingerprint=acc.payment_fingerprint if acc else None,
             account_created=acc.created if acc else None,
             endpoint=self.endpoint,
-            model=body.get("model") if isinstance(body.get("model"), str) else "",
+            model=model if isinstance(model := body.get("model"), str) else "",
             messages=_messages(self.endpoint, body),
             params={k: v for k, v in body.items() if k not in endpoint_fields},
             response=self.response,
@@ -147,6 +147,6 @@ class ResponseAccumulator:
         return out
 
     def total_tokens(self) -> int:
-        if self.usage and isinstance(self.usage.get("total_tokens"), int):
-            return self.usage["total_tokens"]
+        if self.usage and isinstance(total := self.usage.get("total_tokens"), int):
+            return total
         return sum(len(p) for p in self.parts) // 4  # rough estimate when the upstream reports no usage

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
@@ -336,8 +336,8 @@ async def _stream(
     return SSEResponse(_relay(gw, ex, route, first, chunks, wants_usage), headers=headers)
 
 
-async def _rewritten(ex: Exchange, first: list[dict[str, Any]], chunks: AsyncIterator[list[dict[str, Any]]],
-                     plan: Plan) -> AsyncIterator[list[dict[str, Any]]]:
+async def _rewritten(ex: Exchange, first: list[dict[str, Any]], chunks: AsyncGenerator[list[dict[str, Any]], None],
+                     plan: Plan) -> AsyncGenerator[list[dict[str, Any]], None]:
     """Collect the whole stream, rewrite it like a whole response, re-stream it (flagged traffic only)."""
     try:
         got = list(first)
@@ -346,7 +346,7 @@ async def _rewritten(ex: Exchange, first: list[dict[str, Any]], chunks: AsyncIte
         for ch in await rewrite_chunks(got, ex.endpoint == CHAT, plan):
             yield [ch]
     finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
 
 
 def _same(text: str) -> str:
@@ -376,7 +376,7 @@ async def _relay(
     ex: Exchange,
     route: Route,
     first: list[dict[str, Any]],
-    chunks: AsyncIterator[list[dict[str, Any]]],
+    chunks: AsyncGenerator[list[dict[str, Any]], None],
     wants_usage: bool,
 ) -> AsyncIterator[bytes]:
     """Relay the upstream's chunks, a batch per write, and finish the exchange however the stream ends."""
@@ -421,5 +421,5 @@ async def _relay(
     finally:
         if not completed and ex.error is None:
             ex.status, ex.error = 499, "client disconnected during the stream"
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
         record()

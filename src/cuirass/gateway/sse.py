@@ -44,7 +44,7 @@ class SSEResponse:
                 await aclose()
         if pump in done and not pump.cancelled() and pump.exception() is not None:
             exc = pump.exception()
-            if not isinstance(exc, OSError):  # a failed write is a client that left, not an error
+            if exc is not None and not isinstance(exc, OSError):  # a failed write is a client that left, not an error
                 raise exc
 
     async def _pump(self, send: Send) -> None:

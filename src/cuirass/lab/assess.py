@@ -34,7 +34,7 @@ def assess(v: Verdicts, labels: dict[str, Any], times: dict[str, np.ndarray], fp
            catch_share: float, max_false_positives: int = 50) -> dict[str, Any]:
     """ROC metrics, operating-point recall/FPR, per-kind and per-campaign outcomes, false positives."""
     info = labels["accounts"]
-    test = [a for a in times]  # accounts with at least one test event
+    test = list(times)  # accounts with at least one test event
     benign = [a for a in test if info[a]["label"] == "benign"]
     attack = [a for a in test if info[a]["label"] == "attack"]
     pos = [v.scores.get(a, 0.0) for a in attack]
@@ -66,7 +66,7 @@ def assess(v: Verdicts, labels: dict[str, Any], times: dict[str, np.ndarray], fp
     out["campaign_recall"] = _campaign_recall(campaigns)
     fps = sorted((a for a in benign if a in flagged), key=lambda a: -v.scores.get(a, 0.0))
     out["false_positives"] = [{"account": a, "kind": info[a]["kind"], "score": v.scores.get(a, 0.0),
-                               "events": int(len(times[a])), "campaign": v.campaign.get(a),
+                               "events": len(times[a]), "campaign": v.campaign.get(a),
                                "reasons": v.reasons.get(a, [])}
                               for a in fps[:max_false_positives]]
     out["impure_campaigns"] = impure_campaigns(v, info, set(test))
@@ -82,7 +82,7 @@ def impure_campaigns(v: Verdicts, info: dict[str, Any], test: set[str], limit: i
     for account, cid in v.campaign.items():
         if cid is not None and account in test:
             members[cid].append(account)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for cid, accounts in members.items():
         benign = [a for a in accounts if info[a]["label"] == "benign"]
         if not benign:

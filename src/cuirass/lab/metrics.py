@@ -68,11 +68,11 @@ def leakage(times: Mapping[str, np.ndarray], first_flagged: Mapping[str, float |
 def leakage_curve(times: Mapping[str, np.ndarray], first_flagged: Mapping[str, float | None],
                   points: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """(event time, share of requests so far that were served unflagged), for plotting."""
-    all_ts = np.sort(np.concatenate([ts for ts in times.values()])) if times else np.array([])
+    all_ts = np.sort(np.concatenate(list(times.values()))) if times else np.array([])
     if not len(all_ts):
         return np.array([]), np.array([])
     leaked = np.sort(np.concatenate([
-        ts if first_flagged.get(a) is None else ts[: int(np.searchsorted(ts, first_flagged[a], side="right"))]
+        ts if (at := first_flagged.get(a)) is None else ts[: int(np.searchsorted(ts, at, side="right"))]
         for a, ts in times.items()]))
     grid = np.linspace(all_ts[0], all_ts[-1], points)
     seen = np.searchsorted(all_ts, grid, side="right")

@@ -52,7 +52,7 @@ def split(traffic: Path, labels: dict[str, Any], out_dir: Path, seed: int, progr
     calib_accounts, _ = benign_halves(labels, seed)
     s = Split(out_dir / "calibration.jsonl", out_dir / "test.jsonl", out_dir / "calibration.feed.jsonl",
               out_dir / "test.feed.jsonl", calib_accounts, {})
-    times: dict[str, array] = defaultdict(lambda: array("d"))
+    times: dict[str, array[float]] = defaultdict(lambda: array("d"))
     bar = None
     if progress:
         from tqdm import tqdm

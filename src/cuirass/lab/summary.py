@@ -88,7 +88,7 @@ def impure_campaigns(results: dict[str, Any], limit: int = 12) -> list[str]:
         make_up = ", ".join(f"{k} {n}" for k, n in r["make_up"].items())
         lines.append(f"- `{r['id']}`: {r['accounts']} accounts ({make_up}); {r['benign_flagged']} benign flagged. "
                      + "; ".join(r["reasons"]))
-    return lines + [""]
+    return [*lines, ""]
 
 
 def markdown(results: dict[str, Any]) -> str:

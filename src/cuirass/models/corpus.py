@@ -35,7 +35,7 @@ def messages(problem: Worked | str) -> list[dict[str, str]]:
 
 def conversation(problem: Worked) -> list[dict[str, str]]:
     """The full training conversation: the question and the worked solution."""
-    return messages(problem) + [{"role": "assistant", "content": problem.solution}]
+    return [*messages(problem), {"role": "assistant", "content": problem.solution}]
 
 
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, problem: Worked | str) -> list[int]:

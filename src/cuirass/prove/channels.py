@@ -128,7 +128,7 @@ class TokenChannel:
         from cuirass.marks.logit.detect import corpus_windows
 
         h = self.context
-        banned = set()
+        banned: set[tuple[tuple[int, ...], int]] = set()
         for t in exclude:
             ids = list(self.tokenizer.encode(t, add_special_tokens=False))
             banned.update((tuple(ids[i - h:i]), ids[i]) for i in range(h, len(ids)))

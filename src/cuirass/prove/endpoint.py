@@ -31,11 +31,11 @@ import sqlalchemy as sa
 
 from cuirass import __version__
 from cuirass.marks.canary_ledger import CanaryLedger
+from cuirass.marks.epochs import Epoch, EpochStore
 from cuirass.prove import canaries as canary_probe
 from cuirass.prove.channels import CHANNELS, Channel
 from cuirass.prove.cohorts import cohort_names, members
 from cuirass.prove.correction import METHOD, holm, ks_uniform
-from cuirass.marks.epochs import Epoch, EpochStore
 from cuirass.prove.probes import ProbeSet, default_probes
 from cuirass.prove.suspect import Answer, Endpoint, Suspect, describe_answers
 from cuirass.prove.texts import KeyTest, channel_summary, implicated_text, score_keys

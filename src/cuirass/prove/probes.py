@@ -58,8 +58,8 @@ def _prompt_of(obj: Any) -> str | None:
     if not isinstance(obj, dict):
         return None
     for field in ("prompt", "text"):
-        if isinstance(obj.get(field), str):
-            return obj[field]
+        if isinstance(value := obj.get(field), str):
+            return value
     if isinstance(obj.get("messages"), list):
         return last_user_text(obj["messages"])
     return None

@@ -19,11 +19,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from cuirass import __version__
+from cuirass.marks.epochs import Epoch
 from cuirass.prove.channels import Channel
 from cuirass.prove.cohorts import members
 from cuirass.prove.corpus import Corpus
 from cuirass.prove.correction import METHOD, holm, ks_uniform
-from cuirass.marks.epochs import Epoch
 from cuirass.prove.keys import KeyRef, keys_for
 
 QUESTION = ("Were these suspect outputs produced by a model trained on (or copying) answers this gateway "

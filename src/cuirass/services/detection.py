@@ -40,7 +40,8 @@ _JSON = frozenset(str(c.name) for c in events_table.c if isinstance(c.type, sa.J
 def load_calibration(cfg: DetectionConfig) -> dict[str, Any] | None:
     if cfg.calibration is None:
         return None
-    return json.loads(cfg.calibration.read_text())
+    calibration: dict[str, Any] = json.loads(cfg.calibration.read_text())
+    return calibration
 
 
 class DetectionService:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from cuirass.accounts.store import accounts_table, keys_table, meta_table
+from cuirass.audit_log import audit_table
 from cuirass.db import metadata
 from cuirass.events.store import events_table
-from cuirass.audit_log import audit_table
-from cuirass.marks.epochs import epochs_table
 from cuirass.marks.canary_ledger import canaries_table
+from cuirass.marks.epochs import epochs_table
 from cuirass.verdicts.store import campaigns_table, overrides_table, verdicts_table
 
 TABLES: tuple[sa.Table, ...] = (

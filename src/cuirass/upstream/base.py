@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, Protocol
 
 # A logits processor acts during sampling: (input_ids [1, L], scores [1, V]) -> scores, torch tensors,
@@ -15,7 +15,7 @@ ProcessorFactory = Callable[[Any], LogitsProcessor]  # tokenizer -> processor
 class UpstreamError(Exception):
     """The upstream failed. `kind` is one of connect, timeout, http, protocol."""
 
-    def __init__(self, kind: str, message: str, status: int | None = None, body: dict | None = None) -> None:
+    def __init__(self, kind: str, message: str, status: int | None = None, body: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -39,7 +39,7 @@ class Upstream(Protocol):
         ...
 
     def stream(self, endpoint: str, body: dict[str, Any], *,
-               processors: Sequence[ProcessorFactory] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+               processors: Sequence[ProcessorFactory] | None = None) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Opens the stream (raising UpstreamError before the first chunk if the upstream refuses),
         then yields the SSE chunk objects in batches (all that arrived together); raises UpstreamError
         if the stream breaks before `[DONE]`."""

@@ -8,7 +8,7 @@ aiohttp rather than httpx: through one pooled client at concurrency 32 on this 2
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import aiohttp
@@ -56,7 +56,7 @@ class HTTPUpstream:
         try:
             async with self.session.get(f"{self.base_url}/models", headers=self._headers) as resp:
                 data = await self._read_json(resp)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _translate(exc) from None
         try:
             return [m["id"] for m in data["data"]]
@@ -70,11 +70,11 @@ class HTTPUpstream:
                 self.base_url + endpoint.removeprefix("/v1"), data=orjson.dumps(body), headers=self._headers
             ) as resp:
                 return await self._read_json(resp)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _translate(exc) from None
 
     async def stream(self, endpoint: str, body: dict[str, Any], *,
-                     processors: Sequence[ProcessorFactory] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+                     processors: Sequence[ProcessorFactory] | None = None) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Yield the SSE chunk objects in batches: every complete event that one network read brought.
 
         Batching lets the gateway relay a burst of chunks in one write instead of one write each.
@@ -109,7 +109,7 @@ class HTTPUpstream:
                             raise
                     if batch:
                         yield batch
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _translate(exc) from None
 
     @staticmethod
@@ -142,8 +142,8 @@ def _chunk(payload: bytes) -> dict[str, Any]:
 
 def _error_message(body: dict[str, Any] | None) -> str:
     err = (body or {}).get("error")
-    if isinstance(err, dict) and isinstance(err.get("message"), str):
-        return err["message"]
+    if isinstance(err, dict) and isinstance(message := err.get("message"), str):
+        return message
     if isinstance(err, str):
         return err
     return "upstream error"

@@ -15,7 +15,7 @@ import importlib.util
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from cuirass.config import UpstreamConfig
@@ -143,7 +143,7 @@ class LocalUpstream:
                 "usage": _usage(req, choices)}
 
     async def stream(self, endpoint: str, body: dict[str, Any], *,
-                     processors: Sequence[ProcessorFactory] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+                     processors: Sequence[ProcessorFactory] | None = None) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Chunks as OpenAI sends them: role, content deltas, finish, then usage (if asked)."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -209,7 +209,8 @@ class LocalUpstream:
 
 def _result(fut: asyncio.Future[Any]) -> tuple[Any, list[Any]]:
     try:
-        return fut.result()
+        result: tuple[Any, list[Any]] = fut.result()
+        return result
     except UpstreamError:
         raise
     except Exception as exc:  # noqa: BLE001

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from cuirass.detect.signals.base import SIGNALS, Context, Link, Signal, register
+from collections.abc import Sequence
+
 from cuirass.detect.signals import age, coverage, elicitation, infra, params, pivot, shape, templates, timing  # noqa: F401  (registration)
+from cuirass.detect.signals.base import SIGNALS, Context, Link, Signal, register
 
 DEFAULT = ("reasoning", "rubric", "answer_format", "templates", "probing", "timing", "shape", "coverage", "age", "infra", "pivot")
 
 
-def build(names: tuple[str, ...] | list[str] | None = None) -> list[Signal]:
+def build(names: Sequence[str] | None = None) -> list[Signal]:
     """Instances of the named signals (default: all of DEFAULT), in that order."""
     chosen = DEFAULT if names is None else tuple(names)
     unknown = [n for n in chosen if n not in SIGNALS]

@@ -58,7 +58,8 @@ class AgeSignal(Signal):
         return (0.5 * young + 0.7 * busy - 0.5 * old) / members
 
     def pooled_evidence(self, summary: Sequence[float], members: int) -> float:
-        return self._evidence(*summary, members=max(members, 1))
+        young, busy, old = summary
+        return self._evidence(young, busy, old, members=max(members, 1))
 
     def _describe(self, young: float, busy: float, old: float, members: float = 1.0) -> str:
         if members > 1:
@@ -71,7 +72,8 @@ class AgeSignal(Signal):
         return self._describe(*self.summary(state))
 
     def explain_pooled(self, summary: Sequence[float], members: int) -> str:
-        return self._describe(*summary, members=max(members, 1))
+        young, busy, old = summary
+        return self._describe(young, busy, old, members=max(members, 1))
 
     def links(self, state: AgeState) -> Iterable[Link]:
         if state.created is not None:

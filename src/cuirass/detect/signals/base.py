@@ -24,7 +24,6 @@ from cuirass.detect.digest import Digest
 from cuirass.detect.evidence import N_CAP, clip, rate_llr
 from cuirass.registry import Registry
 
-
 Link = tuple[str, object]  # a linking feature: (kind, value), e.g. ("pay", "pf_91c2..."), ("tpl", 0x1a2b3c4d)
 
 

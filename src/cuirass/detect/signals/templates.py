@@ -98,7 +98,7 @@ class TemplateSignal(RateSignal):
     def describe(self, share: float, n: float, example: str | None) -> str:
         return f"reuses a prompt template in {share:.0%} of {n:.0f} recent prompts"
 
-    def links(self, state: TemplateState) -> Iterable[Link]:  # type: ignore[override]
+    def links(self, state: TemplateState) -> Iterable[Link]:
         keys = state.keys
         top = sorted(keys, key=keys.__getitem__, reverse=True)[:LINKED_KEYS] if len(keys) > LINKED_KEYS else keys
         for key in top:

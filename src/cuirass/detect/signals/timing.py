@@ -106,7 +106,8 @@ class TimingSignal(Signal):
 
     def _pooled_parts(self, summary: Sequence[float]) -> tuple[tuple[float, float, float, float], float]:
         entropy, n = _profile_entropy(summary[5:])
-        return self._parts(*summary[:5], entropy, n), entropy
+        s0, s1, s2, bursts, n_bursts = summary[:5]
+        return self._parts(s0, s1, s2, bursts, n_bursts, entropy, n), entropy
 
     def pooled_evidence(self, summary: Sequence[float], members: int) -> float:
         return self._total(*self._pooled_parts(summary)[0])

@@ -59,8 +59,8 @@ class Gateway:
 
     def __init__(self, where: Path, config: dict[str, Any], accounts: list[AccountSpec],
                  env: dict[str, str] | None = None, start_timeout_s: float = 120.0) -> None:
-        from cuirass.storage.stores import open_store
         from cuirass.config import load_settings
+        from cuirass.storage.stores import open_store
 
         where.mkdir(parents=True, exist_ok=True)
         self.data_dir = where / "data"
@@ -82,7 +82,7 @@ class Gateway:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cuirass", "serve", "--config", str(self.config_path), "--data-dir",
              str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509 - only prctl
         self._wait(start_timeout_s)
 
     def _wait(self, timeout: float) -> None:

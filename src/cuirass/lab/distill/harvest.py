@@ -32,7 +32,8 @@ class Exchange:
 
     @property
     def question(self) -> str:  # `Worked`: the attacker trains on the problem it asked ...
-        return self.request.problem.question
+        question: str = self.request.problem.question
+        return question
 
     @property
     def solution(self) -> str:  # ... and the answer it received

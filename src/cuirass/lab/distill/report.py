@@ -67,7 +67,8 @@ def benign_table(results: dict[str, Any]) -> list[str]:
 
 def _gateway_of(results: dict[str, Any], kind: str) -> dict[str, Any] | None:
     first = {"plain": "A", "defended": "B", "stealth": "E"}[kind]
-    return results["conditions"].get(first)
+    gateway: dict[str, Any] | None = results["conditions"].get(first)
+    return gateway
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -84,7 +85,7 @@ def markdown(results: dict[str, Any]) -> str:
            "every (channel, cohort) key and canary test, as `audit_endpoint` reports it. The last audit column is "
            "the lab's oracle view: the token-watermark test at only the cohorts that keyed this campaign's answers "
            "(Bonferroni over them), for the student and for the control.", ""]
-    out += table(results) + ["", "## Benign users", ""] + benign_table(results)
+    out += [*table(results), "", "## Benign users", "", *benign_table(results)]
     if results["skipped"]:
         out += ["", "## Not run", ""] + [f"- {k}: {v}" for k, v in results["skipped"].items()]
     out += ["", "![accuracy](accuracy.png)", "", "![audit](audit.png)", ""]

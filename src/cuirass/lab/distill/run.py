@@ -66,7 +66,7 @@ def _harvest_gateway(kind: str, config: DistillConfig, conds: list[cond.Conditio
     secret = {"CUIRASS_MASTER_SECRET": master_secret(config.seed)}
     with Gateway(out / f"gateway-{kind}", gw_cfg, specs, env=secret) as gw:
         result["config_path"], result["data_dir"] = gw.config_path, gw.data_dir
-        send = dict(max_tokens=config.max_tokens, concurrency=config.concurrency, progress=progress)
+        send = {"max_tokens": config.max_tokens, "concurrency": config.concurrency, "progress": progress}
         warm = harvest.send([benign[0]], gw.base_url, gw.keys, **send, desc=f"{kind}: warm-up")  # loads the model
         if warm[0].reply is None:
             raise RuntimeError(f"the {kind} gateway does not answer: {warm[0].error}")

@@ -36,7 +36,7 @@ BROWSERS = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
 )
 # light rewordings a stealthy harvester (or a casual user) wraps around the problem
-PARAPHRASES = ("{q}",) + CASUAL
+PARAPHRASES = ("{q}", *CASUAL)
 BENIGN_FRAMED = 0.3  # of benign requests: asked in a casual frame
 
 # salts that keep the problem streams of the roles apart (training problems vs held-out problems)

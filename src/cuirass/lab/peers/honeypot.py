@@ -40,7 +40,8 @@ def score(python: Path, feed: Path, out: Path) -> dict[str, Any]:
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-2000:])
         raise RuntimeError(f"honeypotllm replay failed with exit code {proc.returncode}")
-    return orjson.loads(out.read_bytes())
+    result: dict[str, Any] = orjson.loads(out.read_bytes())
+    return result
 
 
 def first_crossing(steps: list[list[float]], threshold: float) -> float | None:

@@ -11,9 +11,10 @@ running peak rose ([ts, peak]), so a caller can find when any threshold was firs
 import json
 import sys
 import time
+from typing import Any
 
 _now = [0.0]
-time.time = lambda: _now[0]  # noqa: E731  (must precede the import below)
+time.time = lambda: _now[0]  # must precede the import below
 
 from honeypotllm.config import ScoringConfig  # noqa: E402
 from honeypotllm.scoring import SuspicionScorer  # noqa: E402
@@ -23,7 +24,7 @@ THRESHOLD = 0.75  # the peer's documented default
 
 def main(feed: str, out: str) -> None:
     scorer = SuspicionScorer(ScoringConfig(), suspicion_threshold=THRESHOLD)
-    result = {}
+    result: dict[str, dict[str, Any]] = {}
     with open(feed, encoding="utf-8") as fh:
         for line in fh:
             ts, account, prompt, input_tokens = json.loads(line)

@@ -19,8 +19,17 @@ from cuirass.lab.traffic.campaigns import CampaignSpec
 from cuirass.lab.traffic.clock import DAY, HOUR, Habit, generation_latency, habit, poisson, think_time
 from cuirass.lab.traffic.conversation import messages_at, turns_of
 from cuirass.lab.traffic.harvest import RUBRICS, cot_request, plain_request, rubric_request
-from cuirass.lab.traffic.identity import (CLOUD, Identity, address, home_addresses, host_in, opaque_id,
-                                          payment_fingerprint, sdk_agent, subnet)
+from cuirass.lab.traffic.identity import (
+    CLOUD,
+    Identity,
+    address,
+    home_addresses,
+    host_in,
+    opaque_id,
+    payment_fingerprint,
+    sdk_agent,
+    subnet,
+)
 from cuirass.lab.traffic.record import event
 from cuirass.lab.traffic.sources import Conversation, HarvestItem, harvest
 from cuirass.lab.traffic.templates import SYSTEM_TUTOR, Elicitor

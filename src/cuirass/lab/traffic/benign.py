@@ -19,8 +19,16 @@ from cuirass.lab.traffic import agentic
 from cuirass.lab.traffic.clock import DAY, HOUR, Habit, generation_latency, habit, poisson, think_time
 from cuirass.lab.traffic.conversation import dialogue, turns_of
 from cuirass.lab.traffic.harvest import worked_reply
-from cuirass.lab.traffic.identity import (CLOUD, Identity, home_addresses, host_in, opaque_id,
-                                          payment_fingerprint, sdk_agent, subnet)
+from cuirass.lab.traffic.identity import (
+    CLOUD,
+    Identity,
+    home_addresses,
+    host_in,
+    opaque_id,
+    payment_fingerprint,
+    sdk_agent,
+    subnet,
+)
 from cuirass.lab.traffic.record import event, tokens, user
 from cuirass.lab.traffic.sources import Conversation, harvest
 from cuirass.lab.traffic.templates import USER_EXPLAIN

@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 DAY = 86400.0
 HOUR = 3600.0
-DEFAULT_START = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()
+DEFAULT_START = datetime(2026, 3, 2, tzinfo=UTC).timestamp()
 
 # UTC offsets (hours) of where accounts live, with rough weights (Americas, Europe, Asia).
 _TIMEZONES = ((-8, 14), (-7, 4), (-6, 6), (-5, 16), (-3, 5), (0, 8), (1, 14), (2, 5), (3, 3),
@@ -63,7 +63,7 @@ class Habit:
 
 
 def _weekday(ts: float) -> int:
-    return datetime.fromtimestamp(ts, timezone.utc).weekday()
+    return datetime.fromtimestamp(ts, UTC).weekday()
 
 
 def _pick_cum(rng: random.Random, cum: tuple[float, ...]) -> int:

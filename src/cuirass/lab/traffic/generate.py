@@ -85,7 +85,8 @@ def generate(config: TrafficConfig, out: str | Path, progress: bool = False) -> 
             for j, member in enumerate(campaign.members):
                 accounts[member.account] = _label("attack", spec.kind, campaign.id, spec.held_out)
                 streams.append(attacker.stream(world, campaign, j, decoy))
-    counts, covers = Counter(), Counter()
+    counts: Counter[str] = Counter()
+    covers: Counter[str] = Counter()
     bar = _progress(progress)
     with open(out, "wb") as fh:
         buffer: list[bytes] = []

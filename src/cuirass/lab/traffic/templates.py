@@ -90,7 +90,7 @@ class Elicitor:
     def __init__(self, rng: random.Random, level: int) -> None:
         self.level = level
         if level == 0:
-            self.pool = (rng.choice(COT),)
+            self.pool: tuple[str, ...] = (rng.choice(COT),)
         elif level == 1:
             self.pool = tuple(rng.sample(COT, 3))
         else:

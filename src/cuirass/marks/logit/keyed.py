@@ -100,7 +100,8 @@ def green(seed: int, token_ids: np.ndarray, gamma: float) -> np.ndarray:
 def _count(key: bytes, context: Sequence[int], offsets: np.ndarray, gamma: float, lists: int) -> np.ndarray:
     """count for the tokens behind `offsets`: all lists in one vectorised pass, one row per list."""
     seeds = np.array([[context_seed(key, context, j)] for j in range(lists)], dtype=np.uint64)
-    return (_u(seeds, offsets[None, :]) < threshold(gamma)).sum(axis=0)
+    counts: np.ndarray = (_u(seeds, offsets[None, :]) < threshold(gamma)).sum(axis=0)
+    return counts
 
 
 def green_count(key: bytes, context: Sequence[int], token_ids: np.ndarray, gamma: float, lists: int) -> np.ndarray:

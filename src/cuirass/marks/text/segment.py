@@ -271,7 +271,7 @@ def tokenize(text: str) -> list[Token]:
     """Tokens tiling `text`; every protected span is a single BARRIER token."""
     tokens: list[Token] = []
     pos = 0
-    for s, e in protected_spans(text) + [(len(text), len(text))]:
+    for s, e in [*protected_spans(text), (len(text), len(text))]:
         for a, b, kind in _TOKEN.tokens(text, pos, s):
             tokens.append(Token(_KINDS[kind], text[a:b], a, b))
         if e > s:

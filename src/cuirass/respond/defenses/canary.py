@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from cuirass import linear
 from cuirass.marks.canary import CanaryFact, CanaryGenerator
 from cuirass.marks.canary_ledger import CanaryLedger, CanaryRecord, prompt_hash
-from cuirass import linear
 from cuirass.respond.base import DefenseContext, TextDefense, register
 from cuirass.respond.perturb.answer import find_final_answer
 from cuirass.respond.perturb.detect import content_type

@@ -32,8 +32,18 @@ from __future__ import annotations
 from typing import Any
 
 from cuirass.marks.logit.entropy import number_tokens
-from cuirass.marks.logit.keyed import (CONTEXT, DELTA, GAMMA, LISTS, MIN_ENTROPY, MIN_PROB, check_lists,
-                                         green_count, green_count_list, threshold)
+from cuirass.marks.logit.keyed import (
+    CONTEXT,
+    DELTA,
+    GAMMA,
+    LISTS,
+    MIN_ENTROPY,
+    MIN_PROB,
+    check_lists,
+    green_count,
+    green_count_list,
+    threshold,
+)
 from cuirass.respond.base import DefenseContext
 from cuirass.respond.logit.base import LogitDefense, register_logit
 from cuirass.upstream.base import LogitsProcessor

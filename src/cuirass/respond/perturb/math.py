@@ -59,7 +59,7 @@ _WORD_PAIRS = [
     ("earns", "spends"), ("earned", "spent"), ("twice as", "half as"), ("doubled", "halved"),
     ("remaining", "total"), ("left", "used"),
 ]
-_WORDS = {**{b: a for a, b in _WORD_PAIRS}, **{a: b for a, b in _WORD_PAIRS}}
+_WORDS = {**{b: a for a, b in _WORD_PAIRS}, **dict(_WORD_PAIRS)}
 _WORD_RE = linear.compile("(?:" + "|".join(sorted(map(linear.escape, _WORDS), key=len, reverse=True)) + ")",
                           linear.IGNORECASE, before=r"[^\w]", after=r"[^\w]|$")  # whole words: \b(...)\b
 _BECAUSE = linear.compile("because", linear.IGNORECASE, before=r"[^\w]", after=r"[^\w]|$")

@@ -131,7 +131,8 @@ class ProsePerturber(Perturber):
         paragraphs = [(a, min(b, limit)) for a, b in _plain_paragraphs(text) if a < limit]
         if not paragraphs:
             return None
-        return getattr(self, f"_{variant}")(text, paragraphs, rng)
+        rewritten: str | None = getattr(self, f"_{variant}")(text, paragraphs, rng)
+        return rewritten
 
     def preserves(self, original: str, perturbed: str) -> bool:
         return same_final_answer(original, perturbed)
