@@ -21,7 +21,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests bench
-#	$(BIN)/ruff format --check src tests bench  # enabled by the formatting commit
+	$(BIN)/ruff format --check src tests bench
 #	$(BIN)/mypy  # enabled once `mypy` passes (strict, [tool.mypy] in pyproject.toml)
 
 test: lint

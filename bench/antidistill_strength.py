@@ -51,20 +51,35 @@ def main() -> None:
         k = round(res.accuracy * n)
         ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
         rows.append((s, res.accuracy, ci.low, ci.high, time.time() - t, res.examples[0][1]))
-        print(f"strength {s}: accuracy {res.accuracy:.1%} [{ci.low:.1%}, {ci.high:.1%}] in {time.time() - t:.0f} s",
-              file=sys.stderr)
-    lines = ["## Antidistillation sampling (issue 5)", "",
-             f"Command: `.venv/bin/python bench/antidistill_strength.py --write` ({os.cpu_count()}-core {platform.machine()} "
-             f"sandbox shared with other jobs, torch {torch.__version__}, CPU). The built-in reference model on {n} held-out "
-             f"problems at its default sampling (T={ev.DEFAULT_TEMPERATURE}), same problems and seed for every strength; "
-             f"`antidistill` with proxy `{args.proxy}` (the proxy's task loss: {pair.task_loss:.2f} nats/token), task = the "
-             "reference problems, ε = 0.02 along the unit task gradient. The student-side effect is in the distillation lab.", "",
-             "| strength | teacher accuracy | 95% interval (Wilson) | change | seconds |", "|---:|---:|---|---:|---:|"]
+        print(
+            f"strength {s}: accuracy {res.accuracy:.1%} [{ci.low:.1%}, {ci.high:.1%}] in {time.time() - t:.0f} s",
+            file=sys.stderr,
+        )
+    lines = [
+        "## Antidistillation sampling (issue 5)",
+        "",
+        f"Command: `.venv/bin/python bench/antidistill_strength.py --write` ({os.cpu_count()}-core {platform.machine()} "
+        f"sandbox shared with other jobs, torch {torch.__version__}, CPU). The built-in reference model on {n} held-out "
+        f"problems at its default sampling (T={ev.DEFAULT_TEMPERATURE}), same problems and seed for every strength; "
+        f"`antidistill` with proxy `{args.proxy}` (the proxy's task loss: {pair.task_loss:.2f} nats/token), task = the "
+        "reference problems, ε = 0.02 along the unit task gradient. The student-side effect is in the distillation lab.",
+        "",
+        "| strength | teacher accuracy | 95% interval (Wilson) | change | seconds |",
+        "|---:|---:|---|---:|---:|",
+    ]
     base = rows[0][1]
     for s, acc, lo, hi, sec, _ in rows:
         lines.append(f"| {s:g} | {acc:.1%} | {lo:.1%} - {hi:.1%} | {(acc - base) * 100:+.1f} pts | {sec:.0f} |")
     strongest = rows[-1]
-    lines += ["", f"An answer at strength {strongest[0]:g} (first problem):", "", "```", strongest[5].strip(), "```", ""]
+    lines += [
+        "",
+        f"An answer at strength {strongest[0]:g} (first problem):",
+        "",
+        "```",
+        strongest[5].strip(),
+        "```",
+        "",
+    ]
     section = "\n".join(lines)
     print(section)
     if args.write and not args.quick:

@@ -46,17 +46,24 @@ async def _drive(call: Call, concurrency: int, seconds: float) -> dict[str, Any]
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     lat.sort()
-    return {"rps": len(lat) / elapsed, "cpu_us_per_req": 1e6 * cpu / len(lat), "p50_ms": 1000 * lat[len(lat) // 2],
-            "p99_ms": 1000 * lat[int(len(lat) * 0.99)], "requests": len(lat)}
+    return {
+        "rps": len(lat) / elapsed,
+        "cpu_us_per_req": 1e6 * cpu / len(lat),
+        "p50_ms": 1000 * lat[len(lat) // 2],
+        "p99_ms": 1000 * lat[int(len(lat) * 0.99)],
+        "requests": len(lat),
+    }
 
 
 async def aiohttp_default(url: str, body: bytes, c: int, s: float) -> dict[str, Any]:
     import aiohttp
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512)) as sess:
+
         async def call() -> bytes:
             async with sess.post(url, data=body, headers={"content-type": "application/json"}) as r:
                 return await r.read()
+
         return await _drive(call, c, s)
 
 
@@ -69,9 +76,11 @@ async def aiohttp_gateway(url: str, body: bytes, c: int, s: float) -> dict[str, 
     await up.start()
     payload = json.loads(body)
     try:
+
         async def call() -> bytes:
             await up.complete("/v1/chat/completions", payload)
             return b""
+
         return await _drive(call, c, s)
     finally:
         await up.close()
@@ -82,9 +91,11 @@ async def httpx_client(url: str, body: bytes, c: int, s: float) -> dict[str, Any
 
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
         async def call() -> bytes:
             r = await client.post(url, content=body, headers={"content-type": "application/json"})
             return r.content
+
         return await _drive(call, c, s)
 
 
@@ -123,21 +134,38 @@ def main() -> None:
             for name in CLIENTS:
                 res = run_one(name, url, args.concurrency, args.seconds)
                 results[name].append(res)
-                print(f"round {r + 1}  {name:32s} {res['rps']:8.0f} req/s  {res['cpu_us_per_req']:5.0f} us CPU/req"
-                      f"  p50 {res['p50_ms']:.2f} ms"
-                      f"  p99 {res['p99_ms']:.2f} ms", flush=True)
+                print(
+                    f"round {r + 1}  {name:32s} {res['rps']:8.0f} req/s  {res['cpu_us_per_req']:5.0f} us CPU/req"
+                    f"  p50 {res['p50_ms']:.2f} ms"
+                    f"  p99 {res['p99_ms']:.2f} ms",
+                    flush=True,
+                )
     best = {n: max(rs, key=lambda x: x["rps"]) for n, rs in results.items()}
     base = best["httpx"]["rps"]
     print(f"\nbest of {args.rounds}, concurrency {args.concurrency}, one pooled client, uvloop, nginx fixed JSON:")
     for n, b in best.items():
-        print(f"  {n:32s} {b['rps']:8.0f} req/s  ({b['rps'] / base:.2f}x httpx)  {b['cpu_us_per_req']:5.0f} us CPU/req  "
-              f"median of rounds {statistics.median(x['rps'] for x in results[n]):.0f}")
+        print(
+            f"  {n:32s} {b['rps']:8.0f} req/s  ({b['rps'] / base:.2f}x httpx)  {b['cpu_us_per_req']:5.0f} us CPU/req  "
+            f"median of rounds {statistics.median(x['rps'] for x in results[n]):.0f}"
+        )
     out = BENCH / "results" / f"client_choice-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "concurrency": args.concurrency, "seconds": args.seconds, "rounds": results, "best": best,
-        "versions": {"aiohttp": _version("aiohttp"), "httpx": _version("httpx"), "python": platform.python_version()},
-    }, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "concurrency": args.concurrency,
+                "seconds": args.seconds,
+                "rounds": results,
+                "best": best,
+                "versions": {
+                    "aiohttp": _version("aiohttp"),
+                    "httpx": _version("httpx"),
+                    "python": platform.python_version(),
+                },
+            },
+            indent=2,
+        )
+    )
     print(f"results: {out}")
 
 

@@ -22,18 +22,26 @@ def section(results: dict, command: str, machine: str, notes: str) -> str:
     t = results["timings"]
     traffic = results["traffic"]
     lines = [
-        TITLE, "",
-        f"Command: `{command}` (seed {results['config']['seed']}). Machine: {machine}.", "",
+        TITLE,
+        "",
+        f"Command: `{command}` (seed {results['config']['seed']}). Machine: {machine}.",
+        "",
         f"{traffic['events']:,} generated events over {results['config']['days']:g} days; calibration on benign half A "
         f"({traffic['calibration_events']:,} events, {traffic['calibration_benign_accounts']:,} accounts), test on "
         f"{traffic['test_events']:,} events ({traffic['test_accounts']:,} accounts: benign half B + every attacker). "
         f"`recall @ FPR x` sets the threshold on the test benign accounts (ROC sense); the operating point is the "
-        f"threshold chosen on half A, as deployed.", "",
-        *summary.headline(results), "",
-        *summary.by_campaign_kind(results), "",
-        *summary.by_account_kind(results), "",
-        "Wall time (s): " + ", ".join(f"{k.removesuffix('_s')} {v:.0f}" for k, v in t.items())
-        + f" (Cuirass replay: {traffic['test_events'] / max(t.get('replay_s', 0), 1e-9):,.0f} events/s).", "",
+        f"threshold chosen on half A, as deployed.",
+        "",
+        *summary.headline(results),
+        "",
+        *summary.by_campaign_kind(results),
+        "",
+        *summary.by_account_kind(results),
+        "",
+        "Wall time (s): "
+        + ", ".join(f"{k.removesuffix('_s')} {v:.0f}" for k, v in t.items())
+        + f" (Cuirass replay: {traffic['test_events'] / max(t.get('replay_s', 0), 1e-9):,.0f} events/s).",
+        "",
     ]
     if notes:
         lines += [notes.strip(), ""]

@@ -58,9 +58,16 @@ def measure(path: Path, n: int, presorted: bool = False) -> dict[str, float]:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     summary = report["summary"]
-    return {"events": summary["events"], "accounts": summary["accounts"], "flagged": summary["flagged"],
-            "campaign_runs": summary["campaign_runs"], "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-            "events_per_s": round(summary["events"] / wall), "peak_rss_mb": round(peak_kb / 1024)}
+    return {
+        "events": summary["events"],
+        "accounts": summary["accounts"],
+        "flagged": summary["flagged"],
+        "campaign_runs": summary["campaign_runs"],
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "events_per_s": round(summary["events"] / wall),
+        "peak_rss_mb": round(peak_kb / 1024),
+    }
 
 
 def main() -> None:
@@ -68,7 +75,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
     parser.add_argument("--cache", type=Path, default=Path("bench/results/detect-cache"))
     parser.add_argument("--json", action="store_true", help="print results as JSON")
-    parser.add_argument("--presorted", action="store_true", help="stream the (time-ordered) log instead of buffering it")
+    parser.add_argument(
+        "--presorted", action="store_true", help="stream the (time-ordered) log instead of buffering it"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size in this process
     args = parser.parse_args()
     path = ensure_traffic(args.cache)
@@ -78,20 +87,31 @@ def main() -> None:
     results = []
     for n in args.sizes:
         flags = ["--presorted"] if args.presorted else []
-        out = subprocess.run([sys.executable, __file__, "--cache", str(args.cache), "--one", str(n), *flags],
-                             check=True, capture_output=True, text=True, env=dict(os.environ))
+        out = subprocess.run(
+            [sys.executable, __file__, "--cache", str(args.cache), "--one", str(n), *flags],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+        )
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
         if not args.json:
             r = results[-1]
-            print(f"{r['events']:>9,} events  {r['wall_s']:7.1f} s wall  {r['cpu_s']:7.1f} s cpu  "
-                  f"{r['events_per_s']:>7,} ev/s  peak RSS {r['peak_rss_mb']:>6,} MB  "
-                  f"({r['accounts']:,} accounts, {r['campaign_runs']} campaign jobs)", flush=True)
+            print(
+                f"{r['events']:>9,} events  {r['wall_s']:7.1f} s wall  {r['cpu_s']:7.1f} s cpu  "
+                f"{r['events_per_s']:>7,} ev/s  peak RSS {r['peak_rss_mb']:>6,} MB  "
+                f"({r['accounts']:,} accounts, {r['campaign_runs']} campaign jobs)",
+                flush=True,
+            )
     if len(results) >= 2:
         last = results[-1]
         per_event = last["wall_s"] / last["events"]
-        projection = {"events": 28_800_000, "wall_s_linear": round(per_event * 28_800_000),
-                      "note": "linear in events at the largest size's rate; buffered replay holds every digest "
-                              "(memory ~N), --presorted streaming holds only per-account state"}
+        projection = {
+            "events": 28_800_000,
+            "wall_s_linear": round(per_event * 28_800_000),
+            "note": "linear in events at the largest size's rate; buffered replay holds every digest "
+            "(memory ~N), --presorted streaming holds only per-account state",
+        }
         if args.json:
             print(json.dumps({"results": results, "projection_28_8M": projection}, indent=2))
         else:

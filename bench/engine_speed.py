@@ -50,13 +50,18 @@ def tokens_per_s(lm: Any, runs: int, max_tokens: int, proxy: str) -> dict[str, f
     """Median tokens/s (prompt pass included) per setting; the settings alternate run by run with the same
     seeds, so load from other jobs on the machine hits them alike."""
     ctx = DefenseContext(account="a", cohort="c000", prompt="", endpoint="", model="m", key=KEY)
-    make = {"none": list,
-            "logit_watermark": lambda: [LogitWatermark().processor(ctx, lm.tokenizer)],
-            "antidistill": lambda: [Antidistill(proxy=proxy).processor(ctx, lm.tokenizer)]}
+    make = {
+        "none": list,
+        "logit_watermark": lambda: [LogitWatermark().processor(ctx, lm.tokenizer)],
+        "antidistill": lambda: [Antidistill(proxy=proxy).processor(ctx, lm.tokenizer)],
+    }
     rates: dict[str, list[float]] = {k: [] for k in SETTINGS}
     for seed in range(runs):
-        req = parse(lm, "/v1/completions", {"prompt": "Tom has 3 apples and buys 4 more.", "max_tokens": max_tokens,
-                                            "seed": seed, "temperature": 1.0})
+        req = parse(
+            lm,
+            "/v1/completions",
+            {"prompt": "Tom has 3 apples and buys 4 more.", "max_tokens": max_tokens, "seed": seed, "temperature": 1.0},
+        )
         for name in SETTINGS:
             procs = make[name]()
             t = time.perf_counter()
@@ -78,10 +83,25 @@ def batched_tokens_per_s(lm: Any, rows: int, max_tokens: int, waves: int = 3, pr
     ctx = DefenseContext(account="a", cohort="c000", prompt="", endpoint="", model="m", key=KEY)
     engine = Scheduler(lambda: lm, rows)
     engine.loaded.result()
-    runs = [ChoiceRun(lm, parse(lm, "/v1/completions", {"prompt": f"Tom has {i} apples and buys 4 more.",
-                                                          "max_tokens": max_tokens, "seed": i, "temperature": 1.0}),
-                      0, [Antidistill(proxy=proxy).processor(ctx, lm.tokenizer)] if proxy else [], threading.Event())
-            for i in range(waves * rows)]
+    runs = [
+        ChoiceRun(
+            lm,
+            parse(
+                lm,
+                "/v1/completions",
+                {
+                    "prompt": f"Tom has {i} apples and buys 4 more.",
+                    "max_tokens": max_tokens,
+                    "seed": i,
+                    "temperature": 1.0,
+                },
+            ),
+            0,
+            [Antidistill(proxy=proxy).processor(ctx, lm.tokenizer)] if proxy else [],
+            threading.Event(),
+        )
+        for i in range(waves * rows)
+    ]
     t = time.perf_counter()
     made = sum(len(f.result().token_ids) for f in [engine.submit(r) for r in runs])
     dt = time.perf_counter() - t
@@ -138,39 +158,64 @@ def main() -> None:
 
 def render(rows: list[tuple[Any, ...]], us: dict[int, tuple[float, float]], runs: int, max_tokens: int) -> str:
     cpu = platform.processor() or platform.machine()
-    out = [SECTION, "",
-           f"`.venv/bin/python bench/engine_speed.py` on {os.cpu_count()} CPU cores ({cpu}, shared with other jobs), "
-           f"torch {torch.__version__} with {torch.get_num_threads()} threads, float32, one request at a time; "
-           f"median of {runs} generations of up to {max_tokens} tokens each, the three settings alternating with the same seeds (temperature 1, prompt pass included). "
-           "Engine only (no HTTP); the gateway adds its usual per-request overhead (see Gateway overhead). "
-           "The cores are shared with other jobs, so absolute rates vary up to ~3x between runs: compare columns within one run.", "",
-           "| model | parameters | vocabulary | no processor (tok/s) | `logit_watermark` (tok/s) | `antidistill` (tok/s) |",
-           "|---|---:|---:|---:|---:|---:|"]
+    out = [
+        SECTION,
+        "",
+        f"`.venv/bin/python bench/engine_speed.py` on {os.cpu_count()} CPU cores ({cpu}, shared with other jobs), "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, float32, one request at a time; "
+        f"median of {runs} generations of up to {max_tokens} tokens each, the three settings alternating with the same seeds (temperature 1, prompt pass included). "
+        "Engine only (no HTTP); the gateway adds its usual per-request overhead (see Gateway overhead). "
+        "The cores are shared with other jobs, so absolute rates vary up to ~3x between runs: compare columns within one run.",
+        "",
+        "| model | parameters | vocabulary | no processor (tok/s) | `logit_watermark` (tok/s) | `antidistill` (tok/s) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for label, params, vocab, r in rows:
         base = r["none"]
-        out.append(f"| {label} | {params / 1e6:.2f} M | {vocab:,} | {base:.0f} | {r['logit_watermark']:.0f} "
-                   f"({(r['logit_watermark'] / base - 1) * 100:+.0f}%) | {r['antidistill']:.0f} "
-                   f"({(r['antidistill'] / base - 1) * 100:+.0f}%) |")
-    out += ["", f"Batched decoding (`cuirass.engine.batch.Scheduler`, as the gateway runs it with `max_concurrency`): "
-            f"three times as many requests as rows (up to {max_tokens} tokens each) queued at once, total tokens/s "
-            "with 1, 4 and 16 decoded together (temperature 1), with no processor and with `antidistill` on every "
-            "request (rows sharing a proxy run its two forward passes once per step for all of them):", "",
-            "| model | setting | " + " | ".join(f"{b} at once (tok/s)" for b in BATCHES) + " |",
-            "|---|---|" + "---:|" * len(BATCHES)]
+        out.append(
+            f"| {label} | {params / 1e6:.2f} M | {vocab:,} | {base:.0f} | {r['logit_watermark']:.0f} "
+            f"({(r['logit_watermark'] / base - 1) * 100:+.0f}%) | {r['antidistill']:.0f} "
+            f"({(r['antidistill'] / base - 1) * 100:+.0f}%) |"
+        )
+    out += [
+        "",
+        f"Batched decoding (`cuirass.engine.batch.Scheduler`, as the gateway runs it with `max_concurrency`): "
+        f"three times as many requests as rows (up to {max_tokens} tokens each) queued at once, total tokens/s "
+        "with 1, 4 and 16 decoded together (temperature 1), with no processor and with `antidistill` on every "
+        "request (rows sharing a proxy run its two forward passes once per step for all of them):",
+        "",
+        "| model | setting | " + " | ".join(f"{b} at once (tok/s)" for b in BATCHES) + " |",
+        "|---|---|" + "---:|" * len(BATCHES),
+    ]
     for label, _params, _vocab, r in rows:
         for setting, prefix in (("no processor", "batch"), ("`antidistill`", "antidistill batch")):
             one = r[f"{prefix} 1"]
-            out.append(f"| {label} | {setting} | " + " | ".join(
-                f"{r[f'{prefix} {b}']:.0f}" + ("" if b == 1 else f" ({r[f'{prefix} {b}'] / one:.1f}x)") for b in BATCHES) + " |")
-    out += ["", f"The watermark processor by itself, default options ({LISTS} green lists), at a step where the model "
-            "hesitates between 8 tokens: the entropy and the plausibility mask over the vocabulary, then BLAKE2b of the "
-            f"context per list and splitmix64 for the tokens that may be boosted (probability >= {MIN_PROB}); with "
-            "`min_prob: 0` every token of the vocabulary is hashed in every list:", "",
-            "| vocabulary | µs per token (defaults) | µs per token (`min_prob: 0`) |", "|---:|---:|---:|"]
+            out.append(
+                f"| {label} | {setting} | "
+                + " | ".join(
+                    f"{r[f'{prefix} {b}']:.0f}" + ("" if b == 1 else f" ({r[f'{prefix} {b}'] / one:.1f}x)")
+                    for b in BATCHES
+                )
+                + " |"
+            )
+    out += [
+        "",
+        f"The watermark processor by itself, default options ({LISTS} green lists), at a step where the model "
+        "hesitates between 8 tokens: the entropy and the plausibility mask over the vocabulary, then BLAKE2b of the "
+        f"context per list and splitmix64 for the tokens that may be boosted (probability >= {MIN_PROB}); with "
+        "`min_prob: 0` every token of the vocabulary is hashed in every list:",
+        "",
+        "| vocabulary | µs per token (defaults) | µs per token (`min_prob: 0`) |",
+        "|---:|---:|---:|",
+    ]
     out += [f"| {v:,} | {t:.0f} | {t_all:.0f} |" for v, (t, t_all) in us.items()]
-    out += ["", "Setting `OMP_WAIT_POLICY=PASSIVE` before torch loads (the loader does it) matters on a shared "
-            "machine: with torch's spinning OpenMP threads a forward pass of the tiny model took ~200 ms "
-            "instead of ~3 ms when other processes were busy on the same 2 cores.", ""]
+    out += [
+        "",
+        "Setting `OMP_WAIT_POLICY=PASSIVE` before torch loads (the loader does it) matters on a shared "
+        "machine: with torch's spinning OpenMP threads a forward pass of the tiny model took ~200 ms "
+        "instead of ~3 ms when other processes were busy on the same 2 cores.",
+        "",
+    ]
     return "\n".join(out)
 
 

@@ -70,8 +70,11 @@ def ensure_litellm() -> bool:
     print(f"installing litellm[proxy]=={LITELLM_VERSION} into {LITELLM_VENV} (once) ...", flush=True)
     try:
         subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
-        subprocess.run([str(LITELLM_VENV / "bin" / "pip"), "install", "-q", f"litellm[proxy]=={LITELLM_VERSION}"],
-                       check=True, timeout=1200)
+        subprocess.run(
+            [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", f"litellm[proxy]=={LITELLM_VERSION}"],
+            check=True,
+            timeout=1200,
+        )
     except (subprocess.SubprocessError, OSError) as exc:
         print(f"  LiteLLM unavailable: {exc}", flush=True)
         return False
@@ -103,8 +106,9 @@ def check(urls: dict[str, str], key: str | None, models: dict[str, str]) -> None
 class Plan:
     """What to run against one target."""
 
-    def __init__(self, concurrency: tuple[int, ...] = CONCURRENCY, fixed: tuple[tuple[int, int], ...] = FIXED,
-                 ttft: bool = True) -> None:
+    def __init__(
+        self, concurrency: tuple[int, ...] = CONCURRENCY, fixed: tuple[tuple[int, int], ...] = FIXED, ttft: bool = True
+    ) -> None:
         self.concurrency, self.fixed, self.ttft = concurrency, fixed, ttft
 
 
@@ -114,13 +118,24 @@ MOCK_PLAN = Plan(concurrency=(1, 32, 128), fixed=(), ttft=True)
 
 
 def _line(name: str, mode: str, label: str, r: dict[str, Any]) -> None:
-    print(f"  {name:20s} {mode:6s} {label:11s} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.2f}  p99 {r['p99_ms']:7.2f} ms"
-          f"  err {r['error_count']}  cpu/req {r['target_cpu_us_per_req']:5.0f} us  other work {r['foreign_cores']}",
-          flush=True)
+    print(
+        f"  {name:20s} {mode:6s} {label:11s} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.2f}  p99 {r['p99_ms']:7.2f} ms"
+        f"  err {r['error_count']}  cpu/req {r['target_cpu_us_per_req']:5.0f} us  other work {r['foreign_cores']}",
+        flush=True,
+    )
 
 
-def measure(name: str, urls: dict[str, str], key: str | None, models: dict[str, str], procs: Procs,
-            sessions: set[int], seconds: float, plan: Plan, quiet: dict[str, float]) -> dict[str, Any]:
+def measure(
+    name: str,
+    urls: dict[str, str],
+    key: str | None,
+    models: dict[str, str],
+    procs: Procs,
+    sessions: set[int],
+    seconds: float,
+    plan: Plan,
+    quiet: dict[str, float],
+) -> dict[str, Any]:
     """All runs for one target: per mode, closed loop at each concurrency, fixed rates; then TTFT."""
     check(urls, key, models)
     res: dict[str, Any] = {"closed": {}, "fixed": {}, "ttft": None, "other_work_cores_before": wait_quiet(quiet)}
@@ -144,16 +159,20 @@ def measure(name: str, urls: dict[str, str], key: str | None, models: dict[str, 
     if plan.ttft:
         n = 200 if peak["stream"] > 300 else 60
         t = res["ttft"] = measure_ttft(urls["stream"], chat_body(True, models["stream"]), key, n=n, warmup=10)
-        print(f"  {name:20s} ttft   c=1         p50 {t['ttft_p50_ms']:.2f}  p99 {t['ttft_p99_ms']:.2f} ms"
-              f"  (n={t['requests']}, err {t['errors']})", flush=True)
+        print(
+            f"  {name:20s} ttft   c=1         p50 {t['ttft_p50_ms']:.2f}  p99 {t['ttft_p99_ms']:.2f} ms"
+            f"  (n={t['requests']}, err {t['errors']})",
+            flush=True,
+        )
     return res
 
 
 Starter = Callable[[], tuple[dict[str, str], "str | None", dict[str, str], set[int]]]
 
 
-def run_target(procs: Procs, name: str, proc_name: str, start: Starter, seconds: float, plan: Plan,
-               quiet: dict[str, float]) -> dict[str, Any]:
+def run_target(
+    procs: Procs, name: str, proc_name: str, start: Starter, seconds: float, plan: Plan, quiet: dict[str, float]
+) -> dict[str, Any]:
     print(name, flush=True)
     try:
         urls, key, models, sessions = start()
@@ -175,16 +194,35 @@ def _gateway(procs: Procs, kind: str, name: str, ups: dict[str, str], workers: i
             base, key = start_litellm(procs, name, ups, cpus)
         url = base + "/v1/chat/completions"
         return {"json": url, "stream": url}, key, {"json": "m", "stream": "m-stream"}, procs.sessions(name)
+
     return start
 
 
 def _targets(procs: Procs, ups: dict[str, str], litellm: bool, prefix: str) -> list[tuple[str, str, Starter, Plan]]:
-    t = [("cuirass-1w", f"{prefix}cuirass-1w", _gateway(procs, "cuirass", f"{prefix}cuirass-1w", ups, 1, GATEWAY_CPU), FULL),
-         ("cuirass-2w", f"{prefix}cuirass-2w", _gateway(procs, "cuirass", f"{prefix}cuirass-2w", ups, 2, BOTH), FULL)]
+    t = [
+        (
+            "cuirass-1w",
+            f"{prefix}cuirass-1w",
+            _gateway(procs, "cuirass", f"{prefix}cuirass-1w", ups, 1, GATEWAY_CPU),
+            FULL,
+        ),
+        ("cuirass-2w", f"{prefix}cuirass-2w", _gateway(procs, "cuirass", f"{prefix}cuirass-2w", ups, 2, BOTH), FULL),
+    ]
     if litellm:
-        t += [("litellm-1w", f"{prefix}litellm-1w", _gateway(procs, "litellm", f"{prefix}litellm-1w", ups, 1, GATEWAY_CPU), FULL),
-              ("litellm-1w-unpinned", f"{prefix}litellm-1w-unpinned",
-               _gateway(procs, "litellm", f"{prefix}litellm-1w-unpinned", ups, 1, BOTH), PEAK_ONLY)]
+        t += [
+            (
+                "litellm-1w",
+                f"{prefix}litellm-1w",
+                _gateway(procs, "litellm", f"{prefix}litellm-1w", ups, 1, GATEWAY_CPU),
+                FULL,
+            ),
+            (
+                "litellm-1w-unpinned",
+                f"{prefix}litellm-1w-unpinned",
+                _gateway(procs, "litellm", f"{prefix}litellm-1w-unpinned", ups, 1, BOTH),
+                PEAK_ONLY,
+            ),
+        ]
     return t
 
 
@@ -197,21 +235,48 @@ def phase(procs: Procs, args: argparse.Namespace, quiet: dict[str, float], upstr
         plan, names = FULL, ("cuirass-1w", "cuirass-2w", "litellm-1w", "litellm-1w-unpinned")
     else:
         port = free_port()
-        p = procs.start(upstream, [str(CUIRASS), "mock-upstream", "--port", str(port), "--model", "m", "--tokens",
-                                   "32", "--tokens-per-s", str(MOCK_TPS)], cpus=LOAD_CPU)
+        p = procs.start(
+            upstream,
+            [
+                str(CUIRASS),
+                "mock-upstream",
+                "--port",
+                str(port),
+                "--model",
+                "m",
+                "--tokens",
+                "32",
+                "--tokens-per-s",
+                str(MOCK_TPS),
+            ],
+            cpus=LOAD_CPU,
+        )
         wait_http(f"http://127.0.0.1:{port}/v1/models", 30, p)
         ups = {"m": f"http://127.0.0.1:{port}/v1", "m-stream": f"http://127.0.0.1:{port}/v1"}
         direct_urls = {"json": ups["m"] + "/chat/completions", "stream": ups["m"] + "/chat/completions"}
         plan, names = MOCK_PLAN, ("cuirass-1w", "litellm-1w")
     out: dict[str, Any] = {}
-    out["direct"] = run_target(procs, f"{upstream}: direct", upstream,
-                               lambda: (direct_urls, None, {"json": "m", "stream": "m"}, procs.sessions(upstream)),
-                               args.seconds, plan, quiet)
+    out["direct"] = run_target(
+        procs,
+        f"{upstream}: direct",
+        upstream,
+        lambda: (direct_urls, None, {"json": "m", "stream": "m"}, procs.sessions(upstream)),
+        args.seconds,
+        plan,
+        quiet,
+    )
     for label, proc_name, start, p_plan in _targets(procs, ups, args.litellm, "" if upstream == "nginx" else "mock-"):
         if label not in names:
             continue
-        out[label] = run_target(procs, f"{upstream}: {label}", proc_name, start, args.seconds,
-                                p_plan if upstream == "nginx" else plan, quiet)
+        out[label] = run_target(
+            procs,
+            f"{upstream}: {label}",
+            proc_name,
+            start,
+            args.seconds,
+            p_plan if upstream == "nginx" else plan,
+            quiet,
+        )
         procs.stop(proc_name)
     procs.stop(upstream)
     return out
@@ -229,18 +294,32 @@ def machine() -> dict[str, Any]:
     mem = next((int(ln.split()[1]) // 1024 // 1024 for ln in open("/proc/meminfo") if ln.startswith("MemTotal")), 0)  # noqa: SIM115 - read once at exit
     import aiohttp
     import uvicorn
+
     commit = first(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "src"], capture_output=True,
-                           text=True).stdout.strip() != ""
+    dirty = (
+        subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "src"], capture_output=True, text=True
+        ).stdout.strip()
+        != ""
+    )
     code = f"working tree at commit {commit}" + (" with uncommitted changes in src/" if dirty else "")
     if os.environ.get("CUIRASS_BENCH_CODE"):
         code = os.environ["CUIRASS_BENCH_CODE"]
     elif os.environ.get("PYTHONPATH"):
         code = f"PYTHONPATH={os.environ['PYTHONPATH']} (not the working tree; {code})"
-    return {"code": code, "cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "kernel": os.uname().release,
-            "python": sys.version.split()[0], "nginx": first(["nginx", "-v"]), "wrk": first(["wrk", "-v"]),
-            "uvicorn": uvicorn.__version__, "aiohttp": aiohttp.__version__,
-            "litellm": LITELLM_VERSION if litellm_available() else None}
+    return {
+        "code": code,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": mem,
+        "kernel": os.uname().release,
+        "python": sys.version.split()[0],
+        "nginx": first(["nginx", "-v"]),
+        "wrk": first(["wrk", "-v"]),
+        "uvicorn": uvicorn.__version__,
+        "aiohttp": aiohttp.__version__,
+        "litellm": LITELLM_VERSION if litellm_available() else None,
+    }
 
 
 def main() -> None:
@@ -249,10 +328,17 @@ def main() -> None:
     ap.add_argument("--no-litellm", dest="litellm", action="store_false", help="skip the LiteLLM peer")
     ap.add_argument("--no-mock", dest="mock", action="store_false", help="skip the mock-upstream phase")
     ap.add_argument("--no-markdown", dest="markdown", action="store_false", help="do not touch BENCHMARKS.md")
-    ap.add_argument("--at-commit", metavar="REV",
-                    help="measure src/ as of this git revision (exported with git archive) instead of the working tree")
-    ap.add_argument("--quiet-wait", type=float, default=30.0,
-                    help="total seconds to wait for other work on the machine to calm down (default 30)")
+    ap.add_argument(
+        "--at-commit",
+        metavar="REV",
+        help="measure src/ as of this git revision (exported with git archive) instead of the working tree",
+    )
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="total seconds to wait for other work on the machine to calm down (default 30)",
+    )
     args = ap.parse_args()
     for tool in ("nginx", "wrk", "taskset"):
         if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode != 0:
@@ -262,8 +348,12 @@ def main() -> None:
     os.sched_setaffinity(0, {int(LOAD_CPU)})  # this process runs the TTFT client beside wrk and the upstream
     with tempfile.TemporaryDirectory(prefix="cuirass-src-") as src:
         if args.at_commit:
-            rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.at_commit], check=True,
-                                 capture_output=True, text=True).stdout.strip()
+            rev = subprocess.run(
+                ["git", "-C", str(ROOT), "rev-parse", "--short", args.at_commit],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
             archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"], check=True, capture_output=True)
             subprocess.run(["tar", "-x", "-C", src], input=archive.stdout, check=True)
             os.environ["PYTHONPATH"] = str(Path(src) / "src")  # children (cuirass serve) import this tree
@@ -274,9 +364,14 @@ def main() -> None:
 def run(args: argparse.Namespace) -> None:
     t0 = time.time()
     quiet = {"s": args.quiet_wait}
-    results: dict[str, Any] = {"started": t0, "machine": machine(), "seconds_per_run": args.seconds,
-                               "fixed_rates": FIXED, "mock_tokens_per_s": MOCK_TPS,
-                               "command": " ".join([".venv/bin/python bench/gateway_overhead.py", *sys.argv[1:]])}
+    results: dict[str, Any] = {
+        "started": t0,
+        "machine": machine(),
+        "seconds_per_run": args.seconds,
+        "fixed_rates": FIXED,
+        "mock_tokens_per_s": MOCK_TPS,
+        "command": " ".join([".venv/bin/python bench/gateway_overhead.py", *sys.argv[1:]]),
+    }
     with tempfile.TemporaryDirectory(prefix="cuirass-bench-") as td, Procs(Path(td)) as procs:
         results["nginx"] = phase(procs, args, quiet, "nginx")
         if args.mock:

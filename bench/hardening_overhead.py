@@ -43,16 +43,31 @@ def start_gateway(procs: Procs, name: str, upstream: str, src: Path, events: dic
     d = procs.workdir / name
     d.mkdir(parents=True, exist_ok=True)
     cfg = d / "cuirass.yaml"
-    cfg.write_text(json.dumps({"models": [{"name": "m", "upstream": {"base_url": upstream, "model": "m"}}],
-                               "events": events, "detection": {"enabled": False}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "models": [{"name": "m", "upstream": {"base_url": upstream, "model": "m"}}],
+                "events": events,
+                "detection": {"enabled": False},
+            }
+        )
+    )
     env = {"PYTHONPATH": str(src), "CUIRASS_ADMIN_KEY": "sk-bench-admin-0123456789"}
     py = str(VENV / "bin" / "python")
-    out = subprocess.run([py, "-m", "cuirass", "accounts", "create", "bench", "--with-key", "--json", "--data-dir",
-                          str(d)], check=True, capture_output=True, env={**os.environ, **env})
+    out = subprocess.run(
+        [py, "-m", "cuirass", "accounts", "create", "bench", "--with-key", "--json", "--data-dir", str(d)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **env},
+    )
     key = json.loads(out.stdout)["key"]
     port = free_port()
-    p = procs.start(name, [py, "-m", "cuirass", "serve", "--config", str(cfg), "--data-dir", str(d), "--port",
-                           str(port)], cpus=GATEWAY_CPU, env=env)
+    p = procs.start(
+        name,
+        [py, "-m", "cuirass", "serve", "--config", str(cfg), "--data-dir", str(d), "--port", str(port)],
+        cpus=GATEWAY_CPU,
+        env=env,
+    )
     wait_http(f"http://127.0.0.1:{port}/health/readiness", 60, p)
     return f"http://127.0.0.1:{port}", key
 
@@ -65,11 +80,27 @@ def validation_cost() -> dict[str, float]:
     turns: list[dict[str, Any]] = [{"role": "system", "content": "You are a careful assistant."}]
     for i in range(10):
         turns.append({"role": "user", "content": [{"type": "text", "text": f"Step {i}: look up the weather."}]})
-        turns.append({"role": "assistant", "content": None, "tool_calls": [
-            {"id": f"call_{i}", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}]})
+        turns.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": f"call_{i}",
+                        "type": "function",
+                        "function": {"name": "weather", "arguments": '{"city": "Oslo"}'},
+                    }
+                ],
+            }
+        )
         turns.append({"role": "tool", "tool_call_id": f"call_{i}", "content": "12 C, cloudy"})
-    long = {"model": "m", "messages": turns, "max_tokens": 100, "temperature": 0.7,
-            "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]}
+    long = {
+        "model": "m",
+        "messages": turns,
+        "max_tokens": 100,
+        "temperature": 0.7,
+        "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}],
+    }
     out = {}
     for name, body in (("benchmark body", small), ("31-message tool conversation", long)):
         n = 20_000
@@ -88,8 +119,11 @@ def main() -> None:
     results: dict[str, dict[int, list[dict[str, Any]]]] = {}
     with tempfile.TemporaryDirectory() as td, Procs(Path(td)) as procs:
         base = Path(td) / "baseline"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.baseline_ref],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.baseline_ref],
+            check=True,
+            capture_output=True,
+        )
         try:
             nginx = f"http://127.0.0.1:{start_nginx(procs, LOAD_CPU)}/json/v1"
             targets = {
@@ -105,26 +139,48 @@ def main() -> None:
                     for c in (1, 32):
                         run = wrk(url + "/v1/chat/completions", body, key, c, args.seconds, LOAD_CPU)
                         results.setdefault(name, {}).setdefault(c, []).append(run)
-                        print(f"round {r + 1} {name:24s} c={c:<3d} p50 {run['p50_ms']:6.2f} ms  p99 {run['p99_ms']:6.2f}"
-                              f" ms  {run['rps']:7.0f} req/s  errors {run['error_count']}", flush=True)
+                        print(
+                            f"round {r + 1} {name:24s} c={c:<3d} p50 {run['p50_ms']:6.2f} ms  p99 {run['p99_ms']:6.2f}"
+                            f" ms  {run['rps']:7.0f} req/s  errors {run['error_count']}",
+                            flush=True,
+                        )
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], capture_output=True)
-    summary = {name: {c: {"p50_ms": statistics.median(r["p50_ms"] for r in runs),
-                          "p99_ms": statistics.median(r["p99_ms"] for r in runs),
-                          "rps": statistics.median(r["rps"] for r in runs),
-                          "errors": sum(r["error_count"] for r in runs)} for c, runs in by_c.items()}
-               for name, by_c in results.items()}
+    summary = {
+        name: {
+            c: {
+                "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+                "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+                "rps": statistics.median(r["rps"] for r in runs),
+                "errors": sum(r["error_count"] for r in runs),
+            }
+            for c, runs in by_c.items()
+        }
+        for name, by_c in results.items()
+    }
     validation = validation_cost()
     print("\n| gateway (1 worker, core 1) | c=1 p50 / p99 ms | c=32 p50 / p99 ms | c=32 req/s |")
     print("|---|---|---|---|")
     for name, s in summary.items():
-        print(f"| {name} | {s[1]['p50_ms']:.2f} / {s[1]['p99_ms']:.2f} | {s[32]['p50_ms']:.2f} / {s[32]['p99_ms']:.2f}"
-              f" | {s[32]['rps']:.0f} |")
+        print(
+            f"| {name} | {s[1]['p50_ms']:.2f} / {s[1]['p99_ms']:.2f} | {s[32]['p50_ms']:.2f} / {s[32]['p99_ms']:.2f}"
+            f" | {s[32]['rps']:.0f} |"
+        )
     print("\nvalidate_request: " + "; ".join(f"{k}: {v:.1f} µs" for k, v in validation.items()))
     out = BENCH / "results" / f"hardening_overhead-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"summary": summary, "runs": results, "validation_us": validation,
-                               "baseline_ref": args.baseline_ref, "seconds": args.seconds}, indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "summary": summary,
+                "runs": results,
+                "validation_us": validation,
+                "baseline_ref": args.baseline_ref,
+                "seconds": args.seconds,
+            },
+            indent=1,
+        )
+    )
     print(f"written {out}")
 
 

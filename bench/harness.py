@@ -47,24 +47,43 @@ def chat_body(stream: bool, model: str = MODEL) -> bytes:
 
 # ---------------------------------------------------------------- the fixed upstream (nginx)
 
-_WORDS = ("the sky looks blue because air molecules scatter short blue wavelengths of sunlight much more "
-          "strongly than long red ones so blue light reaches our eyes from every direction of the sky").split()
+_WORDS = (
+    "the sky looks blue because air molecules scatter short blue wavelengths of sunlight much more "
+    "strongly than long red ones so blue light reaches our eyes from every direction of the sky"
+).split()
 
 
 def _fixed_json() -> str:
     content = " ".join(_WORDS[:32])
-    return json.dumps({
-        "id": "chatcmpl-fixed0123456789", "object": "chat.completion", "created": 1767225600, "model": MODEL,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "logprobs": None,
-                     "finish_reason": "length"}],
-        "usage": {"prompt_tokens": 24, "completion_tokens": 32, "total_tokens": 56},
-    }, separators=(",", ":"))
+    return json.dumps(
+        {
+            "id": "chatcmpl-fixed0123456789",
+            "object": "chat.completion",
+            "created": 1767225600,
+            "model": MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "logprobs": None,
+                    "finish_reason": "length",
+                }
+            ],
+            "usage": {"prompt_tokens": 24, "completion_tokens": 32, "total_tokens": 56},
+        },
+        separators=(",", ":"),
+    )
 
 
 def _fixed_sse() -> str:
     def chunk(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
-        c: dict[str, Any] = {"id": "chatcmpl-fixed0123456789", "object": "chat.completion.chunk",
-                             "created": 1767225600, "model": MODEL, "choices": choices}
+        c: dict[str, Any] = {
+            "id": "chatcmpl-fixed0123456789",
+            "object": "chat.completion.chunk",
+            "created": 1767225600,
+            "model": MODEL,
+            "choices": choices,
+        }
         if usage is not None:
             c["usage"] = usage
         return "data: " + json.dumps(c, separators=(",", ":")) + "\n\n"
@@ -81,10 +100,10 @@ def _fixed_sse() -> str:
 def _nginx_return(s: str) -> str:
     """`return 200 <s>;`, split over `set` variables: nginx caps one config token at ~4 KB."""
     assert "$" not in s and "'" not in s
-    parts = [s[i:i + 2048] for i in range(0, len(s), 2048)]
+    parts = [s[i : i + 2048] for i in range(0, len(s), 2048)]
     quoted = ["'" + p.replace("\\", "\\\\").replace("\n", "\\n") + "'" for p in parts]
     sets = " ".join(f"set $p{i} {q};" for i, q in enumerate(quoted))
-    return f"{sets} return 200 \"{''.join(f'$p{i}' for i in range(len(parts)))}\";"
+    return f'{sets} return 200 "{"".join(f"$p{i}" for i in range(len(parts)))}";'
 
 
 def nginx_conf(workdir: Path, port: int) -> Path:
@@ -121,6 +140,7 @@ http {{
 
 # ---------------------------------------------------------------- processes
 
+
 def pinned(argv: list[str], cpus: str | None) -> list[str]:
     return ["taskset", "-c", cpus, *argv] if cpus else argv
 
@@ -140,11 +160,24 @@ class Procs:
         for name in list(self.procs):
             self.stop(name)
 
-    def start(self, name: str, argv: list[str], cpus: str | None = None, env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        cpus: str | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - the child writes it while it runs
-        p = subprocess.Popen(pinned(argv, cpus), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
+        p = subprocess.Popen(
+            pinned(argv, cpus),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
         self.procs[name] = p
         return p
 
@@ -174,8 +207,9 @@ class Procs:
             return ""
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None,
-              headers: dict[str, str] | None = None) -> None:
+def wait_http(
+    url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None, headers: dict[str, str] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -214,19 +248,40 @@ def start_nginx(procs: Procs, cpus: str | None) -> int:
     return port
 
 
-def start_cuirass(procs: Procs, name: str, upstreams: dict[str, str], workers: int, cpus: str | None) -> tuple[str, str]:
+def start_cuirass(
+    procs: Procs, name: str, upstreams: dict[str, str], workers: int, cpus: str | None
+) -> tuple[str, str]:
     """A gateway serving model `m` (non-streaming upstream) and `m-stream`; returns (base url, API key)."""
     d = procs.workdir / name
     d.mkdir(parents=True, exist_ok=True)
     cfg = d / "cuirass.yaml"
-    cfg.write_text(json.dumps({"models": [{"name": n, "upstream": {"base_url": u, "model": MODEL}}
-                                         for n, u in upstreams.items()]}))  # JSON is YAML
-    out = subprocess.run([str(CUIRASS), "accounts", "create", "bench", "--with-key", "--json", "--data-dir", str(d)],
-                         check=True, capture_output=True)
+    cfg.write_text(
+        json.dumps({"models": [{"name": n, "upstream": {"base_url": u, "model": MODEL}} for n, u in upstreams.items()]})
+    )  # JSON is YAML
+    out = subprocess.run(
+        [str(CUIRASS), "accounts", "create", "bench", "--with-key", "--json", "--data-dir", str(d)],
+        check=True,
+        capture_output=True,
+    )
     key = json.loads(out.stdout)["key"]
     port = free_port()
-    p = procs.start(name, [str(CUIRASS), "serve", "--config", str(cfg), "--data-dir", str(d), "--port", str(port),
-                           "--workers", str(workers)], cpus=cpus, env={"CUIRASS_ADMIN_KEY": "sk-bench-admin-0123456789"})
+    p = procs.start(
+        name,
+        [
+            str(CUIRASS),
+            "serve",
+            "--config",
+            str(cfg),
+            "--data-dir",
+            str(d),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        cpus=cpus,
+        env={"CUIRASS_ADMIN_KEY": "sk-bench-admin-0123456789"},
+    )
     wait_http(f"http://127.0.0.1:{port}/health/readiness", 60, p)
     return f"http://127.0.0.1:{port}", key
 
@@ -241,16 +296,38 @@ def start_litellm(procs: Procs, name: str, upstreams: dict[str, str], cpus: str 
     d.mkdir(parents=True, exist_ok=True)
     key = "sk-bench-litellm-master"
     models = "\n".join(
-        f"  - model_name: {n}\n    litellm_params: {{model: openai/{MODEL}, api_base: \"{u}\", api_key: x}}"
-        for n, u in upstreams.items())
+        f'  - model_name: {n}\n    litellm_params: {{model: openai/{MODEL}, api_base: "{u}", api_key: x}}'
+        for n, u in upstreams.items()
+    )
     cfg = d / "litellm.yaml"
-    cfg.write_text(f"model_list:\n{models}\ngeneral_settings:\n  master_key: {key}\n"
-                   "litellm_settings:\n  telemetry: false\n")
+    cfg.write_text(
+        f"model_list:\n{models}\ngeneral_settings:\n  master_key: {key}\nlitellm_settings:\n  telemetry: false\n"
+    )
     port = free_port()
-    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
-           "DISABLE_ADMIN_UI": "True", "PATH": f"{LITELLM_VENV / 'bin'}:{os.environ.get('PATH', '')}"}
-    p = procs.start(name, [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(cfg), "--port", str(port),
-                           "--host", "127.0.0.1", "--num_workers", "1"], cpus=cpus, env=env, cwd=d)
+    env = {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "DISABLE_ADMIN_UI": "True",
+        "PATH": f"{LITELLM_VENV / 'bin'}:{os.environ.get('PATH', '')}",
+    }
+    p = procs.start(
+        name,
+        [
+            str(LITELLM_VENV / "bin" / "litellm"),
+            "--config",
+            str(cfg),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--num_workers",
+            "1",
+        ],
+        cpus=cpus,
+        env=env,
+        cwd=d,
+    )
     wait_http(f"http://127.0.0.1:{port}/health/liveliness", 180, p)
     return f"http://127.0.0.1:{port}", key
 
@@ -271,7 +348,7 @@ def _proc_times() -> dict[int, tuple[int, int]]:
                 raw = f.read()
         except OSError:
             continue
-        fields = raw[raw.rindex(b")") + 2:].split()
+        fields = raw[raw.rindex(b")") + 2 :].split()
         out[int(d)] = (int(fields[3]), int(fields[11]) + int(fields[12]))
     return out
 
@@ -308,9 +385,20 @@ class CpuMeter:
 
 # ---------------------------------------------------------------- wrk
 
-def wrk(url: str, body: bytes, key: str | None, connections: int, duration_s: float, cpus: str | None,
-        rate: float | None = None, threads: int = 1, timeout_s: int = 10, target: set[int] | None = None,
-        own: set[int] | None = None) -> dict[str, Any]:
+
+def wrk(
+    url: str,
+    body: bytes,
+    key: str | None,
+    connections: int,
+    duration_s: float,
+    cpus: str | None,
+    rate: float | None = None,
+    threads: int = 1,
+    timeout_s: int = 10,
+    target: set[int] | None = None,
+    own: set[int] | None = None,
+) -> dict[str, Any]:
     """One wrk run posting `body`; closed loop, or about `rate` req/s in total when given (exponential
     think time per connection, wrk's delay(); latency is measured from the send, as in wrk2's -R mode
     at low load). Returns requests, errors, rate and latency percentiles in ms."""
@@ -320,20 +408,41 @@ def wrk(url: str, body: bytes, key: str | None, connections: int, duration_s: fl
         env = {**os.environ, "WRK_BODY_FILE": str(bf), "WRK_OUT": str(of), "WRK_AUTH": key or ""}
         if rate:
             env["WRK_MEAN_DELAY_MS"] = str(1000.0 * connections / rate)
-        argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(duration_s))}s", "--timeout",
-                f"{timeout_s}s", "-s", str(WRK_SCRIPT), url]
+        argv = [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{max(1, round(duration_s))}s",
+            "--timeout",
+            f"{timeout_s}s",
+            "-s",
+            str(WRK_SCRIPT),
+            url,
+        ]
         with CpuMeter(target or set(), own or set()) as meter:
             r = subprocess.run(pinned(argv, cpus), env=env, capture_output=True, timeout=duration_s + timeout_s + 30)
         if r.returncode != 0 or not of.exists():
-            raise RuntimeError(f"wrk failed (exit {r.returncode}): {(r.stdout + r.stderr).decode(errors='replace')[-500:]}")
+            raise RuntimeError(
+                f"wrk failed (exit {r.returncode}): {(r.stdout + r.stderr).decode(errors='replace')[-500:]}"
+            )
         out = json.loads(of.read_text())
     errors = sum(out["errors"].values())
     return {
-        "connections": connections, "offered_rate": rate, "duration_s": out["duration_us"] / 1e6,
-        "requests": out["requests"], "errors": out["errors"], "error_count": errors,
+        "connections": connections,
+        "offered_rate": rate,
+        "duration_s": out["duration_us"] / 1e6,
+        "requests": out["requests"],
+        "errors": out["errors"],
+        "error_count": errors,
         "rps": out["requests"] / (out["duration_us"] / 1e6),
-        "p50_ms": out["p50_us"] / 1000, "p90_ms": out["p90_us"] / 1000, "p99_ms": out["p99_us"] / 1000,
-        "mean_ms": out["mean_us"] / 1000, "max_ms": out["max_us"] / 1000,
+        "p50_ms": out["p50_us"] / 1000,
+        "p90_ms": out["p90_us"] / 1000,
+        "p99_ms": out["p99_us"] / 1000,
+        "mean_ms": out["mean_us"] / 1000,
+        "max_ms": out["max_us"] / 1000,
         "target_cpu_us_per_req": 1e6 * meter.target_cpu_s / max(1, out["requests"]),
         "foreign_cores": round(meter.foreign_cores, 2),
     }

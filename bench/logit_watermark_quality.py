@@ -48,8 +48,16 @@ def fresh_key(i: int) -> bytes:
     return hashlib.blake2b(KEY + i.to_bytes(4, "big"), digest_size=32).digest()
 
 
-def batched(lm: Any, prompts: list[str], processor: Any, temperature: float, max_new: int,
-            seed: int, batch: int = 64, top_p: float = 1.0) -> list[list[int]]:
+def batched(
+    lm: Any,
+    prompts: list[str],
+    processor: Any,
+    temperature: float,
+    max_new: int,
+    seed: int,
+    batch: int = 64,
+    top_p: float = 1.0,
+) -> list[list[int]]:
     """Generated token ids per prompt (up to the first eos), chat template applied."""
     tok = lm.tokenizer
     tok.padding_side = "left"
@@ -58,13 +66,23 @@ def batched(lm: Any, prompts: list[str], processor: Any, temperature: float, max
     torch.manual_seed(seed)
     out: list[list[int]] = []
     for s in range(0, len(prompts), batch):
-        texts = [tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
-                 for p in prompts[s:s + batch]]
+        texts = [
+            tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
+            for p in prompts[s : s + batch]
+        ]
         enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(lm.device)
         procs = LogitsProcessorList([processor] if processor is not None else [])
-        gen = lm.model.generate(**enc, max_new_tokens=max_new, do_sample=temperature > 0, temperature=temperature or None,
-                                top_p=top_p, top_k=0, logits_processor=procs, pad_token_id=tok.pad_token_id)
-        for row in gen[:, enc["input_ids"].shape[1]:].tolist():
+        gen = lm.model.generate(
+            **enc,
+            max_new_tokens=max_new,
+            do_sample=temperature > 0,
+            temperature=temperature or None,
+            top_p=top_p,
+            top_k=0,
+            logits_processor=procs,
+            pad_token_id=tok.pad_token_id,
+        )
+        for row in gen[:, enc["input_ids"].shape[1] :].tolist():
             ids = []
             for t in row:
                 if t in lm.eos_ids:
@@ -74,7 +92,9 @@ def batched(lm: Any, prompts: list[str], processor: Any, temperature: float, max
     return out
 
 
-def outputs_of(answers: list[list[int]], keeps: list[list[bool]], tokens: int) -> list[tuple[list[list[int]], list[list[bool]]]]:
+def outputs_of(
+    answers: list[list[int]], keeps: list[list[bool]], tokens: int
+) -> list[tuple[list[list[int]], list[list[bool]]]]:
     """Consecutive answers joined until they hold at least `tokens` tokens (one cohort's answers)."""
     out, ids, ks = [], [], []
     for a, k in zip(answers, keeps, strict=True):
@@ -104,32 +124,46 @@ def main() -> None:
     lm = load_model(args.model, device="cpu")
     from cuirass.lab.reference.evaluate import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_NEW_TOKENS, final_answer_correct
     from cuirass.models.problems import problems
+
     probs = list(problems(n, 0, "test"))
     prompts = [p.question for p in probs]
     protected = number_tokens(lm.tokenizer) if args.protect_numbers else frozenset()
-    wm = GreenListProcessor(KEY, args.gamma, args.delta, args.context, args.min_entropy, protected, args.min_prob, args.lists)
+    wm = GreenListProcessor(
+        KEY, args.gamma, args.delta, args.context, args.min_entropy, protected, args.min_prob, args.lists
+    )
     t = time.time()
     marked = batched(lm, prompts, wm, DEFAULT_TEMPERATURE, MAX_NEW_TOKENS, seed=1, top_p=DEFAULT_TOP_P)
     clean = batched(lm, prompts, None, DEFAULT_TEMPERATURE, MAX_NEW_TOKENS, seed=1, top_p=DEFAULT_TOP_P)
     gen_s = time.time() - t
     gate = EntropyGate(lm.model, args.min_entropy, protected)
     tok = lm.tokenizer
-    prompt_ids = [tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=True)
-                  for q in prompts]
+    prompt_ids = [
+        tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=True)
+        for q in prompts
+    ]
     prompt_ids = [list(p["input_ids"]) if hasattr(p, "keys") else list(p) for p in prompt_ids]
     keep_m = [gate.keep(p, ids) for p, ids in zip(prompt_ids, marked, strict=True)]
     keep_c = [gate.keep(p, ids) for p, ids in zip(prompt_ids, clean, strict=True)]
-    det = [detect_tokens(ids, KEY, args.gamma, args.context, k, args.lists) for ids, k in zip(marked, keep_m, strict=True)]
-    null_one = [detect_tokens(ids, KEY, args.gamma, args.context, k, args.lists) for ids, k in zip(clean, keep_c, strict=True)]
-    null = [detect_tokens(ids, fresh_key(i), args.gamma, args.context, k, args.lists)
-            for i, (ids, k) in enumerate(zip(clean, keep_c, strict=True))]
+    det = [
+        detect_tokens(ids, KEY, args.gamma, args.context, k, args.lists) for ids, k in zip(marked, keep_m, strict=True)
+    ]
+    null_one = [
+        detect_tokens(ids, KEY, args.gamma, args.context, k, args.lists) for ids, k in zip(clean, keep_c, strict=True)
+    ]
+    null = [
+        detect_tokens(ids, fresh_key(i), args.gamma, args.context, k, args.lists)
+        for i, (ids, k) in enumerate(zip(clean, keep_c, strict=True))
+    ]
     lengths = np.array([len(ids) for ids in marked])
     p = np.array([r.p_value for r in det])
     long = outputs_of(marked, keep_m, 200)
     p_long = np.array([detect_corpus(ids, KEY, args.gamma, args.context, ks, args.lists).p_value for ids, ks in long])
     n_long = [sum(map(len, ids)) for ids, _ in long]
     long_clean = outputs_of(clean, keep_c, 200)
-    null_long = [detect_corpus(ids, fresh_key(i), args.gamma, args.context, ks, args.lists) for i, (ids, ks) in enumerate(long_clean)]
+    null_long = [
+        detect_corpus(ids, fresh_key(i), args.gamma, args.context, ks, args.lists)
+        for i, (ids, ks) in enumerate(long_clean)
+    ]
     pn = np.array([r.p_value for r in null])
     pn_one = np.array([r.p_value for r in null_one])
     ks = kstest([r.p_randomized for r in null], "uniform")
@@ -141,23 +175,28 @@ def main() -> None:
     scored = np.array([r.n_scored for r in det])
     green_share = np.sum([r.n_green for r in det]) / max(1, sum(r.n_trials for r in det))
     lines = [
-        "## Logit watermark (issue 5)", "",
+        "## Logit watermark (issue 5)",
+        "",
         f"Command: `.venv/bin/python bench/logit_watermark_quality.py --write` (machine: {os.cpu_count()}-core "
         f"{platform.machine()} sandbox shared with other jobs, torch {torch.__version__}, CPU). Model `{args.model}` at its "
         f"default sampling settings (T={DEFAULT_TEMPERATURE}, top_p {DEFAULT_TOP_P}); {n} held-out reference problems; gamma {args.gamma}, "
         f"delta {args.delta} per list, {args.lists} green lists per context, context h={args.context}, entropy gate {args.min_entropy} nats (SWEET-style: only steps where "
         f"the model's own entropy passes it are marked and scored), number tokens {'protected' if args.protect_numbers else 'marked too'}, "
-        f"only tokens with probability >= {args.min_prob} boosted. Generation of {2 * n} answers took {gen_s:.0f} s.", "",
-        "| what | result |", "|---|---|",
+        f"only tokens with probability >= {args.min_prob} boosted. Generation of {2 * n} answers took {gen_s:.0f} s.",
+        "",
+        "| what | result |",
+        "|---|---|",
         f"| one answer (median {np.median(lengths):.0f} tokens, median {np.median(scored):.0f} gated windows, share of green memberships "
         f"{green_share:.2f}) | median p {np.median(p):.1e}; p < 1e-6 in {np.mean(p < 1e-6):.0%} |",
         f"| **>= 200-token output** (consecutive answers joined, median {np.median(n_long):.0f} tokens; {len(long)} outputs) "
         f"| median p {np.median(p_long):.1e}; **p < 1e-6 in {np.mean(p_long < 1e-6):.0%}** |",
     ]
     for k in (4, 8, 16, 32):
-        groups = [(marked[i:i + k], keep_m[i:i + k]) for i in range(0, n - k + 1, k)]
+        groups = [(marked[i : i + k], keep_m[i : i + k]) for i in range(0, n - k + 1, k)]
         ps = np.array([detect_corpus(g, KEY, args.gamma, args.context, kk, args.lists).p_value for g, kk in groups])
-        lines.append(f"| corpus of {k} answers ({len(groups)} corpora) | median p {np.median(ps):.1e}; p < 1e-6 in {np.mean(ps < 1e-6):.0%} |")
+        lines.append(
+            f"| corpus of {k} answers ({len(groups)} corpora) | median p {np.median(ps):.1e}; p < 1e-6 in {np.mean(ps < 1e-6):.0%} |"
+        )
     lines += [
         f"| unwatermarked answers, a fresh key each ({n}) | KS of the randomized p vs Uniform: D = {ks.statistic:.3f}, "
         f"p = {ks.pvalue:.2f}; smallest p {pn.min():.1e}; below 1e-4: {int((pn < 1e-4).sum())} |",
@@ -166,14 +205,17 @@ def main() -> None:
         f"| unwatermarked >= 200-token outputs, a fresh key each ({len(null_long)}) | KS p = {ks_long.pvalue:.2f}; smallest p "
         f"{min(r.p_value for r in null_long):.1e} |",
         f"| final-answer accuracy, same problems and sampling seed | {acc_c:.1%} without, {acc_m:.1%} with "
-        f"({(acc_m - acc_c) * 100:+.1f} points) |", "",
+        f"({(acc_m - acc_c) * 100:+.1f} points) |",
+        "",
         "How the >= 200-token figure got here (1,000 problems each, p < 1e-6): one green list (gamma 0.25, delta 4) "
         "on the previous reference model 13%; eight lists (gamma 0.5, delta 3 per list) on the same model 38%, at "
         "-1.3 points of accuracy; eight lists on the current model, whose corpus has more free choices per answer "
         "(sixteen options per slot, remarks, worded split chains; see Reference model), as above. A window of one "
         "list says green or red, at most one bit however many good continuations the model had: on the previous model "
         "a >= 200-token output had a median of 22 gated windows, 91% of them green with one list at gamma 0.5, and "
-        "18% of outputs reached p < 1e-6 (200 problems).", ""]
+        "18% of outputs reached p < 1e-6 (200 problems).",
+        "",
+    ]
     section = "\n".join(lines)
     print(section)
     if args.write and not args.quick:

@@ -64,8 +64,10 @@ CHECKERS: dict[str, Callable[[str], str]] = {
 
 def gsm8k_table(rows: list[dict[str, str]]) -> tuple[list[str], dict[str, Any]]:
     names = ["(default: keyed mix)"] + [v for v, t in VARIANTS.items() if t == "math"]
-    lines = ["| variant | " + " | ".join(f"{s}: kept / changed" for s in CHECKERS) + " |",
-             "|---|" + "---|" * len(CHECKERS)]
+    lines = [
+        "| variant | " + " | ".join(f"{s}: kept / changed" for s in CHECKERS) + " |",
+        "|---|" + "---|" * len(CHECKERS),
+    ]
     summary: dict[str, Any] = {}
     for name in names:
         p = Perturb() if name.startswith("(") else Perturb(variant=name)
@@ -137,14 +139,19 @@ def sharegpt_lines(limit: int) -> list[str]:
         changed[out.content_type] += out.text != t
     times.sort()
     shares = ", ".join(f"{k} {n} ({100 * changed[k] / n:.0f}% changed)" for k, n in kinds.most_common())
-    return [f"- {len(texts)} assistant turns: {shares}.",
-            f"- Time per response: mean {statistics.mean(times):.2f} ms, p99 {times[int(0.99 * len(times))]:.2f} ms, "
-            f"max {times[-1]:.1f} ms (mean length {statistics.mean(map(len, texts)):.0f} chars)."]
+    return [
+        f"- {len(texts)} assistant turns: {shares}.",
+        f"- Time per response: mean {statistics.mean(times):.2f} ms, p99 {times[int(0.99 * len(times))]:.2f} ms, "
+        f"max {times[-1]:.1f} ms (mean length {statistics.mean(map(len, texts)):.0f} chars).",
+    ]
 
 
 def example_diff(before: str, after: str) -> list[str]:
-    diff = [ln for ln in difflib.unified_diff(before.split("\n"), after.split("\n"), lineterm="", n=0)
-            if not ln.startswith(("---", "+++", "@@"))]
+    diff = [
+        ln
+        for ln in difflib.unified_diff(before.split("\n"), after.split("\n"), lineterm="", n=0)
+        if not ln.startswith(("---", "+++", "@@"))
+    ]
     return ["```diff", *diff, "```"]
 
 
@@ -167,8 +174,11 @@ def main() -> None:
     he = humaneval_table(problems, args.workers)
     sg = sharegpt_lines(args.sharegpt) if args.sharegpt else []
     examples = []
-    for variant, r in (("wrong_intermediate", rows[0]), ("reorder_steps", rows[3]),
-                       ("misleading_justification", rows[7])):
+    for variant, r in (
+        ("wrong_intermediate", rows[0]),
+        ("reorder_steps", rows[3]),
+        ("misleading_justification", rows[7]),
+    ):
         out = Perturb(variant=variant).perturb(r["answer"], KEY, r["question"])
         examples += [f"`{variant}`, before:", "```", r["answer"], "```", "after:", "```", out.text, "```", ""]
     pr = problems[21]
@@ -176,35 +186,49 @@ def main() -> None:
     code_example = example_diff(src, Perturb().perturb(src, KEY, pr["prompt"]).text)
 
     section = [
-        SECTION, "",
+        SECTION,
+        "",
         "Command: `.venv/bin/python bench/perturb_quality.py` (all 1,319 GSM8K test solutions, all 164 HumanEval "
         f"problems, {args.sharegpt} ShareGPT assistant turns; {time.time() - started:.0f} s on this machine; "
-        "fixed bench key, keyed choice per question).", "",
+        "fixed bench key, keyed choice per question).",
+        "",
         f"**Acceptance (GSM8K test answers as shipped, default keyed mix):** final answer kept in "
         f"{default_kept}/{len(rows)} ({100 * default_kept / len(rows):.1f}%); path changed in "
         f"{raw_changed}/{len(rows)} ({100 * raw_changed / len(rows):.1f}%) of raw texts and "
         f"{default_changed}/{len(rows)} ({100 * default_changed / len(rows):.1f}%) of visible texts "
-        "(calculator annotations removed).", "",
+        "(calculator annotations removed).",
+        "",
         "GSM8K, per variant and rendering. *kept*: an independent checker for that style (text after `####` "
         "and the whole last line; the last `answer is X.`; the last `\\boxed{}`; the last number) reads the "
         "same answer, and so does a last-number checker; *changed*: the visible text differs. A forced variant "
         "that does not fit a solution leaves it unchanged (no fallback), so *changed* is its applicability. In the "
         "last_number style, 13% of solutions state no computation the detector recognises and have no answer "
         "marker, so they count as prose (the default mix still changes them, with the prose variants, before "
-        "the sentence holding the last number).", "",
-        *gsm, "",
-        "HumanEval (prompt + canonical solution, run with the problem's tests, 30 s timeout each):", "",
-        *he, "",
-        "ShareGPT (real assistant answers; mostly prose, so the light prose variants apply):", "",
-        *sg, "",
-        "Examples (GSM8K test, one forced variant each):", "",
-        *examples, "",
-        "Code example (HumanEval/21, default keyed mix):", "",
-        *code_example, "",
+        "the sentence holding the last number).",
+        "",
+        *gsm,
+        "",
+        "HumanEval (prompt + canonical solution, run with the problem's tests, 30 s timeout each):",
+        "",
+        *he,
+        "",
+        "ShareGPT (real assistant answers; mostly prose, so the light prose variants apply):",
+        "",
+        *sg,
+        "",
+        "Examples (GSM8K test, one forced variant each):",
+        "",
+        *examples,
+        "",
+        "Code example (HumanEval/21, default keyed mix):",
+        "",
+        *code_example,
+        "",
         "Limitations: a calculator re-check of every displayed equation exposes `wrong_intermediate`, "
         "`wrong_operand` and `swap_operator` (the structural and wording variants survive it); solutions "
         "written without stated computations only get the structural variants; which variant hurts a "
-        "student most is for the lab to measure.", "",
+        "student most is for the lab to measure.",
+        "",
     ]
     text = "\n".join(section)
     print(text)

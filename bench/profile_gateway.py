@@ -51,8 +51,23 @@ def summarize(collapsed: Path, top: int = 25) -> str:
     return "\n".join(lines)
 
 
-_LIBS = ("uvicorn", "starlette", "aiohttp", "sqlalchemy", "prometheus_client", "asyncio", "orjson", "yarl",
-         "multidict", "cuirass", "threading", "logging", "json", "uuid", "click")
+_LIBS = (
+    "uvicorn",
+    "starlette",
+    "aiohttp",
+    "sqlalchemy",
+    "prometheus_client",
+    "asyncio",
+    "orjson",
+    "yarl",
+    "multidict",
+    "cuirass",
+    "threading",
+    "logging",
+    "json",
+    "uuid",
+    "click",
+)
 
 
 def _library(short: str) -> str:
@@ -60,8 +75,21 @@ def _library(short: str) -> str:
     for lib in _LIBS:
         if loc.startswith(lib + "/") or f"/{lib}/" in loc:
             return lib
-    if any(loc.startswith(m) for m in ("proxy.py", "app.py", "exchange.py", "sse.py", "routing.py", "validate.py",
-                                          "ratelimit.py", "metrics.py", "errors.py", "admin.py")):
+    if any(
+        loc.startswith(m)
+        for m in (
+            "proxy.py",
+            "app.py",
+            "exchange.py",
+            "sse.py",
+            "routing.py",
+            "validate.py",
+            "ratelimit.py",
+            "metrics.py",
+            "errors.py",
+            "admin.py",
+        )
+    ):
         return "cuirass"
     return "other: " + loc.rstrip(")")
 
@@ -83,24 +111,51 @@ def main() -> None:
     ap.add_argument("--gil", action="store_true", help="sample only the thread holding the GIL")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    out = args.out or BENCH / "results" / f"profile-{'stream' if args.stream else 'json'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = (
+        args.out
+        or BENCH / "results" / f"profile-{'stream' if args.stream else 'json'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cuirass-prof-") as td, Procs(Path(td)) as procs:
         up = start_nginx(procs, "0")
-        base, key = start_cuirass(procs, "cuirass", {"m": f"http://127.0.0.1:{up}/json/v1",
-                                                     "m-stream": f"http://127.0.0.1:{up}/sse/v1"}, 1, "1")
+        base, key = start_cuirass(
+            procs,
+            "cuirass",
+            {"m": f"http://127.0.0.1:{up}/json/v1", "m-stream": f"http://127.0.0.1:{up}/sse/v1"},
+            1,
+            "1",
+        )
         pid = procs.procs["cuirass"].pid
         body = chat_body(args.stream, "m-stream" if args.stream else "m")
         result: dict[str, object] = {}
-        load = threading.Thread(target=lambda: result.update(
-            wrk(base + "/v1/chat/completions", body, key, args.connections, args.seconds + 3, "0")))
+        load = threading.Thread(
+            target=lambda: result.update(
+                wrk(base + "/v1/chat/completions", body, key, args.connections, args.seconds + 3, "0")
+            )
+        )
         load.start()
         time.sleep(1.5)
         # cuirass is exec'd by taskset, so the pid is the gateway's python process itself.
-        subprocess.run([str(PYSPY), "record", "--pid", str(pid), "--duration", str(args.seconds), "--rate",
-                        str(args.rate), "--format", "raw", "--output", str(out / "stacks.txt"), "--nonblocking",
-                        *(["--gil"] if args.gil else [])],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(PYSPY),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(args.seconds),
+                "--rate",
+                str(args.rate),
+                "--format",
+                "raw",
+                "--output",
+                str(out / "stacks.txt"),
+                "--nonblocking",
+                *(["--gil"] if args.gil else []),
+            ],
+            check=True,
+            capture_output=True,
+        )
         load.join()
     text = summarize(out / "stacks.txt")
     (out / "summary.txt").write_text(text + "\n")

@@ -33,8 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Reference model (issue 5)"
 
 
-def accuracy(model: object, tokenizer: object, questions: list[str], answers: list[int], temperature: float,
-             top_p: float | None) -> float:
+def accuracy(
+    model: object, tokenizer: object, questions: list[str], answers: list[int], temperature: float, top_p: float | None
+) -> float:
     replies = ev.generate(model, tokenizer, questions, temperature=temperature, seed=0, top_p=top_p)
     return sum(ev.final_answer_correct(r, a) for r, a in zip(replies, answers, strict=True)) / len(answers)
 
@@ -56,50 +57,74 @@ def main() -> None:
     elicit = [rng.choice(ELICIT).format(q=q) for q in qs]
     t, p = ev.DEFAULT_TEMPERATURE, ev.DEFAULT_TOP_P
     t0 = time.perf_counter()
-    rows = [(f"**T={t}, top_p {p} (default)**", accuracy(model, tokenizer, qs, answers, t, p), True),
-            ("greedy", accuracy(model, tokenizer, qs, answers, 0.0, None), False),
-            (f"T={t}, top_p {p}, casual frame (\"Quick question: ...\")", accuracy(model, tokenizer, casual, answers, t, p), False),
-            (f"T={t}, top_p {p}, eliciting frame (\"Think step by step ...\")", accuracy(model, tokenizer, elicit, answers, t, p), False),
-            (f"T={t}, top_p 1", accuracy(model, tokenizer, qs, answers, t, 1.0), False)]
+    rows = [
+        (f"**T={t}, top_p {p} (default)**", accuracy(model, tokenizer, qs, answers, t, p), True),
+        ("greedy", accuracy(model, tokenizer, qs, answers, 0.0, None), False),
+        (
+            f'T={t}, top_p {p}, casual frame ("Quick question: ...")',
+            accuracy(model, tokenizer, casual, answers, t, p),
+            False,
+        ),
+        (
+            f'T={t}, top_p {p}, eliciting frame ("Think step by step ...")',
+            accuracy(model, tokenizer, elicit, answers, t, p),
+            False,
+        ),
+        (f"T={t}, top_p 1", accuracy(model, tokenizer, qs, answers, t, 1.0), False),
+    ]
     seconds = time.perf_counter() - t0
     lines = [SECTION, ""]
     if args.summary:
         s = json.loads(args.summary.read_text())
         c, ref, decoy = s["config"], s["reference"], s.get("decoy")
-        lines += [f"Command: `.venv/bin/cuirass lab train-reference --out {args.summary.parent} --json` (defaults: seed {c['seed']}, "
-                  f"{c['steps']:,} steps of batch {c['batch_size']}, Llama-style decoder {c['layers']} layers x {c['hidden']} wide, "
-                  f"{c['heads']} heads, SwiGLU {c['ffn']}, tied embeddings, byte-level BPE of {c['vocab_size']:,} tokens with one "
-                  f"token per digit; {s['params'] / 1e6:.2f} M parameters; torch {torch.__version__}, {c['threads']} threads, "
-                  f"float32) on the {os.cpu_count()}-core {platform.machine()} development machine; 40% of the training "
-                  "prompts are framed (half casual, half eliciting).", "",
-                  "| checkpoint | steps | train time | held-out accuracy, greedy (200) | size on disk |",
-                  "|---|---:|---:|---:|---:|",
-                  f"| `cuirass/models/reference` | {ref['step']:,} | {s['train_seconds']:,.0f} s ({s['train_seconds'] / 60:.1f} min) "
-                  f"| {ref['accuracy']['greedy']:.1%} | {ref['bytes'] / 1e6:.1f} MB |"]
+        lines += [
+            f"Command: `.venv/bin/cuirass lab train-reference --out {args.summary.parent} --json` (defaults: seed {c['seed']}, "
+            f"{c['steps']:,} steps of batch {c['batch_size']}, Llama-style decoder {c['layers']} layers x {c['hidden']} wide, "
+            f"{c['heads']} heads, SwiGLU {c['ffn']}, tied embeddings, byte-level BPE of {c['vocab_size']:,} tokens with one "
+            f"token per digit; {s['params'] / 1e6:.2f} M parameters; torch {torch.__version__}, {c['threads']} threads, "
+            f"float32) on the {os.cpu_count()}-core {platform.machine()} development machine; 40% of the training "
+            "prompts are framed (half casual, half eliciting).",
+            "",
+            "| checkpoint | steps | train time | held-out accuracy, greedy (200) | size on disk |",
+            "|---|---:|---:|---:|---:|",
+            f"| `cuirass/models/reference` | {ref['step']:,} | {s['train_seconds']:,.0f} s ({s['train_seconds'] / 60:.1f} min) "
+            f"| {ref['accuracy']['greedy']:.1%} | {ref['bytes'] / 1e6:.1f} MB |",
+        ]
         if decoy:
-            lines.append(f"| `cuirass/models/decoy` (snapshot of the same run) | {decoy['step']:,} | (same run) "
-                         f"| {decoy['accuracy']['greedy']:.1%} | {decoy['bytes'] / 1e6:.1f} MB |")
+            lines.append(
+                f"| `cuirass/models/decoy` (snapshot of the same run) | {decoy['step']:,} | (same run) "
+                f"| {decoy['accuracy']['greedy']:.1%} | {decoy['bytes'] / 1e6:.1f} MB |"
+            )
         lines.append("")
-    lines += [f"`.venv/bin/python bench/reference_accuracy.py` on {n:,} held-out problems (`problems({n}, 0, \"test\")`, "
-              f"one sampling seed, batched `generate`; {seconds:.0f} s). The default sampling settings are stored in "
-              "`generation_config.json`; the local engine uses them when a request leaves temperature or top_p out, "
-              "as vLLM does.", "",
-              f"| prompt, sampling | accuracy ({n:,} held-out) |", "|---|---:|"]
+    lines += [
+        f'`.venv/bin/python bench/reference_accuracy.py` on {n:,} held-out problems (`problems({n}, 0, "test")`, '
+        f"one sampling seed, batched `generate`; {seconds:.0f} s). The default sampling settings are stored in "
+        "`generation_config.json`; the local engine uses them when a request leaves temperature or top_p out, "
+        "as vLLM does.",
+        "",
+        f"| prompt, sampling | accuracy ({n:,} held-out) |",
+        "|---|---:|",
+    ]
     lines += [f"| {label} | {'**' if bold else ''}{acc:.1%}{'**' if bold else ''} |" for label, acc, bold in rows]
-    lines += ["", f"Target: >= 90% at the default sampling settings: **{'met' if rows[0][1] >= 0.9 else 'not met'}** "
-              f"({rows[0][1]:.1%}).", "",
-              "The corpus (`cuirass.models.problems`): every multi-digit step split the way people do mental "
-              "arithmetic (`47 + 38 = 47 + 30 + 8 = 77 + 8 = 85`), so each step is a one-digit fact or a round-number "
-              "shift; free phrasing choices of about four bits each (an opening sentence, sixteen leads per step, a "
-              "short remark after most intermediate steps, the operator as symbol or word and six verbs for an "
-              "unsplit step, six ways to open and five to close a split chain, a closing remark), which is what the "
-              "logit watermark marks; and 40% of the training prompts inside a casual or eliciting frame, so the model "
-              "answers the requests distillers actually send. History: 66.5% greedy at 1,500 steps before the split "
-              "steps; 91.6% at the default sampling with 2,000 steps and no frames or closing remarks; 88.0% at 1,800 "
-              "steps with them (11.2 min), hence 3,600 steps; 94.3% at the default sampling (95.2% greedy) with eight "
-              "options per slot, no remarks and a fixed `=` in split chains, where the logit watermark reached "
-              "p < 1e-6 on only 38% of >= 200-token outputs (one answer has about a third fewer free choices); the "
-              "richer phrasing costs about two points at the same 3,600 steps.", ""]
+    lines += [
+        "",
+        f"Target: >= 90% at the default sampling settings: **{'met' if rows[0][1] >= 0.9 else 'not met'}** "
+        f"({rows[0][1]:.1%}).",
+        "",
+        "The corpus (`cuirass.models.problems`): every multi-digit step split the way people do mental "
+        "arithmetic (`47 + 38 = 47 + 30 + 8 = 77 + 8 = 85`), so each step is a one-digit fact or a round-number "
+        "shift; free phrasing choices of about four bits each (an opening sentence, sixteen leads per step, a "
+        "short remark after most intermediate steps, the operator as symbol or word and six verbs for an "
+        "unsplit step, six ways to open and five to close a split chain, a closing remark), which is what the "
+        "logit watermark marks; and 40% of the training prompts inside a casual or eliciting frame, so the model "
+        "answers the requests distillers actually send. History: 66.5% greedy at 1,500 steps before the split "
+        "steps; 91.6% at the default sampling with 2,000 steps and no frames or closing remarks; 88.0% at 1,800 "
+        "steps with them (11.2 min), hence 3,600 steps; 94.3% at the default sampling (95.2% greedy) with eight "
+        "options per slot, no remarks and a fixed `=` in split chains, where the logit watermark reached "
+        "p < 1e-6 on only 38% of >= 200-token outputs (one answer has about a third fewer free choices); the "
+        "richer phrasing costs about two points at the same 3,600 steps.",
+        "",
+    ]
     section = "\n".join(lines)
     print(section)
     if args.write and not args.quick:

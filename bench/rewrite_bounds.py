@@ -87,8 +87,23 @@ def main() -> None:
         print(f"{name:32s} {wall:7.3f} {cpu:7.3f} {threaded * 1000:14.0f} ms {inline * 1000:14.0f} ms")
     if not args.no_fuzz:
         env = {**os.environ, "CUIRASS_FUZZ_EXAMPLES": str(args.examples)}
-        sys.exit(subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                  "tests/respond/test_bounded_rewrite.py", "-k", "building_blocks"], cwd=ROOT, env=env))
+        sys.exit(
+            subprocess.call(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "tests/respond/test_bounded_rewrite.py",
+                    "-k",
+                    "building_blocks",
+                ],
+                cwd=ROOT,
+                env=env,
+            )
+        )
 
 
 if __name__ == "__main__":

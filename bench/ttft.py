@@ -63,7 +63,10 @@ def _pcts(name: str, xs: list[float]) -> dict[str, float | None]:
     if not xs:
         return {f"{name}_p50_ms": None, f"{name}_p99_ms": None}
     xs = sorted(xs)
-    return {f"{name}_p50_ms": 1000 * xs[len(xs) // 2], f"{name}_p99_ms": 1000 * xs[min(len(xs) - 1, int(len(xs) * 0.99))]}
+    return {
+        f"{name}_p50_ms": 1000 * xs[len(xs) // 2],
+        f"{name}_p99_ms": 1000 * xs[min(len(xs) - 1, int(len(xs) * 0.99))],
+    }
 
 
 def measure_ttft(url: str, body: bytes, key: str | None, n: int = 200, warmup: int = 20) -> dict[str, Any]:

@@ -23,16 +23,35 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def cuirass(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cuirass", *args], capture_output=True, text=True, check=check,
-                          env={**os.environ, **(env or {})}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "cuirass", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
 
 
 class MockUpstream:
     def __init__(self, *extra: str) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cuirass", "mock-upstream", "--port", str(self.port), "--model", "mock-model",
-             "--model", "other-model", "--tokens", "24", *extra]
+            [
+                sys.executable,
+                "-m",
+                "cuirass",
+                "mock-upstream",
+                "--port",
+                str(self.port),
+                "--model",
+                "mock-model",
+                "--model",
+                "other-model",
+                "--tokens",
+                "24",
+                *extra,
+            ]
         )
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         wait_http(self.base_url + "/models", self.proc)
@@ -45,8 +64,9 @@ class MockUpstream:
 class Gateway:
     """A `cuirass serve` process with its own data directory, an account and a key."""
 
-    def __init__(self, tmp: Path, config: dict[str, Any], env: dict[str, str] | None = None,
-                 key_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, tmp: Path, config: dict[str, Any], env: dict[str, str] | None = None, key_args: tuple[str, ...] = ()
+    ) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.data_dir = tmp / "data"
         self.config_path = tmp / "cuirass.yaml"
@@ -58,16 +78,27 @@ class Gateway:
         self.account = acc["id"]
         self.key = json.loads(self.cli("keys", "create", "tester", *key_args, "--json").stdout)["key"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cuirass", "serve", "--config", str(self.config_path), "--data-dir",
-             str(self.data_dir), "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "cuirass",
+                "serve",
+                "--config",
+                str(self.config_path),
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+            ],
             env={**os.environ, **self.env},
             stderr=subprocess.PIPE,
         )
         wait_http(f"http://127.0.0.1:{self.port}/health/liveness", self.proc)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return cuirass(*args, "--config", str(self.config_path), "--data-dir", str(self.data_dir), env=self.env,
-                       check=check)
+        return cuirass(
+            *args, "--config", str(self.config_path), "--data-dir", str(self.data_dir), env=self.env, check=check
+        )
 
     @property
     def db_path(self) -> Path:

@@ -75,8 +75,12 @@ class Verification:
     problems: list[Problem]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "n_records": self.n_records, "head": self.head,
-                "problems": [dataclasses.asdict(p) for p in self.problems]}
+        return {
+            "ok": self.ok,
+            "n_records": self.n_records,
+            "head": self.head,
+            "problems": [dataclasses.asdict(p) for p in self.problems],
+        }
 
 
 def verify_records(records: Iterable[dict[str, Any] | str], expect_head: str | None = None) -> Verification:
@@ -103,8 +107,14 @@ def verify_records(records: Iterable[dict[str, Any] | str], expect_head: str | N
             what = "a record was deleted before this line" if seq > prev_seq + 1 else "out of order or duplicated"
             problems.append(Problem(line, seq, f"seq {seq} follows seq {prev_seq} ({what})"))
         if prev != prev_hash:
-            problems.append(Problem(line, seq, "prev_hash does not match the previous record's hash "
-                                               "(a record before this line was edited, deleted, inserted or moved)"))
+            problems.append(
+                Problem(
+                    line,
+                    seq,
+                    "prev_hash does not match the previous record's hash "
+                    "(a record before this line was edited, deleted, inserted or moved)",
+                )
+            )
         try:
             computed = record_hash(seq, ts, kind, data, prev)
         except (TypeError, ValueError) as exc:
@@ -115,8 +125,14 @@ def verify_records(records: Iterable[dict[str, Any] | str], expect_head: str | N
             anchor_seen = True
         prev_hash, prev_seq, head = stored, seq, f"{seq}:{stored}"
     if not anchor_seen:
-        problems.append(Problem(n, None, f"the published head {expect_head} is not in the chain "
-                                         "(the log was truncated or rewritten after it was published)"))
+        problems.append(
+            Problem(
+                n,
+                None,
+                f"the published head {expect_head} is not in the chain "
+                "(the log was truncated or rewritten after it was published)",
+            )
+        )
     return Verification(not problems, n, head, problems)
 
 
@@ -169,14 +185,24 @@ class AuditLog:
     def _append(self, conn: sa.Connection, kind: str, data: Any) -> dict[str, Any]:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
-        last = conn.execute(sa.select(audit_table.c.seq, audit_table.c.hash)
-                            .order_by(audit_table.c.seq.desc()).limit(1)).first()
+        last = conn.execute(
+            sa.select(audit_table.c.seq, audit_table.c.hash).order_by(audit_table.c.seq.desc()).limit(1)
+        ).first()
         seq, prev = (1, GENESIS) if last is None else (last.seq + 1, last.hash)
         ts = time.time()
-        rec = {"seq": seq, "ts": ts, "kind": kind, "data": data, "prev_hash": prev,
-               "hash": record_hash(seq, ts, kind, data, prev)}
-        conn.execute(audit_table.insert().values(seq=seq, ts=ts, kind=kind, data=canonical(data).decode(),
-                                                 prev_hash=prev, hash=rec["hash"]))
+        rec = {
+            "seq": seq,
+            "ts": ts,
+            "kind": kind,
+            "data": data,
+            "prev_hash": prev,
+            "hash": record_hash(seq, ts, kind, data, prev),
+        }
+        conn.execute(
+            audit_table.insert().values(
+                seq=seq, ts=ts, kind=kind, data=canonical(data).decode(), prev_hash=prev, hash=rec["hash"]
+            )
+        )
         return rec
 
     def records(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
@@ -186,16 +212,32 @@ class AuditLog:
             q = q.where(audit_table.c.kind == kind)
         with self.engine.connect() as conn:
             for r in conn.execute(q):
-                yield {"seq": r.seq, "ts": r.ts, "kind": r.kind, "data": json.loads(r.data),
-                       "prev_hash": r.prev_hash, "hash": r.hash}
+                yield {
+                    "seq": r.seq,
+                    "ts": r.ts,
+                    "kind": r.kind,
+                    "data": json.loads(r.data),
+                    "prev_hash": r.prev_hash,
+                    "hash": r.hash,
+                }
 
     def last(self, kind: str) -> dict[str, Any] | None:
         """The newest record of one kind."""
-        q = (sa.select(audit_table).where(audit_table.c.kind == kind).order_by(audit_table.c.seq.desc()).limit(1))
+        q = sa.select(audit_table).where(audit_table.c.kind == kind).order_by(audit_table.c.seq.desc()).limit(1)
         with self.engine.connect() as conn:
             r = conn.execute(q).first()
-        return None if r is None else {"seq": r.seq, "ts": r.ts, "kind": r.kind, "data": json.loads(r.data),
-                                       "prev_hash": r.prev_hash, "hash": r.hash}
+        return (
+            None
+            if r is None
+            else {
+                "seq": r.seq,
+                "ts": r.ts,
+                "kind": r.kind,
+                "data": json.loads(r.data),
+                "prev_hash": r.prev_hash,
+                "hash": r.hash,
+            }
+        )
 
     def verify(self, expect_head: str | None = None) -> Verification:
         return verify_records(self.records(), expect_head)

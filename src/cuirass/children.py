@@ -66,8 +66,9 @@ class Supervised:
     """One child kept running: when it exits it is started again after a backoff (1 s doubling to
     `max_backoff_s`, back to 1 s after it has run `stable_s`); `stop` ends it and the supervision."""
 
-    def __init__(self, name: str, args: Sequence[str], *, max_backoff_s: float = 30.0, stable_s: float = 60.0,
-                 **popen: Any) -> None:
+    def __init__(
+        self, name: str, args: Sequence[str], *, max_backoff_s: float = 30.0, stable_s: float = 60.0, **popen: Any
+    ) -> None:
         self.name = name
         self.args = list(args)
         self.popen = popen
@@ -104,8 +105,13 @@ class Supervised:
                 return
             if time.monotonic() - self._began >= self.stable_s:
                 backoff = 1.0
-            why = ("another instance holds its lock" if code == LOCKED
-                   else f"it was killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}")
+            why = (
+                "another instance holds its lock"
+                if code == LOCKED
+                else f"it was killed by signal {-code}"
+                if code is not None and code < 0
+                else f"exit status {code}"
+            )
             log.warning("%s stopped (%s); restarting it in %.0f s", self.name, why, backoff)
             sys.stderr.flush()
             if self._stop.wait(backoff):

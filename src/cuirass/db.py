@@ -57,7 +57,5 @@ def open_engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA busy_timeout=30000")  # several gateway workers share one file
             cur.close()
     else:
-        engine = sa.create_engine(
-            url, json_serializer=_json_dumps, json_deserializer=orjson.loads, pool_pre_ping=True
-        )
+        engine = sa.create_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads, pool_pre_ping=True)
     return engine

@@ -77,7 +77,7 @@ def _class_escape(pattern: str, i: int) -> tuple[str, int]:
         return simple[e], i + 2
     if e in "xuU":
         width = {"x": 2, "u": 4, "U": 8}[e]
-        return chr(int(pattern[i + 2:i + 2 + width], 16)), i + 2 + width
+        return chr(int(pattern[i + 2 : i + 2 + width], 16)), i + 2 + width
     if e == "0":
         return "\0", i + 2
     if e.isalnum():
@@ -104,7 +104,7 @@ def _translate(pattern: str, flags: int, suffix: str = "") -> _Translated:
             elif e == "Z":
                 out.append("\\z")
             else:
-                out.append(pattern[i:i + 2])
+                out.append(pattern[i : i + 2])
             i += 2
         elif c == "[":
             body, i = _translate_class(pattern, i, ignore)
@@ -112,13 +112,15 @@ def _translate(pattern: str, flags: int, suffix: str = "") -> _Translated:
         elif c == "(":
             if pattern.startswith("(?P<", i):
                 end = pattern.index(">", i)
-                names.append(pattern[i + 4:end])
-                out.append(f"(?P<{pattern[i + 4:end]}{suffix}>")
+                names.append(pattern[i + 4 : end])
+                out.append(f"(?P<{pattern[i + 4 : end]}{suffix}>")
                 i = end + 1
                 continue
             if pattern.startswith("(?", i) and not pattern.startswith("(?:", i):
-                raise ValueError(f"unsupported group {pattern[i:i + 4]!r}: lookaround and flags need before=/after="
-                                 " or the flags argument")
+                raise ValueError(
+                    f"unsupported group {pattern[i : i + 4]!r}: lookaround and flags need before=/after="
+                    " or the flags argument"
+                )
             if not pattern.startswith("(?", i):
                 names.append(None)
             out.append(c)
@@ -279,8 +281,9 @@ def compiled() -> list[Pattern]:
 class Pattern:
     """A compiled pattern; the methods take and return character offsets like `re.Pattern`'s."""
 
-    def __init__(self, main: str, flags: int = 0, *, before: str | None = None, after: str | None = None,
-                 alt: str | None = None) -> None:
+    def __init__(
+        self, main: str, flags: int = 0, *, before: str | None = None, after: str | None = None, alt: str | None = None
+    ) -> None:
         self.pattern = main
         self.flags = flags
         _COMPILED.append(self)
@@ -333,7 +336,7 @@ class Pattern:
         """Each match from `pos` on, left to right, without overlaps: its public group spans, in bytes."""
         s = _subject(text)
         end = len(text) if endpos is None else max(0, min(endpos, len(text)))
-        data = s.data[:s.byte(end)]
+        data = s.data[: s.byte(end)]
         size, char, byte = len(data), s.char, s.byte
         match, near = self._rx._regexp.Match, self._near._regexp.Match if self._near is not None else None
         plain, anchored, unanchored = self._plain, _ANCHOR.ANCHOR_START, _ANCHOR.UNANCHORED
@@ -392,7 +395,7 @@ class Pattern:
         end = len(text) if endpos is None else max(0, min(endpos, len(text)))
         if pos > end:
             return None
-        data = s.data[:s.byte(end)]
+        data = s.data[: s.byte(end)]
         raw = self._rx._regexp.Match(_ANCHOR.ANCHOR_START, data, s.byte(pos), len(data))
         if raw[0] == _NO_SPAN:
             return None
@@ -401,13 +404,13 @@ class Pattern:
 
     def findall(self, text: str) -> list[str]:
         """The matched strings (patterns without groups)."""
-        return [text[m.start():m.end()] for m in self.finditer(text)]
+        return [text[m.start() : m.end()] for m in self.finditer(text)]
 
     def sub(self, repl: Callable[[Match], str], text: str) -> str:
         """`text` with every match replaced by `repl(match)`."""
         out, last = [], 0
         for m in self.finditer(text):
-            out.append(text[last:m.start()])
+            out.append(text[last : m.start()])
             out.append(repl(m))
             last = m.end()
         out.append(text[last:])
@@ -437,8 +440,9 @@ def per_text(fn: Callable[..., T]) -> Callable[..., T]:
     return cached
 
 
-def compile(pattern: str, flags: int = 0, *, before: str | None = None, after: str | None = None,
-            alt: str | None = None) -> Pattern:
+def compile(
+    pattern: str, flags: int = 0, *, before: str | None = None, after: str | None = None, alt: str | None = None
+) -> Pattern:
     """A linear-time pattern. `before`: a one-character class that must precede a match unless it starts the
     text (a lookbehind such as (?<![\\w.,]) or \\b before a word is before="[^\\w.,]" / "[^\\w]"); `after`:
     what must follow a match, not part of it (a lookahead; "X|$" for a negative one that the end satisfies);

@@ -108,7 +108,9 @@ def create_mock_app(cfg: MockConfig) -> Starlette:
         created = int(time.time())
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            gen = _stream(rid, created, body["model"], chat, texts, usage, include_usage, tps, fault == "cut", cfg.reasoning)
+            gen = _stream(
+                rid, created, body["model"], chat, texts, usage, include_usage, tps, fault == "cut", cfg.reasoning
+            )
             return StreamingResponse(gen, media_type="text/event-stream")
         choices = []
         for i, toks in enumerate(texts):
@@ -116,9 +118,23 @@ def create_mock_app(cfg: MockConfig) -> Starlette:
                 msg: dict[str, Any] = {"role": "assistant", "content": "".join(toks)}
                 if cfg.reasoning:
                     msg["reasoning_content"] = "Let me think. " + "".join(toks[: max(1, n_tok // 2)])
-                choices.append({"index": i, "message": msg, "logprobs": None, "finish_reason": "length" if body.get("max_tokens") else "stop"})
+                choices.append(
+                    {
+                        "index": i,
+                        "message": msg,
+                        "logprobs": None,
+                        "finish_reason": "length" if body.get("max_tokens") else "stop",
+                    }
+                )
             else:
-                choices.append({"index": i, "text": "".join(toks), "logprobs": None, "finish_reason": "length" if body.get("max_tokens") else "stop"})
+                choices.append(
+                    {
+                        "index": i,
+                        "text": "".join(toks),
+                        "logprobs": None,
+                        "finish_reason": "length" if body.get("max_tokens") else "stop",
+                    }
+                )
         out = {
             "id": rid,
             "object": "chat.completion" if chat else "text_completion",
@@ -162,7 +178,12 @@ async def _stream(
         return b"data: " + orjson.dumps(c) + b"\n\n"
 
     if chat:
-        yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None} for i in range(len(texts))])
+        yield chunk(
+            [
+                {"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                for i in range(len(texts))
+            ]
+        )
         if reasoning:
             yield chunk([{"index": 0, "delta": {"reasoning_content": "Let me think. "}, "finish_reason": None}])
     n_tok = len(texts[0])
@@ -172,10 +193,18 @@ async def _stream(
         if tps:
             await asyncio.sleep(1 / tps)
         for i, toks in enumerate(texts):
-            part = {"index": i, "delta": {"content": toks[t]}, "finish_reason": None} if chat else {"index": i, "text": toks[t], "finish_reason": None}
+            part = (
+                {"index": i, "delta": {"content": toks[t]}, "finish_reason": None}
+                if chat
+                else {"index": i, "text": toks[t], "finish_reason": None}
+            )
             yield chunk([part])
     final = [
-        ({"index": i, "delta": {}, "finish_reason": "stop"} if chat else {"index": i, "text": "", "finish_reason": "stop"})
+        (
+            {"index": i, "delta": {}, "finish_reason": "stop"}
+            if chat
+            else {"index": i, "text": "", "finish_reason": "stop"}
+        )
         for i in range(len(texts))
     ]
     yield chunk(final)
@@ -191,8 +220,13 @@ class _Reset(Response):
         super().__init__()
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
+            }
+        )
         await send({"type": "http.response.body", "body": b'{"id": "partial', "more_body": True})
         raise ConnectionResetError("mock: injected reset")
 

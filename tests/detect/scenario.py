@@ -57,10 +57,18 @@ def gsm8k(split: str = "train") -> tuple[str, ...]:
 
 
 def _event(ts: float, account: str, messages: list[dict[str, Any]], rng: random.Random, **fields: Any) -> Event:
-    return Event(ts=round(ts, 3), request_id=f"req_{rng.getrandbits(48):012x}", account=account,
-                 endpoint="/v1/chat/completions", model=fields.pop("model", "atlas-1"), messages=messages,
-                 params=fields.pop("params", {}), response={"content": "ok", "finish_reason": "stop", "usage": {}},
-                 action="pass", **fields)
+    return Event(
+        ts=round(ts, 3),
+        request_id=f"req_{rng.getrandbits(48):012x}",
+        account=account,
+        endpoint="/v1/chat/completions",
+        model=fields.pop("model", "atlas-1"),
+        messages=messages,
+        params=fields.pop("params", {}),
+        response={"content": "ok", "finish_reason": "stop", "usage": {}},
+        action="pass",
+        **fields,
+    )
 
 
 def benign(n_accounts: int, seed: int = 0, days: float = 4.0, prefix: str = "user") -> list[Event]:
@@ -73,8 +81,12 @@ def benign(n_accounts: int, seed: int = 0, days: float = 4.0, prefix: str = "use
         ip = f"{rng.randrange(11, 200)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
         ua = rng.choice(AGENTS)
         hour = rng.uniform(7, 20)
-        fields = {"ip": ip, "user_agent": ua, "payment_fingerprint": f"pf-{account}",
-                  "account_created": START - rng.uniform(30, 600) * DAY}
+        fields = {
+            "ip": ip,
+            "user_agent": ua,
+            "payment_fingerprint": f"pf-{account}",
+            "account_created": START - rng.uniform(30, 600) * DAY,
+        }
         for day in sorted(rng.sample(range(int(days)), k=rng.randint(1, max(1, int(days) - 1)))):
             t = START + day * DAY + (hour + rng.uniform(-2, 2)) * 3600
             for turns in rng.sample(convs, k=rng.randint(1, 3)):
@@ -88,8 +100,15 @@ def benign(n_accounts: int, seed: int = 0, days: float = 4.0, prefix: str = "use
     return out
 
 
-def attackers(n_accounts: int, seed: int = 0, days: float = 4.0, per_day: int = 60, shared_infra: bool = True,
-              start_day: float = 1.0, prefix: str = "harvest") -> list[Event]:
+def attackers(
+    n_accounts: int,
+    seed: int = 0,
+    days: float = 4.0,
+    per_day: int = 60,
+    shared_infra: bool = True,
+    start_day: float = 1.0,
+    prefix: str = "harvest",
+) -> list[Event]:
     """A campaign: GSM8K questions wrapped in CoT instructions, single-shot, paced by a script."""
     questions = gsm8k()
     out: list[Event] = []
@@ -97,9 +116,12 @@ def attackers(n_accounts: int, seed: int = 0, days: float = 4.0, per_day: int = 
         rng = random.Random(f"{seed}:attack:{i}")
         account = f"{prefix}-{seed}-{i}"
         net = "34.201.17" if shared_infra else f"{rng.randrange(11, 200)}.{rng.randrange(256)}.{rng.randrange(256)}"
-        fields = {"ip": f"{net}.{rng.randrange(1, 255)}", "user_agent": "OpenAI/Python 1.35.7" if shared_infra else rng.choice(AGENTS),
-                  "payment_fingerprint": "pf-shared-card" if shared_infra else f"pf-{account}",
-                  "account_created": START + start_day * DAY - rng.uniform(1, 3) * 3600}
+        fields = {
+            "ip": f"{net}.{rng.randrange(1, 255)}",
+            "user_agent": "OpenAI/Python 1.35.7" if shared_infra else rng.choice(AGENTS),
+            "payment_fingerprint": "pf-shared-card" if shared_infra else f"pf-{account}",
+            "account_created": START + start_day * DAY - rng.uniform(1, 3) * 3600,
+        }
         t = START + start_day * DAY + rng.uniform(0, 600)
         gap = DAY / per_day
         while t < START + days * DAY:

@@ -74,8 +74,6 @@ def test_job_over_few_accounts_is_a_no_op() -> None:
     assert result.campaigns == [] and result.lifts == {}
 
 
-
-
 def test_account_facts_pool_as_shares_whatever_the_volumes() -> None:
     """Members sending 10, 100 or 1,000 requests are all new accounts: the campaign is 100% new, not more."""
     import numpy as np
@@ -86,12 +84,12 @@ def test_account_facts_pool_as_shares_whatever_the_volumes() -> None:
 
     cov, age = CoverageSignal(), AgeSignal()
     facts = fact_columns([cov, age])
-    assert not facts[:cov.summary_size].any() and facts[cov.summary_size:].all()
+    assert not facts[: cov.summary_size].any() and facts[cov.summary_size :].all()
     summaries = np.zeros((3, facts.size))
     summaries[:, cov.summary_size] = 1.0  # young: first request within a day of sign-up
     summaries[:, 0] = [5.0, 50.0, 500.0]  # a count that grows with the requests
     pooled = pool(summaries, np.array([10.0, 100.0, 1000.0]), facts)
-    mine = pooled[cov.summary_size:].tolist()
+    mine = pooled[cov.summary_size :].tolist()
     assert age.explain_pooled(mine, 3) == "new accounts: 100% used within a day of sign-up"
     assert age.pooled_evidence(mine, 3) == 0.5
     assert pooled[0] > 0  # counts still pool as rates at the community's volume

@@ -8,8 +8,15 @@ from cuirass.events.record import Event
 
 
 def event(messages: list, **fields: object) -> Event:
-    return Event(ts=fields.pop("ts", 100.0), request_id="r", account=fields.pop("account", "a"),
-                 endpoint="/v1/chat/completions", model="m", messages=messages, **fields)  # type: ignore[arg-type]
+    return Event(
+        ts=fields.pop("ts", 100.0),
+        request_id="r",
+        account=fields.pop("account", "a"),
+        endpoint="/v1/chat/completions",
+        model="m",
+        messages=messages,
+        **fields,
+    )  # type: ignore[arg-type]
 
 
 def user(text: str) -> dict:
@@ -25,10 +32,23 @@ def test_one_template_two_fillings_share_keys() -> None:
 
 
 def test_flags_from_parameters_and_shape() -> None:
-    d = digest(event([user("Explain your reasoning step by step for 12 * 7."), {"role": "assistant", "content": "84"},
-                      user("Now grade this answer on a scale of 1 to 10.")],
-                     params={"logprobs": True, "top_logprobs": 5, "n": 4, "temperature": 0, "max_tokens": 64,
-                             "logit_bias": {"50256": -100}}))
+    d = digest(
+        event(
+            [
+                user("Explain your reasoning step by step for 12 * 7."),
+                {"role": "assistant", "content": "84"},
+                user("Now grade this answer on a scale of 1 to 10."),
+            ],
+            params={
+                "logprobs": True,
+                "top_logprobs": 5,
+                "n": 4,
+                "temperature": 0,
+                "max_tokens": 64,
+                "logit_bias": {"50256": -100},
+            },
+        )
+    )
     for flag in (D.FOLLOWUP, D.LOGPROBS, D.LOGIT_BIAS, D.MULTI_N, D.TEMP_ZERO, D.RUBRIC_ASK):
         assert d.flags & flag
     assert d.max_tokens == 64
@@ -39,15 +59,24 @@ def test_flags_from_parameters_and_shape() -> None:
 
 
 def test_system_prompt_counts_and_is_keyed() -> None:
-    msgs = [{"role": "system", "content": "Always think step by step. Give the final answer last."}, user("What is 2+2?")]
+    msgs = [
+        {"role": "system", "content": "Always think step by step. Give the final answer last."},
+        user("What is 2+2?"),
+    ]
     d = digest(event(msgs))
     assert d.flags & D.HAS_SYSTEM and d.flags & D.REASONING_ASK and d.flags & D.ANSWER_ASK
     assert d.system_key == digest(event(msgs, account="b")).system_key != 0
 
 
 def test_odd_shapes_never_raise() -> None:
-    for messages in ([], [None], [{"role": "user", "content": None}], [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
-                     [{"content": "no role"}], "not a list"):
+    for messages in (
+        [],
+        [None],
+        [{"role": "user", "content": None}],
+        [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        [{"content": "no role"}],
+        "not a list",
+    ):
         d = digest(event(messages, params="nope", ip="not-an-ip", account_created="x"))  # type: ignore[arg-type]
         assert d.flags & D.SHORT
         assert d.ip_net is None and d.created is None

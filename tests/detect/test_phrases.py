@@ -12,40 +12,49 @@ def found(lexicon: Lexicon, text: str) -> str | None:
     return lexicon.search(lowered, set(words(lowered)))
 
 
-@pytest.mark.parametrize("text", [
-    "Think step by step and show your work.",
-    "Imagine the internal reasoning behind the answer and write it out.",
-    "Before answering, explain your thought process in detail.",
-    "请一步一步地思考，并写出推理过程。",
-    "Piensa paso a paso y muestra tu razonamiento.",
-    "Réfléchis étape par étape et explique ton raisonnement.",
-    "Denke Schritt für Schritt nach und erkläre deinen Lösungsweg.",
-    "Реши задачу шаг за шагом и объясни свои рассуждения.",
-    "ステップバイステップで考えてください。",
-    "Let's work this out one step at a time.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Think step by step and show your work.",
+        "Imagine the internal reasoning behind the answer and write it out.",
+        "Before answering, explain your thought process in detail.",
+        "请一步一步地思考，并写出推理过程。",
+        "Piensa paso a paso y muestra tu razonamiento.",
+        "Réfléchis étape par étape et explique ton raisonnement.",
+        "Denke Schritt für Schritt nach und erkläre deinen Lösungsweg.",
+        "Реши задачу шаг за шагом и объясни свои рассуждения.",
+        "ステップバイステップで考えてください。",
+        "Let's work this out one step at a time.",
+    ],
+)
 def test_reasoning_requests_in_many_languages(text: str) -> None:
     assert found(REASONING, text)
 
 
-@pytest.mark.parametrize("text", [
-    "Write a poem about the sea.",
-    "What is the capital of France?",
-    "Fix this bug: TypeError: 'NoneType' object is not subscriptable",
-    "I took a step back and thought about my career.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Write a poem about the sea.",
+        "What is the capital of France?",
+        "Fix this bug: TypeError: 'NoneType' object is not subscriptable",
+        "I took a step back and thought about my career.",
+    ],
+)
 def test_ordinary_prompts_do_not_match(text: str) -> None:
     assert found(REASONING, text) is None
     assert found(RUBRIC, text) is None
 
 
-@pytest.mark.parametrize("text", [
-    "Grade the following answer on a scale of 1 to 10 using the rubric.",
-    "Which response is better, A or B?",
-    "请根据评分标准给出分数。",
-    "Evalúa la respuesta con una rúbrica.",
-    "Оцени ответ по шкале от 1 до 5.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Grade the following answer on a scale of 1 to 10 using the rubric.",
+        "Which response is better, A or B?",
+        "请根据评分标准给出分数。",
+        "Evalúa la respuesta con una rúbrica.",
+        "Оцени ответ по шкале от 1 до 5.",
+    ],
+)
 def test_rubric_requests(text: str) -> None:
     assert found(RUBRIC, text)
 

@@ -31,8 +31,9 @@ def test_deterministic_and_order_independent(mixed_events: list) -> None:
 def test_causal_appending_future_events_changes_no_earlier_verdict(mixed_events: list) -> None:
     cut = mixed_events[len(mixed_events) // 2].ts
     past = [e for e in mixed_events if e.ts <= cut]
-    future = scenario.by_time(scenario.attackers(6, seed=11, start_day=2.5, prefix="late")
-                              + [e for e in mixed_events if e.ts > cut])
+    future = scenario.by_time(
+        scenario.attackers(6, seed=11, start_day=2.5, prefix="late") + [e for e in mixed_events if e.ts > cut]
+    )
     before = {r["account"]: r for r in replay(past, calibration=CAL)["accounts"]}
     after = {r["account"]: r for r in replay(past + future, calibration=CAL)["accounts"]}
     flagged_before = [a for a, r in before.items() if r["flagged"]]

@@ -16,7 +16,9 @@ from tests.detect import scenario
 
 def test_rate_llr_is_signed_and_capped_in_volume() -> None:
     assert rate_llr(0, 10, 0.01) < 0 < rate_llr(5, 10, 0.01)
-    assert rate_llr(50, 100, 0.01) == pytest.approx(rate_llr(500, 1000, 0.01), rel=0.02)  # beyond N_CAP only the rate matters
+    assert rate_llr(50, 100, 0.01) == pytest.approx(
+        rate_llr(500, 1000, 0.01), rel=0.02
+    )  # beyond N_CAP only the rate matters
 
 
 def test_group_censoring() -> None:
@@ -43,7 +45,9 @@ def test_evidence_decays_over_event_time(hydra_events: list) -> None:
     for event in mine:
         scorer.observe(digest(event))
     hot = scorer.get(account).own
-    later = dataclasses.replace(mine[-1], ts=mine[-1].ts + 30 * 86400, messages=[{"role": "user", "content": "thanks, bye"}])
+    later = dataclasses.replace(
+        mine[-1], ts=mine[-1].ts + 30 * 86400, messages=[{"role": "user", "content": "thanks, bye"}]
+    )
     scorer.observe(digest(later))
     assert scorer.get(account).own < hot
 

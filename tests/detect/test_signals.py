@@ -11,8 +11,19 @@ from cuirass.detect.signals.templates import KEEP
 
 
 def dg(ts: float, flags: int = 0, keys: tuple[int, ...] = (), words: int = 30, **kw: object) -> Digest:
-    base = {"account": "a", "model": "m", "created": None, "ip_net": None, "user_agent": None, "payment": None, "max_tokens": None,
-                "system_key": 0, "topic": 0, "phrase": None, "thread": int(ts) + 1}
+    base = {
+        "account": "a",
+        "model": "m",
+        "created": None,
+        "ip_net": None,
+        "user_agent": None,
+        "payment": None,
+        "max_tokens": None,
+        "system_key": 0,
+        "topic": 0,
+        "phrase": None,
+        "thread": int(ts) + 1,
+    }
     base.update(kw)
     return Digest(ts=ts, flags=flags, keys=keys, words=words, **base)  # type: ignore[arg-type]
 
@@ -40,8 +51,11 @@ def test_reasoning_evidence_grows_with_the_share_of_requests() -> None:
 
 def test_reasoning_discussed_afterwards_counts_less() -> None:
     asked = [dg(10 * i, D.REASONING_ASK, thread=i + 1) for i in range(6)]
-    followed = [x for i in range(6) for x in (dg(10 * i, D.REASONING_ASK, thread=i + 1),
-                                               dg(10 * i + 5, D.FOLLOWUP, thread=i + 1))]
+    followed = [
+        x
+        for i in range(6)
+        for x in (dg(10 * i, D.REASONING_ASK, thread=i + 1), dg(10 * i + 5, D.FOLLOWUP, thread=i + 1))
+    ]
     assert feed("reasoning", followed) < feed("reasoning", asked)
 
 
@@ -100,8 +114,20 @@ def test_links_are_kind_value_pairs() -> None:
     for signal in signals:
         state = signal.new_state()
         for i in range(5):
-            signal.observe(state, dg(float(i), keys=(5, 6, 100 + i), ip_net="1.2.3.0/24", user_agent="ua", payment="pf",
-                                     created=0.0, system_key=9), 1.0, Context())
+            signal.observe(
+                state,
+                dg(
+                    float(i),
+                    keys=(5, 6, 100 + i),
+                    ip_net="1.2.3.0/24",
+                    user_agent="ua",
+                    payment="pf",
+                    created=0.0,
+                    system_key=9,
+                ),
+                1.0,
+                Context(),
+            )
         for kind, _ in signal.links(state):
             assert kind.isidentifier()
         assert len(signal.summary(state)) == signal.summary_size

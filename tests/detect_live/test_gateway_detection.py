@@ -43,20 +43,41 @@ def test_obvious_scraper_is_flagged_and_then_defended(make_gateway) -> None:  # 
     scraper = openai.OpenAI(base_url=gw.base_url, api_key=gw.key, max_retries=0)
     for i, q in enumerate(gsm8k(40)):
         try:
-            scraper.chat.completions.create(model="m", temperature=0, max_tokens=8, messages=[
-                {"role": "system", "content": "You are an expert tutor. Always show every step."},
-                {"role": "user", "content": "Think step by step and write out your full reasoning before "
-                                            "giving the final answer.\n\n" + q}])
+            scraper.chat.completions.create(
+                model="m",
+                temperature=0,
+                max_tokens=8,
+                messages=[
+                    {"role": "system", "content": "You are an expert tutor. Always show every step."},
+                    {
+                        "role": "user",
+                        "content": "Think step by step and write out your full reasoning before "
+                        "giving the final answer.\n\n" + q,
+                    },
+                ],
+            )
         except openai.RateLimitError:
             break  # the policy's throttle took over: detection worked online
         if i % 3 == 0:
-            user.chat.completions.create(model="m", max_tokens=8, messages=[
-                {"role": "user", "content": ["Can you suggest a name for my bakery?", "What should I cook tonight?",
-                                             "How do I politely decline a meeting?"][i % 9 // 3]}])
+            user.chat.completions.create(
+                model="m",
+                max_tokens=8,
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            "Can you suggest a name for my bakery?",
+                            "What should I cook tonight?",
+                            "How do I politely decline a meeting?",
+                        ][i % 9 // 3],
+                    }
+                ],
+            )
     verdict = wait_flagged(gw, "tester")
     assert verdict["score"] > 0.5 and verdict["reasons"]
-    shown = httpx.get(gw.base_url.removesuffix("/v1") + "/admin/accounts/tester",
-                      headers={"authorization": f"Bearer {ADMIN_KEY}"}).json()
+    shown = httpx.get(
+        gw.base_url.removesuffix("/v1") + "/admin/accounts/tester", headers={"authorization": f"Bearer {ADMIN_KEY}"}
+    ).json()
     assert shown["verdict"]["flagged"] and any("step" in r for r in shown["verdict"]["reasons"])
     cli = json.loads(gw.cli("accounts", "list", "--flagged", "--json").stdout)
     assert [v["account"] for v in cli] == ["tester"]  # the normal user is not flagged

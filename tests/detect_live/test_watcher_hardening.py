@@ -24,7 +24,9 @@ def _insert(gw: Gateway, request_id: str, messages: str) -> int:
     with sqlite3.connect(gw.db_path) as conn:
         cur = conn.execute(
             "INSERT INTO events (ts, request_id, account, endpoint, model, messages, params, status) "
-            "VALUES (?, ?, 'tester', '/v1/chat/completions', 'm', ?, '{}', 200)", (time.time(), request_id, messages))
+            "VALUES (?, ?, 'tester', '/v1/chat/completions', 'm', ?, '{}', 200)",
+            (time.time(), request_id, messages),
+        )
         return int(cur.lastrowid)
 
 
@@ -43,7 +45,8 @@ def _verdict(gw: Gateway, account: str, timeout: float = 15) -> float:
 def _ask(gw: Gateway, who: str) -> None:
     key = json.loads(gw.cli("accounts", "create", who, "--id", who, "--with-key", "--json").stdout)["key"]
     openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0).chat.completions.create(
-        model="m", max_tokens=2, messages=[{"role": "user", "content": "What should I cook tonight?"}])
+        model="m", max_tokens=2, messages=[{"role": "user", "content": "What should I cook tonight?"}]
+    )
 
 
 def test_malformed_events_do_not_stop_the_watcher(make_gateway) -> None:  # type: ignore[no-untyped-def]
@@ -70,8 +73,16 @@ def test_detect_run_goes_past_a_malformed_record(tmp_path: Path) -> None:
     first = json.loads(log.read_text().splitlines()[0])
     with open(log, "a") as fh:
         fh.write(json.dumps({**first, "request_id": "odd", "messages": BAD_PART}) + "\n")
-        fh.write(json.dumps({**first, "request_id": "odder", "messages": [{"role": "system", "content": {"text": 1}},
-                                                                          "not a message", None]}) + "\n")
+        fh.write(
+            json.dumps(
+                {
+                    **first,
+                    "request_id": "odder",
+                    "messages": [{"role": "system", "content": {"text": 1}}, "not a message", None],
+                }
+            )
+            + "\n"
+        )
     out = tmp_path / "report.json"
     r = cuirass("detect", "run", "--events", str(log), "--out", str(out), "--no-progress", "--json", check=False)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr

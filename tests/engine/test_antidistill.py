@@ -81,17 +81,31 @@ def test_tokens_it_favours_raise_the_students_task_loss(tiny_dir: Path, tiny_lm,
 def test_engine_generation_changes_with_antidistill(tiny_dir: Path, tiny_lm, task: Path) -> None:  # type: ignore[no-untyped-def]
     req = parse(tiny_lm, "/v1/completions", {"prompt": "what is 2 plus 2?", "max_tokens": 30, "seed": 1})
     plain = run_choice(tiny_lm, req, 0, [], threading.Event())
-    proc = Antidistill(proxy=str(tiny_dir), task=str(task), task_size=8, strength=50.0).processor(CTX, tiny_lm.tokenizer)
+    proc = Antidistill(proxy=str(tiny_dir), task=str(task), task_size=8, strength=50.0).processor(
+        CTX, tiny_lm.tokenizer
+    )
     poisoned = run_choice(tiny_lm, req, 0, [proc], threading.Event())
-    again = run_choice(tiny_lm, req, 0, [Antidistill(proxy=str(tiny_dir), task=str(task), task_size=8,
-                                                     strength=50.0).processor(CTX, tiny_lm.tokenizer)],
-                       threading.Event())
+    again = run_choice(
+        tiny_lm,
+        req,
+        0,
+        [
+            Antidistill(proxy=str(tiny_dir), task=str(task), task_size=8, strength=50.0).processor(
+                CTX, tiny_lm.tokenizer
+            )
+        ],
+        threading.Event(),
+    )
     assert poisoned.token_ids != plain.token_ids
     assert poisoned.token_ids == again.token_ids  # same seed, same proxy: same answer
 
 
-def test_rows_sharing_a_proxy_step_together_as_they_would_alone(tiny_dir: Path, tiny_lm, task: Path,  # type: ignore[no-untyped-def]
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rows_sharing_a_proxy_step_together_as_they_would_alone(
+    tiny_dir: Path,
+    tiny_lm,
+    task: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """In the engine's batch, antidistill rows share one proxy pass per step; each row's answer is what it
     would be alone (greedy, so only the logits matter)."""
     from cuirass.engine.batch import Batch
@@ -102,7 +116,8 @@ def test_rows_sharing_a_proxy_step_together_as_they_would_alone(tiny_dir: Path, 
         for i, prompt in enumerate(["what is 2 plus 2?", "a much longer question about apples and pears", "hi"]):
             req = parse(tiny_lm, "/v1/completions", {"prompt": prompt, "max_tokens": 12 + 3 * i, "temperature": 0})
             proc = Antidistill(proxy=str(tiny_dir), task=str(task), task_size=8, strength=50.0).processor(
-                CTX, tiny_lm.tokenizer)
+                CTX, tiny_lm.tokenizer
+            )
             out.append(ChoiceRun(tiny_lm, req, 0, [proc], threading.Event()))
         return out
 

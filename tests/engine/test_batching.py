@@ -13,18 +13,28 @@ from cuirass.config import UpstreamConfig
 from cuirass.upstream.local import LocalUpstream
 
 CHAT = "/v1/chat/completions"
-QUESTIONS = ["Ana buys 3 apples at 4 dollars each. How much does she pay?",
-             "hi",
-             "A train travels at 20 km per hour for 3 hours, then at 15 km per hour for 2 hours. How far does it go?",
-             "Leo has 5 bags with 6 marbles in each and gives away 7. How many are left?",
-             "what is 2 + 2?",
-             "Maya fills 4 boxes with 9 cookies each, keeps 6 and shares the rest among 3 friends. How many each?"]
+QUESTIONS = [
+    "Ana buys 3 apples at 4 dollars each. How much does she pay?",
+    "hi",
+    "A train travels at 20 km per hour for 3 hours, then at 15 km per hour for 2 hours. How far does it go?",
+    "Leo has 5 bags with 6 marbles in each and gives away 7. How many are left?",
+    "what is 2 + 2?",
+    "Maya fills 4 boxes with 9 cookies each, keeps 6 and shares the rest among 3 friends. How many each?",
+]
 
 
 def bodies() -> list[dict[str, Any]]:
     """Prompts of different lengths; greedy and seeded sampling mixed."""
-    return [{"model": "m", "messages": [{"role": "user", "content": q}], "max_tokens": 20 + 4 * i,
-             "temperature": 0 if i % 2 else 0.8, "seed": 7 + i} for i, q in enumerate(QUESTIONS)]
+    return [
+        {
+            "model": "m",
+            "messages": [{"role": "user", "content": q}],
+            "max_tokens": 20 + 4 * i,
+            "temperature": 0 if i % 2 else 0.8,
+            "seed": 7 + i,
+        }
+        for i, q in enumerate(QUESTIONS)
+    ]
 
 
 def ban_top(tokenizer: Any) -> Any:
@@ -32,6 +42,7 @@ def ban_top(tokenizer: Any) -> Any:
         scores = scores.clone()
         scores[0, scores.argmax()] = float("-inf")
         return scores
+
     return proc
 
 
@@ -40,8 +51,9 @@ def model_path(request: pytest.FixtureRequest, tiny_dir: Path) -> str:
     return str(tiny_dir) if request.param == "tiny" else request.param
 
 
-async def _serve(path: str, rows: int, jobs: list[tuple[dict[str, Any], list[Any]]], together: bool,
-                 stream: bool = False) -> tuple[list[str], float]:
+async def _serve(
+    path: str, rows: int, jobs: list[tuple[dict[str, Any], list[Any]]], together: bool, stream: bool = False
+) -> tuple[list[str], float]:
     up = LocalUpstream("m", UpstreamConfig(type="local", path=path, device="cpu", max_concurrency=rows))
     await up.start()
 

@@ -29,8 +29,10 @@ def gw(tiny_dir: Path, mock: MockUpstream, tmp_path_factory: pytest.TempPathFact
             {"name": "remote-wm", "upstream": {"base_url": mock.base_url, "model": "mock-model"}},
         ],
         "policy": {
-            "models": {"tiny-wm": {"default_actions": ["logit_watermark"]},
-                       "remote-wm": {"default_actions": ["logit_watermark"]}},
+            "models": {
+                "tiny-wm": {"default_actions": ["logit_watermark"]},
+                "remote-wm": {"default_actions": ["logit_watermark"]},
+            },
             "options": {"logit_watermark": WM},
         },
         "events": {"flush_interval_s": 0.05},
@@ -56,13 +58,17 @@ def test_models_and_non_streaming_chat(client: openai.OpenAI) -> None:
 
 def test_streaming_equals_non_streaming_for_a_seed(client: openai.OpenAI) -> None:
     whole = client.chat.completions.create(model="tiny", messages=MSGS, max_tokens=24, seed=3)
-    parts = list(client.chat.completions.create(model="tiny", messages=MSGS, max_tokens=24, seed=3, stream=True,
-                                                stream_options={"include_usage": True}))
+    parts = list(
+        client.chat.completions.create(
+            model="tiny", messages=MSGS, max_tokens=24, seed=3, stream=True, stream_options={"include_usage": True}
+        )
+    )
     text = "".join(p.choices[0].delta.content or "" for p in parts if p.choices)
     assert text == whole.choices[0].message.content
     assert parts[-1].usage.completion_tokens == whole.usage.completion_tokens
     assert [p.choices[0].finish_reason for p in parts if p.choices and p.choices[0].finish_reason] == [
-        whole.choices[0].finish_reason]
+        whole.choices[0].finish_reason
+    ]
 
 
 def test_completions_endpoint_and_stop(client: openai.OpenAI) -> None:
@@ -87,8 +93,11 @@ def test_policy_watermarks_at_the_logit_level(gw: Gateway, client: openai.OpenAI
     marked = client.chat.completions.create(model="tiny-wm", **body).choices[0].message.content
     plain = client.chat.completions.create(model="tiny", **body).choices[0].message.content
     assert marked != plain
-    streamed = "".join(p.choices[0].delta.content or "" for p in client.chat.completions.create(
-        model="tiny-wm", stream=True, **body) if p.choices)
+    streamed = "".join(
+        p.choices[0].delta.content or ""
+        for p in client.chat.completions.create(model="tiny-wm", stream=True, **body)
+        if p.choices
+    )
     assert streamed == marked  # token streaming continues under a logit defense
     p_marked = detect_text(marked, tok, key, **_det()).p_value
     p_plain = detect_text(plain, tok, key, **_det()).p_value

@@ -83,7 +83,7 @@ def test_seed_makes_sampling_reproducible(up: LocalUpstream) -> None:
 def test_stop_string_cuts_the_answer(up: LocalUpstream) -> None:
     body = {"prompt": "the total is", "max_tokens": 40, "temperature": 0}
     full = complete(up, body, COMPLETIONS)["choices"][0]["text"]
-    stop = full[len(full) // 2: len(full) // 2 + 2]
+    stop = full[len(full) // 2 : len(full) // 2 + 2]
     assert stop.strip()
     r = complete(up, dict(body, stop=[stop, "zzzz-never"]), COMPLETIONS)["choices"][0]
     assert r["finish_reason"] == "stop"
@@ -122,6 +122,7 @@ def test_processor_hook_changes_the_output(up: LocalUpstream) -> None:
             scores = scores.clone()
             scores[0, scores.argmax()] = float("-inf")
             return scores
+
         return ban_greedy
 
     body = {"messages": MSGS, "max_tokens": 8, "temperature": 0}
@@ -133,8 +134,15 @@ def test_processor_hook_changes_the_output(up: LocalUpstream) -> None:
     assert seen == list(range(p, p + n))  # once per token, with the sequence so far
 
 
-@pytest.mark.parametrize("bad,param", [({"temperature": 3}, "temperature"), ({"logprobs": True}, "logprobs"),
-                                       ({"stop": ["a", "b", "c", "d", "e"]}, "stop"), ({"n": 99}, "n")])
+@pytest.mark.parametrize(
+    "bad,param",
+    [
+        ({"temperature": 3}, "temperature"),
+        ({"logprobs": True}, "logprobs"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"n": 99}, "n"),
+    ],
+)
 def test_bad_parameters_are_a_400_before_any_chunk(up: LocalUpstream, bad: dict[str, Any], param: str) -> None:
     body = {"messages": MSGS, "max_tokens": 5, **bad}
     with pytest.raises(UpstreamError) as err:
@@ -165,11 +173,11 @@ def test_cancelled_stream_stops_generation(up: LocalUpstream) -> None:
             calls.append(1)
             time.sleep(0.005)
             return scores
+
         return count
 
     async def go() -> None:
-        it = up.stream(COMPLETIONS, {"model": "tiny", "prompt": "one", "max_tokens": 400, "seed": 1},
-                       processors=[make])
+        it = up.stream(COMPLETIONS, {"model": "tiny", "prompt": "one", "max_tokens": 400, "seed": 1}, processors=[make])
         await it.__anext__()
         await it.aclose()
         done.set()
@@ -186,7 +194,13 @@ def test_top_p_zero_is_greedy_and_n_streams(up: LocalUpstream) -> None:
     nucleus = complete(up, {"messages": MSGS, "max_tokens": 15, "temperature": 1.0, "top_p": 0, "seed": 9})
     assert nucleus["choices"][0]["message"]["content"] == greedy["choices"][0]["message"]["content"]
     chunks = [c for b in stream(up, {"messages": MSGS, "max_tokens": 6, "n": 2, "seed": 1}) for c in b]
-    texts = ["".join(c["choices"][0]["delta"].get("content", "") for c in chunks
-                     if c["choices"] and c["choices"][0]["index"] == i) for i in (0, 1)]
+    texts = [
+        "".join(
+            c["choices"][0]["delta"].get("content", "")
+            for c in chunks
+            if c["choices"] and c["choices"][0]["index"] == i
+        )
+        for i in (0, 1)
+    ]
     whole = complete(up, {"messages": MSGS, "max_tokens": 6, "n": 2, "seed": 1})
     assert texts == [c["message"]["content"] for c in whole["choices"]]

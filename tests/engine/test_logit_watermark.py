@@ -24,8 +24,12 @@ def ascii_only(lm):  # type: ignore[no-untyped-def]
     """A processor that keeps a random model to printable ASCII tokens, so its text re-tokenises cleanly."""
     import torch
 
-    bad = torch.tensor([not (t := lm.tokenizer.decode([i])).isascii() or not t.isprintable() or i in lm.eos_ids
-                        for i in range(lm.vocab_size)])
+    bad = torch.tensor(
+        [
+            not (t := lm.tokenizer.decode([i])).isascii() or not t.isprintable() or i in lm.eos_ids
+            for i in range(lm.vocab_size)
+        ]
+    )
     return lambda ids, scores: scores.masked_fill(bad, float("-inf"))
 
 
@@ -68,7 +72,9 @@ def test_processor_adds_delta_to_green_logits_only(tiny_lm) -> None:  # type: ig
     assert torch.equal(out[0], torch.from_numpy(count * 3.0).float())
     assert len(np.unique(count)) >= LISTS - 1  # a bias per list the token is green in, not one level
     assert torch.equal(proc(torch.tensor([[5]]), scores), scores)  # fewer than h tokens: untouched
-    one = LogitWatermark(delta=3.0, context=2, min_prob=0, protect_numbers=False, lists=1).processor(ctx, tiny_lm.tokenizer)
+    one = LogitWatermark(delta=3.0, context=2, min_prob=0, protect_numbers=False, lists=1).processor(
+        ctx, tiny_lm.tokenizer
+    )
     plain = green(context_seed(KEY, [9, 17]), np.arange(400), GAMMA)  # one list: Kirchenbauer et al.'s rule
     assert torch.equal(one(torch.tensor([[5, 9, 17]]), scores)[0], torch.from_numpy(plain * 3.0).float())
 
@@ -81,9 +87,12 @@ def test_green_lists_are_independent_so_counts_are_binomial() -> None:
     observed = np.bincount(counts, minlength=LISTS + 1)
     expected = binom.pmf(np.arange(LISTS + 1), LISTS, GAMMA) * len(counts)
     assert chisquare(observed, expected).pvalue > 0.001  # Binomial(m, gamma) per (context, token)
-    assert np.array_equal(green_count(KEY, [3, 4], vocab, GAMMA, 1),
-                          green(context_seed(KEY, [3, 4]), vocab, GAMMA).astype(int))  # list 0 is the plain list
-    assert np.array_equal(green_count_list(KEY, [3, 4], 2000, GAMMA, LISTS), green_count(KEY, [3, 4], vocab, GAMMA, LISTS))
+    assert np.array_equal(
+        green_count(KEY, [3, 4], vocab, GAMMA, 1), green(context_seed(KEY, [3, 4]), vocab, GAMMA).astype(int)
+    )  # list 0 is the plain list
+    assert np.array_equal(
+        green_count_list(KEY, [3, 4], 2000, GAMMA, LISTS), green_count(KEY, [3, 4], vocab, GAMMA, LISTS)
+    )
     with pytest.raises(ValueError):
         LogitWatermark(lists=0)
 
@@ -140,8 +149,10 @@ def test_responder_plans_logit_processors_keyed_per_cohort(tiny_lm) -> None:  # 
     from cuirass.respond.responder import Responder
 
     ring = Keyring(b"m" * 32, 16)
-    cfg = PolicyConfig(default_actions=["logit_watermark"], options={"logit_watermark": {"delta": 5.0, "context": 2, "min_prob": 0,
-                                                                                "protect_numbers": False}})
+    cfg = PolicyConfig(
+        default_actions=["logit_watermark"],
+        options={"logit_watermark": {"delta": 5.0, "context": 2, "min_prob": 0, "protect_numbers": False}},
+    )
     r = Responder(cfg, ring)
     d = r.decide(account="acc", org=None, allowlisted=False, model="m", verdict=None)
     plan = r.plan(d, account="acc", model="m", endpoint="/v1/completions", prompt="p", verdict=None)
@@ -199,7 +210,8 @@ def test_entropy_gate_marks_and_scores_only_uncertain_steps(tiny_lm) -> None:  #
     assert detect_tokens(ids, KEY, context=2, keep=none).n_scored == 0
     half = [i % 2 == 0 for i in range(len(ids))]
     assert detect_tokens(ids, KEY, context=2, keep=half).n_scored == len(
-        {(tuple(ids[i - 2:i]), ids[i]) for i in range(2, len(ids)) if i % 2 == 0})
+        {(tuple(ids[i - 2 : i]), ids[i]) for i in range(2, len(ids)) if i % 2 == 0}
+    )
 
 
 def test_only_plausible_non_number_tokens_are_boosted(tiny_lm) -> None:  # type: ignore[no-untyped-def]

@@ -23,8 +23,9 @@ def test_admin_needs_the_admin_key(gateway: Gateway) -> None:
 def test_admin_account_and_key_lifecycle(gateway: Gateway) -> None:
     root = gateway.base_url.removesuffix("/v1")
     with httpx.Client(base_url=root, headers=ADMIN) as a:
-        acc = a.post("/admin/accounts", json={"name": "Lab X", "org": "labx", "tags": ["trial"],
-                                              "payment_fingerprint": "pf_123"}).json()
+        acc = a.post(
+            "/admin/accounts", json={"name": "Lab X", "org": "labx", "tags": ["trial"], "payment_fingerprint": "pf_123"}
+        ).json()
         assert acc["org"] == "labx" and acc["tags"] == ["trial"]
         assert a.post("/admin/accounts", json={"name": "dup", "id": acc["id"]}).status_code == 409
         key = a.post(f"/admin/accounts/{acc['id']}/keys", json={"requests_per_min": 100}).json()
@@ -45,17 +46,20 @@ def test_admin_account_and_key_lifecycle(gateway: Gateway) -> None:
             time.sleep(0.05)
 
 
-@pytest.mark.parametrize("method, path, body, status", [
-    ("POST", "/admin/accounts", {"name": ""}, 400),
-    ("POST", "/admin/accounts", {"name": "x", "bogus": 1}, 400),
-    ("POST", "/admin/accounts", {"name": "x", "id": "bad id!"}, 400),
-    ("GET", "/admin/accounts/nope", None, 404),
-    ("POST", "/admin/accounts/nope/keys", {}, 404),
-    ("POST", "/admin/accounts/tester/keys", {"requests_per_min": 0}, 400),
-    ("DELETE", "/admin/keys/nope", None, 404),
-    ("GET", "/admin/accounts?limit=x", None, 400),
-    ("GET", "/admin/events?since=yesterday", None, 400),
-])
+@pytest.mark.parametrize(
+    "method, path, body, status",
+    [
+        ("POST", "/admin/accounts", {"name": ""}, 400),
+        ("POST", "/admin/accounts", {"name": "x", "bogus": 1}, 400),
+        ("POST", "/admin/accounts", {"name": "x", "id": "bad id!"}, 400),
+        ("GET", "/admin/accounts/nope", None, 404),
+        ("POST", "/admin/accounts/nope/keys", {}, 404),
+        ("POST", "/admin/accounts/tester/keys", {"requests_per_min": 0}, 400),
+        ("DELETE", "/admin/keys/nope", None, 404),
+        ("GET", "/admin/accounts?limit=x", None, 400),
+        ("GET", "/admin/events?since=yesterday", None, 400),
+    ],
+)
 def test_admin_bad_input(gateway: Gateway, method: str, path: str, body: dict | None, status: int) -> None:
     root = gateway.base_url.removesuffix("/v1")
     r = httpx.request(method, root + path, json=body, headers=ADMIN)
@@ -67,13 +71,22 @@ def test_health_readiness_metrics(gateway: Gateway) -> None:
     root = gateway.base_url.removesuffix("/v1")
     assert httpx.get(root + "/health/liveness").json() == {"status": "ok"}
     ready = httpx.get(root + "/health/readiness").json()
-    assert ready["status"] == "ready" and ready["event_store"]["reachable"] and ready["event_store"]["backend"] == "sqlite"
+    assert (
+        ready["status"] == "ready" and ready["event_store"]["reachable"] and ready["event_store"]["backend"] == "sqlite"
+    )
     openai.OpenAI(base_url=gateway.base_url, api_key=gateway.key, max_retries=0).chat.completions.create(
-        model="m", messages=[{"role": "user", "content": "hi"}], stream=False)
+        model="m", messages=[{"role": "user", "content": "hi"}], stream=False
+    )
     text = httpx.get(root + "/metrics").text
-    for name in ("cuirass_requests_total", "cuirass_request_duration_seconds_bucket",
-                 "cuirass_time_to_first_token_seconds", "cuirass_upstream_errors_total",
-                 "cuirass_event_queue_depth", "cuirass_actions_total", "cuirass_upstream_duration_seconds"):
+    for name in (
+        "cuirass_requests_total",
+        "cuirass_request_duration_seconds_bucket",
+        "cuirass_time_to_first_token_seconds",
+        "cuirass_upstream_errors_total",
+        "cuirass_event_queue_depth",
+        "cuirass_actions_total",
+        "cuirass_upstream_duration_seconds",
+    ):
         assert name in text, name
     assert 'cuirass_requests_total{endpoint="/v1/chat/completions",status="200"}' in text
     assert 'cuirass_upstream_duration_seconds_count{upstream="principal"}' in text
@@ -94,10 +107,15 @@ def test_operator_verdicts_are_recorded_with_who_and_why(gateway: Gateway) -> No
         shown = a.get("/admin/accounts/tester").json()["verdict"]
         assert shown["override"]["verdict"] == "clear" and shown["override"]["by"] == "bob"
         assert [(h["verdict"], h["by"], h["reason"]) for h in shown["history"]] == [
-            ("flag", "alice", "ticket 42"), ("clear", "bob", "false alarm")]
+            ("flag", "alice", "ticket 42"),
+            ("clear", "bob", "false alarm"),
+        ]
         assert a.get("/admin/campaigns").json() == {"object": "list", "data": []}
-        bad = [({"verdict": "ban", "reason": "x"}, 400), ({"verdict": "flag"}, 400),
-               ({"verdict": "flag", "reason": "x", "extra": 1}, 400)]
+        bad = [
+            ({"verdict": "ban", "reason": "x"}, 400),
+            ({"verdict": "flag"}, 400),
+            ({"verdict": "flag", "reason": "x", "extra": 1}, 400),
+        ]
         for body, status in bad:
             assert a.put("/admin/accounts/tester/verdict", json=body).status_code == status
         assert a.put("/admin/accounts/ghost/verdict", json={"verdict": "flag", "reason": "x"}).status_code == 404

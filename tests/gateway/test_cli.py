@@ -17,8 +17,23 @@ from tests.conftest import cuirass, free_port
 
 def test_accounts_and_keys_cli(tmp_path: Path) -> None:
     d = ["--data-dir", str(tmp_path)]
-    acc = json.loads(cuirass("accounts", "create", "Alice", "--org", "a-corp", "--tag", "beta", "--tag", "eu",
-                             "--payment-fingerprint", "pf1", *d, "--json").stdout)
+    acc = json.loads(
+        cuirass(
+            "accounts",
+            "create",
+            "Alice",
+            "--org",
+            "a-corp",
+            "--tag",
+            "beta",
+            "--tag",
+            "eu",
+            "--payment-fingerprint",
+            "pf1",
+            *d,
+            "--json",
+        ).stdout
+    )
     assert acc["name"] == "Alice" and acc["tags"] == ["beta", "eu"] and acc["payment_fingerprint"] == "pf1"
     key = json.loads(cuirass("keys", "create", acc["id"], "--rpm", "10", *d, "--json").stdout)
     shown = json.loads(cuirass("accounts", "show", acc["id"], *d, "--json").stdout)
@@ -72,8 +87,12 @@ def test_embedded_default_serves_with_zero_config(tmp_path: Path) -> None:
     """`cuirass serve` alone: built-in model, first account and key, admin key printed once."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUIRASS_")}
-    proc = subprocess.Popen([sys.executable, "-m", "cuirass", "serve", "--data-dir", str(tmp_path), "--port",
-                             str(port), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cuirass", "serve", "--data-dir", str(tmp_path), "--port", str(port), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
         info = json.loads(proc.stdout.readline())
         assert info["base_url"] == f"http://127.0.0.1:{port}/v1" and info["admin_key"] and info["api_key"]
@@ -81,8 +100,9 @@ def test_embedded_default_serves_with_zero_config(tmp_path: Path) -> None:
         deadline = time.monotonic() + 20
         while True:
             try:
-                r = c.chat.completions.create(model=info["models"][0],
-                                              messages=[{"role": "user", "content": "What is 17 * 23?"}])
+                r = c.chat.completions.create(
+                    model=info["models"][0], messages=[{"role": "user", "content": "What is 17 * 23?"}]
+                )
                 break
             except openai.APIConnectionError:
                 assert time.monotonic() < deadline
@@ -92,8 +112,12 @@ def test_embedded_default_serves_with_zero_config(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     # A second start keeps the state: no new admin key, no new first account.
-    proc = subprocess.Popen([sys.executable, "-m", "cuirass", "serve", "--data-dir", str(tmp_path), "--port",
-                             str(port), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cuirass", "serve", "--data-dir", str(tmp_path), "--port", str(port), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
         again = json.loads(proc.stdout.readline())
         assert "admin_key" not in again and "api_key" not in again

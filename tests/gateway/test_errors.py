@@ -13,8 +13,14 @@ from tests.conftest import Gateway
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
-def post(gw: Gateway, body: bytes | dict, key: str | None = "default", path: str = "/chat/completions",
-         timeout: float = 15, **headers: str) -> httpx.Response:
+def post(
+    gw: Gateway,
+    body: bytes | dict,
+    key: str | None = "default",
+    path: str = "/chat/completions",
+    timeout: float = 15,
+    **headers: str,
+) -> httpx.Response:
     h = {"content-type": "application/json", **headers}
     if key is not None:
         h["authorization"] = f"Bearer {gw.key if key == 'default' else key}"
@@ -57,11 +63,19 @@ def test_malformed_requests_get_400(gateway: Gateway, body: bytes | dict, code: 
 
 
 def test_completions_prompt_type_checked(gateway: Gateway) -> None:
-    assert_openai_error(post(gateway, {"model": "m", "prompt": {"x": 1}}, path="/completions"), 400, "invalid_type", "prompt")
+    assert_openai_error(
+        post(gateway, {"model": "m", "prompt": {"x": 1}}, path="/completions"), 400, "invalid_type", "prompt"
+    )
 
 
-@pytest.mark.parametrize("key, code", [(None, "missing_api_key"), ("sk-nope", "invalid_api_key"),
-                                       ("sk-cui-0123456789ab_forged-secret-value", "invalid_api_key")])
+@pytest.mark.parametrize(
+    "key, code",
+    [
+        (None, "missing_api_key"),
+        ("sk-nope", "invalid_api_key"),
+        ("sk-cui-0123456789ab_forged-secret-value", "invalid_api_key"),
+    ],
+)
 def test_bad_keys_get_401(gateway: Gateway, key: str | None, code: str) -> None:
     assert_openai_error(post(gateway, {"model": "m", "messages": MESSAGES}, key=key), 401, code)
 
@@ -83,7 +97,8 @@ def test_revoked_key_gets_401(gateway: Gateway) -> None:
 def test_unknown_model_gets_404(gateway: Gateway) -> None:
     with pytest.raises(openai.NotFoundError) as err:
         openai.OpenAI(base_url=gateway.base_url, api_key=gateway.key, max_retries=0).chat.completions.create(
-            model="gpt-9", messages=MESSAGES)
+            model="gpt-9", messages=MESSAGES
+        )
     assert err.value.code == "model_not_found"
 
 
@@ -99,8 +114,12 @@ def test_oversized_chunked_body_gets_413(gateway: Gateway) -> None:
             yield b"x" * 1000
         yield b'"}]}'
 
-    r = httpx.post(gateway.base_url + "/chat/completions", content=gen(), timeout=10,
-                   headers={"authorization": f"Bearer {gateway.key}"})
+    r = httpx.post(
+        gateway.base_url + "/chat/completions",
+        content=gen(),
+        timeout=10,
+        headers={"authorization": f"Bearer {gateway.key}"},
+    )
     assert_openai_error(r, 413, "request_too_large")
 
 
@@ -120,8 +139,9 @@ def test_upstream_reset_gets_502(gateway: Gateway) -> None:
 
 def test_upstream_down_gets_502(gateway: Gateway) -> None:
     assert_openai_error(post(gateway, {"model": "down", "messages": MESSAGES}), 502, "upstream_unavailable")
-    assert_openai_error(post(gateway, {"model": "down", "messages": MESSAGES, "stream": True}), 502,
-                        "upstream_unavailable")
+    assert_openai_error(
+        post(gateway, {"model": "down", "messages": MESSAGES, "stream": True}), 502, "upstream_unavailable"
+    )
 
 
 def test_upstream_timeout_gets_504(gateway: Gateway) -> None:
@@ -135,8 +155,9 @@ def test_stream_cut_midway_gets_error_event_then_end(gateway: Gateway) -> None:
     c = openai.OpenAI(base_url=gateway.base_url, api_key=gateway.key, max_retries=0)
     got = []
     with pytest.raises(openai.APIError) as err:
-        for ch in c.chat.completions.create(model="m", messages=MESSAGES, max_tokens=20, stream=True,
-                                            extra_body={"mock": {"fault": "cut"}}):
+        for ch in c.chat.completions.create(
+            model="m", messages=MESSAGES, max_tokens=20, stream=True, extra_body={"mock": {"fault": "cut"}}
+        ):
             got.append(ch)  # noqa: PERF402 - keeps the chunks that came before the error
     assert "before completion" in str(err.value.message)
     assert got  # the part before the cut was delivered

@@ -17,24 +17,41 @@ import sqlalchemy as sa
 from tests.conftest import Gateway
 
 MESSAGES = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many?"}]
-DESIGN_FIELDS = {"ts", "request_id", "account", "org", "ip", "user_agent", "payment_fingerprint", "account_created",
-                 "endpoint", "model", "messages", "params", "response", "action"}
+DESIGN_FIELDS = {
+    "ts",
+    "request_id",
+    "account",
+    "org",
+    "ip",
+    "user_agent",
+    "payment_fingerprint",
+    "account_created",
+    "endpoint",
+    "model",
+    "messages",
+    "params",
+    "response",
+    "action",
+}
 
 
 def test_every_request_yields_exactly_one_event(make_gateway) -> None:  # type: ignore[no-untyped-def]
     gw: Gateway = make_gateway()
     c = openai.OpenAI(base_url=gw.base_url, api_key=gw.key, max_retries=0)
     h = {"authorization": f"Bearer {gw.key}"}
-    c.chat.completions.create(model="m", messages=MESSAGES, max_tokens=5)                          # 200
-    list(c.chat.completions.create(model="m", messages=MESSAGES, max_tokens=5, stream=True))       # 200 stream
-    c.completions.create(model="m", prompt="abc", max_tokens=5)                                    # 200
-    httpx.post(gw.base_url + "/chat/completions", content=b"{bad", headers=h)                      # 400
-    httpx.post(gw.base_url + "/chat/completions", json={"model": "m", "messages": MESSAGES})       # 401
+    c.chat.completions.create(model="m", messages=MESSAGES, max_tokens=5)  # 200
+    list(c.chat.completions.create(model="m", messages=MESSAGES, max_tokens=5, stream=True))  # 200 stream
+    c.completions.create(model="m", prompt="abc", max_tokens=5)  # 200
+    httpx.post(gw.base_url + "/chat/completions", content=b"{bad", headers=h)  # 400
+    httpx.post(gw.base_url + "/chat/completions", json={"model": "m", "messages": MESSAGES})  # 401
     httpx.post(gw.base_url + "/chat/completions", json={"model": "zz", "messages": MESSAGES}, headers=h)  # 404
     httpx.post(gw.base_url + "/chat/completions", json={"model": "down", "messages": MESSAGES}, headers=h)  # 502
     with pytest.raises(openai.APIError):
-        list(c.chat.completions.create(model="m", messages=MESSAGES, max_tokens=20, stream=True,
-                                       extra_body={"mock": {"fault": "cut"}}))                   # 502 in stream
+        list(
+            c.chat.completions.create(
+                model="m", messages=MESSAGES, max_tokens=20, stream=True, extra_body={"mock": {"fault": "cut"}}
+            )
+        )  # 502 in stream
     rows = gw.events(expect=8)
     time.sleep(0.3)
     rows = gw.events()
@@ -57,12 +74,20 @@ def test_client_disconnects_are_recorded(make_gateway) -> None:  # type: ignore[
     h = {"authorization": f"Bearer {gw.key}"}
     # Non-streaming: the client gives up while the upstream is still working.
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(gw.base_url + "/chat/completions", headers=h, timeout=0.5,
-                   json={"model": "m", "messages": MESSAGES, "mock": {"latency_ms": 3000}})
+        httpx.post(
+            gw.base_url + "/chat/completions",
+            headers=h,
+            timeout=0.5,
+            json={"model": "m", "messages": MESSAGES, "mock": {"latency_ms": 3000}},
+        )
     # Streaming: the client reads a little, then hangs up.
-    with httpx.stream("POST", gw.base_url + "/chat/completions", headers=h, timeout=10,
-                      json={"model": "m", "messages": MESSAGES, "stream": True, "max_tokens": 200,
-                            "mock": {"tokens_per_s": 20}}) as r:
+    with httpx.stream(
+        "POST",
+        gw.base_url + "/chat/completions",
+        headers=h,
+        timeout=10,
+        json={"model": "m", "messages": MESSAGES, "stream": True, "max_tokens": 200, "mock": {"tokens_per_s": 20}},
+    ) as r:
         next(r.iter_lines())
     rows = gw.events(expect=2)
     assert [r["status"] for r in rows] == [499, 499]
@@ -74,7 +99,8 @@ def test_client_disconnects_are_recorded(make_gateway) -> None:  # type: ignore[
 def test_raw_keys_are_never_stored(make_gateway) -> None:  # type: ignore[no-untyped-def]
     gw: Gateway = make_gateway()
     openai.OpenAI(base_url=gw.base_url, api_key=gw.key, max_retries=0).chat.completions.create(
-        model="m", messages=MESSAGES)
+        model="m", messages=MESSAGES
+    )
     gw.events(expect=1)
     gw.stop()
     blob = b"".join(p.read_bytes() for p in gw.data_dir.glob("cuirass.db*"))
@@ -91,7 +117,10 @@ def test_graceful_shutdown_loses_no_events(make_gateway) -> None:  # type: ignor
     n = 60
     with httpx.Client(base_url=gw.base_url, headers={"authorization": f"Bearer {gw.key}"}) as c:
         for _i in range(n):
-            assert c.post("/chat/completions", json={"model": "m", "messages": MESSAGES, "max_tokens": 2}).status_code == 200
+            assert (
+                c.post("/chat/completions", json={"model": "m", "messages": MESSAGES, "max_tokens": 2}).status_code
+                == 200
+            )
     assert gw.stop(signal.SIGTERM) == 0
     assert len(gw.events()) == n
 
@@ -102,9 +131,13 @@ def test_shutdown_waits_for_in_flight_streams(make_gateway) -> None:  # type: ig
 
     def stream() -> None:
         c = openai.OpenAI(base_url=gw.base_url, api_key=gw.key, max_retries=0)
-        got["text"] = "".join(ch.choices[0].delta.content or "" for ch in c.chat.completions.create(
-            model="m", messages=MESSAGES, max_tokens=20, stream=True, extra_body={"mock": {"tokens_per_s": 20}})
-            if ch.choices)
+        got["text"] = "".join(
+            ch.choices[0].delta.content or ""
+            for ch in c.chat.completions.create(
+                model="m", messages=MESSAGES, max_tokens=20, stream=True, extra_body={"mock": {"tokens_per_s": 20}}
+            )
+            if ch.choices
+        )
 
     t = threading.Thread(target=stream)
     t.start()
@@ -119,7 +152,8 @@ def test_shutdown_waits_for_in_flight_streams(make_gateway) -> None:  # type: ig
 def test_hashes_only_retention(make_gateway) -> None:  # type: ignore[no-untyped-def]
     gw: Gateway = make_gateway(events={"retention": "hashes"})
     r = openai.OpenAI(base_url=gw.base_url, api_key=gw.key, max_retries=0).chat.completions.create(
-        model="m", messages=MESSAGES, max_tokens=5)
+        model="m", messages=MESSAGES, max_tokens=5
+    )
     row = gw.events(expect=1)[0]
     assert row["messages"][0]["role"] == "user"
     assert row["messages"][0]["content"].startswith("sha256:") and "apples" not in json.dumps(row)

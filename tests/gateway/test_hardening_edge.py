@@ -68,37 +68,61 @@ def part(p: dict[str, Any]) -> dict[str, Any]:
     return {"model": "m", "messages": [{"role": "user", "content": [p]}]}
 
 
-@pytest.mark.parametrize("body, param", [
-    (part({"type": "text", "text": 5}), "messages[0].content[0].text"),
-    (part({"type": "text"}), "messages[0].content[0].text"),
-    (part({"type": 3, "text": "x"}), "messages[0].content[0].type"),
-    (part({"type": "video_url", "text": ["x"]}), "messages[0].content[0].text"),  # unknown part type, read text
-    (part({"type": "image_url", "image_url": "http://x/y.png"}), "messages[0].content[0].image_url"),
-    (part({"type": "image_url", "image_url": {"url": 1}}), "messages[0].content[0].image_url.url"),
-    (part({"type": "input_audio", "input_audio": {"data": "AAAA"}}), "messages[0].content[0].input_audio.format"),
-    ({"model": "m", "messages": [{"role": "user", "content": ["hi"]}]}, "messages[0].content[0]"),
-    ({"model": "m", "messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
-    ({"model": "m", "messages": [{"role": "user", "content": "hi", "name": 7}]}, "messages[0].name"),
-    ({"model": "m", "messages": [{"role": "user"}]}, "messages[0].content"),
-    ({"model": "m", "messages": [*MESSAGES, {"role": "tool", "content": "ok"}]}, "messages[1].tool_call_id"),
-    ({"model": "m", "messages": [*MESSAGES, {"role": "tool", "content": "ok", "tool_call_id": 1}]},
-     "messages[1].tool_call_id"),
-    ({"model": "m", "messages": [*MESSAGES, {"role": "assistant", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": {"q": 1}}}]}]},
-     "messages[1].tool_calls[0].function.arguments"),
-    ({"model": "m", "messages": [*MESSAGES, {"role": "assistant", "tool_calls": {"id": "c1"}}]},
-     "messages[1].tool_calls"),
-    ({"model": "m", "messages": MESSAGES, "tools": [{"type": "function", "function": {"parameters": {}}}]},
-     "tools[0].function.name"),
-    ({"model": "m", "messages": MESSAGES, "logit_bias": {"hello": 5}}, "logit_bias"),
-    ({"model": "m", "messages": MESSAGES, "logit_bias": {"50256": 1e9}}, "logit_bias.50256"),
-    ({"model": "m", "messages": MESSAGES, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
-    ({"model": "m", "messages": MESSAGES, "stop": [1]}, "stop[0]"),
-    ({"model": "m", "messages": MESSAGES, "max_tokens": 2**70}, "max_tokens"),
-    ({"model": "m", "messages": MESSAGES, "seed": 2**64}, "seed"),
-    ({"model": "m", "messages": MESSAGES, "n": 0}, "n"),
-    ({"model": "m", "messages": MESSAGES, "stream_options": {"include_usage": "yes"}}, "stream_options.include_usage"),
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        (part({"type": "text", "text": 5}), "messages[0].content[0].text"),
+        (part({"type": "text"}), "messages[0].content[0].text"),
+        (part({"type": 3, "text": "x"}), "messages[0].content[0].type"),
+        (part({"type": "video_url", "text": ["x"]}), "messages[0].content[0].text"),  # unknown part type, read text
+        (part({"type": "image_url", "image_url": "http://x/y.png"}), "messages[0].content[0].image_url"),
+        (part({"type": "image_url", "image_url": {"url": 1}}), "messages[0].content[0].image_url.url"),
+        (part({"type": "input_audio", "input_audio": {"data": "AAAA"}}), "messages[0].content[0].input_audio.format"),
+        ({"model": "m", "messages": [{"role": "user", "content": ["hi"]}]}, "messages[0].content[0]"),
+        ({"model": "m", "messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
+        ({"model": "m", "messages": [{"role": "user", "content": "hi", "name": 7}]}, "messages[0].name"),
+        ({"model": "m", "messages": [{"role": "user"}]}, "messages[0].content"),
+        ({"model": "m", "messages": [*MESSAGES, {"role": "tool", "content": "ok"}]}, "messages[1].tool_call_id"),
+        (
+            {"model": "m", "messages": [*MESSAGES, {"role": "tool", "content": "ok", "tool_call_id": 1}]},
+            "messages[1].tool_call_id",
+        ),
+        (
+            {
+                "model": "m",
+                "messages": [
+                    *MESSAGES,
+                    {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": {"q": 1}}}
+                        ],
+                    },
+                ],
+            },
+            "messages[1].tool_calls[0].function.arguments",
+        ),
+        (
+            {"model": "m", "messages": [*MESSAGES, {"role": "assistant", "tool_calls": {"id": "c1"}}]},
+            "messages[1].tool_calls",
+        ),
+        (
+            {"model": "m", "messages": MESSAGES, "tools": [{"type": "function", "function": {"parameters": {}}}]},
+            "tools[0].function.name",
+        ),
+        ({"model": "m", "messages": MESSAGES, "logit_bias": {"hello": 5}}, "logit_bias"),
+        ({"model": "m", "messages": MESSAGES, "logit_bias": {"50256": 1e9}}, "logit_bias.50256"),
+        ({"model": "m", "messages": MESSAGES, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"model": "m", "messages": MESSAGES, "stop": [1]}, "stop[0]"),
+        ({"model": "m", "messages": MESSAGES, "max_tokens": 2**70}, "max_tokens"),
+        ({"model": "m", "messages": MESSAGES, "seed": 2**64}, "seed"),
+        ({"model": "m", "messages": MESSAGES, "n": 0}, "n"),
+        (
+            {"model": "m", "messages": MESSAGES, "stream_options": {"include_usage": "yes"}},
+            "stream_options.include_usage",
+        ),
+    ],
+)
 def test_every_field_read_is_type_checked(gateway: Gateway, body: dict[str, Any], param: str) -> None:
     assert_openai_error(post(gateway, body), 400, param=param)
     assert_openai_error(post(gateway, dict(body, stream=True)), 400, param=param)
@@ -114,19 +138,48 @@ def test_completions_prompt_token_ids_are_checked(gateway: Gateway) -> None:
 def test_a_full_featured_request_passes(gateway: Gateway) -> None:
     """No false alarms: every shape of the OpenAI schema we check, used correctly, is served."""
     body = {
-        "model": "m", "max_tokens": 8, "temperature": None, "top_p": 1, "n": 1, "stop": ["\n\n"], "seed": -1,
-        "logit_bias": {"50256": -100, "11": 2.5}, "user": "u1", "logprobs": False, "parallel_tool_calls": True,
-        "tools": [{"type": "function", "function": {"name": "search", "description": "web search",
-                                                    "parameters": {"type": "object", "properties": {}}}}],
-        "tool_choice": "auto", "response_format": {"type": "text"}, "some_vendor_extension": {"x": [1, 2]},
+        "model": "m",
+        "max_tokens": 8,
+        "temperature": None,
+        "top_p": 1,
+        "n": 1,
+        "stop": ["\n\n"],
+        "seed": -1,
+        "logit_bias": {"50256": -100, "11": 2.5},
+        "user": "u1",
+        "logprobs": False,
+        "parallel_tool_calls": True,
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "search",
+                    "description": "web search",
+                    "parameters": {"type": "object", "properties": {}},
+                },
+            }
+        ],
+        "tool_choice": "auto",
+        "response_format": {"type": "text"},
+        "some_vendor_extension": {"x": [1, 2]},
         "messages": [
             {"role": "system", "content": "Be brief."},
-            {"role": "user", "name": "ann", "content": [
-                {"type": "text", "text": "What is this?"},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}},
-                {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]},
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "search", "arguments": "{\"q\": \"x\"}"}}]},
+            {
+                "role": "user",
+                "name": "ann",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}},
+                    {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "search", "arguments": '{"q": "x"}'}}
+                ],
+            },
             {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "result"}]},
             {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]},
             {"role": "user", "content": "and now?"},
@@ -146,9 +199,23 @@ def start_serve(tmp: Path, mock: MockUpstream, env: dict[str, str], **cfg: Any) 
     port = free_port()
     base = {k: v for k, v in os.environ.items() if k != "CUIRASS_ADMIN_KEY"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cuirass", "serve", "--config", str(config), "--data-dir", str(tmp / "data"),
-         "--port", str(port)],
-        env={**base, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, umask=0o022)
+        [
+            sys.executable,
+            "-m",
+            "cuirass",
+            "serve",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(tmp / "data"),
+            "--port",
+            str(port),
+        ],
+        env={**base, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        umask=0o022,
+    )
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -200,10 +267,17 @@ def test_no_bearer_is_never_the_admin_key(mock: MockUpstream, tmp_path: Path) ->
 # --- finding 6: overflows, file modes, upstream text, slow clients -------------------------------------
 
 
-@pytest.mark.parametrize("query, param", [
-    ("limit=" + "1" + "0" * 30, "limit"), ("limit=-1", "limit"), ("limit=0", "limit"),
-    ("offset=" + "9" * 40, "offset"), ("offset=-5", "offset"), ("flagged=true&limit=" + "9" * 25, "limit"),
-])
+@pytest.mark.parametrize(
+    "query, param",
+    [
+        ("limit=" + "1" + "0" * 30, "limit"),
+        ("limit=-1", "limit"),
+        ("limit=0", "limit"),
+        ("offset=" + "9" * 40, "offset"),
+        ("offset=-5", "offset"),
+        ("flagged=true&limit=" + "9" * 25, "limit"),
+    ],
+)
 def test_admin_list_bounds_are_a_400(gateway: Gateway, query: str, param: str) -> None:
     root = gateway.base_url.removesuffix("/v1")
     assert_openai_error(httpx.get(f"{root}/admin/accounts?{query}", headers=ADMIN), 400, "invalid_request", param)
@@ -238,8 +312,10 @@ def test_data_dir_and_secrets_are_private(mock: MockUpstream, tmp_path: Path) ->
         wait_http(root + "/health/liveness", proc)
         data = tmp_path / "data"
         assert httpx.get(root + "/admin/accounts", headers=ADMIN).status_code == 200  # the store is open
+
         def mode(p):
             return stat.S_IMODE(p.stat().st_mode)
+
         assert mode(data) == 0o700
         for name in ("cuirass.db", "cuirass.db-wal", "cuirass.db-shm", "master-secret", "key-secret"):
             assert mode(data / name) == 0o600, name
@@ -249,8 +325,10 @@ def test_data_dir_and_secrets_are_private(mock: MockUpstream, tmp_path: Path) ->
 
 def test_upstream_error_text_is_not_relayed(gateway: Gateway) -> None:
     for fault, status in (("500", 502), ("400", 400)):
-        r = post(gateway, {"model": "m", "messages": [{"role": "user", "content": f"fault {fault}"}],
-                           "mock": {"fault": fault}})
+        r = post(
+            gateway,
+            {"model": "m", "messages": [{"role": "user", "content": f"fault {fault}"}], "mock": {"fault": fault}},
+        )
         err = assert_openai_error(r, status)
         assert "mock: injected" not in r.text and "model server" in err["message"]
     deadline = time.monotonic() + 10
@@ -272,8 +350,10 @@ def half_sent(port: int, key: str, source: str = "127.0.0.1") -> socket.socket:
     s = socket.socket()
     s.bind((source, 0))
     s.connect(("127.0.0.1", port))
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-              b"authorization: Bearer " + key.encode() + b"\r\ncontent-length: 200\r\n\r\n{\"model\": \"m\", ")
+    s.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"authorization: Bearer " + key.encode() + b'\r\ncontent-length: 200\r\n\r\n{"model": "m", '
+    )
     return s
 
 
@@ -320,11 +400,13 @@ def test_unfinished_bodies_per_address_are_capped(make_gateway) -> None:  # type
     finally:
         for s in socks:
             s.close()
-    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"),
-                      headers={"authorization": f"Bearer {gw.key}"}) as c:
+    with httpx.Client(
+        transport=httpx.HTTPTransport(local_address="127.0.0.2"), headers={"authorization": f"Bearer {gw.key}"}
+    ) as c:
         deadline = time.monotonic() + 15
-        while (r := c.post(gw.base_url + "/chat/completions", json={"model": "m", "messages": MESSAGES})
-               ).status_code == 429:
+        while (
+            r := c.post(gw.base_url + "/chat/completions", json={"model": "m", "messages": MESSAGES})
+        ).status_code == 429:
             assert time.monotonic() < deadline, "the slots of closed connections were never given back"
             time.sleep(0.1)
         assert r.status_code == 200, r.text

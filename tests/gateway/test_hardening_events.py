@@ -89,8 +89,21 @@ def _wait_gone(pids: set[int], timeout: float = 10) -> set[int]:
 def _restart(gw: Gateway) -> None:
     """Start `cuirass serve` again on the same data directory and port."""
     gw.proc = subprocess.Popen(
-        [sys.executable, "-m", "cuirass", "serve", "--config", str(gw.config_path), "--data-dir", str(gw.data_dir),
-         "--port", str(gw.port)], env={**os.environ, **gw.env}, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "cuirass",
+            "serve",
+            "--config",
+            str(gw.config_path),
+            "--data-dir",
+            str(gw.data_dir),
+            "--port",
+            str(gw.port),
+        ],
+        env={**os.environ, **gw.env},
+        stderr=subprocess.PIPE,
+    )
     wait_http(f"http://127.0.0.1:{gw.port}/health/liveness", gw.proc)
 
 
@@ -125,11 +138,14 @@ def test_client_disconnect_mid_body_leaves_one_event_and_no_traceback(make_gatew
     gw: Gateway = make_gateway()
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", gw.port)) as s:
-            s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gw.key}\r\n"
-                      "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"model\": \"m\"".encode())
+            s.sendall(
+                f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gw.key}\r\n"
+                'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"model": "m"'.encode()
+            )
             time.sleep(0.1)
     openai.OpenAI(base_url=gw.base_url, api_key=gw.key, max_retries=0).chat.completions.create(
-        model="m", messages=MESSAGES, max_tokens=2)
+        model="m", messages=MESSAGES, max_tokens=2
+    )
     rows = gw.events(expect=4)
     assert sorted(r["status"] for r in rows) == [200, 499, 499, 499]
     assert all("disconnect" in r["error"] for r in rows if r["status"] == 499)
@@ -141,8 +157,11 @@ def test_client_disconnect_mid_body_leaves_one_event_and_no_traceback(make_gatew
 def test_kill_9_under_load_loses_no_answered_event(make_gateway, workers: int, tree: bool) -> None:  # type: ignore[no-untyped-def]
     """kill -9 of serve (with `tree`, of its workers too, as an OOM kill of the group would) under load."""
     # Nothing is flushed to the store on its own before the kill: every event must come from the spool.
-    gw: Gateway = make_gateway(events={"flush_interval_s": 60.0, "batch_size": 100000}, server={"workers": workers},
-                               detection={"poll_interval_s": 0.1})
+    gw: Gateway = make_gateway(
+        events={"flush_interval_s": 60.0, "batch_size": 100000},
+        server={"workers": workers},
+        detection={"poll_interval_s": 0.1},
+    )
     watchers = _watchers(gw)
     assert len(watchers) == 1
     children = _descendants(gw.proc.pid)
@@ -154,8 +173,9 @@ def test_kill_9_under_load_loses_no_answered_event(make_gateway, workers: int, t
         if enough.is_set():
             return
         try:
-            raw = c.chat.completions.with_raw_response.create(model="m", max_tokens=4, messages=[
-                {"role": "user", "content": f"question {i}: what is {i} plus {i}?"}])
+            raw = c.chat.completions.with_raw_response.create(
+                model="m", max_tokens=4, messages=[{"role": "user", "content": f"question {i}: what is {i} plus {i}?"}]
+            )
             raw.parse()
         except openai.APIError:
             return  # not answered: the gateway died first
@@ -239,11 +259,19 @@ def test_second_watcher_refused_on_postgresql(make_gateway) -> None:  # type: ig
 
 # -- the writer itself, on a real SQLite store ------------------------------------------------------------
 
+
 def _event(i: int, ts: float | None = None):  # type: ignore[no-untyped-def]
     from cuirass.events import Event
 
-    return Event(ts=ts or time.time(), request_id=f"req-{i}", account="a", endpoint="/v1/chat/completions",
-                 model="m", messages=MESSAGES, status=200)
+    return Event(
+        ts=ts or time.time(),
+        request_id=f"req-{i}",
+        account="a",
+        endpoint="/v1/chat/completions",
+        model="m",
+        messages=MESSAGES,
+        status=200,
+    )
 
 
 def _stored(engine: sa.Engine) -> list[str]:

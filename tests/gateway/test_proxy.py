@@ -43,8 +43,11 @@ def test_streaming_matches_non_streaming_and_openai_framing(gateway: Gateway) ->
 
 
 def test_stream_usage_chunk_when_asked(gateway: Gateway) -> None:
-    chunks = list(client(gateway).chat.completions.create(
-        model="m", messages=MESSAGES, max_tokens=8, stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        client(gateway).chat.completions.create(
+            model="m", messages=MESSAGES, max_tokens=8, stream=True, stream_options={"include_usage": True}
+        )
+    )
     last = chunks[-1]
     assert last.choices == [] and last.usage is not None and last.usage.completion_tokens == 8
     assert all(c.usage is None for c in chunks[:-1])
@@ -52,8 +55,12 @@ def test_stream_usage_chunk_when_asked(gateway: Gateway) -> None:
 
 def test_raw_sse_framing(gateway: Gateway) -> None:
     body = {"model": "m", "messages": MESSAGES, "max_tokens": 4, "stream": True}
-    r = httpx.post(gateway.base_url + "/chat/completions", json=body,
-                   headers={"authorization": f"Bearer {gateway.key}"}, timeout=10)
+    r = httpx.post(
+        gateway.base_url + "/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {gateway.key}"},
+        timeout=10,
+    )
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/event-stream")
     assert r.headers["x-request-id"]
@@ -69,8 +76,11 @@ def test_completions_endpoint_streaming_and_not(gateway: Gateway, mock: MockUpst
     whole = c.completions.create(model="m", prompt="Once upon a time", max_tokens=12)
     ref = direct(mock).completions.create(model="mock-model", prompt="Once upon a time", max_tokens=12)
     assert whole.choices[0].text == ref.choices[0].text
-    streamed = "".join(ch.choices[0].text for ch in c.completions.create(
-        model="m", prompt="Once upon a time", max_tokens=12, stream=True) if ch.choices)
+    streamed = "".join(
+        ch.choices[0].text
+        for ch in c.completions.create(model="m", prompt="Once upon a time", max_tokens=12, stream=True)
+        if ch.choices
+    )
     assert streamed == whole.choices[0].text
 
 
@@ -94,15 +104,23 @@ def test_concurrent_async_requests_each_get_their_own_answer(gateway: Gateway, m
 
     async def run() -> list[str]:
         ac = openai.AsyncOpenAI(base_url=gateway.base_url, api_key=gateway.key, max_retries=0)
-        rs = await asyncio.gather(*[ac.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": p}], max_tokens=6) for p in prompts])
+        rs = await asyncio.gather(
+            *[
+                ac.chat.completions.create(model="m", messages=[{"role": "user", "content": p}], max_tokens=6)
+                for p in prompts
+            ]
+        )
         await ac.close()
         return [r.choices[0].message.content or "" for r in rs]
 
     got = asyncio.run(run())
     ref = direct(mock)
-    want = [ref.chat.completions.create(model="mock-model", messages=[{"role": "user", "content": p}],
-                                        max_tokens=6).choices[0].message.content for p in prompts]
+    want = [
+        ref.chat.completions.create(model="mock-model", messages=[{"role": "user", "content": p}], max_tokens=6)
+        .choices[0]
+        .message.content
+        for p in prompts
+    ]
     assert got == want
 
 
@@ -120,7 +138,11 @@ def test_models_lists_public_names(gateway: Gateway) -> None:
 
 def test_multi_part_content_and_reasoning_fields_survive(gateway: Gateway) -> None:
     r = client(gateway).chat.completions.create(
-        model="m", max_tokens=5,
-        messages=[{"role": "system", "content": "be brief"},
-                  {"role": "user", "content": [{"type": "text", "text": "hello"}]}])
+        model="m",
+        max_tokens=5,
+        messages=[
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "hello"}]},
+        ],
+    )
     assert r.choices[0].message.content

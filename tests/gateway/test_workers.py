@@ -18,24 +18,32 @@ from tests.conftest import ADMIN_KEY, MockUpstream, cuirass, free_port, wait_htt
 
 def test_two_workers(mock: MockUpstream, tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"models": [{"name": "m", "upstream": {"base_url": mock.base_url,
-                                                                         "model": "mock-model"}}]}))
+    cfg.write_text(
+        yaml.safe_dump({"models": [{"name": "m", "upstream": {"base_url": mock.base_url, "model": "mock-model"}}]})
+    )
     d = ["--data-dir", str(tmp_path / "data")]
     key = json.loads(cuirass("accounts", "create", "w", "--with-key", *d, "--json").stdout)["key"]
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "cuirass", "serve", "--config", str(cfg), *d, "--port", str(port),
-                             "--workers", "2"], env={**os.environ, "CUIRASS_ADMIN_KEY": ADMIN_KEY})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cuirass", "serve", "--config", str(cfg), *d, "--port", str(port), "--workers", "2"],
+        env={**os.environ, "CUIRASS_ADMIN_KEY": ADMIN_KEY},
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/health/liveness", proc)
         n = 40
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"authorization": f"Bearer {key}"}) as c:
             for i in range(n):
-                r = c.post("/v1/chat/completions", json={"model": "m", "max_tokens": 3,
-                                                         "messages": [{"role": "user", "content": f"q{i}"}]})
+                r = c.post(
+                    "/v1/chat/completions",
+                    json={"model": "m", "max_tokens": 3, "messages": [{"role": "user", "content": f"q{i}"}]},
+                )
                 assert r.status_code == 200
             text = c.get("/metrics").text
-        line = next(x for x in text.splitlines()
-                    if x.startswith('cuirass_requests_total{endpoint="/v1/chat/completions",status="200"}'))
+        line = next(
+            x
+            for x in text.splitlines()
+            if x.startswith('cuirass_requests_total{endpoint="/v1/chat/completions",status="200"}')
+        )
         assert float(line.split()[-1]) == n  # summed over both workers
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -12,7 +12,9 @@ import pytest
 from cuirass.lab.traffic import PRESETS, TrafficConfig, generate
 
 SMALL = TrafficConfig(
-    seed=7, benign_accounts=120, days=2.0,
+    seed=7,
+    benign_accounts=120,
+    days=2.0,
     campaigns=(
         dataclasses.replace(PRESETS["naive"], accounts=3),
         dataclasses.replace(PRESETS["hydra"], accounts=40, shared_infra=0.5),

@@ -24,8 +24,15 @@ def quick_results(tmp_path_factory):
 
 def test_quick_eval_writes_every_report_file(quick_results):
     out, _results = quick_results
-    for name in ("results.json", "summary.md", "roc.png", "leakage-cuirass.png", "traffic.jsonl",
-                 "calibration.jsonl", "test.jsonl"):
+    for name in (
+        "results.json",
+        "summary.md",
+        "roc.png",
+        "leakage-cuirass.png",
+        "traffic.jsonl",
+        "calibration.jsonl",
+        "test.jsonl",
+    ):
         assert (out / name).stat().st_size > 0, name
     assert (out / "roc.png").read_bytes()[:4] == b"\x89PNG"
     assert "## Headline" in (out / "summary.md").read_text()
@@ -42,8 +49,10 @@ def test_quick_eval_numbers_are_sane(quick_results):
     assert 0.0 <= op["benign_fpr"] <= 1.0 and 0.0 <= op["recall"] <= 1.0
     attack = [k for k in ours["by_kind"] if k["label"] == "attack"]
     benign = [k for k in ours["by_kind"] if k["label"] == "benign"]
+
     def mean(rows):
         return sum(k["mean_score"] * k["accounts"] for k in rows) / sum(k["accounts"] for k in rows)
+
     assert mean(attack) > mean(benign)  # campaigns score above benign on average
     for c in ours["campaigns"]:
         assert c["leakage"] is None or 0.0 <= c["leakage"] <= 1.0

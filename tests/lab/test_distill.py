@@ -27,9 +27,13 @@ from cuirass.models.problems import CASUAL, ELICIT  # noqa: E402
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("distill")
-    proc = subprocess.run([sys.executable, "-m", "cuirass", "lab", "distill", "--quick", "--out", str(out),
-                           "--no-progress", "--json"], capture_output=True, text=True, timeout=3400,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "cuirass", "lab", "distill", "--quick", "--out", str(out), "--no-progress", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=3400,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, json.loads(proc.stdout)
 
@@ -47,8 +51,10 @@ def test_workloads_are_deterministic_and_share_prompts() -> None:
     # the bulk campaign elicits worked solutions; benign users ask bare or casually, each from its own /24
     assert all(any(r.prompt == f.format(q=r.problem.question) for f in ELICIT) for r in a)
     benign = workload.benign(dataclasses.replace(cfg, benign_users=20, benign_queries=5))
-    assert all(r.prompt == r.problem.question or any(r.prompt == f.format(q=r.problem.question) for f in CASUAL)
-               for r in benign)
+    assert all(
+        r.prompt == r.problem.question or any(r.prompt == f.format(q=r.problem.question) for f in CASUAL)
+        for r in benign
+    )
     assert 0 < sum(r.prompt != r.problem.question for r in benign) < len(benign)
     nets = {r.account: r.ip.rsplit(".", 1)[0] for r in benign}
     assert len(set(nets.values())) == len(nets)
@@ -61,18 +67,28 @@ def test_jsonl_task_in_gsm8k_format(tmp_path: Path) -> None:
     from cuirass.lab.reference.evaluate import final_answer_correct
 
     for split, n in (("train", 5), ("test", 3)):
-        (tmp_path / f"gsm8k_{split}.jsonl").write_text("".join(
-            json.dumps({"question": f"{split} {i}: what is {i} + 1,000?",
-                        "answer": f"{i} + 1000 = {i + 1000}\n#### {i + 1000:,}"})
-            + "\n" for i in range(n)))
+        (tmp_path / f"gsm8k_{split}.jsonl").write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "question": f"{split} {i}: what is {i} + 1,000?",
+                        "answer": f"{i} + 1000 = {i + 1000}\n#### {i + 1000:,}",
+                    }
+                )
+                + "\n"
+                for i in range(n)
+            )
+        )
     task = tasks.load(f"gsm8k:{tmp_path}")
     items = list(itertools.islice(task.stream(0, "test"), 6))
     assert {p.question for p in items} == {f"test {i}: what is {i} + 1,000?" for i in range(3)}  # cycles
     assert all(final_answer_correct(p.solution, p.answer) for p in items)
     files = f"{tmp_path}/gsm8k_train.jsonl,{tmp_path}/gsm8k_test.jsonl"
     cfg = dataclasses.replace(DistillConfig.quick(), task=f"jsonl:{files}")
-    assert all(r.problem.question.startswith("train") and r.problem.question in r.prompt
-               for r in workload.campaign(cfg, False, "a"))
+    assert all(
+        r.problem.question.startswith("train") and r.problem.question in r.prompt
+        for r in workload.campaign(cfg, False, "a")
+    )
     assert all(r.problem.question.startswith("test") and r.problem.question in r.prompt for r in workload.benign(cfg))
     with pytest.raises(ValueError):
         tasks.load("nope")
@@ -107,8 +123,14 @@ def test_student_from_a_hugging_face_config(tmp_path: Path) -> None:
     from cuirass.models.problems import problems
 
     GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=512).save_pretrained(tmp_path / "cfg")
-    cfg = dataclasses.replace(DistillConfig.quick(), student=StudentSpec(config_path=str(tmp_path / "cfg")),
-                              train_steps=3, batch_size=2, eval_n=2, max_tokens=8)
+    cfg = dataclasses.replace(
+        DistillConfig.quick(),
+        student=StudentSpec(config_path=str(tmp_path / "cfg")),
+        train_steps=3,
+        batch_size=2,
+        eval_n=2,
+        max_tokens=8,
+    )
     _, tokenizer = ev.load("src/cuirass/models/reference")
     data = [student.Example(p.question, p.solution) for p in problems(4)]
     model = student.train(data, tokenizer, cfg, tmp_path / "student")

@@ -32,8 +32,14 @@ def test_peer_scores_in_event_time(tmp_path, peer_python):
 
 
 def test_feed_line_takes_the_last_message():
-    ev = {"ts": 1.5, "account": "a", "messages": [{"role": "user", "content": "x" * 500},
-                                                  {"role": "assistant", "content": "ok"},
-                                                  {"role": "user", "content": "continue"}],
-          "response": {"usage": {"prompt_tokens": 130}}}
+    ev = {
+        "ts": 1.5,
+        "account": "a",
+        "messages": [
+            {"role": "user", "content": "x" * 500},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "continue"},
+        ],
+        "response": {"usage": {"prompt_tokens": 130}},
+    }
     assert orjson.loads(honeypot.feed_line(ev)) == [1.5, "a", "continue", 130]

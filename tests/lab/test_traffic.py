@@ -109,8 +109,9 @@ def test_benign_mix_fraction_and_disjoint_pools(small_traffic):
     # Benign accounts do not send the attackers' cover conversations (only prompts that real users
     # happen to repeat across conversations, such as "continue", may coincide).
     benign = {a for a, i in labels["accounts"].items() if i["label"] == "benign"}
-    benign_first_turns = [e["messages"][-1]["content"] for e in events
-                          if e["account"] in benign and len(e["messages"]) == 1]
+    benign_first_turns = [
+        e["messages"][-1]["content"] for e in events if e["account"] in benign and len(e["messages"]) == 1
+    ]
     assert sum(t in decoy_prompts for t in benign_first_turns) <= 0.05 * len(benign_first_turns)
 
 
@@ -153,8 +154,23 @@ def test_cli_traffic(tmp_path):
 
     out = tmp_path / "t.jsonl"
     runner = CliRunner()
-    res = runner.invoke(main, ["lab", "traffic", "--out", str(out), "--benign-accounts", "20", "--days", "1",
-                               "--campaign", "hydra:5", "--no-progress", "--json"])
+    res = runner.invoke(
+        main,
+        [
+            "lab",
+            "traffic",
+            "--out",
+            str(out),
+            "--benign-accounts",
+            "20",
+            "--days",
+            "1",
+            "--campaign",
+            "hydra:5",
+            "--no-progress",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert '"events"' in res.output and out.exists() and labels_path(out).exists()
     res = runner.invoke(main, ["lab", "traffic", "--out", str(out), "--campaign", "bogus:3"])

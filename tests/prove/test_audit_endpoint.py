@@ -42,14 +42,20 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     local = {"type": "local", "path": "builtin:reference", "device": "cpu", "threads": 1}
     cfg: dict[str, Any] = {
         "models": [{"name": "ref-wm", "upstream": local}, {"name": "ref", "upstream": local}],
-        "policy": {"n_cohorts": N_COHORTS, "n_honeypot_cohorts": N_HONEYPOT,
-                   "models": {"ref-wm": {"default_actions": ["logit_watermark"]}},  # every request of ref-wm
-                   "options": {"logit_watermark": WM}},
+        "policy": {
+            "n_cohorts": N_COHORTS,
+            "n_honeypot_cohorts": N_HONEYPOT,
+            "models": {"ref-wm": {"default_actions": ["logit_watermark"]}},  # every request of ref-wm
+            "options": {"logit_watermark": WM},
+        },
         "events": {"flush_interval_s": 0.05},
         "detection": {"enabled": False},
     }
-    g = Gateway(tmp_path_factory.mktemp("gw-audit"), cfg,
-                env={"CUIRASS_MASTER_SECRET": MASTER, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"})
+    g = Gateway(
+        tmp_path_factory.mktemp("gw-audit"),
+        cfg,
+        env={"CUIRASS_MASTER_SECRET": MASTER, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"},
+    )
     yield g
     g.stop()
 
@@ -59,8 +65,9 @@ def _harvest(gw: Gateway) -> None:
 
     client = openai.OpenAI(base_url=gw.base_url, api_key=gw.key, max_retries=2, timeout=120)
     for i, p in enumerate(problems(HARVEST, seed=11)):
-        client.chat.completions.create(model="ref-wm", messages=[{"role": "user", "content": p.question}],
-                                       max_tokens=MAX_TOKENS, seed=i)
+        client.chat.completions.create(
+            model="ref-wm", messages=[{"role": "user", "content": p.question}], max_tokens=MAX_TOKENS, seed=i
+        )
     gw.events(expect=HARVEST, timeout=30)
 
 
@@ -70,13 +77,48 @@ def test_audit_endpoint_flags_the_suspect_and_its_cohort_not_the_control(gw: Gat
     _harvest(gw)
     out, page = tmp_path / "evidence.json", tmp_path / "evidence.html"
     run = subprocess.run(
-        [sys.executable, "-m", "cuirass", "audit", "endpoint", "--base-url", gw.base_url, "--model", "ref-wm",
-         "--api-key", gw.key, "--queries", str(QUERIES), "--max-tokens", str(MAX_TOKENS), "--seed", "1000",
-         "--concurrency", "2", "--control-base-url", gw.base_url, "--control-model", "ref", "--control-api-key",
-         gw.key, "--out", str(out), "--html", str(page), "--no-progress", "--json",
-         "--config", str(gw.config_path), "--data-dir", str(gw.data_dir)],
-        capture_output=True, text=True, timeout=1000,
-        env={**os.environ, "CUIRASS_MASTER_SECRET": MASTER, "OMP_NUM_THREADS": "1"})
+        [
+            sys.executable,
+            "-m",
+            "cuirass",
+            "audit",
+            "endpoint",
+            "--base-url",
+            gw.base_url,
+            "--model",
+            "ref-wm",
+            "--api-key",
+            gw.key,
+            "--queries",
+            str(QUERIES),
+            "--max-tokens",
+            str(MAX_TOKENS),
+            "--seed",
+            "1000",
+            "--concurrency",
+            "2",
+            "--control-base-url",
+            gw.base_url,
+            "--control-model",
+            "ref",
+            "--control-api-key",
+            gw.key,
+            "--out",
+            str(out),
+            "--html",
+            str(page),
+            "--no-progress",
+            "--json",
+            "--config",
+            str(gw.config_path),
+            "--data-dir",
+            str(gw.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1000,
+        env={**os.environ, "CUIRASS_MASTER_SECRET": MASTER, "OMP_NUM_THREADS": "1"},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(out.read_text())
     ring = Keyring(MASTER.encode(), N_COHORTS)
@@ -89,9 +131,11 @@ def test_audit_endpoint_flags_the_suspect_and_its_cohort_not_the_control(gw: Gat
     assert ep["token_windows"]["scored"] < ep["token_windows"]["all"]  # prompt windows (numbers) left out
     token = {t["cohort"]: t for t in report["tests"] if t["channel"] == "token"}
     hit = token[cohort]
-    print(f"\nsuspect: {hit['n_green']}/{hit['n_scored']} green windows, p = {hit['p_value']:.3g} "
-          f"(Holm {hit['p_corrected']:.3g}); control smallest p = {report['control']['min_p']:.3g} "
-          f"(Holm {report['control']['min_p_corrected']:.3g}); {time.monotonic() - started:.0f} s")
+    print(
+        f"\nsuspect: {hit['n_green']}/{hit['n_scored']} green windows, p = {hit['p_value']:.3g} "
+        f"(Holm {hit['p_corrected']:.3g}); control smallest p = {report['control']['min_p']:.3g} "
+        f"(Holm {report['control']['min_p_corrected']:.3g}); {time.monotonic() - started:.0f} s"
+    )
     assert hit["p_value"] < 1e-6 and hit["implicated"]
     assert [(t["channel"], t["cohort"]) for t in report["implicated"]] == [("token", cohort)]  # the right one
     assert [a["account"] for a in report["implicated"][0]["accounts"]] == [gw.account]

@@ -109,8 +109,7 @@ def test_edit_in_the_database_and_truncation_against_an_anchor(log: AuditLog, tm
         conn.execute(audit_table.delete().where(audit_table.c.seq == 6))
     assert log.verify().ok  # a clean cut of the tail looks fine on its own ...
     assert not log.verify(expect_head=head).ok  # ... but not against the published head
-    res = CliRunner().invoke(main, ["audit", "verify-log", "--data-dir", str(tmp_path / "data"),
-                                    "--expect-head", head])
+    res = CliRunner().invoke(main, ["audit", "verify-log", "--data-dir", str(tmp_path / "data"), "--expect-head", head])
     assert res.exit_code == 1 and "truncated or rewritten" in res.output
 
 
@@ -119,19 +118,45 @@ def test_overrides_rotations_and_checkpoints_are_recorded(tmp_path: Path) -> Non
     VerdictStore(engine).override("acct-1", "flag", "alice", "shared card with campaign 7")
     EpochStore(engine).rotate("bob", "scheduled")
     with engine.begin() as conn:
-        conn.execute(events_table.insert(), [
-            {"ts": 1.0, "request_id": "a", "account": "acct-1", "endpoint": "/v1/completions", "model": "m",
-             "messages": [], "params": {}, "cohort": "c001", "actions": ["watermark"]},
-            {"ts": 2.0, "request_id": "b", "account": "acct-1", "endpoint": "/v1/completions", "model": "m",
-             "messages": [], "params": {}, "cohort": "h000", "actions": ["watermark", "canary"]}])
+        conn.execute(
+            events_table.insert(),
+            [
+                {
+                    "ts": 1.0,
+                    "request_id": "a",
+                    "account": "acct-1",
+                    "endpoint": "/v1/completions",
+                    "model": "m",
+                    "messages": [],
+                    "params": {},
+                    "cohort": "c001",
+                    "actions": ["watermark"],
+                },
+                {
+                    "ts": 2.0,
+                    "request_id": "b",
+                    "account": "acct-1",
+                    "endpoint": "/v1/completions",
+                    "model": "m",
+                    "messages": [],
+                    "params": {},
+                    "cohort": "h000",
+                    "actions": ["watermark", "canary"],
+                },
+            ],
+        )
     first = checkpoint(engine)
     again = checkpoint(engine)
     log = AuditLog(engine)
     kinds = [r["kind"] for r in log.records()]
     assert kinds == ["verdict_override", "key_epoch", "cohort_move", "checkpoint", "checkpoint"]
     recs = list(log.records())
-    assert recs[0]["data"] == {"account": "acct-1", "verdict": "flag", "by": "alice",
-                               "reason": "shared card with campaign 7"}
+    assert recs[0]["data"] == {
+        "account": "acct-1",
+        "verdict": "flag",
+        "by": "alice",
+        "reason": "shared card with campaign 7",
+    }
     assert recs[1]["data"]["epoch"] == 1 and recs[2]["data"]["to"] == "h000"
     assert first["defenses_applied"] == {"canary@h000": 1, "watermark@c001": 1, "watermark@h000": 1}
     assert again["events"] == 0 and again["moves"] == 0

@@ -27,17 +27,30 @@ COHORTS = cohort_names(8, 4)
 
 
 def _event(account: str, cohort: str, ts: float) -> dict:
-    return {"ts": ts, "request_id": f"r{ts}", "account": account, "endpoint": "/v1/chat/completions",
-            "model": "m", "messages": [], "params": {}, "cohort": cohort, "actions": ["watermark"]}
+    return {
+        "ts": ts,
+        "request_id": f"r{ts}",
+        "account": account,
+        "endpoint": "/v1/chat/completions",
+        "model": "m",
+        "messages": [],
+        "params": {},
+        "cohort": cohort,
+        "actions": ["watermark"],
+    }
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> dict:
     engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'cuirass.db'}")
     now = time.time()
-    rows = [_event("acct-a", "c005", now - 300), _event("acct-b", "c005", now - 200),
-            _event("acct-c", "c001", now - 250), _event("acct-old", "h002", now - 100),
-            _event("acct-c", "h002", now - 90)]
+    rows = [
+        _event("acct-a", "c005", now - 300),
+        _event("acct-b", "c005", now - 200),
+        _event("acct-c", "c001", now - 250),
+        _event("acct-old", "h002", now - 100),
+        _event("acct-c", "h002", now - 90),
+    ]
     with engine.begin() as conn:
         conn.execute(events_table.insert(), rows)
     return {"engine": engine, "keyring": Keyring(SECRET.encode(), 8), "data": tmp_path / "data", "tmp": tmp_path}
@@ -50,8 +63,15 @@ def _write(path: Path, texts: list[str]) -> Path:
 
 def _audit(world: dict, path: Path, control: Path | None = None) -> dict:
     store = EpochStore(world["engine"])
-    return audit_texts(read_corpus(path), channels=[TextChannel()], keyring=world["keyring"], cohorts=COHORTS,
-                       epochs=store.all(), engine=world["engine"], control=read_corpus(control) if control else None)
+    return audit_texts(
+        read_corpus(path),
+        channels=[TextChannel()],
+        keyring=world["keyring"],
+        cohorts=COHORTS,
+        epochs=store.all(),
+        engine=world["engine"],
+        control=read_corpus(control) if control else None,
+    )
 
 
 def test_implicates_the_watermarking_cohort_and_its_accounts(world: dict, answers: tuple[str, ...]) -> None:
@@ -88,7 +108,10 @@ def test_rotated_epoch_and_honeypot_cohort(world: dict, answers: tuple[str, ...]
     assert [a["account"] for a in report["implicated"][0]["accounts"]] == ["acct-h"]  # not the epoch-0 members
     assert {m.account for m in members(engine, "h002")} == {"acct-old", "acct-c", "acct-h"}
     assert [(m["account"], m["from"], m["to"]) for m in moves(engine)] == [
-        ("acct-old", None, "h002"), ("acct-c", "c001", "h002"), ("acct-h", None, "h002")]
+        ("acct-old", None, "h002"),
+        ("acct-c", "c001", "h002"),
+        ("acct-h", None, "h002"),
+    ]
 
 
 def _cli(*args: str) -> object:
@@ -100,8 +123,21 @@ def test_cli_writes_reports(world: dict, answers: tuple[str, ...]) -> None:
     tmp = world["tmp"]
     (tmp / "cfg.yaml").write_text("policy: {n_cohorts: 8, n_honeypot_cohorts: 4}\n")
     (tmp / "wm.txt").write_text("\n".join(embed(t, key).replace("\n", " ") for t in answers[2000:2040]) + "\n")
-    res = _cli("audit", "texts", "--config", str(tmp / "cfg.yaml"), "--data-dir", str(world["data"]),
-               "--in", str(tmp / "wm.txt"), "--out", str(tmp / "r.json"), "--html", str(tmp / "r.html"), "--json")
+    res = _cli(
+        "audit",
+        "texts",
+        "--config",
+        str(tmp / "cfg.yaml"),
+        "--data-dir",
+        str(world["data"]),
+        "--in",
+        str(tmp / "wm.txt"),
+        "--out",
+        str(tmp / "r.json"),
+        "--html",
+        str(tmp / "r.html"),
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert [t["cohort"] for t in out["implicated"]] == ["c005"]
@@ -109,12 +145,15 @@ def test_cli_writes_reports(world: dict, answers: tuple[str, ...]) -> None:
     assert (tmp / "r.html").read_text().startswith("<!doctype html>")
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ('{"text": "fine"}\n{"text": broken\n', ":2: invalid JSON"),
-    ('{"text": "fine"}\n{"body": "no text"}\n', ":2: missing 'text'"),
-    ('{"text": "fine"}\n[1, 2]\n', ":2: expected a JSON object"),
-    ("\n\n", "empty corpus"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"text": "fine"}\n{"text": broken\n', ":2: invalid JSON"),
+        ('{"text": "fine"}\n{"body": "no text"}\n', ":2: missing 'text'"),
+        ('{"text": "fine"}\n[1, 2]\n', ":2: expected a JSON object"),
+        ("\n\n", "empty corpus"),
+    ],
+)
 def test_cli_bad_input_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(content)

@@ -43,12 +43,12 @@ def _expected_windows(outputs: list[str], prompt: str, h: int) -> list[tuple[tup
     """Written out: drop every step whose (context, token) occurs in the prompt, then one window per distinct
     context of all outputs together, its most frequent next token (ties: the first seen)."""
     p = _ids(prompt)
-    banned = {(tuple(p[i - h:i]), p[i]) for i in range(h, len(p))}
+    banned = {(tuple(p[i - h : i]), p[i]) for i in range(h, len(p))}
     counts: dict[tuple[int, ...], dict[int, int]] = {}
     for o in outputs:
         ids = _ids(o)
         for i in range(h, len(ids)):
-            w = (tuple(ids[i - h:i]), ids[i])
+            w = (tuple(ids[i - h : i]), ids[i])
             if w not in banned:
                 counts.setdefault(w[0], {}).setdefault(w[1], 0)
                 counts[w[0]][w[1]] += 1
@@ -124,8 +124,14 @@ def _ledger(tmp: Path, ring: Keyring, cohort: str, n: int, pool: int = 6) -> tup
     text = "We add the numbers.\n\nThe answer is 4."
     recs = []
     for i in range(n):
-        ctx = DefenseContext(account=f"acct{i % 3}", cohort=cohort, prompt=f"question {i}",
-                             endpoint="/v1/chat/completions", model="m", key=ring.key("canary", cohort, 0))
+        ctx = DefenseContext(
+            account=f"acct{i % 3}",
+            cohort=cohort,
+            prompt=f"question {i}",
+            endpoint="/v1/chat/completions",
+            model="m",
+            key=ring.key("canary", cohort, 0),
+        )
         _, rec = canary.plant(text, ctx, now=time.time())
         recs.append(rec)
     CanaryLedger(engine).record(recs)
@@ -138,8 +144,9 @@ def test_canary_probing_catches_a_model_that_memorised_the_planted_facts(tmp_pat
     probes = canaries.probe_set(CanaryLedger(engine).rows(), ring, EpochStore(engine).all())
     planted = [p for p in probes if p.planted]
     assert len({p.fact.canary_id for p in planted}) == len(planted) == 6  # distinct facts of the pool
-    assert sum(not p.planted for p in probes) == 6 and all(":decoy:" in p.fact.canary_id for p in probes
-                                                             if not p.planted)
+    assert sum(not p.planted for p in probes) == 6 and all(
+        ":decoy:" in p.fact.canary_id for p in probes if not p.planted
+    )
     known = {r.probe: r.planted_text for r in recs}
 
     def memorised(qs: list[str]) -> list[str | None]:
@@ -162,9 +169,15 @@ def test_probe_sources(tmp_path: Path) -> None:
     empty = default_probes(engine, 5)
     assert empty.source == "reference" and len(empty.prompts) == 5 and "no prompt text" in empty.note
     ev = {"request_id": "r", "account": "a", "endpoint": "/v1/chat/completions", "model": "m", "params": {}}
-    rows = [{**ev, "ts": 1.0 + i, "cohort": "c001" if i < 4 else None,
-             "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": f"harvested {i % 3}"}]}
-            for i in range(6)]
+    rows = [
+        {
+            **ev,
+            "ts": 1.0 + i,
+            "cohort": "c001" if i < 4 else None,
+            "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": f"harvested {i % 3}"}],
+        }
+        for i in range(6)
+    ]
     rows.append({**ev, "ts": 9.0, "cohort": "c001", "messages": [{"role": "user", "content": "sha256:" + "0" * 64}]})
     with engine.begin() as conn:
         conn.execute(events_table.insert(), rows)
@@ -173,8 +186,9 @@ def test_probe_sources(tmp_path: Path) -> None:
     assert got.take(5) == list(got.prompts) + list(got.prompts[:2])
     assert got.describe()["sha256"] == hashlib.sha256(got.jsonl).hexdigest()
     f = tmp_path / "p.jsonl"
-    f.write_text("\n".join(json.dumps(x) for x in [{"prompt": "a"}, "b", {"messages": [{"role": "user",
-                                                                                       "content": "c"}]}]))
+    f.write_text(
+        "\n".join(json.dumps(x) for x in [{"prompt": "a"}, "b", {"messages": [{"role": "user", "content": "c"}]}])
+    )
     assert read_probes(f).prompts == ("a", "b", "c")
 
 
@@ -207,8 +221,13 @@ def test_audit_endpoint_combines_channels_and_canaries_in_one_family(tmp_path: P
     monkeypatch.setattr(endpoint, "Suspect", _FakeSuspect)
     ctx = endpoint.Context(ring, engine, cohort_names(8, 4), EpochStore(engine).all(), [TextChannel()], [])
     opts = endpoint.AuditOptions(queries=4, progress=False)
-    report = endpoint.audit_endpoint(Endpoint("http://suspect/v1", "student"), ctx, opts, probes=["q1", "q2"],
-                                     control=Endpoint("http://control/v1", "clean"))
+    report = endpoint.audit_endpoint(
+        Endpoint("http://suspect/v1", "student"),
+        ctx,
+        opts,
+        probes=["q1", "q2"],
+        control=Endpoint("http://control/v1", "clean"),
+    )
     assert report["method"]["n_tests"] == 12 + 1  # 12 text keys and the one cohort with plantings
     assert [(t["channel"], t["cohort"]) for t in report["implicated"]] == [("canary", "c003")]
     assert {a["account"] for a in report["implicated"][0]["accounts"]} <= {"acct0", "acct1", "acct2"}

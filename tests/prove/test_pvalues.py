@@ -52,8 +52,7 @@ def test_family_wise_error_holds_over_10000_keys(answers: tuple[str, ...]) -> No
     """Runs of 10,000 random keys through the real detector on clean text: Holm keeps P(any) <= alpha."""
     alpha, n_keys = 0.01, 10_000
     # short answers with 20..28 bits (sum of log2 k): 2^-20 < alpha / K, so a rejection is possible in every run
-    runs = [us for us in (units(t) for t in answers[1300:1700]) if 20 <= sum(np.log2(k) for *_, k in us)
-            <= 28][:6]
+    runs = [us for us in (units(t) for t in answers[1300:1700]) if 20 <= sum(np.log2(k) for *_, k in us) <= 28][:6]
     assert len(runs) == 6
     any_holm = any_raw = 0
     randomized = []

@@ -15,7 +15,9 @@ from cuirass.lab.reference.evaluate import final_answer_correct, generate
 from cuirass.models import DECOY, REFERENCE
 from cuirass.models.problems import problems
 
-_WORKED = re.compile(r"\d+ (?:×|\+|-|÷|times|plus|minus|divided by) \d+ (?:=|is|makes|gives|equals|comes to|works out to) \d+")
+_WORKED = re.compile(
+    r"\d+ (?:×|\+|-|÷|times|plus|minus|divided by) \d+ (?:=|is|makes|gives|equals|comes to|works out to) \d+"
+)
 _FINAL = re.compile(r"The answer is \d+\.$")
 
 
@@ -31,8 +33,9 @@ def _load(path):  # type: ignore[no-untyped-def]
 def test_checkpoint_is_small_and_loads_offline(path) -> None:  # type: ignore[no-untyped-def]
     model, tokenizer = _load(path)
     assert sum(f.stat().st_size for f in path.iterdir()) <= 20 * 1024 * 1024
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2 + 2?"}],
-                                           add_generation_prompt=True, tokenize=False)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 2 + 2?"}], add_generation_prompt=True, tokenize=False
+    )
     assert prompt.endswith("<|assistant|>\n")
     assert model.generation_config.temperature == 0.7 and model.generation_config.top_p == 0.9
 

@@ -20,12 +20,21 @@ from cuirass.models.problems import (
 from cuirass.respond.perturb.answer import find_final_answer
 
 # every way a solution says "equals" between two numbers or expressions, written back as " = "
-_RELATION = re.compile(r"(?<=\d) (?:{}) (?=\d)".format("|".join(
-    sorted({re.escape(v) for v in SYMBOL_VERBS + WORD_VERBS + SPLIT_OPEN + SPLIT_CLOSE}, key=len, reverse=True))))
+_RELATION = re.compile(
+    r"(?<=\d) (?:{}) (?=\d)".format(
+        "|".join(
+            sorted({re.escape(v) for v in SYMBOL_VERBS + WORD_VERBS + SPLIT_OPEN + SPLIT_CLOSE}, key=len, reverse=True)
+        )
+    )
+)
 _WORDS = re.compile(r"(\d+) (times|plus|minus|divided by) (\d+) = (\d+)")
 _CHAIN = re.compile(r"\d+(?: [×+÷-] \d+)+(?: = \d+(?: [×+÷-] \d+)*)+")  # 47 + 38 = 47 + 30 + 8 = 77 + 8 = 85
-_OPS = {"times": lambda a, b: a * b, "plus": lambda a, b: a + b, "minus": lambda a, b: a - b,
-        "divided by": lambda a, b: a // b}
+_OPS = {
+    "times": lambda a, b: a * b,
+    "plus": lambda a, b: a + b,
+    "minus": lambda a, b: a - b,
+    "divided by": lambda a, b: a // b,
+}
 _OPS.update({"×": _OPS["times"], "+": _OPS["plus"], "-": _OPS["minus"], "÷": _OPS["divided by"]})
 
 

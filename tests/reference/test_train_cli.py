@@ -27,7 +27,11 @@ def test_quick_training_writes_loadable_directories(tmp_path: Path) -> None:
         assert (path / "model.safetensors").is_file() and (path / "tokenizer.json").is_file()
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": "Ana has 3 apples."}],
-                                            add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "Ana has 3 apples."}],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        )
         out = model.generate(**ids, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
         assert out.shape[1] > ids["input_ids"].shape[1]

@@ -38,20 +38,130 @@ EXAMPLES = int(os.environ.get("CUIRASS_FUZZ_EXAMPLES", "8"))
 # The building blocks of the patterns and scanners of cuirass.respond: what each one opens, closes, repeats
 # or counts. Repeated, in any mix, they are what makes a backtracking engine (or a scan per match) blow up.
 BLOCKS = [
-    "$$", "$", "$a", "\\[", "\\(", "\\]", "\\)", "{", "}", "\\a", "\\boxed{", "\\boxed {", "“", "”", "«", "»", '"', "'",
-    "‘", "’", "<", ">", "<a", "</a>", "&", "&#", ";", "|", "`", "``", "```", "~~~", "\n", "\n\n", " ", "\t", "    ",
-    "a", "A", "word", "1", "12", "1,234", ".5", ".", "...", "!", "?", ",", "/", "\\", "@", "a@b", "http://", "www.",
-    "a.b", "a/b", "-", "*", "_", "#", "####", "final answer is", "Final answer:", "the answer is", "answer=", "=",
-    "+", "x", " x ", "×", "\\times", "<<", ">>", "<<1+1=2>>2", "1+1=2", "1 + 1 = 2", "%", "is ", "are not", "Here ",
-    "There are", "- ", "* ", "1. ", "1) ", "- a: b", "---", ":", "(", ")", "[", "]", "\x00", "é", "中", "İ",
-    "<think>", "</think>", "<thinking>", "def f(x):\n", "    return x\n", "import os\n", "class A:\n", "add ",
-    "twice as ", "because ", "more", "don't", "do not", "such as", ", and ", "In this case ", "However, ",
+    "$$",
+    "$",
+    "$a",
+    "\\[",
+    "\\(",
+    "\\]",
+    "\\)",
+    "{",
+    "}",
+    "\\a",
+    "\\boxed{",
+    "\\boxed {",
+    "“",
+    "”",
+    "«",
+    "»",
+    '"',
+    "'",
+    "‘",
+    "’",
+    "<",
+    ">",
+    "<a",
+    "</a>",
+    "&",
+    "&#",
+    ";",
+    "|",
+    "`",
+    "``",
+    "```",
+    "~~~",
+    "\n",
+    "\n\n",
+    " ",
+    "\t",
+    "    ",
+    "a",
+    "A",
+    "word",
+    "1",
+    "12",
+    "1,234",
+    ".5",
+    ".",
+    "...",
+    "!",
+    "?",
+    ",",
+    "/",
+    "\\",
+    "@",
+    "a@b",
+    "http://",
+    "www.",
+    "a.b",
+    "a/b",
+    "-",
+    "*",
+    "_",
+    "#",
+    "####",
+    "final answer is",
+    "Final answer:",
+    "the answer is",
+    "answer=",
+    "=",
+    "+",
+    "x",
+    " x ",
+    "×",
+    "\\times",
+    "<<",
+    ">>",
+    "<<1+1=2>>2",
+    "1+1=2",
+    "1 + 1 = 2",
+    "%",
+    "is ",
+    "are not",
+    "Here ",
+    "There are",
+    "- ",
+    "* ",
+    "1. ",
+    "1) ",
+    "- a: b",
+    "---",
+    ":",
+    "(",
+    ")",
+    "[",
+    "]",
+    "\x00",
+    "é",
+    "中",
+    "İ",
+    "<think>",
+    "</think>",
+    "<thinking>",
+    "def f(x):\n",
+    "    return x\n",
+    "import os\n",
+    "class A:\n",
+    "add ",
+    "twice as ",
+    "because ",
+    "more",
+    "don't",
+    "do not",
+    "such as",
+    ", and ",
+    "In this case ",
+    "However, ",
 ]
 _KEY = b"k" * 32
 _CTX = DefenseContext(account="a", cohort="c", prompt="p", endpoint="/v1/chat/completions", model="m", key=_KEY)
 # The flagged band's text defenses, in its order, each on: a summary, every content type, always a canary.
-CHAIN = [DEFENSES["strip_reasoning"](summary=True, summary_style="first_sentence"), DEFENSES["perturb"](),
-         DEFENSES["canary"](rate=1.0), DEFENSES["watermark"](invisible=True)]
+CHAIN = [
+    DEFENSES["strip_reasoning"](summary=True, summary_style="first_sentence"),
+    DEFENSES["perturb"](),
+    DEFENSES["canary"](rate=1.0),
+    DEFENSES["watermark"](invisible=True),
+]
 
 
 def hostile(unit: str, size: int = SIZE) -> str:
@@ -70,32 +180,54 @@ def rewrite_time(text: str) -> tuple[float, list[float]]:
 
 # The inputs of the issue (seconds on main before this change, same machine: strip_reasoning, perturb,
 # canary, watermark), and the shapes the fuzzing below found slow in the first versions of the fix.
-@pytest.mark.parametrize("text", [
-    "final answer is" + " " * 500,  # 0.0, 12.8, 4.0, 0.0
-    "`" * 10_000,  # 0.0, 0.0, 0.0, 14.1
-    "a" * 20_000,  # one 20 KB token: 0.0, 0.0, 0.0, 4.5
-    "." * 20_000,  # 0.0, 8.2, 0.0, 3.6
-    "\\boxed{" * 20_000,  # 0.0, > 40 (killed), > 40 (killed), 7.2
-    hostile("\\boxed{"), hostile("“'"), hostile("\\[ \\a "), hostile("- a\n"), hostile("1+1=2\n"), hostile("1\n"),
-    hostile("\n“"), hostile("final answer is" + " " * 500), hostile("<a &x; "), hostile("def f(x):\n    return x\n"),
-], ids=lambda t: repr(t[:12]) + f"..{len(t)}")
+@pytest.mark.parametrize(
+    "text",
+    [
+        "final answer is" + " " * 500,  # 0.0, 12.8, 4.0, 0.0
+        "`" * 10_000,  # 0.0, 0.0, 0.0, 14.1
+        "a" * 20_000,  # one 20 KB token: 0.0, 0.0, 0.0, 4.5
+        "." * 20_000,  # 0.0, 8.2, 0.0, 3.6
+        "\\boxed{" * 20_000,  # 0.0, > 40 (killed), > 40 (killed), 7.2
+        hostile("\\boxed{"),
+        hostile("“'"),
+        hostile("\\[ \\a "),
+        hostile("- a\n"),
+        hostile("1+1=2\n"),
+        hostile("1\n"),
+        hostile("\n“"),
+        hostile("final answer is" + " " * 500),
+        hostile("<a &x; "),
+        hostile("def f(x):\n    return x\n"),
+    ],
+    ids=lambda t: repr(t[:12]) + f"..{len(t)}",
+)
 def test_known_hostile_answers_are_rewritten_in_bounded_time(text: str) -> None:
     total, per = rewrite_time(text)
     assert total <= BOUND_S, f"{total:.2f} s ({', '.join(f'{p:.2f}' for p in per)})"
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 8, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(unit=st.lists(st.sampled_from(BLOCKS), min_size=1, max_size=6).map("".join),
-       size=st.sampled_from([SIZE, SIZE, 30_000]))
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=EXAMPLES <= 8,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    unit=st.lists(st.sampled_from(BLOCKS), min_size=1, max_size=6).map("".join),
+    size=st.sampled_from([SIZE, SIZE, 30_000]),
+)
 def test_every_text_defense_is_bounded_on_repeated_building_blocks(unit: str, size: int) -> None:
     total, per = rewrite_time(hostile(unit, size))
     assert total <= BOUND_S, f"{unit!r} x {size}: {total:.2f} s ({', '.join(f'{p:.2f}' for p in per)})"
 
 
 def _chat(text: str, finish: str = "stop") -> dict[str, Any]:
-    return {"id": "x", "object": "chat.completion", "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}]}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+    }
 
 
 def test_an_answer_over_the_cap_is_cut_and_ends_with_length() -> None:
@@ -106,8 +238,10 @@ def test_an_answer_over_the_cap_is_cut_and_ends_with_length() -> None:
     assert choice["finish_reason"] == "length"
     short = rewrite_whole(_chat("short"), True, str.upper, False, max_chars=1_000)["choices"][0]
     assert (short["message"]["content"], short["finish_reason"]) == ("SHORT", "stop")
-    chunks = [{"choices": [{"index": 0, "delta": {"content": text[i:i + 500]}, "finish_reason": None}]}
-              for i in range(0, 20_000, 500)]
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"content": text[i : i + 500]}, "finish_reason": None}]}
+        for i in range(0, 20_000, 500)
+    ]
     chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     out = rewrite_stream(chunks, True, str.upper, False, max_chars=1_000)
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in out) == text[:1_000].upper()
@@ -116,8 +250,10 @@ def test_an_answer_over_the_cap_is_cut_and_ends_with_length() -> None:
 
 def test_a_long_stream_is_restreamed_in_linear_time() -> None:
     text = hostile("word ", SIZE)
-    chunks = [{"choices": [{"index": 0, "delta": {"content": text[i:i + 4]}, "finish_reason": None}]}
-              for i in range(0, SIZE, 4)]  # 25,000 chunks, about one per token
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"content": text[i : i + 4]}, "finish_reason": None}]}
+        for i in range(0, SIZE, 4)
+    ]  # 25,000 chunks, about one per token
     t = time.thread_time()
     out = rewrite_stream(chunks, True, lambda s: s, False, max_chars=SIZE)
     assert time.thread_time() - t <= BOUND_S
@@ -126,8 +262,17 @@ def test_a_long_stream_is_restreamed_in_linear_time() -> None:
 
 # -- the gateway: an unflagged user is served while a hostile flagged answer is rewritten ---------------------
 
-HOSTILE = hostile("final answer is" + " " * 500 + "`" * 2_000 + "\\boxed{" * 300 + "." * 3_000 + "- a\n" * 200
-                  + "“'" * 500 + "1+1=2\n" * 200, 150_000)  # over the 100,000-character cap: cut, then rewritten
+HOSTILE = hostile(
+    "final answer is"
+    + " " * 500
+    + "`" * 2_000
+    + "\\boxed{" * 300
+    + "." * 3_000
+    + "- a\n" * 200
+    + "“'" * 500
+    + "1+1=2\n" * 200,
+    150_000,
+)  # over the 100,000-character cap: cut, then rewritten
 MARK = "HOSTILE-ANSWER-PLEASE"
 
 
@@ -146,9 +291,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         hostile_wanted = MARK in json.dumps(body["messages"])
-        self._send({"id": "c", "object": "chat.completion", "created": 0, "model": "fake", "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": HOSTILE if hostile_wanted else "Fine, thanks."},
-             "finish_reason": "stop"}], "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}})
+        self._send(
+            {
+                "id": "c",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "fake",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": HOSTILE if hostile_wanted else "Fine, thanks."},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+            }
+        )
         if hostile_wanted:
             self.server.served_hostile_at = time.perf_counter()
 
@@ -175,21 +333,35 @@ def fake_upstream() -> Iterator[_FakeUpstream]:
 
 
 def test_unflagged_latency_is_unaffected_while_a_hostile_flagged_answer_is_rewritten(
-        fake_upstream: _FakeUpstream, tmp_path: Any) -> None:
+    fake_upstream: _FakeUpstream, tmp_path: Any
+) -> None:
     base = f"http://127.0.0.1:{fake_upstream.server_address[1]}/v1"
-    gw = Gateway(tmp_path, {"models": [{"name": "m", "upstream": {"base_url": base, "model": "fake"}}],
-                            "auth": {"cache_ttl_s": 0.5}, "events": {"flush_interval_s": 0.05}})
+    gw = Gateway(
+        tmp_path,
+        {
+            "models": [{"name": "m", "upstream": {"base_url": base, "model": "fake"}}],
+            "auth": {"cache_ttl_s": 0.5},
+            "events": {"flush_interval_s": 0.05},
+        },
+    )
     try:
         gw.cli("accounts", "create", "plain", "--id", "plain", "--json")
         plain_key = json.loads(gw.cli("keys", "create", "plain", "--json").stdout)["key"]
         admin = gw.base_url.removesuffix("/v1") + "/admin/accounts/tester/verdict"
-        r = httpx.put(admin, headers={"authorization": f"Bearer {ADMIN_KEY}"},
-                      json={"verdict": "flag", "reason": "hostile answers", "by": "pytest"})
+        r = httpx.put(
+            admin,
+            headers={"authorization": f"Bearer {ADMIN_KEY}"},
+            json={"verdict": "flag", "reason": "hostile answers", "by": "pytest"},
+        )
         assert r.status_code == 200
 
         def ask(key: str, content: str) -> httpx.Response:
-            return httpx.post(gw.base_url + "/chat/completions", headers={"authorization": f"Bearer {key}"},
-                              json={"model": "m", "messages": [{"role": "user", "content": content}]}, timeout=60)
+            return httpx.post(
+                gw.base_url + "/chat/completions",
+                headers={"authorization": f"Bearer {key}"},
+                json={"model": "m", "messages": [{"role": "user", "content": content}]},
+                timeout=60,
+            )
 
         assert ask(plain_key, "hello").status_code == 200  # warm: keys cached, connections open
         flagged: dict[str, Any] = {}

@@ -20,8 +20,9 @@ ANSWER = "Water boils at 100 degrees at sea level. Pressure changes that.\n\nAt 
 
 
 def ctx(prompt: str, key: bytes = KEY, cohort: str = "c003", account: str = "acct-1") -> DefenseContext:
-    return DefenseContext(account=account, cohort=cohort, prompt=prompt, endpoint="/v1/chat/completions",
-                          model="m", key=key)
+    return DefenseContext(
+        account=account, cohort=cohort, prompt=prompt, endpoint="/v1/chat/completions", model="m", key=key
+    )
 
 
 def test_registered_under_its_name() -> None:

@@ -36,8 +36,9 @@ def test_classes_are_pythons_and_lookarounds_are_refused() -> None:
     every = "".join(map(chr, (*range(0xD800), *range(0xE000, 0x30000))))
     for cls in (r"\w+", r"\s+", r"\d+", r"[^\W\d]+", r"[^\S\n]+"):
         assert linear.compile(cls).spans(every) == spans(cls, every), cls
-    assert linear.compile("final", linear.IGNORECASE).spans("FİNAL fınal Final") == \
-        spans("final", "FİNAL fınal Final", re.IGNORECASE)
+    assert linear.compile("final", linear.IGNORECASE).spans("FİNAL fınal Final") == spans(
+        "final", "FİNAL fınal Final", re.IGNORECASE
+    )
     for bad in (r"(?<=a)b", r"a(?=b)", r"(a)\1", r"\bword", r"(?>a)"):
         with pytest.raises(ValueError):
             linear.compile(bad)
@@ -49,9 +50,14 @@ def test_equations_match_the_backtracking_pattern(text: str) -> None:
     operator = r"(?:\\times|\\cdot|\\div|[-+*/×÷−])"
     operand = r"(?>\(?(?:\\?\$)?" + NUMBER + r"%?\)?)"
     join = r"(?>[ \t]*" + operator + r"[ \t]*|[ \t]+x[ \t]+)"
-    displayed = (r"(?<![\w.,])(?P<lhs>" + operand + r"(?:" + join + operand + r")+)[ \t]*=[ \t]*(?:\\?\$)?"
-                 r"(?P<mask>\x00*)(?:\\?\$)?[ \t]*(?P<res>" + NUMBER + r")(?!\d)(?![ \t]*(?:" + operator
-                 + r"|x[ \t])[ \t]*[\d.(\\$])")
+    displayed = (
+        r"(?<![\w.,])(?P<lhs>" + operand + r"(?:" + join + operand + r")+)[ \t]*=[ \t]*(?:\\?\$)?"
+        r"(?P<mask>\x00*)(?:\\?\$)?[ \t]*(?P<res>"
+        + NUMBER
+        + r")(?!\d)(?![ \t]*(?:"
+        + operator
+        + r"|x[ \t])[ \t]*[\d.(\\$])"
+    )
     old = [(m.span("lhs"), m.span("mask"), m.span("res")) for m in re.finditer(displayed, text)]
     new = [(m.span("lhs"), m.span("mask"), m.span("res")) for m in equations._DISPLAYED.finditer(text)]
     assert new == old
@@ -79,8 +85,9 @@ def test_sentences_and_sentence_starts(text: str, a: int, b: int) -> None:
 def test_final_answer_patterns(text: str) -> None:
     tail = r"\s*(?:is|:|=)\s*:?\s*\$?\\?\$?\s*(?P<v>-?" + NUMBER + ")"
     for rx, old in ((answer._FINAL, r"final\s+answer" + tail), (answer._ANSWER, r"\banswer" + tail)):
-        assert [(m.span(), m.span("v")) for m in rx.finditer(text)] == \
-            [(m.span(), m.span("v")) for m in re.finditer(old, text, re.IGNORECASE)]
+        assert [(m.span(), m.span("v")) for m in rx.finditer(text)] == [
+            (m.span(), m.span("v")) for m in re.finditer(old, text, re.IGNORECASE)
+        ]
 
 
 @same
@@ -151,13 +158,19 @@ def test_whole_words(text: str) -> None:
 @same
 @given(texts(["is ", "are ", "have ", "the ", "Here ", "there ", "a", "x", "é", ".", "\n", "1. "], 12))
 def test_hedge_verbs(text: str) -> None:
-    verb = re.compile(r"(?<!\bHere )(?<!\bThere )(?<!\bhere )(?<!\bthere )\b(is|are|was|were|can|will|has|have)\s"
-                      r"(?!(?:not|the|a|an|this|these|that|those|my|your|our|their|its|his|her|no)\b)(?=[a-z])")
+    verb = re.compile(
+        r"(?<!\bHere )(?<!\bThere )(?<!\bhere )(?<!\bthere )\b(is|are|was|were|can|will|has|have)\s"
+        r"(?!(?:not|the|a|an|this|these|that|those|my|your|our|their|its|his|her|no)\b)(?=[a-z])"
+    )
     paragraphs = prose._plain_paragraphs(text)
     sentences = [s for sents in prose._sentences(text, paragraphs) for s in sents]
     sentence = re.compile(r"(?:[^.!?\n]|[.!?]+(?=[^\s.!?]))+[.!?]*")
-    old_sentences = [(m.start() + len(g) - len(g.lstrip()), m.start() + len(g.rstrip()))
-                     for a, b in paragraphs for m in sentence.finditer(text, a, b) if (g := m.group()).strip()]
+    old_sentences = [
+        (m.start() + len(g) - len(g.lstrip()), m.start() + len(g.rstrip()))
+        for a, b in paragraphs
+        for m in sentence.finditer(text, a, b)
+        if (g := m.group()).strip()
+    ]
     assert sentences == old_sentences
     assert prose._verbs(text, sentences) == [m.end() for s in sentences for m in verb.finditer(text, *s)]
 
@@ -166,8 +179,9 @@ def test_hedge_verbs(text: str) -> None:
 @given(texts(["<think>", "</think>", "<THINKING a>", "<thinker>", "x", " ", "\n", ".", "<"], 12))
 def test_reasoning_blocks(text: str) -> None:
     tag = re.compile(r"<(/?)(?:think|thinking)\b[^<>]*>", re.IGNORECASE)
-    assert [(m.span(), m.group(1)) for m in strip_reasoning._tag_pattern(("think", "thinking")).finditer(text)] \
-        == [(m.span(), m.group(1)) for m in tag.finditer(text)]
+    assert [(m.span(), m.group(1)) for m in strip_reasoning._tag_pattern(("think", "thinking")).finditer(text)] == [
+        (m.span(), m.group(1)) for m in tag.finditer(text)
+    ]
     first = re.search(r"\S.*?(?:[.!?](?=\s|$)|\n|$)", re.sub(r"</?\w+[^<>]*>", "", text), re.DOTALL)
     got = strip_reasoning.summarize(text, "first_sentence", "M")
     assert got == ("M" if first is None else first.group().strip()[:200])
@@ -179,11 +193,13 @@ def test_line_tests_agree_with_their_patterns(text: str) -> None:
     for line in text.split("\n"):
         assert segment._code_like(line) == _old_code_like(line)
         first = line.lstrip(" \t")[:1]  # lists() tries its two patterns only on lines that start so
-        if re.match(r"^[ \t]*[-*_]([ \t]*[-*_]){2,}[ \t]*$", line) or \
-                re.match(r"^([ \t]*)(?:([-*])|\d{1,9}([.)]))[ \t]+(\S.*)$", line):
+        if re.match(r"^[ \t]*[-*_]([ \t]*[-*_]){2,}[ \t]*$", line) or re.match(
+            r"^([ \t]*)(?:([-*])|\d{1,9}([.)]))[ \t]+(\S.*)$", line
+        ):
             assert first in ("-", "*", "_") or first.isdecimal()
-        assert bool(markdown._ITEM.match(line)) == bool(re.match(r"^([ \t]*)(?:([-*])|\d{1,9}([.)]))[ \t]+(\S.*)$",
-                                                                  line))
+        assert bool(markdown._ITEM.match(line)) == bool(
+            re.match(r"^([ \t]*)(?:([-*])|\d{1,9}([.)]))[ \t]+(\S.*)$", line)
+        )
     for a, b in prose._PARAGRAPH.spans(text):
         for cut in range(a + 1, b + 1):
             old = any(re.match(r"^\s*(?:#|[-*+>|]|\d+[.)]\s|```)", line) for line in text[a:cut].split("\n"))
@@ -194,8 +210,10 @@ def _old_code_like(line: str) -> bool:
     s = re.sub(r"^(\d{1,9})\)", r"\1.", line.strip(), count=1)
     if not s:
         return False
-    start = re.compile(r"^\s*(?:def |class \w+[:(]|import |from \S+ import |#include|return\b|//|/\*|\}|"
-                       r"\$ |>>> |<\w|@\w+|public |private |const |let |var |function\b|if \(|for \()")
+    start = re.compile(
+        r"^\s*(?:def |class \w+[:(]|import |from \S+ import |#include|return\b|//|/\*|\}|"
+        r"\$ |>>> |<\w|@\w+|public |private |const |let |var |function\b|if \(|for \()"
+    )
     if start.match(s) or re.search(r"(?:[;{}]|\)\s*:|=>|->)\s*$", s):
         return True
     return sum(ch in segment._CODE_CHARS for ch in s) >= 4 and any(ch in segment._CODE_STRONG for ch in s)
@@ -205,7 +223,12 @@ def _old_code_like(line: str) -> bool:
 @given(texts(["1", "2", ",", ".", "+", "=", " ", "\n", "<<1+1=2>>"], 40))
 def test_reused_results(text: str) -> None:
     eqs = [e for e in equations.find_equations(text) if e.result]
-    old = [e for e in eqs if any(
-        equations.to_decimal(m.group()) == equations.to_decimal(text[slice(*e.result)])  # type: ignore[misc]
-        for m in re.finditer(r"\d[\d,]*(?:\.\d+)?|\.\d+", text[e.end:]))]
+    old = [
+        e
+        for e in eqs
+        if any(
+            equations.to_decimal(m.group()) == equations.to_decimal(text[slice(*e.result)])  # type: ignore[misc]
+            for m in re.finditer(r"\d[\d,]*(?:\.\d+)?|\.\d+", text[e.end :])
+        )
+    ]
     assert math._reused_later(text, eqs, len(text)) == old

@@ -82,11 +82,14 @@ def test_wrong_intermediate_is_used_correctly_later() -> None:
     assert last == "The answer is 10."
 
 
-@pytest.mark.parametrize("template, checker", [
-    ("{body}\nThe answer is {ans}.", r"answer is (\S+)\.$"),
-    ("{body}\nSo the final answer is $\\boxed{{{ans}}}$.", r"\\boxed\{([^}]*)\}"),
-    ("{body} In total that is {ans}.", r"(\d[\d,]*(?:\.\d+)?)\D*$"),
-])
+@pytest.mark.parametrize(
+    "template, checker",
+    [
+        ("{body}\nThe answer is {ans}.", r"answer is (\S+)\.$"),
+        ("{body}\nSo the final answer is $\\boxed{{{ans}}}$.", r"\\boxed\{([^}]*)\}"),
+        ("{body} In total that is {ans}.", r"(\d[\d,]*(?:\.\d+)?)\D*$"),
+    ],
+)
 def test_model_style_answers_are_kept(template: str, checker: str, gsm8k: list[dict[str, str]]) -> None:
     p = Perturb()
     changed = 0
@@ -135,8 +138,10 @@ def test_code_still_passes_its_tests(variant: str, humaneval: list[dict[str, Any
 
 
 def test_code_in_a_markdown_answer_is_perturbed_inside_the_fence_only() -> None:
-    text = ("Here is a solution.\n\n```python\ndef total(xs):\n    acc = 0\n    for x in xs:\n        acc += x\n"
-            "    return acc\n```\n\nIt adds the numbers.")
+    text = (
+        "Here is a solution.\n\n```python\ndef total(xs):\n    acc = 0\n    for x in xs:\n        acc += x\n"
+        "    return acc\n```\n\nIt adds the numbers."
+    )
     out = Perturb(variant="rename_variables").perturb(text, KEY, "sum").text
     assert out != text
     assert out.startswith("Here is a solution.\n\n```python\n") and out.endswith("```\n\nIt adds the numbers.")
@@ -147,8 +152,10 @@ def test_code_in_a_markdown_answer_is_perturbed_inside_the_fence_only() -> None:
 
 
 def test_prose_is_changed_lightly() -> None:
-    text = ("Photosynthesis turns light into chemical energy. Plants absorb light with chlorophyll. "
-            "Water is split to release oxygen. The energy is stored in sugars.")
+    text = (
+        "Photosynthesis turns light into chemical energy. Plants absorb light with chlorophyll. "
+        "Water is split to release oxygen. The energy is stored in sugars."
+    )
     out = Perturb().perturb(text, KEY, "explain photosynthesis")
     assert out.content_type == "prose" and out.text != text
     assert sorted(out.text.split()) != [] and abs(len(out.text) - len(text)) < 40
@@ -192,8 +199,18 @@ def test_stacked_edits_still_keep_the_answer(gsm8k: list[dict[str, str]]) -> Non
 def test_same_perturbation_in_another_process() -> None:
     """Gateway workers are separate processes: none of the choices may depend on hash seeds."""
     text = "Tom has 4 * 5 = 20 cards.\nHe gives 20 - 8 = 12 away.\nSo 12 + 3 = 15 remain.\n#### 15"
-    code = ("import sys; from cuirass.respond.defenses.perturb import Perturb; "
-            f"sys.stdout.write(Perturb(edits=2).perturb({text!r}, bytes(range(32)), 'cards').text)")
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    code = (
+        "import sys; from cuirass.respond.defenses.perturb import Perturb; "
+        f"sys.stdout.write(Perturb(edits=2).perturb({text!r}, bytes(range(32)), 'cards').text)"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
     assert outs == {Perturb(edits=2).perturb(text, KEY, "cards").text}

@@ -9,28 +9,41 @@ from cuirass.respond.policy import Policy, PolicyConfig
 from cuirass.verdicts.model import AccountVerdict
 
 
-def verdict(score: float, flagged: bool = False, first: float | None = None, campaign: str | None = None,
-            override: str | None = None) -> AccountVerdict:
+def verdict(
+    score: float,
+    flagged: bool = False,
+    first: float | None = None,
+    campaign: str | None = None,
+    override: str | None = None,
+) -> AccountVerdict:
     ov = {"verdict": override, "by": "op", "reason": "r", "ts": 0.0} if override else None
     eff = {"flag": True, "clear": False, "allowlist": False}.get(override or "", flagged)
     return AccountVerdict("a", score, eff, [], campaign, first, flagged, ov)
 
 
-CFG = PolicyConfig.model_validate({
-    "bands": [
-        {"name": "campaign", "when": {"campaign": True, "flagged": True}, "actions": ["decoy", "watermark"]},
-        {"name": "flagged", "when": {"flagged": True}, "actions": ["perturb", "watermark"]},
-        {"name": "watch", "when": {"min_score": 0.6}, "actions": ["watermark"]},
-    ],
-    "release_below": 0.4,
-    "allowlist": ["vip", "org:partner"],
-    "orgs": {"strict": {"bands": [{"name": "any-flag", "when": {"flagged": True}, "actions": ["block"]}]}},
-    "models": {"beta": {"shadow": True}},
-})
+CFG = PolicyConfig.model_validate(
+    {
+        "bands": [
+            {"name": "campaign", "when": {"campaign": True, "flagged": True}, "actions": ["decoy", "watermark"]},
+            {"name": "flagged", "when": {"flagged": True}, "actions": ["perturb", "watermark"]},
+            {"name": "watch", "when": {"min_score": 0.6}, "actions": ["watermark"]},
+        ],
+        "release_below": 0.4,
+        "allowlist": ["vip", "org:partner"],
+        "orgs": {"strict": {"bands": [{"name": "any-flag", "when": {"flagged": True}, "actions": ["block"]}]}},
+        "models": {"beta": {"shadow": True}},
+    }
+)
 
 
-def decide(v: AccountVerdict | None, account: str = "a", org: str | None = None, model: str = "m",
-           allowlisted: bool = False, cfg: PolicyConfig = CFG):  # type: ignore[no-untyped-def]
+def decide(
+    v: AccountVerdict | None,
+    account: str = "a",
+    org: str | None = None,
+    model: str = "m",
+    allowlisted: bool = False,
+    cfg: PolicyConfig = CFG,
+):  # type: ignore[no-untyped-def]
     return Policy(cfg).decide(account, org, model, allowlisted, v)
 
 

@@ -16,19 +16,22 @@ def test_registered_under_its_name() -> None:
     assert DEFENSES["strip_reasoning"] is StripReasoning
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("<think>\nLet me add 2 and 2.\n</think>\n\nThe answer is 4.", "The answer is 4."),
-    ("<think>cut off by max_tokens, never closed", ""),
-    ("  \n<think>open at the start\nstill thinking", ""),
-    ("Hello <think>aside</think> world", "Hello world"),
-    ("Line one.\n<think>\n  \n x \n</think>\nLine two.", "Line one.\n\nLine two."),
-    ("<think>a <think>nested</think> b</think>\n\n  Done", "Done"),
-    ("the template opened it, so this is reasoning</think>\n\nAnswer", "Answer"),
-    ("<THINK>upper</THINK>Shout", "Shout"),
-    ("<thinking>also a tag</thinking>Yes", "Yes"),
-    ("<think>one</think>A<think>two</think>B", "A B"),
-    ("No reasoning at all.", "No reasoning at all."),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("<think>\nLet me add 2 and 2.\n</think>\n\nThe answer is 4.", "The answer is 4."),
+        ("<think>cut off by max_tokens, never closed", ""),
+        ("  \n<think>open at the start\nstill thinking", ""),
+        ("Hello <think>aside</think> world", "Hello world"),
+        ("Line one.\n<think>\n  \n x \n</think>\nLine two.", "Line one.\n\nLine two."),
+        ("<think>a <think>nested</think> b</think>\n\n  Done", "Done"),
+        ("the template opened it, so this is reasoning</think>\n\nAnswer", "Answer"),
+        ("<THINK>upper</THINK>Shout", "Shout"),
+        ("<thinking>also a tag</thinking>Yes", "Yes"),
+        ("<think>one</think>A<think>two</think>B", "A B"),
+        ("No reasoning at all.", "No reasoning at all."),
+    ],
+)
 def test_think_blocks_are_removed(text: str, expected: str) -> None:
     assert StripReasoning().transform(text, CTX) == expected
 
@@ -44,8 +47,20 @@ def test_summary_marker_and_first_sentence() -> None:
 
 
 def test_fields_are_stripped_from_responses_and_chunks() -> None:
-    resp = {"id": "x", "choices": [{"index": 0, "finish_reason": "stop", "message": {
-        "role": "assistant", "content": "<think>hmm</think>Hi", "reasoning_content": "Let me think. Fine."}}]}
+    resp = {
+        "id": "x",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {
+                    "role": "assistant",
+                    "content": "<think>hmm</think>Hi",
+                    "reasoning_content": "Let me think. Fine.",
+                },
+            }
+        ],
+    }
     before = copy.deepcopy(resp)
     out = StripReasoning().strip_response(resp)
     assert out["choices"][0]["message"] == {"role": "assistant", "content": "Hi"}
@@ -57,7 +72,8 @@ def test_fields_are_stripped_from_responses_and_chunks() -> None:
     chunk = {"choices": [{"index": 0, "delta": {"reasoning": "step", "content": "A"}}]}
     assert strip_reasoning_fields(chunk) == {"choices": [{"index": 0, "delta": {"content": "A"}}]}
     assert StripReasoning().strip_chunk({"choices": [{"delta": {"reasoning_content": "x"}}]}) == {
-        "choices": [{"delta": {}}]}
+        "choices": [{"delta": {}}]
+    }
     legacy = {"choices": [{"index": 0, "text": "<think>x</think>Yes"}]}
     assert StripReasoning().strip_response(legacy)["choices"][0]["text"] == "Yes"
 

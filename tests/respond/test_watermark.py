@@ -58,8 +58,9 @@ def _exact_tail(ks: list[int], x: int) -> Fraction:
     pmf = [Fraction(1)]
     for k in ks:
         p = Fraction(1, k)
-        pmf = [(pmf[j] if j < len(pmf) else 0) * (1 - p) + (pmf[j - 1] * p if j >= 1 else 0)
-               for j in range(len(pmf) + 1)]
+        pmf = [
+            (pmf[j] if j < len(pmf) else 0) * (1 - p) + (pmf[j - 1] * p if j >= 1 else 0) for j in range(len(pmf) + 1)
+        ]
     return sum(pmf[x:], Fraction(0))
 
 
@@ -90,8 +91,7 @@ def test_null_tail_matches_scipy_and_exact_arithmetic() -> None:
 def test_green_variant_is_exactly_uniform() -> None:
     # rejection of b-bit chunks >= k: every variant is green for 1/k of the keys
     for k in (2, 3, 4, 5, 7):
-        draws = np.bincount([green(hashlib.sha256(b"%d" % i).digest(), "w|a b", k) for i in range(6000)],
-                            minlength=k)
+        draws = np.bincount([green(hashlib.sha256(b"%d" % i).digest(), "w|a b", k) for i in range(6000)], minlength=k)
         assert len(draws) == k
         expected = 6000 / k
         chi2 = float(np.sum((draws - expected) ** 2 / expected))
@@ -101,8 +101,10 @@ def test_green_variant_is_exactly_uniform() -> None:
 
 
 def test_p_value_is_the_exact_poisson_binomial_tail() -> None:
-    text = ("I do not think it is important to organize this. Additionally, you do not need to use "
-            "a simple approach, such as testing, and we are not sure that it is necessary.")
+    text = (
+        "I do not think it is important to organize this. Additionally, you do not need to use "
+        "a simple approach, such as testing, and we are not sure that it is necessary."
+    )
     us = units(text, stop=frozenset())
     ks = [k for _, _, k in us]
     x = sum(v == green(KEY, w, k) for w, v, k in us)
@@ -179,22 +181,32 @@ def test_choice_points_survive_the_rewrite(answers: list[str]) -> None:
         after = [(c.window, c.k) for c in finder.choices(embed(text, key))]
         assert before == after, text[:200]
     # a choice point right after another ("making sure" / "ensuring", then "they won't" / "they will not")
-    ways = ["He ties them up, making sure they won't be able to call.",
-            "He ties them up, ensuring they will not be able to call."]
+    ways = [
+        "He ties them up, making sure they won't be able to call.",
+        "He ties them up, ensuring they will not be able to call.",
+    ]
     assert len({tuple(c.window for c in finder.choices(t)) for t in ways}) == 1
 
 
 def test_code_numbers_urls_quotes_untouched() -> None:
-    text = ("Sure, here is how you do not need to organize it.\n\n```python\n# do not organize: it is 3.14\n"
-            "x = 'it is not'\n```\n\nYou can use `do not organize` at https://example.com/do-not-organize, "
-            "and it is important to note that 12 of 40 items ($x = 3$) do not need it. "
-            "He said \"it is not important to organize\" and {\"key\": \"it is not\"} stays.\n"
-            "    indented code: it is not organized\n")
+    text = (
+        "Sure, here is how you do not need to organize it.\n\n```python\n# do not organize: it is 3.14\n"
+        "x = 'it is not'\n```\n\nYou can use `do not organize` at https://example.com/do-not-organize, "
+        "and it is important to note that 12 of 40 items ($x = 3$) do not need it. "
+        'He said "it is not important to organize" and {"key": "it is not"} stays.\n'
+        "    indented code: it is not organized\n"
+    )
     marked = embed(text, KEY)
     assert marked != text
-    for keep in ("```python\n# do not organize: it is 3.14\nx = 'it is not'\n```", "`do not organize`",
-                 "https://example.com/do-not-organize,", "$x = 3$", "\"it is not important to organize\"",
-                 "{\"key\": \"it is not\"}", "    indented code: it is not organized\n"):
+    for keep in (
+        "```python\n# do not organize: it is 3.14\nx = 'it is not'\n```",
+        "`do not organize`",
+        "https://example.com/do-not-organize,",
+        "$x = 3$",
+        '"it is not important to organize"',
+        '{"key": "it is not"}',
+        "    indented code: it is not organized\n",
+    ):
         assert keep in marked
     assert re.findall(r"\d+", marked) == re.findall(r"\d+", text)
 
@@ -205,13 +217,17 @@ def test_real_answers_keep_every_number_and_code_block(answers: list[str]) -> No
         marked = embed(text, KEY)
         assert re.findall(r"\d+", marked) == re.findall(r"\d+", text)
         assert fence.findall(marked) == fence.findall(text)
-        assert [t.text for t in tokenize(marked) if t.kind == BARRIER] == \
-               [t.text for t in tokenize(text) if t.kind == BARRIER]
+        assert [t.text for t in tokenize(marked) if t.kind == BARRIER] == [
+            t.text for t in tokenize(text) if t.kind == BARRIER
+        ]
 
 
 def test_reads_naturally_case_and_articles() -> None:
-    key = next(hashlib.sha256(b"%d" % i).digest() for i in range(500)
-               if "a particularly" in embed("It is an especially good idea.", hashlib.sha256(b"%d" % i).digest()))
+    key = next(
+        hashlib.sha256(b"%d" % i).digest()
+        for i in range(500)
+        if "a particularly" in embed("It is an especially good idea.", hashlib.sha256(b"%d" % i).digest())
+    )
     assert embed("It is an especially good idea.", key) == "It is a particularly good idea."
     for i in range(50):
         out = embed("Additionally, it is fine.", hashlib.sha256(b"c%d" % i).digest())
@@ -226,13 +242,15 @@ def test_paraphrase_and_corpus_pooling(answers: list[str]) -> None:
     assert np.mean(half) < np.mean(full)
     pooled = score(merge(units(m, stop=frozenset()) for m in marked), KEY)
     assert pooled.p_value < 1e-30
-    threes = [score(merge(units(m) for m in marked[j:j + 3]), KEY).p_value for j in range(0, 18, 3)]
+    threes = [score(merge(units(m) for m in marked[j : j + 3]), KEY).p_value for j in range(0, 18, 3)]
     assert np.mean(np.array(threes) < 1e-6) >= 5 / 6  # three answers of a cohort pooled
 
 
 def test_list_markers_move_together_and_code_stays() -> None:
-    text = ("Steps:\n\n1. Install it.\n2. Run it:\n   - first nested\n   - second nested\n3. Check the logs.\n\n"
-            "Notes:\n* one\n* two\n\n* * *\n- name: value\n```\n- inside code\n1) also code\n```\n")
+    text = (
+        "Steps:\n\n1. Install it.\n2. Run it:\n   - first nested\n   - second nested\n3. Check the logs.\n\n"
+        "Notes:\n* one\n* two\n\n* * *\n- name: value\n```\n- inside code\n1) also code\n```\n"
+    )
     seen = set()
     for i in range(40):
         marked = embed(text, hashlib.sha256(b"list%d" % i).digest())
@@ -248,8 +266,10 @@ def test_list_markers_move_together_and_code_stays() -> None:
 
 
 def test_list_items_take_or_drop_their_full_stops_together() -> None:
-    text = ("Pros:\n\n- Fast startup.\n- Works offline\n- Small binary.\n\nCons:\n\n- Costs money, etc.\n"
-            "- Slow. Very slow.\n")
+    text = (
+        "Pros:\n\n- Fast startup.\n- Works offline\n- Small binary.\n\nCons:\n\n- Costs money, etc.\n"
+        "- Slow. Very slow.\n"
+    )
     outs = {embed(text, hashlib.sha256(b"stop%d" % i).digest()) for i in range(40)}
     pros = {tuple(re.findall(r"^[-*] (?:Fast startup|Works offline|Small binary)(\.?)$", o, re.M)) for o in outs}
     assert pros == {("", "", ""), (".", ".", ".")}  # one list, one choice

@@ -36,9 +36,14 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list
 MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions")
 UPSTREAM_CAUSED = {502, 504}
 
-scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-    st.text(max_size=12), inner, max_size=4), max_leaves=16)
+scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=16,
+)
 
 
 @st.composite
@@ -58,9 +63,29 @@ def anything(draw: st.DrawFn) -> Any:
     return draw(nested() if draw(st.booleans()) else json_values)
 
 
-CHAT_FIELDS = ["model", "messages", "stream", "stream_options", "max_tokens", "temperature", "top_p", "n", "stop",
-               "seed", "logit_bias", "logprobs", "top_logprobs", "tools", "tool_choice", "user", "response_format",
-               "presence_penalty", "frequency_penalty", "max_completion_tokens", "metadata"]
+CHAT_FIELDS = [
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "n",
+    "stop",
+    "seed",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "tools",
+    "tool_choice",
+    "user",
+    "response_format",
+    "presence_penalty",
+    "frequency_penalty",
+    "max_completion_tokens",
+    "metadata",
+]
 MESSAGE_FIELDS = ["role", "content", "name", "tool_calls", "tool_call_id"]
 
 
@@ -81,12 +106,32 @@ def chat_bodies(draw: st.DrawFn) -> Any:
 @st.composite
 def completion_bodies(draw: st.DrawFn) -> Any:
     body: dict[str, Any] = {"model": "m", "prompt": "2 + 2 =", "max_tokens": 4}
-    body[draw(st.sampled_from(["model", "prompt", "max_tokens", "stream", "logprobs", "echo", "suffix", "stop", "n",
-                               "logit_bias", "best_of", "user"]))] = draw(anything())
+    body[
+        draw(
+            st.sampled_from(
+                [
+                    "model",
+                    "prompt",
+                    "max_tokens",
+                    "stream",
+                    "logprobs",
+                    "echo",
+                    "suffix",
+                    "stop",
+                    "n",
+                    "logit_bias",
+                    "best_of",
+                    "user",
+                ]
+            )
+        )
+    ] = draw(anything())
     return body
 
 
-header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=80).map(str.strip)
+header_text = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=80
+).map(str.strip)
 
 
 @st.composite
@@ -99,8 +144,15 @@ def hostile_headers(draw: st.DrawFn, key: str | None) -> dict[str, str]:
         headers["authorization"] = draw(header_text)
     elif auth == "empty-bearer":
         headers["authorization"] = "Bearer"
-    for name in draw(st.lists(st.sampled_from(["user-agent", "content-type", "x-forwarded-for", "content-encoding",
-                                               "x-request-id", "accept"]), max_size=3, unique=True)):
+    for name in draw(
+        st.lists(
+            st.sampled_from(
+                ["user-agent", "content-type", "x-forwarded-for", "content-encoding", "x-request-id", "accept"]
+            ),
+            max_size=3,
+            unique=True,
+        )
+    ):
         headers[name] = draw(header_text)
     return headers
 
@@ -118,8 +170,11 @@ def target(mock: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iter
     gw.cli("accounts", "create", "harvester", "--id", "harvester")
     flagged_key = gw.cli("keys", "create", "harvester", "--json").stdout
     flagged_key = json.loads(flagged_key)["key"]
-    r = httpx.put(f"http://127.0.0.1:{gw.port}/admin/accounts/harvester/verdict", headers=_admin(),
-                  json={"verdict": "flag", "reason": "fuzz", "by": "pytest"})
+    r = httpx.put(
+        f"http://127.0.0.1:{gw.port}/admin/accounts/harvester/verdict",
+        headers=_admin(),
+        json={"verdict": "flag", "reason": "fuzz", "by": "pytest"},
+    )
     assert r.status_code == 200, r.text
     yield gw, flagged_key, Counter()
     gw.stop()
@@ -180,22 +235,38 @@ def test_model_routes_survive_any_bytes(target: tuple[Gateway, str, Counter], da
     _check(_send(gw, counter, path, raw, headers), model_route=True)
 
 
-ADMIN_ROUTES = [("GET", "/admin/accounts"), ("POST", "/admin/accounts"), ("GET", "/admin/accounts/{id}"),
-                ("POST", "/admin/accounts/{id}/keys"), ("PUT", "/admin/accounts/{id}/verdict"),
-                ("GET", "/admin/campaigns"), ("DELETE", "/admin/keys/{id}"), ("GET", "/admin/events")]
+ADMIN_ROUTES = [
+    ("GET", "/admin/accounts"),
+    ("POST", "/admin/accounts"),
+    ("GET", "/admin/accounts/{id}"),
+    ("POST", "/admin/accounts/{id}/keys"),
+    ("PUT", "/admin/accounts/{id}/verdict"),
+    ("GET", "/admin/campaigns"),
+    ("DELETE", "/admin/keys/{id}"),
+    ("GET", "/admin/events"),
+]
 
 
 @FUZZ
 @given(data=st.data())
-def test_admin_routes_need_the_key_and_survive_any_body(target: tuple[Gateway, str, Counter],
-                                                        data: st.DataObject) -> None:
+def test_admin_routes_need_the_key_and_survive_any_body(
+    target: tuple[Gateway, str, Counter], data: st.DataObject
+) -> None:
     gw, _, _ = target
     method, template = data.draw(st.sampled_from(ADMIN_ROUTES))
-    ident = data.draw(st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/?#%"),
-                              min_size=1, max_size=20))
+    ident = data.draw(
+        st.text(
+            st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/?#%"), min_size=1, max_size=20
+        )
+    )
     path = template.replace("{id}", ident)
-    params = data.draw(st.dictionaries(st.sampled_from(["limit", "offset", "since", "account", "flagged"]),
-                                       st.text(max_size=30) | st.integers().map(str), max_size=3))
+    params = data.draw(
+        st.dictionaries(
+            st.sampled_from(["limit", "offset", "since", "account", "flagged"]),
+            st.text(max_size=30) | st.integers().map(str),
+            max_size=3,
+        )
+    )
     body = data.draw(json_values)
     with_key = data.draw(st.booleans())
     headers = _admin() if with_key else data.draw(hostile_headers(None))
@@ -216,7 +287,8 @@ def _children(pid: int) -> list[int]:
 
 
 def test_after_the_attack_every_request_has_one_event_and_every_stage_lives(
-        target: tuple[Gateway, str, Counter]) -> None:
+    target: tuple[Gateway, str, Counter],
+) -> None:
     """Runs after the fuzzers in this module (pytest keeps file order)."""
     gw, _, counter = target
     assert counter.model_requests > 0
@@ -235,6 +307,5 @@ def test_after_the_attack_every_request_has_one_event_and_every_stage_lives(
     ready = httpx.get(f"http://127.0.0.1:{gw.port}/health/readiness")
     assert ready.status_code == 200, ready.text
     assert gw.proc.poll() is None
-    watchers = [p for p in _children(gw.proc.pid)
-                if b"detect\x00watch" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    watchers = [p for p in _children(gw.proc.pid) if b"detect\x00watch" in Path(f"/proc/{p}/cmdline").read_bytes()]
     assert watchers, "the detection watcher is not running"

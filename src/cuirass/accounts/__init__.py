@@ -6,4 +6,3 @@ from cuirass.accounts.keys import KeyHasher, generate_key, parse_key
 from cuirass.accounts.store import Account, AccountStore, KeyInfo, NotFound
 
 __all__ = ["Account", "AccountStore", "KeyHasher", "KeyInfo", "NotFound", "generate_key", "parse_key"]
-

@@ -42,9 +42,7 @@ keys_table = sa.Table(
     sa.Column("tokens_per_min", sa.Integer),
 )
 
-meta_table = sa.Table(
-    "meta", metadata, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text)
-)
+meta_table = sa.Table("meta", metadata, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text))
 
 
 class NotFound(LookupError):
@@ -186,9 +184,10 @@ class AccountStore:
                 .where(keys_table.c.key_id == key_id, keys_table.c.revoked.is_(None))
                 .values(revoked=time.time())
             )
-            if res.rowcount == 0 and not conn.execute(
-                sa.select(keys_table.c.key_id).where(keys_table.c.key_id == key_id)
-            ).first():
+            if (
+                res.rowcount == 0
+                and not conn.execute(sa.select(keys_table.c.key_id).where(keys_table.c.key_id == key_id)).first()
+            ):
                 raise NotFound(f"no key {key_id!r}")
         self._cache.pop(key_id, None)
 
@@ -205,10 +204,24 @@ class AccountStore:
         if hit is not None and now - hit[0] < self.cache_ttl_s:
             return hit[1]
         k, a = keys_table.c, accounts_table.c
-        q = sa.select(k.key_id, k.hash, k.revoked, k.requests_per_min, k.tokens_per_min, a.id, a.name, a.org,
-                      a.tags, a.created, a.payment_fingerprint, a.allowlisted).join_from(
-            keys_table, accounts_table, a.id == k.account_id
-        ).where(k.key_id == key_id)
+        q = (
+            sa.select(
+                k.key_id,
+                k.hash,
+                k.revoked,
+                k.requests_per_min,
+                k.tokens_per_min,
+                a.id,
+                a.name,
+                a.org,
+                a.tags,
+                a.created,
+                a.payment_fingerprint,
+                a.allowlisted,
+            )
+            .join_from(keys_table, accounts_table, a.id == k.account_id)
+            .where(k.key_id == key_id)
+        )
         with self.engine.connect() as conn:
             row = conn.execute(q).first()
         info = None

@@ -37,13 +37,28 @@ def accounts() -> None:
 @click.option("--allowlist", is_flag=True, help="Never apply defenses to this account.")
 @click.option("--with-key", is_flag=True, help="Also issue an API key and print it (once).")
 @store_options
-def create_account(settings: Settings, as_json: bool, name: str, account_id: str | None, org: str | None,
-                   tags: tuple[str, ...], payment_fingerprint: str | None, allowlist: bool, with_key: bool) -> None:
+def create_account(
+    settings: Settings,
+    as_json: bool,
+    name: str,
+    account_id: str | None,
+    org: str | None,
+    tags: tuple[str, ...],
+    payment_fingerprint: str | None,
+    allowlist: bool,
+    with_key: bool,
+) -> None:
     """Create an account called NAME."""
     store = open_store(settings)
     try:
-        acc = store.create_account(name, org=org, tags=list(tags), payment_fingerprint=payment_fingerprint,
-                                   allowlisted=allowlist, account_id=account_id)
+        acc = store.create_account(
+            name,
+            org=org,
+            tags=list(tags),
+            payment_fingerprint=payment_fingerprint,
+            allowlisted=allowlist,
+            account_id=account_id,
+        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     out: dict[str, Any] = acc.to_dict()
@@ -60,9 +75,18 @@ def list_accounts(settings: Settings, as_json: bool, limit: int, flagged: bool) 
     """List accounts, oldest first (with --flagged: riskiest first)."""
     if flagged:
         rows = [v.to_dict() for v in VerdictStore(make_engine(settings.database_url)).all(True)[:limit]]
-        emit(rows, as_json, lambda rs: "\n".join(
-            f"{v['account']}  score={v['score']:.3f}  campaign={v['campaign'] or '-'}  "
-            f"{(v['reasons'] or [''])[0]}" for v in rs) or "no flagged accounts")
+        emit(
+            rows,
+            as_json,
+            lambda rs: (
+                "\n".join(
+                    f"{v['account']}  score={v['score']:.3f}  campaign={v['campaign'] or '-'}  "
+                    f"{(v['reasons'] or [''])[0]}"
+                    for v in rs
+                )
+                or "no flagged accounts"
+            ),
+        )
         return
     rows = [a.to_dict() for a in open_store(settings).list_accounts(limit)]
     emit(rows, as_json, lambda rs: "\n".join(_account_line(a) for a in rs) or "no accounts")
@@ -72,8 +96,7 @@ def list_accounts(settings: Settings, as_json: bool, limit: int, flagged: bool) 
 @click.argument("account_id")
 @click.argument("verdict", type=click.Choice(OVERRIDES))
 @click.option("--reason", required=True, help="Why (kept in the account's history).")
-@click.option("--by", default=lambda: os.environ.get("USER", "operator"), show_default="$USER",
-              help="Who decided.")
+@click.option("--by", default=lambda: os.environ.get("USER", "operator"), show_default="$USER", help="Who decided.")
 @store_options
 def set_verdict(settings: Settings, as_json: bool, account_id: str, verdict: str, reason: str, by: str) -> None:
     """Flag, clear or allowlist ACCOUNT_ID, recorded with who and why."""
@@ -129,18 +152,25 @@ def keys() -> None:
 @click.option("--rpm", type=click.IntRange(1, RATE_MAX), help="Requests per minute allowed (default: unlimited).")
 @click.option("--tpm", type=click.IntRange(1, RATE_MAX), help="Tokens per minute allowed (default: unlimited).")
 @store_options
-def create_key(settings: Settings, as_json: bool, account_id: str, name: str | None, rpm: int | None,
-               tpm: int | None) -> None:
+def create_key(
+    settings: Settings, as_json: bool, account_id: str, name: str | None, rpm: int | None, tpm: int | None
+) -> None:
     """Issue a key for ACCOUNT_ID. It is printed once; only a keyed hash is stored."""
     store = open_store(settings)
     try:
-        key_id, raw = store.create_key(account_id, name=name,
-                                       requests_per_min=rpm or settings.limits.requests_per_min,
-                                       tokens_per_min=tpm or settings.limits.tokens_per_min)
+        key_id, raw = store.create_key(
+            account_id,
+            name=name,
+            requests_per_min=rpm or settings.limits.requests_per_min,
+            tokens_per_min=tpm or settings.limits.tokens_per_min,
+        )
     except NotFound as exc:
         raise click.ClickException(str(exc)) from None
-    emit({"key_id": key_id, "key": raw, "account": account_id}, as_json,
-         lambda d: f"key {d['key_id']} for {d['account']} (shown once):\n{d['key']}")
+    emit(
+        {"key_id": key_id, "key": raw, "account": account_id},
+        as_json,
+        lambda d: f"key {d['key_id']} for {d['account']} (shown once):\n{d['key']}",
+    )
 
 
 @keys.command("revoke")

@@ -28,21 +28,49 @@ def _engine(settings: Settings) -> Any:
 
 
 @audit.command("texts")
-@click.option("--in", "in_path", type=_EXISTING, required=True,
-              help="Suspect outputs: JSON lines with a 'text' field, or one text per line.")
-@click.option("--control", "control_path", type=_EXISTING,
-              help="A corpus that never saw our outputs: the same audit must find nothing, p-values uniform.")
+@click.option(
+    "--in",
+    "in_path",
+    type=_EXISTING,
+    required=True,
+    help="Suspect outputs: JSON lines with a 'text' field, or one text per line.",
+)
+@click.option(
+    "--control",
+    "control_path",
+    type=_EXISTING,
+    help="A corpus that never saw our outputs: the same audit must find nothing, p-values uniform.",
+)
 @click.option("--out", "out_path", type=_OUT, help="Write the JSON report here.")
 @click.option("--html", "html_path", type=_OUT, help="Write the self-contained HTML report here.")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
-              show_default=True, help="Family-wise error rate over all keys tested (Holm-Bonferroni).")
-@click.option("--channel", "channel_names", multiple=True, default=("text", "token"), show_default=True,
-              help="Watermark channels to score with (those not installed are skipped, and said so).")
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.01,
+    show_default=True,
+    help="Family-wise error rate over all keys tested (Holm-Bonferroni).",
+)
+@click.option(
+    "--channel",
+    "channel_names",
+    multiple=True,
+    default=("text", "token"),
+    show_default=True,
+    help="Watermark channels to score with (those not installed are skipped, and said so).",
+)
 @click.option("--tokenizer", help="Tokenizer (Hugging Face path) of our model, for the token channel.")
 @store_options
-def audit_texts_cmd(settings: Settings, as_json: bool, in_path: Path, control_path: Path | None,
-                    out_path: Path | None, html_path: Path | None, alpha: float,
-                    channel_names: tuple[str, ...], tokenizer: str | None) -> None:
+def audit_texts_cmd(
+    settings: Settings,
+    as_json: bool,
+    in_path: Path,
+    control_path: Path | None,
+    out_path: Path | None,
+    html_path: Path | None,
+    alpha: float,
+    channel_names: tuple[str, ...],
+    tokenizer: str | None,
+) -> None:
     """Score a corpus against every watermark channel, cohort and key epoch; name the cohorts and accounts."""
     from cuirass.keyring import Keyring
     from cuirass.marks.epochs import EpochStore
@@ -68,8 +96,10 @@ def audit_texts_cmd(settings: Settings, as_json: bool, in_path: Path, control_pa
         except ValueError as exc:
             raise click.ClickException(f"channel {name}: {exc}") from None
         if ch is None:
-            click.echo(f"note: channel {name!r} skipped (token: needs cuirass.marks.logit, transformers "
-                       "and --tokenizer)", err=True)
+            click.echo(
+                f"note: channel {name!r} skipped (token: needs cuirass.marks.logit, transformers and --tokenizer)",
+                err=True,
+            )
         else:
             channels.append(ch)
     if not channels:
@@ -77,9 +107,16 @@ def audit_texts_cmd(settings: Settings, as_json: bool, in_path: Path, control_pa
     engine = _engine(settings)
     keyring = Keyring.for_data_dir(settings.data_dir, settings.policy.n_cohorts)
     report = audit_texts(
-        corpus, channels=channels, keyring=keyring, engine=engine, alpha=alpha, control=control,
+        corpus,
+        channels=channels,
+        keyring=keyring,
+        engine=engine,
+        alpha=alpha,
+        control=control,
         cohorts=cohort_names(settings.policy.n_cohorts, settings.policy.n_honeypot_cohorts),
-        epochs=EpochStore(engine).all(), command=shlex.join(["cuirass", "audit", *sys.argv[2:]]))
+        epochs=EpochStore(engine).all(),
+        command=shlex.join(["cuirass", "audit", *sys.argv[2:]]),
+    )
     _publish(report, out_path, html_path, as_json, ("ks_uniform", "passed"))
 
 
@@ -103,32 +140,70 @@ def _redacted(args: list[str]) -> list[str]:
 @click.option("--base-url", required=True, help="The suspect's OpenAI-compatible API, e.g. https://host/v1.")
 @click.option("--model", required=True, help="The suspect model's name at that API.")
 @click.option("--api-key", envvar="CUIRASS_SUSPECT_API_KEY", help="API key for the suspect ($CUIRASS_SUSPECT_API_KEY).")
-@click.option("--probes", "probes_path", type=_EXISTING,
-              help="JSON lines of prompts ({'prompt': ...}); default: prompts our event log shows were harvested.")
+@click.option(
+    "--probes",
+    "probes_path",
+    type=_EXISTING,
+    help="JSON lines of prompts ({'prompt': ...}); default: prompts our event log shows were harvested.",
+)
 @click.option("--queries", type=click.IntRange(1), default=64, show_default=True, help="Answers to collect.")
 @click.option("--control-base-url", help="A reference model that never saw our outputs: same questions, same tests.")
 @click.option("--control-model", help="The control model's name (default: --model).")
 @click.option("--control-api-key", envvar="CUIRASS_CONTROL_API_KEY", help="API key for the control.")
 @click.option("--out", "out_path", type=_OUT, help="Write the JSON report here.")
 @click.option("--html", "html_path", type=_OUT, help="Write the self-contained HTML report here.")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
-              show_default=True, help="Family-wise error rate over all tests (Holm-Bonferroni).")
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.01,
+    show_default=True,
+    help="Family-wise error rate over all tests (Holm-Bonferroni).",
+)
 @click.option("--max-tokens", type=click.IntRange(1), default=256, show_default=True, help="Per answer.")
-@click.option("--temperature", type=click.FloatRange(0), default=1.0, show_default=True,
-              help="Sampling temperature of the probe answers (canary questions use 0).")
+@click.option(
+    "--temperature",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="Sampling temperature of the probe answers (canary questions use 0).",
+)
 @click.option("--concurrency", type=click.IntRange(1), default=4, show_default=True, help="Requests in flight.")
 @click.option("--seed", type=int, help="Ask question i with seed SEED+i (reproducible on servers that honour seeds).")
-@click.option("--tokenizer", help="Our model's tokenizer (directory or builtin:NAME) for the radioactivity test; "
-                                  "default: the first local model in the configuration.")
-@click.option("--canaries/--no-canaries", default=True, show_default=True,
-              help="Probe for the canaries the ledger says were planted.")
+@click.option(
+    "--tokenizer",
+    help="Our model's tokenizer (directory or builtin:NAME) for the radioactivity test; "
+    "default: the first local model in the configuration.",
+)
+@click.option(
+    "--canaries/--no-canaries",
+    default=True,
+    show_default=True,
+    help="Probe for the canaries the ledger says were planted.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 @store_options
-def audit_endpoint_cmd(settings: Settings, as_json: bool, base_url: str, model: str, api_key: str | None,
-                       probes_path: Path | None, queries: int, control_base_url: str | None,
-                       control_model: str | None, control_api_key: str | None, out_path: Path | None,
-                       html_path: Path | None, alpha: float, max_tokens: int, temperature: float, concurrency: int,
-                       seed: int | None, tokenizer: str | None, canaries: bool, progress: bool) -> None:
+def audit_endpoint_cmd(
+    settings: Settings,
+    as_json: bool,
+    base_url: str,
+    model: str,
+    api_key: str | None,
+    probes_path: Path | None,
+    queries: int,
+    control_base_url: str | None,
+    control_model: str | None,
+    control_api_key: str | None,
+    out_path: Path | None,
+    html_path: Path | None,
+    alpha: float,
+    max_tokens: int,
+    temperature: float,
+    concurrency: int,
+    seed: int | None,
+    tokenizer: str | None,
+    canaries: bool,
+    progress: bool,
+) -> None:
     """Question a suspect model's API; test its answers for our watermarks (radioactivity) and canaries."""
     from cuirass.prove.corpus import CorpusError
     from cuirass.prove.endpoint import AuditOptions, audit_endpoint, context
@@ -142,12 +217,26 @@ def audit_endpoint_cmd(settings: Settings, as_json: bool, base_url: str, model: 
         raise click.ClickException(str(exc)) from None
     for note in ctx.notes:
         click.echo(f"note: {note}", err=True)
-    control = (Endpoint(control_base_url, control_model or model, control_api_key) if control_base_url else None)
-    opts = AuditOptions(queries=queries, max_tokens=max_tokens, temperature=temperature, concurrency=concurrency,
-                        seed=seed, alpha=alpha, canaries=canaries, progress=progress)
+    control = Endpoint(control_base_url, control_model or model, control_api_key) if control_base_url else None
+    opts = AuditOptions(
+        queries=queries,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        concurrency=concurrency,
+        seed=seed,
+        alpha=alpha,
+        canaries=canaries,
+        progress=progress,
+    )
     try:
-        report = audit_endpoint(Endpoint(base_url, model, api_key), ctx, opts, probes=probes, control=control,
-                                command=shlex.join(["cuirass", "audit", *_redacted(sys.argv[2:])]))
+        report = audit_endpoint(
+            Endpoint(base_url, model, api_key),
+            ctx,
+            opts,
+            probes=probes,
+            control=control,
+            command=shlex.join(["cuirass", "audit", *_redacted(sys.argv[2:])]),
+        )
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     _publish(report, out_path, html_path, as_json, ("min_p", "min_p_corrected", "ks_uniform", "passed"))
@@ -167,9 +256,13 @@ def verify_log(settings: Settings, as_json: bool, file_path: Path | None, expect
     def human(d: dict[str, Any]) -> str:
         if d["ok"]:
             return f"{where}: OK, {d['n_records']} records, head {d['head'] or '-'} (publish it as an anchor)"
-        return "\n".join([f"{where}: BROKEN ({len(d['problems'])} problems)"]
-                         + [f"  line {p['line']}" + (f" (seq {p['seq']})" if p["seq"] is not None else "")
-                            + f": {p['message']}" for p in d["problems"]])
+        return "\n".join(
+            [f"{where}: BROKEN ({len(d['problems'])} problems)"]
+            + [
+                f"  line {p['line']}" + (f" (seq {p['seq']})" if p["seq"] is not None else "") + f": {p['message']}"
+                for p in d["problems"]
+            ]
+        )
 
     emit(result.to_dict(), as_json, human)
     if not result.ok:
@@ -227,8 +320,13 @@ def cohorts(settings: Settings, as_json: bool, cohort: str | None, epoch: int | 
     engine = _engine(settings)
     if show_moves:
         rows = moves(engine)
-        emit(rows, as_json, lambda rs: "\n".join(f"{r['ts']:.0f} {r['account']}: {r['from'] or '-'} -> {r['to']}"
-                                                 for r in rs) or "no moves")
+        emit(
+            rows,
+            as_json,
+            lambda rs: (
+                "\n".join(f"{r['ts']:.0f} {r['account']}: {r['from'] or '-'} -> {r['to']}" for r in rs) or "no moves"
+            ),
+        )
         return
     start = end = None
     if epoch is not None:
@@ -237,8 +335,17 @@ def cohorts(settings: Settings, as_json: bool, cohort: str | None, epoch: int | 
             raise click.ClickException(f"no key epoch {epoch} (see `cuirass audit epochs`)")
         start, end = found[0].started, found[0].ended
     rows = [m.to_dict() for m in members(engine, cohort, start, end)]
-    emit(rows, as_json, lambda rs: "\n".join(f"{r['cohort']} {r['account']}: {r['n_events']} keyed answers, "
-                                             f"{r['first_ts']:.0f}..{r['last_ts']:.0f}" for r in rs) or "none")
+    emit(
+        rows,
+        as_json,
+        lambda rs: (
+            "\n".join(
+                f"{r['cohort']} {r['account']}: {r['n_events']} keyed answers, {r['first_ts']:.0f}..{r['last_ts']:.0f}"
+                for r in rs
+            )
+            or "none"
+        ),
+    )
 
 
 @audit.command("checkpoint")
@@ -248,15 +355,19 @@ def checkpoint_cmd(settings: Settings, as_json: bool) -> None:
     from cuirass.prove.cohorts import checkpoint
 
     data = checkpoint(_engine(settings))
-    emit(data, as_json, lambda d: f"checkpoint through event {d['through_seq']}: {d['events']} events, "
-                                  f"{d['moves']} cohort moves")
+    emit(
+        data,
+        as_json,
+        lambda d: f"checkpoint through event {d['through_seq']}: {d['events']} events, {d['moves']} cohort moves",
+    )
 
 
 COMMANDS = [audit]
 
 
-def _publish(report: dict[str, Any], out_path: Path | None, html_path: Path | None, as_json: bool,
-             control_keys: tuple[str, ...]) -> None:
+def _publish(
+    report: dict[str, Any], out_path: Path | None, html_path: Path | None, as_json: bool, control_keys: tuple[str, ...]
+) -> None:
     """Write the JSON and HTML reports when asked, then print the conclusion and the implicated cohorts."""
     from cuirass.prove.report import write_html, write_json
 
@@ -265,11 +376,28 @@ def _publish(report: dict[str, Any], out_path: Path | None, html_path: Path | No
     if html_path:
         write_html(report, html_path)
     summary = {k: report[k] for k in ("conclusion", "channels", "inputs")}
-    summary["implicated"] = [{"channel": t["channel"], "cohort": t["cohort"], "epoch": t["epoch"],
-                              "p_value": t["p_value"], "p_corrected": t["p_corrected"],
-                              "accounts": [a["account"] for a in t["accounts"]]} for t in report["implicated"]]
+    summary["implicated"] = [
+        {
+            "channel": t["channel"],
+            "cohort": t["cohort"],
+            "epoch": t["epoch"],
+            "p_value": t["p_value"],
+            "p_corrected": t["p_corrected"],
+            "accounts": [a["account"] for a in t["accounts"]],
+        }
+        for t in report["implicated"]
+    ]
     if "control" in report:
         summary["control"] = {k: report["control"][k] for k in control_keys}
-    emit(summary, as_json, lambda d: d["conclusion"] + "".join(
-        f"\n  {t['cohort']} epoch {t['epoch']} [{t['channel']}]: p={t['p_value']:.3g} "
-        f"holm={t['p_corrected']:.3g} accounts: {', '.join(t['accounts']) or '-'}" for t in d["implicated"]))
+    emit(
+        summary,
+        as_json,
+        lambda d: (
+            d["conclusion"]
+            + "".join(
+                f"\n  {t['cohort']} epoch {t['epoch']} [{t['channel']}]: p={t['p_value']:.3g} "
+                f"holm={t['p_corrected']:.3g} accounts: {', '.join(t['accounts']) or '-'}"
+                for t in d["implicated"]
+            )
+        ),
+    )

@@ -16,10 +16,19 @@ from cuirass.config import ConfigError, Settings, load_settings
 def store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--config, --data-dir and --json, resolved into a `settings` argument."""
 
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="CUIRASS_CONFIG",
-                  help="YAML configuration file (default: $CUIRASS_CONFIG).")
-    @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-                  help="Directory holding the embedded state (default: ./.cuirass).")
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        envvar="CUIRASS_CONFIG",
+        help="YAML configuration file (default: $CUIRASS_CONFIG).",
+    )
+    @click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Directory holding the embedded state (default: ./.cuirass).",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
     @functools.wraps(fn)
     def wrapper(config_path: str | None, data_dir: str | None, as_json: bool, **kwargs: Any) -> Any:

@@ -13,8 +13,9 @@ from typing import Any
 
 import click
 
-SCRAPER_TEMPLATE = ("Think step by step and write out your full reasoning before giving the final answer.\n\n"
-                    "Problem: {q}")
+SCRAPER_TEMPLATE = (
+    "Think step by step and write out your full reasoning before giving the final answer.\n\nProblem: {q}"
+)
 USER_PROMPTS = [
     "Can you suggest three names for a small bakery in Lisbon?",
     "How do I politely decline a meeting invitation from my manager?",
@@ -35,8 +36,14 @@ def _problem(i: int) -> str:
 
 
 @click.command()
-@click.option("--requests", "n_requests", default=40, show_default=True, type=click.IntRange(5, 1000),
-              help="Requests the scraper sends.")
+@click.option(
+    "--requests",
+    "n_requests",
+    default=40,
+    show_default=True,
+    type=click.IntRange(5, 1000),
+    help="Requests the scraper sends.",
+)
 @click.option("--port", default=0, type=click.IntRange(0, 65535), help="Gateway port (default: a free one).")
 def demo(n_requests: int, port: int) -> None:
     """Start a gateway on a scratch data directory, run three ordinary users and one scraper through it
@@ -50,17 +57,31 @@ def demo(n_requests: int, port: int) -> None:
         cfg = Path(tmp) / "demo.yaml"
         cfg.write_text("detection: {poll_interval_s: 0.1, refresh_s: 0.2, campaign_interval_s: 10}\n")
         env = {**os.environ, "CUIRASS_ADMIN_KEY": "sk-cui-admin-demo"}
-        gw = subprocess.Popen([sys.executable, "-m", "cuirass", "serve", "--config", str(cfg), "--data-dir", tmp,
-                               "--port", str(port), "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              env=env)
+        gw = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cuirass",
+                "serve",
+                "--config",
+                str(cfg),
+                "--data-dir",
+                tmp,
+                "--port",
+                str(port),
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         try:
             info = json.loads(gw.stdout.readline())  # type: ignore[union-attr]
             base = info["base_url"]
             model = info["models"][0]
             keys = {name: _new_key(name, tmp) for name in ("alice", "bob", "carol", "scraper")}
             _wait(base, keys["alice"])
-            click.secho(f"Gateway on {base}, protecting '{model}'. Three users and one scraper start now.\n",
-                        bold=True)
+            click.secho(f"Gateway on {base}, protecting '{model}'. Three users and one scraper start now.\n", bold=True)
             clients = {n: openai.OpenAI(base_url=base, api_key=k, max_retries=0) for n, k in keys.items()}
             first_flag = None
             clean = defended = None
@@ -69,9 +90,14 @@ def demo(n_requests: int, port: int) -> None:
                     prompt = SCRAPER_TEMPLATE.format(q=_problem(i))
                     try:
                         r = clients["scraper"].chat.completions.create(
-                            model=model, temperature=0, max_tokens=48, messages=[
+                            model=model,
+                            temperature=0,
+                            max_tokens=48,
+                            messages=[
                                 {"role": "system", "content": "You are a meticulous math tutor."},
-                                {"role": "user", "content": prompt}])
+                                {"role": "user", "content": prompt},
+                            ],
+                        )
                         text = r.choices[0].message.content or ""
                     except openai.APIStatusError as err:
                         text = f"<refused: HTTP {err.status_code}>"
@@ -80,8 +106,10 @@ def demo(n_requests: int, port: int) -> None:
                     if i % 2 == 0:
                         user = ("alice", "bob", "carol")[i // 2 % 3]
                         clients[user].chat.completions.create(
-                            model=model, max_tokens=24,
-                            messages=[{"role": "user", "content": USER_PROMPTS[i // 2 % len(USER_PROMPTS)]}])
+                            model=model,
+                            max_tokens=24,
+                            messages=[{"role": "user", "content": USER_PROMPTS[i // 2 % len(USER_PROMPTS)]}],
+                        )
                     if first_flag is None and _flagged(base, "scraper"):
                         first_flag = i + 1
                     elif first_flag is not None and defended is None and i + 1 > first_flag + 2:
@@ -94,8 +122,25 @@ def demo(n_requests: int, port: int) -> None:
 
 
 def _new_key(name: str, data_dir: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "cuirass", "accounts", "create", name, "--id", name, "--with-key",
-                          "--json", "--data-dir", data_dir], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cuirass",
+            "accounts",
+            "create",
+            name,
+            "--id",
+            name,
+            "--with-key",
+            "--json",
+            "--data-dir",
+            data_dir,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return str(json.loads(out.stdout)["key"])
 
 
@@ -116,8 +161,7 @@ def _wait(base: str, key: str) -> None:
 def _admin(base: str, path: str, **params: Any) -> Any:
     import httpx
 
-    r = httpx.get(base.removesuffix("/v1") + path, params=params,
-                  headers={"authorization": "Bearer sk-cui-admin-demo"})
+    r = httpx.get(base.removesuffix("/v1") + path, params=params, headers={"authorization": "Bearer sk-cui-admin-demo"})
     return r.json()
 
 

@@ -27,8 +27,15 @@ def _events(path: Path, progress: bool) -> Iterator[Event]:
     from tqdm import tqdm
 
     size = path.stat().st_size
-    bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"read {path.name}", file=sys.stderr,
-               disable=not progress, mininterval=0.5)
+    bar = tqdm(
+        total=size,
+        unit="B",
+        unit_scale=True,
+        desc=f"read {path.name}",
+        file=sys.stderr,
+        disable=not progress,
+        mininterval=0.5,
+    )
     try:
         with open(path, "rb") as fh:
             for lineno, line in enumerate(fh, 1):
@@ -91,16 +98,36 @@ def _write(path: Path, data: Any) -> None:
 @detect.command("run")
 @click.option("--events", "events_path", required=True, type=_EXISTING, help="Event log (JSON lines) to replay.")
 @click.option("--out", "out", required=True, type=_OUT, help="Detection report (JSON) to write.")
-@click.option("--calibration", "calibration_path", type=_EXISTING, default=None,
-              help="calibration.json from `detect calibrate` (default: the built-in threshold).")
-@click.option("--campaign-interval", default=3600.0, show_default=True, type=click.FloatRange(min=1.0),
-              help="Event-time seconds between campaign jobs.")
-@click.option("--presorted", is_flag=True,
-              help="The log is in event-time order: stream it instead of buffering it (for logs too big to hold).")
+@click.option(
+    "--calibration",
+    "calibration_path",
+    type=_EXISTING,
+    default=None,
+    help="calibration.json from `detect calibrate` (default: the built-in threshold).",
+)
+@click.option(
+    "--campaign-interval",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(min=1.0),
+    help="Event-time seconds between campaign jobs.",
+)
+@click.option(
+    "--presorted",
+    is_flag=True,
+    help="The log is in event-time order: stream it instead of buffering it (for logs too big to hold).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def run(events_path: Path, out: Path, calibration_path: Path | None, campaign_interval: float, presorted: bool,
-        progress: bool, as_json: bool) -> None:
+def run(
+    events_path: Path,
+    out: Path,
+    calibration_path: Path | None,
+    campaign_interval: float,
+    presorted: bool,
+    progress: bool,
+    as_json: bool,
+) -> None:
     """Replay an event log causally and write the detection report (accounts and campaigns)."""
     from cuirass.detect.replay import replay
 
@@ -112,23 +139,34 @@ def run(events_path: Path, out: Path, calibration_path: Path | None, campaign_in
     def skip(event: Event, exc: Exception) -> None:  # a record that cannot be scored: reported, not fatal
         shown[0] += 1
         if shown[0] <= 10:
-            click.echo(f"warning: skipped event {str(event.request_id)[:80]!r} (account {str(event.account)[:80]!r}): "
-                       f"{type(exc).__name__}: {str(exc)[:200]}" + (" (further ones are only counted)"
-                                                                     if shown[0] == 10 else ""), err=True)
+            click.echo(
+                f"warning: skipped event {str(event.request_id)[:80]!r} (account {str(event.account)[:80]!r}): "
+                f"{type(exc).__name__}: {str(exc)[:200]}"
+                + (" (further ones are only counted)" if shown[0] == 10 else ""),
+                err=True,
+            )
 
     try:
-        report = replay(_events(events_path, progress), calibration=calibration,
-                        campaign_interval_s=campaign_interval, presorted=presorted, on_skip=skip)
+        report = replay(
+            _events(events_path, progress),
+            calibration=calibration,
+            campaign_interval_s=campaign_interval,
+            presorted=presorted,
+            on_skip=skip,
+        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     _write(out, report)
-    summary = dict(report["summary"], threshold=report["threshold"], out=str(out),
-                   seconds=round(time.perf_counter() - started, 2))
+    summary = dict(
+        report["summary"], threshold=report["threshold"], out=str(out), seconds=round(time.perf_counter() - started, 2)
+    )
     if as_json:
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
         return
-    click.echo(f"replayed {summary['events']:,} events from {summary['accounts']:,} accounts "
-               f"in {summary['seconds']:.1f} s (threshold {summary['threshold']:.6f})")
+    click.echo(
+        f"replayed {summary['events']:,} events from {summary['accounts']:,} accounts "
+        f"in {summary['seconds']:.1f} s (threshold {summary['threshold']:.6f})"
+    )
     click.echo(f"flagged {summary['flagged']:,} accounts; {summary['campaigns']} campaigns; report: {out}")
     if summary.get("skipped"):
         click.echo(f"skipped {summary['skipped']:,} events that could not be scored (see the warnings above)")
@@ -141,15 +179,26 @@ def run(events_path: Path, out: Path, calibration_path: Path | None, campaign_in
 
 @detect.command("calibrate")
 @click.option("--benign", "benign_path", required=True, type=_EXISTING, help="Benign-only event log (JSON lines).")
-@click.option("--fpr", default=0.001, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-              help="Largest share of benign accounts that may be flagged.")
+@click.option(
+    "--fpr",
+    default=0.001,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    help="Largest share of benign accounts that may be flagged.",
+)
 @click.option("--out", "out", required=True, type=_OUT, help="calibration.json to write.")
-@click.option("--campaign-interval", default=3600.0, show_default=True, type=click.FloatRange(min=1.0),
-              help="Event-time seconds between campaign jobs (use the same value for `detect run`).")
+@click.option(
+    "--campaign-interval",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(min=1.0),
+    help="Event-time seconds between campaign jobs (use the same value for `detect run`).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration as JSON.")
-def calibrate_cmd(benign_path: Path, fpr: float, out: Path, campaign_interval: float, progress: bool,
-                  as_json: bool) -> None:
+def calibrate_cmd(
+    benign_path: Path, fpr: float, out: Path, campaign_interval: float, progress: bool, as_json: bool
+) -> None:
     """Set the score threshold so that at most FPR of the benign accounts would be flagged."""
     from cuirass.detect.calibrate import calibrate
 
@@ -162,14 +211,20 @@ def calibrate_cmd(benign_path: Path, fpr: float, out: Path, campaign_interval: f
         click.echo(orjson.dumps(calibration, option=orjson.OPT_INDENT_2).decode())
         return
     note = "" if calibration["guaranteed"] else " (too few accounts to guarantee this FPR; threshold above the maximum)"
-    click.echo(f"threshold {calibration['threshold']:.6f} for fpr {fpr} on {calibration['n_accounts']:,} benign "
-               f"accounts ({calibration['flagged_at_threshold']} flagged at it){note}; wrote {out}")
-
+    click.echo(
+        f"threshold {calibration['threshold']:.6f} for fpr {fpr} on {calibration['n_accounts']:,} benign "
+        f"accounts ({calibration['flagged_at_threshold']} flagged at it){note}; wrote {out}"
+    )
 
 
 @detect.command("watch")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="CUIRASS_CONFIG",
-              help="YAML configuration file (default: $CUIRASS_CONFIG).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="CUIRASS_CONFIG",
+    help="YAML configuration file (default: $CUIRASS_CONFIG).",
+)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Directory for the embedded state.")
 def watch(config_path: str | None, data_dir: str | None) -> None:
     """Run online detection: tail the event log, score accounts, write the verdict store.
@@ -194,11 +249,18 @@ def watch(config_path: str | None, data_dir: str | None) -> None:
         engine = make_engine(settings.database_url)
         lock = WatcherLock(engine)
         if not lock.acquire():
-            click.echo(f"Error: another detection service (`cuirass detect watch`) already runs on this database "
-                       f"({lock.where}); refusing to start a second one.", err=True)
+            click.echo(
+                f"Error: another detection service (`cuirass detect watch`) already runs on this database "
+                f"({lock.where}); refusing to start a second one.",
+                err=True,
+            )
             sys.exit(LOCKED)
-        dead = DeadLetters(settings.data_dir / "dead-letters", "detect", logging.getLogger("cuirass.detect.service"),
-                           on_count=metrics.DEAD_LETTERS.labels("detect").inc)
+        dead = DeadLetters(
+            settings.data_dir / "dead-letters",
+            "detect",
+            logging.getLogger("cuirass.detect.service"),
+            on_count=metrics.DEAD_LETTERS.labels("detect").inc,
+        )
         service = DetectionService(engine, settings.detection, dead)
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot start detection: {exc}") from None
@@ -224,8 +286,13 @@ def watch(config_path: str | None, data_dir: str | None) -> None:
 
 
 @detect.command("campaigns")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="CUIRASS_CONFIG",
-              help="YAML configuration file (default: $CUIRASS_CONFIG).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="CUIRASS_CONFIG",
+    help="YAML configuration file (default: $CUIRASS_CONFIG).",
+)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Directory for the embedded state.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def campaigns_cmd(config_path: str | None, data_dir: str | None, as_json: bool) -> None:
@@ -236,9 +303,17 @@ def campaigns_cmd(config_path: str | None, data_dir: str | None, as_json: bool) 
 
     settings = settings_or_exit(config_path, data_dir=data_dir)
     rows = VerdictStore(make_engine(settings.database_url)).campaigns()
-    emit(rows, as_json, lambda rs: "\n".join(
-        f"{c['id']}  score={c['score']:.3f}  accounts={len(c['accounts'])}  {'; '.join(c['reasons'][:2])}"
-        for c in rs) or "no campaigns")
+    emit(
+        rows,
+        as_json,
+        lambda rs: (
+            "\n".join(
+                f"{c['id']}  score={c['score']:.3f}  accounts={len(c['accounts'])}  {'; '.join(c['reasons'][:2])}"
+                for c in rs
+            )
+            or "no campaigns"
+        ),
+    )
 
 
 COMMANDS = [detect]

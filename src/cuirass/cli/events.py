@@ -20,8 +20,13 @@ def events() -> None:
 
 
 @events.command("export")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, writable=True),
-              help="JSON-lines file to write ('-' for stdout).")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="JSON-lines file to write ('-' for stdout).",
+)
 @click.option("--since", type=float, help="Only events with ts >= this Unix time.")
 @store_options
 def export(settings: Settings, as_json: bool, out_path: str, since: float | None) -> None:

@@ -26,21 +26,45 @@ def _campaign(ctx: click.Context, param: click.Parameter, values: tuple[str, ...
 
 
 @lab.command("traffic")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="Events JSONL to write (ground truth goes to FILE.labels.json beside it).")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Events JSONL to write (ground truth goes to FILE.labels.json beside it).",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--benign-accounts", default=1000, show_default=True, type=click.IntRange(0, 1_000_000),
-              help="Benign people; app backends are added in proportion (a few per thousand).")
-@click.option("--campaign", "campaigns", multiple=True, callback=_campaign, metavar="KIND:ACCOUNTS[:k=v,...]",
-              help=f"Attack campaign (repeatable). Kinds: {', '.join(PRESETS)}. Default: "
-                   + " ".join(f"{c.kind}:{c.accounts}" for c in DEFAULT_CAMPAIGNS)
-                   + ". Overrides, e.g. stealth:500:benign_mix=0.8,paraphrase=2.")
+@click.option(
+    "--benign-accounts",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(0, 1_000_000),
+    help="Benign people; app backends are added in proportion (a few per thousand).",
+)
+@click.option(
+    "--campaign",
+    "campaigns",
+    multiple=True,
+    callback=_campaign,
+    metavar="KIND:ACCOUNTS[:k=v,...]",
+    help=f"Attack campaign (repeatable). Kinds: {', '.join(PRESETS)}. Default: "
+    + " ".join(f"{c.kind}:{c.accounts}" for c in DEFAULT_CAMPAIGNS)
+    + ". Overrides, e.g. stealth:500:benign_mix=0.8,paraphrase=2.",
+)
 @click.option("--days", default=14.0, show_default=True, type=click.FloatRange(0.1, 365))
 @click.option("--no-campaigns", is_flag=True, help="Benign traffic only.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def traffic(out: Path, seed: int, benign_accounts: int, campaigns: tuple, days: float, no_campaigns: bool,
-            progress: bool, as_json: bool) -> None:
+def traffic(
+    out: Path,
+    seed: int,
+    benign_accounts: int,
+    campaigns: tuple,
+    days: float,
+    no_campaigns: bool,
+    progress: bool,
+    as_json: bool,
+) -> None:
     """Generate seeded, deterministic traffic: benign accounts plus attack campaigns."""
     if no_campaigns:
         campaigns = ()
@@ -49,9 +73,13 @@ def traffic(out: Path, seed: int, benign_accounts: int, campaigns: tuple, days: 
     config = TrafficConfig(seed=seed, benign_accounts=benign_accounts, campaigns=campaigns, days=days)
     labels = generate(config, out, progress=progress)
     kinds = Counter((info["label"], info["kind"]) for info in labels["accounts"].values())
-    summary = {"events": labels["events"], "out": str(out), "labels": str(labels_path(out)),
-               "accounts": {f"{label}/{kind}": n for (label, kind), n in sorted(kinds.items())},
-               "campaigns": len(labels["campaigns"])}
+    summary = {
+        "events": labels["events"],
+        "out": str(out),
+        "labels": str(labels_path(out)),
+        "accounts": {f"{label}/{kind}": n for (label, kind), n in sorted(kinds.items())},
+        "campaigns": len(labels["campaigns"]),
+    }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -62,29 +90,63 @@ def traffic(out: Path, seed: int, benign_accounts: int, campaigns: tuple, days: 
 
 @lab.command("detect")
 @click.option("--quick", is_flag=True, help="Small config (300 benign, campaigns of 30, 4 days): about a minute.")
-@click.option("--out", "out", default="lab-out/detect", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Folder for traffic, results and plots.")
+@click.option(
+    "--out",
+    "out",
+    default="lab-out/detect",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for traffic, results and plots.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--fpr", default=0.001, show_default=True,
-              type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), help="Benign-account FPR to calibrate at.")
-@click.option("--honeypot-python", default=None, type=click.Path(dir_okay=False),
-              help="Interpreter of the honeypotllm venv (default $CUIRASS_HONEYPOT_PYTHON or .venv-peers/honeypotllm).")
+@click.option(
+    "--fpr",
+    default=0.001,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    help="Benign-account FPR to calibrate at.",
+)
+@click.option(
+    "--honeypot-python",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Interpreter of the honeypotllm venv (default $CUIRASS_HONEYPOT_PYTHON or .venv-peers/honeypotllm).",
+)
 @click.option("--benign-accounts", type=click.IntRange(2, 1_000_000), help="Override the config's benign people.")
-@click.option("--campaign", "campaigns", multiple=True, callback=_campaign, metavar="KIND:ACCOUNTS[:k=v,...]",
-              help="Replace the config's campaigns (repeatable), e.g. to test an unseen variant.")
+@click.option(
+    "--campaign",
+    "campaigns",
+    multiple=True,
+    callback=_campaign,
+    metavar="KIND:ACCOUNTS[:k=v,...]",
+    help="Replace the config's campaigns (repeatable), e.g. to test an unseen variant.",
+)
 @click.option("--days", type=click.FloatRange(0.1, 365), help="Override the config's window.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the tables.")
-def detect(quick: bool, out: Path, seed: int, fpr: float, honeypot_python: str | None, benign_accounts: int | None,
-           campaigns: tuple, days: float | None, progress: bool, as_json: bool) -> None:
+def detect(
+    quick: bool,
+    out: Path,
+    seed: int,
+    fpr: float,
+    honeypot_python: str | None,
+    benign_accounts: int | None,
+    campaigns: tuple,
+    days: float | None,
+    progress: bool,
+    as_json: bool,
+) -> None:
     """Evaluate detection: calibrate on benign half A, replay the rest, compare with honeypotllm."""
     import dataclasses
 
     from cuirass.lab import detect_eval, summary
 
     config = detect_eval.quick_config(seed) if quick else detect_eval.full_config(seed)
-    changes = {k: v for k, v in (("benign_accounts", benign_accounts), ("campaigns", campaigns or None),
-                                 ("days", days)) if v is not None}
+    changes = {
+        k: v
+        for k, v in (("benign_accounts", benign_accounts), ("campaigns", campaigns or None), ("days", days))
+        if v is not None
+    }
     config = dataclasses.replace(config, fpr=fpr, traffic=dataclasses.replace(config.traffic, **changes))
     try:
         results = detect_eval.run(config, out, honeypot_python=honeypot_python, progress=progress)
@@ -100,17 +162,36 @@ def detect(quick: bool, out: Path, seed: int, fpr: float, honeypot_python: str |
 
 
 @lab.command("train-reference")
-@click.option("--out", "out", default="lab-out/reference-model", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Writes OUT/reference, OUT/decoy, OUT/summary.json.")
+@click.option(
+    "--out",
+    "out",
+    default="lab-out/reference-model",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Writes OUT/reference, OUT/decoy, OUT/summary.json.",
+)
 @click.option("--steps", default=None, type=click.IntRange(1), help="Training steps (default 3600; --quick: 8).")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--threads", default=None, type=click.IntRange(1), help="Torch threads (default 2; 1 can be faster on a busy 2-core box).")
+@click.option(
+    "--threads",
+    default=None,
+    type=click.IntRange(1),
+    help="Torch threads (default 2; 1 can be faster on a busy 2-core box).",
+)
 @click.option("--quick", is_flag=True, help="A tiny model for a few steps: checks the pipeline in seconds.")
 @click.option("--install", is_flag=True, help="Copy the result into the package as the built-in reference and decoy.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def train_reference(out: Path, steps: int | None, seed: int, threads: int | None, quick: bool, install: bool,
-                    progress: bool, as_json: bool) -> None:
+def train_reference(
+    out: Path,
+    steps: int | None,
+    seed: int,
+    threads: int | None,
+    quick: bool,
+    install: bool,
+    progress: bool,
+    as_json: bool,
+) -> None:
     """Train the built-in reference model and its decoy on procedural word problems, then evaluate both."""
     import dataclasses
     import shutil
@@ -130,43 +211,78 @@ def train_reference(out: Path, steps: int | None, seed: int, threads: int | None
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"trained {summary['params']:,} parameters for {summary['config']['steps']} steps in "
-               f"{summary['train_seconds']:.0f} s (total with evaluation {summary['total_seconds']:.0f} s)")
+    click.echo(
+        f"trained {summary['params']:,} parameters for {summary['config']['steps']} steps in "
+        f"{summary['train_seconds']:.0f} s (total with evaluation {summary['total_seconds']:.0f} s)"
+    )
     for name in ("reference", "decoy"):
         if name in summary:
             acc, size = summary[name]["accuracy"], summary[name]["bytes"]
             sampled = {k: v for k, v in acc.items() if k.startswith("t")}
-            click.echo(f"  {name:9s} step {summary[name]['step']:>5}  held-out accuracy: greedy {acc['greedy']:.1%}, "
-                       + ", ".join(f"T={k[1:]} {v:.1%}" for k, v in sampled.items())
-                       + f" (n={acc['n']})  size {size / 1e6:.1f} MB  -> {out / name}")
+            click.echo(
+                f"  {name:9s} step {summary[name]['step']:>5}  held-out accuracy: greedy {acc['greedy']:.1%}, "
+                + ", ".join(f"T={k[1:]} {v:.1%}" for k, v in sampled.items())
+                + f" (n={acc['n']})  size {size / 1e6:.1f} MB  -> {out / name}"
+            )
 
 
 @lab.command("distill")
-@click.option("--quick", is_flag=True,
-              help="The test suite's small run (minutes): A, B, D and four defenses alone.")
-@click.option("--mid", is_flag=True, help="Every condition at a fifth of the full budget (400 solutions each from 8 accounts).")
-@click.option("--out", "out", default="lab-out/distill", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Folder for harvests, results and plots.")
+@click.option("--quick", is_flag=True, help="The test suite's small run (minutes): A, B, D and four defenses alone.")
+@click.option(
+    "--mid", is_flag=True, help="Every condition at a fifth of the full budget (400 solutions each from 8 accounts)."
+)
+@click.option(
+    "--out",
+    "out",
+    default="lab-out/distill",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for harvests, results and plots.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--teacher", default=None, help="Teacher: a Hugging Face model directory (default builtin:reference).")
 @click.option("--decoy", default=None, help="Decoy model directory (default builtin:decoy).")
 @click.option("--task", default=None, help="What is harvested: reference (default), gsm8k:DIR or jsonl:TRAIN,TEST.")
-@click.option("--student-config", default=None, type=click.Path(exists=True),
-              help="A Hugging Face config.json (or its directory) for the student, instead of the size flags.")
+@click.option(
+    "--student-config",
+    default=None,
+    type=click.Path(exists=True),
+    help="A Hugging Face config.json (or its directory) for the student, instead of the size flags.",
+)
 @click.option("--student-hidden", type=click.IntRange(8), help="Student width (reference family).")
 @click.option("--student-layers", type=click.IntRange(1), help="Student depth.")
-@click.option("--condition", "conditions", multiple=True, metavar="NAME",
-              help="Run only these (repeatable): A, B, C (every defense alone), C:<defense>, D, E.")
+@click.option(
+    "--condition",
+    "conditions",
+    multiple=True,
+    metavar="NAME",
+    help="Run only these (repeatable): A, B, C (every defense alone), C:<defense>, D, E.",
+)
 @click.option("--queries", type=click.IntRange(1), help="Harvested solutions per condition (attacker budget).")
 @click.option("--accounts", type=click.IntRange(1), help="Campaign accounts.")
 @click.option("--steps", type=click.IntRange(1), help="Student training steps.")
 @click.option("--eval-n", type=click.IntRange(1), help="Held-out problems for the students' accuracy.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the table.")
-def distill(quick: bool, mid: bool, out: Path, seed: int, teacher: str | None, decoy: str | None, task: str | None,
-            student_config: str | None, student_hidden: int | None, student_layers: int | None,
-            conditions: tuple[str, ...], queries: int | None, accounts: int | None, steps: int | None,
-            eval_n: int | None, progress: bool, as_json: bool) -> None:
+def distill(
+    quick: bool,
+    mid: bool,
+    out: Path,
+    seed: int,
+    teacher: str | None,
+    decoy: str | None,
+    task: str | None,
+    student_config: str | None,
+    student_hidden: int | None,
+    student_layers: int | None,
+    conditions: tuple[str, ...],
+    queries: int | None,
+    accounts: int | None,
+    steps: int | None,
+    eval_n: int | None,
+    progress: bool,
+    as_json: bool,
+) -> None:
     """Distill the protected model through the gateway under each condition; measure what the copy is worth."""
     import dataclasses
     import signal
@@ -178,12 +294,28 @@ def distill(quick: bool, mid: bool, out: Path, seed: int, teacher: str | None, d
     from cuirass.lab.distill.run import run
 
     config = DistillConfig.quick(seed) if quick else DistillConfig.mid(seed) if mid else DistillConfig.full(seed)
-    student = dataclasses.replace(config.student, **{k: v for k, v in (
-        ("config_path", student_config), ("hidden", student_hidden), ("layers", student_layers)) if v is not None})
-    changes = {k: v for k, v in (("teacher", teacher), ("decoy", decoy), ("task", task),
-                                 ("conditions", conditions or None),
-                                 ("campaign_queries", queries), ("campaign_accounts", accounts),
-                                 ("train_steps", steps), ("eval_n", eval_n)) if v is not None}
+    student = dataclasses.replace(
+        config.student,
+        **{
+            k: v
+            for k, v in (("config_path", student_config), ("hidden", student_hidden), ("layers", student_layers))
+            if v is not None
+        },
+    )
+    changes = {
+        k: v
+        for k, v in (
+            ("teacher", teacher),
+            ("decoy", decoy),
+            ("task", task),
+            ("conditions", conditions or None),
+            ("campaign_queries", queries),
+            ("campaign_accounts", accounts),
+            ("train_steps", steps),
+            ("eval_n", eval_n),
+        )
+        if v is not None
+    }
     try:
         results = run(dataclasses.replace(config, student=student, **changes), out, progress=progress)
     except (ValueError, RuntimeError, OSError) as exc:

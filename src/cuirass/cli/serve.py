@@ -32,16 +32,31 @@ def builtin_models() -> list[ModelConfig] | None:
         return None
     if not (REFERENCE / "config.json").exists() or not (DECOY / "config.json").exists():
         return None
-    return [ModelConfig(name=BUILTIN_MODEL, upstream=UpstreamConfig(type="local", path="builtin:reference"),
-                        decoy=UpstreamConfig(type="local", path="builtin:decoy"))]
+    return [
+        ModelConfig(
+            name=BUILTIN_MODEL,
+            upstream=UpstreamConfig(type="local", path="builtin:reference"),
+            decoy=UpstreamConfig(type="local", path="builtin:decoy"),
+        )
+    ]
 
 
 def start_builtin_model() -> tuple[subprocess.Popen[bytes], str]:
     """Start the fallback built-in principal, the mock upstream, on a free loopback port."""
     port = free_port()
     proc = spawn(
-        [sys.executable, "-m", "cuirass", "mock-upstream", "--port", str(port), "--model", BUILTIN_MODEL,
-         "--tokens", "64"],
+        [
+            sys.executable,
+            "-m",
+            "cuirass",
+            "mock-upstream",
+            "--port",
+            str(port),
+            "--model",
+            BUILTIN_MODEL,
+            "--tokens",
+            "64",
+        ],
         stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/v1"
@@ -102,16 +117,32 @@ def _snippet(base_url: str, model: str, key: str) -> str:
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="CUIRASS_CONFIG",
-              help="YAML configuration file (default: $CUIRASS_CONFIG).")
-@click.option("--upstream", help="Proxy every model this OpenAI-compatible server lists (e.g. http://127.0.0.1:8000/v1).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Directory for the embedded state (default: ./.cuirass).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="CUIRASS_CONFIG",
+    help="YAML configuration file (default: $CUIRASS_CONFIG).",
+)
+@click.option(
+    "--upstream", help="Proxy every model this OpenAI-compatible server lists (e.g. http://127.0.0.1:8000/v1)."
+)
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False), help="Directory for the embedded state (default: ./.cuirass)."
+)
 @click.option("--host", help="Address to listen on (default: 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default: 8080).")
 @click.option("--workers", type=click.IntRange(1), help="Worker processes (default: 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print the start-up information as one JSON object.")
-def serve(config_path: str | None, upstream: str | None, data_dir: str | None, host: str | None, port: int | None,
-          workers: int | None, as_json: bool) -> None:
+def serve(
+    config_path: str | None,
+    upstream: str | None,
+    data_dir: str | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    as_json: bool,
+) -> None:
     """Serve the protected OpenAI-compatible API at http://HOST:PORT/v1."""
     # Set before any child process starts, so a SIGTERM at any moment stops the server and the children
     # (finally, below); uvicorn takes SIGTERM over while it runs and hands it back when it stops.
@@ -136,8 +167,12 @@ def serve(config_path: str | None, upstream: str | None, data_dir: str | None, h
         first = ensure_first_account(settings) if builtin else None
         srv = settings.server
         base_url = f"http://{srv.host}:{srv.port}/v1"
-        info: dict[str, Any] = {"base_url": base_url, "models": [m.name for m in settings.models] or "discovered from upstream",
-                                "data_dir": str(settings.data_dir), "workers": srv.workers}
+        info: dict[str, Any] = {
+            "base_url": base_url,
+            "models": [m.name for m in settings.models] or "discovered from upstream",
+            "data_dir": str(settings.data_dir),
+            "workers": srv.workers,
+        }
         if builtin:
             info["engine"] = "local" if builtin_proc is None else "mock"
         if admin_key:
@@ -177,8 +212,11 @@ def _announce(info: dict[str, Any], as_json: bool, builtin: bool) -> None:
         return
     out = [f"Cuirass gateway on {info['base_url']}  (data: {info['data_dir']}, workers: {info['workers']})"]
     if builtin:
-        kind = ("the reference model and its decoy, served locally" if info.get("engine") == "local"
-                else "a deterministic mock: install the engine extra for the reference model")
+        kind = (
+            "the reference model and its decoy, served locally"
+            if info.get("engine") == "local"
+            else "a deterministic mock: install the engine extra for the reference model"
+        )
         out.append(f"Protecting the built-in model '{info['models'][0]}' ({kind}).")
     if "admin_key" in info:
         out.append(f"Admin key (shown once; or set CUIRASS_ADMIN_KEY): {info['admin_key']}")
@@ -206,8 +244,16 @@ def _run(settings: Settings, config_path: str | None, builtin: bool, stop: _Stop
     import uvicorn
 
     srv = settings.server
-    common: dict[str, Any] = {"host": srv.host, "port": srv.port, "loop": "uvloop", "http": "cuirass.gateway.http_protocol:GuardedHttpToolsProtocol", "log_level": "warning",
-                                  "access_log": False, "timeout_graceful_shutdown": 30, "lifespan": "on"}
+    common: dict[str, Any] = {
+        "host": srv.host,
+        "port": srv.port,
+        "loop": "uvloop",
+        "http": "cuirass.gateway.http_protocol:GuardedHttpToolsProtocol",
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 30,
+        "lifespan": "on",
+    }
     if srv.workers == 1:
         from cuirass.gateway.app import create_app
 

@@ -18,6 +18,23 @@ from cuirass.config.settings import (
     load_settings,
 )
 
-__all__ = ["ADMIN_KEY_MIN", "RATE_MAX", "AuthConfig", "Band", "BandCondition", "ConfigError", "DetectionConfig", "EventsConfig", "LimitsConfig",
-           "ModelConfig", "PolicyConfig", "PolicyOverride", "ServerConfig", "Settings", "StorageConfig",
-           "UpstreamConfig", "expand_env_refs", "load_settings"]
+__all__ = [
+    "ADMIN_KEY_MIN",
+    "RATE_MAX",
+    "AuthConfig",
+    "Band",
+    "BandCondition",
+    "ConfigError",
+    "DetectionConfig",
+    "EventsConfig",
+    "LimitsConfig",
+    "ModelConfig",
+    "PolicyConfig",
+    "PolicyOverride",
+    "ServerConfig",
+    "Settings",
+    "StorageConfig",
+    "UpstreamConfig",
+    "expand_env_refs",
+    "load_settings",
+]

@@ -47,10 +47,16 @@ class PolicyOverride(_Section):
 
 def _default_bands() -> list[Band]:
     return [
-        Band(name="campaign", when=BandCondition(campaign=True, flagged=True),
-             actions=["strip_reasoning", "decoy", "perturb", "canary", "watermark", "logit_watermark"]),
-        Band(name="flagged", when=BandCondition(flagged=True),
-             actions=["strip_reasoning", "perturb", "canary", "watermark", "logit_watermark"]),
+        Band(
+            name="campaign",
+            when=BandCondition(campaign=True, flagged=True),
+            actions=["strip_reasoning", "decoy", "perturb", "canary", "watermark", "logit_watermark"],
+        ),
+        Band(
+            name="flagged",
+            when=BandCondition(flagged=True),
+            actions=["strip_reasoning", "perturb", "canary", "watermark", "logit_watermark"],
+        ),
     ]
 
 
@@ -65,7 +71,9 @@ class PolicyConfig(_Section):
     orgs: dict[str, PolicyOverride] = Field(default_factory=dict)
     n_cohorts: int = Field(default=16, ge=1)
     n_honeypot_cohorts: int = Field(default=4, ge=1)
-    options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per-action options, e.g. {throttle: {retry_after_s: 30}}
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict
+    )  # per-action options, e.g. {throttle: {retry_after_s: 30}}
     # The longest answer (characters, per choice) the text defenses rewrite; a longer one is cut here with
     # finish_reason "length" (see respond/apply.py for why a cut).
     rewrite_max_chars: int = Field(default=100_000, ge=1_000, le=10_000_000)

@@ -154,7 +154,8 @@ class Settings(BaseSettings):
             if len(key) < ADMIN_KEY_MIN or key != key.strip():
                 raise ValueError(
                     f"CUIRASS_ADMIN_KEY must be at least {ADMIN_KEY_MIN} characters, without leading or trailing "
-                    "spaces; unset it to have `cuirass serve` generate one")
+                    "spaces; unset it to have `cuirass serve` generate one"
+                )
         return value
 
     @property
@@ -213,7 +214,8 @@ def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Se
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors())
+            for e in exc.errors()
+        )
         raise ConfigError(f"invalid configuration: {problems}") from None
     finally:
         _yaml_data = {}

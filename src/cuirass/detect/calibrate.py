@@ -48,10 +48,15 @@ def conformal_threshold(scores: Sequence[float], fpr: float) -> tuple[float, boo
     return min(math.nextafter(q, math.inf), 1.0 + 1e-9), guaranteed
 
 
-def calibrate(events: Iterable[Event], *, fpr: float = 0.001, safety: float = SAFETY,
-              campaign_interval_s: float = DEFAULT_CAMPAIGN_INTERVAL_S,
-              campaign_window_s: float = DEFAULT_CAMPAIGN_WINDOW_S,
-              progress: Progress | None = None) -> dict[str, Any]:
+def calibrate(
+    events: Iterable[Event],
+    *,
+    fpr: float = 0.001,
+    safety: float = SAFETY,
+    campaign_interval_s: float = DEFAULT_CAMPAIGN_INTERVAL_S,
+    campaign_window_s: float = DEFAULT_CAMPAIGN_WINDOW_S,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Replay benign events and return the calibration dict (threshold, fpr, n_accounts, version, ...)."""
     if not 0.0 < fpr < 1.0:
         raise ValueError("fpr must be in (0, 1)")
@@ -63,8 +68,12 @@ def calibrate(events: Iterable[Event], *, fpr: float = 0.001, safety: float = SA
     threshold, guaranteed, peaks = DEFAULT_THRESHOLD, False, []
     best = 0.0
     for _ in range(MAX_ROUNDS):
-        detector = run(Detector({"threshold": threshold}, campaign_interval_s=campaign_interval_s,
-                                campaign_window_s=campaign_window_s), ordered)
+        detector = run(
+            Detector(
+                {"threshold": threshold}, campaign_interval_s=campaign_interval_s, campaign_window_s=campaign_window_s
+            ),
+            ordered,
+        )
         peaks = [state.peak for state in detector.scorer]
         new, guaranteed = conformal_threshold(peaks, fpr / safety)
         best = max(best, new)

@@ -61,25 +61,32 @@ MIN_SIZE = 3
 MIN_DF = 3  # a feature two accounts share is as often chance as collusion; campaigns are bigger than pairs
 # kind -> (edge weight, scaled by idf?)
 LINK_WEIGHTS: dict[str, tuple[float, bool]] = {
-    "tpl": (1.0, True), "sys": (1.0, True), "pay": (1.0, True), "uanet": (0.6, True), "net": (0.4, True),
-    "pivot": (0.3, True), "created": (0.5, False), "start": (0.2, False), "topic": (0.1, False),
+    "tpl": (1.0, True),
+    "sys": (1.0, True),
+    "pay": (1.0, True),
+    "uanet": (0.6, True),
+    "net": (0.4, True),
+    "pivot": (0.3, True),
+    "created": (0.5, False),
+    "start": (0.2, False),
+    "topic": (0.1, False),
 }
 # Coordination evidence per kind, times the share of members holding the top feature of that kind.
 COORD_WEIGHTS = {"tpl": 1.5, "sys": 1.0, "pay": 1.0, "created": 0.8, "uanet": 0.5, "net": 0.3, "start": 0.3}
 COORD_CAP = 2.5
 REPLICATION, REPLICATION_CAP = 0.5, 2.0  # see replication()
 COORD_MIN_SHARE = 0.25
-CONTENT_KINDS = ("tpl", "sys", "pay")   # what ties a member to a campaign (more than a shared NAT)
-LINK_PURITY = 0.5                       # share of a feature's holders in the community, to tie a member
-TIE_SHARE = 0.1                         # ... and share of the community holding it
+CONTENT_KINDS = ("tpl", "sys", "pay")  # what ties a member to a campaign (more than a shared NAT)
+LINK_PURITY = 0.5  # share of a feature's holders in the community, to tie a member
+TIE_SHARE = 0.1  # ... and share of the community holding it
 TIE_LINK_KINDS = (*CONTENT_KINDS, "uanet", "net")  # the links that can tie a member (not time buckets, topics)
-TIE_KINDS = 2                           # a member is tied by links of this many kinds, one of them content
-LIFT_MIN_SIZE = 10                      # smaller communities are judged but lift nobody
-LIFT_MARGIN = 1.0                       # log-odds by which a community must clear the threshold to lift
-MIN_CONSISTENCY = 2.0                   # a member's data must be e^2 times likelier under the campaign ...
-MIN_CONTENT_CONSISTENCY = 1.0           # ... and not only through automation signals
-SIGNATURE_MIN = 3                       # members that must share a signature feature ...
-SIGNATURE_PURITY = 0.8                  # ... and the share of its holders that are members
+TIE_KINDS = 2  # a member is tied by links of this many kinds, one of them content
+LIFT_MIN_SIZE = 10  # smaller communities are judged but lift nobody
+LIFT_MARGIN = 1.0  # log-odds by which a community must clear the threshold to lift
+MIN_CONSISTENCY = 2.0  # a member's data must be e^2 times likelier under the campaign ...
+MIN_CONTENT_CONSISTENCY = 1.0  # ... and not only through automation signals
+SIGNATURE_MIN = 3  # members that must share a signature feature ...
+SIGNATURE_PURITY = 0.8  # ... and the share of its holders that are members
 
 
 class FeatureIndex:
@@ -114,14 +121,17 @@ class FeatureIndex:
         return self.features[fid][0]
 
     def name(self, fid: int) -> str:
-        """"kind:value" as shown in reasons and signatures (hash values in hex)."""
+        """ "kind:value" as shown in reasons and signatures (hash values in hex)."""
         kind, value = self.features[fid]
         return f"{kind}:{value:08x}" if isinstance(value, int) and kind in ("tpl", "sys") else f"{kind}:{value}"
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(edge weight, idf-scaled?, is content kind) per feature id."""
-        return (np.array(self._weight, dtype=np.float64), np.array(self._scaled, dtype=bool),
-                np.array(self._content, dtype=bool))
+        return (
+            np.array(self._weight, dtype=np.float64),
+            np.array(self._scaled, dtype=bool),
+            np.array(self._content, dtype=bool),
+        )
 
 
 @dataclasses.dataclass(slots=True)
@@ -129,11 +139,11 @@ class AccountRow:
     """What the job needs of one account; a copy, so the job may run on another thread."""
 
     account: str
-    own: float               # the account's own log-odds
-    summary: np.ndarray      # concatenated signal summaries
-    features: np.ndarray     # interned linking feature ids (unique)
-    volume: float            # decayed request count
-    built_ts: float = 0.0    # event time the row was read from the account's state
+    own: float  # the account's own log-odds
+    summary: np.ndarray  # concatenated signal summaries
+    features: np.ndarray  # interned linking feature ids (unique)
+    volume: float  # decayed request count
+    built_ts: float = 0.0  # event time the row was read from the account's state
 
 
 @dataclasses.dataclass(slots=True)
@@ -143,16 +153,16 @@ class Campaign:
     logit: float
     reasons: list[str]
     signature: list[str]
-    pooled: list[float]      # the pooled summary, to check accounts that attach online
+    pooled: list[float]  # the pooled summary, to check accounts that attach online
 
 
 @dataclasses.dataclass(slots=True)
 class CampaignResult:
     now: float
-    considered: list[str]                      # accounts the job looked at (their old lifts are replaced)
-    campaigns: list[Campaign]                  # communities judged to be campaigns
-    lifts: dict[str, tuple[str, float, str]]   # account -> (campaign id, log-odds, reason)
-    signatures: dict[str, str]                 # linking feature -> campaign id
+    considered: list[str]  # accounts the job looked at (their old lifts are replaced)
+    campaigns: list[Campaign]  # communities judged to be campaigns
+    lifts: dict[str, tuple[str, float, str]]  # account -> (campaign id, log-odds, reason)
+    signatures: dict[str, str]  # linking feature -> campaign id
     assignment: dict[object, int] = dataclasses.field(default_factory=dict)  # vertex -> community (warm start)
 
 
@@ -161,8 +171,9 @@ def _size_factor(m: int) -> float:
     return min(1.0, math.log(m) / math.log(20.0))
 
 
-def consistency(signals: Sequence[Signal], offsets: Sequence[int], member: Sequence[float],
-                pooled: Sequence[float]) -> tuple[float, float]:
+def consistency(
+    signals: Sequence[Signal], offsets: Sequence[int], member: Sequence[float], pooled: Sequence[float]
+) -> tuple[float, float]:
     """(all, content): sums of the signals' censored LLRs, member under the campaign's pooled
     behaviour vs an ordinary user's; `content` leaves out grouped (automation) signals."""
     values = []
@@ -174,15 +185,17 @@ def consistency(signals: Sequence[Signal], offsets: Sequence[int], member: Seque
     return combine(values, groups) - PRIOR, content
 
 
-def belongs(signals: Sequence[Signal], offsets: Sequence[int], member: Sequence[float],
-            pooled: Sequence[float]) -> bool:
+def belongs(
+    signals: Sequence[Signal], offsets: Sequence[int], member: Sequence[float], pooled: Sequence[float]
+) -> bool:
     """Whether a member's own requests support its campaign's behaviour strongly enough to lift it."""
     total, content = consistency(signals, offsets, member, pooled)
     return total >= MIN_CONSISTENCY and content >= MIN_CONTENT_CONSISTENCY
 
 
-def belongs_many(signals: Sequence[Signal], offsets: Sequence[int], members: np.ndarray,
-                 pooled: Sequence[float]) -> np.ndarray:
+def belongs_many(
+    signals: Sequence[Signal], offsets: Sequence[int], members: np.ndarray, pooled: Sequence[float]
+) -> np.ndarray:
     """`belongs` for each row of a (members x summary width) matrix, vectorised."""
     content = np.zeros(len(members))
     grouped: dict[str, np.ndarray] = {}
@@ -204,7 +217,7 @@ def fact_columns(signals: Sequence[Signal]) -> np.ndarray:
     """Which columns of the concatenated summaries hold per-account facts (Signal.per_account)."""
     facts = np.zeros(sum(s.summary_size for s in signals), dtype=bool)
     for signal, start in zip(signals, offsets_of(signals), strict=True):
-        facts[start:start + signal.summary_size] = signal.per_account
+        facts[start : start + signal.summary_size] = signal.per_account
     return facts
 
 
@@ -250,8 +263,9 @@ def _warm_start(keys: Sequence[object], previous: Mapping[object, int]) -> list[
 class _Graph:
     """The bipartite graph of one job and the communities Leiden finds in it."""
 
-    def __init__(self, rows: Sequence[AccountRow], index: FeatureIndex, seed: int,
-                 previous: Mapping[object, int] | None = None) -> None:
+    def __init__(
+        self, rows: Sequence[AccountRow], index: FeatureIndex, seed: int, previous: Mapping[object, int] | None = None
+    ) -> None:
         n = len(rows)
         lengths = np.fromiter((len(r.features) for r in rows), dtype=np.int64, count=n)
         fids = np.concatenate([r.features for r in rows]) if n else np.zeros(0, dtype=np.int64)
@@ -269,8 +283,9 @@ class _Graph:
         initial = _warm_start(keys, previous or {})
         igraph.set_random_number_generator(random.Random(seed))
         try:
-            partition = graph.community_leiden(objective_function="modularity", weights=w, n_iterations=2,
-                                               initial_membership=initial)
+            partition = graph.community_leiden(
+                objective_function="modularity", weights=w, n_iterations=2, initial_membership=initial
+            )
         finally:
             igraph.set_random_number_generator(random)
         self.assignment = dict(zip(keys, partition.membership))
@@ -307,15 +322,22 @@ def replication(own: np.ndarray) -> tuple[float, int]:
     return (min(REPLICATION_CAP, REPLICATION * math.log(k)) if k >= MIN_SIZE else 0.0), k
 
 
-def judge(group: np.ndarray, fids: np.ndarray, counts: np.ndarray, index: FeatureIndex,
-          signals: Sequence[Signal], offsets: Sequence[int], pooled: np.ndarray,
-          own: np.ndarray | None = None) -> tuple[float, list[str]]:
+def judge(
+    group: np.ndarray,
+    fids: np.ndarray,
+    counts: np.ndarray,
+    index: FeatureIndex,
+    signals: Sequence[Signal],
+    offsets: Sequence[int],
+    pooled: np.ndarray,
+    own: np.ndarray | None = None,
+) -> tuple[float, list[str]]:
     """A community's log-odds as one pooled account plus coordination evidence, with reasons."""
     m = len(group)
     scored: list[tuple[float, str]] = []
     values = []
     for signal, start in zip(signals, offsets):
-        part = pooled[start:start + signal.summary_size].tolist()
+        part = pooled[start : start + signal.summary_size].tolist()
         e = signal.pooled_evidence(part, m)
         values.append(e)
         if e >= 0.25:
@@ -343,8 +365,9 @@ def judge(group: np.ndarray, fids: np.ndarray, counts: np.ndarray, index: Featur
     return total, reasons
 
 
-def tied(fids: np.ndarray, counts: np.ndarray, pairs: np.ndarray, graph: _Graph, index: FeatureIndex,
-         size: int) -> np.ndarray:
+def tied(
+    fids: np.ndarray, counts: np.ndarray, pairs: np.ndarray, graph: _Graph, index: FeatureIndex, size: int
+) -> np.ndarray:
     """Members a community may lift (row indices): those tied to it by links of at least TIE_KINDS kinds,
     one of them content (a popular prompt phrasing alone is shared by chance; the same phrasing sent from
     the campaign's proxy network, or with its system prompt, is not).
@@ -353,18 +376,29 @@ def tied(fids: np.ndarray, counts: np.ndarray, pairs: np.ndarray, graph: _Graph,
     LINK_PURITY of its holders are members; a network link (net, uanet) when that many members hold it."""
     shared = counts >= max(2.0, TIE_SHARE * size)
     specific = shared & (counts >= LINK_PURITY * graph.df[fids])
-    kinds = {f: index.kind(f) for f in fids[specific | (shared & ~graph.content[fids])].tolist()
-             if index.kind(f) in TIE_LINK_KINDS}
+    kinds = {
+        f: index.kind(f)
+        for f in fids[specific | (shared & ~graph.content[fids])].tolist()
+        if index.kind(f) in TIE_LINK_KINDS
+    }
     held: dict[int, set[str]] = {}
     for member, fid in pairs.tolist():
         if fid in kinds:
             held.setdefault(member, set()).add(kinds[fid])
-    return np.array(sorted(m for m, ks in held.items() if len(ks) >= TIE_KINDS and not ks.isdisjoint(CONTENT_KINDS)),
-                    dtype=np.int64)
+    return np.array(
+        sorted(m for m, ks in held.items() if len(ks) >= TIE_KINDS and not ks.isdisjoint(CONTENT_KINDS)), dtype=np.int64
+    )
 
 
-def run(rows: Sequence[AccountRow], index: FeatureIndex, signals: Sequence[Signal], threshold_logit: float,
-        now: float, seed: int = 0, previous: Mapping[object, int] | None = None) -> CampaignResult:
+def run(
+    rows: Sequence[AccountRow],
+    index: FeatureIndex,
+    signals: Sequence[Signal],
+    threshold_logit: float,
+    now: float,
+    seed: int = 0,
+    previous: Mapping[object, int] | None = None,
+) -> CampaignResult:
     """The campaign job over a snapshot of account rows (pure: safe to run on a worker thread).
 
     `previous` is the last result's `assignment` (vertex -> community), to warm-start Leiden.
@@ -401,8 +435,11 @@ def run(rows: Sequence[AccountRow], index: FeatureIndex, signals: Sequence[Signa
         if len(lifted) < MIN_SIZE:
             continue
         cid = _campaign_id(fids, counts, index, used)
-        signature = sorted(index.name(f) for f, c in zip(fids.tolist(), counts.tolist())
-                           if graph.content[f] and c >= SIGNATURE_MIN and c >= SIGNATURE_PURITY * graph.df[f])
+        signature = sorted(
+            index.name(f)
+            for f, c in zip(fids.tolist(), counts.tolist())
+            if graph.content[f] and c >= SIGNATURE_MIN and c >= SIGNATURE_PURITY * graph.df[f]
+        )
         accounts = sorted(rows[i].account for i in lifted)
         result.campaigns.append(Campaign(cid, accounts, logit, reasons, signature, pooled_list))
         reason = f"member of campaign {cid}: {len(accounts)} linked accounts judged together [{logit:+.1f}]"

@@ -23,17 +23,17 @@ SYSTEM_CAP = 2000
 THREAD_CHARS = 500  # characters of a conversation's opening message that identify it
 
 # Flag bits of Digest.flags.
-REASONING_ASK = 1 << 0   # asks for chain of thought / worked steps
-RUBRIC_ASK = 1 << 1      # asks to grade or compare answers
-FOLLOWUP = 1 << 2        # the request carries earlier assistant turns (a conversation continues)
+REASONING_ASK = 1 << 0  # asks for chain of thought / worked steps
+RUBRIC_ASK = 1 << 1  # asks to grade or compare answers
+FOLLOWUP = 1 << 2  # the request carries earlier assistant turns (a conversation continues)
 HAS_SYSTEM = 1 << 3
-LOGPROBS = 1 << 4        # logprobs / top_logprobs / echo asked for
+LOGPROBS = 1 << 4  # logprobs / top_logprobs / echo asked for
 LOGIT_BIAS = 1 << 5
-MULTI_N = 1 << 6         # n > 1 or best_of > 1
+MULTI_N = 1 << 6  # n > 1 or best_of > 1
 TEMP_ZERO = 1 << 7
-SHORT = 1 << 8           # fewer than 4 words ("continue", "thanks")
-TOOLS = 1 << 9           # tools / functions offered
-ANSWER_ASK = 1 << 10     # demands a checkable final answer ("final answer: ...", \\boxed)
+SHORT = 1 << 8  # fewer than 4 words ("continue", "thanks")
+TOOLS = 1 << 9  # tools / functions offered
+ANSWER_ASK = 1 << 10  # demands a checkable final answer ("final answer: ...", \\boxed)
 
 # Variable spans a template fills in: quoted or fenced text and links, numbers, mid-sentence
 # names. They become placeholders so that two fillings of one template normalise alike.
@@ -41,21 +41,50 @@ _QUOTED = re.compile(r"```.*?```|`[^`\n]{1,200}`|\"[^\"\n]{1,300}\"|“[^”\n]{
 _NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*")
 _CAPITALISED = re.compile(r"[A-Z][a-z]+")
 _SENTENCE_ENDS = (". ", "? ", "! ", "; ", ".\t", "。", "！", "？", "；")
-KEYS_HEAD, KEYS_TAIL = 8, 4   # sentences of a prompt that become template keys
-EDGE_WORDS = 5                # words in the prefix / suffix keys
+KEYS_HEAD, KEYS_TAIL = 8, 4  # sentences of a prompt that become template keys
+EDGE_WORDS = 5  # words in the prefix / suffix keys
 CODE = TOPICS.index("code")
 
 
 class Digest:
     """What one request tells the detectors (see module docstring)."""
 
-    __slots__ = ("ts", "account", "model", "created", "ip_net", "user_agent", "payment", "flags",
-                 "max_tokens", "keys", "system_key", "topic", "words", "phrase", "thread")
+    __slots__ = (
+        "ts",
+        "account",
+        "model",
+        "created",
+        "ip_net",
+        "user_agent",
+        "payment",
+        "flags",
+        "max_tokens",
+        "keys",
+        "system_key",
+        "topic",
+        "words",
+        "phrase",
+        "thread",
+    )
 
-    def __init__(self, ts: float, account: str, model: str, created: float | None, ip_net: str | None,
-                 user_agent: str | None, payment: str | None, flags: int, max_tokens: int | None,
-                 keys: tuple[int, ...], system_key: int, topic: int, words: int, phrase: str | None,
-                 thread: int = 0) -> None:
+    def __init__(
+        self,
+        ts: float,
+        account: str,
+        model: str,
+        created: float | None,
+        ip_net: str | None,
+        user_agent: str | None,
+        payment: str | None,
+        flags: int,
+        max_tokens: int | None,
+        keys: tuple[int, ...],
+        system_key: int,
+        topic: int,
+        words: int,
+        phrase: str | None,
+        thread: int = 0,
+    ) -> None:
         self.ts = ts
         self.account = account
         self.model = model
@@ -65,12 +94,12 @@ class Digest:
         self.payment = payment
         self.flags = flags
         self.max_tokens = max_tokens
-        self.keys = keys            # template keys: hashes of normalised sentences, prefix and suffix
+        self.keys = keys  # template keys: hashes of normalised sentences, prefix and suffix
         self.system_key = system_key  # hash of the normalised system prompt, 0 when none
-        self.topic = topic          # index into phrases.TOPICS
+        self.topic = topic  # index into phrases.TOPICS
         self.words = words
-        self.phrase = phrase        # the elicitation phrase found, for reasons
-        self.thread = thread        # hash of the conversation's first user message (same for its follow-ups)
+        self.phrase = phrase  # the elicitation phrase found, for reasons
+        self.thread = thread  # hash of the conversation's first user message (same for its follow-ups)
 
     def __repr__(self) -> str:
         return f"Digest({self.account!r}, ts={self.ts}, flags={self.flags:#x}, topic={self.topic})"
@@ -167,8 +196,11 @@ def _system_facts(system: str) -> tuple[int, str | None, bool]:
     lowered = capped.lower()
     index = set(words(lowered))
     phrase = REASONING.search(lowered, index)
-    return (_hash(words(_normalise(capped))), sys.intern(phrase) if phrase else None,
-            ANSWER.search(lowered, index) is not None)
+    return (
+        _hash(words(_normalise(capped))),
+        sys.intern(phrase) if phrase else None,
+        ANSWER.search(lowered, index) is not None,
+    )
 
 
 def digest(event: Event) -> Digest:

@@ -28,10 +28,10 @@ from cuirass.detect.scoring import DEFAULT_TAU_S, AccountState, Scorer
 from cuirass.detect.signals import build
 from cuirass.events.record import Event
 
-DEFAULT_THRESHOLD = 0.98         # score threshold when no calibration is given (log-odds ~ +3.9)
+DEFAULT_THRESHOLD = 0.98  # score threshold when no calibration is given (log-odds ~ +3.9)
 DEFAULT_CAMPAIGN_INTERVAL_S = 3600.0
 DEFAULT_CAMPAIGN_WINDOW_S = 3 * 86400.0
-ROW_REFRESH_S = 6 * 3600.0       # an already-flagged account's campaign row is refreshed at most this often
+ROW_REFRESH_S = 6 * 3600.0  # an already-flagged account's campaign row is refreshed at most this often
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,11 +39,11 @@ class Verdict:
     """What the detector currently thinks of one account."""
 
     account: str
-    score: float                     # current risk in [0, 1]
-    flagged: bool                    # score >= threshold
+    score: float  # current risk in [0, 1]
+    flagged: bool  # score >= threshold
     reasons: tuple[str, ...]
     campaign: str | None
-    first_flagged_ts: float | None   # event time of the first request (or campaign job) that flagged it
+    first_flagged_ts: float | None  # event time of the first request (or campaign job) that flagged it
     peak_score: float = 0.0
 
 
@@ -60,10 +60,16 @@ def threshold_from(calibration: Mapping[str, Any] | None) -> float:
 class Detector:
     """Online account scoring plus the periodic campaign job, with a calibrated threshold."""
 
-    def __init__(self, calibration: Mapping[str, Any] | None = None, *,
-                 campaign_interval_s: float = DEFAULT_CAMPAIGN_INTERVAL_S,
-                 campaign_window_s: float = DEFAULT_CAMPAIGN_WINDOW_S,
-                 signals: Sequence[str] | None = None, tau_s: float = DEFAULT_TAU_S, seed: int = 0) -> None:
+    def __init__(
+        self,
+        calibration: Mapping[str, Any] | None = None,
+        *,
+        campaign_interval_s: float = DEFAULT_CAMPAIGN_INTERVAL_S,
+        campaign_window_s: float = DEFAULT_CAMPAIGN_WINDOW_S,
+        signals: Sequence[str] | None = None,
+        tau_s: float = DEFAULT_TAU_S,
+        seed: int = 0,
+    ) -> None:
         if campaign_interval_s <= 0 or campaign_window_s <= 0:
             raise ValueError("campaign interval and window must be positive")
         self.threshold = threshold_from(calibration)
@@ -162,8 +168,9 @@ class Detector:
     def run_campaigns(self, now_ts: float) -> CampaignResult:
         """Snapshot, judge and apply the campaign job now (uses only what was observed so far)."""
         rows = self.campaign_snapshot(now_ts)
-        result = campaigns.run(rows, self._features, self.scorer.signals, self.threshold_logit, now_ts, self.seed,
-                               self._assignment)
+        result = campaigns.run(
+            rows, self._features, self.scorer.signals, self.threshold_logit, now_ts, self.seed, self._assignment
+        )
         self.apply_campaigns(result)
         return result
 
@@ -177,10 +184,18 @@ class Detector:
             if state.last_ts < since:
                 continue
             row = cache.get(state.account)
-            stale = row is None or (state.dirty and (state.first_flagged_ts is None or now_ts - row.built_ts >= ROW_REFRESH_S))
+            stale = row is None or (
+                state.dirty and (state.first_flagged_ts is None or now_ts - row.built_ts >= ROW_REFRESH_S)
+            )
             if row is None or stale:
-                row = AccountRow(state.account, state.own, np.asarray(self.scorer.summary(state), dtype=np.float64),
-                                 self._features.intern(self.scorer.links(state)), state.volume, now_ts)
+                row = AccountRow(
+                    state.account,
+                    state.own,
+                    np.asarray(self.scorer.summary(state), dtype=np.float64),
+                    self._features.intern(self.scorer.links(state)),
+                    state.volume,
+                    now_ts,
+                )
                 cache[state.account] = row
                 state.dirty = False
             rows.append(row)
@@ -222,8 +237,15 @@ class Detector:
         if state is None:
             return Verdict(account, 0.0, False, (), None, None, 0.0)
         score = state.score
-        return Verdict(account, score, score >= self.threshold, tuple(self.scorer.reasons(state)),
-                       state.campaign, state.first_flagged_ts, state.peak)
+        return Verdict(
+            account,
+            score,
+            score >= self.threshold,
+            tuple(self.scorer.reasons(state)),
+            state.campaign,
+            state.first_flagged_ts,
+            state.peak,
+        )
 
     def verdicts(self) -> Iterator[Verdict]:
         for state in self.scorer:
@@ -248,8 +270,15 @@ class Detector:
         found = []
         for cid in sorted(members, key=lambda c: (-len(members[c]), c)):
             campaign = self.campaigns[cid]
-            found.append({"id": cid, "accounts": sorted(members[cid]), "score": sigmoid(campaign.logit),
-                          "reasons": list(campaign.reasons), "signature": list(campaign.signature)})
+            found.append(
+                {
+                    "id": cid,
+                    "accounts": sorted(members[cid]),
+                    "score": sigmoid(campaign.logit),
+                    "reasons": list(campaign.reasons),
+                    "signature": list(campaign.signature),
+                }
+            )
         return found
 
     def report(self) -> dict[str, Any]:
@@ -261,18 +290,30 @@ class Detector:
             flagged = state.first_flagged_ts is not None
             campaign = state.campaign if state.campaign is not None and state.campaign_logit > -math.inf else None
             reasons = state.flag_reasons if flagged and state.flag_reasons else self.scorer.reasons(state)
-            accounts.append({
-                "account": state.account, "score": state.peak, "flagged": flagged,
-                "first_flagged_ts": state.first_flagged_ts, "campaign": campaign, "reasons": list(reasons),
-                "score_now": state.score, "requests": state.n,
-            })
+            accounts.append(
+                {
+                    "account": state.account,
+                    "score": state.peak,
+                    "flagged": flagged,
+                    "first_flagged_ts": state.first_flagged_ts,
+                    "campaign": campaign,
+                    "reasons": list(reasons),
+                    "score_now": state.score,
+                    "requests": state.n,
+                }
+            )
         accounts.sort(key=lambda a: (-a["score"], a["account"]))
         found = self.campaign_report()
         return {
             "accounts": accounts,
             "campaigns": found,
             "threshold": self.threshold,
-            "summary": {"events": self.events, "accounts": len(accounts),
-                        "flagged": sum(1 for a in accounts if a["flagged"]), "campaigns": len(found),
-                        "campaign_runs": self.campaign_runs, "last_ts": self.last_ts},
+            "summary": {
+                "events": self.events,
+                "accounts": len(accounts),
+                "flagged": sum(1 for a in accounts if a["flagged"]),
+                "campaigns": len(found),
+                "campaign_runs": self.campaign_runs,
+                "last_ts": self.last_ts,
+            },
         }

@@ -23,93 +23,211 @@ def words(text: str) -> list[str]:
     if text.isascii():
         return out
     return [piece for token in out for piece in ((token,) if token.isascii() else WORD.findall(token))]
+
+
 # Every pattern starts with a literal of 2+ characters, its "stem" (see Lexicon).
 _YOUR = r"(?:me )?(?:your|all (?:of )?(?:your|the)|the|each|every|in detail (?:your|the)) "
 _REASONING = [
     # en
-    r"step by step", r"step-by-step", r"chain of thought", r"chain-of-thought",
-    r"think (?:it )?(?:through|carefully|aloud|out loud|hard)", r"thinking (?:it )?(?:through|carefully|aloud|out loud)",
-    r"let's think", r"let’s think", r"lets think", r"let us think",
-    r"show " + _YOUR + r"(?:work|working|reasoning|steps|thought|derivation|calculations?|logic)", r"show work",
-    *(verb + " " + _YOUR + r"(?:reasoning|thought process|thinking|steps|logic|rationale)"
-      for verb in ("explain", "articulate", "describe", "write out", "write down", "lay out", "spell out", "detail")),
-    *(adj + r" (?:reasoning|thought process|thinking|rationale)"
-      for adj in ("internal", "intermediate", "hidden", "full", "detailed", "complete", "explicit")),
-    r"reasoning (?:process|steps|trace|chain|path)", r"thought process",
+    r"step by step",
+    r"step-by-step",
+    r"chain of thought",
+    r"chain-of-thought",
+    r"think (?:it )?(?:through|carefully|aloud|out loud|hard)",
+    r"thinking (?:it )?(?:through|carefully|aloud|out loud)",
+    r"let's think",
+    r"let’s think",
+    r"lets think",
+    r"let us think",
+    r"show " + _YOUR + r"(?:work|working|reasoning|steps|thought|derivation|calculations?|logic)",
+    r"show work",
+    *(
+        verb + " " + _YOUR + r"(?:reasoning|thought process|thinking|steps|logic|rationale)"
+        for verb in ("explain", "articulate", "describe", "write out", "write down", "lay out", "spell out", "detail")
+    ),
+    *(
+        adj + r" (?:reasoning|thought process|thinking|rationale)"
+        for adj in ("internal", "intermediate", "hidden", "full", "detailed", "complete", "explicit")
+    ),
+    r"reasoning (?:process|steps|trace|chain|path)",
+    r"thought process",
     r"before (?:giving|stating|providing|you give|you state|answering)[^.?!\n]{0,40}answer",
-    r"\\boxed", r"<think>", r"reason carefully", r"reason step",
-    r"justify (?:each|every|your) step", r"walk me through (?:the|your|each)",
-    r"one step at a time", r"stepwise", r"step-wise", r"in (?:small|clear|logical|numbered|explicit) steps",
-    r"intermediate steps", r"line of reasoning", r"chain of reasoning", r"reason through", r"reasoning path",
-    r"work through (?:the|this|it|each)", r"work (?:this|it) out step",
+    r"\\boxed",
+    r"<think>",
+    r"reason carefully",
+    r"reason step",
+    r"justify (?:each|every|your) step",
+    r"walk me through (?:the|your|each)",
+    r"one step at a time",
+    r"stepwise",
+    r"step-wise",
+    r"in (?:small|clear|logical|numbered|explicit) steps",
+    r"intermediate steps",
+    r"line of reasoning",
+    r"chain of reasoning",
+    r"reason through",
+    r"reasoning path",
+    r"work through (?:the|this|it|each)",
+    r"work (?:this|it) out step",
     r"how you (?:arrive|arrived|got|get|reach|reached) (?:at )?(?:the|your|this) (?:answer|result|solution|conclusion)",
-    r"break (?:the problem|it|this) (?:down )?into (?:steps|smaller steps)", r"each inference",
-    r"un paso a la vez", r"une étape à la fois", r"einen schritt nach dem anderen",
+    r"break (?:the problem|it|this) (?:down )?into (?:steps|smaller steps)",
+    r"each inference",
+    r"un paso a la vez",
+    r"une étape à la fois",
+    r"einen schritt nach dem anderen",
     # zh
-    r"一步一步", r"一步步", r"逐步", r"分步", r"推理过程", r"思考过程", r"思维链", r"解题步骤", r"解题过程",
-    r"详细(?:的)?(?:推理|推导|步骤|思路)", r"写出(?:你的)?(?:推理|思路|步骤)", r"展示(?:你的)?(?:推理|思路|步骤|过程)", r"请先思考",
+    r"一步一步",
+    r"一步步",
+    r"逐步",
+    r"分步",
+    r"推理过程",
+    r"思考过程",
+    r"思维链",
+    r"解题步骤",
+    r"解题过程",
+    r"详细(?:的)?(?:推理|推导|步骤|思路)",
+    r"写出(?:你的)?(?:推理|思路|步骤)",
+    r"展示(?:你的)?(?:推理|思路|步骤|过程)",
+    r"请先思考",
     # es
-    r"paso a paso", r"cadena de pensamiento", r"proceso de (?:pensamiento|razonamiento)",
-    *(verb + r" (?:tu|su|el) (?:razonamiento|trabajo|proceso)" for verb in ("muestra", "explica", "describe", "detalla")),
+    r"paso a paso",
+    r"cadena de pensamiento",
+    r"proceso de (?:pensamiento|razonamiento)",
+    *(
+        verb + r" (?:tu|su|el) (?:razonamiento|trabajo|proceso)"
+        for verb in ("muestra", "explica", "describe", "detalla")
+    ),
     r"piensa (?:con cuidado|detenidamente|cuidadosamente)",
     # fr
-    r"étape par étape", r"chaîne de pensée", r"raisonnement (?:détaillé|complet|étape)",
+    r"étape par étape",
+    r"chaîne de pensée",
+    r"raisonnement (?:détaillé|complet|étape)",
     *(verb + r"z? (?:ton|votre|le) raisonnement" for verb in ("montre", "explique", "détaille", "décris")),
     r"réfléchis(?:sez)? (?:bien|soigneusement|étape)",
     # de
-    r"schritt für schritt", r"schrittweise", r"gedankengang", r"denkprozess", r"rechenweg", r"lösungsweg",
-    *(verb + r" (?:deinen|ihren|den|deine|jeden) (?:gedankengang|lösungsweg|rechenweg|überlegung|schritt)"
-      for verb in ("zeige", "erkläre", "beschreibe", "begründe")),
-    r"denk sorgfältig nach", r"denke sorgfältig nach", r"denk gründlich nach", r"denke gründlich nach",
+    r"schritt für schritt",
+    r"schrittweise",
+    r"gedankengang",
+    r"denkprozess",
+    r"rechenweg",
+    r"lösungsweg",
+    *(
+        verb + r" (?:deinen|ihren|den|deine|jeden) (?:gedankengang|lösungsweg|rechenweg|überlegung|schritt)"
+        for verb in ("zeige", "erkläre", "beschreibe", "begründe")
+    ),
+    r"denk sorgfältig nach",
+    r"denke sorgfältig nach",
+    r"denk gründlich nach",
+    r"denke gründlich nach",
     # ru
-    r"шаг за шагом", r"пошагово", r"ход мысл", r"ход решени", r"ход рассуждени", r"цепочк\w* рассуждени",
+    r"шаг за шагом",
+    r"пошагово",
+    r"ход мысл",
+    r"ход решени",
+    r"ход рассуждени",
+    r"цепочк\w* рассуждени",
     r"подробн\w* (?:решени|рассуждени)",
-    *(verb + r" (?:свои |своё |свое |твои |подробно )?(?:рассуждени|решени|ход)"
-      for verb in ("покажи", "объясни", "распиши", "опиши")),
+    *(
+        verb + r" (?:свои |своё |свое |твои |подробно )?(?:рассуждени|решени|ход)"
+        for verb in ("покажи", "объясни", "распиши", "опиши")
+    ),
     # pt / it
-    r"passo a passo", r"cadeia de pensamento", r"raciocínio", r"ragionamento", r"catena di pensiero",
+    r"passo a passo",
+    r"cadeia de pensamento",
+    r"raciocínio",
+    r"ragionamento",
+    r"catena di pensiero",
     # ja / ko
-    r"ステップバイステップ", r"ステップごとに", r"段階的に", r"段階を追って", r"思考過程", r"推論過程", r"단계별로", r"단계적으로", r"추론 과정", r"사고 과정",
+    r"ステップバイステップ",
+    r"ステップごとに",
+    r"段階的に",
+    r"段階を追って",
+    r"思考過程",
+    r"推論過程",
+    r"단계별로",
+    r"단계적으로",
+    r"추론 과정",
+    r"사고 과정",
 ]
 
 # Requests to grade, score or compare answers against criteria.
 _GRADED = r" (?:the|this|these|each|following|both)[^.?!\n]{0,30}(?:response|answer|solution|output|completion)"
 _RUBRIC = [
     # en
-    r"rubric", *(verb + _GRADED for verb in ("grade", "score", "rate", "evaluate", "assess", "judge")),
-    r"on a scale of \d", r"on a scale from \d",
+    r"rubric",
+    *(verb + _GRADED for verb in ("grade", "score", "rate", "evaluate", "assess", "judge")),
+    r"on a scale of \d",
+    r"on a scale from \d",
     *(noun + r" (?:of|from|between) \d+ (?:to|and|-) \d+" for noun in ("score", "rating", "grade")),
-    r"which (?:response|answer|completion|output) is (?:better|more)", r"assign a score", r"assign a grade",
-    r"grading (?:criteria|guidelines|scheme)", r"scoring (?:criteria|guidelines|rubric|scheme)",
+    r"which (?:response|answer|completion|output) is (?:better|more)",
+    r"assign a score",
+    r"assign a grade",
+    r"grading (?:criteria|guidelines|scheme)",
+    r"scoring (?:criteria|guidelines|rubric|scheme)",
     # zh
-    r"评分标准", r"评分细则", r"打分", r"给出分数", r"给出一个分数", r"哪个回答更好", r"哪个答案更好",
+    r"评分标准",
+    r"评分细则",
+    r"打分",
+    r"给出分数",
+    r"给出一个分数",
+    r"哪个回答更好",
+    r"哪个答案更好",
     *(verb + r"(?:以下|这个|该)?(?:回答|答案)" for verb in ("评估", "评价")),
     # es
-    r"rúbrica", *(verb + r" (?:la|esta|las|cada) (?:respuesta|solución)" for verb in ("califica", "evalúa", "puntúa")),
-    r"puntuación del \d+ al \d+", r"puntuación de \d+ a \d+",
+    r"rúbrica",
+    *(verb + r" (?:la|esta|las|cada) (?:respuesta|solución)" for verb in ("califica", "evalúa", "puntúa")),
+    r"puntuación del \d+ al \d+",
+    r"puntuación de \d+ a \d+",
     # fr
-    r"grille d'évaluation", r"barème", r"note sur \d+",
+    r"grille d'évaluation",
+    r"barème",
+    r"note sur \d+",
     *(verb + r"z? (?:la|cette|chaque) (?:réponse|solution)" for verb in ("note", "évalue")),
     # de
-    r"bewertungsschema", r"bewertungskriterien", r"punktzahl (?:von|zwischen)",
+    r"bewertungsschema",
+    r"bewertungskriterien",
+    r"punktzahl (?:von|zwischen)",
     *(verb + r"(?:n sie)? (?:die|diese|jede) (?:antwort|lösung)" for verb in ("bewerte", "benote")),
     # ru
-    r"критери\w* оценк", r"по шкале от", r"оцени ответ", r"оцените ответ", r"оцени решение", r"оцените решение",
-    r"какой ответ лучше", r"который ответ лучше",
+    r"критери\w* оценк",
+    r"по шкале от",
+    r"оцени ответ",
+    r"оцените ответ",
+    r"оцени решение",
+    r"оцените решение",
+    r"какой ответ лучше",
+    r"который ответ лучше",
 ]
-
 
 
 # Demands for a checkable final answer. Distillers filter harvested answers with answer
 # checkers (docs/architecture.md, threat model), so they ask for the result in a fixed, parseable place.
 _ANSWER = [
-    r"final answer", r"final result", r"answer on its own line", r"result on its own line",
-    r"answer in the (?:form|format) ", r"\\boxed", r"only then the (?:final )?(?:answer|result)",
-    *(verb + r" (?:the|your) (?:final )?(?:answer|result)(?: on| in| at)" for verb in ("give", "state", "write", "put")),
-    r"end with (?:a|the) line", r"last line (?:with|containing|should)",
-    r"最终答案", r"最終的な答え", r"최종 답", r"respuesta final", r"réponse finale", r"endgültige antwort",
-    r"окончательн\w* ответ", r"итоговый ответ", r"resposta final", r"risposta finale",
+    r"final answer",
+    r"final result",
+    r"answer on its own line",
+    r"result on its own line",
+    r"answer in the (?:form|format) ",
+    r"\\boxed",
+    r"only then the (?:final )?(?:answer|result)",
+    *(
+        verb + r" (?:the|your) (?:final )?(?:answer|result)(?: on| in| at)"
+        for verb in ("give", "state", "write", "put")
+    ),
+    r"end with (?:a|the) line",
+    r"last line (?:with|containing|should)",
+    r"最终答案",
+    r"最終的な答え",
+    r"최종 답",
+    r"respuesta final",
+    r"réponse finale",
+    r"endgültige antwort",
+    r"окончательн\w* ответ",
+    r"итоговый ответ",
+    r"resposta final",
+    r"risposta finale",
 ]
+
 
 def _stem(pattern: str) -> str:
     """The literal text every match of `pattern` starts with."""
@@ -176,16 +294,16 @@ ANSWER = Lexicon("answer", _ANSWER)
 TOPICS = ("math", "code", "writing", "language", "business", "explain", "other")
 _TOPIC_WORDS = {
     "math": "0 many much calculate compute solve equation percent percentage total average probability integral "
-            "derivative sum ratio fraction each per cost costs dollars price half twice remaining altogether left "
-            "profit earn earns earned spend spent buy buys bought miles hours minutes",
+    "derivative sum ratio fraction each per cost costs dollars price half twice remaining altogether left "
+    "profit earn earns earned spend spent buy buys bought miles hours minutes",
     "code": "def class function return import python javascript typescript sql java api bug error exception compile "
-            "regex html css react json code script variable array const var int string null async await node "
-            "docker git linux bash c++ golang rust implement implementation module",
+    "regex html css react json code script variable array const var int string null async await node "
+    "docker git linux bash c++ golang rust implement implementation module",
     "writing": "write essay story poem email article blog letter rewrite paraphrase title headline lyrics caption "
-               "slogan tweet post outline narrative",
+    "slogan tweet post outline narrative",
     "language": "translate translation grammar spelling proofread synonym synonyms pronounce vocabulary",
     "business": "marketing business customer customers product startup sales brand seo resume interview strategy "
-                "company revenue market",
+    "company revenue market",
     "explain": "what why explain difference how define meaning describe",
 }
 TOPIC_OF_WORD = {w: i for i, name in enumerate(TOPICS) for w in _TOPIC_WORDS.get(name, "").split()}

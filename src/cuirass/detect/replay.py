@@ -38,8 +38,12 @@ def _digested(events: Iterable[Event], on_skip: Skip | None, skipped: list[int])
                 on_skip(event, exc)
 
 
-def digests(events: Iterable[Event], progress: Progress | None = None, on_skip: Skip | None = None,
-            skipped: list[int] | None = None) -> list[Digest]:
+def digests(
+    events: Iterable[Event],
+    progress: Progress | None = None,
+    on_skip: Skip | None = None,
+    skipped: list[int] | None = None,
+) -> list[Digest]:
     """Digest every event and sort by event time (stable); events that cannot be digested are skipped."""
     with _no_cyclic_gc():
         return _digests(_digested(events, on_skip, skipped if skipped is not None else [0]), progress)
@@ -94,10 +98,16 @@ def _run(detector: Detector, ordered: Iterable[Digest], progress: Progress | Non
     return detector
 
 
-def replay(events: Iterable[Event], *, calibration: Mapping[str, Any] | None = None,
-           campaign_interval_s: float = DEFAULT_CAMPAIGN_INTERVAL_S,
-           campaign_window_s: float = DEFAULT_CAMPAIGN_WINDOW_S, presorted: bool = False,
-           progress: Progress | None = None, on_skip: Skip | None = None) -> dict[str, Any]:
+def replay(
+    events: Iterable[Event],
+    *,
+    calibration: Mapping[str, Any] | None = None,
+    campaign_interval_s: float = DEFAULT_CAMPAIGN_INTERVAL_S,
+    campaign_window_s: float = DEFAULT_CAMPAIGN_WINDOW_S,
+    presorted: bool = False,
+    progress: Progress | None = None,
+    on_skip: Skip | None = None,
+) -> dict[str, Any]:
     """Replay events (any order unless `presorted`) and return the detection report (docs/architecture.md).
 
     With `presorted=True` events are streamed without being held in memory (for logs too
@@ -105,8 +115,9 @@ def replay(events: Iterable[Event], *, calibration: Mapping[str, Any] | None = N
     """
     detector = Detector(calibration, campaign_interval_s=campaign_interval_s, campaign_window_s=campaign_window_s)
     skipped = [0]
-    ordered: Iterable[Digest] = (_digested(events, on_skip, skipped) if presorted
-                                 else digests(events, on_skip=on_skip, skipped=skipped))
+    ordered: Iterable[Digest] = (
+        _digested(events, on_skip, skipped) if presorted else digests(events, on_skip=on_skip, skipped=skipped)
+    )
     report = run(detector, ordered, progress).report()
     if skipped[0]:
         report["summary"]["skipped"] = skipped[0]

@@ -18,31 +18,47 @@ from cuirass.detect.evidence import MAX_LIFT, PRIOR, Combiner, sigmoid
 from cuirass.detect.signals import Context, Link, Signal
 
 DEFAULT_TAU_S = 3 * 86400.0  # evidence half-life is tau * ln 2, about two days
-REASON_MIN = 0.25            # evidence (log-odds) below which a signal is not worth a reason
+REASON_MIN = 0.25  # evidence (log-odds) below which a signal is not worth a reason
 
 
 class AccountState:
     """Everything kept about one account: per-signal state and evidence, plus verdict bookkeeping."""
 
-    __slots__ = ("account", "states", "evidence", "own", "n", "volume", "first_ts", "last_ts", "dirty",
-                 "campaign", "campaign_logit", "campaign_reason", "matches",
-                 "peak", "peak_ts", "first_flagged_ts", "flag_reasons")
+    __slots__ = (
+        "account",
+        "states",
+        "evidence",
+        "own",
+        "n",
+        "volume",
+        "first_ts",
+        "last_ts",
+        "dirty",
+        "campaign",
+        "campaign_logit",
+        "campaign_reason",
+        "matches",
+        "peak",
+        "peak_ts",
+        "first_flagged_ts",
+        "flag_reasons",
+    )
 
     def __init__(self, account: str, signals: Sequence[Signal], ts: float) -> None:
         self.account = account
         self.states = [s.new_state() for s in signals]
         self.evidence = [0.0] * len(signals)
-        self.own = PRIOR                 # the account's own log-odds
-        self.n = 0                       # requests seen (not decayed)
-        self.volume = 0.0                # requests seen, decayed
+        self.own = PRIOR  # the account's own log-odds
+        self.n = 0  # requests seen (not decayed)
+        self.volume = 0.0  # requests seen, decayed
         self.first_ts = ts
         self.last_ts = ts
-        self.dirty = True                # changed since the last campaign job
+        self.dirty = True  # changed since the last campaign job
         self.campaign: str | None = None
         self.campaign_logit = -math.inf  # log-odds its campaign lends it
         self.campaign_reason: str | None = None
         self.matches: dict[str, set[str]] | None = None  # campaign id -> signature features matched
-        self.peak = 0.0                  # highest score so far
+        self.peak = 0.0  # highest score so far
         self.peak_ts: float | None = None
         self.first_flagged_ts: float | None = None
         self.flag_reasons: list[str] | None = None  # reasons when first flagged

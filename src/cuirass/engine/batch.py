@@ -47,7 +47,7 @@ class _Row:
         prompt = run.req.prompt_ids
         self.run = run
         self.ids = torch.empty((1, len(prompt) + run.req.params.max_tokens), dtype=torch.long, device=device)
-        self.ids[0, :len(prompt)] = torch.tensor(prompt, dtype=torch.long, device=device)
+        self.ids[0, : len(prompt)] = torch.tensor(prompt, dtype=torch.long, device=device)
         self.n = len(prompt)  # tokens in `ids`: the prompt, then every sampled token (the last not yet cached)
         t = run.req.params.temperature
         self.gen = torch.Generator(device=device).manual_seed(run.seed) if t > 0 else None
@@ -70,8 +70,9 @@ class Batch:
     def full(self) -> bool:
         return len(self.rows) >= self.max_rows
 
-    def _forward(self, ids: torch.Tensor, cache: Any, mask: torch.Tensor | None,
-                 positions: torch.Tensor | None) -> tuple[torch.Tensor, Any]:
+    def _forward(
+        self, ids: torch.Tensor, cache: Any, mask: torch.Tensor | None, positions: torch.Tensor | None
+    ) -> tuple[torch.Tensor, Any]:
         lm = self.lm
         kw: dict[str, Any] = {lm.cache_arg: cache, "use_cache": True}
         if lm.keeps_last:
@@ -84,7 +85,7 @@ class Batch:
     def _process(self, rows: list[_Row], scores: torch.Tensor) -> tuple[list[torch.Tensor | None], Finished]:
         """Every row's processors in its own order, stage by stage, batchable ones one call per key; returns
         each row's scores (None for a row whose processor failed) and the failures."""
-        out: list[torch.Tensor | None] = [scores[i:i + 1] for i in range(len(rows))]
+        out: list[torch.Tensor | None] = [scores[i : i + 1] for i in range(len(rows))]
         failed: Finished = []
         for k in range(max((len(r.run.processors) for r in rows), default=0)):
             groups: dict[tuple[type, Any], list[int]] = {}
@@ -97,21 +98,24 @@ class Batch:
                     groups.setdefault((type(proc), key), []).append(i)
                     continue
                 try:
-                    out[i] = proc(row.ids[:, :row.n], out[i])
+                    out[i] = proc(row.ids[:, : row.n], out[i])
                 except Exception as exc:  # noqa: BLE001 - this row fails, the others go on
                     out[i] = None
                     failed.append((row.run, exc))
             for (cls, _), idx in groups.items():
                 try:
-                    res = cls.call_many([rows[i].run.processors[k] for i in idx], [rows[i].ids[:, :rows[i].n] for i in idx],
-                                        torch.cat([out[i] for i in idx]))  # type: ignore[misc]
+                    res = cls.call_many(
+                        [rows[i].run.processors[k] for i in idx],
+                        [rows[i].ids[:, : rows[i].n] for i in idx],
+                        torch.cat([out[i] for i in idx]),
+                    )  # type: ignore[misc]
                 except Exception as exc:  # noqa: BLE001 - the rows of this group fail
                     for i in idx:
                         out[i] = None
                         failed.append((rows[i].run, exc))
                     continue
                 for j, i in enumerate(idx):
-                    out[i] = res[j:j + 1]
+                    out[i] = res[j : j + 1]
         return out, failed
 
     def _sample(self, row: _Row, scores: torch.Tensor) -> bool:
@@ -129,7 +133,7 @@ class Batch:
             return [(run, run.result(cancelled=True))]
         row = _Row(run, self.lm.device)
         try:
-            scores, cache = self._forward(row.ids[:, :row.n], None, None, None)
+            scores, cache = self._forward(row.ids[:, : row.n], None, None, None)
             (processed,), failed = self._process([row], scores)
             if failed:
                 return failed
@@ -202,8 +206,12 @@ class Batch:
         mask = self.mask.index_select(0, sel)
         start = int((mask.sum(dim=0) > 0).nonzero()[0])  # columns before this hold pads only
         self.mask = mask[:, start:]
-        self.cache = from_layers([(k.index_select(0, sel)[:, :, start:], v.index_select(0, sel)[:, :, start:])
-                                  for k, v in layers(self.cache)])
+        self.cache = from_layers(
+            [
+                (k.index_select(0, sel)[:, :, start:], v.index_select(0, sel)[:, :, start:])
+                for k, v in layers(self.cache)
+            ]
+        )
 
 
 class Scheduler:
@@ -287,8 +295,14 @@ class Scheduler:
         self._settle([(run, err) for run in pending])
 
 
-def run_choice(lm: LoadedModel, req: EngineRequest, index: int, processors: Sequence[Processor],
-               cancel: threading.Event, emit: Callable[[int, str], None] | None = None) -> Choice:
+def run_choice(
+    lm: LoadedModel,
+    req: EngineRequest,
+    index: int,
+    processors: Sequence[Processor],
+    cancel: threading.Event,
+    emit: Callable[[int, str], None] | None = None,
+) -> Choice:
     """Generate choice `index` (seed + index) alone; `emit(index, delta)` receives text as it settles."""
     batch = Batch(lm, max_rows=1)
     run = ChoiceRun(lm, req, index, processors, cancel, emit)

@@ -44,7 +44,7 @@ class TextDeltas:
         return self._release(len(self.text))
 
     def _release(self, end: int) -> str:
-        out = self.text[self.sent:end]
+        out = self.text[self.sent : end]
         self.sent = max(self.sent, end)
         return out
 

@@ -31,8 +31,15 @@ class Choice:
 class ChoiceRun:
     """The text side of one choice: `push` each sampled token; True once the choice is over."""
 
-    def __init__(self, lm: LoadedModel, req: EngineRequest, index: int, processors: Sequence[Processor],
-                 cancel: threading.Event, emit: Callable[[int, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        lm: LoadedModel,
+        req: EngineRequest,
+        index: int,
+        processors: Sequence[Processor],
+        cancel: threading.Event,
+        emit: Callable[[int, str], None] | None = None,
+    ) -> None:
         self.lm, self.req, self.index = lm, req, index
         self.processors = list(processors)
         self.cancel = cancel

@@ -38,8 +38,12 @@ def pad_left(t: torch.Tensor, n: int, dim: int) -> torch.Tensor:
 
 def stack(rows: list[KV], pads: list[int]) -> Any:
     """One cache from several rows' per-layer (keys, values), row r left-padded by pads[r] positions."""
-    return from_layers([tuple(torch.cat([pad_left(row[i][j], pad, 2) for row, pad in zip(rows, pads, strict=True)])
-                              for j in (0, 1)) for i in range(len(rows[0]))])
+    return from_layers(
+        [
+            tuple(torch.cat([pad_left(row[i][j], pad, 2) for row, pad in zip(rows, pads, strict=True)]) for j in (0, 1))
+            for i in range(len(rows[0]))
+        ]
+    )
 
 
 def stackable(cache: Any) -> bool:

@@ -56,7 +56,7 @@ def returned_cache(out: Any, cache_arg: str) -> Any:
 def resolve_path(path: str) -> Path:
     """`builtin:NAME` is a model shipped in the package (cuirass/models/NAME); anything else a directory."""
     if path.startswith(BUILTIN_PREFIX):
-        return Path(__file__).resolve().parents[1] / "models" / path[len(BUILTIN_PREFIX):]
+        return Path(__file__).resolve().parents[1] / "models" / path[len(BUILTIN_PREFIX) :]
     return Path(path).expanduser()
 
 
@@ -113,8 +113,11 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto", threads: in
     if not getattr(tokenizer, "chat_template", None):
         tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
     eos: set[int] = set()
-    for source in (model.generation_config.eos_token_id if model.generation_config else None,
-                   model.config.eos_token_id, tokenizer.eos_token_id):
+    for source in (
+        model.generation_config.eos_token_id if model.generation_config else None,
+        model.config.eos_token_id,
+        tokenizer.eos_token_id,
+    ):
         if isinstance(source, int):
             eos.add(source)
         elif isinstance(source, list | tuple):
@@ -123,9 +126,18 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto", threads: in
     max_pos = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
     vocab = int(model.get_output_embeddings().weight.shape[0])
     args = inspect.signature(model.forward).parameters
-    return LoadedModel(model, tokenizer, dev, where.name, frozenset(eos), max_pos, vocab,
-                       cache_arg="cache" if "cache" in args else "past_key_values", keeps_last="logits_to_keep" in args,
-                       sampling_defaults=_sampling_defaults(model.generation_config))
+    return LoadedModel(
+        model,
+        tokenizer,
+        dev,
+        where.name,
+        frozenset(eos),
+        max_pos,
+        vocab,
+        cache_arg="cache" if "cache" in args else "past_key_values",
+        keeps_last="logits_to_keep" in args,
+        sampling_defaults=_sampling_defaults(model.generation_config),
+    )
 
 
 def _sampling_defaults(gen: Any) -> dict[str, float]:

@@ -56,8 +56,11 @@ def prompt_ids(lm: LoadedModel, endpoint: str, body: dict[str, Any]) -> tuple[in
         msgs = body.get("messages")
         if not isinstance(msgs, list) or not msgs:
             raise EngineError("messages must be a non-empty list", param="messages")
-        plain = [{"role": str(m.get("role", "user")), "content": _message_text(m.get("content"))}
-                 for m in msgs if isinstance(m, dict)]
+        plain = [
+            {"role": str(m.get("role", "user")), "content": _message_text(m.get("content"))}
+            for m in msgs
+            if isinstance(m, dict)
+        ]
         text = tok.apply_chat_template(plain, add_generation_prompt=True, tokenize=False)
         return tuple(tok.encode(text, add_special_tokens=False))
     prompt = body.get("prompt")
@@ -70,8 +73,9 @@ def prompt_ids(lm: LoadedModel, endpoint: str, body: dict[str, Any]) -> tuple[in
         if bad:
             raise EngineError(f"prompt token id {bad[0]} is outside the vocabulary", param="prompt")
         return tuple(prompt)
-    raise EngineError("the local engine serves one prompt per request (a string or one list of token ids)",
-                      param="prompt")
+    raise EngineError(
+        "the local engine serves one prompt per request (a string or one list of token ids)", param="prompt"
+    )
 
 
 def parse(lm: LoadedModel, endpoint: str, body: dict[str, Any]) -> EngineRequest:
@@ -82,8 +86,10 @@ def parse(lm: LoadedModel, endpoint: str, body: dict[str, Any]) -> EngineRequest
     ids = prompt_ids(lm, endpoint, body)
     room = (lm.max_positions - len(ids)) if lm.max_positions else DEFAULT_MAX_TOKENS
     if room < 1:
-        raise EngineError(f"the prompt is {len(ids)} tokens; this model's context is {lm.max_positions}",
-                          param="messages" if endpoint == CHAT else "prompt")
+        raise EngineError(
+            f"the prompt is {len(ids)} tokens; this model's context is {lm.max_positions}",
+            param="messages" if endpoint == CHAT else "prompt",
+        )
     asked = body.get("max_completion_tokens") or body.get("max_tokens")
     if asked is not None and (not isinstance(asked, int) or asked < 1):
         raise EngineError("max_tokens must be an integer >= 1", param="max_tokens")
@@ -105,6 +111,12 @@ def parse(lm: LoadedModel, endpoint: str, body: dict[str, Any]) -> EngineRequest
     n = body.get("n", 1) or 1
     if not isinstance(n, int) or not 1 <= n <= 16:
         raise EngineError("the local engine serves n between 1 and 16", param="n")
-    params = SamplingParams(max_tokens=min(int(asked), room) if asked else room, temperature=float(temperature),
-                            top_p=max(float(top_p), 1e-9), stop=stop, seed=int(seed) % (1 << 63), n=n)
+    params = SamplingParams(
+        max_tokens=min(int(asked), room) if asked else room,
+        temperature=float(temperature),
+        top_p=max(float(top_p), 1e-9),
+        stop=stop,
+        seed=int(seed) % (1 << 63),
+        n=n,
+    )
     return EngineRequest(endpoint == CHAT, ids, params)

@@ -90,8 +90,14 @@ class RateLimitedLog:
 class DeadLetters:
     """The dead-letter file of one stage, `<directory>/<stage>.jsonl` (0600: it may hold prompts)."""
 
-    def __init__(self, directory: Path | None, stage: str, logger: logging.Logger,
-                 on_count: Callable[[], None] | None = None, log_interval_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        directory: Path | None,
+        stage: str,
+        logger: logging.Logger,
+        on_count: Callable[[], None] | None = None,
+        log_interval_s: float = 10.0,
+    ) -> None:
         self.path = None if directory is None else directory / f"{stage}.jsonl"
         self.stage = stage
         self.on_count = on_count
@@ -107,8 +113,13 @@ class DeadLetters:
                 self.on_count()
             except Exception:  # noqa: BLE001 - a metrics failure must not reach the stage
                 pass
-        where = (f"request {str(request_id)[:80]}" if request_id is not None
-                 else f"event seq {seq}" if seq is not None else "a record")
+        where = (
+            f"request {str(request_id)[:80]}"
+            if request_id is not None
+            else f"event seq {seq}"
+            if seq is not None
+            else "a record"
+        )
         self._log.warning("%s: %s set aside (%s); see %s", self.stage, where, error[:300], self.path or "the log")
         if self.path is None:
             return

@@ -59,8 +59,9 @@ class Segment:
 class Spool:
     """This process's spool segments in `directory`; `append` runs on the hot path, the rest in the writer."""
 
-    def __init__(self, directory: Path, fsync: FsyncPolicy = "batch", segment_bytes: int = 8 << 20,
-                 segment_age_s: float = 60.0) -> None:
+    def __init__(
+        self, directory: Path, fsync: FsyncPolicy = "batch", segment_bytes: int = 8 << 20, segment_age_s: float = 60.0
+    ) -> None:
         self.directory = directory
         self.fsync = fsync
         self.segment_bytes = segment_bytes
@@ -75,13 +76,16 @@ class Spool:
         """Write one encoded line (ending in a newline) to the current segment; OSError if the disk fails."""
         with self._lock:
             seg = self._current
-            if seg is None or seg.size >= self.segment_bytes or (
-                    seg.appended and time.monotonic() - seg.born >= self.segment_age_s):
+            if (
+                seg is None
+                or seg.size >= self.segment_bytes
+                or (seg.appended and time.monotonic() - seg.born >= self.segment_age_s)
+            ):
                 seg = self._rotate()
             view = memoryview(line)
             try:
                 while view:
-                    view = view[os.write(seg.fd, view):]
+                    view = view[os.write(seg.fd, view) :]
             except OSError:
                 seg.closed, self._current = True, None  # a torn line ends this segment: the next starts clean
                 raise
@@ -187,8 +191,11 @@ class Spool:
                 _delete(s.path, s.fd)
             else:
                 os.close(s.fd)
-                log.warning("event spool: %s keeps %d events the store lacks; the next start replays them",
-                            s.path.name, s.appended - s.committed)
+                log.warning(
+                    "event spool: %s keeps %d events the store lacks; the next start replays them",
+                    s.path.name,
+                    s.appended - s.committed,
+                )
 
 
 def read_lines(fd: int) -> Iterator[bytes]:

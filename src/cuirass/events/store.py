@@ -107,8 +107,9 @@ def absent_rows(conn: sa.Connection, rows: list[dict[str, Any]]) -> list[dict[st
         return []
     c = events_table.c
     times = [r["ts"] for r in rows]
-    q = sa.select(c.request_id).where(c.ts >= min(times), c.ts <= max(times),
-                                      c.request_id.in_(sorted({r["request_id"] for r in rows})))
+    q = sa.select(c.request_id).where(
+        c.ts >= min(times), c.ts <= max(times), c.request_id.in_(sorted({r["request_id"] for r in rows}))
+    )
     have = set(conn.execute(q).scalars())
     return [r for r in rows if r["request_id"] not in have]
 

@@ -155,8 +155,9 @@ class EventWriter:
             "replayed": self.replayed,
             "dead_letters": self.dead_letters.count,
             "last_error": self.last_error,
-            "spool": None if self.spool is None else {
-                "fsync": self.spool.fsync, "segments": self.spool.segments, "errors": self.spool.errors},
+            "spool": None
+            if self.spool is None
+            else {"fsync": self.spool.fsync, "segments": self.spool.segments, "errors": self.spool.errors},
         }
 
     def close(self, timeout: float = 30.0) -> None:
@@ -288,8 +289,9 @@ class EventWriter:
             if candidate is not row and self._insert([candidate], dedup) is not None:
                 self.dead_letters.add(error, record=kept, request_id=row.get("request_id"))
                 return
-        self.dead_letters.add(f"{error}; not stored at all: {self._refused}", record=kept,
-                              request_id=row.get("request_id"))
+        self.dead_letters.add(
+            f"{error}; not stored at all: {self._refused}", record=kept, request_id=row.get("request_id")
+        )
 
     # -- replay of the spool segments dead processes left ----------------------------------------------
 
@@ -300,8 +302,9 @@ class EventWriter:
             n = self._replay(fd)
             Spool.discard(path, fd)
             if n:
-                log.warning("event spool: restored %d events from %s (a process ended before storing them)",
-                            n, path.name)
+                log.warning(
+                    "event spool: restored %d events from %s (a process ended before storing them)", n, path.name
+                )
 
     def _replay(self, fd: int) -> int:
         """Store the events of one locked segment that the store lacks; returns how many were missing."""
@@ -310,8 +313,12 @@ class EventWriter:
         for line in read_lines(fd):
             try:
                 row = orjson.loads(line)
-                if not isinstance(row, dict) or not isinstance(row.get("request_id"), str) or isinstance(
-                        row.get("ts"), bool) or not isinstance(row.get("ts"), (int, float)):
+                if (
+                    not isinstance(row, dict)
+                    or not isinstance(row.get("request_id"), str)
+                    or isinstance(row.get("ts"), bool)
+                    or not isinstance(row.get("ts"), (int, float))
+                ):
                     raise ValueError("not an event row")
             except (orjson.JSONDecodeError, ValueError) as exc:  # e.g. a line torn by a machine crash
                 self.dead_letters.add(f"spool line unreadable: {exc}", record=line[:4096].decode(errors="replace"))

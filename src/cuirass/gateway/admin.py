@@ -97,14 +97,20 @@ async def list_accounts(request: Request) -> Response:
         raise APIError(400, "flagged must be true or false", param="flagged", code="invalid_request")
     if flagged == "true":
         flagged_now = await asyncio.to_thread(gw.verdicts.all, True)
-        return _json({"object": "list", "data": [v.to_dict() for v in flagged_now[offset: offset + limit]]})
+        return _json({"object": "list", "data": [v.to_dict() for v in flagged_now[offset : offset + limit]]})
     accounts = await asyncio.to_thread(gw.accounts.list_accounts, limit, offset)
     verdicts = {v.account: v for v in await asyncio.to_thread(gw.verdicts.all)}
     data = []
     for a in accounts:
         v = verdicts.get(a.id)
-        data.append({**a.to_dict(), "score": v.score if v else 0.0, "flagged": bool(v and v.flagged),
-                     "campaign": v.campaign if v else None})
+        data.append(
+            {
+                **a.to_dict(),
+                "score": v.score if v else 0.0,
+                "flagged": bool(v and v.flagged),
+                "campaign": v.campaign if v else None,
+            }
+        )
     if flagged == "false":
         data = [d for d in data if not d["flagged"]]
     return _json({"object": "list", "data": data})

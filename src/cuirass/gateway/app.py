@@ -56,8 +56,12 @@ class Gateway:
             queue_max=ev.queue_max,
             on_written=self._on_written,
             spool=Spool(settings.data_dir / "spool", ev.spool_fsync) if ev.spool else None,
-            dead_letters=DeadLetters(settings.data_dir / "dead-letters", "events", logging.getLogger("cuirass.events"),
-                                     on_count=metrics.DEAD_LETTERS.labels("events").inc),
+            dead_letters=DeadLetters(
+                settings.data_dir / "dead-letters",
+                "events",
+                logging.getLogger("cuirass.events"),
+                on_count=metrics.DEAD_LETTERS.labels("events").inc,
+            ),
         )
         self._supervisor: asyncio.Task[None] | None = None
         self.verdicts = VerdictStore(self.engine)
@@ -151,7 +155,9 @@ class Gateway:
         """A 401 unless the header carries the admin key; no key at all is never the admin key."""
         raw = header[7:].strip() if header and header[:7].lower() == "bearer " else ""
         if not raw or self.admin_hash is None or not self.hasher.matches(raw, self.admin_hash):
-            raise APIError(401, "Admin endpoints need the admin key as 'Authorization: Bearer <key>'.", code="invalid_admin_key")
+            raise APIError(
+                401, "Admin endpoints need the admin key as 'Authorization: Bearer <key>'.", code="invalid_admin_key"
+            )
 
     def finish(self, ex: Exchange, tokens: int = 0) -> None:
         """Close one request: exactly one event (spooled to disk before the response completes), metrics,
@@ -169,7 +175,9 @@ class Gateway:
         self.writer.submit(event)
         stream = "true" if ex.body and ex.body.get("stream") is True else "false"
         metrics.REQUESTS.labels(ex.endpoint, str(ex.status)).inc()
-        metrics.LATENCY.labels(ex.endpoint, stream).observe(cast(float, event.latency_ms) / 1000)  # Exchange.event() always sets it
+        metrics.LATENCY.labels(ex.endpoint, stream).observe(
+            cast(float, event.latency_ms) / 1000
+        )  # Exchange.event() always sets it
         if ex.ttft_s is not None:
             metrics.TTFT.labels(ex.endpoint).observe(ex.ttft_s)
         if ex.upstream_s is not None:
@@ -223,9 +231,15 @@ _DASHBOARD = (Path(__file__).parent / "static" / "dashboard.html").read_bytes()
 
 async def dashboard(request: Request) -> Response:
     """The operator page: it asks for the admin key in the browser and calls /admin with it."""
-    return Response(_DASHBOARD, media_type="text/html", headers={
-        "content-security-policy": "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
-        "x-frame-options": "DENY", "cache-control": "no-store"})
+    return Response(
+        _DASHBOARD,
+        media_type="text/html",
+        headers={
+            "content-security-policy": "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+            "x-frame-options": "DENY",
+            "cache-control": "no-store",
+        },
+    )
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -246,7 +260,10 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    messages = {404: f"Unknown path {request.url.path}.", 405: f"Method {request.method} not allowed on {request.url.path}."}
+    messages = {
+        404: f"Unknown path {request.url.path}.",
+        405: f"Method {request.method} not allowed on {request.url.path}.",
+    }
     return APIError(exc.status_code, messages.get(exc.status_code, str(exc.detail)), code=None).response()
 
 

@@ -89,7 +89,11 @@ def _messages(endpoint: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         return msgs if isinstance(msgs, list) else []
     prompt = body.get("prompt")
     if isinstance(prompt, list):
-        prompt = "\n".join(p for p in prompt if isinstance(p, str)) if all(isinstance(p, str) for p in prompt) else str(prompt)
+        prompt = (
+            "\n".join(p for p in prompt if isinstance(p, str))
+            if all(isinstance(p, str) for p in prompt)
+            else str(prompt)
+        )
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else []
 
 

@@ -86,11 +86,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._stop_timer()
         if self.transport.is_closing():
             return
-        body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None,
-                                       "code": code}})
+        body = orjson.dumps(
+            {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+        )
         reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
-        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                             b"connection: close\r\n\r\n%s" % (status, reason, len(body), body))
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+        )
         # Closing with unread input would send a reset that can destroy the answer in the client's buffer:
         # end our side, drop what still arrives for a moment, then close.
         self._refused = True

@@ -18,7 +18,9 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 REQUESTS = Counter("cuirass_requests_total", "Client requests by endpoint and HTTP status", ["endpoint", "status"])
 LATENCY = Histogram(
-    "cuirass_request_duration_seconds", "Whole request time as the client sees it", ["endpoint", "stream"],
+    "cuirass_request_duration_seconds",
+    "Whole request time as the client sees it",
+    ["endpoint", "stream"],
     buckets=_LATENCY_BUCKETS,
 )
 TTFT = Histogram(
@@ -34,7 +36,8 @@ EVENT_QUEUE = Gauge(
 )
 EVENTS_WRITTEN = Counter("cuirass_events_written_total", "Events written to the event store")
 DEAD_LETTERS = Counter(
-    "cuirass_dead_letters_total", "Records a stage could not take as they were, set aside in its dead-letter file",
+    "cuirass_dead_letters_total",
+    "Records a stage could not take as they were, set aside in its dead-letter file",
     ["stage"],
 )
 

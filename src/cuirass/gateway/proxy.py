@@ -71,8 +71,9 @@ async def _handle(request: Request, endpoint: str) -> Response | SSEResponse:
     except APIError as err:
         return _fail(gw, ex, err)
     except UpstreamError as err:
-        return _fail(gw, ex, upstream_api_error(err, ex.upstream or "principal",
-                                                gw.settings.server.relay_upstream_errors))
+        return _fail(
+            gw, ex, upstream_api_error(err, ex.upstream or "principal", gw.settings.server.relay_upstream_errors)
+        )
     except ClientDisconnect:  # hung up while sending the body: one event, and nothing to answer or log
         ex.status, ex.error = 499, "client disconnected while sending the request body"
         gw.finish(ex)
@@ -91,39 +92,60 @@ def _unexpected(ex: Exchange, exc: Exception) -> APIError:
         try:
             orjson.dumps(ex.body)
         except TypeError as bad:
-            return APIError(400, "The request body cannot be forwarded: it nests too deeply or holds values "
-                                 "JSON cannot encode.", code="invalid_request_body", detail=f"unencodable body: {bad}")
+            return APIError(
+                400,
+                "The request body cannot be forwarded: it nests too deeply or holds values JSON cannot encode.",
+                code="invalid_request_body",
+                detail=f"unencodable body: {bad}",
+            )
     _LOG_UNEXPECTED.warning("unhandled error on %s (request %s)", ex.endpoint, ex.request_id, exc_info=True)
-    return APIError(500, "Internal error in the gateway.", code="internal_error",
-                    detail=f"internal error: {type(exc).__name__}: {exc}"[:2000])
+    return APIError(
+        500,
+        "Internal error in the gateway.",
+        code="internal_error",
+        detail=f"internal error: {type(exc).__name__}: {exc}"[:2000],
+    )
 
 
 def _plan(gw: Gateway, ex: Exchange, route: Route) -> Plan | None:
     """Ask the policy; carry out refusals here. None: the request passes untouched."""
     acc = ex.key.account  # type: ignore[union-attr]
     verdict = gw.verdict_cache.get(acc.id)
-    decision = gw.responder.decide(account=acc.id, org=acc.org, allowlisted=acc.allowlisted, model=route.name,
-                                   verdict=verdict)
+    decision = gw.responder.decide(
+        account=acc.id, org=acc.org, allowlisted=acc.allowlisted, model=route.name, verdict=verdict
+    )
     ex.shadowed = decision.shadowed
     ex.upstream = "principal"
     if not decision.actions:
         ex.action = "pass"
         return None
-    plan = gw.responder.plan(decision, account=acc.id, model=route.name, endpoint=ex.endpoint,
-                             prompt=ex.prompt_text(), verdict=verdict)
+    plan = gw.responder.plan(
+        decision, account=acc.id, model=route.name, endpoint=ex.endpoint, prompt=ex.prompt_text(), verdict=verdict
+    )
     serving = route.decoy if plan.decoy and route.decoy is not None else route.principal
-    ex.actions = tuple(a for a in plan.actions if (a != "decoy" or route.decoy is not None)
-                       and (a not in LOGIT_ACTIONS or serving.runs_processors))
+    ex.actions = tuple(
+        a
+        for a in plan.actions
+        if (a != "decoy" or route.decoy is not None) and (a not in LOGIT_ACTIONS or serving.runs_processors)
+    )
     ex.action = ex.actions[0] if ex.actions else "pass"
     ex.cohort = plan.cohort
     refuse = {"x-should-retry": "false"}  # tell SDKs not to retry a defensive refusal automatically
     if plan.block:
-        raise APIError(403, "This account is not permitted to use this model. Contact support.",
-                       code="account_blocked", headers=refuse)
+        raise APIError(
+            403,
+            "This account is not permitted to use this model. Contact support.",
+            code="account_blocked",
+            headers=refuse,
+        )
     if plan.throttle:
         wait = str(int(gw.responder.option("throttle", "retry_after_s", 60)))
-        raise APIError(429, "Too many requests from this account. Please slow down.", code="account_throttled",
-                       headers={**refuse, "retry-after": wait})
+        raise APIError(
+            429,
+            "Too many requests from this account. Please slow down.",
+            code="account_throttled",
+            headers={**refuse, "retry-after": wait},
+        )
     return plan
 
 
@@ -168,16 +190,21 @@ async def read_body(request: Request, server: ServerConfig) -> bytes:
     rest of the body may still be coming."""
     limit = server.max_body_bytes
     close = {"connection": "close"}
-    too_big = APIError(413, f"Request body exceeds the limit of {limit} bytes.", code="request_too_large",
-                       headers=close)
+    too_big = APIError(
+        413, f"Request body exceeds the limit of {limit} bytes.", code="request_too_large", headers=close
+    )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         raise too_big
     address = request.client.host if request.client else ""
     if not _UNFINISHED.take(address, server.max_unfinished_bodies_per_client):
-        raise APIError(429, f"Too many unfinished request bodies from this address (at most "
-                            f"{server.max_unfinished_bodies_per_client} at once).", code="too_many_unfinished_bodies",
-                       headers={**close, "retry-after": str(max(1, round(server.body_timeout_s)))})
+        raise APIError(
+            429,
+            f"Too many unfinished request bodies from this address (at most "
+            f"{server.max_unfinished_bodies_per_client} at once).",
+            code="too_many_unfinished_bodies",
+            headers={**close, "retry-after": str(max(1, round(server.body_timeout_s)))},
+        )
     chunks: list[bytes] = []
     size = 0
     try:
@@ -188,8 +215,12 @@ async def read_body(request: Request, server: ServerConfig) -> bytes:
                     raise too_big
                 chunks.append(chunk)
     except TimeoutError:
-        raise APIError(408, f"The request body did not arrive within {server.body_timeout_s:g} s.",
-                       code="request_timeout", headers=close) from None
+        raise APIError(
+            408,
+            f"The request body did not arrive within {server.body_timeout_s:g} s.",
+            code="request_timeout",
+            headers=close,
+        ) from None
     finally:
         _UNFINISHED.give_back(address)
     return b"".join(chunks)
@@ -201,7 +232,9 @@ def orjson_body(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise APIError(400, f"The request body is not valid JSON: {exc.msg} (at byte {exc.pos}).", code="invalid_json") from None
+        raise APIError(
+            400, f"The request body is not valid JSON: {exc.msg} (at byte {exc.pos}).", code="invalid_json"
+        ) from None
 
 
 log = logging.getLogger("cuirass.gateway")
@@ -232,8 +265,9 @@ def upstream_api_error(err: UpstreamError, which: str, relay: bool = False) -> A
     elif relay:
         api = APIError(502, f"The model server failed: {said}", code="upstream_error")
     elif err.kind == "protocol":
-        api = APIError(502, "The model server's answer was malformed or ended before completion.",
-                       code="upstream_error")
+        api = APIError(
+            502, "The model server's answer was malformed or ended before completion.", code="upstream_error"
+        )
     else:
         api = APIError(502, "The model server failed.", code="upstream_error")
     api.detail = f"{which} upstream {err.kind}{status}: {said}"
@@ -249,13 +283,26 @@ def _upstream_param(body: dict[str, Any] | None) -> str | None:
 
 
 async def _complete(
-    gw: Gateway, request: Request, ex: Exchange, route: Route, upstream: Upstream, upstream_body: dict[str, Any],
-    headers: dict[str, str], plan: Plan | None,
+    gw: Gateway,
+    request: Request,
+    ex: Exchange,
+    route: Route,
+    upstream: Upstream,
+    upstream_body: dict[str, Any],
+    headers: dict[str, str],
+    plan: Plan | None,
 ) -> Response:
     ex.upstream_started()
     try:
-        resp = await _unless_disconnected(request, _paced(gw, ex, route, upstream.complete(
-            ex.endpoint, upstream_body, processors=plan.processors if plan is not None else None)))
+        resp = await _unless_disconnected(
+            request,
+            _paced(
+                gw,
+                ex,
+                route,
+                upstream.complete(ex.endpoint, upstream_body, processors=plan.processors if plan is not None else None),
+            ),
+        )
     except ClientGone:
         ex.status, ex.error = 499, "client disconnected before the response"
         gw.finish(ex)
@@ -313,8 +360,14 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
 
 
 async def _stream(
-    gw: Gateway, request: Request, ex: Exchange, route: Route, upstream: Upstream, upstream_body: dict[str, Any],
-    headers: dict[str, str], plan: Plan | None,
+    gw: Gateway,
+    request: Request,
+    ex: Exchange,
+    route: Route,
+    upstream: Upstream,
+    upstream_body: dict[str, Any],
+    headers: dict[str, str],
+    plan: Plan | None,
 ) -> SSEResponse:
     client_opts = upstream_body.get("stream_options") or {}
     wants_usage = bool(client_opts.get("include_usage"))
@@ -336,8 +389,9 @@ async def _stream(
     return SSEResponse(_relay(gw, ex, route, first, chunks, wants_usage), headers=headers)
 
 
-async def _rewritten(ex: Exchange, first: list[dict[str, Any]], chunks: AsyncGenerator[list[dict[str, Any]], None],
-                     plan: Plan) -> AsyncGenerator[list[dict[str, Any]], None]:
+async def _rewritten(
+    ex: Exchange, first: list[dict[str, Any]], chunks: AsyncGenerator[list[dict[str, Any]], None], plan: Plan
+) -> AsyncGenerator[list[dict[str, Any]], None]:
     """Collect the whole stream, rewrite it like a whole response, re-stream it (flagged traffic only)."""
     try:
         got = list(first)
@@ -389,6 +443,7 @@ async def _relay(
             ex.upstream_done()
             ex.response = acc.result()
             gw.finish(ex, tokens=acc.total_tokens())
+
     try:
         batch: list[dict[str, Any]] | None = first
         while batch is not None:

@@ -83,8 +83,10 @@ class ModelRegistry:
             route = self._routes.get(name)
         if route is None:
             raise APIError(
-                404, f"The model '{name}' does not exist or you do not have access to it.",
-                param="model", code="model_not_found",
+                404,
+                f"The model '{name}' does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
             )
         return route
 
@@ -93,5 +95,6 @@ class ModelRegistry:
 
     def local_models(self) -> dict[str, dict[str, str]]:
         """Load state of each local model (`loading`, `ready` or `failed` with the error), by its path."""
-        return {u.config.path or u.name: u.load_state() for u in self._upstreams.values()
-                if isinstance(u, LocalUpstream)}
+        return {
+            u.config.path or u.name: u.load_state() for u in self._upstreams.values() if isinstance(u, LocalUpstream)
+        }

@@ -39,10 +39,10 @@ class _Bad(Exception):
     def api_error(self) -> APIError:
         where = _path(reversed(self.path))
         if self.missing:
-            return APIError(400, f"Missing required parameter: '{where}'.", param=where,
-                            code="missing_required_parameter")
-        return APIError(400, f"Invalid type for '{where}': expected {self.expected}.", param=where,
-                        code="invalid_type")
+            return APIError(
+                400, f"Missing required parameter: '{where}'.", param=where, code="missing_required_parameter"
+            )
+        return APIError(400, f"Invalid type for '{where}': expected {self.expected}.", param=where, code="invalid_type")
 
 
 def _path(parts: Iterable[str | int]) -> str:
@@ -56,8 +56,11 @@ def _path(parts: Iterable[str | int]) -> str:
 
 
 def string(*, nonempty: bool = False, choices: tuple[str, ...] | None = None) -> Check:
-    expected = f"one of {', '.join(repr(c) for c in choices)}" if choices else (
-        "a non-empty string" if nonempty else "a string")
+    expected = (
+        f"one of {', '.join(repr(c) for c in choices)}"
+        if choices
+        else ("a non-empty string" if nonempty else "a string")
+    )
 
     def check(v: Any) -> None:
         if type(v) is not str or (nonempty and not v) or (choices is not None and v not in choices):
@@ -202,51 +205,90 @@ _ANY_OBJECT = obj({})
 
 # Content parts. `text` is checked on every part that has it: detection joins the text of all parts.
 _PART_COMMON = {"type": string(), "text": _TEXT}
-_PART = tagged("type", {
-    "text": obj(_PART_COMMON, required=("text",)),
-    "image_url": obj({**_PART_COMMON, "image_url": obj(
-        {"url": string(), "detail": string(choices=("auto", "low", "high"))}, required=("url",))},
-        required=("image_url",)),
-    "input_audio": obj({**_PART_COMMON, "input_audio": obj(
-        {"data": string(), "format": string(nonempty=True)}, required=("data", "format"))},
-        required=("input_audio",)),
-    "file": obj({**_PART_COMMON, "file": obj(
-        {"file_data": string(), "file_id": string(), "filename": string()})}, required=("file",)),
-    "refusal": obj({**_PART_COMMON, "refusal": _TEXT}, required=("refusal",)),
-}, other=obj(_PART_COMMON))  # other part types (video_url, ...) are an upstream's business
+_PART = tagged(
+    "type",
+    {
+        "text": obj(_PART_COMMON, required=("text",)),
+        "image_url": obj(
+            {
+                **_PART_COMMON,
+                "image_url": obj(
+                    {"url": string(), "detail": string(choices=("auto", "low", "high"))}, required=("url",)
+                ),
+            },
+            required=("image_url",),
+        ),
+        "input_audio": obj(
+            {
+                **_PART_COMMON,
+                "input_audio": obj({"data": string(), "format": string(nonempty=True)}, required=("data", "format")),
+            },
+            required=("input_audio",),
+        ),
+        "file": obj(
+            {**_PART_COMMON, "file": obj({"file_data": string(), "file_id": string(), "filename": string()})},
+            required=("file",),
+        ),
+        "refusal": obj({**_PART_COMMON, "refusal": _TEXT}, required=("refusal",)),
+    },
+    other=obj(_PART_COMMON),
+)  # other part types (video_url, ...) are an upstream's business
 
-_CONTENT = by_type("a string or a list of content parts",
-                   str=_TEXT, list=list_of(_PART, "a list of content parts"))
+_CONTENT = by_type("a string or a list of content parts", str=_TEXT, list=list_of(_PART, "a list of content parts"))
 _FUNCTION_CALL = obj({"name": string(), "arguments": string()}, required=("name", "arguments"))
-_TOOL_CALL = tagged("type", {
-    "function": obj({"id": string(), "function": _FUNCTION_CALL}, required=("id", "function")),
-    "custom": obj({"id": string(), "custom": obj({"name": string(), "input": string()},
-                                                 required=("name", "input"))}, required=("id", "custom")),
-})
+_TOOL_CALL = tagged(
+    "type",
+    {
+        "function": obj({"id": string(), "function": _FUNCTION_CALL}, required=("id", "function")),
+        "custom": obj(
+            {"id": string(), "custom": obj({"name": string(), "input": string()}, required=("name", "input"))},
+            required=("id", "custom"),
+        ),
+    },
+)
 
 _MESSAGE_COMMON = {"role": string(), "name": string(), "content": _CONTENT}
-_MESSAGE = tagged("role", {
-    "system": obj(_MESSAGE_COMMON, required=("content",)),
-    "developer": obj(_MESSAGE_COMMON, required=("content",)),
-    "user": obj(_MESSAGE_COMMON, required=("content",)),
-    "assistant": obj({
-        **_MESSAGE_COMMON,
-        "content": nullable(_CONTENT),
-        "tool_calls": list_of(_TOOL_CALL, "a list of tool calls"),
-        "function_call": nullable(_FUNCTION_CALL),
-        "refusal": nullable(_TEXT),
-    }),
-    "tool": obj({**_MESSAGE_COMMON, "tool_call_id": string()}, required=("content", "tool_call_id")),
-    "function": obj({**_MESSAGE_COMMON, "content": nullable(_CONTENT)}, required=("name",)),
-})
+_MESSAGE = tagged(
+    "role",
+    {
+        "system": obj(_MESSAGE_COMMON, required=("content",)),
+        "developer": obj(_MESSAGE_COMMON, required=("content",)),
+        "user": obj(_MESSAGE_COMMON, required=("content",)),
+        "assistant": obj(
+            {
+                **_MESSAGE_COMMON,
+                "content": nullable(_CONTENT),
+                "tool_calls": list_of(_TOOL_CALL, "a list of tool calls"),
+                "function_call": nullable(_FUNCTION_CALL),
+                "refusal": nullable(_TEXT),
+            }
+        ),
+        "tool": obj({**_MESSAGE_COMMON, "tool_call_id": string()}, required=("content", "tool_call_id")),
+        "function": obj({**_MESSAGE_COMMON, "content": nullable(_CONTENT)}, required=("name",)),
+    },
+)
 
-_TOOL = tagged("type", {
-    "function": obj({"function": obj({"name": string(nonempty=True), "description": string(),
-                                      "parameters": _ANY_OBJECT, "strict": nullable(boolean())},
-                                     required=("name",))}, required=("function",)),
-}, other=_ANY_OBJECT)
-_FUNCTION = obj({"name": string(nonempty=True), "description": string(), "parameters": _ANY_OBJECT},
-                required=("name",))
+_TOOL = tagged(
+    "type",
+    {
+        "function": obj(
+            {
+                "function": obj(
+                    {
+                        "name": string(nonempty=True),
+                        "description": string(),
+                        "parameters": _ANY_OBJECT,
+                        "strict": nullable(boolean()),
+                    },
+                    required=("name",),
+                )
+            },
+            required=("function",),
+        ),
+    },
+    other=_ANY_OBJECT,
+)
+_FUNCTION = obj({"name": string(nonempty=True), "description": string(), "parameters": _ANY_OBJECT}, required=("name",))
 
 
 def _prompt(v: Any) -> None:
@@ -284,38 +326,48 @@ _COMMON: dict[str, Check] = {
     "temperature": number(0, 2),
     "top_p": number(0, 1),
     "n": integer(1, 128),
-    "stop": by_type(f"a string or a list of up to {MAX_STOPS} strings",
-                    str=_TEXT, list=list_of(_TEXT, f"a list of up to {MAX_STOPS} strings", max_items=MAX_STOPS)),
+    "stop": by_type(
+        f"a string or a list of up to {MAX_STOPS} strings",
+        str=_TEXT,
+        list=list_of(_TEXT, f"a list of up to {MAX_STOPS} strings", max_items=MAX_STOPS),
+    ),
     "seed": integer(*INT64, expected="a 64-bit integer"),
     "presence_penalty": number(-2, 2),
     "frequency_penalty": number(-2, 2),
-    "logit_bias": map_of(_token_id_key, number(-100, 100),
-                         "an object mapping token ids to numbers between -100 and 100"),
+    "logit_bias": map_of(
+        _token_id_key, number(-100, 100), "an object mapping token ids to numbers between -100 and 100"
+    ),
     "user": string(),
 }
 
-_CHAT = _Schema(("model", "messages"), {
-    **_COMMON,
-    "messages": list_of(_MESSAGE, "a non-empty list of messages"),
-    "max_completion_tokens": _MAX_TOKENS,
-    "logprobs": boolean(),
-    "top_logprobs": integer(0, 20),
-    "tools": list_of(_TOOL, f"a list of up to {MAX_TOOLS} tools", max_items=MAX_TOOLS),
-    "tool_choice": by_type("a string or an object", str=_TEXT, dict=obj({"type": string()})),
-    "parallel_tool_calls": boolean(),
-    "functions": list_of(_FUNCTION, f"a list of up to {MAX_TOOLS} functions", max_items=MAX_TOOLS),
-    "function_call": by_type("a string or an object", str=_TEXT, dict=obj({"name": string()}, required=("name",))),
-    "response_format": obj({"type": string(nonempty=True)}, required=("type",)),
-})
+_CHAT = _Schema(
+    ("model", "messages"),
+    {
+        **_COMMON,
+        "messages": list_of(_MESSAGE, "a non-empty list of messages"),
+        "max_completion_tokens": _MAX_TOKENS,
+        "logprobs": boolean(),
+        "top_logprobs": integer(0, 20),
+        "tools": list_of(_TOOL, f"a list of up to {MAX_TOOLS} tools", max_items=MAX_TOOLS),
+        "tool_choice": by_type("a string or an object", str=_TEXT, dict=obj({"type": string()})),
+        "parallel_tool_calls": boolean(),
+        "functions": list_of(_FUNCTION, f"a list of up to {MAX_TOOLS} functions", max_items=MAX_TOOLS),
+        "function_call": by_type("a string or an object", str=_TEXT, dict=obj({"name": string()}, required=("name",))),
+        "response_format": obj({"type": string(nonempty=True)}, required=("type",)),
+    },
+)
 
-_COMPLETIONS = _Schema(("model", "prompt"), {
-    **_COMMON,
-    "prompt": _prompt,
-    "logprobs": integer(0, 5),
-    "echo": boolean(),
-    "suffix": _TEXT,
-    "best_of": integer(1, 20),
-})
+_COMPLETIONS = _Schema(
+    ("model", "prompt"),
+    {
+        **_COMMON,
+        "prompt": _prompt,
+        "logprobs": integer(0, 5),
+        "echo": boolean(),
+        "suffix": _TEXT,
+        "best_of": integer(1, 20),
+    },
+)
 
 
 _CONTAINERS = (dict, list)
@@ -342,8 +394,9 @@ def validate_request(body: Any, endpoint: str) -> None:
             raise APIError(400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
     for name, v in body.items():
         if (type(v) is dict or type(v) is list) and _too_deep(v, MAX_DEPTH - 1):
-            raise APIError(400, f"'{name}' is nested more than {MAX_DEPTH} levels deep.", param=name,
-                           code="nesting_too_deep")
+            raise APIError(
+                400, f"'{name}' is nested more than {MAX_DEPTH} levels deep.", param=name, code="nesting_too_deep"
+            )
     fields = schema.fields
     for name, v in body.items():
         spec = fields.get(name)

@@ -30,8 +30,14 @@ class Verdicts:
     campaign_reasons: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
-def assess(v: Verdicts, labels: dict[str, Any], times: dict[str, np.ndarray], fprs: tuple[float, ...],
-           catch_share: float, max_false_positives: int = 50) -> dict[str, Any]:
+def assess(
+    v: Verdicts,
+    labels: dict[str, Any],
+    times: dict[str, np.ndarray],
+    fprs: tuple[float, ...],
+    catch_share: float,
+    max_false_positives: int = 50,
+) -> dict[str, Any]:
     """ROC metrics, operating-point recall/FPR, per-kind and per-campaign outcomes, false positives."""
     info = labels["accounts"]
     test = list(times)  # accounts with at least one test event
@@ -55,9 +61,16 @@ def assess(v: Verdicts, labels: dict[str, Any], times: dict[str, np.ndarray], fp
     kinds: dict[tuple[str, str], list[str]] = defaultdict(list)
     for a in test:
         kinds[(info[a]["label"], info[a]["kind"])].append(a)
-    out["by_kind"] = [{"label": label, "kind": kind, "accounts": len(accts), "flagged_share": _share(accts, flagged),
-                       "mean_score": float(np.mean([v.scores.get(a, 0.0) for a in accts]))}
-                      for (label, kind), accts in sorted(kinds.items())]
+    out["by_kind"] = [
+        {
+            "label": label,
+            "kind": kind,
+            "accounts": len(accts),
+            "flagged_share": _share(accts, flagged),
+            "mean_score": float(np.mean([v.scores.get(a, 0.0) for a in accts])),
+        }
+        for (label, kind), accts in sorted(kinds.items())
+    ]
     campaigns = []
     for c in labels["campaigns"]:
         outcome = metrics.campaign_outcome(c["accounts"], v.flagged_at, times, catch_share)
@@ -65,10 +78,17 @@ def assess(v: Verdicts, labels: dict[str, Any], times: dict[str, np.ndarray], fp
     out["campaigns"] = campaigns
     out["campaign_recall"] = _campaign_recall(campaigns)
     fps = sorted((a for a in benign if a in flagged), key=lambda a: -v.scores.get(a, 0.0))
-    out["false_positives"] = [{"account": a, "kind": info[a]["kind"], "score": v.scores.get(a, 0.0),
-                               "events": len(times[a]), "campaign": v.campaign.get(a),
-                               "reasons": v.reasons.get(a, [])}
-                              for a in fps[:max_false_positives]]
+    out["false_positives"] = [
+        {
+            "account": a,
+            "kind": info[a]["kind"],
+            "score": v.scores.get(a, 0.0),
+            "events": len(times[a]),
+            "campaign": v.campaign.get(a),
+            "reasons": v.reasons.get(a, []),
+        }
+        for a in fps[:max_false_positives]
+    ]
     out["impure_campaigns"] = impure_campaigns(v, info, set(test))
     return out
 
@@ -88,9 +108,16 @@ def impure_campaigns(v: Verdicts, info: dict[str, Any], test: set[str], limit: i
         if not benign:
             continue
         make_up = Counter(f"{info[a]['label']}/{info[a]['kind']}" for a in accounts)
-        rows.append({"id": cid, "accounts": len(accounts), "benign": len(benign),
-                     "benign_flagged": sum(v.flagged_at.get(a) is not None for a in benign),
-                     "make_up": dict(make_up.most_common()), "reasons": v.campaign_reasons.get(cid, [])[:6]})
+        rows.append(
+            {
+                "id": cid,
+                "accounts": len(accounts),
+                "benign": len(benign),
+                "benign_flagged": sum(v.flagged_at.get(a) is not None for a in benign),
+                "make_up": dict(make_up.most_common()),
+                "reasons": v.campaign_reasons.get(cid, [])[:6],
+            }
+        )
     rows.sort(key=lambda r: (-r["benign_flagged"], -r["benign"], r["id"]))
     return rows[:limit]
 
@@ -105,12 +132,20 @@ def _campaign_recall(campaigns: list[dict[str, Any]]) -> dict[str, Any]:
     for c in campaigns:
         if c["accounts"]:
             by[c["kind"]].append(c)
-    summary = {kind: {"campaigns": len(cs), "caught": sum(c["caught"] for c in cs),
-                      "recall": sum(c["caught"] for c in cs) / len(cs),
-                      "flagged_share": float(np.mean([c["flagged_share"] for c in cs])),
-                      "leakage": float(np.mean([c["leakage"] for c in cs]))}
-               for kind, cs in by.items()}
+    summary = {
+        kind: {
+            "campaigns": len(cs),
+            "caught": sum(c["caught"] for c in cs),
+            "recall": sum(c["caught"] for c in cs) / len(cs),
+            "flagged_share": float(np.mean([c["flagged_share"] for c in cs])),
+            "leakage": float(np.mean([c["leakage"] for c in cs])),
+        }
+        for kind, cs in by.items()
+    }
     every = [c for cs in by.values() for c in cs]
-    summary["all"] = {"campaigns": len(every), "caught": sum(c["caught"] for c in every),
-                      "recall": sum(c["caught"] for c in every) / len(every) if every else math.nan}
+    summary["all"] = {
+        "campaigns": len(every),
+        "caught": sum(c["caught"] for c in every),
+        "recall": sum(c["caught"] for c in every) / len(every) if every else math.nan,
+    }
     return summary

@@ -103,8 +103,9 @@ def run_honeypot(s: Split, python: Path, fpr: float, out_dir: Path) -> tuple[Ver
     calib = honeypot.score(python, s.calibration_feed, out_dir / "honeypot.calibration.json")
     test = honeypot.score(python, s.test_feed, out_dir / "honeypot.test.json")
     elapsed = time.perf_counter() - t0
-    threshold = metrics.threshold_at_fpr([calib["accounts"].get(a, {}).get("peak", 0.0)
-                                          for a in s.calibration_accounts], fpr)
+    threshold = metrics.threshold_at_fpr(
+        [calib["accounts"].get(a, {}).get("peak", 0.0) for a in s.calibration_accounts], fpr
+    )
     tuned = Verdicts("honeypotllm", {}, {}, {}, f"peak score > {threshold:.4f} (benign half A at fpr={fpr})")
     native = Verdicts("honeypotllm@0.75", {}, {}, {}, f"peak score > {calib['threshold']} (its default)")
     for account, info in test["accounts"].items():
@@ -115,16 +116,19 @@ def run_honeypot(s: Split, python: Path, fpr: float, out_dir: Path) -> tuple[Ver
     return tuned, native, {"honeypot_s": elapsed}
 
 
-def run(config: EvalConfig, out_dir: str | Path, honeypot_python: str | None = None,
-        progress: bool = True) -> dict[str, Any]:
+def run(
+    config: EvalConfig, out_dir: str | Path, honeypot_python: str | None = None, progress: bool = True
+) -> dict[str, Any]:
     """The whole evaluation; writes results.json, summary.md and plots to out_dir; returns the results."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    say(f"generating traffic ({config.traffic.benign_accounts} benign accounts, "
-        f"{len(config.traffic.campaigns)} campaign specs) ...")
+    say(
+        f"generating traffic ({config.traffic.benign_accounts} benign accounts, "
+        f"{len(config.traffic.campaigns)} campaign specs) ..."
+    )
     labels = generate(config.traffic, out / "traffic.jsonl", progress=progress)
     timings["generate_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -137,8 +141,10 @@ def run(config: EvalConfig, out_dir: str | Path, honeypot_python: str | None = N
     python = honeypot.python_path(honeypot_python)
     peer_note = None
     if python is None:
-        peer_note = ("honeypotllm not installed (python -m venv .venv-peers/honeypotllm && "
-                     ".venv-peers/honeypotllm/bin/pip install honeypotllm greenlet)")
+        peer_note = (
+            "honeypotllm not installed (python -m venv .venv-peers/honeypotllm && "
+            ".venv-peers/honeypotllm/bin/pip install honeypotllm greenlet)"
+        )
         say(f"skipping peer: {peer_note}")
     else:
         say("scoring the same traffic with honeypotllm ...")
@@ -147,13 +153,18 @@ def run(config: EvalConfig, out_dir: str | Path, honeypot_python: str | None = N
         verdicts += [tuned, native]
     results: dict[str, Any] = {
         "config": {**config.traffic.to_dict(), "fpr": config.fpr, "catch_share": config.catch_share},
-        "traffic": {"events": labels["events"], "calibration_events": s.calibration_events,
-                    "test_events": s.test_events, "calibration_benign_accounts": len(s.calibration_accounts),
-                    "test_accounts": len(s.test_times)},
+        "traffic": {
+            "events": labels["events"],
+            "calibration_events": s.calibration_events,
+            "test_events": s.test_events,
+            "calibration_benign_accounts": len(s.calibration_accounts),
+            "test_accounts": len(s.test_times),
+        },
         "timings": {k: round(v, 2) for k, v in timings.items()},
         "peer_note": peer_note,
-        "detectors": {v.name: assess(v, labels, s.test_times, config.report_fprs, config.catch_share)
-                      for v in verdicts},
+        "detectors": {
+            v.name: assess(v, labels, s.test_times, config.report_fprs, config.catch_share) for v in verdicts
+        },
     }
     (out / "results.json").write_text(json.dumps(finite(results), indent=2))
     plots.roc(verdicts[:2], labels, s.test_times, out / "roc.png")

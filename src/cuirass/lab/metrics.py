@@ -47,8 +47,11 @@ def recall_at_fpr(pos: Sequence[float], neg: Sequence[float], fpr: float) -> dic
     """Recall of positives at the threshold that keeps the FPR of negatives <= fpr (ROC sense)."""
     t = threshold_at_fpr(neg, fpr)
     p, n = np.asarray(pos, float), np.asarray(neg, float)
-    return {"threshold": t, "recall": float((p > t).mean()) if len(p) else math.nan,
-            "fpr": float((n > t).mean()) if len(n) else math.nan}
+    return {
+        "threshold": t,
+        "recall": float((p > t).mean()) if len(p) else math.nan,
+        "fpr": float((n > t).mean()) if len(n) else math.nan,
+    }
 
 
 def leakage(times: Mapping[str, np.ndarray], first_flagged: Mapping[str, float | None]) -> float:
@@ -65,31 +68,47 @@ def leakage(times: Mapping[str, np.ndarray], first_flagged: Mapping[str, float |
     return served / total if total else math.nan
 
 
-def leakage_curve(times: Mapping[str, np.ndarray], first_flagged: Mapping[str, float | None],
-                  points: int = 200) -> tuple[np.ndarray, np.ndarray]:
+def leakage_curve(
+    times: Mapping[str, np.ndarray], first_flagged: Mapping[str, float | None], points: int = 200
+) -> tuple[np.ndarray, np.ndarray]:
     """(event time, share of requests so far that were served unflagged), for plotting."""
     all_ts = np.sort(np.concatenate(list(times.values()))) if times else np.array([])
     if not len(all_ts):
         return np.array([]), np.array([])
-    leaked = np.sort(np.concatenate([
-        ts if (at := first_flagged.get(a)) is None else ts[: int(np.searchsorted(ts, at, side="right"))]
-        for a, ts in times.items()]))
+    leaked = np.sort(
+        np.concatenate(
+            [
+                ts if (at := first_flagged.get(a)) is None else ts[: int(np.searchsorted(ts, at, side="right"))]
+                for a, ts in times.items()
+            ]
+        )
+    )
     grid = np.linspace(all_ts[0], all_ts[-1], points)
     seen = np.searchsorted(all_ts, grid, side="right")
     served = np.searchsorted(leaked, grid, side="right")
     return grid, np.where(seen > 0, served / np.maximum(seen, 1), np.nan)
 
 
-def campaign_outcome(members: Sequence[str], flagged: Mapping[str, float | None],
-                     times: Mapping[str, np.ndarray], catch_share: float) -> dict[str, float | bool | int]:
+def campaign_outcome(
+    members: Sequence[str], flagged: Mapping[str, float | None], times: Mapping[str, np.ndarray], catch_share: float
+) -> dict[str, float | bool | int]:
     """One campaign: accounts, share flagged, caught (share >= catch_share), leakage, time to flag."""
     present = [a for a in members if a in times]
     if not present:
-        return {"accounts": 0, "flagged_share": math.nan, "caught": False, "leakage": math.nan,
-                "median_hours_to_flag": math.nan}
+        return {
+            "accounts": 0,
+            "flagged_share": math.nan,
+            "caught": False,
+            "leakage": math.nan,
+            "median_hours_to_flag": math.nan,
+        }
     hit = [a for a in present if flagged.get(a) is not None]
     delays = [(flagged[a] - float(times[a][0])) / 3600.0 for a in hit]  # type: ignore[operator]
     share = len(hit) / len(present)
-    return {"accounts": len(present), "flagged_share": share, "caught": share >= catch_share,
-            "leakage": leakage({a: times[a] for a in present}, flagged),
-            "median_hours_to_flag": float(np.median(delays)) if delays else math.nan}
+    return {
+        "accounts": len(present),
+        "flagged_share": share,
+        "caught": share >= catch_share,
+        "leakage": leakage({a: times[a] for a in present}, flagged),
+        "median_hours_to_flag": float(np.median(delays)) if delays else math.nan,
+    }

@@ -29,12 +29,17 @@ def roc(verdicts: list[Verdicts], labels: dict[str, Any], times: dict[str, np.nd
         pos = [v.scores.get(a, 0.0) for a in times if info[a]["label"] == "attack"]
         neg = [v.scores.get(a, 0.0) for a in times if info[a]["label"] == "benign"]
         fpr, tpr = metrics.roc_curve(pos, neg)
-        ax.step(np.maximum(fpr, 1e-4), tpr, where="post",
-                label=f"{v.name} (AUC {metrics.roc_auc(pos, neg):.3f})")
+        ax.step(np.maximum(fpr, 1e-4), tpr, where="post", label=f"{v.name} (AUC {metrics.roc_auc(pos, neg):.3f})")
     for f in (0.001, 0.01):
         ax.axvline(f, color="grey", lw=0.6, ls=":")
-    ax.set(xscale="log", xlim=(1e-4, 1), ylim=(0, 1.01), xlabel="benign-account false positive rate",
-           ylabel="attacker-account recall", title="Per-account ROC (test set)")
+    ax.set(
+        xscale="log",
+        xlim=(1e-4, 1),
+        ylim=(0, 1.01),
+        xlabel="benign-account false positive rate",
+        ylabel="attacker-account recall",
+        title="Per-account ROC (test set)",
+    )
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
@@ -42,8 +47,9 @@ def roc(verdicts: list[Verdicts], labels: dict[str, Any], times: dict[str, np.nd
     return out
 
 
-def leakage(v: Verdicts, labels: dict[str, Any], times: dict[str, np.ndarray], window: dict[str, float],
-            out: Path) -> Path:
+def leakage(
+    v: Verdicts, labels: dict[str, Any], times: dict[str, np.ndarray], window: dict[str, float], out: Path
+) -> Path:
     """Per campaign kind: share of its requests so far that were served before the account was flagged."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -55,8 +61,12 @@ def leakage(v: Verdicts, labels: dict[str, Any], times: dict[str, np.ndarray], w
         if len(grid):
             ax.plot((grid - window["start"]) / 86400.0, share, label=kind)
     ax.axvline((window["release"] - window["start"]) / 86400.0, color="grey", ls="--", lw=0.8, label="new model")
-    ax.set(xlabel="event time (days)", ylabel="cumulative share served unflagged", ylim=(0, 1.02),
-           title=f"Leakage over time ({v.name})")
+    ax.set(
+        xlabel="event time (days)",
+        ylabel="cumulative share served unflagged",
+        ylim=(0, 1.02),
+        title=f"Leakage over time ({v.name})",
+    )
     ax.legend(loc="lower left", fontsize="small")
     fig.tight_layout()
     fig.savefig(out, dpi=120)

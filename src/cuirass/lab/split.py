@@ -50,16 +50,27 @@ def benign_halves(labels: dict[str, Any], seed: int) -> tuple[set[str], set[str]
 def split(traffic: Path, labels: dict[str, Any], out_dir: Path, seed: int, progress: bool = False) -> Split:
     """Write calibration.jsonl, test.jsonl and the two peer feeds into out_dir."""
     calib_accounts, _ = benign_halves(labels, seed)
-    s = Split(out_dir / "calibration.jsonl", out_dir / "test.jsonl", out_dir / "calibration.feed.jsonl",
-              out_dir / "test.feed.jsonl", calib_accounts, {})
+    s = Split(
+        out_dir / "calibration.jsonl",
+        out_dir / "test.jsonl",
+        out_dir / "calibration.feed.jsonl",
+        out_dir / "test.feed.jsonl",
+        calib_accounts,
+        {},
+    )
     times: dict[str, array[float]] = defaultdict(lambda: array("d"))
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(desc="split", unit="ev", unit_scale=True, total=labels.get("events"), mininterval=1.0)
-    with (open(traffic, "rb") as src, open(s.calibration, "wb") as cal, open(s.test, "wb") as tst,
-          open(s.calibration_feed, "wb") as cal_feed, open(s.test_feed, "wb") as tst_feed):
+    with (
+        open(traffic, "rb") as src,
+        open(s.calibration, "wb") as cal,
+        open(s.test, "wb") as tst,
+        open(s.calibration_feed, "wb") as cal_feed,
+        open(s.test_feed, "wb") as tst_feed,
+    ):
         for n, line in enumerate(src, 1):
             ev = orjson.loads(line)
             if ev["account"] in calib_accounts:

@@ -21,14 +21,24 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def headline(results: dict[str, Any]) -> list[str]:
     """One row per detector: AUC, recall at the reported FPRs, and its operating point."""
     fprs = list(next(iter(results["detectors"].values()))["at_fpr"])
-    header = ["detector", "ROC AUC"] + [f"recall @ FPR {_pct(float(f))}" for f in fprs] + [
-        "operating point", "benign FPR", "account recall", "campaigns caught"]
+    header = (
+        ["detector", "ROC AUC"]
+        + [f"recall @ FPR {_pct(float(f))}" for f in fprs]
+        + ["operating point", "benign FPR", "account recall", "campaigns caught"]
+    )
     rows = []
     for name, d in results["detectors"].items():
         op, cr = d["operating_point"], d["campaign_recall"]["all"]
-        rows.append([name, _num(d["auc"])] + [_pct(d["at_fpr"][f]["recall"]) for f in fprs] + [
-            op["how"], f"{_pct(op['benign_fpr'], 2)} ({op['benign_flagged']}/{op['benign_accounts']})",
-            _pct(op["recall"]), f"{cr['caught']}/{cr['campaigns']}"])
+        rows.append(
+            [name, _num(d["auc"])]
+            + [_pct(d["at_fpr"][f]["recall"]) for f in fprs]
+            + [
+                op["how"],
+                f"{_pct(op['benign_fpr'], 2)} ({op['benign_flagged']}/{op['benign_accounts']})",
+                _pct(op["recall"]),
+                f"{cr['caught']}/{cr['campaigns']}",
+            ]
+        )
     return _table(header, rows)
 
 
@@ -69,11 +79,16 @@ def false_positives(results: dict[str, Any], limit: int = 20) -> list[str]:
     lines = []
     for name, d in list(results["detectors"].items())[:2]:
         fps = d["false_positives"][:limit]
-        lines.append(f"**{name}**: {d['operating_point']['benign_flagged']} benign accounts flagged"
-                     + (":" if fps else "."))
-        lines += [f"- `{fp['account']}` ({fp['kind']}, {fp['events']} requests, score {_num(fp['score'])}"
-                  + (f", campaign {fp['campaign']}" if fp.get("campaign") else "") + "): "
-                  + "; ".join(fp["reasons"][:4]) for fp in fps]
+        lines.append(
+            f"**{name}**: {d['operating_point']['benign_flagged']} benign accounts flagged" + (":" if fps else ".")
+        )
+        lines += [
+            f"- `{fp['account']}` ({fp['kind']}, {fp['events']} requests, score {_num(fp['score'])}"
+            + (f", campaign {fp['campaign']}" if fp.get("campaign") else "")
+            + "): "
+            + "; ".join(fp["reasons"][:4])
+            for fp in fps
+        ]
         lines.append("")
     return lines
 
@@ -86,8 +101,10 @@ def impure_campaigns(results: dict[str, Any], limit: int = 12) -> list[str]:
     lines = []
     for r in rows:
         make_up = ", ".join(f"{k} {n}" for k, n in r["make_up"].items())
-        lines.append(f"- `{r['id']}`: {r['accounts']} accounts ({make_up}); {r['benign_flagged']} benign flagged. "
-                     + "; ".join(r["reasons"]))
+        lines.append(
+            f"- `{r['id']}`: {r['accounts']} accounts ({make_up}); {r['benign_flagged']} benign flagged. "
+            + "; ".join(r["reasons"])
+        )
     return [*lines, ""]
 
 
@@ -95,18 +112,36 @@ def markdown(results: dict[str, Any]) -> str:
     cfg, traffic = results["config"], results["traffic"]
     kinds = ", ".join(f"{c['kind']}×{c['accounts']}" for c in cfg["campaigns"])
     parts = [
-        "# Detection evaluation", "",
+        "# Detection evaluation",
+        "",
         f"Seed {cfg['seed']}, {cfg['days']:g} days, {cfg['benign_accounts']} benign people (+ app backends), "
         f"campaign specs: {kinds}. {traffic['events']:,} events; calibration on {traffic['calibration_events']:,} "
         f"events of benign half A, test on {traffic['test_events']:,} events ({traffic['test_accounts']:,} accounts). "
         f"Target benign-account FPR {_pct(cfg['fpr'], 2)}; a campaign is caught when "
-        f">= {_pct(cfg['catch_share'], 0)} of its accounts are flagged.", "",
-        "## Headline", "", *headline(results), "",
-        "## Campaigns", "", *by_campaign_kind(results), "",
-        "## Accounts by kind", "", *by_account_kind(results), "",
-        "## False positives", "", *false_positives(results),
-        "## Detected campaigns that contain benign accounts", "", *impure_campaigns(results),
-        "## Timings", "", ", ".join(f"{k} {v:.1f}" for k, v in results["timings"].items()), "",
+        f">= {_pct(cfg['catch_share'], 0)} of its accounts are flagged.",
+        "",
+        "## Headline",
+        "",
+        *headline(results),
+        "",
+        "## Campaigns",
+        "",
+        *by_campaign_kind(results),
+        "",
+        "## Accounts by kind",
+        "",
+        *by_account_kind(results),
+        "",
+        "## False positives",
+        "",
+        *false_positives(results),
+        "## Detected campaigns that contain benign accounts",
+        "",
+        *impure_campaigns(results),
+        "## Timings",
+        "",
+        ", ".join(f"{k} {v:.1f}" for k, v in results["timings"].items()),
+        "",
     ]
     if results.get("peer_note"):
         parts += [f"Peer: {results['peer_note']}", ""]

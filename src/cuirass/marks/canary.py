@@ -23,17 +23,79 @@ import random
 
 DECOY_BASE = 1 << 32
 
-_ONSETS = ["b", "br", "d", "dr", "f", "g", "gr", "k", "l", "m", "n", "p", "r", "s", "st", "t", "tr", "v", "w",
-           "z", "th", "h"]
+_ONSETS = [
+    "b",
+    "br",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gr",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "st",
+    "t",
+    "tr",
+    "v",
+    "w",
+    "z",
+    "th",
+    "h",
+]
 _VOWELS = ["a", "e", "i", "o", "u", "a", "e", "o", "ei", "ou"]
 _CODAS = ["", "n", "r", "l", "s", "th", "nd", "rk", "lt", "m", "ck", "x"]
-_FIRST_NAMES = ["Anna", "Emil", "Ida", "Oskar", "Greta", "Henrik", "Lena", "Tomas", "Marta", "Felix", "Clara",
-                "Jonas", "Elise", "Viktor", "Nora", "Karl", "Agnes", "Paul", "Helene", "Arno"]
+_FIRST_NAMES = [
+    "Anna",
+    "Emil",
+    "Ida",
+    "Oskar",
+    "Greta",
+    "Henrik",
+    "Lena",
+    "Tomas",
+    "Marta",
+    "Felix",
+    "Clara",
+    "Jonas",
+    "Elise",
+    "Viktor",
+    "Nora",
+    "Karl",
+    "Agnes",
+    "Paul",
+    "Helene",
+    "Arno",
+]
 _ADJECTIVES = ["small", "flat", "curved", "hollow", "narrow", "weighted", "folded", "braided", "notched", "tapered"]
-_NOUNS = ["brass gauge", "wooden wedge", "linen strip", "iron hook", "clay disc", "bone needle", "copper ring",
-          "reed whistle", "leather strap", "glass bead"]
-_CRAFTS = ["bookbinding", "lace-making", "barrel-making", "sail repair", "glassblowing", "clockmaking",
-           "rope-making", "tile-setting", "violin-making", "weaving"]
+_NOUNS = [
+    "brass gauge",
+    "wooden wedge",
+    "linen strip",
+    "iron hook",
+    "clay disc",
+    "bone needle",
+    "copper ring",
+    "reed whistle",
+    "leather strap",
+    "glass bead",
+]
+_CRAFTS = [
+    "bookbinding",
+    "lace-making",
+    "barrel-making",
+    "sail repair",
+    "glassblowing",
+    "clockmaking",
+    "rope-making",
+    "tile-setting",
+    "violin-making",
+    "weaving",
+]
 _THEOREMS = ["lemma", "conjecture", "inequality", "principle", "criterion"]
 _SETTLEMENTS = ["village", "town", "hamlet"]
 _OPENERS = ["As an aside, ", "Incidentally, ", "On a related note, ", "Worth knowing: "]

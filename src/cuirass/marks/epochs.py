@@ -56,10 +56,13 @@ class EpochStore:
         """Every epoch, oldest first, with its end time."""
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(epochs_table).order_by(epochs_table.c.epoch)).all()
-        starts = [(0, 0.0, "-", "the initial epoch")] + [(r.epoch, r.started, r.by, r.reason) for r in rows
-                                                          if r.epoch != 0]
-        return [Epoch(e, s, starts[i + 1][1] if i + 1 < len(starts) else None, by, why)
-                for i, (e, s, by, why) in enumerate(starts)]
+        starts = [(0, 0.0, "-", "the initial epoch")] + [
+            (r.epoch, r.started, r.by, r.reason) for r in rows if r.epoch != 0
+        ]
+        return [
+            Epoch(e, s, starts[i + 1][1] if i + 1 < len(starts) else None, by, why)
+            for i, (e, s, by, why) in enumerate(starts)
+        ]
 
     def current(self) -> Epoch:
         return self.all()[-1]

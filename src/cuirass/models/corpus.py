@@ -59,8 +59,9 @@ def encode(tokenizer: PreTrainedTokenizerBase, problem: Worked) -> Example:
     return Example(prompt + answer, [IGNORE] * len(prompt) + answer)
 
 
-def batches(tokenizer: PreTrainedTokenizerBase, stream: Iterator[Worked], batch_size: int,
-            bucket: int = 16) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def batches(
+    tokenizer: PreTrainedTokenizerBase, stream: Iterator[Worked], batch_size: int, bucket: int = 16
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Endless batches of (input_ids, attention_mask, labels), right-padded, from a stream of fresh problems.
 
     Each chunk of `bucket` batches is sorted by length before it is cut, so a batch wastes little on padding;
@@ -71,7 +72,7 @@ def batches(tokenizer: PreTrainedTokenizerBase, stream: Iterator[Worked], batch_
     while True:
         chunk = [encode(tokenizer, next(stream)) for _ in range(batch_size * bucket)]
         chunk.sort(key=lambda ex: len(ex.input_ids))
-        groups = [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+        groups = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
         rng.shuffle(groups)
         for group in groups:
             yield collate(group, pad_id)
@@ -84,7 +85,7 @@ def collate(group: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tens
     labels = torch.full((len(group), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(group), width), dtype=torch.long)
     for row, ex in enumerate(group):
-        ids[row, :len(ex.input_ids)] = torch.tensor(ex.input_ids)
-        labels[row, :len(ex.labels)] = torch.tensor(ex.labels)
-        mask[row, :len(ex.input_ids)] = 1
+        ids[row, : len(ex.input_ids)] = torch.tensor(ex.input_ids)
+        labels[row, : len(ex.labels)] = torch.tensor(ex.labels)
+        mask[row, : len(ex.input_ids)] = 1
     return ids, mask, labels

@@ -35,12 +35,14 @@ from cuirass.marks.canary import CanaryFact, CanaryGenerator
 from cuirass.marks.canary_ledger import CanaryRecord
 from cuirass.marks.epochs import Epoch
 
-METHOD = ("Canary probing. The ledger lists the synthetic facts the canary defense planted in answers, per "
-          "cohort and key epoch; the same keyed generator gives as many never-planted decoy facts. Each fact's "
-          "probe question is put to the suspect (temperature 0); an answer recalls the fact when it contains "
-          "every distinctive word of the expected answer. Planted recall is compared with decoy recall by "
-          "Fisher's exact test, one-sided: under H0 (the suspect never learnt our canaries) planted and decoy "
-          "facts are exchangeable, so the planted recall count given the total is hypergeometric, exactly.")
+METHOD = (
+    "Canary probing. The ledger lists the synthetic facts the canary defense planted in answers, per "
+    "cohort and key epoch; the same keyed generator gives as many never-planted decoy facts. Each fact's "
+    "probe question is put to the suspect (temperature 0); an answer recalls the fact when it contains "
+    "every distinctive word of the expected answer. Planted recall is compared with decoy recall by "
+    "Fisher's exact test, one-sided: under H0 (the suspect never learnt our canaries) planted and decoy "
+    "facts are exchangeable, so the planted recall count given the total is hypergeometric, exactly."
+)
 
 _WORD = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+")
 _COMMON = frozenset({"a", "an", "the", "of", "in", "on", "used", "river", "is", "and"})
@@ -104,9 +106,20 @@ def probe_set(rows: Sequence[CanaryRecord], keyring: Any, epochs: Sequence[Epoch
 def run(probes: Sequence[Probe], ask: Ask) -> list[dict[str, Any]]:
     """Ask every probe; one plain record per probe (what was asked, said, and whether it recalled)."""
     said = ask([p.fact.probe for p in probes])
-    return [{"canary_id": p.fact.canary_id, "cohort": p.fact.cohort, "epoch": p.epoch, "planted": p.planted,
-             "plantings": p.plantings, "probe": p.fact.probe, "expected": p.fact.answer, "answer": s,
-             "recalled": recalled(p.fact.answer, s)} for p, s in zip(probes, said, strict=True)]
+    return [
+        {
+            "canary_id": p.fact.canary_id,
+            "cohort": p.fact.cohort,
+            "epoch": p.epoch,
+            "planted": p.planted,
+            "plantings": p.plantings,
+            "probe": p.fact.probe,
+            "expected": p.fact.answer,
+            "answer": s,
+            "recalled": recalled(p.fact.answer, s),
+        }
+        for p, s in zip(probes, said, strict=True)
+    ]
 
 
 def tests(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -120,11 +133,27 @@ def tests(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     per = []
     for (cohort, epoch), rs in sorted(groups.items()):
         a = sum(r["recalled"] for r in rs)
-        per.append({"channel": "canary", "cohort": cohort, "epoch": epoch, "n_planted": len(rs), "planted_hits": a,
-                    "n_decoys": n2, "decoy_hits": b, "p_value": fisher_greater(a, len(rs), b, n2)})
+        per.append(
+            {
+                "channel": "canary",
+                "cohort": cohort,
+                "epoch": epoch,
+                "n_planted": len(rs),
+                "planted_hits": a,
+                "n_decoys": n2,
+                "decoy_hits": b,
+                "p_value": fisher_greater(a, len(rs), b, n2),
+            }
+        )
     planted = [r for g in groups.values() for r in g]
     a = sum(r["recalled"] for r in planted)
-    pooled = {"n_planted": len(planted), "planted_hits": a, "n_decoys": n2, "decoy_hits": b,
-              "planted_recall": a / len(planted) if planted else 0.0, "decoy_recall": b / n2 if n2 else 0.0,
-              "p_value": fisher_greater(a, len(planted), b, n2)}
+    pooled = {
+        "n_planted": len(planted),
+        "planted_hits": a,
+        "n_decoys": n2,
+        "decoy_hits": b,
+        "planted_recall": a / len(planted) if planted else 0.0,
+        "decoy_recall": b / n2 if n2 else 0.0,
+        "p_value": fisher_greater(a, len(planted), b, n2),
+    }
     return {"tests": per, "pooled": pooled}

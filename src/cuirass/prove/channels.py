@@ -65,14 +65,16 @@ def corpus_digest(texts: Sequence[str]) -> bytes:
 class TextChannel:
     name = "text"
     purpose = "watermark"
-    method = ("Lexical watermark (text level). Every choice point of every text (contraction, synonym, "
-              "connective, optional word, spelling, hyphenation, serial comma) is a window (choice class | "
-              "the two previous words that are not choice points); each distinct window of the corpus is "
-              "scored once (first occurrence), green when its variant is the one of its k variants that "
-              "BLAKE2b(key, window) selects. Under H0 (text not written with the key) the keyed selections "
-              "are independent and uniform against a choice fixed before the key, so a window is green with "
-              "probability 1/k and X ~ Poisson-binomial(1/k_1, ..., 1/k_n) exactly, whatever the natural "
-              "frequency of each variant; its tail is computed exactly (convolution of one binomial per k).")
+    method = (
+        "Lexical watermark (text level). Every choice point of every text (contraction, synonym, "
+        "connective, optional word, spelling, hyphenation, serial comma) is a window (choice class | "
+        "the two previous words that are not choice points); each distinct window of the corpus is "
+        "scored once (first occurrence), green when its variant is the one of its k variants that "
+        "BLAKE2b(key, window) selects. Under H0 (text not written with the key) the keyed selections "
+        "are independent and uniform against a choice fixed before the key, so a window is green with "
+        "probability 1/k and X ~ Poisson-binomial(1/k_1, ..., 1/k_n) exactly, whatever the natural "
+        "frequency of each variant; its tail is computed exactly (convolution of one binomial per k)."
+    )
 
     def __init__(self, finder: Finder | None = None) -> None:
         self.finder = finder
@@ -81,8 +83,7 @@ class TextChannel:
         banned = {u[0] for t in exclude for u in units(t, self.finder, stop=frozenset())}
         pooled = tuple(u for u in merge(units(t, self.finder, stop=frozenset()) for t in texts) if u[0] not in banned)
         results = score_many(pooled, keys, salt=corpus_digest(texts))
-        return [ChannelScore(r.n_scored, r.n_green, r.n_windows, r.gamma, r.p_value, r.p_randomized)
-                for r in results]
+        return [ChannelScore(r.n_scored, r.n_green, r.n_windows, r.gamma, r.p_value, r.p_randomized) for r in results]
 
 
 class TokenChannel:
@@ -98,15 +99,23 @@ class TokenChannel:
 
     name = "token"
     purpose = "logit_watermark"
-    method = ("Token-level watermark (KGW green lists, Kirchenbauer et al. 2023, arXiv:2301.10226) re-scored "
-              "with our tokenizer as in the radioactivity test of Sander et al. 2024: one window per distinct "
-              "context of the corpus (its most frequent next token), windows that occur in the probe prompts "
-              "left out, and, when the policy gates the watermark by entropy, only the steps where our model's "
-              "entropy passes the same threshold (SWEET); X counts the green lists (m per context) the "
-              "windows' tokens are in, X ~ Binomial(m n, gamma) under H0.")
+    method = (
+        "Token-level watermark (KGW green lists, Kirchenbauer et al. 2023, arXiv:2301.10226) re-scored "
+        "with our tokenizer as in the radioactivity test of Sander et al. 2024: one window per distinct "
+        "context of the corpus (its most frequent next token), windows that occur in the probe prompts "
+        "left out, and, when the policy gates the watermark by entropy, only the steps where our model's "
+        "entropy passes the same threshold (SWEET); X counts the green lists (m per context) the "
+        "windows' tokens are in, X ~ Binomial(m n, gamma) under H0."
+    )
 
-    def __init__(self, tokenizer: Any, gamma: float | None = None, context: int | None = None,
-                 gate: Any = None, lists: int | None = None) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        gamma: float | None = None,
+        context: int | None = None,
+        gate: Any = None,
+        lists: int | None = None,
+    ) -> None:
         from cuirass.marks.logit.keyed import CONTEXT, GAMMA, LISTS, check_lists
 
         self.tokenizer = tokenizer
@@ -131,20 +140,22 @@ class TokenChannel:
         banned: set[tuple[tuple[int, ...], int]] = set()
         for t in exclude:
             ids = list(self.tokenizer.encode(t, add_special_tokens=False))
-            banned.update((tuple(ids[i - h:i]), ids[i]) for i in range(h, len(ids)))
+            banned.update((tuple(ids[i - h : i]), ids[i]) for i in range(h, len(ids)))
         lists, keeps = [], []
         for t in texts:
             ids, gate = self._ids_kept(t)
             lists.append(ids)
-            keeps.append([g and (i < h or (tuple(ids[i - h:i]), ids[i]) not in banned) for i, g in enumerate(gate)])
+            keeps.append([g and (i < h or (tuple(ids[i - h : i]), ids[i]) not in banned) for i, g in enumerate(gate)])
         return corpus_windows(lists, h, keeps)
 
     def score(self, texts: Sequence[str], keys: Sequence[bytes], exclude: Sequence[str] = ()) -> list[ChannelScore]:
         from cuirass.marks.logit.detect import score_windows
 
         pooled, salt = self.windows(texts, exclude), corpus_digest(texts)
-        return [ChannelScore(r.n_trials, r.n_green, r.n_scored, r.gamma, r.p_value, r.p_randomized)
-                for r in (score_windows(pooled, key, self.gamma, self.lists, salt) for key in keys)]
+        return [
+            ChannelScore(r.n_trials, r.n_green, r.n_scored, r.gamma, r.p_value, r.p_randomized)
+            for r in (score_windows(pooled, key, self.gamma, self.lists, salt) for key in keys)
+        ]
 
 
 def _token_channel(options: dict[str, Any]) -> Channel | None:

@@ -36,12 +36,17 @@ class Member:
         return dataclasses.asdict(self)
 
 
-def members(engine: sa.Engine, cohort: str | None = None, start: float | None = None,
-            end: float | None = None) -> list[Member]:
+def members(
+    engine: sa.Engine, cohort: str | None = None, start: float | None = None, end: float | None = None
+) -> list[Member]:
     """Accounts that received answers keyed to `cohort` (all cohorts when None) with start <= ts < end."""
     ev = events_table.c
-    q = (sa.select(ev.account, ev.cohort, sa.func.min(ev.ts), sa.func.max(ev.ts), sa.func.count())
-         .where(ev.cohort.isnot(None)).group_by(ev.account, ev.cohort).order_by(ev.cohort, ev.account))
+    q = (
+        sa.select(ev.account, ev.cohort, sa.func.min(ev.ts), sa.func.max(ev.ts), sa.func.count())
+        .where(ev.cohort.isnot(None))
+        .group_by(ev.account, ev.cohort)
+        .order_by(ev.cohort, ev.account)
+    )
     if cohort is not None:
         q = q.where(ev.cohort == cohort)
     if start is not None:
@@ -62,13 +67,21 @@ def moves(engine: sa.Engine, after_seq: int = 0) -> list[dict[str, Any]]:
     ev = events_table.c
     prev = sa.func.lag(ev.cohort).over(partition_by=ev.account, order_by=ev.seq).label("prev")
     sub = sa.select(ev.seq, ev.ts, ev.account, ev.cohort, prev).where(ev.cohort.isnot(None)).subquery()
-    q = (sa.select(sub).where(sub.c.seq > after_seq)
-         .where(sa.or_(sa.and_(sub.c.prev.is_(None), sub.c.cohort.like("h%")),
-                       sa.and_(sub.c.prev.isnot(None), sub.c.prev != sub.c.cohort)))
-         .order_by(sub.c.seq))
+    q = (
+        sa.select(sub)
+        .where(sub.c.seq > after_seq)
+        .where(
+            sa.or_(
+                sa.and_(sub.c.prev.is_(None), sub.c.cohort.like("h%")),
+                sa.and_(sub.c.prev.isnot(None), sub.c.prev != sub.c.cohort),
+            )
+        )
+        .order_by(sub.c.seq)
+    )
     with engine.connect() as conn:
-        return [{"seq": r.seq, "ts": r.ts, "account": r.account, "from": r.prev, "to": r.cohort}
-                for r in conn.execute(q)]
+        return [
+            {"seq": r.seq, "ts": r.ts, "account": r.account, "from": r.prev, "to": r.cohort} for r in conn.execute(q)
+        ]
 
 
 def checkpoint(engine: sa.Engine, log: AuditLog | None = None) -> dict[str, Any]:
@@ -90,7 +103,12 @@ def checkpoint(engine: sa.Engine, log: AuditLog | None = None) -> dict[str, Any]
     found = [m for m in moves(engine, after) if m["seq"] <= through]
     for m in found:
         log.append("cohort_move", m)
-    data = {"after_seq": after, "through_seq": int(through), "events": len(rows), "moves": len(found),
-            "defenses_applied": dict(sorted(applied.items()))}
+    data = {
+        "after_seq": after,
+        "through_seq": int(through),
+        "events": len(rows),
+        "moves": len(found),
+        "defenses_applied": dict(sorted(applied.items())),
+    }
     log.append("checkpoint", data)
     return data

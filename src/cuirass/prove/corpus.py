@@ -26,8 +26,14 @@ class Corpus:
     texts: tuple[str, ...]
 
     def describe(self, role: str) -> dict[str, object]:
-        return {"role": role, "path": self.path, "sha256": self.sha256, "bytes": self.n_bytes,
-                "format": self.format, "n_texts": len(self.texts)}
+        return {
+            "role": role,
+            "path": self.path,
+            "sha256": self.sha256,
+            "bytes": self.n_bytes,
+            "format": self.format,
+            "n_texts": len(self.texts),
+        }
 
 
 def _is_object(line: str) -> bool:

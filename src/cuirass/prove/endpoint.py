@@ -40,8 +40,10 @@ from cuirass.prove.probes import ProbeSet, default_probes
 from cuirass.prove.suspect import Answer, Endpoint, Suspect, describe_answers
 from cuirass.prove.texts import KeyTest, channel_summary, implicated_text, score_keys
 
-QUESTION = ("Was this suspect model trained on (or does it copy) answers this gateway watermarked or seeded with "
-            "canaries, and through which cohorts of accounts did those answers leave?")
+QUESTION = (
+    "Was this suspect model trained on (or does it copy) answers this gateway watermarked or seeded with "
+    "canaries, and through which cohorts of accounts did those answers leave?"
+)
 CANARY_MAX_TOKENS = 48
 
 
@@ -57,8 +59,13 @@ class Context:
     notes: list[str]
 
 
-def context(settings: Any = None, keyring: Any = None, tokenizer: Any = None, engine: sa.Engine | None = None,
-            channel_names: Sequence[str] = ("token", "text")) -> Context:
+def context(
+    settings: Any = None,
+    keyring: Any = None,
+    tokenizer: Any = None,
+    engine: sa.Engine | None = None,
+    channel_names: Sequence[str] = ("token", "text"),
+) -> Context:
     """Keys, cohorts and epochs from the settings (data directory, policy); the token channel uses
     `tokenizer` (an object or a path), else the first local model of the configuration."""
     from cuirass.config import load_settings
@@ -78,14 +85,17 @@ def context(settings: Any = None, keyring: Any = None, tokenizer: Any = None, en
             opts["tokenizer"] = tokenizer
         ch = CHANNELS[name](opts)
         if ch is None:
-            notes.append(f"channel {name!r} not run: it needs transformers and our model's tokenizer "
-                         "(--tokenizer, or a local model in the configuration)")
+            notes.append(
+                f"channel {name!r} not run: it needs transformers and our model's tokenizer "
+                "(--tokenizer, or a local model in the configuration)"
+            )
         else:
             channels.append(ch)
     if not channels:
         raise ValueError("no watermark channel available to score with")
-    return Context(keyring, engine, cohort_names(pol.n_cohorts, pol.n_honeypot_cohorts), EpochStore(engine).all(),
-                   channels, notes)
+    return Context(
+        keyring, engine, cohort_names(pol.n_cohorts, pol.n_honeypot_cohorts), EpochStore(engine).all(), channels, notes
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -124,8 +134,9 @@ def questions(ctx: Context, opts: AuditOptions, probes: Sequence[str] | ProbeSet
     if isinstance(probes, ProbeSet):
         probe_set = probes
     elif probes is not None:
-        probe_set = ProbeSet(tuple(probes), "given", "given by the caller",
-                             f"{len(probes)} prompts given by the caller.")
+        probe_set = ProbeSet(
+            tuple(probes), "given", "given by the caller", f"{len(probes)} prompts given by the caller."
+        )
     else:
         probe_set = default_probes(ctx.engine, opts.queries)
     planted = []
@@ -133,8 +144,11 @@ def questions(ctx: Context, opts: AuditOptions, probes: Sequence[str] | ProbeSet
     if opts.canaries and ctx.engine is not None:
         planted = canary_probe.probe_set(CanaryLedger(ctx.engine).rows(), ctx.keyring, ctx.epochs)
     if not planted:
-        notes.append("canary probing not run: the canary ledger records no planted canary" if opts.canaries
-                     else "canary probing switched off")
+        notes.append(
+            "canary probing not run: the canary ledger records no planted canary"
+            if opts.canaries
+            else "canary probing switched off"
+        )
     return Questions(probe_set, probe_set.take(opts.queries), planted, notes)
 
 
@@ -158,18 +172,24 @@ def _question(endpoint: Endpoint, q: Questions, ctx: Context, opts: AuditOptions
     prompts, probes = q.prompts, q.canaries
     suspect = Suspect(endpoint, concurrency=opts.concurrency, progress=opts.progress)
     try:
-        answers = suspect.ask(prompts, max_tokens=opts.max_tokens, temperature=opts.temperature,
-                              desc=f"{label} probes", seed=opts.seed)
+        answers = suspect.ask(
+            prompts, max_tokens=opts.max_tokens, temperature=opts.temperature, desc=f"{label} probes", seed=opts.seed
+        )
         texts = [a.text for a in answers if a.text]
         if not texts:
             errors = sorted({a.error for a in answers if a.error})
-            raise RuntimeError(f"{endpoint.base_url} ({endpoint.model}) answered none of {len(prompts)} probes: "
-                               + ("; ".join(errors[:3]) or "empty answers"))
+            raise RuntimeError(
+                f"{endpoint.base_url} ({endpoint.model}) answered none of {len(prompts)} probes: "
+                + ("; ".join(errors[:3]) or "empty answers")
+            )
         canary = None
         if probes:
+
             def ask(qs: list[str]) -> list[str | None]:
-                return [a.text for a in suspect.ask(qs, max_tokens=CANARY_MAX_TOKENS, temperature=0.0,
-                                                    desc=f"{label} canaries")]
+                return [
+                    a.text
+                    for a in suspect.ask(qs, max_tokens=CANARY_MAX_TOKENS, temperature=0.0, desc=f"{label} canaries")
+                ]
 
             records = canary_probe.run(probes, ask)
             canary = {"records": records, **canary_probe.tests(records)}
@@ -188,10 +208,13 @@ def _correct(side: Side, alpha: float) -> tuple[list[KeyTest], list[dict[str, An
     """Holm across the whole family: every key of every channel and every canary cohort test."""
     ctests = side.canary["tests"] if side.canary else []
     q = holm([t.p_value for t in side.key_tests] + [t["p_value"] for t in ctests])
-    keys = [dataclasses.replace(t, p_corrected=qi, implicated=qi < alpha)
-            for t, qi in zip(side.key_tests, q, strict=False)]
-    cans = [{**t, "p_corrected": qi, "implicated": qi < alpha}
-            for t, qi in zip(ctests, q[len(side.key_tests):], strict=True)]
+    keys = [
+        dataclasses.replace(t, p_corrected=qi, implicated=qi < alpha) for t, qi in zip(side.key_tests, q, strict=False)
+    ]
+    cans = [
+        {**t, "p_corrected": qi, "implicated": qi < alpha}
+        for t, qi in zip(ctests, q[len(side.key_tests) :], strict=True)
+    ]
     return keys, cans
 
 
@@ -206,9 +229,14 @@ def _summaries(keys: list[KeyTest], cans: list[dict[str, Any]], ctx: Context) ->
     out = {ch.name: channel_summary([t for t in keys if t.channel == ch.name]) for ch in ctx.channels}
     if cans:
         best = min(cans, key=lambda t: t["p_value"])
-        out["canary"] = {"n_keys": len(cans), "n_scored": sum(t["n_planted"] for t in cans), "min_p": best["p_value"],
-                         "min_p_corrected": best["p_corrected"], "best": f"{best['cohort']}/epoch {best['epoch']}",
-                         "n_implicated": sum(t["implicated"] for t in cans)}
+        out["canary"] = {
+            "n_keys": len(cans),
+            "n_scored": sum(t["n_planted"] for t in cans),
+            "min_p": best["p_value"],
+            "min_p_corrected": best["p_corrected"],
+            "best": f"{best['cohort']}/epoch {best['epoch']}",
+            "n_implicated": sum(t["implicated"] for t in cans),
+        }
     return out
 
 
@@ -216,9 +244,15 @@ def _transcript(answers: Sequence[Answer]) -> list[dict[str, Any]]:
     return [dataclasses.asdict(a) for a in answers]
 
 
-def audit_endpoint(suspect: Endpoint, ctx: Context, opts: AuditOptions = AuditOptions(), *,
-                   probes: Sequence[str] | ProbeSet | None = None, control: Endpoint | None = None,
-                   command: str = "") -> dict[str, Any]:
+def audit_endpoint(
+    suspect: Endpoint,
+    ctx: Context,
+    opts: AuditOptions = AuditOptions(),
+    *,
+    probes: Sequence[str] | ProbeSet | None = None,
+    control: Endpoint | None = None,
+    command: str = "",
+) -> dict[str, Any]:
     """Question the suspect (and the control, if given) and return the report as plain data.
 
     `ctx` (from `context`) says which keys, cohorts, epochs and channels to test and where the event log
@@ -231,22 +265,32 @@ def audit_endpoint(suspect: Endpoint, ctx: Context, opts: AuditOptions = AuditOp
     if control is not None:  # phase 4: the control, through the same questions and tests
         side = _question(control, q, ctx, opts, "control")
         report["control"] = _control(side, opts.alpha)
-        report["inputs"].append(describe_answers(side.answers, "control outputs",
-                                                 f"{control.base_url} (model {control.model})"))
+        report["inputs"].append(
+            describe_answers(side.answers, "control outputs", f"{control.base_url} (model {control.model})")
+        )
         report["transcripts"]["control"] = _transcript(side.answers)
     report["conclusion"] = conclusion(report)
     return report
 
 
-def _report(suspect: Endpoint, control: Endpoint | None, q: Questions, main: Side, ctx: Context, opts: AuditOptions,
-            command: str) -> dict[str, Any]:
+def _report(
+    suspect: Endpoint,
+    control: Endpoint | None,
+    q: Questions,
+    main: Side,
+    ctx: Context,
+    opts: AuditOptions,
+    command: str,
+) -> dict[str, Any]:
     """The report of the suspect's side: inputs, method, every test corrected (Holm over the whole family),
     the implicated cohorts and the accounts keyed to them."""
     keys, cans = _correct(main, opts.alpha)
-    implicated = [{**t.to_dict(), "accounts": _accounts(ctx.engine, t.cohort, t.epoch, ctx.epochs)}
-                  for t in keys if t.implicated]
-    implicated += [{**t, "accounts": _accounts(ctx.engine, t["cohort"], t["epoch"], ctx.epochs)}
-                   for t in cans if t["implicated"]]
+    implicated = [
+        {**t.to_dict(), "accounts": _accounts(ctx.engine, t.cohort, t.epoch, ctx.epochs)} for t in keys if t.implicated
+    ]
+    implicated += [
+        {**t, "accounts": _accounts(ctx.engine, t["cohort"], t["epoch"], ctx.epochs)} for t in cans if t["implicated"]
+    ]
     method_channels = {ch.name: ch.method for ch in ctx.channels}
     if main.canary:
         method_channels["canary"] = canary_probe.METHOD
@@ -258,20 +302,30 @@ def _report(suspect: Endpoint, control: Endpoint | None, q: Questions, main: Sid
         "generated_at": time.time(),
         "inputs": [q.probe_set.describe("probes"), describe_answers(main.answers, "suspect outputs", where)]
         + ([describe_answers(planted_answers(main), "suspect canary answers", where)] if main.canary else []),
-        "endpoint": {"suspect": suspect.describe(), "control": control.describe() if control else None,
-                     "queries": len(q.prompts), "answered": len(main.texts),
-                     "failed": sum(a.text is None for a in main.answers),
-                     "errors": sorted({a.error for a in main.answers if a.error})[:5],
-                     "max_tokens": opts.max_tokens, "temperature": opts.temperature,
-                     "concurrency": opts.concurrency, "seed": opts.seed,
-                     "probe_source": q.probe_set.source, "probe_note": q.probe_set.note,
-                     "token_windows": main.windows, "notes": q.notes},
+        "endpoint": {
+            "suspect": suspect.describe(),
+            "control": control.describe() if control else None,
+            "queries": len(q.prompts),
+            "answered": len(main.texts),
+            "failed": sum(a.text is None for a in main.answers),
+            "errors": sorted({a.error for a in main.answers if a.error})[:5],
+            "max_tokens": opts.max_tokens,
+            "temperature": opts.temperature,
+            "concurrency": opts.concurrency,
+            "seed": opts.seed,
+            "probe_source": q.probe_set.source,
+            "probe_note": q.probe_set.note,
+            "token_windows": main.windows,
+            "notes": q.notes,
+        },
         "method": {
             "channels": method_channels,
             "correction": METHOD,
-            "correction_note": ("Holm-Bonferroni across every (channel, cohort, epoch) key tested and every canary "
-                                "cohort test; controls the family-wise error rate at alpha under arbitrary "
-                                "dependence (union bound)."),
+            "correction_note": (
+                "Holm-Bonferroni across every (channel, cohort, epoch) key tested and every canary "
+                "cohort test; controls the family-wise error rate at alpha under arbitrary "
+                "dependence (union bound)."
+            ),
             "alpha": opts.alpha,
             "n_tests": len(keys) + len(cans),
             "cohorts": list(ctx.cohorts),
@@ -281,7 +335,8 @@ def _report(suspect: Endpoint, control: Endpoint | None, q: Questions, main: Sid
         "channels": _summaries(keys, cans, ctx),
         "tests": [t.to_dict() for t in keys],
         "canary": {"tests": cans, "pooled": main.canary["pooled"], "records": main.canary["records"]}
-        if main.canary else None,
+        if main.canary
+        else None,
         "implicated": implicated,
         "transcripts": {"suspect": _transcript(main.answers)},
         "rerun": command,
@@ -299,33 +354,50 @@ def _control(side: Side, alpha: float) -> dict[str, Any]:
     ks = ks_uniform([t.p_randomized for t in keys])
     every = [t.p_value for t in keys] + [t["p_value"] for t in cans]
     implicated = [t.to_dict() for t in keys if t.implicated] + [t for t in cans if t["implicated"]]
-    return {"endpoint": side.endpoint.describe(), "answered": len(side.texts), "tests": [t.to_dict() for t in keys],
-            "canary": {"tests": cans, "pooled": side.canary["pooled"], "records": side.canary["records"]}
-            if side.canary else None,
-            "implicated": implicated, "min_p": min(every), "min_p_corrected": min(holm(every)),
-            "ks_uniform": ks.to_dict(), "token_windows": side.windows,
-            "passed": ks.uniform and not implicated}
+    return {
+        "endpoint": side.endpoint.describe(),
+        "answered": len(side.texts),
+        "tests": [t.to_dict() for t in keys],
+        "canary": {"tests": cans, "pooled": side.canary["pooled"], "records": side.canary["records"]}
+        if side.canary
+        else None,
+        "implicated": implicated,
+        "min_p": min(every),
+        "min_p_corrected": min(holm(every)),
+        "ks_uniform": ks.to_dict(),
+        "token_windows": side.windows,
+        "passed": ks.uniform and not implicated,
+    }
 
 
 def conclusion(report: dict[str, Any]) -> str:
     """One paragraph in plain words."""
     alpha, m = report["method"]["alpha"], report["method"]["n_tests"]
     ep = report["endpoint"]
-    text = (f"{ep['answered']} answers from {ep['suspect']['model']} at {ep['suspect']['base_url']} to "
-            f"{ep['queries']} probes ({ep['probe_source']}). ")
+    text = (
+        f"{ep['answered']} answers from {ep['suspect']['model']} at {ep['suspect']['base_url']} to "
+        f"{ep['queries']} probes ({ep['probe_source']}). "
+    )
     if report["implicated"]:
-        text += (f"The suspect's answers carry our marks. Implicated at family-wise level {alpha} over {m} tests: "
-                 + implicated_text(report["implicated"]) + ".")
+        text += (
+            f"The suspect's answers carry our marks. Implicated at family-wise level {alpha} over {m} tests: "
+            + implicated_text(report["implicated"])
+            + "."
+        )
     else:
-        text += (f"No test reaches a Holm-corrected p-value below {alpha} over {m} tests: these answers give no "
-                 "evidence that the suspect learnt from our outputs (not proof of absence: more probes, or "
-                 "probes closer to what was harvested, add power).")
+        text += (
+            f"No test reaches a Holm-corrected p-value below {alpha} over {m} tests: these answers give no "
+            "evidence that the suspect learnt from our outputs (not proof of absence: more probes, or "
+            "probes closer to what was harvested, add power)."
+        )
     ctl = report.get("control")
     if ctl is not None:
         ks = ctl["ks_uniform"]
-        text += (f" Control ({ctl['endpoint']['model']}): {len(ctl['implicated'])} tests implicated, smallest "
-                 f"p = {ctl['min_p']:.3g} (Holm {ctl['min_p_corrected']:.3g}); its randomized p-values "
-                 f"{'look' if ks['uniform'] else 'do NOT look'} uniform (KS D = {ks['statistic']:.3f}, "
-                 f"p = {ks['p_value']:.3g}, n = {ks['n']}), so the self-check "
-                 f"{'passed' if ctl['passed'] else 'FAILED: do not rely on this audit'}.")
+        text += (
+            f" Control ({ctl['endpoint']['model']}): {len(ctl['implicated'])} tests implicated, smallest "
+            f"p = {ctl['min_p']:.3g} (Holm {ctl['min_p_corrected']:.3g}); its randomized p-values "
+            f"{'look' if ks['uniform'] else 'do NOT look'} uniform (KS D = {ks['statistic']:.3f}, "
+            f"p = {ks['p_value']:.3g}, n = {ks['n']}), so the self-check "
+            f"{'passed' if ctl['passed'] else 'FAILED: do not rely on this audit'}."
+        )
     return text

@@ -53,11 +53,20 @@ def null_plot(report: dict[str, Any]) -> str:
         x = np.arange(n + 1)
         z = (x - gamma * n) / sd
         keep = np.abs(z) <= max(5.0, max(abs(t["z"]) for t in tests) + 1)
-        ax.bar(z[keep], binom.pmf(x[keep], n, gamma) * sd, width=1 / sd, color="#bbbbbb",
-               label=f"null: Binomial({n}, {gamma}) (density)")
+        ax.bar(
+            z[keep],
+            binom.pmf(x[keep], n, gamma) * sd,
+            width=1 / sd,
+            color="#bbbbbb",
+            label=f"null: Binomial({n}, {gamma}) (density)",
+        )
         for t in tests:
-            ax.axvline(t["z"], color="#c0392b" if t["implicated"] else "#2c7fb8",
-                       lw=2.0 if t["implicated"] else 0.6, alpha=1.0 if t["implicated"] else 0.5)
+            ax.axvline(
+                t["z"],
+                color="#c0392b" if t["implicated"] else "#2c7fb8",
+                lw=2.0 if t["implicated"] else 0.6,
+                alpha=1.0 if t["implicated"] else 0.5,
+            )
         ax.plot([], [], color="#2c7fb8", label="observed, one line per key")
         ax.plot([], [], color="#c0392b", lw=2, label="implicated key")
         ax.set_xlabel("pooled score z"), ax.set_ylabel("density"), ax.set_title(f"{name} channel")

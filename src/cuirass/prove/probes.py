@@ -41,8 +41,14 @@ class ProbeSet:
     def describe(self, role: str = "probes") -> dict[str, Any]:
         """A row of the report's inputs table."""
         raw = self.jsonl
-        return {"role": role, "path": self.where, "sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw),
-                "format": f"jsonl ({self.source})", "n_texts": len(self.prompts)}
+        return {
+            "role": role,
+            "path": self.where,
+            "sha256": hashlib.sha256(raw).hexdigest(),
+            "bytes": len(raw),
+            "format": f"jsonl ({self.source})",
+            "n_texts": len(self.prompts),
+        }
 
     def take(self, n: int) -> list[str]:
         """n prompts, cycling when the set is smaller (sampling makes repeated prompts answer differently)."""
@@ -80,8 +86,9 @@ def read_probes(path: Path) -> ProbeSet:
         except json.JSONDecodeError as exc:
             raise CorpusError(f"{path}:{no}: invalid JSON ({exc.msg}, column {exc.colno})") from None
         if not prompt:
-            raise CorpusError(f"{path}:{no}: expected a prompt (a string, or an object with 'prompt', 'text' "
-                              "or 'messages')")
+            raise CorpusError(
+                f"{path}:{no}: expected a prompt (a string, or an object with 'prompt', 'text' or 'messages')"
+            )
         prompts.append(prompt)
     if not prompts:
         raise CorpusError(f"{path}: no prompts")
@@ -110,8 +117,13 @@ def harvested(engine: sa.Engine, limit: int = SCAN_LIMIT) -> list[str]:
     same log always gives the same probe set.
     """
     ev = events_table.c
-    q = (sa.select(ev.messages).where(ev.cohort.isnot(None)).where(ev.status.is_(None) | (ev.status < 400))
-         .order_by(ev.seq.desc()).limit(limit))
+    q = (
+        sa.select(ev.messages)
+        .where(ev.cohort.isnot(None))
+        .where(ev.status.is_(None) | (ev.status < 400))
+        .order_by(ev.seq.desc())
+        .limit(limit)
+    )
     with engine.connect() as conn:
         found = {p for (msgs,) in conn.execute(q) if (p := last_user_text(msgs)) is not None}
     return sorted(found, key=lambda p: hashlib.sha256(p.encode()).digest())
@@ -129,9 +141,15 @@ def default_probes(engine: sa.Engine | None, n: int) -> ProbeSet:
     found = harvested(engine) if engine is not None else []
     if found:
         where = engine.url.render_as_string(hide_password=True) if engine is not None else "-"
-        note = (f"{len(found)} distinct prompts whose answers the event log shows went out keyed to a cohort "
-                f"(harvested); {min(n, len(found))} used" + (", cycled" if n > len(found) else "") + ".")
+        note = (
+            f"{len(found)} distinct prompts whose answers the event log shows went out keyed to a cohort "
+            f"(harvested); {min(n, len(found))} used" + (", cycled" if n > len(found) else "") + "."
+        )
         return ProbeSet(tuple(found[:n]), "event-log", f"event log {where}", note)
-    return ProbeSet(tuple(reference(n)), "reference", "cuirass.models.problems (split test, seed 0)",
-                    "The event log holds no prompt text of keyed answers (empty, or retention 'hashes'): "
-                    "the built-in reference problems were used instead.")
+    return ProbeSet(
+        tuple(reference(n)),
+        "reference",
+        "cuirass.models.problems (split test, seed 0)",
+        "The event log holds no prompt text of keyed answers (empty, or retention 'hashes'): "
+        "the built-in reference problems were used instead.",
+    )

@@ -65,10 +65,25 @@ def _p(p: float) -> str:
 
 
 def _tests_table(tests: list[dict[str, Any]]) -> str:
-    rows = [[t["channel"], t["cohort"], t["epoch"], t["n_scored"], t["n_green"], f"{t['z']:.2f}", _p(t["p_value"]),
-             _p(t["p_corrected"]), t["commitment"][:16]] for t in tests]
-    return _table(["channel", "cohort", "epoch", "n units", "green", "z", "p (exact)", "p (Holm)",
-                   "key commitment"], rows, [t["implicated"] for t in tests])
+    rows = [
+        [
+            t["channel"],
+            t["cohort"],
+            t["epoch"],
+            t["n_scored"],
+            t["n_green"],
+            f"{t['z']:.2f}",
+            _p(t["p_value"]),
+            _p(t["p_corrected"]),
+            t["commitment"][:16],
+        ]
+        for t in tests
+    ]
+    return _table(
+        ["channel", "cohort", "epoch", "n units", "green", "z", "p (exact)", "p (Holm)", "key commitment"],
+        rows,
+        [t["implicated"] for t in tests],
+    )
 
 
 def _endpoint(report: dict[str, Any]) -> str:
@@ -76,15 +91,22 @@ def _endpoint(report: dict[str, Any]) -> str:
     ep = report.get("endpoint")
     if not ep:
         return ""
-    rows = [["suspect", f"{ep['suspect']['base_url']} (model {ep['suspect']['model']})"],
-            ["control", f"{ep['control']['base_url']} (model {ep['control']['model']})" if ep["control"] else "none"],
-            ["probes", f"{ep['probe_source']}: {ep['probe_note']}"],
-            ["questions", f"{ep['queries']} asked, {ep['answered']} answered, {ep['failed']} failed"],
-            ["sampling", f"max_tokens {ep['max_tokens']}, temperature {ep['temperature']}"]]
+    rows = [
+        ["suspect", f"{ep['suspect']['base_url']} (model {ep['suspect']['model']})"],
+        ["control", f"{ep['control']['base_url']} (model {ep['control']['model']})" if ep["control"] else "none"],
+        ["probes", f"{ep['probe_source']}: {ep['probe_note']}"],
+        ["questions", f"{ep['queries']} asked, {ep['answered']} answered, {ep['failed']} failed"],
+        ["sampling", f"max_tokens {ep['max_tokens']}, temperature {ep['temperature']}"],
+    ]
     if ep.get("token_windows"):
         w = ep["token_windows"]
-        rows.append(["token windows", f"{w['all']} distinct in the outputs, {w['all'] - w['scored']} also in the "
-                                      f"probe prompts (not scored), {w['scored']} scored"])
+        rows.append(
+            [
+                "token windows",
+                f"{w['all']} distinct in the outputs, {w['all'] - w['scored']} also in the "
+                f"probe prompts (not scored), {w['scored']} scored",
+            ]
+        )
     rows += [["error", e] for e in ep.get("errors", [])] + [["note", n] for n in ep.get("notes", [])]
     return "<h2>How the suspect was questioned</h2>" + _table(["", ""], rows)
 
@@ -97,37 +119,67 @@ def _canary(report: dict[str, Any]) -> str:
     if c is None:
         return "<h2>Canary probing</h2><p>Not run: no planted canary in the ledger.</p>"
     p = c["pooled"]
-    head = (f"<p>Pooled: {p['planted_hits']}/{p['n_planted']} planted facts recalled against "
-            f"{p['decoy_hits']}/{p['n_decoys']} never-planted decoys; one-sided Fisher exact p = {_p(p['p_value'])}."
-            "</p>")
-    rows = [[t["cohort"], t["epoch"], f"{t['planted_hits']}/{t['n_planted']}", f"{t['decoy_hits']}/{t['n_decoys']}",
-             _p(t["p_value"]), _p(t["p_corrected"])] for t in c["tests"]]
-    return ("<h2>Canary probing</h2>" + head
-            + _table(["cohort", "epoch", "planted recalled", "decoys recalled", "p (Fisher, exact)", "p (Holm)"],
-                     rows, [t["implicated"] for t in c["tests"]]))
+    head = (
+        f"<p>Pooled: {p['planted_hits']}/{p['n_planted']} planted facts recalled against "
+        f"{p['decoy_hits']}/{p['n_decoys']} never-planted decoys; one-sided Fisher exact p = {_p(p['p_value'])}."
+        "</p>"
+    )
+    rows = [
+        [
+            t["cohort"],
+            t["epoch"],
+            f"{t['planted_hits']}/{t['n_planted']}",
+            f"{t['decoy_hits']}/{t['n_decoys']}",
+            _p(t["p_value"]),
+            _p(t["p_corrected"]),
+        ]
+        for t in c["tests"]
+    ]
+    return (
+        "<h2>Canary probing</h2>"
+        + head
+        + _table(
+            ["cohort", "epoch", "planted recalled", "decoys recalled", "p (Fisher, exact)", "p (Holm)"],
+            rows,
+            [t["implicated"] for t in c["tests"]],
+        )
+    )
 
 
 def render_html(report: dict[str, Any]) -> str:
     """The self-contained HTML page for a report of `texts.audit_texts` or `endpoint.audit_endpoint`."""
     m = report["method"]
     method = "".join(f"<p><b>{_e(name)} channel.</b> {_e(text)}</p>" for name, text in m["channels"].items())
-    method += (f"<p><b>Null and p-value.</b> X ~ Binomial(n, gamma) for text not written with the key; "
-               f"p = P(X &ge; x) = binom.sf(x - 1, n, gamma), exact (scipy.stats.binom).</p>"
-               f"<p><b>Multiple testing.</b> {_e(m['correction_note'])} Tests: {m['n_tests']} "
-               f"(cohorts {_e(', '.join(m['cohorts']))} &times; {len(report['epochs'])} epochs &times; "
-               f"{len(m['channels'])} channels); alpha = {m['alpha']}.</p>")
-    channels = _table(["channel", "keys", "units scored", "smallest p", "its Holm p", "at", "implicated"],
-                      [[n, c["n_keys"], c["n_scored"], _p(c["min_p"]), _p(c["min_p_corrected"]), c["best"],
-                        c["n_implicated"]] for n, c in report["channels"].items()])
+    method += (
+        f"<p><b>Null and p-value.</b> X ~ Binomial(n, gamma) for text not written with the key; "
+        f"p = P(X &ge; x) = binom.sf(x - 1, n, gamma), exact (scipy.stats.binom).</p>"
+        f"<p><b>Multiple testing.</b> {_e(m['correction_note'])} Tests: {m['n_tests']} "
+        f"(cohorts {_e(', '.join(m['cohorts']))} &times; {len(report['epochs'])} epochs &times; "
+        f"{len(m['channels'])} channels); alpha = {m['alpha']}.</p>"
+    )
+    channels = _table(
+        ["channel", "keys", "units scored", "smallest p", "its Holm p", "at", "implicated"],
+        [
+            [n, c["n_keys"], c["n_scored"], _p(c["min_p"]), _p(c["min_p_corrected"]), c["best"], c["n_implicated"]]
+            for n, c in report["channels"].items()
+        ],
+    )
     if report["implicated"]:
         parts = []
         for t in report["implicated"]:
-            parts.append(f"<h3>{_e(t['cohort'])}, epoch {t['epoch']} ({_e(t['channel'])} channel): "
-                         f"p = {_p(t['p_value'])}, Holm p = {_p(t['p_corrected'])}</h3>")
-            parts.append(_table(["account", "first keyed answer", "last keyed answer", "keyed answers"],
-                                [[a["account"], _ts(a["first_ts"]), _ts(a["last_ts"]), a["n_events"]]
-                                 for a in t["accounts"]]) if t["accounts"] else "<p>No account in the event "
-                         "log received answers under this key (was the audit run on another data directory?)</p>")
+            parts.append(
+                f"<h3>{_e(t['cohort'])}, epoch {t['epoch']} ({_e(t['channel'])} channel): "
+                f"p = {_p(t['p_value'])}, Holm p = {_p(t['p_corrected'])}</h3>"
+            )
+            parts.append(
+                _table(
+                    ["account", "first keyed answer", "last keyed answer", "keyed answers"],
+                    [[a["account"], _ts(a["first_ts"]), _ts(a["last_ts"]), a["n_events"]] for a in t["accounts"]],
+                )
+                if t["accounts"]
+                else "<p>No account in the event "
+                "log received answers under this key (was the audit run on another data directory?)</p>"
+            )
         implicated = "".join(parts)
     else:
         implicated = "<p>None.</p>"
@@ -141,30 +193,50 @@ def render_html(report: dict[str, Any]) -> str:
         control = "<p>No control given (run with <code>--control ...</code>).</p>"
     else:
         ks = ctl["ks_uniform"]
-        control = (f"<p class='box'>{'PASSED' if ctl['passed'] else 'FAILED'}: {len(ctl['implicated'])} keys "
-                   f"implicated on the control; Kolmogorov-Smirnov test of its {ks['n']} randomized p-values "
-                   f"against Uniform(0, 1): D = {ks['statistic']:.3f}, p = {_p(ks['p_value'])} "
-                   f"({'consistent with' if ks['uniform'] else 'rejects'} uniformity at level {ks['level']}). "
-                   "Randomized p-values are used because the exact ones are discrete and conservative; "
-                   "they are independent across keys, so the KS test applies.</p>")
+        control = (
+            f"<p class='box'>{'PASSED' if ctl['passed'] else 'FAILED'}: {len(ctl['implicated'])} keys "
+            f"implicated on the control; Kolmogorov-Smirnov test of its {ks['n']} randomized p-values "
+            f"against Uniform(0, 1): D = {ks['statistic']:.3f}, p = {_p(ks['p_value'])} "
+            f"({'consistent with' if ks['uniform'] else 'rejects'} uniformity at level {ks['level']}). "
+            "Randomized p-values are used because the exact ones are discrete and conservative; "
+            "they are independent across keys, so the KS test applies.</p>"
+        )
         if "min_p" in ctl:
             where = f"{ctl['endpoint']['base_url']} (model {ctl['endpoint']['model']})"
-            control += (f"<p>Control endpoint {_e(where)}: "
-                        f"smallest p = {_p(ctl['min_p'])}, Holm-corrected {_p(ctl['min_p_corrected'])}, over "
-                        f"{len(ctl['tests'])} key tests" + (" and the canary tests" if ctl.get("canary") else "")
-                        + ".</p>")
-    epochs = _table(["epoch", "started", "ended", "by", "reason"],
-                    [[e["epoch"], _ts(e["started"]) if e["started"] else "beginning", _ts(e["ended"]), e["by"],
-                      e["reason"]] for e in report["epochs"]])
-    inputs = _table(["role", "file", "SHA-256", "bytes", "format", "texts"],
-                    [[i["role"], i["path"], i["sha256"], i["bytes"], i["format"], i["n_texts"]]
-                     for i in report["inputs"]])
+            control += (
+                f"<p>Control endpoint {_e(where)}: "
+                f"smallest p = {_p(ctl['min_p'])}, Holm-corrected {_p(ctl['min_p_corrected'])}, over "
+                f"{len(ctl['tests'])} key tests" + (" and the canary tests" if ctl.get("canary") else "") + ".</p>"
+            )
+    epochs = _table(
+        ["epoch", "started", "ended", "by", "reason"],
+        [
+            [e["epoch"], _ts(e["started"]) if e["started"] else "beginning", _ts(e["ended"]), e["by"], e["reason"]]
+            for e in report["epochs"]
+        ],
+    )
+    inputs = _table(
+        ["role", "file", "SHA-256", "bytes", "format", "texts"],
+        [[i["role"], i["path"], i["sha256"], i["bytes"], i["format"], i["n_texts"]] for i in report["inputs"]],
+    )
     return _PAGE.substitute(
-        generated=_e(_ts(report["generated_at"])), version=_e(report["cuirass_version"]),
-        subject=_e(report.get("subject", "a suspect corpus")), endpoint=_endpoint(report), canary=_canary(report),
-        question=_e(report["question"]), conclusion=_e(report["conclusion"]), inputs=inputs,
-        rerun=_e(report["rerun"]), method=method, channels=channels, implicated=implicated, plots=plot_html,
-        control=control, epochs=epochs, tests=_tests_table(report["tests"]))
+        generated=_e(_ts(report["generated_at"])),
+        version=_e(report["cuirass_version"]),
+        subject=_e(report.get("subject", "a suspect corpus")),
+        endpoint=_endpoint(report),
+        canary=_canary(report),
+        question=_e(report["question"]),
+        conclusion=_e(report["conclusion"]),
+        inputs=inputs,
+        rerun=_e(report["rerun"]),
+        method=method,
+        channels=channels,
+        implicated=implicated,
+        plots=plot_html,
+        control=control,
+        epochs=epochs,
+        tests=_tests_table(report["tests"]),
+    )
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:

@@ -47,15 +47,28 @@ def transcript_jsonl(answers: Sequence[Answer]) -> bytes:
 def describe_answers(answers: Sequence[Answer], role: str, where: str) -> dict[str, Any]:
     """A row of the report's inputs table for a set of collected answers."""
     raw = transcript_jsonl(answers)
-    return {"role": role, "path": where, "sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw),
-            "format": "jsonl transcripts", "n_texts": sum(a.text is not None for a in answers)}
+    return {
+        "role": role,
+        "path": where,
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "bytes": len(raw),
+        "format": "jsonl transcripts",
+        "n_texts": sum(a.text is not None for a in answers),
+    }
 
 
 class Suspect:
     """A chat-completions endpoint to question. One `openai.OpenAI` client, shared by the worker threads."""
 
-    def __init__(self, endpoint: Endpoint, *, concurrency: int = 4, retries: int = 4, timeout_s: float = 120.0,
-                 progress: bool = True) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        concurrency: int = 4,
+        retries: int = 4,
+        timeout_s: float = 120.0,
+        progress: bool = True,
+    ) -> None:
         try:
             import openai
         except ModuleNotFoundError:
@@ -64,15 +77,20 @@ class Suspect:
         self.concurrency = max(1, int(concurrency))
         self.progress = progress
         self._openai = openai
-        self.client = openai.OpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key or "none",
-                                    max_retries=retries, timeout=timeout_s)
+        self.client = openai.OpenAI(
+            base_url=endpoint.base_url, api_key=endpoint.api_key or "none", max_retries=retries, timeout=timeout_s
+        )
 
     def _one(self, prompt: str, max_tokens: int, temperature: float, seed: int | None) -> Answer:
         extra = {} if seed is None else {"seed": seed}
         try:
-            r = self.client.chat.completions.create(model=self.endpoint.model, max_tokens=max_tokens,
-                                                    temperature=temperature,
-                                                    messages=[{"role": "user", "content": prompt}], **extra)
+            r = self.client.chat.completions.create(
+                model=self.endpoint.model,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                messages=[{"role": "user", "content": prompt}],
+                **extra,
+            )
         except self._openai.OpenAIError as exc:  # retried already where the error was transient
             return Answer(prompt, None, None, f"{type(exc).__name__}: {exc}"[:300])
         if not r.choices:
@@ -80,17 +98,22 @@ class Suspect:
         c = r.choices[0]
         return Answer(prompt, c.message.content or "", c.finish_reason)
 
-    def ask(self, prompts: Sequence[str], *, max_tokens: int, temperature: float, desc: str,
-            seed: int | None = None) -> list[Answer]:
+    def ask(
+        self, prompts: Sequence[str], *, max_tokens: int, temperature: float, desc: str, seed: int | None = None
+    ) -> list[Answer]:
         """One answer per prompt, in prompt order. With `seed`, question i asks for seed + i (servers that
         honour seeds then answer reproducibly; others ignore it)."""
         from tqdm import tqdm
 
         out: list[Answer | None] = [None] * len(prompts)
-        with ThreadPoolExecutor(self.concurrency) as pool, \
-                tqdm(total=len(prompts), desc=desc, unit="q", disable=not self.progress, file=sys.stderr) as bar:
-            futures = {pool.submit(self._one, p, max_tokens, temperature, None if seed is None else seed + i): i
-                       for i, p in enumerate(prompts)}
+        with (
+            ThreadPoolExecutor(self.concurrency) as pool,
+            tqdm(total=len(prompts), desc=desc, unit="q", disable=not self.progress, file=sys.stderr) as bar,
+        ):
+            futures = {
+                pool.submit(self._one, p, max_tokens, temperature, None if seed is None else seed + i): i
+                for i, p in enumerate(prompts)
+            }
             for fut in as_completed(futures):
                 out[futures[fut]] = fut.result()
                 bar.update(1)

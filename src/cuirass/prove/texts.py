@@ -26,8 +26,10 @@ from cuirass.prove.corpus import Corpus
 from cuirass.prove.correction import METHOD, holm, ks_uniform
 from cuirass.prove.keys import KeyRef, keys_for
 
-QUESTION = ("Were these suspect outputs produced by a model trained on (or copying) answers this gateway "
-            "watermarked, and through which cohorts of accounts did those answers leave?")
+QUESTION = (
+    "Were these suspect outputs produced by a model trained on (or copying) answers this gateway "
+    "watermarked, and through which cohorts of accounts did those answers leave?"
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -56,15 +58,33 @@ class KeyTest:
         return {**dataclasses.asdict(self), "z": self.z}
 
 
-def score_keys(texts: Sequence[str], channels: Sequence[Channel], cohorts: Sequence[str],
-               epochs: Sequence[Epoch], keyring: Any, exclude: Sequence[str] = ()) -> list[KeyTest]:
+def score_keys(
+    texts: Sequence[str],
+    channels: Sequence[Channel],
+    cohorts: Sequence[str],
+    epochs: Sequence[Epoch],
+    keyring: Any,
+    exclude: Sequence[str] = (),
+) -> list[KeyTest]:
     """Uncorrected pooled tests: one per (channel, epoch, cohort); windows found in `exclude` are not scored."""
     tests: list[KeyTest] = []
     for ch in channels:
         refs: list[KeyRef] = keys_for(keyring, ch.purpose, cohorts, epochs)
         for ref, s in zip(refs, ch.score(texts, [r.key for r in refs], exclude), strict=True):
-            tests.append(KeyTest(ch.name, ref.cohort, ref.epoch, ref.commitment, s.n_scored, s.n_green,
-                                 s.n_windows, s.gamma, s.p_value, s.p_randomized))
+            tests.append(
+                KeyTest(
+                    ch.name,
+                    ref.cohort,
+                    ref.epoch,
+                    ref.commitment,
+                    s.n_scored,
+                    s.n_green,
+                    s.n_windows,
+                    s.gamma,
+                    s.p_value,
+                    s.p_randomized,
+                )
+            )
     return tests
 
 
@@ -81,14 +101,29 @@ def _accounts(engine: sa.Engine | None, t: KeyTest, epochs: dict[int, Epoch]) ->
     return [m.to_dict() for m in members(engine, t.cohort, e.started, e.ended)]
 
 
-def _run(corpus: Corpus, channels: Sequence[Channel], cohorts: Sequence[str], epochs: Sequence[Epoch],
-         keyring: Any, alpha: float) -> list[KeyTest]:
+def _run(
+    corpus: Corpus,
+    channels: Sequence[Channel],
+    cohorts: Sequence[str],
+    epochs: Sequence[Epoch],
+    keyring: Any,
+    alpha: float,
+) -> list[KeyTest]:
     return correct(score_keys(corpus.texts, channels, cohorts, epochs, keyring), alpha)
 
 
-def audit_texts(corpus: Corpus, *, channels: Sequence[Channel], keyring: Any, cohorts: Sequence[str],
-                epochs: Sequence[Epoch], engine: sa.Engine | None = None, alpha: float = 0.01,
-                control: Corpus | None = None, command: str = "") -> dict[str, Any]:
+def audit_texts(
+    corpus: Corpus,
+    *,
+    channels: Sequence[Channel],
+    keyring: Any,
+    cohorts: Sequence[str],
+    epochs: Sequence[Epoch],
+    engine: sa.Engine | None = None,
+    alpha: float = 0.01,
+    control: Corpus | None = None,
+    command: str = "",
+) -> dict[str, Any]:
     """The full audit as plain data (the JSON report; report.py renders it as HTML)."""
     if not 0.0 < alpha < 1.0:
         raise ValueError("alpha must be in (0, 1)")
@@ -105,8 +140,10 @@ def audit_texts(corpus: Corpus, *, channels: Sequence[Channel], keyring: Any, co
         "method": {
             "channels": {ch.name: ch.method for ch in channels},
             "correction": METHOD,
-            "correction_note": ("Holm-Bonferroni across every (channel, cohort, epoch) key tested; controls the "
-                                "family-wise error rate at alpha under arbitrary dependence (union bound)."),
+            "correction_note": (
+                "Holm-Bonferroni across every (channel, cohort, epoch) key tested; controls the "
+                "family-wise error rate at alpha under arbitrary dependence (union bound)."
+            ),
             "alpha": alpha,
             "n_tests": len(tests),
             "cohorts": list(cohorts),
@@ -134,10 +171,14 @@ def audit_texts(corpus: Corpus, *, channels: Sequence[Channel], keyring: Any, co
 def channel_summary(tests: Sequence[KeyTest]) -> dict[str, Any]:
     """One channel's line of the report: its best key, that key's p-values, how many keys are implicated."""
     best = min(tests, key=lambda t: t.p_value) if tests else None
-    return {"n_keys": len(tests), "n_scored": best.n_scored if best else 0,
-            "min_p": best.p_value if best else 1.0, "min_p_corrected": best.p_corrected if best else 1.0,
-            "best": f"{best.cohort}/epoch {best.epoch}" if best else None,
-            "n_implicated": sum(t.implicated for t in tests)}
+    return {
+        "n_keys": len(tests),
+        "n_scored": best.n_scored if best else 0,
+        "min_p": best.p_value if best else 1.0,
+        "min_p_corrected": best.p_corrected if best else 1.0,
+        "best": f"{best.cohort}/epoch {best.epoch}" if best else None,
+        "n_implicated": sum(t.implicated for t in tests),
+    }
 
 
 def conclusion(report: dict[str, Any]) -> str:
@@ -146,22 +187,32 @@ def conclusion(report: dict[str, Any]) -> str:
     m = report["method"]["n_tests"]
     imp = report["implicated"]
     if imp:
-        text = (f"The corpus carries our watermark. Implicated at family-wise level {alpha} over {m} keys: "
-                + implicated_text(imp) + ".")
+        text = (
+            f"The corpus carries our watermark. Implicated at family-wise level {alpha} over {m} keys: "
+            + implicated_text(imp)
+            + "."
+        )
     else:
-        text = (f"No key reaches a Holm-corrected p-value below {alpha} over {m} keys: this corpus gives no "
-                "evidence of our watermark (which is not proof of absence: paraphrase removes it).")
+        text = (
+            f"No key reaches a Holm-corrected p-value below {alpha} over {m} keys: this corpus gives no "
+            "evidence of our watermark (which is not proof of absence: paraphrase removes it)."
+        )
     ctl = report.get("control")
     if ctl is not None:
         ks = ctl["ks_uniform"]
-        text += (f" Control: {len(ctl['implicated'])} keys implicated; its randomized p-values "
-                 f"{'look' if ks['uniform'] else 'do NOT look'} uniform (KS D = {ks['statistic']:.3f}, "
-                 f"p = {ks['p_value']:.3g}, n = {ks['n']}), so the self-check "
-                 f"{'passed' if ctl['passed'] else 'FAILED: do not rely on this audit'}.")
+        text += (
+            f" Control: {len(ctl['implicated'])} keys implicated; its randomized p-values "
+            f"{'look' if ks['uniform'] else 'do NOT look'} uniform (KS D = {ks['statistic']:.3f}, "
+            f"p = {ks['p_value']:.3g}, n = {ks['n']}), so the self-check "
+            f"{'passed' if ctl['passed'] else 'FAILED: do not rely on this audit'}."
+        )
     return text
 
 
 def implicated_text(implicated: list[dict[str, Any]]) -> str:
     """The implicated cohorts in one sentence part: cohort, epoch, channel, p, Holm p, account count."""
-    return "; ".join(f"{t['cohort']} (epoch {t['epoch']}, {t['channel']} channel: p = {t['p_value']:.3g}, "
-                     f"Holm-corrected {t['p_corrected']:.3g}, {len(t['accounts'])} accounts)" for t in implicated)
+    return "; ".join(
+        f"{t['cohort']} (epoch {t['epoch']}, {t['channel']} channel: p = {t['p_value']:.3g}, "
+        f"Holm-corrected {t['p_corrected']:.3g}, {len(t['accounts'])} accounts)"
+        for t in implicated
+    )

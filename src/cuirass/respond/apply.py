@@ -45,8 +45,9 @@ def _cut(text: str, max_chars: int | None) -> tuple[str, bool]:
     return text[:max_chars], True
 
 
-def rewrite_whole(resp: dict[str, Any], chat: bool, rewrite: Rewrite, strip_fields: bool,
-                  max_chars: int | None = None) -> dict[str, Any]:
+def rewrite_whole(
+    resp: dict[str, Any], chat: bool, rewrite: Rewrite, strip_fields: bool, max_chars: int | None = None
+) -> dict[str, Any]:
     """Rewrite every choice of a non-streaming response in place (each cut at `max_chars` first); returns it."""
     for choice in resp.get("choices") or ():
         if chat:
@@ -75,8 +76,9 @@ def _split(text: str, n: int) -> list[str]:
     return [p if i == 0 else " " + p for i, p in enumerate(pieces)]
 
 
-def rewrite_stream(chunks: Sequence[dict[str, Any]], chat: bool, rewrite: Rewrite,
-                   strip_fields: bool, max_chars: int | None = None) -> list[dict[str, Any]]:
+def rewrite_stream(
+    chunks: Sequence[dict[str, Any]], chat: bool, rewrite: Rewrite, strip_fields: bool, max_chars: int | None = None
+) -> list[dict[str, Any]]:
     """The chunk sequence a client should get instead of `chunks` (which arrived whole, in order); each
     choice's text is cut at `max_chars` before it is rewritten, and its finish_reason then says "length"."""
     texts: dict[int, list[str]] = {}
@@ -138,5 +140,6 @@ async def rewrite_response(resp: dict[str, Any], chat: bool, plan: Plan) -> dict
 
 async def rewrite_chunks(chunks: Sequence[dict[str, Any]], chat: bool, plan: Plan) -> list[dict[str, Any]]:
     """`rewrite_stream` for a plan, in a worker thread (the event loop goes on serving meanwhile)."""
-    return await asyncio.to_thread(rewrite_stream, chunks, chat, plan.rewrite or _same, plan.strip_fields,
-                                   plan.max_chars)
+    return await asyncio.to_thread(
+        rewrite_stream, chunks, chat, plan.rewrite or _same, plan.strip_fields, plan.max_chars
+    )

@@ -52,8 +52,9 @@ class Policy:
         if unknown:
             raise ValueError(f"unknown actions in shadow_actions: {sorted(unknown)}")
 
-    def decide(self, account: str, org: str | None, model: str, allowlisted: bool,
-               verdict: AccountVerdict | None) -> Decision:
+    def decide(
+        self, account: str, org: str | None, model: str, allowlisted: bool, verdict: AccountVerdict | None
+    ) -> Decision:
         cfg = self.config
         if allowlisted or account in cfg.allowlist or (org is not None and f"org:{org}" in cfg.allowlist):
             return PASS
@@ -73,8 +74,9 @@ class Policy:
         if shadow:
             return Decision(band.name if band else None, (), actions, flagged)
         live = tuple(a for a in actions if a not in cfg.shadow_actions)
-        return Decision(band.name if band else None, live, tuple(a for a in actions if a in cfg.shadow_actions),
-                        flagged)
+        return Decision(
+            band.name if band else None, live, tuple(a for a in actions if a in cfg.shadow_actions), flagged
+        )
 
 
 def _matches(c: BandCondition, flagged: bool, in_campaign: bool, score: float) -> bool:

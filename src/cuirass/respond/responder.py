@@ -64,7 +64,9 @@ class Responder:
             name: DEFENSES[name](**config.options.get(name, {})) for name in sorted(used) if name in DEFENSES
         }
         self.logit_defenses: dict[str, LogitDefense] = {
-            name: LOGIT_DEFENSES[name](**config.options.get(name, {})) for name in sorted(used) if name in LOGIT_DEFENSES
+            name: LOGIT_DEFENSES[name](**config.options.get(name, {}))
+            for name in sorted(used)
+            if name in LOGIT_DEFENSES
         }
 
     def cohort(self, account: str, verdict: AccountVerdict | None, honeypot: bool) -> str:
@@ -80,22 +82,42 @@ class Responder:
         h = hmac.new(self.keyring.key(action, "fraction"), f"{account}\x00{prompt}".encode(), hashlib.sha256)
         return int.from_bytes(h.digest()[:8], "big") / 2**64
 
-    def decide(self, *, account: str, org: str | None, allowlisted: bool, model: str,
-               verdict: AccountVerdict | None) -> Decision:
+    def decide(
+        self, *, account: str, org: str | None, allowlisted: bool, model: str, verdict: AccountVerdict | None
+    ) -> Decision:
         """The policy's decision (cheap: done for every request)."""
         return self.policy.decide(account, org, model, allowlisted, verdict)
 
-    def plan(self, decision: Decision, *, account: str, model: str, endpoint: str, prompt: str,
-             verdict: AccountVerdict | None) -> Plan:
+    def plan(
+        self,
+        decision: Decision,
+        *,
+        account: str,
+        model: str,
+        endpoint: str,
+        prompt: str,
+        verdict: AccountVerdict | None,
+    ) -> Plan:
         """How to carry out a decision that has actions (only flagged or defaulted traffic gets here)."""
         cohort = self.cohort(account, verdict, decision.honeypot)
         acts = decision.actions
         text_steps = [a for a in acts if a in self.defenses]
         rewrite = None
         if text_steps:
-            steps = [(self.defenses[a], DefenseContext(account=account, cohort=cohort, prompt=prompt,
-                                                       endpoint=endpoint, model=model,
-                                                       key=self.keyring.key(a, cohort, self.epoch))) for a in text_steps]
+            steps = [
+                (
+                    self.defenses[a],
+                    DefenseContext(
+                        account=account,
+                        cohort=cohort,
+                        prompt=prompt,
+                        endpoint=endpoint,
+                        model=model,
+                        key=self.keyring.key(a, cohort, self.epoch),
+                    ),
+                )
+                for a in text_steps
+            ]
 
             def rewrite(text: str) -> str:
                 for defense, ctx in steps:
@@ -103,15 +125,36 @@ class Responder:
                 return text
 
         processors = tuple(
-            functools.partial(self.logit_defenses[a].processor,
-                              DefenseContext(account=account, cohort=cohort, prompt=prompt, endpoint=endpoint,
-                                             model=model, key=self.keyring.key(a, cohort, self.epoch)))
-            for a in acts if a in self.logit_defenses)
+            functools.partial(
+                self.logit_defenses[a].processor,
+                DefenseContext(
+                    account=account,
+                    cohort=cohort,
+                    prompt=prompt,
+                    endpoint=endpoint,
+                    model=model,
+                    key=self.keyring.key(a, cohort, self.epoch),
+                ),
+            )
+            for a in acts
+            if a in self.logit_defenses
+        )
         throttle = "throttle" in acts and self.keyed_fraction("throttle", account, prompt) < float(
-            self.option("throttle", "fraction", 1.0))
+            self.option("throttle", "fraction", 1.0)
+        )
         carried = tuple(a for a in acts if a != "throttle" or throttle)
-        return Plan(decision, carried, cohort, rewrite, "strip_reasoning" in acts, "decoy" in acts, throttle,
-                    "block" in acts, processors, self.config.rewrite_max_chars)
+        return Plan(
+            decision,
+            carried,
+            cohort,
+            rewrite,
+            "strip_reasoning" in acts,
+            "decoy" in acts,
+            throttle,
+            "block" in acts,
+            processors,
+            self.config.rewrite_max_chars,
+        )
 
     def option(self, action: str, name: str, default: Any) -> Any:
         return self.config.options.get(action, {}).get(name, default)

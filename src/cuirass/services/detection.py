@@ -81,8 +81,9 @@ class DetectionService:
             if r.account == ANONYMOUS:
                 continue  # never authenticated: nothing to attribute
             try:
-                event = Event.from_dict({str(k): orjson.loads(v) if k in _JSON and v is not None else v
-                                         for k, v in r._mapping.items()})
+                event = Event.from_dict(
+                    {str(k): orjson.loads(v) if k in _JSON and v is not None else v for k, v in r._mapping.items()}
+                )
                 self.detector.observe(event)
             except Exception as exc:  # noqa: BLE001 - one bad event must not switch detection off
                 self.dead_letters.add(f"{type(exc).__name__}: {exc}", seq=r.seq, request_id=r.request_id)
@@ -103,15 +104,25 @@ class DetectionService:
                 raise
             except Exception:  # noqa: BLE001 - a failed campaign job must not hold back account verdicts
                 self._campaigns_retry_at = time.monotonic() + CAMPAIGN_RETRY_S
-                self._log.warning("detection service: campaign job failed; accounts are still scored, the job is "
-                                  "tried again in %.0fs", CAMPAIGN_RETRY_S, exc_info=True)
+                self._log.warning(
+                    "detection service: campaign job failed; accounts are still scored, the job is "
+                    "tried again in %.0fs",
+                    CAMPAIGN_RETRY_S,
+                    exc_info=True,
+                )
         self.store.put_auto(self._row(a) for a in sorted(touched))
         return len(rows)
 
     def _row(self, account: str) -> dict[str, Any]:
         v = self.detector.verdict(account)
-        return {"account": account, "score": round(v.score, 6), "flagged": v.flagged, "reasons": list(v.reasons),
-                "campaign": v.campaign, "first_flagged_ts": v.first_flagged_ts}
+        return {
+            "account": account,
+            "score": round(v.score, 6),
+            "flagged": v.flagged,
+            "reasons": list(v.reasons),
+            "campaign": v.campaign,
+            "first_flagged_ts": v.first_flagged_ts,
+        }
 
     def run(self, stop: threading.Event, checkpoint_every_s: float = 300.0) -> None:
         """Tail the log until `stop` is set; every `checkpoint_every_s`, record cohort moves and the
@@ -134,8 +145,12 @@ class DetectionService:
                 self._log.warning("detection service: store unavailable (%s); retrying", type(exc).__name__)
                 n = 0
             except Exception:  # noqa: BLE001 - the service outlives any one failure; retried with backoff
-                self._log.warning("detection service: step failed at event seq %d; retrying in %.1fs",
-                                  self.last_seq, delay, exc_info=True)
+                self._log.warning(
+                    "detection service: step failed at event seq %d; retrying in %.1fs",
+                    self.last_seq,
+                    delay,
+                    exc_info=True,
+                )
                 n, delay = 0, min(delay * 2, 30.0)
             if n < BATCH:
                 stop.wait(delay)

@@ -33,13 +33,15 @@ class Upstream(Protocol):
 
     async def list_models(self) -> list[str]: ...
 
-    async def complete(self, endpoint: str, body: dict[str, Any], *,
-                       processors: Sequence[ProcessorFactory] | None = None) -> dict[str, Any]:
+    async def complete(
+        self, endpoint: str, body: dict[str, Any], *, processors: Sequence[ProcessorFactory] | None = None
+    ) -> dict[str, Any]:
         """A whole (non-streaming) response object; raises UpstreamError."""
         ...
 
-    def stream(self, endpoint: str, body: dict[str, Any], *,
-               processors: Sequence[ProcessorFactory] | None = None) -> AsyncGenerator[list[dict[str, Any]], None]:
+    def stream(
+        self, endpoint: str, body: dict[str, Any], *, processors: Sequence[ProcessorFactory] | None = None
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Opens the stream (raising UpstreamError before the first chunk if the upstream refuses),
         then yields the SSE chunk objects in batches (all that arrived together); raises UpstreamError
         if the stream breaks before `[DONE]`."""

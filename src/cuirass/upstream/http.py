@@ -63,8 +63,9 @@ class HTTPUpstream:
         except (KeyError, TypeError):
             raise UpstreamError("protocol", "upstream /models answer is not an OpenAI model list") from None
 
-    async def complete(self, endpoint: str, body: dict[str, Any], *,
-                       processors: Sequence[ProcessorFactory] | None = None) -> dict[str, Any]:
+    async def complete(
+        self, endpoint: str, body: dict[str, Any], *, processors: Sequence[ProcessorFactory] | None = None
+    ) -> dict[str, Any]:
         try:
             async with self.session.post(
                 self.base_url + endpoint.removeprefix("/v1"), data=orjson.dumps(body), headers=self._headers
@@ -73,8 +74,9 @@ class HTTPUpstream:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _translate(exc) from None
 
-    async def stream(self, endpoint: str, body: dict[str, Any], *,
-                     processors: Sequence[ProcessorFactory] | None = None) -> AsyncGenerator[list[dict[str, Any]], None]:
+    async def stream(
+        self, endpoint: str, body: dict[str, Any], *, processors: Sequence[ProcessorFactory] | None = None
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Yield the SSE chunk objects in batches: every complete event that one network read brought.
 
         Batching lets the gateway relay a burst of chunks in one write instead of one write each.

@@ -30,8 +30,7 @@ def _error(exc: Exception) -> UpstreamError:
     from cuirass.engine.loader import EngineError
 
     if isinstance(exc, EngineError):
-        body = {"error": {"message": exc.message, "type": "invalid_request_error", "param": exc.param,
-                          "code": None}}
+        body = {"error": {"message": exc.message, "type": "invalid_request_error", "param": exc.param, "code": None}}
         return UpstreamError("http", exc.message, status=exc.status, body=body)
     return UpstreamError("protocol", f"local engine failed: {type(exc).__name__}: {exc}")
 
@@ -57,10 +56,15 @@ class LocalUpstream:
             raise UpstreamError("connect", "a local upstream needs the engine extra: pip install 'cuirass[engine]'")
         c = self.config
         if not (resolve_path(str(c.path)) / "config.json").is_file():
-            raise UpstreamError("connect", f"local model {c.path!r}: no Hugging Face model at "
-                                           f"{resolve_path(str(c.path))} (config.json missing)")
-        self._engine = Scheduler(lambda: load_model(str(c.path), c.device, c.dtype, c.threads), c.max_concurrency,
-                                 name=f"cuirass-engine-{self.name}")
+            raise UpstreamError(
+                "connect",
+                f"local model {c.path!r}: no Hugging Face model at {resolve_path(str(c.path))} (config.json missing)",
+            )
+        self._engine = Scheduler(
+            lambda: load_model(str(c.path), c.device, c.dtype, c.threads),
+            c.max_concurrency,
+            name=f"cuirass-engine-{self.name}",
+        )
 
     async def close(self) -> None:
         if self._engine is not None:
@@ -99,8 +103,14 @@ class LocalUpstream:
         except Exception as exc:  # noqa: BLE001 - reported with the model's path
             raise EngineError(f"local model {self.config.path!r} could not be loaded: {exc}", status=500) from None
 
-    async def _run(self, endpoint: str, body: dict[str, Any], processors: Sequence[ProcessorFactory] | None,
-                   cancel: threading.Event, emit: Callable[[int, str], None] | None) -> tuple[Any, list[Any]]:
+    async def _run(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        processors: Sequence[ProcessorFactory] | None,
+        cancel: threading.Event,
+        emit: Callable[[int, str], None] | None,
+    ) -> tuple[Any, list[Any]]:
         """Parse and build processors in a worker thread (a processor may load a model), then queue every
         choice on the engine and wait for all of them."""
         from cuirass.engine.generate import ChoiceRun
@@ -111,15 +121,18 @@ class LocalUpstream:
 
         def prepare() -> tuple[Any, list[ChoiceRun]]:
             req = parse(lm, endpoint, body)
-            return req, [ChoiceRun(lm, req, i, [make(lm.tokenizer) for make in processors or ()], cancel, emit)
-                         for i in range(req.params.n)]  # fresh processor state per choice
+            return req, [
+                ChoiceRun(lm, req, i, [make(lm.tokenizer) for make in processors or ()], cancel, emit)
+                for i in range(req.params.n)
+            ]  # fresh processor state per choice
 
         req, runs = await asyncio.to_thread(prepare)
         futures = [engine.submit(run) for run in runs]
         return req, [await asyncio.wrap_future(f) for f in futures]
 
-    async def complete(self, endpoint: str, body: dict[str, Any], *,
-                       processors: Sequence[ProcessorFactory] | None = None) -> dict[str, Any]:
+    async def complete(
+        self, endpoint: str, body: dict[str, Any], *, processors: Sequence[ProcessorFactory] | None = None
+    ) -> dict[str, Any]:
         cancel = threading.Event()
         try:
             req, choices = await self._run(endpoint, body, processors, cancel, None)
@@ -134,16 +147,28 @@ class LocalUpstream:
         out = []
         for c in choices:
             if chat:
-                out.append({"index": c.index, "message": {"role": "assistant", "content": c.text},
-                            "logprobs": None, "finish_reason": c.finish_reason})
+                out.append(
+                    {
+                        "index": c.index,
+                        "message": {"role": "assistant", "content": c.text},
+                        "logprobs": None,
+                        "finish_reason": c.finish_reason,
+                    }
+                )
             else:
                 out.append({"index": c.index, "text": c.text, "logprobs": None, "finish_reason": c.finish_reason})
-        return {"id": _id(chat), "object": "chat.completion" if chat else "text_completion",
-                "created": int(time.time()), "model": body.get("model") or self.served_name, "choices": out,
-                "usage": _usage(req, choices)}
+        return {
+            "id": _id(chat),
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model") or self.served_name,
+            "choices": out,
+            "usage": _usage(req, choices),
+        }
 
-    async def stream(self, endpoint: str, body: dict[str, Any], *,
-                     processors: Sequence[ProcessorFactory] | None = None) -> AsyncGenerator[list[dict[str, Any]], None]:
+    async def stream(
+        self, endpoint: str, body: dict[str, Any], *, processors: Sequence[ProcessorFactory] | None = None
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Chunks as OpenAI sends them: role, content deltas, finish, then usage (if asked)."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -163,16 +188,25 @@ class LocalUpstream:
         usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         def chunk(choices: list[dict[str, Any]], use: dict[str, int] | None = None) -> dict[str, Any]:
-            c: dict[str, Any] = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion",
-                                 "created": created, "model": model, "choices": choices}
+            c: dict[str, Any] = {
+                "id": rid,
+                "object": "chat.completion.chunk" if chat else "text_completion",
+                "created": created,
+                "model": model,
+                "choices": choices,
+            }
             if usage:
                 c["usage"] = use
             return c
 
         def part(i: int, text: str | None, finish: str | None) -> dict[str, Any]:
             if chat:
-                return {"index": i, "delta": {} if text is None else {"content": text}, "logprobs": None,
-                        "finish_reason": finish}
+                return {
+                    "index": i,
+                    "delta": {} if text is None else {"content": text},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
             return {"index": i, "text": text or "", "logprobs": None, "finish_reason": finish}
 
         started: set[int] = set()
@@ -187,8 +221,18 @@ class LocalUpstream:
                         req, choices = _result(fut)  # raises the worker's error, before any chunk if early
                         for c in choices:
                             if chat and c.index not in started:
-                                batch.append(chunk([{"index": c.index, "delta": {"role": "assistant", "content": ""},
-                                                     "logprobs": None, "finish_reason": None}]))
+                                batch.append(
+                                    chunk(
+                                        [
+                                            {
+                                                "index": c.index,
+                                                "delta": {"role": "assistant", "content": ""},
+                                                "logprobs": None,
+                                                "finish_reason": None,
+                                            }
+                                        ]
+                                    )
+                                )
                             batch.append(chunk([part(c.index, None, c.finish_reason or "stop")]))
                         if usage:
                             batch.append(chunk([], _usage(req, choices)))
@@ -197,8 +241,18 @@ class LocalUpstream:
                     i, text = item
                     if chat and i not in started:
                         started.add(i)
-                        batch.append(chunk([{"index": i, "delta": {"role": "assistant", "content": ""},
-                                             "logprobs": None, "finish_reason": None}]))
+                        batch.append(
+                            chunk(
+                                [
+                                    {
+                                        "index": i,
+                                        "delta": {"role": "assistant", "content": ""},
+                                        "logprobs": None,
+                                        "finish_reason": None,
+                                    }
+                                ]
+                            )
+                        )
                     started.add(i)
                     batch.append(chunk([part(i, text, None)]))
                 if batch:
@@ -219,8 +273,7 @@ def _result(fut: asyncio.Future[Any]) -> tuple[Any, list[Any]]:
 
 def _usage(req: Any, choices: list[Any]) -> dict[str, int]:
     made = sum(len(c.token_ids) for c in choices)
-    return {"prompt_tokens": len(req.prompt_ids), "completion_tokens": made,
-            "total_tokens": len(req.prompt_ids) + made}
+    return {"prompt_tokens": len(req.prompt_ids), "completion_tokens": made, "total_tokens": len(req.prompt_ids) + made}
 
 
 def _id(chat: bool) -> str:

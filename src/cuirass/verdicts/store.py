@@ -81,9 +81,19 @@ class VerdictStore:
         with self.engine.begin() as conn:
             conn.execute(campaigns_table.delete())
             if campaigns:
-                conn.execute(campaigns_table.insert(), [
-                    {"id": c["id"], "accounts": list(c["accounts"]), "score": float(c["score"]),
-                     "reasons": list(c["reasons"]), "updated": now} for c in campaigns])
+                conn.execute(
+                    campaigns_table.insert(),
+                    [
+                        {
+                            "id": c["id"],
+                            "accounts": list(c["accounts"]),
+                            "score": float(c["score"]),
+                            "reasons": list(c["reasons"]),
+                            "updated": now,
+                        }
+                        for c in campaigns
+                    ],
+                )
 
     # -- written by operators ------------------------------------------------------------------
     def override(self, account: str, verdict: str, by: str, reason: str) -> AccountVerdict:
@@ -91,11 +101,19 @@ class VerdictStore:
             raise ValueError(f"verdict must be one of {', '.join(OVERRIDES)}")
         auto = self._auto(account)
         with self.engine.begin() as conn:
-            conn.execute(overrides_table.insert().values(
-                account=account, verdict=verdict, by=by, reason=reason,
-                score_at=float(auto["score"]) if auto else 0.0, ts=time.time()))
-            self.audit.append("verdict_override", {"account": account, "verdict": verdict, "by": by,
-                                                   "reason": reason}, conn=conn)  # both or neither
+            conn.execute(
+                overrides_table.insert().values(
+                    account=account,
+                    verdict=verdict,
+                    by=by,
+                    reason=reason,
+                    score_at=float(auto["score"]) if auto else 0.0,
+                    ts=time.time(),
+                )
+            )
+            self.audit.append(
+                "verdict_override", {"account": account, "verdict": verdict, "by": by, "reason": reason}, conn=conn
+            )  # both or neither
         return self.get(account)
 
     def history(self, account: str) -> list[dict[str, Any]]:
@@ -162,8 +180,9 @@ class VerdictCache:
 
     def refresh(self) -> None:
         """Reload from the store (blocking; call from a thread)."""
-        q = sa.select(verdicts_table).where(sa.or_(verdicts_table.c.score >= self.floor,
-                                                   verdicts_table.c.flagged.is_(True)))
+        q = sa.select(verdicts_table).where(
+            sa.or_(verdicts_table.c.score >= self.floor, verdicts_table.c.flagged.is_(True))
+        )
         with self.store.engine.connect() as conn:
             autos = {r.account: _row(r) for r in conn.execute(q)}
         overrides = self.store._latest_overrides()

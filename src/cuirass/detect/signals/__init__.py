@@ -7,7 +7,19 @@ from collections.abc import Sequence
 from cuirass.detect.signals import age, coverage, elicitation, infra, params, pivot, shape, templates, timing  # noqa: F401  (registration)
 from cuirass.detect.signals.base import SIGNALS, Context, Link, Signal, register
 
-DEFAULT = ("reasoning", "rubric", "answer_format", "templates", "probing", "timing", "shape", "coverage", "age", "infra", "pivot")
+DEFAULT = (
+    "reasoning",
+    "rubric",
+    "answer_format",
+    "templates",
+    "probing",
+    "timing",
+    "shape",
+    "coverage",
+    "age",
+    "infra",
+    "pivot",
+)
 
 
 def build(names: Sequence[str] | None = None) -> list[Signal]:

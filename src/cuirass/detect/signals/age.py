@@ -22,7 +22,7 @@ class AgeState:
     def __init__(self) -> None:
         self.created: float | None = None
         self.age_at_first: float | None = None  # seconds between sign-up and first request
-        self.first_day = 0                      # requests within a day of sign-up
+        self.first_day = 0  # requests within a day of sign-up
 
 
 @register

@@ -162,8 +162,9 @@ class LazyHistogram:
         return max(0.0, math.log(b) - self.t / b) if b > 0 else 0.0
 
 
-def rate_consistency_many(hits: np.ndarray, n: np.ndarray, pooled_hits: float, pooled_n: float, p0: float,
-                          lo: float, hi: float) -> np.ndarray:
+def rate_consistency_many(
+    hits: np.ndarray, n: np.ndarray, pooled_hits: float, pooled_n: float, p0: float, lo: float, hi: float
+) -> np.ndarray:
     """`rate_consistency` for arrays of members, censored to [-lo, hi]."""
     if pooled_n <= 0 or pooled_hits / pooled_n <= p0:
         return np.zeros(len(hits))

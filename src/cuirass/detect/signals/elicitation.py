@@ -8,8 +8,8 @@ from cuirass.detect import digest as D
 from cuirass.detect.digest import Digest
 from cuirass.detect.signals.base import Context, DecayedRate, RateSignal, register
 
-TASK_WORDS = 12   # a prompt shorter than this holds no task of its own
-FOLLOW_UP = 0.3   # weight of a reasoning request about an answer already given
+TASK_WORDS = 12  # a prompt shorter than this holds no task of its own
+FOLLOW_UP = 0.3  # weight of a reasoning request about an answer already given
 OPEN_THREADS = 16  # recent reasoning requests remembered per account, to notice follow-ups
 
 

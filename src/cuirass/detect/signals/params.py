@@ -25,8 +25,8 @@ class ProbeState:
 
     def __init__(self) -> None:
         self.distribution = DecayedRate()  # logprobs / top_logprobs / echo / logit_bias
-        self.multi = DecayedRate()         # n > 1
-        self.greedy = DecayedRate()        # temperature 0
+        self.multi = DecayedRate()  # n > 1
+        self.greedy = DecayedRate()  # temperature 0
         self.max_tokens: dict[int, int] = {}
 
 
@@ -61,8 +61,15 @@ class ProbingSignal(Signal):
 
     def summary(self, state: ProbeState) -> Sequence[float]:
         sweep = len(state.max_tokens) if state.distribution.n >= 8 else 0
-        return (state.distribution.hits, state.distribution.n, state.multi.hits, state.multi.n,
-                state.greedy.hits, state.greedy.n, float(sweep))
+        return (
+            state.distribution.hits,
+            state.distribution.n,
+            state.multi.hits,
+            state.multi.n,
+            state.greedy.hits,
+            state.greedy.n,
+            float(sweep),
+        )
 
     @staticmethod
     def _sweep(values: float) -> float:
@@ -91,14 +98,17 @@ class ProbingSignal(Signal):
         return "probes decoding parameters: " + (", ".join(parts) or "rarely") + f" of {s[1]:.0f} recent requests"
 
     def consistency(self, member: Sequence[float], pooled: Sequence[float]) -> float:
-        return sum(clip(rate_consistency(member[2 * i], member[2 * i + 1], pooled[2 * i], pooled[2 * i + 1], p0), 0.5, hi)
-                   for i, (_, p0, hi) in enumerate(_RATES))
+        return sum(
+            clip(rate_consistency(member[2 * i], member[2 * i + 1], pooled[2 * i], pooled[2 * i + 1], p0), 0.5, hi)
+            for i, (_, p0, hi) in enumerate(_RATES)
+        )
 
     def consistency_many(self, members: np.ndarray, pooled: Sequence[float]) -> np.ndarray:
         total = np.zeros(len(members))
         for i, (_, p0, hi) in enumerate(_RATES):
-            total += rate_consistency_many(members[:, 2 * i], members[:, 2 * i + 1], pooled[2 * i], pooled[2 * i + 1],
-                                           p0, 0.5, hi)
+            total += rate_consistency_many(
+                members[:, 2 * i], members[:, 2 * i + 1], pooled[2 * i], pooled[2 * i + 1], p0, 0.5, hi
+            )
         return total
 
     def explain(self, state: ProbeState) -> str:

@@ -21,8 +21,8 @@ from cuirass.detect.digest import Digest
 from cuirass.detect.signals.base import Context, DecayedRate, Link, RateSignal, register
 from cuirass.detect.signals.elicitation import TASK_WORDS
 
-KEEP = 48          # template keys kept per account (most frequent, then most recent)
-LINKED_KEYS = 8    # of which offered as linking features
+KEEP = 48  # template keys kept per account (most frequent, then most recent)
+LINKED_KEYS = 8  # of which offered as linking features
 KEEP_SYSTEM = 4
 
 
@@ -92,8 +92,10 @@ class TemplateSignal(RateSignal):
 
     def explain(self, state: TemplateState) -> str:  # type: ignore[override]
         repeated = sum(1 for c in state.keys.values() if c > 1)
-        return (f"reuses a prompt template in {state.rate.share:.0%} of {state.rate.n:.0f} recent prompts "
-                f"({repeated} recurring template sentences)")
+        return (
+            f"reuses a prompt template in {state.rate.share:.0%} of {state.rate.n:.0f} recent prompts "
+            f"({repeated} recurring template sentences)"
+        )
 
     def describe(self, share: float, n: float, example: str | None) -> str:
         return f"reuses a prompt template in {share:.0%} of {n:.0f} recent prompts"

@@ -16,9 +16,9 @@ from cuirass.detect.evidence import clip, rate_llr
 from cuirass.detect.signals.base import Context, DecayedRate, LazyHistogram, Link, Signal, register
 
 SESSION_GAP = 1800.0  # longer gaps are breaks between sessions, not pacing
-MIN_GAPS = 6.0        # gaps needed before regularity counts
-MIN_HOURS = 36.0      # requests needed before the daily profile counts
-BURST_GAP = 1.0       # seconds: faster than anyone types
+MIN_GAPS = 6.0  # gaps needed before regularity counts
+MIN_HOURS = 36.0  # requests needed before the daily profile counts
+BURST_GAP = 1.0  # seconds: faster than anyone types
 
 
 class TimingState:
@@ -85,8 +85,9 @@ class TimingSignal(Signal):
         return self._total(*self._parts(state.s0, state.s1, state.s2, state.bursts.hits, state.bursts.n, entropy, n))
 
     @staticmethod
-    def _parts(s0: float, s1: float, s2: float, bursts: float, n_bursts: float, entropy: float,
-               n_hours: float) -> tuple[float, float, float, float]:
+    def _parts(
+        s0: float, s1: float, s2: float, bursts: float, n_bursts: float, entropy: float, n_hours: float
+    ) -> tuple[float, float, float, float]:
         cv = _cv(s0, s1, s2) if s0 >= MIN_GAPS else -1.0
         regular = 0.0
         if cv >= 0:

@@ -39,23 +39,32 @@ class Suspect:
 
 def _serving_config(models: Mapping[str, Path], threads: int, device: str, concurrency: int) -> dict[str, Any]:
     local = {"type": "local", "device": device, "threads": threads, "max_concurrency": concurrency}
-    return {"models": [{"name": name, "upstream": {**local, "path": str(path)}} for name, path in models.items()],
-            "policy": {"bands": [], "default_actions": []}, "detection": {"enabled": False},
-            "auth": {"cache_ttl_s": 60.0}}
+    return {
+        "models": [{"name": name, "upstream": {**local, "path": str(path)}} for name, path in models.items()],
+        "policy": {"bands": [], "default_actions": []},
+        "detection": {"enabled": False},
+        "auth": {"cache_ttl_s": 60.0},
+    }
 
 
 def summarize(report: Mapping[str, Any]) -> dict[str, Any]:
     """The audit report in a few numbers: the family-wise p, the best channel, and each channel's best key."""
     channels = report["channels"]
     best = min(channels, key=lambda c: channels[c]["min_p_corrected"]) if channels else None
-    return {"p": channels[best]["min_p_corrected"] if best else 1.0, "channel": best,
-            "flagged": bool(report["implicated"]), "n_tests": report["method"]["n_tests"],
-            "queries": report["endpoint"]["queries"], "answered": report["endpoint"]["answered"],
-            "channels": {c: {"p": s["min_p"], "p_corrected": s["min_p_corrected"], "best": s["best"],
-                             "n_scored": s["n_scored"]} for c, s in channels.items()},
-            "keys": {f"{t['channel']}/{t['cohort']}": [t["p_value"], t["z"]] for t in report["tests"]
-                     if t["epoch"] == 0},
-            "conclusion": report["conclusion"]}
+    return {
+        "p": channels[best]["min_p_corrected"] if best else 1.0,
+        "channel": best,
+        "flagged": bool(report["implicated"]),
+        "n_tests": report["method"]["n_tests"],
+        "queries": report["endpoint"]["queries"],
+        "answered": report["endpoint"]["answered"],
+        "channels": {
+            c: {"p": s["min_p"], "p_corrected": s["min_p_corrected"], "best": s["best"], "n_scored": s["n_scored"]}
+            for c, s in channels.items()
+        },
+        "keys": {f"{t['channel']}/{t['cohort']}": [t["p_value"], t["z"]] for t in report["tests"] if t["epoch"] == 0},
+        "conclusion": report["conclusion"],
+    }
 
 
 def at_cohorts(summary: Mapping[str, Any], channel: str, cohorts: list[str]) -> dict[str, Any] | None:
@@ -69,8 +78,9 @@ def at_cohorts(summary: Mapping[str, Any], channel: str, cohorts: list[str]) -> 
     return {"p": min(1.0, p * len(rows)), "z": z, "cohorts": cohorts}
 
 
-def mark_in_harvest(texts_by_cohort: Mapping[str, list[str]], keyring: Any, teacher: str,
-                    purpose: str = "logit_watermark") -> dict[str, Any] | None:
+def mark_in_harvest(
+    texts_by_cohort: Mapping[str, list[str]], keyring: Any, teacher: str, purpose: str = "logit_watermark"
+) -> dict[str, Any] | None:
     """Does the harvest itself carry the token watermark of the cohorts it was served to?
 
     Each cohort's texts are scored with that cohort's key (TokenChannel, entropy gate of our model); under H0
@@ -90,8 +100,13 @@ def mark_in_harvest(texts_by_cohort: Mapping[str, list[str]], keyring: Any, teac
         s = channel.score(texts, [keyring.key(purpose, cohort, 0)])[0]
         n, x, gamma = n + s.n_scored, x + s.n_green, s.gamma
     z = (x - gamma * n) / (n * gamma * (1 - gamma)) ** 0.5 if n else 0.0
-    return {"p": float(binom.sf(x - 1, n, gamma)) if n else 1.0, "z": z, "n_scored": n, "n_green": x,
-            "cohorts": sorted(groups)}
+    return {
+        "p": float(binom.sf(x - 1, n, gamma)) if n else 1.0,
+        "z": z,
+        "n_scored": n,
+        "n_green": x,
+        "cohorts": sorted(groups),
+    }
 
 
 def failed(why: str) -> dict[str, Any]:
@@ -99,9 +114,21 @@ def failed(why: str) -> dict[str, Any]:
     return {"p": None, "channel": None, "flagged": None, "error": why, "channels": {}}
 
 
-def audit_students(suspects: Mapping[str, Suspect], probes: list[str], keyring: Any, teacher: str, where: Path,
-                   *, queries: int, max_tokens: int, seed: int, threads: int = 1, concurrency: int = 2,
-                   device: str = "auto", progress: bool = False) -> dict[str, dict[str, Any]]:
+def audit_students(
+    suspects: Mapping[str, Suspect],
+    probes: list[str],
+    keyring: Any,
+    teacher: str,
+    where: Path,
+    *,
+    queries: int,
+    max_tokens: int,
+    seed: int,
+    threads: int = 1,
+    concurrency: int = 2,
+    device: str = "auto",
+    progress: bool = False,
+) -> dict[str, dict[str, Any]]:
     """Serve every suspect, audit each over HTTP; returns {name: summary} (full reports in `where`).
 
     `teacher` is our model's directory: the token channel re-tokenises with its tokenizer and, like the
@@ -120,11 +147,23 @@ def audit_students(suspects: Mapping[str, Suspect], probes: list[str], keyring: 
     with Gateway(where / "suspects", _serving_config(models, threads, device, concurrency), auditor) as gw:
         for name, s in suspects.items():
             settings = load_settings(s.gateway_config, data_dir=s.data_dir)
-            opts = AuditOptions(queries=queries, max_tokens=max_tokens, temperature=1.0, concurrency=concurrency,
-                                seed=seed, alpha=ALPHA, canaries=s.canaries, progress=progress)
-            report = audit_endpoint(Endpoint(gw.base_url, name, gw.keys["auditor"]),
-                                    context(settings, keyring, teacher), opts, probes=probes,
-                                    command="cuirass lab distill")
+            opts = AuditOptions(
+                queries=queries,
+                max_tokens=max_tokens,
+                temperature=1.0,
+                concurrency=concurrency,
+                seed=seed,
+                alpha=ALPHA,
+                canaries=s.canaries,
+                progress=progress,
+            )
+            report = audit_endpoint(
+                Endpoint(gw.base_url, name, gw.keys["auditor"]),
+                context(settings, keyring, teacher),
+                opts,
+                probes=probes,
+                command="cuirass lab distill",
+            )
             (where / f"audit-{name}.json").write_text(json.dumps(finite(report), indent=1, default=str))
             out[name] = summarize(report)
     return out

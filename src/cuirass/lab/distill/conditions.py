@@ -69,8 +69,11 @@ def build(names: tuple[str, ...]) -> tuple[list[Condition], dict[str, str]]:
         elif n == "B":
             out.append(Condition("B", "default policy, detection on", "defended", "cond-b"))
         elif n == "D":
-            out.append(Condition("D", "B + answer-filtering attacker", "defended", "cond-b", filter_answers=True,
-                                 harvest_of="B"))
+            out.append(
+                Condition(
+                    "D", "B + answer-filtering attacker", "defended", "cond-b", filter_answers=True, harvest_of="B"
+                )
+            )
         elif n == "E":
             out.append(Condition("E", "B vs a slow, stealthy campaign", "stealth", "cond-e", stealth=True))
         elif n.startswith("C:"):
@@ -80,8 +83,9 @@ def build(names: tuple[str, ...]) -> tuple[list[Condition], dict[str, str]]:
             if defense not in have:
                 skipped[n] = f"not available: no defense named {defense!r} is registered in this installation"
                 continue
-            out.append(Condition(n, f"{defense} on every campaign response", "plain", f"cond-c-{defense}",
-                                 actions=(defense,)))
+            out.append(
+                Condition(n, f"{defense} on every campaign response", "plain", f"cond-c-{defense}", actions=(defense,))
+            )
         else:
             raise ValueError(f"unknown condition {n!r}: A, B, C, C:<defense>, D or E")
     return out, skipped
@@ -96,6 +100,9 @@ def policy_for(gateway: str, conditions: list[Condition]) -> dict[str, Any]:
     """
     if gateway != "plain":
         return {}
-    orgs = {c.org: {"bands": [], "default_actions": list(c.actions)} for c in conditions
-            if c.gateway == "plain" and c.actions}
+    orgs = {
+        c.org: {"bands": [], "default_actions": list(c.actions)}
+        for c in conditions
+        if c.gateway == "plain" and c.actions
+    }
     return {"bands": [], "default_actions": [], "orgs": orgs}

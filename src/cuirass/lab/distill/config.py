@@ -53,18 +53,35 @@ class DistillConfig:
     @classmethod
     def quick(cls, seed: int = 0) -> DistillConfig:
         """The test suite's run: A, B, D and four defenses alone, a tiny harvest, a tiny student."""
-        return cls(seed=seed, conditions=("A", "B", "C:logit_watermark", "C:decoy", "C:strip_reasoning",
-                                          "C:perturb", "D"),
-                   student=StudentSpec(hidden=64, layers=2, heads=2, ffn=256),
-                   campaign_accounts=4, campaign_queries=16, benign_users=4, benign_queries=2,
-                   train_steps=80, batch_size=16, eval_n=24, audit_queries=24, train_threads=1)
+        return cls(
+            seed=seed,
+            conditions=("A", "B", "C:logit_watermark", "C:decoy", "C:strip_reasoning", "C:perturb", "D"),
+            student=StudentSpec(hidden=64, layers=2, heads=2, ffn=256),
+            campaign_accounts=4,
+            campaign_queries=16,
+            benign_users=4,
+            benign_queries=2,
+            train_steps=80,
+            batch_size=16,
+            eval_n=24,
+            audit_queries=24,
+            train_threads=1,
+        )
 
     @classmethod
     def mid(cls, seed: int = 0) -> DistillConfig:
         """Every condition at a fifth of the full budget: 400 harvested solutions each from 8 accounts (50 per
         account, as in the full run), students trained 800 steps."""
-        return cls(seed=seed, campaign_accounts=8, campaign_queries=400, benign_users=8, benign_queries=3,
-                   train_steps=800, eval_n=150, audit_queries=100)
+        return cls(
+            seed=seed,
+            campaign_accounts=8,
+            campaign_queries=400,
+            benign_users=8,
+            benign_queries=3,
+            train_steps=800,
+            eval_n=150,
+            audit_queries=100,
+        )
 
     @classmethod
     def full(cls, seed: int = 0) -> DistillConfig:

@@ -24,8 +24,9 @@ def _rows(db: Path, query: str) -> list[sqlite3.Row]:
             return []
 
 
-def exposure(db: Path, campaign_accounts: Iterable[str], harvest_prompts: Iterable[str],
-             benign_accounts: Iterable[str]) -> dict[str, Any]:
+def exposure(
+    db: Path, campaign_accounts: Iterable[str], harvest_prompts: Iterable[str], benign_accounts: Iterable[str]
+) -> dict[str, Any]:
     """Served-before-detection share of the harvest, actions taken, benign false positives."""
     campaign, benign, prompts = set(campaign_accounts), set(benign_accounts), set(harvest_prompts)
     actions: dict[str, int] = {}
@@ -52,9 +53,16 @@ def exposure(db: Path, campaign_accounts: Iterable[str], harvest_prompts: Iterab
     verdicts = {r["account"]: r for r in _rows(db, "SELECT account, flagged, campaign FROM verdicts")}
     flagged_campaign = sum(bool(verdicts[a]["flagged"]) for a in campaign if a in verdicts)
     flagged_benign = sum(bool(verdicts[a]["flagged"]) for a in benign if a in verdicts)
-    return {"harvest_requests": harvested, "served_before_detection": served / harvested if harvested else None,
-            "actions": actions, "cohorts": sorted(cohorts), "account_cohort": account_cohort,
-            "campaign_accounts": len(campaign),
-            "campaign_flagged": flagged_campaign,
-            "benign_accounts": len(benign), "benign_flagged": flagged_benign,
-            "benign_requests": benign_requests, "benign_defended": benign_defended}
+    return {
+        "harvest_requests": harvested,
+        "served_before_detection": served / harvested if harvested else None,
+        "actions": actions,
+        "cohorts": sorted(cohorts),
+        "account_cohort": account_cohort,
+        "campaign_accounts": len(campaign),
+        "campaign_flagged": flagged_campaign,
+        "benign_accounts": len(benign),
+        "benign_flagged": flagged_benign,
+        "benign_requests": benign_requests,
+        "benign_defended": benign_defended,
+    }

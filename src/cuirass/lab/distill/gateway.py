@@ -31,8 +31,16 @@ class AccountSpec:
     role: str
 
 
-def gateway_config(teacher: str, decoy: str, policy: dict[str, Any], detection: bool, *, concurrency: int,
-                   threads: int = 1, device: str = "auto") -> dict[str, Any]:
+def gateway_config(
+    teacher: str,
+    decoy: str,
+    policy: dict[str, Any],
+    detection: bool,
+    *,
+    concurrency: int,
+    threads: int = 1,
+    device: str = "auto",
+) -> dict[str, Any]:
     """The YAML config of one condition: teacher as principal, decoy beside it, this policy; each engine
     decodes up to `concurrency` requests together (the lab sends that many at once)."""
     local = {"type": "local", "device": device, "threads": threads, "max_concurrency": concurrency}
@@ -57,8 +65,14 @@ def _die_with_parent() -> None:
 class Gateway:
     """Start with `Gateway(dir, config, accounts)`; `keys[account]` holds each account's API key."""
 
-    def __init__(self, where: Path, config: dict[str, Any], accounts: list[AccountSpec],
-                 env: dict[str, str] | None = None, start_timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        where: Path,
+        config: dict[str, Any],
+        accounts: list[AccountSpec],
+        env: dict[str, str] | None = None,
+        start_timeout_s: float = 120.0,
+    ) -> None:
         from cuirass.config import load_settings
         from cuirass.storage.stores import open_store
 
@@ -76,13 +90,36 @@ class Gateway:
         store.engine.dispose()
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        env = {**os.environ, "CUIRASS_ADMIN_KEY": "sk-cui-admin-lab-" + os.urandom(8).hex(),
-               "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
+        env = {
+            **os.environ,
+            "CUIRASS_ADMIN_KEY": "sk-cui-admin-lab-" + os.urandom(8).hex(),
+            "OMP_WAIT_POLICY": "PASSIVE",
+            "OMP_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1",
+            **(env or {}),
+        }
         self._log = open(where / "serve.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cuirass", "serve", "--config", str(self.config_path), "--data-dir",
-             str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509 - only prctl
+            [
+                sys.executable,
+                "-m",
+                "cuirass",
+                "serve",
+                "--config",
+                str(self.config_path),
+                "--data-dir",
+                str(self.data_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl
+        )
         self._wait(start_timeout_s)
 
     def _wait(self, timeout: float) -> None:

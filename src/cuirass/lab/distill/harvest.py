@@ -41,9 +41,18 @@ class Exchange:
 
     def to_dict(self) -> dict[str, Any]:
         r = self.request
-        return {"role": r.role, "account": r.account, "ip": r.ip, "prompt": r.prompt, "seed": r.seed,
-                "answer": r.problem.answer, "reply": self.reply, "error": self.error,
-                "started": round(self.started, 3), "seconds": round(self.seconds, 3)}
+        return {
+            "role": r.role,
+            "account": r.account,
+            "ip": r.ip,
+            "prompt": r.prompt,
+            "seed": r.seed,
+            "answer": r.problem.answer,
+            "reply": self.reply,
+            "error": self.error,
+            "started": round(self.started, 3),
+            "seconds": round(self.seconds, 3),
+        }
 
 
 class _Clients:
@@ -61,11 +70,18 @@ class _Clients:
         with self._lock:
             if r.account not in self._made:
                 headers = {"User-Agent": r.user_agent} if r.user_agent else None
-                http = httpx.Client(transport=httpx.HTTPTransport(local_address=r.ip), headers=headers,
-                                    timeout=httpx.Timeout(600.0, connect=10.0))
-                self._made[r.account] = openai.OpenAI(base_url=self.base_url, api_key=self.keys[r.account],
-                                                      max_retries=0, http_client=http,
-                                                      default_headers=headers or {})
+                http = httpx.Client(
+                    transport=httpx.HTTPTransport(local_address=r.ip),
+                    headers=headers,
+                    timeout=httpx.Timeout(600.0, connect=10.0),
+                )
+                self._made[r.account] = openai.OpenAI(
+                    base_url=self.base_url,
+                    api_key=self.keys[r.account],
+                    max_retries=0,
+                    http_client=http,
+                    default_headers=headers or {},
+                )
             return self._made[r.account]
 
     def close(self) -> None:
@@ -73,8 +89,16 @@ class _Clients:
             c.close()
 
 
-def send(requests: Sequence[Request], base_url: str, keys: dict[str, str], *, max_tokens: int,
-         concurrency: int = 2, progress: bool = False, desc: str = "harvest") -> list[Exchange]:
+def send(
+    requests: Sequence[Request],
+    base_url: str,
+    keys: dict[str, str],
+    *,
+    max_tokens: int,
+    concurrency: int = 2,
+    progress: bool = False,
+    desc: str = "harvest",
+) -> list[Exchange]:
     """Every request, in order, `concurrency` at a time; results in request order."""
     import openai
     from tqdm import tqdm
@@ -86,7 +110,8 @@ def send(requests: Sequence[Request], base_url: str, keys: dict[str, str], *, ma
         t0, started = time.perf_counter(), time.time()
         try:
             out = clients.get(r).chat.completions.create(
-                model=MODEL, messages=[{"role": "user", "content": r.prompt}], seed=r.seed, max_tokens=max_tokens)
+                model=MODEL, messages=[{"role": "user", "content": r.prompt}], seed=r.seed, max_tokens=max_tokens
+            )
             reply, error = out.choices[0].message.content or "", None
         except openai.APIError as exc:
             reply, error = None, f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"

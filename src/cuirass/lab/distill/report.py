@@ -22,25 +22,31 @@ def _p(p: float | None) -> str:
 
 def table(results: dict[str, Any]) -> list[str]:
     """One Markdown row per condition."""
-    lines = ["| condition | student accuracy (95% CI) | value ratio (acc.) | value ratio (loss) | held-out loss | "
-             "data = teacher's | data answer-correct | data token-marked p | served before detection | "
-             "audit p (student) | "
-             "token test at the campaign's cohorts: student / control | wall s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| condition | student accuracy (95% CI) | value ratio (acc.) | value ratio (loss) | held-out loss | "
+        "data = teacher's | data answer-correct | data token-marked p | served before detection | "
+        "audit p (student) | "
+        "token test at the campaign's cohorts: student / control | wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in results["conditions"].items():
         s, d, e, a = r["student"], r["data"], r["exposure"], r["audit"]
         lo, hi = s["ci95"]
         secs = sum(r["seconds"].values())
-        lines.append(f"| **{name}** {r['title']} | {s['accuracy']:.1%} ({lo:.1%}–{hi:.1%}) | "
-                     f"{_fmt(r['value_ratio'])} | {_fmt(r['value_ratio_loss'])} | {s['heldout_loss']:.3f} | "
-                     f"{_fmt(d['identical_to_teacher'], '.0%')} | {_fmt(d['answer_correct'], '.0%')} | "
-                     f"{_p((d.get('token_mark') or {}).get('p'))} | "
-                     f"{_fmt(e['served_before_detection'], '.0%')} | {_p(a['p'])} ({a['channel'] or 'not run'}) | "
-                     f"{_oracle(a)} | {secs:.0f} |")
+        lines.append(
+            f"| **{name}** {r['title']} | {s['accuracy']:.1%} ({lo:.1%}–{hi:.1%}) | "
+            f"{_fmt(r['value_ratio'])} | {_fmt(r['value_ratio_loss'])} | {s['heldout_loss']:.3f} | "
+            f"{_fmt(d['identical_to_teacher'], '.0%')} | {_fmt(d['answer_correct'], '.0%')} | "
+            f"{_p((d.get('token_mark') or {}).get('p'))} | "
+            f"{_fmt(e['served_before_detection'], '.0%')} | {_p(a['p'])} ({a['channel'] or 'not run'}) | "
+            f"{_oracle(a)} | {secs:.0f} |"
+        )
     u, c = results["untrained"], results["control"]
     lines.append(f"| untrained student | {u['accuracy']:.1%} | 0 | 0 | {u['heldout_loss']:.3f} | | | | | | | |")
-    lines.append(f"| control (gold solutions) | {c['accuracy']:.1%} | | | {c['heldout_loss']:.3f} | | | | | "
-                 f"{_p(c['audit']['p'])} ({c['audit']['channel']}) | | {c['seconds']:.0f} |")
+    lines.append(
+        f"| control (gold solutions) | {c['accuracy']:.1%} | | | {c['heldout_loss']:.3f} | | | | | "
+        f"{_p(c['audit']['p'])} ({c['audit']['channel']}) | | {c['seconds']:.0f} |"
+    )
     return lines
 
 
@@ -52,16 +58,21 @@ def _oracle(a: dict[str, Any]) -> str:
 
 
 def benign_table(results: dict[str, Any]) -> list[str]:
-    lines = ["| gateway | benign requests | benign accuracy (95% CI) | replies identical to A | "
-             "benign accounts flagged "
-             "| benign requests defended |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| gateway | benign requests | benign accuracy (95% CI) | replies identical to A | "
+        "benign accounts flagged "
+        "| benign requests defended |",
+        "|---|---|---|---|---|---|",
+    ]
     for kind, b in results["benign"].items():
         ex = (_gateway_of(results, kind) or {}).get("exposure")
         flagged = f"{ex['benign_flagged']}/{ex['benign_accounts']}" if ex else "–"
         defended = f"{ex['benign_defended']}/{ex['benign_requests']}" if ex else "–"
         lo, hi = b["ci95"]
-        lines.append(f"| {kind} | {b['n']} | {_fmt(b['accuracy'], '.1%')} ({lo:.1%}–{hi:.1%}) | "
-                     f"{_fmt(b['identical_to_A'], '.1%')} | {flagged} | {defended} |")
+        lines.append(
+            f"| {kind} | {b['n']} | {_fmt(b['accuracy'], '.1%')} ({lo:.1%}–{hi:.1%}) | "
+            f"{_fmt(b['identical_to_A'], '.1%')} | {flagged} | {defended} |"
+        )
     return lines
 
 
@@ -73,18 +84,23 @@ def _gateway_of(results: dict[str, Any], kind: str) -> dict[str, Any] | None:
 
 def markdown(results: dict[str, Any]) -> str:
     cfg = results["config"]
-    out = [f"# Distillation lab (seed {cfg['seed']})", "",
-           f"Teacher `{cfg['teacher']}`, decoy `{cfg['decoy']}`; attacker: {cfg['campaign_queries']} harvested "
-           f"solutions per condition from {cfg['campaign_accounts']} accounts; student "
-           f"{cfg['student']['layers']}x{cfg['student']['hidden']} trained {cfg['train_steps']} steps "
-           f"(batch {cfg['batch_size']}); evaluation on {cfg['eval_n']} held-out problems (greedy); audit with "
-           f"{cfg['audit_queries']} probe queries ({results['audit_method']}). Wall time "
-           f"{results['wall_seconds'] / 60:.1f} min.", "",
-           "Value ratio = (student − untrained) / (A's student − untrained), by accuracy and by held-out loss "
-           "(per-token loss of the reference worked solutions). Audit p = smallest Holm-corrected p-value over "
-           "every (channel, cohort) key and canary test, as `audit_endpoint` reports it. The last audit column is "
-           "the lab's oracle view: the token-watermark test at only the cohorts that keyed this campaign's answers "
-           "(Bonferroni over them), for the student and for the control.", ""]
+    out = [
+        f"# Distillation lab (seed {cfg['seed']})",
+        "",
+        f"Teacher `{cfg['teacher']}`, decoy `{cfg['decoy']}`; attacker: {cfg['campaign_queries']} harvested "
+        f"solutions per condition from {cfg['campaign_accounts']} accounts; student "
+        f"{cfg['student']['layers']}x{cfg['student']['hidden']} trained {cfg['train_steps']} steps "
+        f"(batch {cfg['batch_size']}); evaluation on {cfg['eval_n']} held-out problems (greedy); audit with "
+        f"{cfg['audit_queries']} probe queries ({results['audit_method']}). Wall time "
+        f"{results['wall_seconds'] / 60:.1f} min.",
+        "",
+        "Value ratio = (student − untrained) / (A's student − untrained), by accuracy and by held-out loss "
+        "(per-token loss of the reference worked solutions). Audit p = smallest Holm-corrected p-value over "
+        "every (channel, cohort) key and canary test, as `audit_endpoint` reports it. The last audit column is "
+        "the lab's oracle view: the token-watermark test at only the cohorts that keyed this campaign's answers "
+        "(Bonferroni over them), for the student and for the control.",
+        "",
+    ]
     out += [*table(results), "", "## Benign users", "", *benign_table(results)]
     if results["skipped"]:
         out += ["", "## Not run", ""] + [f"- {k}: {v}" for k, v in results["skipped"].items()]
@@ -110,9 +126,13 @@ def plot_accuracy(results: dict[str, Any], out: Path) -> Path:
     ratio = [results["conditions"][n]["value_ratio_loss"] or 0.0 for n in names]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     xs = range(len(names))
-    ax1.bar(xs, acc, color=["#555" if n == "A" else "#3a7" for n in names],
-            yerr=[[max(0.0, a - c[0]) for a, c in zip(acc, ci)], [max(0.0, c[1] - a) for a, c in zip(acc, ci)]],
-            capsize=3)
+    ax1.bar(
+        xs,
+        acc,
+        color=["#555" if n == "A" else "#3a7" for n in names],
+        yerr=[[max(0.0, a - c[0]) for a, c in zip(acc, ci)], [max(0.0, c[1] - a) for a, c in zip(acc, ci)]],
+        capsize=3,
+    )
     ax1.axhline(results["untrained"]["accuracy"], color="k", ls=":", lw=1, label="untrained student")
     ax1.set(xticks=list(xs), ylabel="held-out final-answer accuracy", title="Student accuracy (95% CI)")
     ax1.set_xticklabels(names, rotation=45, ha="right")

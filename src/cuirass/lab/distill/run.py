@@ -1,9 +1,9 @@
 """`cuirass lab distill`: harvest through real gateways, train students, evaluate, audit, report.
 
-    workloads (workload.py) -> gateways (gateway.py; plain: A and every C, defended: B, stealth: E)
-    -> harvests over HTTP (harvest.py) + what the gateway did (exposure.py)
-    -> a student per condition, an untrained student, a control student (student.py)
-    -> accuracy, held-out loss, audit p-values (audit.py) -> results.json, summary.md, PNGs (report.py)
+workloads (workload.py) -> gateways (gateway.py; plain: A and every C, defended: B, stealth: E)
+-> harvests over HTTP (harvest.py) + what the gateway did (exposure.py)
+-> a student per condition, an untrained student, a control student (student.py)
+-> accuracy, held-out loss, audit p-values (audit.py) -> results.json, summary.md, PNGs (report.py)
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ from cuirass.lab.distill.stats import value_ratio, wilson
 
 def _say(progress: bool) -> Any:
     t0 = time.perf_counter()
-    return ((lambda msg: print(f"[{time.perf_counter() - t0:6.0f} s] {msg}", file=sys.stderr, flush=True))
-            if progress else (lambda msg: None))
+    return (
+        (lambda msg: print(f"[{time.perf_counter() - t0:6.0f} s] {msg}", file=sys.stderr, flush=True))
+        if progress
+        else (lambda msg: None)
+    )
 
 
 def _snapshot(path: str, where: Path) -> str:
@@ -46,8 +49,14 @@ def master_secret(seed: int) -> str:
     return f"cuirass-lab-distill-master-secret-{seed:08d}"
 
 
-def _harvest_gateway(kind: str, config: DistillConfig, conds: list[cond.Condition], out: Path,
-                     benign: list[workload.Request], progress: bool) -> dict[str, Any]:
+def _harvest_gateway(
+    kind: str,
+    config: DistillConfig,
+    conds: list[cond.Condition],
+    out: Path,
+    benign: list[workload.Request],
+    progress: bool,
+) -> dict[str, Any]:
     """Start one gateway, send the benign users and the campaign of each of its conditions, stop it.
 
     Returns {"benign": [Exchange], "harvests": {condition: [Exchange]}, "exposure": {...}, "seconds": {...}}."""
@@ -59,8 +68,15 @@ def _harvest_gateway(kind: str, config: DistillConfig, conds: list[cond.Conditio
     for c in mine:
         specs += workload.accounts(campaigns[c.name], {"benign": orgs[c.name], "campaign": orgs[c.name]})
     policy = cond.policy_for(kind, conds)
-    gw_cfg = gateway_config(config.teacher, config.decoy, policy, detection=kind != "plain", threads=config.threads,
-                            concurrency=config.concurrency, device=config.device)
+    gw_cfg = gateway_config(
+        config.teacher,
+        config.decoy,
+        policy,
+        detection=kind != "plain",
+        threads=config.threads,
+        concurrency=config.concurrency,
+        device=config.device,
+    )
     say(f"[{kind}] starting gateway ({', '.join(c.name for c in mine)}; {len(specs)} accounts) ...")
     result: dict[str, Any] = {"harvests": {}, "exposure": {}, "seconds": {}}
     secret = {"CUIRASS_MASTER_SECRET": master_secret(config.seed)}
@@ -84,32 +100,47 @@ def _harvest_gateway(kind: str, config: DistillConfig, conds: list[cond.Conditio
         for c in mine:
             reqs = campaigns[c.name]
             result["exposure"][c.name] = exposure(
-                gw.db_path, {r.account for r in reqs}, {r.prompt for r in reqs if r.harvest},
-                {r.account for r in benign})
+                gw.db_path,
+                {r.account for r in reqs},
+                {r.prompt for r in reqs if r.harvest},
+                {r.account for r in benign},
+            )
     return result
 
 
 def _benign_summary(exchanges: list[harvest.Exchange], reference: list[harvest.Exchange]) -> dict[str, Any]:
-    right = sum(x.reply is not None and student.ev.final_answer_correct(x.reply, x.request.problem.answer)
-                for x in exchanges)
+    right = sum(
+        x.reply is not None and student.ev.final_answer_correct(x.reply, x.request.problem.answer) for x in exchanges
+    )
     same = sum(a.reply == b.reply for a, b in zip(exchanges, reference, strict=True))
     n = len(exchanges)
-    return {"n": n, "accuracy": right / n if n else None, "ci95": list(wilson(right, n)),
-            "identical_to_A": same / n if n else None, "errors": sum(x.reply is None for x in exchanges)}
+    return {
+        "n": n,
+        "accuracy": right / n if n else None,
+        "ci95": list(wilson(right, n)),
+        "identical_to_A": same / n if n else None,
+        "errors": sum(x.reply is None for x in exchanges),
+    }
 
 
-def _data_summary(name: str, got: list[harvest.Exchange], base: list[harvest.Exchange],
-                  used: list[student.Example]) -> dict[str, Any]:
+def _data_summary(
+    name: str, got: list[harvest.Exchange], base: list[harvest.Exchange], used: list[student.Example]
+) -> dict[str, Any]:
     """How the harvested data compares with what the bare teacher said for the same requests (A)."""
     rows = [x for x in got if x.request.harvest]
     base_by = {(x.request.problem.question, x.request.seed): x.reply for x in base if x.request.harvest}
     same = [x.reply == base_by.get((x.request.problem.question, x.request.seed)) for x in rows]
-    right = sum(x.reply is not None and student.ev.final_answer_correct(x.reply, x.request.problem.answer)
-                for x in rows)
-    return {"harvested": len(rows), "refused": sum(x.reply is None for x in rows), "trained_on": len(used),
-            "answer_correct": right / len(rows) if rows else None,
-            "identical_to_teacher": (sum(same) / len(same)) if same and name != "E" else None,
-            "mean_chars": sum(len(x.reply or "") for x in rows) / max(1, len(rows))}
+    right = sum(
+        x.reply is not None and student.ev.final_answer_correct(x.reply, x.request.problem.answer) for x in rows
+    )
+    return {
+        "harvested": len(rows),
+        "refused": sum(x.reply is None for x in rows),
+        "trained_on": len(used),
+        "answer_correct": right / len(rows) if rows else None,
+        "identical_to_teacher": (sum(same) / len(same)) if same and name != "E" else None,
+        "mean_chars": sum(len(x.reply or "") for x in rows) / max(1, len(rows)),
+    }
 
 
 @dataclasses.dataclass(slots=True)
@@ -156,8 +187,11 @@ def _prepare(config: DistillConfig, out: Path, progress: bool) -> tuple[_Lab, di
     say = _say(progress)
     say(f"distillation lab: conditions {', '.join(config.conditions)} -> {out}")
     out.mkdir(parents=True, exist_ok=True)
-    config = dataclasses.replace(config, teacher=_snapshot(config.teacher, out / "models" / "teacher"),
-                                 decoy=_snapshot(config.decoy, out / "models" / "decoy"))
+    config = dataclasses.replace(
+        config,
+        teacher=_snapshot(config.teacher, out / "models" / "teacher"),
+        decoy=_snapshot(config.decoy, out / "models" / "decoy"),
+    )
     conds, skipped = cond.build(config.conditions)
     for name, why in skipped.items():
         say(f"skipping {name}: {why}")
@@ -201,8 +235,9 @@ def _train_students(lab: _Lab, gateways: dict[str, dict[str, Any]]) -> _Students
     t0 = time.perf_counter()
     untrained = student.evaluate(student.train([], tokenizer, config), tokenizer, config)
     gold = [student.Example(x.request.problem.question, x.request.problem.solution) for x in base if x.request.harvest]
-    control = student.evaluate(student.train(gold, tokenizer, config, students / audit.CONTROL, lab.progress,
-                                             "control"), tokenizer, config)
+    control = student.evaluate(
+        student.train(gold, tokenizer, config, students / audit.CONTROL, lab.progress, "control"), tokenizer, config
+    )
     control["seconds"] = time.perf_counter() - t0
 
     rows: dict[str, dict[str, Any]] = {}
@@ -214,8 +249,11 @@ def _train_students(lab: _Lab, gateways: dict[str, dict[str, Any]]) -> _Students
         used = student.examples(got, c.filter_answers)
         say(f"{c.name}: training a student on {len(used)} examples ...")
         model = student.train(used, tokenizer, config, students / c.slug, lab.progress, f"student {c.name}")
-        row = {"title": c.title, "data": _data_summary(c.name, got, base, used),
-               "student": student.evaluate(model, tokenizer, config)}
+        row = {
+            "title": c.title,
+            "data": _data_summary(c.name, got, base, used),
+            "student": student.evaluate(model, tokenizer, config),
+        }
         say(f"{c.name}: accuracy {row['student']['accuracy']:.1%}, held-out loss {row['student']['heldout_loss']:.3f}")
         g = next(g for g in gateways.values() if source in g["harvests"])
         row["exposure"] = g["exposure"][source]
@@ -237,8 +275,9 @@ def _train_students(lab: _Lab, gateways: dict[str, dict[str, Any]]) -> _Students
             if cohort and x.request.harvest and x.reply:
                 by_cohort.setdefault(cohort, []).append(x.reply)
         rows["A"]["data"]["token_mark"] = audit.mark_in_harvest(by_cohort, lab.keyring, config.teacher)
-    suspects[audit.CONTROL] = audit.Suspect(students / audit.CONTROL, gateways["plain"]["config_path"],
-                                            gateways["plain"]["data_dir"], False)
+    suspects[audit.CONTROL] = audit.Suspect(
+        students / audit.CONTROL, gateways["plain"]["config_path"], gateways["plain"]["data_dir"], False
+    )
     return _Students(untrained, control, rows, suspects)
 
 
@@ -252,10 +291,20 @@ def _audit_students(lab: _Lab, gateways: dict[str, dict[str, Any]], s: _Students
     probes = list(dict.fromkeys(x.request.problem.question for x in base if x.request.harvest))
     t0 = time.perf_counter()
     try:
-        audits = audit.audit_students(s.suspects, probes, lab.keyring, config.teacher, lab.out / "audit",
-                                      queries=config.audit_queries, max_tokens=config.max_tokens, seed=config.seed,
-                                      threads=config.threads, concurrency=config.concurrency, device=config.device,
-                                      progress=lab.progress)
+        audits = audit.audit_students(
+            s.suspects,
+            probes,
+            lab.keyring,
+            config.teacher,
+            lab.out / "audit",
+            queries=config.audit_queries,
+            max_tokens=config.max_tokens,
+            seed=config.seed,
+            threads=config.threads,
+            concurrency=config.concurrency,
+            device=config.device,
+            progress=lab.progress,
+        )
     except (RuntimeError, ValueError, OSError) as exc:  # the students are saved: the audit can be rerun alone
         lab.say(f"audit failed: {exc}")
         audits = {name: audit.failed(str(exc)) for name in s.suspects}
@@ -271,8 +320,14 @@ def _audit_students(lab: _Lab, gateways: dict[str, dict[str, Any]], s: _Students
     s.control["audit"] = audits[audit.CONTROL]
 
 
-def _report(lab: _Lab, requested: DistillConfig, skipped: dict[str, str], gateways: dict[str, dict[str, Any]],
-            s: _Students, started: float) -> dict[str, Any]:
+def _report(
+    lab: _Lab,
+    requested: DistillConfig,
+    skipped: dict[str, str],
+    gateways: dict[str, dict[str, Any]],
+    s: _Students,
+    started: float,
+) -> dict[str, Any]:
     """Value ratios against A and the untrained student, the benign users' view; results.json and the rest."""
     from cuirass.lab.distill import report
 
@@ -283,10 +338,16 @@ def _report(lab: _Lab, requested: DistillConfig, skipped: dict[str, str], gatewa
         row["value_ratio"] = value_ratio(st["accuracy"], s.untrained["accuracy"], a_acc)
         row["value_ratio_loss"] = value_ratio(st["heldout_loss"], s.untrained["heldout_loss"], a_loss)
     benign_rows = {kind: _benign_summary(g["benign"], gateways["plain"]["benign"]) for kind, g in gateways.items()}
-    results = {"config": requested.to_dict(), "models": {"teacher": lab.config.teacher, "decoy": lab.config.decoy},
-               "skipped": skipped, "untrained": s.untrained, "control": s.control,
-               "conditions": rows, "benign": benign_rows,
-               "audit_method": "cuirass.prove.endpoint.audit_endpoint over HTTP",
-               "wall_seconds": time.perf_counter() - started}
+    results = {
+        "config": requested.to_dict(),
+        "models": {"teacher": lab.config.teacher, "decoy": lab.config.decoy},
+        "skipped": skipped,
+        "untrained": s.untrained,
+        "control": s.control,
+        "conditions": rows,
+        "benign": benign_rows,
+        "audit_method": "cuirass.prove.endpoint.audit_endpoint over HTTP",
+        "wall_seconds": time.perf_counter() - started,
+    }
     report.write(results, lab.out)
     return results

@@ -10,7 +10,7 @@ Z95 = 1.959963984540054  # two-sided 95% normal quantile
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion k/n (Wilson 1927):
 
-        centre = (p + z²/2n) / (1 + z²/n),  half = z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n)
+    centre = (p + z²/2n) / (1 + z²/n),  half = z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n)
     """
     if n <= 0:
         return 0.0, 1.0

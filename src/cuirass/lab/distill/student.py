@@ -53,9 +53,19 @@ def examples(harvest: Sequence[Any], filter_answers: bool = False) -> list[Examp
 
 def train_config(config: DistillConfig) -> TrainConfig:
     s = config.student
-    return TrainConfig(steps=config.train_steps, batch_size=config.batch_size, lr=config.lr,
-                       warmup=max(1, config.train_steps // 20), seed=config.seed, hidden=s.hidden, layers=s.layers,
-                       heads=s.heads, ffn=s.ffn, decoy_step=0, threads=config.train_threads)
+    return TrainConfig(
+        steps=config.train_steps,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        warmup=max(1, config.train_steps // 20),
+        seed=config.seed,
+        hidden=s.hidden,
+        layers=s.layers,
+        heads=s.heads,
+        ffn=s.ffn,
+        decoy_step=0,
+        threads=config.train_threads,
+    )
 
 
 def new_student(spec: StudentSpec, tokenizer: Any, tc: TrainConfig) -> Any:
@@ -82,8 +92,14 @@ def _cycle(data: Sequence[Worked], seed: int) -> Iterator[Worked]:
             yield data[i]
 
 
-def train(data: Sequence[Worked], tokenizer: Any, config: DistillConfig, out: Path | None = None,
-          progress: bool = False, desc: str = "student") -> Any:
+def train(
+    data: Sequence[Worked],
+    tokenizer: Any,
+    config: DistillConfig,
+    out: Path | None = None,
+    progress: bool = False,
+    desc: str = "student",
+) -> Any:
     """A student trained on `data` (empty data: the untrained student); saved to `out` when given."""
     torch.set_num_threads(config.train_threads)
     tc = train_config(config)
@@ -111,11 +127,12 @@ def heldout_loss(model: Any, tokenizer: Any, data: Sequence[Worked], batch_size:
     total, count = 0.0, 0
     pad = tokenizer.pad_token_id
     for start in range(0, len(data), batch_size):
-        ids, mask, labels = collate([encode(tokenizer, p) for p in data[start:start + batch_size]], pad)
+        ids, mask, labels = collate([encode(tokenizer, p) for p in data[start : start + batch_size]], pad)
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         target = labels[:, 1:]
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                                                 ignore_index=IGNORE, reduction="sum")
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE, reduction="sum"
+        )
         total += float(loss)
         count += int((target != IGNORE).sum())
     return total / max(1, count)
@@ -128,10 +145,23 @@ def evaluate(model: Any, tokenizer: Any, config: DistillConfig) -> dict[str, Any
     torch.set_num_threads(config.train_threads)
     tokenizer.padding_side = "left"
     batch = eval_problems(config)
-    replies = ev.generate(model, tokenizer, [p.question for p in batch], temperature=0.0, seed=config.seed,
-                          max_new_tokens=config.max_tokens)
+    replies = ev.generate(
+        model,
+        tokenizer,
+        [p.question for p in batch],
+        temperature=0.0,
+        seed=config.seed,
+        max_new_tokens=config.max_tokens,
+    )
     right = sum(ev.final_answer_correct(r, p.answer) for r, p in zip(replies, batch, strict=True))
     low, high = wilson(right, len(batch))
     loss = heldout_loss(model, tokenizer, batch)
-    return {"accuracy": right / max(1, len(batch)), "correct": right, "n": len(batch), "ci95": [low, high],
-            "heldout_loss": loss, "perplexity": math.exp(min(loss, 50.0)), "example": replies[0] if replies else ""}
+    return {
+        "accuracy": right / max(1, len(batch)),
+        "correct": right,
+        "n": len(batch),
+        "ci95": [low, high],
+        "heldout_loss": loss,
+        "perplexity": math.exp(min(loss, 50.0)),
+        "example": replies[0] if replies else "",
+    }

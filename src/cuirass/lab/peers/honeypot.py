@@ -29,8 +29,9 @@ def feed_line(ev: dict[str, Any]) -> bytes:
     messages = ev.get("messages") or []
     prompt = message_text(messages[-1])[:PROMPT_CHARS] if messages else ""
     usage = (ev.get("response") or {}).get("usage") or {}
-    return orjson.dumps([ev["ts"], ev["account"], prompt, int(usage.get("prompt_tokens") or 0)],
-                        option=orjson.OPT_APPEND_NEWLINE)
+    return orjson.dumps(
+        [ev["ts"], ev["account"], prompt, int(usage.get("prompt_tokens") or 0)], option=orjson.OPT_APPEND_NEWLINE
+    )
 
 
 def score(python: Path, feed: Path, out: Path) -> dict[str, Any]:

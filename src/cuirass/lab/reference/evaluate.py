@@ -27,7 +27,9 @@ from cuirass.models.problems import problems
 from cuirass.respond.perturb.answer import find_final_answer
 
 DEFAULT_TEMPERATURE = 0.7  # the reference model's default sampling temperature (also in generation_config.json)
-DEFAULT_TOP_P = 0.9  # and its default nucleus (top_p), as Llama 3 ships; the local engine uses both when a request omits them
+DEFAULT_TOP_P = (
+    0.9  # and its default nucleus (top_p), as Llama 3 ships; the local engine uses both when a request omits them
+)
 MAX_NEW_TOKENS = 200  # the longest worked solution is about 150 tokens
 
 
@@ -51,27 +53,44 @@ def load(model_dir: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
 
 
 @torch.inference_mode()
-def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, questions: list[str],
-             temperature: float = DEFAULT_TEMPERATURE, seed: int = 0, max_new_tokens: int = MAX_NEW_TOKENS,
-             batch_size: int = 64, processors: Callable[[], list[Any]] | None = None,
-             top_p: float | None = None) -> list[str]:
+def generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    questions: list[str],
+    temperature: float = DEFAULT_TEMPERATURE,
+    seed: int = 0,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    batch_size: int = 64,
+    processors: Callable[[], list[Any]] | None = None,
+    top_p: float | None = None,
+) -> list[str]:
     """The assistant's reply to each question (chat template, left-padded batches); temperature 0 is greedy.
 
     `processors()` gives fresh logits processors per batch (the engine's defenses work on batches too)."""
     torch.manual_seed(seed)
     replies: list[str] = []
     for start in range(0, len(questions), batch_size):
-        texts = [tokenizer.apply_chat_template(messages(q), add_generation_prompt=True, tokenize=False)
-                 for q in questions[start:start + batch_size]]
+        texts = [
+            tokenizer.apply_chat_template(messages(q), add_generation_prompt=True, tokenize=False)
+            for q in questions[start : start + batch_size]
+        ]
         enc = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
         nucleus = DEFAULT_TOP_P if top_p is None else top_p
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": nucleus, "top_k": 0} if temperature > 0 \
+        sampling = (
+            {"do_sample": True, "temperature": temperature, "top_p": nucleus, "top_k": 0}
+            if temperature > 0
             else {"do_sample": False}
+        )
         if processors is not None:
             sampling["logits_processor"] = LogitsProcessorList(processors())
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
-                             pad_token_id=tokenizer.pad_token_id, **sampling)
-        replies += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        out = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **sampling,
+        )
+        replies += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     return replies
 
 
@@ -84,13 +103,22 @@ class EvalResult:
     examples: tuple[tuple[str, str, int], ...]  # (question, reply, expected) for the first few problems
 
 
-def score(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, n: int = 200, seed: int = 0,
-          temperature: float = DEFAULT_TEMPERATURE, split: str = "test", keep: int = 3,
-          processors: Callable[[], list[Any]] | None = None, top_p: float | None = None) -> EvalResult:
+def score(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    n: int = 200,
+    seed: int = 0,
+    temperature: float = DEFAULT_TEMPERATURE,
+    split: str = "test",
+    keep: int = 3,
+    processors: Callable[[], list[Any]] | None = None,
+    top_p: float | None = None,
+) -> EvalResult:
     """Accuracy on `n` problems of `split` (held-out by default), with a few examples kept for reports."""
     batch = list(problems(n, seed, split))
-    replies = generate(model, tokenizer, [p.question for p in batch], temperature, seed, processors=processors,
-                       top_p=top_p)
+    replies = generate(
+        model, tokenizer, [p.question for p in batch], temperature, seed, processors=processors, top_p=top_p
+    )
     right = sum(final_answer_correct(text, p.answer) for text, p in zip(replies, batch))
     kept = tuple((p.question, text, p.answer) for p, text in list(zip(batch, replies))[:keep])
     return EvalResult(right / max(n, 1), n, temperature, seed, kept)

@@ -54,17 +54,38 @@ class TrainConfig:
     @classmethod
     def quick(cls, seed: int = 0) -> TrainConfig:
         """A few steps of a tiny model: checks the pipeline end to end in seconds, learns nothing useful."""
-        return cls(steps=8, batch_size=8, warmup=2, seed=seed, hidden=32, layers=1, heads=2, ffn=64,
-                   vocab_size=400, tokenizer_problems=300, decoy_step=4, eval_n=4)
+        return cls(
+            steps=8,
+            batch_size=8,
+            warmup=2,
+            seed=seed,
+            hidden=32,
+            layers=1,
+            heads=2,
+            ffn=64,
+            vocab_size=400,
+            tokenizer_problems=300,
+            decoy_step=4,
+            eval_n=4,
+        )
 
 
 def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> LlamaForCausalLM:
     """A freshly initialised decoder sized by `config`, with the tokenizer's special ids."""
     model_config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=config.hidden, intermediate_size=config.ffn,
-        num_hidden_layers=config.layers, num_attention_heads=config.heads, num_key_value_heads=config.heads,
-        max_position_embeddings=512, tie_word_embeddings=True, rms_norm_eps=1e-5,
-        bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden,
+        intermediate_size=config.ffn,
+        num_hidden_layers=config.layers,
+        num_attention_heads=config.heads,
+        num_key_value_heads=config.heads,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-5,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(config.seed)
     return LlamaForCausalLM(model_config)
 
@@ -91,8 +112,14 @@ def save(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, out: Path)
     """Write a loadable Hugging Face directory (safetensors); returns its size in bytes."""
     out.mkdir(parents=True, exist_ok=True)
     model.generation_config = GenerationConfig(
-        do_sample=True, temperature=ev.DEFAULT_TEMPERATURE, top_p=ev.DEFAULT_TOP_P, top_k=0, max_new_tokens=ev.MAX_NEW_TOKENS,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        do_sample=True,
+        temperature=ev.DEFAULT_TEMPERATURE,
+        top_p=ev.DEFAULT_TOP_P,
+        top_k=0,
+        max_new_tokens=ev.MAX_NEW_TOKENS,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return sum(f.stat().st_size for f in out.iterdir() if f.is_file())
@@ -103,13 +130,23 @@ def _evaluate(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, n: in
     greedy = ev.score(model, tokenizer, n, seed, temperature=0.0)
     sampled = ev.score(model, tokenizer, n, seed, temperature=ev.DEFAULT_TEMPERATURE)
     model.train()
-    return {"greedy": greedy.accuracy, f"t{ev.DEFAULT_TEMPERATURE}": sampled.accuracy, "n": n,
-            "example": sampled.examples[0][1] if sampled.examples else ""}
+    return {
+        "greedy": greedy.accuracy,
+        f"t{ev.DEFAULT_TEMPERATURE}": sampled.accuracy,
+        "n": n,
+        "example": sampled.examples[0][1] if sampled.examples else "",
+    }
 
 
-def fit(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, stream: Iterator[Worked],
-        config: TrainConfig, progress: bool = True, desc: str = "train",
-        on_step: Callable[[int, float], None] | None = None) -> float:
+def fit(
+    model: LlamaForCausalLM,
+    tokenizer: PreTrainedTokenizerBase,
+    stream: Iterator[Worked],
+    config: TrainConfig,
+    progress: bool = True,
+    desc: str = "train",
+    on_step: Callable[[int, float], None] | None = None,
+) -> float:
     """Train `model` for `config.steps` AdamW steps on worked examples from `stream`; returns the smoothed loss.
 
     The one training loop of the project: the reference model, its decoy and the lab's students all use it
@@ -119,8 +156,11 @@ def fit(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, stream: Ite
     torch.set_num_threads(config.threads)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        betas=(0.9, 0.98),
+    )
     data = batches(tokenizer, stream, config.batch_size)
     model.train()
     bar = tqdm(range(config.steps), desc=desc, disable=not progress, unit="step")
@@ -150,8 +190,10 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
     rng = random.Random(config.seed)
     tokenizer = train_tokenizer((framed(p.question, rng) + "\n" + p.solution for p in corpus), config.vocab_size)
     model = build_model(config, tokenizer)
-    summary: dict[str, Any] = {"config": dataclasses.asdict(config),
-                               "params": sum(p.numel() for p in model.parameters())}
+    summary: dict[str, Any] = {
+        "config": dataclasses.asdict(config),
+        "params": sum(p.numel() for p in model.parameters()),
+    }
 
     def snapshot_decoy(step: int, loss: float) -> None:
         if config.decoy_step and step + 1 == config.decoy_step:

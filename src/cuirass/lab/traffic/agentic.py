@@ -16,10 +16,18 @@ from cuirass.lab.traffic.record import REPLY_CAP, system, user
 
 
 def _tool(name: str, description: str, **props: str) -> dict[str, Any]:
-    return {"type": "function", "function": {
-        "name": name, "description": description,
-        "parameters": {"type": "object", "properties": {k: {"type": v} for k, v in props.items()},
-                       "required": list(props)}}}
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {
+                "type": "object",
+                "properties": {k: {"type": v} for k, v in props.items()},
+                "required": list(props),
+            },
+        },
+    }
 
 
 HARVEST_TOOLS = [
@@ -43,12 +51,16 @@ AGENT_SYSTEM = (
 
 
 def _call(rng: random.Random, name: str, args: dict[str, Any]) -> dict[str, Any]:
-    return {"id": f"call_{rng.getrandbits(48):012x}", "type": "function",
-            "function": {"name": name, "arguments": json.dumps(args)}}
+    return {
+        "id": f"call_{rng.getrandbits(48):012x}",
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(args)},
+    }
 
 
-def episode(rng: random.Random, task: str, solution: str, tools: list[dict[str, Any]],
-            system_prompt: str | None, max_steps: int) -> list[tuple[list[dict[str, Any]], str, str]]:
+def episode(
+    rng: random.Random, task: str, solution: str, tools: list[dict[str, Any]], system_prompt: str | None, max_steps: int
+) -> list[tuple[list[dict[str, Any]], str, str]]:
     """The requests of one episode as (messages, reply, finish_reason), in order."""
     names = [t["function"]["name"] for t in tools]
     history: list[dict[str, Any]] = [system(system_prompt)] if system_prompt else []
@@ -62,8 +74,10 @@ def episode(rng: random.Random, task: str, solution: str, tools: list[dict[str, 
             steps.append((list(history), reply, "stop"))
             break
         name = rng.choice(names)
-        plan = (f"Step {step + 1}: I will use {name} to make progress; reasoning: the previous result "
-                "shows what remains, so this is the next action.")
+        plan = (
+            f"Step {step + 1}: I will use {name} to make progress; reasoning: the previous result "
+            "shows what remains, so this is the next action."
+        )
         steps.append((list(history), plan, "tool_calls"))
         call = _call(rng, name, {"code" if name == "run_python" else "query": solution[:120]})
         history.append({"role": "assistant", "content": plan[:REPLY_CAP], "tool_calls": [call]})

@@ -56,8 +56,10 @@ class Campaign:
 def plan(world: World, spec: CampaignSpec, index: int) -> list[Campaign]:
     """Concrete campaigns for a spec (`index` tells specs of the same kind apart)."""
     if spec.independent:
-        return [_plan_one(world, dataclasses.replace(spec, accounts=1), f"{spec.kind}-{index}.{i + 1}", (index, i))
-                for i in range(spec.accounts)]
+        return [
+            _plan_one(world, dataclasses.replace(spec, accounts=1), f"{spec.kind}-{index}.{i + 1}", (index, i))
+            for i in range(spec.accounts)
+        ]
     return [_plan_one(world, spec, f"{spec.kind}-{index}", (index,))]
 
 
@@ -94,10 +96,18 @@ def _plan_one(world: World, spec: CampaignSpec, cid: str, key: tuple[int, ...]) 
         members.append(Identity(account, opaque_id("org", world.seed, cid, j), ips, ua, card, created, sticky))
     order = _order(rng, spec)
     rubrics = (RUBRICS[:1], tuple(rng.sample(RUBRICS, 2)), RUBRICS)[spec.paraphrase]
-    system_prompt = (rng.choice(agentic.AGENT_SYSTEM) if spec.style == "agentic"
-                     else "You are an impartial expert grader." if spec.style == "rubric" else rng.choice(SYSTEM_TUTOR))
-    shared = {"ip_prefixes": nets if n_shared else [], "payment_fingerprints": cards if n_shared else [],
-              "user_agents": [shared_ua] if n_shared else []}
+    system_prompt = (
+        rng.choice(agentic.AGENT_SYSTEM)
+        if spec.style == "agentic"
+        else "You are an impartial expert grader."
+        if spec.style == "rubric"
+        else rng.choice(SYSTEM_TUTOR)
+    )
+    shared = {
+        "ip_prefixes": nets if n_shared else [],
+        "payment_fingerprints": cards if n_shared else [],
+        "user_agents": [shared_ua] if n_shared else [],
+    }
     return Campaign(cid, spec, members, order, Elicitor(rng, spec.paraphrase), system_prompt, rubrics, start, shared)
 
 
@@ -135,8 +145,9 @@ def _slots(rng: random.Random, world: World, c: Campaign, j: int, hab: Habit) ->
     elif spec.timing == "human":  # sessions at habitual local hours, think-time gaps inside
         per_session = rng.randint(3, 8)
         for day in range(int((t - window.start) // DAY), int(math.ceil(window.days)) + 1):
-            starts = sorted(hab.session_start(rng, window, day)
-                            for _ in range(poisson(rng, spec.rate_per_day / per_session)))
+            starts = sorted(
+                hab.session_start(rng, window, day) for _ in range(poisson(rng, spec.rate_per_day / per_session))
+            )
             for s in starts:
                 if s < t:  # before this member starts, or while a session is still running
                     continue
@@ -149,8 +160,11 @@ def _slots(rng: random.Random, world: World, c: Campaign, j: int, hab: Habit) ->
     else:
         while t < end:
             yield t
-            step = interval * (1 + spec.jitter * rng.uniform(-1, 1)) if spec.timing == "uniform" \
+            step = (
+                interval * (1 + spec.jitter * rng.uniform(-1, 1))
+                if spec.timing == "uniform"
                 else rng.expovariate(1 / interval)
+            )
             t += max(step, 0.2)
 
 
@@ -160,8 +174,11 @@ def stream(world: World, c: Campaign, j: int, decoy: tuple[Conversation, ...]) -
     spec, who, order = c.spec, c.members[j], c.order
     hab = habit(rng)
     pivot_at = world.window.release + rng.uniform(0.2, spec.pivot_hours) * HOUR if spec.pivot else None
-    base = (client_params(rng) if spec.timing == "human"  # careful operators mimic ordinary clients
-            else {"temperature": 0.0, "max_tokens": rng.choice((2048, 4096))})
+    base = (
+        client_params(rng)
+        if spec.timing == "human"  # careful operators mimic ordinary clients
+        else {"temperature": 0.0, "max_tokens": rng.choice((2048, 4096))}
+    )
     cursor = 0 if spec.independent else rng.randrange(len(order))
     cover: list[tuple[str, str]] = []
     cover_at = n_cover = n_harvest = sweep = 0
@@ -210,13 +227,24 @@ def _probe(rng: random.Random, params: dict[str, Any], sweep: int) -> int:
     return sweep
 
 
-def _harvest(rng: random.Random, c: Campaign, who: Identity, item: HarvestItem, sys_prompt: str | None,
-             t: float, model: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _harvest(
+    rng: random.Random,
+    c: Campaign,
+    who: Identity,
+    item: HarvestItem,
+    sys_prompt: str | None,
+    t: float,
+    model: str,
+    params: dict[str, Any],
+) -> Iterator[dict[str, Any]]:
     """The request(s) harvesting one item: one for cot/rubric, a tool-use episode for agentic."""
     spec = c.spec
     if spec.style == "agentic":
-        task = (f"Implement the function below in solution.py and make its doctests pass.\n```python\n{item.task}```"
-                if item.source == "humaneval" else item.task)
+        task = (
+            f"Implement the function below in solution.py and make its doctests pass.\n```python\n{item.task}```"
+            if item.source == "humaneval"
+            else item.task
+        )
         tool_params = dict(params, tools=agentic.HARVEST_TOOLS, tool_choice="auto")
         for messages, reply, finish in agentic.episode(rng, task, item.answer, agentic.HARVEST_TOOLS, sys_prompt, 5):
             ev = event(t, rng, who, model, messages, dict(tool_params), reply, finish)

@@ -44,8 +44,13 @@ _BATCH_TEMPLATES = (
     "Extract every named entity from the text below and return them as a JSON list.\n\n{x}",
     "Rewrite the following so it is clear and professional:\n\n{x}",
 )
-_FOLLOW_UPS = ("why do you divide there?", "thanks! what if the numbers were doubled?", "ok got it",
-               "are you sure? I got a different number", "can you check step 2 again?")
+_FOLLOW_UPS = (
+    "why do you divide there?",
+    "thanks! what if the numbers were doubled?",
+    "ok got it",
+    "are you sure? I got a different number",
+    "can you check step 2 again?",
+)
 
 
 @dataclasses.dataclass(slots=True)
@@ -112,8 +117,9 @@ def plan_people(world: World, n: int, pool_size: int) -> list[Person]:
             created = team_created + prng.uniform(0, 2 * HOUR)
         activity = prng.lognormvariate(math.log(2.5 if kind != "power" else 12.0), 0.6)
         who = Identity(account, org, ips, ua, fp, created, sticky)
-        people.append(Person(who, kind, habit(prng), client_params(prng), adoption(prng, world),
-                             deck % pool_size, activity))
+        people.append(
+            Person(who, kind, habit(prng), client_params(prng), adoption(prng, world), deck % pool_size, activity)
+        )
         deck += int(activity * world.window.days / 7 * 2) + 2
     return people
 
@@ -135,8 +141,7 @@ def _team(world: World, rng: random.Random, i: int) -> tuple[str, tuple[str, ...
     return org, nat, payment_fingerprint(world.seed, org), ua, created
 
 
-def stream(world: World, person: Person, pool: tuple[Conversation, ...],
-           order: list[int]) -> Iterator[dict[str, Any]]:
+def stream(world: World, person: Person, pool: tuple[Conversation, ...], order: list[int]) -> Iterator[dict[str, Any]]:
     """The person's events in time order over the window."""
     rng = world.rng("benign-events", person.who.account)
     window = world.window
@@ -198,8 +203,13 @@ def _problem(world: World, rng: random.Random, p: Person, t: float) -> Iterator[
     """A homework-style maths question (GSM8K test split, never the harvested train split)."""
     item = rng.choice(harvest("gsm8k_test"))
     roll = rng.random()
-    ask = (item.task if roll < 0.6 else f"{item.task} {rng.choice(USER_EXPLAIN)}" if roll < 0.85
-           else f"{rng.choice(USER_EXPLAIN)}: {item.task}")
+    ask = (
+        item.task
+        if roll < 0.6
+        else f"{item.task} {rng.choice(USER_EXPLAIN)}"
+        if roll < 0.85
+        else f"{rng.choice(USER_EXPLAIN)}: {item.task}"
+    )
     turns = [(ask, worked_reply(item))]
     for _ in range(rng.choice((0, 0, 1, 1, 2))):
         turns.append((rng.choice(_FOLLOW_UPS + USER_EXPLAIN), "Good question. Let's look at that step again: ..."))
@@ -208,8 +218,9 @@ def _problem(world: World, rng: random.Random, p: Person, t: float) -> Iterator[
         yield event(ts, rng, p.who, model, messages, dict(p.params), reply)
 
 
-def _batch(world: World, rng: random.Random, p: Person, t: float, pool: tuple[Conversation, ...],
-           order: list[int], deck: int) -> Iterator[dict[str, Any]]:
+def _batch(
+    world: World, rng: random.Random, p: Person, t: float, pool: tuple[Conversation, ...], order: list[int], deck: int
+) -> Iterator[dict[str, Any]]:
     """A script run over the person's own data: one template, temperature 0, back to back."""
     template = rng.choice(_BATCH_TEMPLATES)
     params = {"temperature": 0.0, "max_tokens": rng.choice((16, 64, 256))}
@@ -227,8 +238,9 @@ def _agent(world: World, rng: random.Random, p: Person, t: float, conv: Conversa
     """A developer testing their own support agent: own tools, own system prompt, a real user ask."""
     system_prompt = f"You are the support assistant of {p.who.org}. Use the tools when they help."
     params = dict(p.params, tools=agentic.DEV_TOOLS, tool_choice="auto")
-    for messages, reply, finish in agentic.episode(rng, conv.turns[0][0], conv.turns[0][1] or "Done.",
-                                                  agentic.DEV_TOOLS, system_prompt, max_steps=3):
+    for messages, reply, finish in agentic.episode(
+        rng, conv.turns[0][0], conv.turns[0][1] or "Done.", agentic.DEV_TOOLS, system_prompt, max_steps=3
+    ):
         model = world.model_for(rng, t, p.adopt_at, p.who.account)
         yield event(t, rng, p.who, model, messages, params, reply, finish)
         t += generation_latency(rng, tokens(reply)) + rng.uniform(0.3, 4.0)

@@ -37,8 +37,16 @@ class CampaignSpec:
     held_out: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("cot_fraction", "system_prompt_reuse", "shared_infra", "benign_mix",
-                     "creation_burst", "probe", "start", "ramp"):
+        for name in (
+            "cot_fraction",
+            "system_prompt_reuse",
+            "shared_infra",
+            "benign_mix",
+            "creation_burst",
+            "probe",
+            "start",
+            "ramp",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"campaign {self.kind}: {name} must be in [0, 1], got {value}")
@@ -59,28 +67,91 @@ class CampaignSpec:
 
 PRESETS: dict[str, CampaignSpec] = {
     # One account, one script, enumerating datasets around the clock with one fixed prompt.
-    "naive": CampaignSpec("naive", rate_per_day=1500, paraphrase=0, system_prompt_reuse=1.0,
-                          timing="uniform", jitter=0.2, creation_burst=1.0, pivot=True, pivot_hours=2,
-                          probe=0.05, start=0.15, independent=True),
+    "naive": CampaignSpec(
+        "naive",
+        rate_per_day=1500,
+        paraphrase=0,
+        system_prompt_reuse=1.0,
+        timing="uniform",
+        jitter=0.2,
+        creation_burst=1.0,
+        pivot=True,
+        pivot_hours=2,
+        probe=0.05,
+        start=0.15,
+        independent=True,
+    ),
     # A proxy reseller's cluster: shared templates and infrastructure, each account under rate
     # limits, requests load-balanced round-robin across accounts, accounts created in bursts.
-    "hydra": CampaignSpec("hydra", rate_per_day=25, cot_fraction=0.9, paraphrase=1, system_prompt_reuse=0.8,
-                          shared_infra=0.8, benign_mix=0.1, timing="balanced", jitter=0.3, creation_burst=0.7,
-                          pivot=True, pivot_hours=6, probe=0.02, start=0.35),
+    "hydra": CampaignSpec(
+        "hydra",
+        rate_per_day=25,
+        cot_fraction=0.9,
+        paraphrase=1,
+        system_prompt_reuse=0.8,
+        shared_infra=0.8,
+        benign_mix=0.1,
+        timing="balanced",
+        jitter=0.3,
+        creation_burst=0.7,
+        pivot=True,
+        pivot_hours=6,
+        probe=0.02,
+        start=0.35,
+    ),
     # Careful operator: half cover traffic, per-request paraphrase, human timing, clean infrastructure.
-    "stealth": CampaignSpec("stealth", sources=(("gsm8k", 0.6), ("humaneval", 0.15), ("seed_tasks", 0.25)),
-                            rate_per_day=12, cot_fraction=0.7, paraphrase=2, benign_mix=0.5, timing="human",
-                            jitter=0.5, pivot=True, pivot_hours=24, start=0.3, ramp=0.2),
+    "stealth": CampaignSpec(
+        "stealth",
+        sources=(("gsm8k", 0.6), ("humaneval", 0.15), ("seed_tasks", 0.25)),
+        rate_per_day=12,
+        cot_fraction=0.7,
+        paraphrase=2,
+        benign_mix=0.5,
+        timing="human",
+        jitter=0.5,
+        pivot=True,
+        pivot_hours=24,
+        start=0.3,
+        ramp=0.2,
+    ),
     # Held out: harvesting agent trajectories (tool calls, multi-step) on code and instruction tasks.
-    "agentic": CampaignSpec("agentic", sources=(("humaneval", 0.6), ("seed_tasks", 0.4)), style="agentic",
-                            rate_per_day=6, paraphrase=1, system_prompt_reuse=0.9, shared_infra=0.4,
-                            benign_mix=0.2, timing="poisson", jitter=0.5, creation_burst=0.3, pivot=True,
-                            pivot_hours=12, start=0.3, ramp=0.1, held_out=True),
+    "agentic": CampaignSpec(
+        "agentic",
+        sources=(("humaneval", 0.6), ("seed_tasks", 0.4)),
+        style="agentic",
+        rate_per_day=6,
+        paraphrase=1,
+        system_prompt_reuse=0.9,
+        shared_infra=0.4,
+        benign_mix=0.2,
+        timing="poisson",
+        jitter=0.5,
+        creation_burst=0.3,
+        pivot=True,
+        pivot_hours=12,
+        start=0.3,
+        ramp=0.1,
+        held_out=True,
+    ),
     # Held out: rubric-grading requests (a judge's reasoning on candidate answers), human-ish timing.
-    "rubric": CampaignSpec("rubric", sources=(("gsm8k", 0.8), ("seed_tasks", 0.2)), style="rubric",
-                           rate_per_day=15, paraphrase=1, system_prompt_reuse=0.5, shared_infra=0.3,
-                           benign_mix=0.25, timing="human", jitter=0.5, creation_burst=0.5, pivot=True,
-                           pivot_hours=18, start=0.3, ramp=0.1, held_out=True),
+    "rubric": CampaignSpec(
+        "rubric",
+        sources=(("gsm8k", 0.8), ("seed_tasks", 0.2)),
+        style="rubric",
+        rate_per_day=15,
+        paraphrase=1,
+        system_prompt_reuse=0.5,
+        shared_infra=0.3,
+        benign_mix=0.25,
+        timing="human",
+        jitter=0.5,
+        creation_burst=0.5,
+        pivot=True,
+        pivot_hours=18,
+        start=0.3,
+        ramp=0.1,
+        held_out=True,
+    ),
 }
 
 

@@ -17,8 +17,21 @@ HOUR = 3600.0
 DEFAULT_START = datetime(2026, 3, 2, tzinfo=UTC).timestamp()
 
 # UTC offsets (hours) of where accounts live, with rough weights (Americas, Europe, Asia).
-_TIMEZONES = ((-8, 14), (-7, 4), (-6, 6), (-5, 16), (-3, 5), (0, 8), (1, 14), (2, 5), (3, 3),
-              (5.5, 9), (7, 3), (8, 8), (9, 5))
+_TIMEZONES = (
+    (-8, 14),
+    (-7, 4),
+    (-6, 6),
+    (-5, 16),
+    (-3, 5),
+    (0, 8),
+    (1, 14),
+    (2, 5),
+    (3, 3),
+    (5.5, 9),
+    (7, 3),
+    (8, 8),
+    (9, 5),
+)
 
 # Local-hour activity profiles (relative weight per hour 0..23).
 _PROFILES = {

@@ -17,8 +17,9 @@ FALLBACK_REPLY = "Sure. Here is a detailed answer to your question, with the key
 MAX_TURNS = 8
 
 
-def turns_of(pairs: tuple[tuple[str, str], ...], rng: random.Random,
-             max_turns: int = MAX_TURNS) -> list[tuple[str, str]]:
+def turns_of(
+    pairs: tuple[tuple[str, str], ...], rng: random.Random, max_turns: int = MAX_TURNS
+) -> list[tuple[str, str]]:
     """The turns a person actually sends: a prefix of the real conversation (some stop early)."""
     n = min(len(pairs), max_turns)
     if n > 1 and rng.random() < 0.25:
@@ -35,8 +36,9 @@ def turn_times(rng: random.Random, start: float, turns: list[tuple[str, str]]) -
     return times
 
 
-def messages_at(turns: list[tuple[str, str]], i: int,
-                prefix: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def messages_at(
+    turns: list[tuple[str, str]], i: int, prefix: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The messages sent with turn i: prefix, the earlier turns with their answers, then turn i."""
     history: list[dict[str, Any]] = list(prefix or [])
     for prompt, reply in turns[:i]:
@@ -46,8 +48,9 @@ def messages_at(turns: list[tuple[str, str]], i: int,
     return history
 
 
-def dialogue(rng: random.Random, start: float, turns: list[tuple[str, str]],
-             prefix: list[dict[str, Any]] | None = None) -> Iterator[tuple[float, list[dict[str, Any]], str]]:
+def dialogue(
+    rng: random.Random, start: float, turns: list[tuple[str, str]], prefix: list[dict[str, Any]] | None = None
+) -> Iterator[tuple[float, list[dict[str, Any]], str]]:
     """(ts, messages, reply) per turn, in order."""
     for i, ts in enumerate(turn_times(rng, start, turns)):
         yield ts, messages_at(turns, i, prefix), turns[i][1]

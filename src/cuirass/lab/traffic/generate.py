@@ -48,8 +48,14 @@ class TrafficConfig:
         return World(self.seed, window)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "benign_accounts": self.benign_accounts, "days": self.days,
-                "start": self.start, "release": self.release, "campaigns": [c.to_dict() for c in self.campaigns]}
+        return {
+            "seed": self.seed,
+            "benign_accounts": self.benign_accounts,
+            "days": self.days,
+            "start": self.start,
+            "release": self.release,
+            "campaigns": [c.to_dict() for c in self.campaigns],
+        }
 
 
 def labels_path(out: str | Path) -> Path:
@@ -64,11 +70,14 @@ def generate(config: TrafficConfig, out: str | Path, progress: bool = False) -> 
     pool, decoy = sharegpt()
     order = list(range(len(pool)))
     world.rng("deck").shuffle(order)
-    labels: dict[str, Any] = {"config": config.to_dict(),
-                              "window": {"start": world.window.start, "end": world.window.end,
-                                         "release": world.window.release},
-                              "models": list(world.models), "new_model": world.new_model,
-                              "accounts": {}, "campaigns": []}
+    labels: dict[str, Any] = {
+        "config": config.to_dict(),
+        "window": {"start": world.window.start, "end": world.window.end, "release": world.window.release},
+        "models": list(world.models),
+        "new_model": world.new_model,
+        "accounts": {},
+        "campaigns": [],
+    }
     accounts = labels["accounts"]
     streams: list[Iterator[dict[str, Any]]] = []
     for person in benign.plan_people(world, config.benign_accounts, len(pool)):
@@ -79,9 +88,16 @@ def generate(config: TrafficConfig, out: str | Path, progress: bool = False) -> 
         streams.append(backends.stream(world, backend, pool))
     for index, spec in enumerate(config.campaigns, 1):
         for campaign in attacker.plan(world, spec, index):
-            labels["campaigns"].append({"id": campaign.id, "kind": spec.kind, "held_out": spec.held_out,
-                                        "accounts": [m.account for m in campaign.members],
-                                        "spec": spec.to_dict(), "shared": campaign.shared})
+            labels["campaigns"].append(
+                {
+                    "id": campaign.id,
+                    "kind": spec.kind,
+                    "held_out": spec.held_out,
+                    "accounts": [m.account for m in campaign.members],
+                    "spec": spec.to_dict(),
+                    "shared": campaign.shared,
+                }
+            )
             for j, member in enumerate(campaign.members):
                 accounts[member.account] = _label("attack", spec.kind, campaign.id, spec.held_out)
                 streams.append(attacker.stream(world, campaign, j, decoy))

@@ -33,13 +33,16 @@ def worked_reply(item: HarvestItem) -> str:
         body = "\n".join(f"Step {i}: {s}" for i, s in enumerate(steps, 1))
         return f"Let's reason through this carefully.\n{body}\nFinal answer: {item.final}"
     if item.source == "humaneval":
-        return ("First, let's restate what the function must do and think about edge cases; then "
-                f"implement it step by step.\n```python\n{item.answer}```\nThis handles every case in the docstring.")
+        return (
+            "First, let's restate what the function must do and think about edge cases; then "
+            f"implement it step by step.\n```python\n{item.answer}```\nThis handles every case in the docstring."
+        )
     return f"Let me think about this step by step.\n{item.answer}"
 
 
-def cot_request(rng: random.Random, item: HarvestItem, elicitor: Elicitor,
-                system_prompt: str | None) -> tuple[list[dict[str, Any]], str]:
+def cot_request(
+    rng: random.Random, item: HarvestItem, elicitor: Elicitor, system_prompt: str | None
+) -> tuple[list[dict[str, Any]], str]:
     """A task wrapped in a reasoning instruction, optionally under a campaign system prompt."""
     task = _code_task(item) if item.source == "humaneval" else item.task
     messages = [system(system_prompt)] if system_prompt else []
@@ -47,8 +50,7 @@ def cot_request(rng: random.Random, item: HarvestItem, elicitor: Elicitor,
     return messages, worked_reply(item)
 
 
-def plain_request(rng: random.Random, item: HarvestItem,
-                  system_prompt: str | None) -> tuple[list[dict[str, Any]], str]:
+def plain_request(rng: random.Random, item: HarvestItem, system_prompt: str | None) -> tuple[list[dict[str, Any]], str]:
     """The task with no reasoning instruction (the reply still shows the answer)."""
     task = _code_task(item) if item.source == "humaneval" else item.task
     messages = [system(system_prompt)] if system_prompt else []
@@ -56,18 +58,24 @@ def plain_request(rng: random.Random, item: HarvestItem,
     return messages, worked_reply(item)
 
 
-def rubric_request(rng: random.Random, item: HarvestItem, rubric: str,
-                   system_prompt: str | None) -> tuple[list[dict[str, Any]], str]:
+def rubric_request(
+    rng: random.Random, item: HarvestItem, rubric: str, system_prompt: str | None
+) -> tuple[list[dict[str, Any]], str]:
     """Ask the model to grade a candidate answer (sometimes deliberately wrong) against a rubric."""
     candidate, wrong = _candidate(rng, item)
-    body = (f"{rubric}\n\n### Problem\n{item.task}\n\n### Candidate answer\n{candidate}\n\n### Your evaluation")
+    body = f"{rubric}\n\n### Problem\n{item.task}\n\n### Candidate answer\n{candidate}\n\n### Your evaluation"
     messages = [system(system_prompt)] if system_prompt else []
     messages.append(user(body))
-    verdict = ("Step 2 contains an arithmetic error, so the final answer is wrong. Score: 3"
-               if wrong else "Every step follows from the previous one and the final answer is correct. Score: 9")
-    reply = ("Criterion 1, correctness: I recompute the solution independently.\n"
-             f"{worked_reply(item)}\nCriterion 2, reasoning quality: the candidate's steps are checked one by one.\n"
-             f"{verdict}")
+    verdict = (
+        "Step 2 contains an arithmetic error, so the final answer is wrong. Score: 3"
+        if wrong
+        else "Every step follows from the previous one and the final answer is correct. Score: 9"
+    )
+    reply = (
+        "Criterion 1, correctness: I recompute the solution independently.\n"
+        f"{worked_reply(item)}\nCriterion 2, reasoning quality: the candidate's steps are checked one by one.\n"
+        f"{verdict}"
+    )
     return messages, reply
 
 
@@ -84,4 +92,4 @@ def _candidate(rng: random.Random, item: HarvestItem) -> tuple[str, bool]:
     if not numbers:
         return text, False
     m = rng.choice(numbers)
-    return text[: m.start()] + str(int(m.group()) + rng.randint(1, 9)) + text[m.end():], True
+    return text[: m.start()] + str(int(m.group()) + rng.randint(1, 9)) + text[m.end() :], True

@@ -13,21 +13,66 @@ import random
 
 # Common client user agents, with rough popularity among API users.
 SDK_AGENTS = (
-    ("OpenAI/Python 1.54.3", 22), ("OpenAI/Python 1.40.0", 10), ("OpenAI/Python 1.35.7", 6),
-    ("AsyncOpenAI/Python 1.54.3", 6), ("OpenAI/NodeJS 4.67.1", 12), ("OpenAI/NodeJS 4.52.0", 5),
-    ("python-requests/2.32.3", 8), ("python-httpx/0.27.2", 5), ("langchain-openai/0.2.9", 5),
-    ("curl/8.5.0", 3), ("Go-http-client/2.0", 3), ("okhttp/4.12.0", 2),
+    ("OpenAI/Python 1.54.3", 22),
+    ("OpenAI/Python 1.40.0", 10),
+    ("OpenAI/Python 1.35.7", 6),
+    ("AsyncOpenAI/Python 1.54.3", 6),
+    ("OpenAI/NodeJS 4.67.1", 12),
+    ("OpenAI/NodeJS 4.52.0", 5),
+    ("python-requests/2.32.3", 8),
+    ("python-httpx/0.27.2", 5),
+    ("langchain-openai/0.2.9", 5),
+    ("curl/8.5.0", 3),
+    ("Go-http-client/2.0", 3),
+    ("okhttp/4.12.0", 2),
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36", 7),
-    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-     "Version/18.1 Safari/605.1.15", 4),
+    (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/18.1 Safari/605.1.15",
+        4,
+    ),
     ("Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0", 2),
 )
 
 # First two octets of address ranges by kind. Cloud ranges are shared by legit backends and resellers.
-RESIDENTIAL = ("24.{}", "71.{}", "73.{}", "81.{}", "86.{}", "92.{}", "101.{}", "112.{}", "174.{}", "177.{}",
-               "186.{}", "189.{}", "2.{}", "5.{}", "49.{}", "58.{}", "110.{}", "122.{}", "182.{}", "223.{}")
-CLOUD = ("34.{}", "35.{}", "52.{}", "54.{}", "3.{}", "13.{}", "20.{}", "40.{}", "104.{}", "159.{}",
-         "165.{}", "167.{}", "139.{}", "45.{}")
+RESIDENTIAL = (
+    "24.{}",
+    "71.{}",
+    "73.{}",
+    "81.{}",
+    "86.{}",
+    "92.{}",
+    "101.{}",
+    "112.{}",
+    "174.{}",
+    "177.{}",
+    "186.{}",
+    "189.{}",
+    "2.{}",
+    "5.{}",
+    "49.{}",
+    "58.{}",
+    "110.{}",
+    "122.{}",
+    "182.{}",
+    "223.{}",
+)
+CLOUD = (
+    "34.{}",
+    "35.{}",
+    "52.{}",
+    "54.{}",
+    "3.{}",
+    "13.{}",
+    "20.{}",
+    "40.{}",
+    "104.{}",
+    "159.{}",
+    "165.{}",
+    "167.{}",
+    "139.{}",
+    "45.{}",
+)
 
 
 @dataclasses.dataclass(slots=True)

@@ -35,8 +35,9 @@ def system(text: str) -> dict[str, str]:
     return {"role": "system", "content": text}
 
 
-def response(messages: list[dict[str, Any]], reply: str, params: dict[str, Any],
-             finish_reason: str = "stop") -> dict[str, Any]:
+def response(
+    messages: list[dict[str, Any]], reply: str, params: dict[str, Any], finish_reason: str = "stop"
+) -> dict[str, Any]:
     """The `response` object: capped content, finish reason (`length` when max_tokens cut it), usage."""
     prompt_tokens = sum(tokens(m.get("content") or "") for m in messages)
     completion = tokens(reply)
@@ -45,14 +46,28 @@ def response(messages: list[dict[str, Any]], reply: str, params: dict[str, Any],
         completion, finish_reason = limit, "length"
         reply = reply[: limit * 4]
     completion *= int(params.get("n") or 1)
-    return {"content": reply[:REPLY_CAP], "finish_reason": finish_reason,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
-                      "total_tokens": prompt_tokens + completion}}
+    return {
+        "content": reply[:REPLY_CAP],
+        "finish_reason": finish_reason,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": prompt_tokens + completion,
+        },
+    }
 
 
-def event(ts: float, rng: random.Random, who: Identity, model: str, messages: list[dict[str, Any]],
-          params: dict[str, Any], reply: str, finish_reason: str = "stop",
-          endpoint: str = CHAT) -> dict[str, Any]:
+def event(
+    ts: float,
+    rng: random.Random,
+    who: Identity,
+    model: str,
+    messages: list[dict[str, Any]],
+    params: dict[str, Any],
+    reply: str,
+    finish_reason: str = "stop",
+    endpoint: str = CHAT,
+) -> dict[str, Any]:
     """One event record, action `pass` (the lab simulates an undefended gateway)."""
     return {
         "ts": round(ts, 3),

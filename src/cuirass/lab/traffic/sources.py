@@ -18,8 +18,14 @@ from pathlib import Path
 from typing import Any
 
 # Who speaks in a ShareGPT turn, mapped onto OpenAI roles; other speakers are dropped.
-_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant",
-          "bard": "assistant", "bing": "assistant"}
+_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "chatgpt": "assistant",
+    "bard": "assistant",
+    "bing": "assistant",
+}
 DECOY_SHARE = 0.2  # share of ShareGPT conversations reserved for attackers' benign-looking mix
 
 
@@ -47,8 +53,7 @@ def data_dir() -> Path:
     env = os.environ.get("CUIRASS_DATA_DIR")
     if env:
         return Path(env)
-    candidates = [Path.cwd() / ".." / "shared" / "data",
-                  Path(__file__).resolve().parents[4] / ".." / "shared" / "data"]
+    candidates = [Path.cwd() / ".." / "shared" / "data", Path(__file__).resolve().parents[4] / ".." / "shared" / "data"]
     for cand in candidates:
         if (cand / "gsm8k_train.jsonl").exists():
             return cand.resolve()
@@ -122,15 +127,17 @@ def _gsm8k(split: str) -> tuple[HarvestItem, ...]:
         clean = []
         for part in work.split("<<"):
             clean.append(part.split(">>", 1)[1] if ">>" in part else part)
-        items.append(HarvestItem(f"gsm8k_{split}", f"gsm8k_{split}/{i}", row["question"],
-                                 "".join(clean).strip(), final.strip()))
+        items.append(
+            HarvestItem(f"gsm8k_{split}", f"gsm8k_{split}/{i}", row["question"], "".join(clean).strip(), final.strip())
+        )
     return tuple(items)
 
 
 def _humaneval() -> tuple[HarvestItem, ...]:
-    return tuple(HarvestItem("humaneval", row["task_id"], row["prompt"],
-                             row["prompt"] + row["canonical_solution"])
-                 for row in _jsonl(data_dir() / "humaneval.jsonl.gz"))
+    return tuple(
+        HarvestItem("humaneval", row["task_id"], row["prompt"], row["prompt"] + row["canonical_solution"])
+        for row in _jsonl(data_dir() / "humaneval.jsonl.gz")
+    )
 
 
 def _seed_tasks() -> tuple[HarvestItem, ...]:
@@ -145,8 +152,12 @@ def _seed_tasks() -> tuple[HarvestItem, ...]:
 @functools.cache
 def harvest(source: str) -> tuple[HarvestItem, ...]:
     """Items of one harvest source: gsm8k (train), gsm8k_test, humaneval or seed_tasks."""
-    loaders = {"gsm8k": lambda: _gsm8k("train"), "gsm8k_test": lambda: _gsm8k("test"),
-               "humaneval": _humaneval, "seed_tasks": _seed_tasks}
+    loaders = {
+        "gsm8k": lambda: _gsm8k("train"),
+        "gsm8k_test": lambda: _gsm8k("test"),
+        "humaneval": _humaneval,
+        "seed_tasks": _seed_tasks,
+    }
     if source not in loaders:
         raise ValueError(f"unknown harvest source {source!r}; choose from {sorted(loaders)}")
     return loaders[source]()

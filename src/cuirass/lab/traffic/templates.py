@@ -50,10 +50,16 @@ _FILLERS = ("", "", "", "Please. ", "Hi! ", "Quick one: ", "Hey, ", "I need help
 
 # What ordinary users say when they want an explanation (not a harvesting instruction).
 USER_EXPLAIN = (
-    "can you explain step by step?", "explain step by step please", "show your working",
-    "I don't get it, can you go through it slowly?", "why? explain the steps",
-    "can you break that down for me?", "explain like I'm 5", "walk me through it",
-    "Explain step by step.", "how did you get that answer?",
+    "can you explain step by step?",
+    "explain step by step please",
+    "show your working",
+    "I don't get it, can you go through it slowly?",
+    "why? explain the steps",
+    "can you break that down for me?",
+    "explain like I'm 5",
+    "walk me through it",
+    "Explain step by step.",
+    "how did you get that answer?",
 )
 
 SYSTEM_TUTOR = (

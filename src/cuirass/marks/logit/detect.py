@@ -58,14 +58,16 @@ class LogitWatermarkResult:
         return (self.n_green - g * n) / math.sqrt(n * g * (1 - g))
 
 
-def windows(token_ids: Sequence[int], context: int = CONTEXT,
-            keep: Sequence[bool] | None = None) -> list[tuple[tuple[int, ...], int]]:
+def windows(
+    token_ids: Sequence[int], context: int = CONTEXT, keep: Sequence[bool] | None = None
+) -> list[tuple[tuple[int, ...], int]]:
     """One (context, modal token) window per distinct context, first occurrence order; positions with keep[i]."""
     return corpus_windows([token_ids], context, None if keep is None else [keep])
 
 
-def corpus_windows(token_lists: Sequence[Sequence[int]], context: int = CONTEXT,
-                   keeps: Sequence[Sequence[bool] | None] | None = None) -> list[tuple[tuple[int, ...], int]]:
+def corpus_windows(
+    token_lists: Sequence[Sequence[int]], context: int = CONTEXT, keeps: Sequence[Sequence[bool] | None] | None = None
+) -> list[tuple[tuple[int, ...], int]]:
     """`windows` over several texts at once: a context seen in many texts still counts once."""
     counts: dict[tuple[int, ...], dict[int, int]] = {}
     for j, token_ids in enumerate(token_lists):
@@ -73,20 +75,32 @@ def corpus_windows(token_lists: Sequence[Sequence[int]], context: int = CONTEXT,
         keep = None if keeps is None else keeps[j]
         for i in range(context, len(ids)):
             if keep is None or keep[i]:
-                after = counts.setdefault(tuple(ids[i - context:i]), {})
+                after = counts.setdefault(tuple(ids[i - context : i]), {})
                 after[ids[i]] = after.get(ids[i], 0) + 1
     # max() returns the first maximal item and dicts keep insertion order: ties go to the first seen
     return [(ctx, max(after, key=after.__getitem__)) for ctx, after in counts.items()]
 
 
-def detect_tokens(token_ids: Sequence[int], key: bytes, gamma: float = GAMMA, context: int = CONTEXT,
-                  keep: Sequence[bool] | None = None, lists: int = LISTS) -> LogitWatermarkResult:
+def detect_tokens(
+    token_ids: Sequence[int],
+    key: bytes,
+    gamma: float = GAMMA,
+    context: int = CONTEXT,
+    keep: Sequence[bool] | None = None,
+    lists: int = LISTS,
+) -> LogitWatermarkResult:
     """Whether these token ids carry the watermark of `key` (`keep`: the entropy gate's verdict per token)."""
     return score_windows(windows(token_ids, context, keep), key, gamma, lists, salt(token_ids))
 
 
-def detect_corpus(token_lists: Sequence[Sequence[int]], key: bytes, gamma: float = GAMMA, context: int = CONTEXT,
-                  keeps: Sequence[Sequence[bool]] | None = None, lists: int = LISTS) -> LogitWatermarkResult:
+def detect_corpus(
+    token_lists: Sequence[Sequence[int]],
+    key: bytes,
+    gamma: float = GAMMA,
+    context: int = CONTEXT,
+    keeps: Sequence[Sequence[bool]] | None = None,
+    lists: int = LISTS,
+) -> LogitWatermarkResult:
     """One p-value for many texts (e.g. the answers one cohort harvested): each window counts once overall."""
     ws = corpus_windows(token_lists, context, keeps)
     return score_windows(ws, key, gamma, lists, salt([t for c, tok in ws for t in (*c, tok)]))
@@ -97,8 +111,9 @@ def salt(token_ids: Sequence[int]) -> bytes:
     return hashlib.sha256(np.asarray(token_ids, dtype="<i8").tobytes()).digest()
 
 
-def score_windows(ws: Sequence[tuple[tuple[int, ...], int]], key: bytes, gamma: float, lists: int,
-                  digest: bytes) -> LogitWatermarkResult:
+def score_windows(
+    ws: Sequence[tuple[tuple[int, ...], int]], key: bytes, gamma: float, lists: int, digest: bytes
+) -> LogitWatermarkResult:
     """The exact binomial test of `ws` under `key` (`digest`: what the randomized p-value is keyed on)."""
     x = int(sum(int(green_count(key, c, np.array([t]), gamma, lists)[0]) for c, t in ws))
     n = len(ws) * lists
@@ -107,9 +122,16 @@ def score_windows(ws: Sequence[tuple[tuple[int, ...], int]], key: bytes, gamma: 
     return LogitWatermarkResult(ge, len(ws), x, gt + u * (ge - gt), gamma, lists)
 
 
-def detect_text(text: str, tokenizer: Any, key: bytes, gamma: float = GAMMA, context: int = CONTEXT,
-                gate: EntropyGate | None = None, prompt_ids: Sequence[int] = (),
-                lists: int = LISTS) -> LogitWatermarkResult:
+def detect_text(
+    text: str,
+    tokenizer: Any,
+    key: bytes,
+    gamma: float = GAMMA,
+    context: int = CONTEXT,
+    gate: EntropyGate | None = None,
+    prompt_ids: Sequence[int] = (),
+    lists: int = LISTS,
+) -> LogitWatermarkResult:
     """Re-tokenise `text` with the model's tokenizer and score it; with a gate, only the steps it keeps
     (the prompt's token ids, when known, make the gate's entropies those of generation)."""
     ids = tokenizer.encode(text, add_special_tokens=False)

@@ -43,8 +43,9 @@ def number_tokens(tokenizer: Any) -> frozenset[int]:
     key = id(tokenizer)
     if key not in _NUMBER_TOKENS:
         vocab = tokenizer.get_vocab()
-        _NUMBER_TOKENS[key] = frozenset(i for t, i in vocab.items()
-                                        if any(c.isdigit() for c in tokenizer.convert_tokens_to_string([t])))
+        _NUMBER_TOKENS[key] = frozenset(
+            i for t, i in vocab.items() if any(c.isdigit() for c in tokenizer.convert_tokens_to_string([t]))
+        )
     return _NUMBER_TOKENS[key]
 
 
@@ -64,8 +65,11 @@ class EntropyGate:
 
         where = str(resolve_path(path))
         model = AutoModelForCausalLM.from_pretrained(where, local_files_only=True, dtype=torch.float32)
-        protected = number_tokens(AutoTokenizer.from_pretrained(where, local_files_only=True)) \
-            if protect_numbers else frozenset()
+        protected = (
+            number_tokens(AutoTokenizer.from_pretrained(where, local_files_only=True))
+            if protect_numbers
+            else frozenset()
+        )
         return cls(model.eval(), min_entropy, protected)
 
     def keep(self, prompt_ids: Sequence[int], token_ids: Sequence[int]) -> list[bool]:
@@ -81,6 +85,6 @@ class EntropyGate:
             logits = self.model(input_ids=ids).logits[0]
         start = len(prompt_ids)
         # logits at position i predict token i + 1; the first token has no prediction without a prompt
-        h = entropy(logits[max(start - 1, 0):len(prompt_ids) + len(token_ids) - 1]).tolist()
+        h = entropy(logits[max(start - 1, 0) : len(prompt_ids) + len(token_ids) - 1]).tolist()
         sure = ([False] if start == 0 else []) + [x >= self.min_entropy for x in h]
         return [k and t not in self.protected for k, t in zip(sure, token_ids, strict=True)]

@@ -49,5 +49,19 @@ from cuirass.marks.text.detect import (
 )
 from cuirass.marks.text.embed import embed
 
-__all__ = ["ALL_GROUPS", "DEFAULT_GROUPS", "Choice", "Finder", "Unit", "WatermarkResult", "detect", "detect_many",
-           "embed", "finder_for", "merge", "score", "score_many", "units"]
+__all__ = [
+    "ALL_GROUPS",
+    "DEFAULT_GROUPS",
+    "Choice",
+    "Finder",
+    "Unit",
+    "WatermarkResult",
+    "detect",
+    "detect_many",
+    "embed",
+    "finder_for",
+    "merge",
+    "score",
+    "score_many",
+    "units",
+]

@@ -24,8 +24,22 @@ from cuirass.marks.text.vocab import LEXICON
 _GLUED_BEFORE = set("-_/\\.@#$%&+=<>~^|'’`")  # a word touching one of these is part of something else
 _GLUED_AFTER = set("-_/\\@#$%&+=<>~^|(`")
 _SKIP_AT_START = set(" \t*_#>-+(\u2060")  # markdown markers (and our joiner) before a sentence's first word
-DEFAULT_GROUPS = frozenset({"contraction", "connective", "phrase", "adverb", "adjective", "verb", "noun", "relative",
-                            "spelling", "hyphen", serial.GROUP, markdown.GROUP})
+DEFAULT_GROUPS = frozenset(
+    {
+        "contraction",
+        "connective",
+        "phrase",
+        "adverb",
+        "adjective",
+        "verb",
+        "noun",
+        "relative",
+        "spelling",
+        "hyphen",
+        serial.GROUP,
+        markdown.GROUP,
+    }
+)
 ALL_GROUPS = DEFAULT_GROUPS | {invisible.GROUP}
 
 
@@ -115,7 +129,7 @@ class Finder:
                 out.append(self._choice(text, tokens, first, end, m, f"{before} {last}", curly))
             elif tok.start in gaps and idx not in covered:
                 conj, comma = gaps[tok.start]
-                window = f"{serial.GROUP}:serial {text[conj:conj + 3].strip()}|{before} {last}"
+                window = f"{serial.GROUP}:serial {text[conj : conj + 3].strip()}|{before} {last}"
                 out.append(Choice(window, 2, int(comma), tok.start, conj, (" ", ", ")))
             elif tok.end in ends and tok.text in ".!?":
                 joined = ends[tok.end]
@@ -143,8 +157,12 @@ class Finder:
         """
         out = {}
         for i, tok in enumerate(tokens):
-            if (tok.kind != WORD or tok.norm not in intro.FIRST_WORDS or not tok.text[0].isupper()
-                    or not _sentence_start(text, tok.start)):
+            if (
+                tok.kind != WORD
+                or tok.norm not in intro.FIRST_WORDS
+                or not tok.text[0].isupper()
+                or not _sentence_start(text, tok.start)
+            ):
                 continue
             hit = intro.opening_phrases(tokens, i)
             if hit is None:
@@ -152,7 +170,8 @@ class Finder:
             words, end, comma = hit
             subject = end + 1 + comma
             if not self._stays_subject(tokens[subject].norm) or any(
-                    self._spelled_at(tokens, j) or self._spelled_to(tokens, j) for j in range(i, end, 2)):
+                self._spelled_at(tokens, j) or self._spelled_to(tokens, j) for j in range(i, end, 2)
+            ):
                 continue
             out[i] = (" ".join(words), comma, tokens[end - 1].end, subject)
         return out
@@ -178,11 +197,15 @@ class Finder:
         return {i: (n, stop) for n, items in by_list.items() if n not in bad for i, stop in items}
 
     def _stays_subject(self, word: str) -> bool:
-        return all(w.split("'")[0] in intro.SUBJECTS for m in self.lexicon.by_first.get(word, ())
-                   for w in self.lexicon.first_words(m))
+        return all(
+            w.split("'")[0] in intro.SUBJECTS
+            for m in self.lexicon.by_first.get(word, ())
+            for w in self.lexicon.first_words(m)
+        )
 
-    def _match(self, text: str, tokens: list[Token], i: int,
-               after_comma: bool = False) -> tuple[int, int, Member, Around] | None:
+    def _match(
+        self, text: str, tokens: list[Token], i: int, after_comma: bool = False
+    ) -> tuple[int, int, Member, Around] | None:
         tok = tokens[i]
         if tok.start > 0 and (text[tok.start - 1] in _GLUED_BEFORE or text[tok.start - 1].isalnum()):
             return None
@@ -193,8 +216,11 @@ class Finder:
             if end is None:
                 continue
             after = tokens[end - 1].end
-            if after < len(text) and (text[after] in _GLUED_AFTER or text[after].isalnum()
-                                      or (text[after] == "." and after + 1 < len(text) and text[after + 1].isalnum())):
+            if after < len(text) and (
+                text[after] in _GLUED_AFTER
+                or text[after].isalnum()
+                or (text[after] == "." and after + 1 < len(text) and text[after + 1].isalnum())
+            ):
                 continue
             around = self._around(text, tokens, i, end, after_comma)
             canonical = m.words[0]
@@ -239,8 +265,11 @@ class Finder:
         prev: frozenset[str] = frozenset()
         if not after_comma and i >= 2 and tokens[i - 1].text == " " and tokens[i - 2].kind == WORD:
             ways = self._spelled_to(tokens, i - 2)
-            prev = (frozenset().union(*(self.lexicon.last_words(m) for m in ways)) if ways
-                    else frozenset({tokens[i - 2].norm}))
+            prev = (
+                frozenset().union(*(self.lexicon.last_words(m) for m in ways))
+                if ways
+                else frozenset({tokens[i - 2].norm})
+            )
             prev = frozenset("a" if p == "an" else p for p in prev)
         j = tokens[i].start - 1
         while j >= 0 and text[j] in " \t\u2060":
@@ -253,8 +282,9 @@ class Finder:
             after = tokens[end + 1] if end + 1 < len(tokens) else None
             if t.text == " " and after is not None and after.kind == WORD:
                 ways = self._spelled_at(tokens, end + 1)
-                nxt = (frozenset().union(*(self.lexicon.first_words(m) for m in ways)) if ways
-                       else frozenset({after.norm}))
+                nxt = (
+                    frozenset().union(*(self.lexicon.first_words(m) for m in ways)) if ways else frozenset({after.norm})
+                )
                 is_word = True
             elif t.text == " " and after is not None and after.text[:1] in "0123456789$€£":
                 nxt = frozenset({"#"})
@@ -263,8 +293,9 @@ class Finder:
         start = tokens[i].text[0].isupper() and _sentence_start(text, tokens[i].start)
         return Around(prev, prev_char, nxt, is_word, start)
 
-    def _choice(self, text: str, tokens: list[Token], first: int, end: int, m: Member, context: str,
-                curly: bool) -> Choice:
+    def _choice(
+        self, text: str, tokens: list[Token], first: int, end: int, m: Member, context: str, curly: bool
+    ) -> Choice:
         start, stop = tokens[first].start, tokens[end - 1].end
         original = text[start:stop]
         capital = original[0].isupper()

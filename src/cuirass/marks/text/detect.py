@@ -88,8 +88,10 @@ def score_many(us: Sequence[Unit], keys: Sequence[bytes], salt: bytes = b"") -> 
     uniforms = np.array([keyed_uniform(key, b"p|" + digest) for key in keys])
     sf_ge, sf_gt = null.sf_ge(greens), null.sf_gt(greens)
     rand = sf_gt + uniforms * (sf_ge - sf_gt)
-    return [WatermarkResult(float(p), null.n, int(x), float(r), len(us), null.gamma, null.var)
-            for p, x, r in zip(sf_ge, greens, rand, strict=True)]
+    return [
+        WatermarkResult(float(p), null.n, int(x), float(r), len(us), null.gamma, null.var)
+        for p, x, r in zip(sf_ge, greens, rand, strict=True)
+    ]
 
 
 def score(us: Sequence[Unit], key: bytes, salt: bytes = b"") -> WatermarkResult:

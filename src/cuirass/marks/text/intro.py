@@ -15,18 +15,67 @@ from cuirass.marks.text.segment import WORD, Token
 
 GROUP = "punctuation"
 
-_NOUNS = ("example case code implementation article version chapter section scenario video guide tutorial program "
-          "function script snippet way").split()
-PHRASES = tuple(sorted({tuple(p.split()) for p in (
-    [f"in this {n}" for n in _NOUNS]
-    + ["in this updated code", "in this updated version", "in this modified code", "in that case", "in such cases",
-       "in some cases", "in most cases", "in many cases", "in your case", "in the end", "in practice",
-       "in the above code", "in the code above", "in the example above", "in the above example", "finally", "now",
-       "so", "today", "eventually", "sometimes", "lastly", "instead", "otherwise", "ultimately", "unfortunately",
-       "alternatively", "suddenly", "one day", "after that", "from there", "over time", "by default", "to do this",
-       "to fix this", "to fix this error", "to fix this issue", "to resolve this issue", "to achieve this",
-       "to solve this", "to avoid this", "with this", "with these changes", "with this approach"])},
-    key=lambda p: (-len(p), p)))
+_NOUNS = (
+    "example case code implementation article version chapter section scenario video guide tutorial program "
+    "function script snippet way"
+).split()
+PHRASES = tuple(
+    sorted(
+        {
+            tuple(p.split())
+            for p in (
+                [f"in this {n}" for n in _NOUNS]
+                + [
+                    "in this updated code",
+                    "in this updated version",
+                    "in this modified code",
+                    "in that case",
+                    "in such cases",
+                    "in some cases",
+                    "in most cases",
+                    "in many cases",
+                    "in your case",
+                    "in the end",
+                    "in practice",
+                    "in the above code",
+                    "in the code above",
+                    "in the example above",
+                    "in the above example",
+                    "finally",
+                    "now",
+                    "so",
+                    "today",
+                    "eventually",
+                    "sometimes",
+                    "lastly",
+                    "instead",
+                    "otherwise",
+                    "ultimately",
+                    "unfortunately",
+                    "alternatively",
+                    "suddenly",
+                    "one day",
+                    "after that",
+                    "from there",
+                    "over time",
+                    "by default",
+                    "to do this",
+                    "to fix this",
+                    "to fix this error",
+                    "to fix this issue",
+                    "to resolve this issue",
+                    "to achieve this",
+                    "to solve this",
+                    "to avoid this",
+                    "with this",
+                    "with these changes",
+                    "with this approach",
+                ]
+            )
+        },
+        key=lambda p: (-len(p), p),
+    )
+)
 FIRST_WORDS = frozenset(p[0] for p in PHRASES)
 SUBJECTS = frozenset("you we i it the this they there he she our your its their my these those each all".split())
 
@@ -52,7 +101,11 @@ def opening_phrases(tokens: list[Token], i: int) -> tuple[tuple[str, ...], int, 
             continue
         comma = end < len(tokens) and tokens[end].text == ","
         j = end + 1 if comma else end
-        if (j + 1 < len(tokens) and tokens[j].text == " " and tokens[j + 1].kind == WORD
-                and tokens[j + 1].norm.split("'")[0] in SUBJECTS):
+        if (
+            j + 1 < len(tokens)
+            and tokens[j].text == " "
+            and tokens[j + 1].kind == WORD
+            and tokens[j + 1].norm.split("'")[0] in SUBJECTS
+        ):
             return words, end, comma
     return None

@@ -24,7 +24,11 @@ def sentence_ends(tokens: list[Token]) -> list[tuple[int, bool]]:
         j, joined = i + 1, False
         if j < len(tokens) and tokens[j].text == JOINER:
             j, joined = j + 1, True
-        if (j + 1 < len(tokens) and tokens[j].text == " " and tokens[j + 1].kind == WORD
-                and tokens[j + 1].text[0].isupper()):
+        if (
+            j + 1 < len(tokens)
+            and tokens[j].text == " "
+            and tokens[j + 1].kind == WORD
+            and tokens[j + 1].text[0].isupper()
+        ):
             out.append((tok.end, joined))
     return out

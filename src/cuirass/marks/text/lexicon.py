@@ -103,8 +103,9 @@ def split_member(surface: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(parts[0::2]), tuple(parts[1::2])
 
 
-def klass(group: str, *forms: str, guard: Guard = ANYWHERE, contextual: bool = True,
-          id: str | None = None) -> WordClass:
+def klass(
+    group: str, *forms: str, guard: Guard = ANYWHERE, contextual: bool = True, id: str | None = None
+) -> WordClass:
     """A class from forms written as "variant / variant / ..." (one string per inflection)."""
     parsed = tuple(tuple(v.strip() for v in f.split("/")) for f in forms)
     if len({len(f) for f in parsed}) != 1 or len(parsed[0]) < 2:

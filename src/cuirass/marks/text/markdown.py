@@ -88,7 +88,9 @@ def lists(text: str) -> list[MarkdownList]:
             if _YAML_KEY.match(rest):
                 lst.simple = False
             else:
-                lst.markers.append((pos + (m.start(2) if bullet else m.start(3)), SURFACES[kind].index(bullet or delim)))
+                lst.markers.append(
+                    (pos + (m.start(2) if bullet else m.start(3)), SURFACES[kind].index(bullet or delim))
+                )
             end = _item_end(pos + m.start(4), rest)
             if end is None:
                 lst.simple = False
@@ -108,5 +110,9 @@ def list_markers(found: list[MarkdownList]) -> dict[int, tuple[int, str, int]]:
 
 def item_stops(found: list[MarkdownList]) -> dict[int, tuple[int, bool]]:
     """Offset right after the last word of each item of a simple list of >= 2 items -> (list, stop present)."""
-    return {offset: (n, stop) for n, lst in enumerate(found) if lst.simple and len(lst.ends) >= 2
-            for offset, stop in lst.ends}
+    return {
+        offset: (n, stop)
+        for n, lst in enumerate(found)
+        if lst.simple and len(lst.ends) >= 2
+        for offset, stop in lst.ends
+    }

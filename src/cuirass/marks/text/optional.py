@@ -15,15 +15,28 @@ from cuirass.marks.text.lexicon import Around, Guard, WordClass, klass
 _PRONOUNS = frozenset("i you we they he she it there".split())
 # verbs whose clause object may drop "that" when a subject pronoun follows (not "know", "believe",
 # "feel", "see", "find": "I know it" / "I believe you" read as objects)
-_THAT_VERBS = ("think", "thinks", "hope", "hopes", "means", "suggests", "suggest", "recommend", "recommends",
-               "assume", "assumes", "indicates")
+_THAT_VERBS = (
+    "think",
+    "thinks",
+    "hope",
+    "hopes",
+    "means",
+    "suggests",
+    "suggest",
+    "recommend",
+    "recommends",
+    "assume",
+    "assumes",
+    "indicates",
+)
 # bare verbs after which "help" / "help to" are interchangeable (every variant of a neighbouring
 # choice point listed too, e.g. "improve" / "enhance")
 _HELP_VERBS = frozenset(
     "improve enhance reduce decrease increase boost ensure prevent protect keep manage make develop maintain achieve "
     "attain promote support attract establish streamline drive provide offer determine identify minimize minimise "
     "optimize optimise save avoid alleviate solve create build lower strengthen foster bridge guide shape speed "
-    "simplify clarify address overcome mitigate prepare generate encourage motivate facilitate".split())
+    "simplify clarify address overcome mitigate prepare generate encourage motivate facilitate".split()
+)
 
 
 def _pronoun_next(a: Around) -> bool:
@@ -37,15 +50,41 @@ def _pronoun_next_not_it(a: Around) -> bool:
 
 def optional_words() -> list[WordClass]:
     """The classes of this module."""
-    out = [klass("phrase", f"{v} that / {v}",
-                 guard=Guard(test=_pronoun_next_not_it if v.startswith("think") else _pronoun_next))
-           for v in _THAT_VERBS]
-    out.append(klass("phrase", "help to / help", "helps to / helps", "helping to / helping", "helped to / helped",
-                     guard=Guard(prev_not=frozenset({"it", "a", "the", "of", "for", "with", "your", "any"}),
-                                 next_in=_HELP_VERBS)))
-    out += [klass("phrase", "based on / based upon"),
-            klass("phrase", "depend on / depend upon", "depends on / depends upon", "depending on / depending upon",
-                  "depended on / depended upon"),
-            klass("phrase", "rely on / rely upon", "relies on / relies upon", "relying on / relying upon",
-                  "relied on / relied upon")]
+    out = [
+        klass(
+            "phrase",
+            f"{v} that / {v}",
+            guard=Guard(test=_pronoun_next_not_it if v.startswith("think") else _pronoun_next),
+        )
+        for v in _THAT_VERBS
+    ]
+    out.append(
+        klass(
+            "phrase",
+            "help to / help",
+            "helps to / helps",
+            "helping to / helping",
+            "helped to / helped",
+            guard=Guard(
+                prev_not=frozenset({"it", "a", "the", "of", "for", "with", "your", "any"}), next_in=_HELP_VERBS
+            ),
+        )
+    )
+    out += [
+        klass("phrase", "based on / based upon"),
+        klass(
+            "phrase",
+            "depend on / depend upon",
+            "depends on / depends upon",
+            "depending on / depending upon",
+            "depended on / depended upon",
+        ),
+        klass(
+            "phrase",
+            "rely on / rely upon",
+            "relies on / relies upon",
+            "relying on / relying upon",
+            "relied on / relied upon",
+        ),
+    ]
     return out

@@ -28,34 +28,65 @@ _FENCE_LINE = linear.compile(r"^[ \t]*(`{3,}|~{3,})", linear.MULTILINE)
 _CLOSE_LINE = {ch: linear.compile(rf"^[ \t]*({ch}+)[ \t]*$", linear.MULTILINE) for ch in "`~"}
 _BACKTICKS = linear.compile(r"`+")
 _INDENTED = linear.compile(r"^(?: {4,}|\t)[^\n]*\S[^\n]*$", linear.MULTILINE)
-_URL = linear.compile(r"(?:https?|ftp|file)://[^\s<>\"'`]+|www\.[^\s<>\"'`]+", before=r"[^\w]",  # \b before them
-                      alt=r"[\w.+-]+@[\w-]+\.[\w.-]+")
+_URL = linear.compile(
+    r"(?:https?|ftp|file)://[^\s<>\"'`]+|www\.[^\s<>\"'`]+",
+    before=r"[^\w]",  # \b before them
+    alt=r"[\w.+-]+@[\w-]+\.[\w.-]+",
+)
 _PATHISH = linear.compile(r"[^\s\"'“”‘’()]*[/\\][^\s\"'“”‘’()]*")
 _DOTTED = linear.compile(r"\w+(?:\.\w+)+", before=r"[^\w]", after=r"[^\w]|$")  # \b...\b
 _MATH_START = linear.compile(r"[$\\]")  # where maths may start: see _maths
 _LETTERS = linear.compile(r"[A-Za-z]+")
 # '...' quotes: (?<![\w'’])['‘](?:[^'‘’\n]|(?<=\w)['’](?=\w))+?['’](?![\w'’]). An apostrophe inside stands between
 # two word characters, so the inside is written as runs "w'w'w" and other characters, with no lookaround.
-_QUOTED = linear.compile(r"['‘](?:[^'‘’\n\w]|\w(?:['’]\w)*)+?['’]", before=r"[^\w'’]", after=r"[^\w'’]|$",
-                         alt=r"\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»")
+_QUOTED = linear.compile(
+    r"['‘](?:[^'‘’\n\w]|\w(?:['’]\w)*)+?['’]",
+    before=r"[^\w'’]",
+    after=r"[^\w'’]|$",
+    alt=r"\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»",
+)
 _INERT = "\x01"  # stands in for an opening “ or « that no closing mark follows on its line: see _quoted
 _HTML = linear.compile(r"</?[A-Za-z][^<>\n]*>|&[#\w]+;")
 _TABLE_ROW = linear.compile(r"^[^\n]*\|[^\n]*\|[^\n]*$", linear.MULTILINE)
 _KINDS = ("", WORD, NEWLINE, SPACE, OTHER, PUNCT)  # _TOKEN's groups, in order (from 1)
-_TOKEN = linear.compile(r"(?P<W>[A-Za-z]+(?:['’][A-Za-z]+)*)|(?P<N>\s*\n\s*)|(?P<S>[^\S\n]+)|(?P<O>[0-9]+)|(?P<P>.)",
-                        linear.DOTALL)
+_TOKEN = linear.compile(
+    r"(?P<W>[A-Za-z]+(?:['’][A-Za-z]+)*)|(?P<N>\s*\n\s*)|(?P<S>[^\S\n]+)|(?P<O>[0-9]+)|(?P<P>.)", linear.DOTALL
+)
 
 # A line is code-like if it starts or ends like code, or holds several code characters. Counts, not
 # ratios: a ratio would change when the watermark rewrites words, and the protected spans must be
 # the same before and after.
-_CODE_START = linear.compile(r"^\s*(?:def |class \w+[:(]|import |from \S+ import |#include|return(?:[^\w]|$)|//|"
-                             r"/\*|\}|\$ |>>> |<\w|@\w+|public |private |const |let |var |function(?:[^\w]|$)|"
-                             r"if \(|for \()")  # (?:[^\w]|$): \b after a word; the match is only tested, not used
+_CODE_START = linear.compile(
+    r"^\s*(?:def |class \w+[:(]|import |from \S+ import |#include|return(?:[^\w]|$)|//|"
+    r"/\*|\}|\$ |>>> |<\w|@\w+|public |private |const |let |var |function(?:[^\w]|$)|"
+    r"if \(|for \()"
+)  # (?:[^\w]|$): \b after a word; the match is only tested, not used
 _CODE_END = linear.compile(r"(?:[;{}]|\)\s*:|=>|->)\s*$")
 # How a stripped line must start or end for _CODE_START / _CODE_END to match it: a cheap test first, as
 # adversarial answers come with tens of thousands of short lines (tests check that these agree).
-CODE_STARTS = ("def ", "class ", "import ", "from ", "#include", "return", "//", "/*", "}", "$ ", ">>> ", "<", "@",
-               "public ", "private ", "const ", "let ", "var ", "function", "if (", "for (")
+CODE_STARTS = (
+    "def ",
+    "class ",
+    "import ",
+    "from ",
+    "#include",
+    "return",
+    "//",
+    "/*",
+    "}",
+    "$ ",
+    ">>> ",
+    "<",
+    "@",
+    "public ",
+    "private ",
+    "const ",
+    "let ",
+    "var ",
+    "function",
+    "if (",
+    "for (",
+)
 CODE_ENDS = (";", "{", "}", ":", ">")
 _CODE_CHARS = frozenset("{}[]();=<>|\\$`")
 _CODE_STRONG = frozenset("=;{}<>\\|$")
@@ -80,7 +111,7 @@ def _code_like(line: str) -> bool:
     if not s:
         return False
     if s[0].isdecimal() and (m := _ORDERED_PAREN.match(s)) is not None:
-        s = f"{m.group(1)}.{s[m.end():]}"
+        s = f"{m.group(1)}.{s[m.end() :]}"
     if (s.startswith(CODE_STARTS) and _CODE_START.match(s)) or (s.endswith(CODE_ENDS) and _CODE_END.search(s)):
         return True
     return sum(ch in _CODE_CHARS for ch in s) >= 4 and any(ch in _CODE_STRONG for ch in s)
@@ -168,7 +199,7 @@ def _maths(text: str) -> list[tuple[int, int]]:
         p = m.start()
         if p < end:
             continue
-        two = text[p:p + 2]
+        two = text[p : p + 2]
         if two in last:  # $$...$$, \[...\], \(...\): lazily to the first closing mark after one character
             close = "$$" if two == "$$" else "\\" + ("]" if two == "\\[" else ")")
             if p + 3 <= last[two]:
@@ -240,8 +271,8 @@ def _braced(text: str) -> list[tuple[int, int]]:
                 stack.clear()
                 continue
             if not stack:
-                inner = text[j + 1:i]
-                if opener == "{" or any(c in inner for c in "\":{\n"):
+                inner = text[j + 1 : i]
+                if opener == "{" or any(c in inner for c in '":{\n'):
                     spans.append((j, i + 1))
     return spans
 

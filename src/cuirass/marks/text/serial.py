@@ -14,10 +14,10 @@ from cuirass.marks.text.segment import WORD, Token
 
 GROUP = "punctuation"
 MAX_ITEM_WORDS = 4
-INTRO = frozenset("including include includes included like namely especially particularly are were is "
-                  "was".split())
-STOP = frozenset("which who whom whose where when while although though because if since that unless whereas "
-                 "and or but".split())
+INTRO = frozenset("including include includes included like namely especially particularly are were is was".split())
+STOP = frozenset(
+    "which who whom whose where when while although though because if since that unless whereas and or but".split()
+)
 
 
 def _is(units: list[Token], i: int, text: str) -> bool:
@@ -42,19 +42,25 @@ def _introduced(words: list[str]) -> bool:
     """An introducing word with 1..3 words after it, just before the first comma ("such as X, ...")."""
     for m in range(1, min(len(words), 4)):
         w = words[m]
-        if w in INTRO or w.startswith("connective:such as") or (w == "as" and words[m + 1:m + 2] == ["such"]):
+        if w in INTRO or w.startswith("connective:such as") or (w == "as" and words[m + 1 : m + 2] == ["such"]):
             return True
     return False
 
 
 def _item_ok(words: list[str]) -> bool:
     """A plausible list item: short, not a clause, and not itself where a list starts ("such as A")."""
-    return (0 < len(words) <= MAX_ITEM_WORDS and words[-1] not in STOP and "and" not in words and "or" not in words
-            and not any(w in INTRO or w == "as" or w.startswith("connective:") for w in words))
+    return (
+        0 < len(words) <= MAX_ITEM_WORDS
+        and words[-1] not in STOP
+        and "and" not in words
+        and "or" not in words
+        and not any(w in INTRO or w == "as" or w.startswith("connective:") for w in words)
+    )
 
 
-def serial_gaps(tokens: list[Token], matches: dict[int, tuple[int, str]],
-                skip: frozenset[int] = frozenset()) -> list[tuple[int, int, bool]]:
+def serial_gaps(
+    tokens: list[Token], matches: dict[int, tuple[int, str]], skip: frozenset[int] = frozenset()
+) -> list[tuple[int, int, bool]]:
     """(gap start char, conjunction start char, has comma) for every list-final "and"/"or".
 
     `matches` maps the first token of every other choice point to (end token, class id); commas

@@ -61,8 +61,11 @@ def weave(text: str, aside: str) -> str | None:
         k = bisect.bisect_right(fence_starts, pos) - 1
         return k >= 0 and pos < fenced[k][1]
 
-    plain = [m for m in _PARAGRAPH.finditer(text, 0, limit)
-             if not in_fence(m.start()) and not structured_paragraph(text, m.start(), m.end())]
+    plain = [
+        m
+        for m in _PARAGRAPH.finditer(text, 0, limit)
+        if not in_fence(m.start()) and not structured_paragraph(text, m.start(), m.end())
+    ]
     for m in plain:
         body = m.group().rstrip()
         if body.endswith((".", "!", "?")) and m.start() + len(body) <= limit:
@@ -71,7 +74,7 @@ def weave(text: str, aside: str) -> str | None:
     for m in plain:
         s = _SENTENCE_END.search(text, m.start(), m.end())
         if s is not None and s.end() < limit:
-            return text[: s.end()] + " " + aside + text[s.end():]
+            return text[: s.end()] + " " + aside + text[s.end() :]
     at = final.protected_start if final is not None and answers else 0
     if at > 0 and text[at - 1] == "\n" and not in_fence(at):
         return text[:at] + aside + "\n" + text[at:]
@@ -82,8 +85,14 @@ def weave(text: str, aside: str) -> str | None:
 class Canary(TextDefense):
     name = "canary"
 
-    def __init__(self, *, rate: float = 0.05, pool: int = 16,
-                 on_plant: Callable[[CanaryRecord], None] | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        rate: float = 0.05,
+        pool: int = 16,
+        on_plant: Callable[[CanaryRecord], None] | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(rate=rate, pool=pool, **options)
         if not 0.0 <= float(rate) <= 1.0:
             raise ValueError("canary: rate must be within [0, 1]")
@@ -111,9 +120,17 @@ class Canary(TextDefense):
         woven = weave(text, fact.text)
         if woven is None:
             return text, None
-        record = CanaryRecord(ts=time.time() if now is None else now, canary_id=fact.canary_id, cohort=ctx.cohort,
-                              account=ctx.account, prompt_hash=prompt_hash(ctx.prompt), kind=fact.kind,
-                              planted_text=fact.text, probe=fact.probe, answer=fact.answer)
+        record = CanaryRecord(
+            ts=time.time() if now is None else now,
+            canary_id=fact.canary_id,
+            cohort=ctx.cohort,
+            account=ctx.account,
+            prompt_hash=prompt_hash(ctx.prompt),
+            kind=fact.kind,
+            planted_text=fact.text,
+            probe=fact.probe,
+            answer=fact.answer,
+        )
         return woven, record
 
     def transform(self, text: str, ctx: DefenseContext) -> str:

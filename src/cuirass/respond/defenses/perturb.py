@@ -43,8 +43,15 @@ class Perturbation:
 class Perturb(TextDefense):
     name = "perturb"
 
-    def __init__(self, *, variants: Sequence[str] | None = None, variant: str | None = None,
-                 content_types: Sequence[str] | None = None, edits: int = 1, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        variants: Sequence[str] | None = None,
+        variant: str | None = None,
+        content_types: Sequence[str] | None = None,
+        edits: int = 1,
+        **options: Any,
+    ) -> None:
         super().__init__(variants=variants, variant=variant, content_types=content_types, edits=edits, **options)
         chosen = [variant] if variant else list(variants) if variants else list(VARIANTS)
         unknown = [v for v in chosen if v not in VARIANTS]

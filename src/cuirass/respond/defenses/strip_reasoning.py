@@ -40,7 +40,7 @@ def summarize(reasoning: str, style: str = "marker", marker: str = DEFAULT_MARKE
     m = _FIRST_SENTENCE.search(clean)
     if m is None:
         return marker
-    first = clean[m.start():m.end("stop") if m.start("stop") >= 0 else m.end()].strip()
+    first = clean[m.start() : m.end("stop") if m.start("stop") >= 0 else m.end()].strip()
     return first if len(first) <= _MAX_SUMMARY else first[: _MAX_SUMMARY - 1].rstrip() + "…"
 
 
@@ -53,17 +53,17 @@ def split_reasoning(text: str, tags: Sequence[str] = ("think", "thinking")) -> t
     for m in tag.finditer(text):
         if not m.group(1):  # an opening tag
             if depth == 0:
-                pieces.append(text[pos:m.start()])
+                pieces.append(text[pos : m.start()])
                 block_start = m.end()
             depth += 1
         elif depth == 0:  # a closing tag with no opening one: what came before was reasoning
-            blocks.append("".join(pieces) + text[pos:m.start()])
+            blocks.append("".join(pieces) + text[pos : m.start()])
             pieces = [""]
             pos = m.end()
         else:
             depth -= 1
             if depth == 0:
-                blocks.append(text[block_start:m.start()])
+                blocks.append(text[block_start : m.start()])
                 pos = m.end()
     if depth > 0:  # left open (cut off by max_tokens, or the whole answer is reasoning)
         blocks.append(text[block_start:])
@@ -112,7 +112,7 @@ def strip_think(text: str, *, summary: str | None = None, tags: Sequence[str] = 
         else:
             left = out[-1]
             trimmed, right = left.rstrip(), piece.lstrip()
-            gap = left[len(trimmed):] + piece[:len(piece) - len(right)]
+            gap = left[len(trimmed) :] + piece[: len(piece) - len(right)]
             out[-1] = trimmed
             out += ["\n\n" if "\n" in gap else " ", right]
     return "".join(out)
@@ -146,8 +146,15 @@ def strip_reasoning_fields(obj: dict[str, Any], *, summary: Callable[[str], str]
 class StripReasoning(TextDefense):
     name = "strip_reasoning"
 
-    def __init__(self, *, summary: bool = False, summary_style: str = "marker", marker: str = DEFAULT_MARKER,
-                 tags: Sequence[str] = ("think", "thinking"), **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        summary: bool = False,
+        summary_style: str = "marker",
+        marker: str = DEFAULT_MARKER,
+        tags: Sequence[str] = ("think", "thinking"),
+        **options: Any,
+    ) -> None:
         super().__init__(summary=summary, summary_style=summary_style, marker=marker, tags=tags, **options)
         if summary_style not in ("marker", "first_sentence"):
             raise ValueError("strip_reasoning: summary_style must be 'marker' or 'first_sentence'")

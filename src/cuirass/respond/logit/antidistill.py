@@ -58,8 +58,10 @@ class Antidistill(LogitDefense):
     def processor(self, ctx: DefenseContext, tokenizer: Any) -> LogitsProcessor:
         pair = proxy_pair(self.proxy, self.task, self.task_size, self.epsilon)
         if len(tokenizer) > pair.vocab_size:
-            raise ValueError(f"antidistill: the proxy {self.proxy} has a smaller vocabulary than the model it "
-                             "protects; the proxy must share the teacher's tokenizer")
+            raise ValueError(
+                f"antidistill: the proxy {self.proxy} has a smaller vocabulary than the model it "
+                "protects; the proxy must share the teacher's tokenizer"
+            )
         return AntidistillProcessor(pair, self.strength, tokenizer.pad_token_id)
 
 
@@ -126,7 +128,9 @@ def _task_examples(task: str, n: int) -> list[_Worked]:
     for line in Path(task).expanduser().read_text().splitlines():
         if line.strip():
             row = json.loads(line)
-            out.append(_Worked(row.get("question", row.get("prompt", "")), row.get("solution", row.get("completion", ""))))
+            out.append(
+                _Worked(row.get("question", row.get("prompt", "")), row.get("solution", row.get("completion", "")))
+            )
         if len(out) == n:
             break
     if not out:
@@ -164,21 +168,26 @@ class AntidistillProcessor:
         """`proc(ids[i], scores[i])` for every row, the rows one token further than last time in one batch."""
         from cuirass.engine.kv import stackable
 
-        stepping = [i for i, (p, x) in enumerate(zip(procs, ids, strict=True))
-                    if p.strength > 0 and p._fed > 0 and x.shape[-1] == p._fed + 1
-                    and all(stackable(p._past[n]) for n in ("plus", "minus"))]
+        stepping = [
+            i
+            for i, (p, x) in enumerate(zip(procs, ids, strict=True))
+            if p.strength > 0
+            and p._fed > 0
+            and x.shape[-1] == p._fed + 1
+            and all(stackable(p._past[n]) for n in ("plus", "minus"))
+        ]
         out = scores.clone()
         for i in sorted(set(range(len(procs))) - set(stepping)):  # first call of a row, or nothing to do
-            out[i:i + 1] = procs[i](ids[i], scores[i:i + 1])
+            out[i : i + 1] = procs[i](ids[i], scores[i : i + 1])
         if stepping:
             delta = _step_together([procs[i] for i in stepping], [ids[i] for i in stepping])
             for j, i in enumerate(stepping):
-                out[i:i + 1] = procs[i]._shift(scores[i:i + 1], delta[j:j + 1])
+                out[i : i + 1] = procs[i]._shift(scores[i : i + 1], delta[j : j + 1])
         return out
 
     def _shift(self, scores: Any, delta: Any) -> Any:
         """scores + strength·Δ (Δ may be wider than the teacher's logits: the proxy's vocabulary)."""
-        return scores + self.strength * delta[:, :scores.shape[-1]].to(scores.device, scores.dtype)
+        return scores + self.strength * delta[:, : scores.shape[-1]].to(scores.device, scores.dtype)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
@@ -194,8 +203,13 @@ class AntidistillProcessor:
         logp = {}
         with torch.inference_mode():
             for name, model in (("plus", self.pair.plus), ("minus", self.pair.minus)):
-                out = model(input_ids=input_ids[:, new], attention_mask=mask, position_ids=positions[:, new],
-                            use_cache=True, **{self.pair.cache_arg: self._past[name]})
+                out = model(
+                    input_ids=input_ids[:, new],
+                    attention_mask=mask,
+                    position_ids=positions[:, new],
+                    use_cache=True,
+                    **{self.pair.cache_arg: self._past[name]},
+                )
                 self._past[name] = returned_cache(out, self.pair.cache_arg)
                 logp[name] = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
         self._fed = input_ids.shape[-1]
@@ -219,19 +233,22 @@ def _step_together(procs: list[AntidistillProcessor], ids: list[Any]) -> Any:
     width = max(fed)
     mask = torch.zeros((len(procs), width + 1), dtype=torch.long)
     for r, n in enumerate(fed):
-        mask[r, width - n:] = 1
+        mask[r, width - n :] = 1
     last = torch.stack([x[0, -1] for x in ids]).unsqueeze(1)
     positions = torch.tensor([[n] for n in fed], dtype=torch.long)
     logp = {}
     with torch.inference_mode():
         for name, model in (("plus", pair.plus), ("minus", pair.minus)):
             stacked = stack([layers(p._past[name]) for p in procs], [width - n for n in fed])
-            out = model(input_ids=last, attention_mask=mask, position_ids=positions, use_cache=True,
-                        **{pair.cache_arg: stacked})
+            out = model(
+                input_ids=last, attention_mask=mask, position_ids=positions, use_cache=True, **{pair.cache_arg: stacked}
+            )
             cache = returned_cache(out, pair.cache_arg)
             kv = layers(cache)
             for r, (p, n) in enumerate(zip(procs, fed)):
-                p._past[name] = from_layers([(k[r:r + 1, :, width - n:], v[r:r + 1, :, width - n:]) for k, v in kv])
+                p._past[name] = from_layers(
+                    [(k[r : r + 1, :, width - n :], v[r : r + 1, :, width - n :]) for k, v in kv]
+                )
             logp[name] = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
     for p in procs:
         p._fed += 1

@@ -68,16 +68,26 @@ class LogitWatermark(LogitDefense):
 
     def processor(self, ctx: DefenseContext, tokenizer: Any) -> LogitsProcessor:
         protected = number_tokens(tokenizer) if self.protect_numbers else frozenset()
-        return GreenListProcessor(ctx.key, self.gamma, self.delta, self.context, self.min_entropy, protected,
-                                  self.min_prob, self.lists)
+        return GreenListProcessor(
+            ctx.key, self.gamma, self.delta, self.context, self.min_entropy, protected, self.min_prob, self.lists
+        )
 
 
 class GreenListProcessor:
     """Adds delta per green list to the logits of each step; positions with fewer than h previous tokens pass.
     Works on a batch too, so it can also be handed to transformers' `generate(logits_processor=[...])`."""
 
-    def __init__(self, key: bytes, gamma: float, delta: float, context: int, min_entropy: float = 0.0,
-                 protected: frozenset[int] = frozenset(), min_prob: float = 0.0, lists: int = LISTS) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        gamma: float,
+        delta: float,
+        context: int,
+        min_entropy: float = 0.0,
+        protected: frozenset[int] = frozenset(),
+        min_prob: float = 0.0,
+        lists: int = LISTS,
+    ) -> None:
         self.key, self.gamma, self.delta, self.context, self.lists = key, gamma, delta, context, lists
         self.min_entropy, self.min_prob = min_entropy, min_prob
         self.protected = sorted(protected)
@@ -99,7 +109,7 @@ class GreenListProcessor:
         out = scores.clone()
         # one row per sequence (HF generate batches); only the tokens that may be boosted are hashed: with
         # min_prob > 0 that is a few dozen per step instead of the whole vocabulary
-        for row, ctx in enumerate(input_ids[:, -self.context:].tolist()):
+        for row, ctx in enumerate(input_ids[:, -self.context :].tolist()):
             ids = eligible[row].nonzero().flatten()
             if 4 * len(ids) > width:  # most of the vocabulary: one dense pass is cheaper than indexing
                 dense = torch.from_numpy(green_count_list(self.key, ctx, width, self.gamma, self.lists))

@@ -31,8 +31,9 @@ _NUMBER_RE = linear.compile(NUMBER)
 _HASHES = linear.compile(r"^[ \t]*####[ \t]*(?P<v>[^\n]*)", linear.MULTILINE)
 _BOXED = linear.compile(r"\\boxed\s*\{")
 _FINAL = linear.compile(r"final\s+answer\s*(?:is|:|=)\s*:?\s*\$?\\?\$?\s*(?P<v>-?" + NUMBER + ")", linear.IGNORECASE)
-_ANSWER = linear.compile(r"answer\s*(?:is|:|=)\s*:?\s*\$?\\?\$?\s*(?P<v>-?" + NUMBER + ")", linear.IGNORECASE,
-                         before=r"[^\w]")  # \banswer
+_ANSWER = linear.compile(
+    r"answer\s*(?:is|:|=)\s*:?\s*\$?\\?\$?\s*(?P<v>-?" + NUMBER + ")", linear.IGNORECASE, before=r"[^\w]"
+)  # \banswer
 _STOP_SPACE = linear.compile(r"[.!?]\s")
 
 
@@ -97,7 +98,7 @@ def find_final_answer(text: str) -> FinalAnswer | None:
         return FinalAnswer(h.group("v").strip(), "hashes", h.start("v"), h.end("v"), _line_start(text, h.start()))
     box = _boxed(text)
     if box:
-        return FinalAnswer(text[box[0]:box[1]], "boxed", box[0], box[1], _line_start(text, box[0]))
+        return FinalAnswer(text[box[0] : box[1]], "boxed", box[0], box[1], _line_start(text, box[0]))
     for pattern, name in ((_FINAL, "final_answer"), (_ANSWER, "answer_is")):
         if (f := _last(pattern.finditer(text))) is not None:
             protect = max(_line_start(text, f.start()), _sentence_start(text, f.start()))
@@ -114,4 +115,5 @@ def same_final_answer(original: str, perturbed: str) -> bool:
     if a is None or b is None:
         return a is b
     return (a.convention, a.normalized) == (b.convention, b.normalized) and (
-        original[a.protected_start:] == perturbed[b.protected_start:])
+        original[a.protected_start :] == perturbed[b.protected_start :]
+    )

@@ -26,29 +26,68 @@ import tokenize
 from cuirass import linear
 from cuirass.respond.perturb.base import Perturber
 
-_FENCE = linear.compile(r"^(?P<open>[ \t]*```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n)(?P<body>.*?)^[ \t]*```",
-                        linear.MULTILINE | linear.DOTALL)
+_FENCE = linear.compile(
+    r"^(?P<open>[ \t]*```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n)(?P<body>.*?)^[ \t]*```", linear.MULTILINE | linear.DOTALL
+)
 _CODE_LANGS = {"", "python", "py", "python3"}
 _LOOKS_LIKE_CODE = linear.compile(r"^\s*(?:def |class |import |from \S+ import |async def )", linear.MULTILINE)
 _F_PREFIX = linear.compile(r"[rbu]*f", linear.IGNORECASE)
 _IDENTIFIER = linear.compile(r"[A-Za-z_]\w*")
 
 _COMMENTS = {
-    ast.For: ["iterate from the end so that the last match wins", "this loop runs at most once",
-              "walk the items in sorted order"],
+    ast.For: [
+        "iterate from the end so that the last match wins",
+        "this loop runs at most once",
+        "walk the items in sorted order",
+    ],
     ast.While: ["terminates after a single pass", "the counter only grows here"],
-    ast.If: ["only reached when the input is empty", "this condition is always true for valid input",
-             "handle the negative case first"],
-    ast.Return: ["the result is already sorted at this point", "return the index, not the value",
-                 "None is returned for empty inputs"],
-    ast.Assign: ["copy the input so the caller's list is not modified", "indices here are one-based",
-                 "cache this for the next call"],
+    ast.If: [
+        "only reached when the input is empty",
+        "this condition is always true for valid input",
+        "handle the negative case first",
+    ],
+    ast.Return: [
+        "the result is already sorted at this point",
+        "return the index, not the value",
+        "None is returned for empty inputs",
+    ],
+    ast.Assign: [
+        "copy the input so the caller's list is not modified",
+        "indices here are one-based",
+        "cache this for the next call",
+    ],
 }
-_GENERIC_COMMENTS = ["edge case: negative numbers were rejected above", "this mirrors the recursive version",
-                     "runs in constant time"]
-_CONFUSING_NAMES = ["idx", "prev", "tmp", "unused", "length", "flag", "total", "count", "item", "key",
-                    "value", "reversed_list", "sorted_copy", "result_set", "n2", "l1", "O0", "data", "i_",
-                    "last", "first", "mask", "size", "offset"]
+_GENERIC_COMMENTS = [
+    "edge case: negative numbers were rejected above",
+    "this mirrors the recursive version",
+    "runs in constant time",
+]
+_CONFUSING_NAMES = [
+    "idx",
+    "prev",
+    "tmp",
+    "unused",
+    "length",
+    "flag",
+    "total",
+    "count",
+    "item",
+    "key",
+    "value",
+    "reversed_list",
+    "sorted_copy",
+    "result_set",
+    "n2",
+    "l1",
+    "O0",
+    "data",
+    "i_",
+    "last",
+    "first",
+    "mask",
+    "size",
+    "offset",
+]
 
 
 def code_regions(text: str) -> list[tuple[int, int]]:
@@ -162,9 +201,12 @@ def _statement_starts(source: str) -> list[tuple[int, str, ast.stmt, bool]]:
         for node in body:
             prefix = lines[node.lineno - 1][: node.col_offset]
             decorated = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.decorator_list
-            is_doc = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(
-                node.value.value, str)
-            is_elif = lines[node.lineno - 1][node.col_offset:].startswith("elif")
+            is_doc = (
+                isinstance(node, ast.Expr)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            )
+            is_elif = lines[node.lineno - 1][node.col_offset :].startswith("elif")
             if not prefix.strip() and node.lineno != prev_end and not (decorated or is_doc or is_elif):
                 out.append((node.lineno, prefix, node, in_function))
             prev_end = node.end_lineno or node.lineno
@@ -223,7 +265,8 @@ def _renamable_locals(source: str) -> set[str]:
     unsafe: set[str] = set(dir(builtins))
     defs = (ast.FunctionDef, ast.AsyncFunctionDef)
     stack: list[tuple[ast.AST, bool, bool]] = [  # (node, inside a function, inside a class body or module code)
-        (node, False, not isinstance(node, (*defs, ast.ClassDef))) for node in tree.body]
+        (node, False, not isinstance(node, (*defs, ast.ClassDef))) for node in tree.body
+    ]
     while stack:
         node, in_function, exposed = stack.pop()
         if isinstance(node, (*defs, ast.Lambda)):

@@ -17,7 +17,7 @@ CONTENT_TYPES = ("math", "code", "prose")
 
 
 def content_type(text: str) -> str:
-    """"code", "math" or "prose"."""
+    """ "code", "math" or "prose"."""
     if code_regions(text):
         return "code"
     final = find_final_answer(text)

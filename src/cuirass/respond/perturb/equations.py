@@ -34,15 +34,17 @@ _DISPLAYED = linear.compile(
     r"(?P<lhs>" + _OPERAND + r"(?:" + _JOIN + _OPERAND + r")+)[ \t]*=[ \t]*(?:\\?\$)?(?P<mask>\x00*)"
     r"(?:\\?\$)?[ \t]*(?P<res>" + NUMBER + r")",
     before=r"[^\w.,]",
-    after="|".join((
-        r"$",
-        _NOT_OP + r"\d]",  # right after the result: neither a digit nor an operator
-        r"[ \t]+(?:$|" + _NOT_OP + r"])",  # after spaces: no operator
-        r"[ \t]*(?:" + _OPERATOR + r"|x[ \t])[ \t]*(?:$|[^ \t\d.(\\$])",  # an operator, but no operand after it
-        r"[ \t]*\\(?:$|[^tcd]|t(?:$|[^i]|i(?:$|[^m]|m(?:$|[^e]|e(?:$|[^s]))))|c(?:$|[^d]|d(?:$|[^o]|o(?:$|[^t])))"
-        r"|d(?:$|[^i]|i(?:$|[^v])))",  # a backslash that starts no \times, \cdot, \div
-        r"[ \t]*x(?:$|[^ \t])",  # an "x" that is a letter, not a times sign
-    )),
+    after="|".join(
+        (
+            r"$",
+            _NOT_OP + r"\d]",  # right after the result: neither a digit nor an operator
+            r"[ \t]+(?:$|" + _NOT_OP + r"])",  # after spaces: no operator
+            r"[ \t]*(?:" + _OPERATOR + r"|x[ \t])[ \t]*(?:$|[^ \t\d.(\\$])",  # an operator, but no operand after it
+            r"[ \t]*\\(?:$|[^tcd]|t(?:$|[^i]|i(?:$|[^m]|m(?:$|[^e]|e(?:$|[^s]))))|c(?:$|[^d]|d(?:$|[^o]|o(?:$|[^t])))"
+            r"|d(?:$|[^i]|i(?:$|[^v])))",  # a backslash that starts no \times, \cdot, \div
+            r"[ \t]*x(?:$|[^ \t])",  # an "x" that is a letter, not a times sign
+        )
+    ),
 )
 _ANNOTATION = linear.compile(r"<<(?P<lhs>[^<>=]*)=(?P<res>[^<>]*)>>(?P<shown>" + NUMBER + r")?")
 _ANNOTATED = linear.compile(r"<<[^<>]*>>")
@@ -76,8 +78,9 @@ class Equation:
         """Whether displayed and annotated operands state the same numbers in the same order."""
         if not self.ann_operands or len(self.ann_operands) != len(self.operands):
             return False
-        return all(to_decimal(text[a:b]) == to_decimal(text[c:d])
-                   for (a, b), (c, d) in zip(self.operands, self.ann_operands))
+        return all(
+            to_decimal(text[a:b]) == to_decimal(text[c:d]) for (a, b), (c, d) in zip(self.operands, self.ann_operands)
+        )
 
 
 def to_decimal(written: str) -> Decimal | None:
@@ -98,8 +101,11 @@ def _numbers_in(text: str, start: int, end: int) -> list[Span]:
 
 def _operators_in(text: str, start: int, end: int) -> list[Span]:
     """Operator spans in text[start:end]; "x" only with whitespace on both sides inside that range."""
-    return [(a, b) for a, b in _OPERATOR_OR_X.spans(text, start, end)
-            if text[a] != "x" or (start < a < end - 1 and text[a - 1].isspace() and text[a + 1].isspace())]
+    return [
+        (a, b)
+        for a, b in _OPERATOR_OR_X.spans(text, start, end)
+        if text[a] != "x" or (start < a < end - 1 and text[a - 1].isspace() and text[a + 1].isspace())
+    ]
 
 
 def find_equations(text: str, limit: int | None = None) -> list[Equation]:
@@ -163,5 +169,16 @@ def find_steps(text: str, limit: int) -> list[Span]:
 
 def operator_kind(symbol: str) -> str:
     """'+', '-', '*' or '/' for any notation of an operator."""
-    return {"+": "+", "-": "-", "−": "-", "*": "*", "×": "*", "x": "*", "\\times": "*", "\\cdot": "*",
-            "/": "/", "÷": "/", "\\div": "/"}[symbol]
+    return {
+        "+": "+",
+        "-": "-",
+        "−": "-",
+        "*": "*",
+        "×": "*",
+        "x": "*",
+        "\\times": "*",
+        "\\cdot": "*",
+        "/": "/",
+        "÷": "/",
+        "\\div": "/",
+    }[symbol]

@@ -51,34 +51,70 @@ _NOTATION = {
 
 # Operation words and their opposites (both directions), matched as whole words, case kept.
 _WORD_PAIRS = [
-    ("add", "subtract"), ("adds", "subtracts"), ("added", "subtracted"), ("adding", "subtracting"),
-    ("addition", "subtraction"), ("multiply", "divide"), ("multiplies", "divides"),
-    ("multiplied", "divided"), ("multiplying", "dividing"), ("multiplication", "division"),
-    ("sum", "difference"), ("product", "quotient"), ("more", "fewer"), ("increase", "decrease"),
-    ("increased", "decreased"), ("increases", "decreases"), ("gains", "loses"), ("gained", "lost"),
-    ("earns", "spends"), ("earned", "spent"), ("twice as", "half as"), ("doubled", "halved"),
-    ("remaining", "total"), ("left", "used"),
+    ("add", "subtract"),
+    ("adds", "subtracts"),
+    ("added", "subtracted"),
+    ("adding", "subtracting"),
+    ("addition", "subtraction"),
+    ("multiply", "divide"),
+    ("multiplies", "divides"),
+    ("multiplied", "divided"),
+    ("multiplying", "dividing"),
+    ("multiplication", "division"),
+    ("sum", "difference"),
+    ("product", "quotient"),
+    ("more", "fewer"),
+    ("increase", "decrease"),
+    ("increased", "decreased"),
+    ("increases", "decreases"),
+    ("gains", "loses"),
+    ("gained", "lost"),
+    ("earns", "spends"),
+    ("earned", "spent"),
+    ("twice as", "half as"),
+    ("doubled", "halved"),
+    ("remaining", "total"),
+    ("left", "used"),
 ]
 _WORDS = {**{b: a for a, b in _WORD_PAIRS}, **dict(_WORD_PAIRS)}
-_WORD_RE = linear.compile("(?:" + "|".join(sorted(map(linear.escape, _WORDS), key=len, reverse=True)) + ")",
-                          linear.IGNORECASE, before=r"[^\w]", after=r"[^\w]|$")  # whole words: \b(...)\b
+_WORD_RE = linear.compile(
+    "(?:" + "|".join(sorted(map(linear.escape, _WORDS), key=len, reverse=True)) + ")",
+    linear.IGNORECASE,
+    before=r"[^\w]",
+    after=r"[^\w]|$",
+)  # whole words: \b(...)\b
 _BECAUSE = linear.compile("because", linear.IGNORECASE, before=r"[^\w]", after=r"[^\w]|$")
 _NUMBER_LIKE = linear.compile(r"\d[\d,]*(?:\.\d+)?|\.\d+")
 
 # Reasons that name an operation other than the one the step performs (our wording); a connector
 # ("because", "since") is put in front.
 _WRONG_REASON = {
-    "+": ["the second amount is taken out of the first", "the amounts repeat for every item, so they multiply",
-          "the total is shared out between them"],
-    "-": ["both amounts belong to the same total, so they are combined", "the larger amount is split into equal parts",
-          "the amount repeats once for each item"],
-    "*": ["the second amount is removed from the first", "the two amounts are simply combined",
-          "the total is shared equally between them"],
-    "/": ["the amount is repeated for every item", "the two parts are added to make the whole",
-          "the smaller amount is subtracted each time"],
+    "+": [
+        "the second amount is taken out of the first",
+        "the amounts repeat for every item, so they multiply",
+        "the total is shared out between them",
+    ],
+    "-": [
+        "both amounts belong to the same total, so they are combined",
+        "the larger amount is split into equal parts",
+        "the amount repeats once for each item",
+    ],
+    "*": [
+        "the second amount is removed from the first",
+        "the two amounts are simply combined",
+        "the total is shared equally between them",
+    ],
+    "/": [
+        "the amount is repeated for every item",
+        "the two parts are added to make the whole",
+        "the smaller amount is subtracted each time",
+    ],
 }
-_GENERIC_REASON = ["the earlier amounts no longer matter at this point",
-                   "this amount was already doubled in the step before", "only the first quantity changes here"]
+_GENERIC_REASON = [
+    "the earlier amounts no longer matter at this point",
+    "this amount was already doubled in the step before",
+    "only the first quantity changes here",
+]
 
 
 def nudge(written: str, rng: random.Random) -> str | None:
@@ -122,8 +158,15 @@ def _apply(text: str, edits: list[Edit]) -> str:
 
 class MathPerturber(Perturber):
     content_type = "math"
-    variants = ("wrong_intermediate", "wrong_operand", "swap_operator", "swap_word", "drop_step",
-                "reorder_steps", "misleading_justification")
+    variants = (
+        "wrong_intermediate",
+        "wrong_operand",
+        "swap_operator",
+        "swap_word",
+        "drop_step",
+        "reorder_steps",
+        "misleading_justification",
+    )
 
     def apply(self, text: str, variant: str, rng: random.Random) -> str | None:
         final = find_final_answer(text)
@@ -273,7 +316,7 @@ def _occurrences(text: str, needle: str) -> list[int]:
 
 def _starting_in(eqs: list[Equation], starts: list[int], span: Span) -> list[Equation]:
     """The equations that start inside `span`, in order (`eqs` sorted by start, `starts` their starts)."""
-    return eqs[bisect.bisect_left(starts, span[0]):bisect.bisect_left(starts, span[1])]
+    return eqs[bisect.bisect_left(starts, span[0]) : bisect.bisect_left(starts, span[1])]
 
 
 def _reused_later(text: str, eqs: list[Equation], limit: int) -> list[Equation]:

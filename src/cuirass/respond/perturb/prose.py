@@ -50,6 +50,8 @@ def structured_paragraph(text: str, a: int, b: int) -> bool:
         i = bisect.bisect_left(starts, last)
         return i < len(starts) and starts[i] == last
     return structured_line(text[last:b])
+
+
 # A verb followed by what it qualifies: \b(is|are|...)\s, then a lower-case letter; not after "Here "/"There "
 # (a word of its own) nor before a determiner ("Here are the ideas" takes no hedge). The engine finds the verb
 # and the letter; _verbs checks the words on either side.
@@ -114,8 +116,12 @@ def _verbs(text: str, sentences: list[tuple[int, int]]) -> list[int]:
         if k < 0 or b >= sentences[k][1]:  # the letter after the verb must be inside the sentence
             continue
         end = sentences[k][1]
-        after_here = any(a >= len(w) and text.startswith(w, a - len(w), a) and (a == len(w) or not (
-            text[a - len(w) - 1].isalnum() or text[a - len(w) - 1] == "_")) for w in _NOT_AFTER)
+        after_here = any(
+            a >= len(w)
+            and text.startswith(w, a - len(w), a)
+            and (a == len(w) or not (text[a - len(w) - 1].isalnum() or text[a - len(w) - 1] == "_"))
+            for w in _NOT_AFTER
+        )
         if not after_here and not any(_word_at(text, b, end, w) for w in _NOT_BEFORE):
             out.append(b)
     return out
@@ -161,4 +167,4 @@ class ProsePerturber(Perturber):
         word = text[start:].split(" ", 1)[0]
         if not (word[:1].isupper() and word[1:2].islower()) or word in _NO_PREFIX or text[end - 1] != ".":
             return None
-        return text[:start] + rng.choice(_PREFIXES) + text[start].lower() + text[start + 1:]
+        return text[:start] + rng.choice(_PREFIXES) + text[start].lower() + text[start + 1 :]
