@@ -9,11 +9,27 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cuirass.accounts import KeyInfo
 from cuirass.events import ANONYMOUS, Event
 from cuirass.events.record import message_text
+
+if TYPE_CHECKING:
+    from cuirass.gateway.routing import Route
+    from cuirass.respond.responder import Plan
+    from cuirass.upstream import Upstream
+
+
+@dataclasses.dataclass(slots=True)
+class Dispatch:
+    """Where a routed request goes and what the policy planned for it (set once, in proxy._handle)."""
+
+    route: Route
+    upstream: Upstream  # the principal, or the decoy the plan moved it to
+    body: dict[str, Any]  # the request as the upstream gets it (its own model name)
+    plan: Plan | None  # None: the request passes untouched
+    headers: dict[str, str]  # response headers (rate limits, request id)
 
 
 @dataclasses.dataclass(slots=True)
@@ -38,6 +54,13 @@ class Exchange:
     upstream_t0: float | None = None  # when the upstream call began
     upstream_s: float | None = None  # how long the upstream took (whole response or whole stream)
     finished: bool = False
+    dispatch: Dispatch | None = None
+
+    @property
+    def routed(self) -> Dispatch:
+        """The dispatch of a request that got past routing and the policy."""
+        assert self.dispatch is not None, "not routed yet"
+        return self.dispatch
 
     def upstream_started(self) -> None:
         self.upstream_t0 = time.perf_counter()

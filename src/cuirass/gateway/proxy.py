@@ -20,13 +20,13 @@ from cuirass.actions import LOGIT_ACTIONS
 from cuirass.config import ServerConfig
 from cuirass.events.deadletter import RateLimitedLog
 from cuirass.gateway.errors import APIError
-from cuirass.gateway.exchange import Exchange, ResponseAccumulator
+from cuirass.gateway.exchange import Dispatch, Exchange, ResponseAccumulator
 from cuirass.gateway.routing import Route
 from cuirass.gateway.sse import DONE, SSEResponse, frame
 from cuirass.gateway.validate import validate_request
 from cuirass.respond.apply import rewrite_chunks, rewrite_response
 from cuirass.respond.responder import Plan
-from cuirass.upstream import Upstream, UpstreamError
+from cuirass.upstream import UpstreamError
 
 if TYPE_CHECKING:
     from cuirass.gateway.app import Gateway
@@ -64,10 +64,10 @@ async def _handle(request: Request, endpoint: str) -> Response | SSEResponse:
         upstream, upstream_model = route.principal, route.principal_model
         if plan is not None and plan.decoy and route.decoy is not None:
             upstream, upstream_model, ex.upstream = route.decoy, route.decoy_model or route.name, "decoy"
-        upstream_body = dict(body, model=upstream_model)
+        ex.dispatch = Dispatch(route, upstream, dict(body, model=upstream_model), plan, limit_headers)
         if body.get("stream"):
-            return await _stream(gw, request, ex, route, upstream, upstream_body, limit_headers, plan)
-        return await _complete(gw, request, ex, route, upstream, upstream_body, limit_headers, plan)
+            return await _stream(gw, request, ex)
+        return await _complete(gw, request, ex)
     except APIError as err:
         return _fail(gw, ex, err)
     except UpstreamError as err:
@@ -282,16 +282,9 @@ def _upstream_param(body: dict[str, Any] | None) -> str | None:
     return param if isinstance(param, str) and _PARAM.fullmatch(param) else None
 
 
-async def _complete(
-    gw: Gateway,
-    request: Request,
-    ex: Exchange,
-    route: Route,
-    upstream: Upstream,
-    upstream_body: dict[str, Any],
-    headers: dict[str, str],
-    plan: Plan | None,
-) -> Response:
+async def _complete(gw: Gateway, request: Request, ex: Exchange) -> Response:
+    d = ex.routed
+    route, upstream, upstream_body, plan, headers = d.route, d.upstream, d.body, d.plan, d.headers
     ex.upstream_started()
     try:
         resp = await _unless_disconnected(
@@ -299,7 +292,6 @@ async def _complete(
             _paced(
                 gw,
                 ex,
-                route,
                 upstream.complete(ex.endpoint, upstream_body, processors=plan.processors if plan is not None else None),
             ),
         )
@@ -359,16 +351,9 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         watcher.cancel()
 
 
-async def _stream(
-    gw: Gateway,
-    request: Request,
-    ex: Exchange,
-    route: Route,
-    upstream: Upstream,
-    upstream_body: dict[str, Any],
-    headers: dict[str, str],
-    plan: Plan | None,
-) -> SSEResponse:
+async def _stream(gw: Gateway, request: Request, ex: Exchange) -> SSEResponse:
+    d = ex.routed
+    upstream, upstream_body, plan, headers = d.upstream, d.body, d.plan, d.headers
     client_opts = upstream_body.get("stream_options") or {}
     wants_usage = bool(client_opts.get("include_usage"))
     # Always ask for usage upstream: token limits and the event log need it; strip it if not wanted.
@@ -376,7 +361,7 @@ async def _stream(
     ex.upstream_started()
     chunks = upstream.stream(ex.endpoint, upstream_body, processors=plan.processors if plan is not None else None)
     try:
-        first = await _paced(gw, ex, route, chunks.__anext__())  # upstream refusals become HTTP errors here
+        first = await _paced(gw, ex, chunks.__anext__())  # upstream refusals become HTTP errors here
     except StopAsyncIteration:
         first = []
     except BaseException:
@@ -386,7 +371,7 @@ async def _stream(
     if plan is not None and (plan.rewrite or plan.strip_fields):
         chunks = _rewritten(ex, first, chunks, plan)
         first = await anext(chunks, [])
-    return SSEResponse(_relay(gw, ex, route, first, chunks, wants_usage), headers=headers)
+    return SSEResponse(_relay(gw, ex, first, chunks, wants_usage), headers=headers)
 
 
 async def _rewritten(
@@ -407,12 +392,13 @@ def _same(text: str) -> str:
     return text
 
 
-async def _paced(gw: Gateway, ex: Exchange, route: Route, first_byte: Awaitable[T]) -> T:
+async def _paced(gw: Gateway, ex: Exchange, first_byte: Awaitable[T]) -> T:
     """Await the upstream's first byte; a decoy answer is held back to the principal's usual timing.
 
     The decoy is a smaller, faster model: answering sooner than the principal would tell a careful
     attacker which accounts were moved. The principal's time to first byte is tracked as an EWMA.
     """
+    route = ex.routed.route
     result = await first_byte
     elapsed = time.perf_counter() - ex.t0
     if ex.upstream == "decoy":
@@ -428,12 +414,12 @@ async def _paced(gw: Gateway, ex: Exchange, route: Route, first_byte: Awaitable[
 async def _relay(
     gw: Gateway,
     ex: Exchange,
-    route: Route,
     first: list[dict[str, Any]],
     chunks: AsyncGenerator[list[dict[str, Any]], None],
     wants_usage: bool,
 ) -> AsyncIterator[bytes]:
     """Relay the upstream's chunks, a batch per write, and finish the exchange however the stream ends."""
+    route = ex.routed.route
     acc = ResponseAccumulator(ex.endpoint)
     stream_id: str | None = None
     completed = False

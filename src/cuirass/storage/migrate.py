@@ -91,16 +91,33 @@ def upgrade(engine: sa.Engine) -> None:
     Raises RuntimeError for a database this Cuirass must not touch: one a newer Cuirass has migrated, or
     one whose tables differ from the baseline it would adopt.
     """
-    script, at = _script(), current(engine)
-    if at == script.get_current_head():
-        return  # the common start: nothing to do, no lock taken
-    if not _knows(script, at):
-        raise RuntimeError(
-            f"the database is at schema revision {at}, newer than this Cuirass knows "
-            f"({script.get_current_head()}): run the newer Cuirass, or restore a backup"
-        )
-    with _exclusive(engine) as conn:  # alembic re-reads the revision under the lock: another may have upgraded
-        command.upgrade(alembic_config(conn), "head")
+    # SQLite: the whole start, first connection included, under the file lock: a fresh file's first
+    # connections switch it to WAL, and one that does so beside another's open transaction gets "database
+    # is locked" at once, whatever the busy timeout (seen with four processes starting together).
+    with _sqlite_file_lock(engine):
+        script, at = _script(), current(engine)
+        if at == script.get_current_head():
+            return  # the common start: nothing to do
+        if not _knows(script, at):
+            raise RuntimeError(
+                f"the database is at schema revision {at}, newer than this Cuirass knows "
+                f"({script.get_current_head()}): run the newer Cuirass, or restore a backup"
+            )
+        with _exclusive(engine) as conn:  # alembic re-reads the revision under the lock: another may have upgraded
+            command.upgrade(alembic_config(conn), "head")
+
+
+def _file_database(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(engine: sa.Engine) -> Iterator[None]:
+    if not _file_database(engine):
+        yield
+        return
+    with _file_lock(Path(f"{engine.url.database}.migrate.lock")):
+        yield
 
 
 def _script() -> ScriptDirectory:
@@ -138,17 +155,16 @@ def _exclusive(engine: sa.Engine) -> Iterator[sa.Connection]:
         with engine.connect() as conn, conn.begin():
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
             yield conn
-    elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        with _file_lock(Path(f"{engine.url.database}.migrate.lock")):
-            serial = open_engine(engine.url.render_as_string(hide_password=False))
-            # The driver's own transaction handling skips DDL; take it over so BEGIN IMMEDIATE covers it all.
-            sa.event.listen(serial, "connect", lambda dbapi_conn, _rec: setattr(dbapi_conn, "isolation_level", None))
-            sa.event.listen(serial, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-            try:
-                with serial.connect() as conn, conn.begin():
-                    yield conn
-            finally:
-                serial.dispose()
+    elif _file_database(engine):  # the caller holds the file lock (upgrade)
+        serial = open_engine(engine.url.render_as_string(hide_password=False))
+        # The driver's own transaction handling skips DDL; take it over so BEGIN IMMEDIATE covers it all.
+        sa.event.listen(serial, "connect", lambda dbapi_conn, _rec: setattr(dbapi_conn, "isolation_level", None))
+        sa.event.listen(serial, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        try:
+            with serial.connect() as conn, conn.begin():
+                yield conn
+        finally:
+            serial.dispose()
     else:  # another dialect, or an in-memory SQLite database (one process only)
         with engine.connect() as conn, conn.begin():
             yield conn
