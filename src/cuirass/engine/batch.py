@@ -309,10 +309,14 @@ def run_choice(
     cancel: threading.Event,
     emit: Callable[[int, str], None] | None = None,
 ) -> Choice:
-    """Generate choice `index` (seed + index) alone; `emit(index, delta)` receives text as it settles."""
+    """Generate choice `index` (seed + index) alone; `emit(index, delta)` receives text as it settles. A
+    failure (a processor that raised) is raised here."""
     batch = Batch(lm, max_rows=1)
     run = ChoiceRun(lm, req, index, processors, cancel, emit)
     done = batch.admit(run)
     while not done:
         done = batch.step()
-    return done[0][1]
+    outcome = done[0][1]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
