@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-#	$(BIN)/mypy  # enabled once `mypy` passes (strict, [tool.mypy] in pyproject.toml)
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -6,11 +6,19 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
-from cuirass.lab.traffic import PRESETS, TrafficConfig, generate, labels_path, parse_campaign
+from cuirass.lab.traffic import PRESETS, CampaignSpec, TrafficConfig, generate, labels_path, parse_campaign
 from cuirass.lab.traffic.generate import DEFAULT_CAMPAIGNS
+
+T = TypeVar("T")
+
+
+def _given(value: T | None, default: T) -> T:
+    """An option's value when it was given (not None), else the config's."""
+    return default if value is None else value
 
 
 @click.group()
@@ -18,7 +26,7 @@ def lab() -> None:
     """Synthetic traffic and measurements of detection, defenses and proof."""
 
 
-def _campaign(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple:
+def _campaign(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[CampaignSpec, ...]:
     try:
         return tuple(parse_campaign(v) for v in values)
     except ValueError as exc:
@@ -59,7 +67,7 @@ def traffic(
     out: Path,
     seed: int,
     benign_accounts: int,
-    campaigns: tuple,
+    campaigns: tuple[CampaignSpec, ...],
     days: float,
     no_campaigns: bool,
     progress: bool,
@@ -131,7 +139,7 @@ def detect(
     fpr: float,
     honeypot_python: str | None,
     benign_accounts: int | None,
-    campaigns: tuple,
+    campaigns: tuple[CampaignSpec, ...],
     days: float | None,
     progress: bool,
     as_json: bool,
@@ -142,12 +150,13 @@ def detect(
     from cuirass.lab import detect_eval, summary
 
     config = detect_eval.quick_config(seed) if quick else detect_eval.full_config(seed)
-    changes = {
-        k: v
-        for k, v in (("benign_accounts", benign_accounts), ("campaigns", campaigns or None), ("days", days))
-        if v is not None
-    }
-    config = dataclasses.replace(config, fpr=fpr, traffic=dataclasses.replace(config.traffic, **changes))
+    traffic = dataclasses.replace(
+        config.traffic,
+        benign_accounts=_given(benign_accounts, config.traffic.benign_accounts),
+        campaigns=campaigns or config.traffic.campaigns,
+        days=_given(days, config.traffic.days),
+    )
+    config = dataclasses.replace(config, fpr=fpr, traffic=traffic)
     try:
         results = detect_eval.run(config, out, honeypot_python=honeypot_python, progress=progress)
     except (ImportError, FileNotFoundError, RuntimeError, ValueError) as exc:
@@ -296,28 +305,24 @@ def distill(
     config = DistillConfig.quick(seed) if quick else DistillConfig.mid(seed) if mid else DistillConfig.full(seed)
     student = dataclasses.replace(
         config.student,
-        **{
-            k: v
-            for k, v in (("config_path", student_config), ("hidden", student_hidden), ("layers", student_layers))
-            if v is not None
-        },
+        config_path=_given(student_config, config.student.config_path),
+        hidden=_given(student_hidden, config.student.hidden),
+        layers=_given(student_layers, config.student.layers),
     )
-    changes = {
-        k: v
-        for k, v in (
-            ("teacher", teacher),
-            ("decoy", decoy),
-            ("task", task),
-            ("conditions", conditions or None),
-            ("campaign_queries", queries),
-            ("campaign_accounts", accounts),
-            ("train_steps", steps),
-            ("eval_n", eval_n),
-        )
-        if v is not None
-    }
+    config = dataclasses.replace(
+        config,
+        student=student,
+        teacher=_given(teacher, config.teacher),
+        decoy=_given(decoy, config.decoy),
+        task=_given(task, config.task),
+        conditions=conditions or config.conditions,
+        campaign_queries=_given(queries, config.campaign_queries),
+        campaign_accounts=_given(accounts, config.campaign_accounts),
+        train_steps=_given(steps, config.train_steps),
+        eval_n=_given(eval_n, config.eval_n),
+    )
     try:
-        results = run(dataclasses.replace(config, student=student, **changes), out, progress=progress)
+        results = run(config, out, progress=progress)
     except (ValueError, RuntimeError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

@@ -88,27 +88,31 @@ class Batch:
         out: list[torch.Tensor | None] = [scores[i : i + 1] for i in range(len(rows))]
         failed: Finished = []
         for k in range(max((len(r.run.processors) for r in rows), default=0)):
-            groups: dict[tuple[type, Any], list[int]] = {}
+            # (processor class, batch_key) -> the rows of this group and their scores so far; the class is
+            # any processor's, so its `call_many` is only known to exist because the processor has a batch_key
+            groups: dict[tuple[type[Any], Any], list[tuple[int, torch.Tensor]]] = {}
             for i, row in enumerate(rows):
-                if k >= len(row.run.processors) or out[i] is None:
+                cur = out[i]
+                if k >= len(row.run.processors) or cur is None:
                     continue
                 proc = row.run.processors[k]
                 key = getattr(proc, "batch_key", None)
                 if key is not None:
-                    groups.setdefault((type(proc), key), []).append(i)
+                    groups.setdefault((type(proc), key), []).append((i, cur))
                     continue
                 try:
-                    out[i] = proc(row.ids[:, : row.n], out[i])
+                    out[i] = proc(row.ids[:, : row.n], cur)
                 except Exception as exc:  # noqa: BLE001 - this row fails, the others go on
                     out[i] = None
                     failed.append((row.run, exc))
-            for (cls, _), idx in groups.items():
+            for (cls, _), members in groups.items():
+                idx = [i for i, _ in members]
                 try:
                     res = cls.call_many(
                         [rows[i].run.processors[k] for i in idx],
                         [rows[i].ids[:, : rows[i].n] for i in idx],
-                        torch.cat([out[i] for i in idx]),
-                    )  # type: ignore[misc]
+                        torch.cat([s for _, s in members]),
+                    )
                 except Exception as exc:  # noqa: BLE001 - the rows of this group fail
                     for i in idx:
                         out[i] = None
@@ -175,10 +179,11 @@ class Batch:
         done += failed
         keep = []
         for i, row in enumerate(self.rows):
-            if processed[i] is None:
+            row_scores = processed[i]
+            if row_scores is None:
                 continue
             try:
-                over = self._sample(row, processed[i])
+                over = self._sample(row, row_scores)
             except Exception as exc:  # noqa: BLE001 - this row only
                 done.append((row.run, exc))
                 continue
@@ -261,11 +266,11 @@ class Scheduler:
                 fut.set_result(outcome)
 
     def _main(self) -> None:
+        lm: LoadedModel | None = None
         try:
             lm = self._load()
         except BaseException as exc:  # noqa: BLE001 - reported through `loaded` and every waiting choice
             self.loaded.set_exception(exc)
-            lm = None
         else:
             self.loaded.set_result(lm)
         batch = Batch(lm, self._max_rows) if lm is not None else None
@@ -291,7 +296,8 @@ class Scheduler:
         with self._cond:
             pending, self._pending = list(self._pending), collections.deque()
             self._closed = True
-        err = self.loaded.exception() if self.loaded.done() and lm is None else stopped
+        load_error = self.loaded.exception() if self.loaded.done() and lm is None else None
+        err = stopped if load_error is None else load_error
         self._settle([(run, err) for run in pending])
 
 
@@ -303,10 +309,14 @@ def run_choice(
     cancel: threading.Event,
     emit: Callable[[int, str], None] | None = None,
 ) -> Choice:
-    """Generate choice `index` (seed + index) alone; `emit(index, delta)` receives text as it settles."""
+    """Generate choice `index` (seed + index) alone; `emit(index, delta)` receives text as it settles. A
+    failure (a processor that raised) is raised here."""
     batch = Batch(lm, max_rows=1)
     run = ChoiceRun(lm, req, index, processors, cancel, emit)
     done = batch.admit(run)
     while not done:
         done = batch.step()
-    return done[0][1]
+    outcome = done[0][1]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome

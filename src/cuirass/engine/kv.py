@@ -38,15 +38,17 @@ def pad_left(t: torch.Tensor, n: int, dim: int) -> torch.Tensor:
 
 def stack(rows: list[KV], pads: list[int]) -> Any:
     """One cache from several rows' per-layer (keys, values), row r left-padded by pads[r] positions."""
-    return from_layers(
-        [
-            tuple(torch.cat([pad_left(row[i][j], pad, 2) for row, pad in zip(rows, pads, strict=True)]) for j in (0, 1))
-            for i in range(len(rows[0]))
-        ]
-    )
+
+    def cat(i: int, j: int) -> torch.Tensor:
+        """Layer i's keys (j=0) or values (j=1) of every row, padded and stacked."""
+        return torch.cat([pad_left(row[i][j], pad, 2) for row, pad in zip(rows, pads, strict=True)])
+
+    return from_layers([(cat(i, 0), cat(i, 1)) for i in range(len(rows[0]))])
 
 
 def stackable(cache: Any) -> bool:
     """A plain key/value cache per layer, [batch, heads, length, dim]: rows can be padded and stacked."""
     per_layer = getattr(cache, "layers", None)
-    return bool(per_layer) and all(hasattr(x, "keys") and not getattr(x, "is_sliding", False) for x in per_layer)
+    if not per_layer:
+        return False
+    return all(hasattr(x, "keys") and not getattr(x, "is_sliding", False) for x in per_layer)

@@ -56,6 +56,7 @@ def write_tiny_model(
         tok.chat_template = chat_template
     tok.save_pretrained(out)
     eos_id = tok.convert_tokens_to_ids(eos)
+    assert isinstance(eos_id, int)  # one token in, one id out
     cfg = GPT2Config(
         vocab_size=len(tok),
         n_positions=n_positions,

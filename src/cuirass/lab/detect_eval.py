@@ -26,7 +26,7 @@ from cuirass.lab import metrics, plots, summary
 from cuirass.lab.assess import Verdicts, assess
 from cuirass.lab.peers import honeypot
 from cuirass.lab.split import Split, split
-from cuirass.lab.traffic import PRESETS, TrafficConfig, generate
+from cuirass.lab.traffic import PRESETS, CampaignSpec, TrafficConfig, generate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +39,7 @@ class EvalConfig:
     catch_share: float = 0.9  # a campaign is caught when this share of its accounts is flagged
 
 
-def _campaigns(size: int, naive: int) -> tuple:
+def _campaigns(size: int, naive: int) -> tuple[CampaignSpec, ...]:
     return tuple(dataclasses.replace(spec, accounts=naive if spec.independent else size) for spec in PRESETS.values())
 
 
@@ -94,7 +94,11 @@ def _bar(desc: str, total: int, enabled: bool) -> Iterator[Callable[[int], None]
     from tqdm import tqdm
 
     with tqdm(desc=desc, total=total, unit="ev", unit_scale=True, mininterval=1.0) as bar:
-        yield bar.update
+
+        def tick(n: int) -> None:
+            bar.update(n)
+
+        yield tick
 
 
 def run_honeypot(s: Split, python: Path, fpr: float, out_dir: Path) -> tuple[Verdicts, Verdicts, dict[str, float]]:
@@ -122,7 +126,11 @@ def run(
     """The whole evaluation; writes results.json, summary.md and plots to out_dir; returns the results."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
+
+    def say(msg: str) -> None:
+        if progress:
+            print(msg, file=sys.stderr, flush=True)
+
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     say(

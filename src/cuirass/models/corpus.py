@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 IGNORE = -100  # label value that the loss skips (the prompt)
 
@@ -41,7 +41,7 @@ def conversation(problem: Worked) -> list[dict[str, str]]:
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, problem: Worked | str) -> list[int]:
     """Token ids of the prompt up to and including the assistant header, as the local engine would build it."""
     out = tokenizer.apply_chat_template(messages(problem), add_generation_prompt=True, tokenize=True)
-    if isinstance(out, dict) or hasattr(out, "input_ids"):
+    if isinstance(out, dict | BatchEncoding):  # return_dict: the ids are its input_ids
         out = out["input_ids"]
     return list(out)
 

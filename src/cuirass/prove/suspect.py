@@ -82,14 +82,13 @@ class Suspect:
         )
 
     def _one(self, prompt: str, max_tokens: int, temperature: float, seed: int | None) -> Answer:
-        extra = {} if seed is None else {"seed": seed}
         try:
             r = self.client.chat.completions.create(
                 model=self.endpoint.model,
                 max_tokens=max_tokens,
                 temperature=temperature,
                 messages=[{"role": "user", "content": prompt}],
-                **extra,
+                seed=self._openai.omit if seed is None else seed,  # omit: the request has no seed at all
             )
         except self._openai.OpenAIError as exc:  # retried already where the error was transient
             return Answer(prompt, None, None, f"{type(exc).__name__}: {exc}"[:300])

@@ -94,6 +94,8 @@ def mark_in_harvest(
     if not groups:
         return None
     channel = CHANNELS["token"]({"tokenizer": teacher})
+    if channel is None:
+        raise RuntimeError("the token channel is not available: it needs cuirass.marks.logit and transformers")
     n = x = 0
     gamma = 0.0
     for cohort, texts in groups.items():

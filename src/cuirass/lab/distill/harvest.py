@@ -79,7 +79,8 @@ class _Clients:
                     base_url=self.base_url,
                     api_key=self.keys[r.account],
                     max_retries=0,
-                    http_client=http,
+                    # openai annotates httpx2.Client but accepts (and checks for) a legacy httpx.Client too
+                    http_client=http,  # type: ignore[arg-type]
                     default_headers=headers or {},
                 )
             return self._made[r.account]

@@ -23,6 +23,7 @@ from cuirass.lab.distill.config import DistillConfig
 from cuirass.lab.distill.exposure import exposure
 from cuirass.lab.distill.gateway import Gateway, gateway_config
 from cuirass.lab.distill.stats import value_ratio, wilson
+from cuirass.lab.reference import evaluate as ev
 
 
 def _say(progress: bool) -> Any:
@@ -82,15 +83,26 @@ def _harvest_gateway(
     secret = {"CUIRASS_MASTER_SECRET": master_secret(config.seed)}
     with Gateway(out / f"gateway-{kind}", gw_cfg, specs, env=secret) as gw:
         result["config_path"], result["data_dir"] = gw.config_path, gw.data_dir
-        send = {"max_tokens": config.max_tokens, "concurrency": config.concurrency, "progress": progress}
-        warm = harvest.send([benign[0]], gw.base_url, gw.keys, **send, desc=f"{kind}: warm-up")  # loads the model
+
+        def send(reqs: list[workload.Request], desc: str) -> list[harvest.Exchange]:
+            return harvest.send(
+                reqs,
+                gw.base_url,
+                gw.keys,
+                max_tokens=config.max_tokens,
+                concurrency=config.concurrency,
+                progress=progress,
+                desc=desc,
+            )
+
+        warm = send([benign[0]], f"{kind}: warm-up")  # loads the model
         if warm[0].reply is None:
             raise RuntimeError(f"the {kind} gateway does not answer: {warm[0].error}")
         first = True
         for c in mine:
             t0 = time.perf_counter()
             reqs = workload.interleave(benign, campaigns[c.name], config.seed) if first else campaigns[c.name]
-            got = harvest.send(reqs, gw.base_url, gw.keys, **send, desc=f"{kind}: {c.name}")
+            got = send(reqs, f"{kind}: {c.name}")
             result["seconds"][c.name] = time.perf_counter() - t0
             if first:
                 result["benign"] = [x for x in got if x.request.role == "benign"]
@@ -109,9 +121,7 @@ def _harvest_gateway(
 
 
 def _benign_summary(exchanges: list[harvest.Exchange], reference: list[harvest.Exchange]) -> dict[str, Any]:
-    right = sum(
-        x.reply is not None and student.ev.final_answer_correct(x.reply, x.request.problem.answer) for x in exchanges
-    )
+    right = sum(x.reply is not None and ev.final_answer_correct(x.reply, x.request.problem.answer) for x in exchanges)
     same = sum(a.reply == b.reply for a, b in zip(exchanges, reference, strict=True))
     n = len(exchanges)
     return {
@@ -130,9 +140,7 @@ def _data_summary(
     rows = [x for x in got if x.request.harvest]
     base_by = {(x.request.problem.question, x.request.seed): x.reply for x in base if x.request.harvest}
     same = [x.reply == base_by.get((x.request.problem.question, x.request.seed)) for x in rows]
-    right = sum(
-        x.reply is not None and student.ev.final_answer_correct(x.reply, x.request.problem.answer) for x in rows
-    )
+    right = sum(x.reply is not None and ev.final_answer_correct(x.reply, x.request.problem.answer) for x in rows)
     return {
         "harvested": len(rows),
         "refused": sum(x.reply is None for x in rows),
@@ -223,7 +231,6 @@ def _train_students(lab: _Lab, gateways: dict[str, dict[str, Any]]) -> _Students
     from cuirass.engine.loader import resolve_path
     from cuirass.keyring import Keyring
     from cuirass.lab.distill import audit
-    from cuirass.lab.reference import evaluate as ev
 
     config, say = lab.config, lab.say
     harvests = _harvests(gateways)
@@ -249,7 +256,7 @@ def _train_students(lab: _Lab, gateways: dict[str, dict[str, Any]]) -> _Students
         used = student.examples(got, c.filter_answers)
         say(f"{c.name}: training a student on {len(used)} examples ...")
         model = student.train(used, tokenizer, config, students / c.slug, lab.progress, f"student {c.name}")
-        row = {
+        row: dict[str, Any] = {
             "title": c.title,
             "data": _data_summary(c.name, got, base, used),
             "student": student.evaluate(model, tokenizer, config),

@@ -17,6 +17,7 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    GenerationMixin,
     LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -67,6 +68,8 @@ def generate(
     """The assistant's reply to each question (chat template, left-padded batches); temperature 0 is greedy.
 
     `processors()` gives fresh logits processors per batch (the engine's defenses work on batches too)."""
+    if not isinstance(model, GenerationMixin):  # PreTrainedModel itself has no `generate`; causal LMs do
+        raise TypeError(f"{type(model).__name__} cannot generate text: it is not a causal language model")
     torch.manual_seed(seed)
     replies: list[str] = []
     for start in range(0, len(questions), batch_size):
@@ -76,7 +79,7 @@ def generate(
         ]
         enc = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
         nucleus = DEFAULT_TOP_P if top_p is None else top_p
-        sampling = (
+        sampling: dict[str, Any] = (
             {"do_sample": True, "temperature": temperature, "top_p": nucleus, "top_k": 0}
             if temperature > 0
             else {"do_sample": False}

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 from tqdm import tqdm
-from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from cuirass.lab.reference import evaluate as ev
 from cuirass.lab.reference.tokenizer import train_tokenizer
@@ -125,7 +125,7 @@ def save(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, out: Path)
     return sum(f.stat().st_size for f in out.iterdir() if f.is_file())
 
 
-def _evaluate(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, n: int, seed: int) -> dict[str, Any]:
+def _evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, n: int, seed: int) -> dict[str, Any]:
     model.eval()
     greedy = ev.score(model, tokenizer, n, seed, temperature=0.0)
     sampled = ev.score(model, tokenizer, n, seed, temperature=ev.DEFAULT_TEMPERATURE)
