@@ -282,6 +282,7 @@ def _stored(engine: sa.Engine) -> list[str]:
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the thread ending is the point
 def test_writer_thread_that_ends_is_restarted_without_losing_its_batch(tmp_path: Path) -> None:
     from cuirass.events.spool import Spool
+    from cuirass.events.store import SqlEventLog
     from cuirass.events.writer import EventWriter
     from cuirass.storage.migrate import make_engine
 
@@ -293,7 +294,7 @@ def test_writer_thread_that_ends_is_restarted_without_losing_its_batch(tmp_path:
         if len(calls) == 1:
             raise SystemExit  # ends the thread, as no Exception handler catches it
 
-    w = EventWriter(engine, flush_interval_s=0.01, on_written=on_written, spool=Spool(tmp_path / "spool"))
+    w = EventWriter(SqlEventLog(engine), flush_interval_s=0.01, on_written=on_written, spool=Spool(tmp_path / "spool"))
     w.start()
     w.submit(_event(0))
     deadline = time.monotonic() + 5
@@ -312,7 +313,7 @@ def test_spool_replay_is_idempotent_and_shared_safely(tmp_path: Path) -> None:
     import orjson
 
     from cuirass.events.spool import Spool
-    from cuirass.events.store import insert_rows, to_row
+    from cuirass.events.store import SqlEventLog, to_row
     from cuirass.events.writer import EventWriter
     from cuirass.storage.migrate import make_engine
 
@@ -325,9 +326,8 @@ def test_spool_replay_is_idempotent_and_shared_safely(tmp_path: Path) -> None:
         fh.write(b'{"ts": 1.0, "request_id": "torn')  # the last line, cut by a machine crash
     dead.close()  # what death does: the segments stay, their locks go
     assert len(list((tmp_path / "spool").glob("*.jsonl"))) > 3
-    with engine.begin() as conn:
-        insert_rows(conn, rows[::2])  # the dead process had committed every other event
-    writers = [EventWriter(engine, spool=Spool(tmp_path / "spool")) for _ in range(3)]
+    SqlEventLog(engine).append(rows[::2])  # the dead process had committed every other event
+    writers = [EventWriter(SqlEventLog(engine), spool=Spool(tmp_path / "spool")) for _ in range(3)]
     threads = [threading.Thread(target=w._replay_orphans) for w in writers]
     for t in threads:
         t.start()

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from cuirass.audit_log import GENESIS, AuditLog, audit_table, record_hash, verify_file
 from cuirass.cli import main
-from cuirass.events.store import events_table
+from cuirass.events.store import SqlEventLog, events_table
 from cuirass.marks.epochs import EpochStore
 from cuirass.prove.cohorts import checkpoint
 from cuirass.storage.migrate import make_engine
@@ -145,8 +145,8 @@ def test_overrides_rotations_and_checkpoints_are_recorded(tmp_path: Path) -> Non
                 },
             ],
         )
-    first = checkpoint(engine)
-    again = checkpoint(engine)
+    first = checkpoint(SqlEventLog(engine), AuditLog(engine))
+    again = checkpoint(SqlEventLog(engine), AuditLog(engine))
     log = AuditLog(engine)
     kinds = [r["kind"] for r in log.records()]
     assert kinds == ["verdict_override", "key_epoch", "cohort_move", "checkpoint", "checkpoint"]

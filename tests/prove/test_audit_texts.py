@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from cuirass.cli import main
-from cuirass.events.store import events_table
+from cuirass.events.store import SqlEventLog, events_table
 from cuirass.keyring import Keyring
 from cuirass.marks.epochs import EpochStore
 from cuirass.marks.text import embed
@@ -106,8 +106,8 @@ def test_rotated_epoch_and_honeypot_cohort(world: dict, answers: tuple[str, ...]
     assert report["method"]["n_tests"] == 24
     assert [(t["cohort"], t["epoch"]) for t in report["implicated"]] == [("h002", 1)]
     assert [a["account"] for a in report["implicated"][0]["accounts"]] == ["acct-h"]  # not the epoch-0 members
-    assert {m.account for m in members(engine, "h002")} == {"acct-old", "acct-c", "acct-h"}
-    assert [(m["account"], m["from"], m["to"]) for m in moves(engine)] == [
+    assert {m.account for m in members(SqlEventLog(engine), "h002")} == {"acct-old", "acct-c", "acct-h"}
+    assert [(m["account"], m["from"], m["to"]) for m in moves(SqlEventLog(engine))] == [
         ("acct-old", None, "h002"),
         ("acct-c", "c001", "h002"),
         ("acct-h", None, "h002"),
@@ -177,4 +177,4 @@ def test_members_respects_time_span(world: dict) -> None:
     engine = world["engine"]
     with engine.connect() as conn:
         t = conn.execute(sa.select(sa.func.min(events_table.c.ts))).scalar()
-    assert [m.account for m in members(engine, "c005", start=t + 1)] == ["acct-b"]
+    assert [m.account for m in members(SqlEventLog(engine), "c005", start=t + 1)] == ["acct-b"]

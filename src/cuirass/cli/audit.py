@@ -316,10 +316,12 @@ def cohorts(settings: Settings, as_json: bool, cohort: str | None, epoch: int | 
     """Which accounts received answers keyed to which cohort, and when (from the event log)."""
     from cuirass.marks.epochs import EpochStore
     from cuirass.prove.cohorts import members, moves
+    from cuirass.storage.stores import open_event_log
 
     engine = _engine(settings)
+    events = open_event_log(engine)
     if show_moves:
-        rows = moves(engine)
+        rows = moves(events)
         emit(
             rows,
             as_json,
@@ -334,7 +336,7 @@ def cohorts(settings: Settings, as_json: bool, cohort: str | None, epoch: int | 
         if not found:
             raise click.ClickException(f"no key epoch {epoch} (see `cuirass audit epochs`)")
         start, end = found[0].started, found[0].ended
-    rows = [m.to_dict() for m in members(engine, cohort, start, end)]
+    rows = [m.to_dict() for m in members(events, cohort, start, end)]
     emit(
         rows,
         as_json,
@@ -352,9 +354,12 @@ def cohorts(settings: Settings, as_json: bool, cohort: str | None, epoch: int | 
 @store_options
 def checkpoint_cmd(settings: Settings, as_json: bool) -> None:
     """Append cohort moves and defenses applied since the last checkpoint to the audit log (run it from cron)."""
+    from cuirass.audit_log import AuditLog
     from cuirass.prove.cohorts import checkpoint
+    from cuirass.storage.stores import open_event_log
 
-    data = checkpoint(_engine(settings))
+    engine = _engine(settings)
+    data = checkpoint(open_event_log(engine), AuditLog(engine))
     emit(
         data,
         as_json,

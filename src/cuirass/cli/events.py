@@ -10,8 +10,8 @@ from tqdm import tqdm
 
 from cuirass.cli.common import emit, store_options
 from cuirass.config import Settings
-from cuirass.events.store import count_events, iter_events
 from cuirass.storage.migrate import make_engine
+from cuirass.storage.stores import open_event_log
 
 
 @click.group()
@@ -31,13 +31,13 @@ def events() -> None:
 @store_options
 def export(settings: Settings, as_json: bool, out_path: str, since: float | None) -> None:
     """Write every event (one JSON object per line) to --out; `cuirass detect run` reads this."""
-    engine = make_engine(settings.database_url)
-    total = count_events(engine)
+    events = open_event_log(make_engine(settings.database_url))
+    total = events.count()
     fh = sys.stdout.buffer if out_path == "-" else open(out_path, "wb")  # noqa: SIM115 - closed below unless stdout
     n = 0
     try:
         with tqdm(total=total, unit="ev", disable=out_path == "-" or not sys.stderr.isatty(), file=sys.stderr) as bar:
-            for row in iter_events(engine, since=since):
+            for row in events.read(since=since):
                 fh.write(orjson.dumps(row) + b"\n")
                 n += 1
                 bar.update()

@@ -30,9 +30,10 @@ import orjson
 import sqlalchemy as sa
 
 from cuirass.events.deadletter import DeadLetters, RateLimitedLog, encodable
+from cuirass.events.log import EventLog
 from cuirass.events.record import Event
 from cuirass.events.spool import Segment, Spool, read_lines
-from cuirass.events.store import absent_rows, insert_rows, minimal_row, to_row
+from cuirass.events.store import minimal_row, to_row
 
 log = logging.getLogger("cuirass.events")
 
@@ -55,7 +56,7 @@ def transient(exc: BaseException) -> bool:
 class EventWriter:
     def __init__(
         self,
-        engine: sa.Engine,
+        events: EventLog,
         *,
         retention: str = "full",
         batch_size: int = 512,
@@ -65,7 +66,7 @@ class EventWriter:
         spool: Spool | None = None,
         dead_letters: DeadLetters | None = None,
     ) -> None:
-        self.engine = engine
+        self.events = events
         self.retention = retention
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
@@ -260,12 +261,9 @@ class EventWriter:
         delay = 0.05
         while True:
             try:
-                with self.engine.begin() as conn:
-                    todo = absent_rows(conn, rows) if dedup else rows
-                    if todo:
-                        insert_rows(conn, todo)
+                n = self.events.append(rows, skip_present=dedup)
                 self.last_error = None
-                return len(todo)
+                return n
             except Exception as exc:  # noqa: BLE001 - sorted below: retry, or isolate the row
                 if not transient(exc):
                     self._refused = f"{type(exc).__name__}: {exc}"
@@ -334,8 +332,7 @@ class EventWriter:
     def _restore(self, rows: list[dict[str, Any]]) -> None:
         n = self._insert(rows, dedup=True)
         if n is None:
-            with self.engine.connect() as conn:
-                todo = absent_rows(conn, rows)
+            todo = self.events.missing(rows)
             for row in todo:
                 self._insert_one(row, dedup=True)
             n = len(todo)

@@ -15,7 +15,6 @@ from starlette.routing import Route
 
 from cuirass.accounts import NotFound
 from cuirass.config import RATE_MAX
-from cuirass.events.store import iter_events
 from cuirass.gateway.errors import APIError
 
 if TYPE_CHECKING:
@@ -208,7 +207,7 @@ async def export_events(request: Request) -> Response:
         raise APIError(400, "since must be a Unix timestamp", param="since", code="invalid_request")
 
     async def lines() -> AsyncIterator[bytes]:
-        it = iter_events(gw.engine, since=since)
+        it = gw.events.read(since=since)
         while True:
             batch = await asyncio.to_thread(lambda: [r for _, r in zip(range(2000), it)])
             if not batch:

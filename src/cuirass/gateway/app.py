@@ -32,6 +32,7 @@ from cuirass.marks.canary_ledger import CanaryLedger
 from cuirass.marks.epochs import EpochStore
 from cuirass.respond.responder import Responder
 from cuirass.storage.migrate import make_engine
+from cuirass.storage.stores import open_event_log
 from cuirass.verdicts.store import VerdictCache, VerdictStore
 
 log = logging.getLogger("cuirass.gateway")
@@ -48,8 +49,9 @@ class Gateway:
         self.hasher = KeyHasher.for_data_dir(settings.data_dir)
         self.accounts = AccountStore(self.engine, self.hasher, settings.auth.cache_ttl_s)
         ev = settings.events
+        self.events = open_event_log(self.engine)
         self.writer = EventWriter(
-            self.engine,
+            self.events,
             retention=ev.retention,
             batch_size=ev.batch_size,
             flush_interval_s=ev.flush_interval_s,

@@ -13,10 +13,8 @@ import dataclasses
 from collections import Counter
 from typing import Any
 
-import sqlalchemy as sa
-
 from cuirass.audit_log import AuditLog
-from cuirass.events.store import events_table
+from cuirass.events.log import EventLog
 
 
 def cohort_names(n_cohorts: int, n_honeypot: int) -> list[str]:
@@ -37,70 +35,35 @@ class Member:
 
 
 def members(
-    engine: sa.Engine, cohort: str | None = None, start: float | None = None, end: float | None = None
+    events: EventLog, cohort: str | None = None, start: float | None = None, end: float | None = None
 ) -> list[Member]:
     """Accounts that received answers keyed to `cohort` (all cohorts when None) with start <= ts < end."""
-    ev = events_table.c
-    q = (
-        sa.select(ev.account, ev.cohort, sa.func.min(ev.ts), sa.func.max(ev.ts), sa.func.count())
-        .where(ev.cohort.isnot(None))
-        .group_by(ev.account, ev.cohort)
-        .order_by(ev.cohort, ev.account)
-    )
-    if cohort is not None:
-        q = q.where(ev.cohort == cohort)
-    if start is not None:
-        q = q.where(ev.ts >= start)
-    if end is not None:
-        q = q.where(ev.ts < end)
-    with engine.connect() as conn:
-        return [Member(a, c, float(lo), float(hi), int(n)) for a, c, lo, hi, n in conn.execute(q)]
+    return [Member(*m) for m in events.cohort_members(cohort, start, end)]
 
 
-def moves(engine: sa.Engine, after_seq: int = 0) -> list[dict[str, Any]]:
+def moves(events: EventLog, after_seq: int = 0) -> list[dict[str, Any]]:
     """Changes of cohort in event order: an account keyed to one cohort, then to another.
 
     A first keyed event in a honeypot cohort counts as a move (from the account's derivable regular
-    cohort); a first event in a regular cohort is an assignment and is not listed. One pass with a
-    window function over the keyed events (LAG per account); `after_seq` keeps moves after that event.
+    cohort); a first event in a regular cohort is an assignment and is not listed. `after_seq` keeps
+    moves after that event.
     """
-    ev = events_table.c
-    prev = sa.func.lag(ev.cohort).over(partition_by=ev.account, order_by=ev.seq).label("prev")
-    sub = sa.select(ev.seq, ev.ts, ev.account, ev.cohort, prev).where(ev.cohort.isnot(None)).subquery()
-    q = (
-        sa.select(sub)
-        .where(sub.c.seq > after_seq)
-        .where(
-            sa.or_(
-                sa.and_(sub.c.prev.is_(None), sub.c.cohort.like("h%")),
-                sa.and_(sub.c.prev.isnot(None), sub.c.prev != sub.c.cohort),
-            )
-        )
-        .order_by(sub.c.seq)
-    )
-    with engine.connect() as conn:
-        return [
-            {"seq": r.seq, "ts": r.ts, "account": r.account, "from": r.prev, "to": r.cohort} for r in conn.execute(q)
-        ]
+    return events.cohort_moves(after_seq)
 
 
-def checkpoint(engine: sa.Engine, log: AuditLog | None = None) -> dict[str, Any]:
+def checkpoint(events: EventLog, log: AuditLog) -> dict[str, Any]:
     """Append the cohort moves and a count of defenses applied since the last checkpoint (batch job).
 
     The record also carries the event log's last seq, so each checkpoint covers a disjoint range.
     """
-    log = log or AuditLog(engine)
     last = log.last("checkpoint")
     after = int(last["data"]["through_seq"]) if last else 0
-    ev = events_table.c
-    with engine.connect() as conn:
-        through = conn.execute(sa.select(sa.func.max(ev.seq))).scalar() or after
-        rows = conn.execute(sa.select(ev.cohort, ev.actions).where(ev.seq > after, ev.seq <= through)).all()
+    through, rows = events.applied_actions(after)
     applied: Counter[str] = Counter()
     for cohort, actions in rows:
         for a in actions or []:
             applied[f"{a}@{cohort or '-'}"] += 1
-    found = [m for m in moves(engine, after) if m["seq"] <= through]
+    found = [m for m in moves(events, after) if m["seq"] <= through]
     for m in found:
         log.append("cohort_move", m)
     data = {

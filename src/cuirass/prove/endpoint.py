@@ -39,6 +39,7 @@ from cuirass.prove.correction import METHOD, holm, ks_uniform
 from cuirass.prove.probes import ProbeSet, default_probes
 from cuirass.prove.suspect import Answer, Endpoint, Suspect, describe_answers
 from cuirass.prove.texts import KeyTest, channel_summary, implicated_text, score_keys
+from cuirass.storage.stores import open_event_log
 
 QUESTION = (
     "Was this suspect model trained on (or does it copy) answers this gateway watermarked or seeded with "
@@ -222,7 +223,7 @@ def _accounts(engine: sa.Engine | None, cohort: str, epoch: int, epochs: Sequenc
     if engine is None:
         return []
     e = next(x for x in epochs if x.epoch == epoch)
-    return [m.to_dict() for m in members(engine, cohort, e.started, e.ended)]
+    return [m.to_dict() for m in members(open_event_log(engine), cohort, e.started, e.ended)]
 
 
 def _summaries(keys: list[KeyTest], cans: list[dict[str, Any]], ctx: Context) -> dict[str, Any]:

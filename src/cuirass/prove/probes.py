@@ -21,8 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from cuirass.audit_log import canonical
-from cuirass.events.store import events_table
+from cuirass.events.log import EventLog
 from cuirass.prove.corpus import CorpusError
+from cuirass.storage.stores import open_event_log
 
 SCAN_LIMIT = 50_000  # most recent keyed events read when drawing prompts from the log
 
@@ -110,22 +111,13 @@ def last_user_text(messages: Any) -> str | None:
     return None
 
 
-def harvested(engine: sa.Engine, limit: int = SCAN_LIMIT) -> list[str]:
+def harvested(events: EventLog, limit: int = SCAN_LIMIT) -> list[str]:
     """Distinct prompts whose answers went out keyed to a cohort, in a fixed pseudo-random order.
 
     The order is by SHA-256 of the prompt, so any prefix is a sample spread over the whole log and the
     same log always gives the same probe set.
     """
-    ev = events_table.c
-    q = (
-        sa.select(ev.messages)
-        .where(ev.cohort.isnot(None))
-        .where(ev.status.is_(None) | (ev.status < 400))
-        .order_by(ev.seq.desc())
-        .limit(limit)
-    )
-    with engine.connect() as conn:
-        found = {p for (msgs,) in conn.execute(q) if (p := last_user_text(msgs)) is not None}
+    found = {p for msgs in events.keyed_messages(limit) if (p := last_user_text(msgs)) is not None}
     return sorted(found, key=lambda p: hashlib.sha256(p.encode()).digest())
 
 
@@ -138,7 +130,7 @@ def reference(n: int) -> list[str]:
 
 def default_probes(engine: sa.Engine | None, n: int) -> ProbeSet:
     """What our log shows was harvested; the reference problems when the log holds no prompt text."""
-    found = harvested(engine) if engine is not None else []
+    found = harvested(open_event_log(engine)) if engine is not None else []
     if found:
         where = engine.url.render_as_string(hide_password=True) if engine is not None else "-"
         note = (

@@ -25,6 +25,7 @@ from cuirass.prove.cohorts import members
 from cuirass.prove.corpus import Corpus
 from cuirass.prove.correction import METHOD, holm, ks_uniform
 from cuirass.prove.keys import KeyRef, keys_for
+from cuirass.storage.stores import open_event_log
 
 QUESTION = (
     "Were these suspect outputs produced by a model trained on (or copying) answers this gateway "
@@ -98,7 +99,7 @@ def _accounts(engine: sa.Engine | None, t: KeyTest, epochs: dict[int, Epoch]) ->
     if engine is None:
         return []
     e = epochs[t.epoch]
-    return [m.to_dict() for m in members(engine, t.cohort, e.started, e.ended)]
+    return [m.to_dict() for m in members(open_event_log(engine), t.cohort, e.started, e.ended)]
 
 
 def _run(

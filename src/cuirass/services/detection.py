@@ -1,6 +1,6 @@
 """The detection service: event log → Detector → verdict store, off the gateway's hot path.
 
-It tails the event table by sequence number, feeds each event to the same `Detector` that offline
+It tails the event log (`EventLog.tail`) by sequence number, feeds each event to the same `Detector` that offline
 replay uses, runs the campaign job every `campaign_interval_s`, and writes the verdicts of the accounts
 it touched. Gateway workers (any number, on any replica sharing the database) read the verdict store.
 One service per database: with PostgreSQL, run `cuirass detect watch` once beside the replicas
@@ -19,22 +19,20 @@ import threading
 import time
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
+from cuirass.audit_log import AuditLog
 from cuirass.config import DetectionConfig
 from cuirass.detect.engine import Detector
 from cuirass.events.deadletter import DeadLetters, RateLimitedLog
 from cuirass.events.record import ANONYMOUS, Event
-from cuirass.events.store import events_table
 from cuirass.prove.cohorts import checkpoint
-from cuirass.verdicts.store import VerdictStore
+from cuirass.storage.stores import open_event_log, open_verdict_source
 
 log = logging.getLogger("cuirass.detect.service")
 
 BATCH = 2000
 CAMPAIGN_RETRY_S = 60.0
-_JSON = frozenset(str(c.name) for c in events_table.c if isinstance(c.type, sa.JSON))
 
 
 def load_calibration(cfg: DetectionConfig) -> dict[str, Any] | None:
@@ -50,7 +48,8 @@ class DetectionService:
         self.cfg = cfg
         self.dead_letters = dead_letters or DeadLetters(None, "detect", log)
         self._log = RateLimitedLog(log)
-        self.store = VerdictStore(engine)
+        self.events = open_event_log(engine)
+        self.store = open_verdict_source(engine)
         self.detector = Detector(load_calibration(cfg), campaign_interval_s=cfg.campaign_interval_s)
         self.last_seq = 0
         self.processed = 0
@@ -59,21 +58,13 @@ class DetectionService:
     def warm_start(self, now: float | None = None) -> None:
         """Begin at the first event of the last `warm_start_s` seconds, so state survives restarts."""
         since = (now or time.time()) - self.cfg.warm_start_s
-        q = sa.select(sa.func.min(events_table.c.seq)).where(events_table.c.ts >= since)
-        with self.engine.connect() as conn:
-            first = conn.execute(q).scalar()
-            if first is None:
-                first = (conn.execute(sa.select(sa.func.max(events_table.c.seq))).scalar() or 0) + 1
-        self.last_seq = int(first) - 1
+        self.last_seq = self.events.start(since)
 
     def step(self, now: float | None = None) -> int:
         """Process the next batch of events; returns how many. Writes the verdicts it changed."""
-        # JSON columns come as text and are decoded per event below, so that one undecodable row is
-        # set aside alone instead of failing the whole batch, again and again, at the same seq.
-        cols = [sa.cast(c, sa.Text).label(c.name) if c.name in _JSON else c for c in events_table.c]
-        q = sa.select(*cols).where(events_table.c.seq > self.last_seq).order_by(events_table.c.seq).limit(BATCH)
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
+        # Each row is decoded on its own (`Tailed.row`), so that one undecodable row is set aside alone
+        # instead of failing the whole batch, again and again, at the same seq.
+        rows, _ = self.events.tail(self.last_seq, BATCH)
         touched: set[str] = set()
         latest = None
         for r in rows:
@@ -81,9 +72,7 @@ class DetectionService:
             if r.account == ANONYMOUS:
                 continue  # never authenticated: nothing to attribute
             try:
-                event = Event.from_dict(
-                    {str(k): orjson.loads(v) if k in _JSON and v is not None else v for k, v in r._mapping.items()}
-                )
+                event = Event.from_dict(r.row())
                 self.detector.observe(event)
             except Exception as exc:  # noqa: BLE001 - one bad event must not switch detection off
                 self.dead_letters.add(f"{type(exc).__name__}: {exc}", seq=r.seq, request_id=r.request_id)
@@ -138,7 +127,7 @@ class DetectionService:
                     log.info("detection service started at event seq %d", self.last_seq)
                 n = self.step()
                 if time.monotonic() >= next_checkpoint:
-                    checkpoint(self.engine)
+                    checkpoint(self.events, AuditLog(self.engine))
                     next_checkpoint = time.monotonic() + checkpoint_every_s
                 delay = self.cfg.poll_interval_s
             except sa.exc.SQLAlchemyError as exc:

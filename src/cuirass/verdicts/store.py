@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from cuirass.audit_log import AuditLog
 from cuirass.db import metadata
 from cuirass.verdicts.model import OVERRIDES, AccountVerdict, effective
+from cuirass.verdicts.source import VERDICT_SOURCES, VerdictSource
 
 verdicts_table = sa.Table(
     "verdicts",
@@ -58,7 +59,13 @@ def _row(r: Any) -> dict[str, Any]:
     return {str(k): v for k, v in r._mapping.items()}
 
 
+@VERDICT_SOURCES.register
 class VerdictStore:
+    """The verdicts in SQL: the `VerdictSource` of every deployment today, plus the operators' side
+    (overrides, their history, the full list) that the admin API and the CLI use."""
+
+    name = "sql"
+
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.audit = AuditLog(engine)  # overrides are recorded in the tamper-evident log
@@ -152,6 +159,14 @@ class VerdictStore:
             out = [v for v in out if v.flagged]
         return sorted(out, key=lambda v: (-v.score, v.account))
 
+    def poll(self, floor: float) -> dict[str, AccountVerdict]:
+        q = sa.select(verdicts_table).where(sa.or_(verdicts_table.c.score >= floor, verdicts_table.c.flagged.is_(True)))
+        with self.engine.connect() as conn:
+            autos = {r.account: _row(r) for r in conn.execute(q)}
+        overrides = self._latest_overrides()
+        names = set(autos) | set(overrides)
+        return {a: effective(autos.get(a), overrides.get(a), a) for a in names}
+
     def campaigns(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = [_row(r) for r in conn.execute(sa.select(campaigns_table))]
@@ -165,7 +180,7 @@ class VerdictCache:
     so a lookup is a dict get and the refresh stays small even with millions of accounts.
     """
 
-    def __init__(self, store: VerdictStore, floor: float = 0.2) -> None:
+    def __init__(self, store: VerdictSource, floor: float = 0.2) -> None:
         self.store = store
         self.floor = floor
         self._map: dict[str, AccountVerdict] = {}
@@ -179,13 +194,6 @@ class VerdictCache:
         self._map = {**self._map, verdict.account: verdict}
 
     def refresh(self) -> None:
-        """Reload from the store (blocking; call from a thread)."""
-        q = sa.select(verdicts_table).where(
-            sa.or_(verdicts_table.c.score >= self.floor, verdicts_table.c.flagged.is_(True))
-        )
-        with self.store.engine.connect() as conn:
-            autos = {r.account: _row(r) for r in conn.execute(q)}
-        overrides = self.store._latest_overrides()
-        names = set(autos) | set(overrides)
-        self._map = {a: effective(autos.get(a), overrides.get(a), a) for a in names}
+        """Reload from the source (blocking; call from a thread)."""
+        self._map = self.store.poll(self.floor)
         self.loaded_at = time.time()
