@@ -1,8 +1,8 @@
 """Pattern matching in time linear in the text, for the hostile answers the text defenses rewrite.
 
-On the flagged path every byte of an upstream answer is shaped by the attacker (DESIGN.md), and a
+On the flagged path every byte of an upstream answer is shaped by the attacker (SECURITY.md), and a
 backtracking engine such as Python's `re` takes quadratic or exponential time on a few kilobytes of the
-right characters. Every pattern of `cuirass.respond` is therefore compiled here for RE2 (google-re2; Cox,
+right characters. Every pattern of `cuirass.respond` and `cuirass.marks` is therefore compiled here for RE2 (google-re2; Cox,
 "Regular Expression Matching Can Be Simple And Fast", 2007, and "Regular Expression Matching in the Wild",
 2010): an automaton whose running time is linear in the text whatever the pattern, and which releases the
 GIL while it runs. RE2 refuses what needs backtracking (lookaround, backreferences, atomic groups). Where a

@@ -5,7 +5,7 @@ re-streamed in as many content chunks as the upstream sent, so streaming and non
 the same text and a similar chunk rhythm. Unflagged traffic never comes here.
 
 Bounded work. The answer on this path is the attacker's (they shape it through the prompt), so:
-- every rewrite is linear in the text by construction (`respond.linear`: RE2 patterns and scanners);
+- every rewrite is linear in the text by construction (`linear`: RE2 patterns and scanners);
 - an answer longer than the plan's `max_chars` (policy `rewrite_max_chars`) is cut there, the cut is
   rewritten, and the choice ends with finish_reason "length". A cut is the safe fallback: it bounds the work
   whatever the answer, the flagged account still gets only defended text (passing a long answer through
