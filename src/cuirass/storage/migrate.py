@@ -10,7 +10,8 @@ built here, so operators need no alembic.ini. Starting on:
 Several gateway workers and `detect watch` may start at once on one database, so the upgrade runs under
 a lock, in one transaction: `pg_advisory_xact_lock` on PostgreSQL; on SQLite a file lock beside the
 database (waits however long the upgrade takes) and BEGIN IMMEDIATE (nothing else writes meanwhile, and a
-crash leaves the old schema, not half of the new one). A database already at head takes neither lock.
+crash leaves the old schema, not half of the new one). A database already at head takes only the SQLite
+file lock, briefly, around its first connection.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,13 +27,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
+from filelock import FileLock
 
 from cuirass.db import open_engine
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: BEGIN IMMEDIATE alone serialises (up to SQLite's busy timeout)
-    fcntl = None  # type: ignore[assignment]
 
 SCRIPT_LOCATION = "cuirass.storage:migrations"
 _PG_LOCK_ID = 0x6375_6D67  # PostgreSQL advisory lock serialising upgrades ("cumg"; the audit log uses "cuir")
@@ -116,7 +112,8 @@ def _sqlite_file_lock(engine: sa.Engine) -> Iterator[None]:
     if not _file_database(engine):
         yield
         return
-    with _file_lock(Path(f"{engine.url.database}.migrate.lock")):
+    # The same lock library as the watcher's lock (verdicts/lock.py); released by the kernel if the process dies.
+    with FileLock(f"{engine.url.database}.migrate.lock", mode=0o600, thread_local=False):
         yield
 
 
@@ -168,16 +165,3 @@ def _exclusive(engine: sa.Engine) -> Iterator[sa.Connection]:
     else:  # another dialect, or an in-memory SQLite database (one process only)
         with engine.connect() as conn, conn.begin():
             yield conn
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    if fcntl is None:
-        yield
-        return
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
