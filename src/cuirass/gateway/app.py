@@ -28,7 +28,6 @@ from cuirass.gateway.exchange import Exchange
 from cuirass.gateway.ratelimit import RateLimiter
 from cuirass.gateway.routing import ModelRegistry
 from cuirass.keyring import Keyring
-from cuirass.marks.canary_ledger import CanaryLedger
 from cuirass.marks.epochs import EpochStore
 from cuirass.respond.responder import Responder
 from cuirass.storage.migrate import make_engine
@@ -72,7 +71,6 @@ class Gateway:
         self.limiter = RateLimiter()
         self.keyring = Keyring.for_data_dir(settings.data_dir, settings.policy.n_cohorts)
         self.responder = Responder(settings.policy, self.keyring)
-        self.canaries = CanaryLedger(self.engine)
         self.epochs = EpochStore(self.engine)
         self.principal_ttfb: dict[str, float] = {}  # EWMA seconds to the first byte, per model (decoy pacing)
         self.models = ModelRegistry(settings)

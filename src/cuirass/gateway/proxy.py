@@ -82,7 +82,8 @@ async def _handle(request: Request, endpoint: str) -> Response | SSEResponse:
         return _fail(gw, ex, _unexpected(ex, exc))
 
 
-_LOG_UNEXPECTED = RateLimitedLog(logging.getLogger("cuirass.gateway"))
+log = logging.getLogger("cuirass.gateway")
+_LOG_UNEXPECTED = RateLimitedLog(log)
 
 
 def _unexpected(ex: Exchange, exc: Exception) -> APIError:
@@ -237,7 +238,6 @@ def orjson_body(raw: bytes) -> Any:
         ) from None
 
 
-log = logging.getLogger("cuirass.gateway")
 _UPSTREAM_LOG = RateLimitedLog(log, 10.0)  # clients can provoke upstream errors at will: no log flood
 _PARAM = re.compile(r"[A-Za-z0-9_.\[\]-]{1,64}")
 _DETAIL_MAX = 1000  # characters of an upstream's error text kept for the log and the event
@@ -386,10 +386,6 @@ async def _rewritten(
             yield [ch]
     finally:
         await chunks.aclose()
-
-
-def _same(text: str) -> str:
-    return text
 
 
 async def _paced(gw: Gateway, ex: Exchange, first_byte: Awaitable[T]) -> T:
