@@ -1,7 +1,7 @@
 """Where the lab's prompts come from: real user conversations (ShareGPT) and harvest targets.
 
 ShareGPT plays ordinary users; GSM8K, HumanEval and the self-instruct seed tasks play what a
-distiller harvests (see ../shared/data/README.md). ShareGPT is split, by a keyed hash of the
+distiller harvests (the README's distillation-lab section says which files and where). ShareGPT is split, by a keyed hash of the
 conversation id, into a pool for benign accounts and a disjoint "decoy" pool that attackers
 mix in to look benign, so no benign conversation ever appears in attack traffic.
 """
