@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[postgres,lab,test,engine]'
+	$(BIN)/pip install --quiet -e '.[postgres,lab,test,engine,fleet,spark]'
 	touch $(STAMP)
 
 install: $(STAMP)

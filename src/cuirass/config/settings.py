@@ -93,13 +93,25 @@ class EventsConfig(_Section):
     # answered even to a power cut, at one disk flush per request.
     spool: bool = True
     spool_fsync: Literal["none", "batch", "always"] = "batch"
+    # The fleet's event bus (docs/fleet.md), e.g. "nats://127.0.0.1:4222": gateways publish each event to a
+    # JetStream stream and count it written once the stream acknowledged it; the archive writer and the
+    # detector shards consume it. None: events go straight to the SQL store (one machine).
+    bus: str | None = None
+    bus_stream: str = "CUIRASS_EVENTS"  # the JetStream stream's name
+    bus_partitions: int = Field(default=16, ge=1, le=1024)  # subjects events.<p>, p = hash(account) mod this
 
 
 class LimitsConfig(_Section):
-    """Defaults for keys created without their own limits; None means unlimited."""
+    """Per-key limits: the defaults for keys created without their own (None means unlimited), and where
+    the counters live."""
 
     requests_per_min: int | None = Field(default=None, ge=1, le=RATE_MAX)
     tokens_per_min: int | None = Field(default=None, ge=1, le=RATE_MAX)
+    # Where the counters live: None = this machine (in the process for one worker, a SQLite file under the
+    # data directory shared by `--workers N`); "redis://host:port/db" = shared by every gateway of a fleet.
+    backend: str | None = None
+    on_backend_down: Literal["open", "closed"] = "open"  # admit (open) or refuse with a 503 (closed)
+    backend_timeout_s: float = Field(default=0.25, gt=0)  # a backend slower than this counts as down
 
 
 class AuthConfig(_Section):
@@ -115,6 +127,9 @@ class DetectionConfig(_Section):
     poll_interval_s: float = 0.5  # how often the service looks for new events
     warm_start_s: float = 86_400.0  # on start, replay this much recent history to rebuild state
     refresh_s: float = 1.0  # how often gateway workers reload verdicts
+    # Verdicts, overrides and key revocations pushed to every gateway as they change ("nats://..." or
+    # "redis://..."); None: events.bus when set, else limits.backend when it is Redis, else polling alone.
+    push: str | None = None
 
 
 class Settings(BaseSettings):
