@@ -34,18 +34,26 @@ class Tailed:
         return self.decode()
 
 
-class EventLog(Protocol):
-    """An append-only log of events, each at a position (`seq`, increasing in write order)."""
+class LogUnavailable(Exception):
+    """The log cannot be reached now (a bus down, say): the writer keeps the batch and retries it as is."""
 
-    # -- written by the event writer -------------------------------------------------------------
+
+class EventSink(Protocol):
+    """Where the event writer puts events: the SQL log on one machine, the bus in a fleet (`bus.jetstream`)."""
+
     def append(self, rows: list[Row], *, skip_present: bool = False) -> int:
         """Store `rows` atomically (all or none); returns how many were stored. With `skip_present`,
-        rows whose request_id the log already holds are skipped: what makes a spool replay idempotent."""
+        rows whose request_id the log already holds are skipped: what makes a spool replay idempotent.
+        Raises `LogUnavailable` (or a SQL availability error) when it cannot now."""
         ...
 
     def missing(self, rows: list[Row]) -> list[Row]:
         """The rows whose request_id the log does not hold yet."""
         ...
+
+
+class EventLog(EventSink, Protocol):
+    """An append-only log of events, each at a position (`seq`, increasing in write order)."""
 
     # -- read: export, the detection service -----------------------------------------------------
     def read(self, since: float | None = None) -> Iterator[Row]:

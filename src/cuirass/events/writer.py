@@ -30,7 +30,7 @@ import orjson
 import sqlalchemy as sa
 
 from cuirass.events.deadletter import DeadLetters, RateLimitedLog, encodable
-from cuirass.events.log import EventLog
+from cuirass.events.log import EventSink, LogUnavailable
 from cuirass.events.record import Event
 from cuirass.events.spool import Segment, Spool, read_lines
 from cuirass.events.store import minimal_row, to_row
@@ -40,7 +40,13 @@ log = logging.getLogger("cuirass.events")
 _STOP = object()
 # Errors that say the store is unavailable (down, locked, connection lost), not that the row is bad:
 # for these the batch is kept and retried as it is.
-_TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError, sa.exc.TimeoutError)
+_TRANSIENT = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.DisconnectionError,
+    sa.exc.TimeoutError,
+    LogUnavailable,
+)
 ORPHAN_SCAN_S = 30.0  # how often the spool is searched for segments that a dead worker left
 
 Item = tuple[dict[str, Any], Segment | None]  # a stored row and the spool segment holding its copy
@@ -56,7 +62,7 @@ def transient(exc: BaseException) -> bool:
 class EventWriter:
     def __init__(
         self,
-        events: EventLog,
+        events: EventSink,
         *,
         retention: str = "full",
         batch_size: int = 512,
