@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench demo lab install clean
+.PHONY: run test lint bench demo lab fleet install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/hardening_overhead.py
 	$(BIN)/python bench/rewrite_bounds.py
 	CUIRASS_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/security
+
+fleet: $(STAMP)
+	$(BIN)/cuirass fleet
 
 demo: $(STAMP)
 	$(BIN)/python -m cuirass demo

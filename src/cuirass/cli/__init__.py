@@ -16,7 +16,7 @@ def main() -> None:
 def _register() -> None:
     import importlib
 
-    for name in ("serve", "accounts", "events", "mock", "detect", "lab", "demo", "audit", "db"):
+    for name in ("serve", "accounts", "events", "mock", "detect", "lab", "demo", "audit", "db", "fleet"):
         try:
             module = importlib.import_module(f"cuirass.cli.{name}")
         except ModuleNotFoundError as exc:
