@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cuirass.limits import Decision, Limiter
+from cuirass.limits.limiter import RETRY_S
 from cuirass.limits.memory import MemoryBackend
 from cuirass.limits.redis import RedisBackend
 from cuirass.limits.sqlite import SqliteBackend
@@ -148,3 +150,27 @@ def test_first_request_sees_a_full_bucket(loop: asyncio.AbstractEventLoop) -> No
     assert d.headers["x-ratelimit-remaining-requests"] == "2"
     assert d.headers["x-ratelimit-remaining-tokens"] == "100"
     assert d.headers["x-ratelimit-reset-requests"] == "20.000s"
+
+
+def test_a_locked_sqlite_file_is_answered_by_the_mode_then_limits_return(
+    loop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    """Another process holds the limits file's write lock for longer than the timeout (a stuck worker, a
+    backup tool): requests are refused in time (closed mode), and counted again once it lets go."""
+    path = tmp_path / "limits.db"
+    lim = Limiter(SqliteBackend(path, 0.1), on_backend_down="closed", timeout_s=0.1)
+    assert loop.run_until_complete(lim.acquire("k", 2, None)).allowed  # the first of 2; creates the file
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    t = time.monotonic()
+    locked = loop.run_until_complete(lim.acquire("k", 2, None))
+    assert time.monotonic() - t < 0.5
+    assert locked.backend_down and not locked.allowed and locked.headers == {"retry-after": "1"}
+    time.sleep(0.2)  # still locked: the statement behind that refusal gives up too
+    holder.execute("ROLLBACK")
+    holder.close()
+    time.sleep(RETRY_S + 0.1)
+    second, third = (loop.run_until_complete(lim.acquire("k", 2, None)) for _ in range(2))
+    assert second.allowed and not second.backend_down
+    assert not third.allowed and not third.backend_down and third.exceeded == "requests"
+    loop.run_until_complete(lim.close())

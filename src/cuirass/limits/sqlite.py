@@ -7,8 +7,8 @@ which is not worth a disk flush per request. It is a scratch file, not part of t
 not migrated, and deleting it while the gateway is stopped only refills every bucket.
 
 sqlite3 blocks while it waits for the lock, so every statement runs on one thread of this worker, never
-on the event loop; the lock wait is bounded by `limits.backend_timeout_s` (SQLite's busy timeout), after
-which the Limiter treats the file as down.
+on the event loop. The lock wait (SQLite's busy timeout) gives up a little before `limits.backend_timeout_s`,
+so a decision the Limiter has already answered by its fail mode is not applied to the file afterwards.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ ON CONFLICT (key_id) DO UPDATE SET tokens_tat = max(tokens_tat, :now) + :cost"""
 # A row whose two tats have passed is a full bucket, the same as no row.
 _PRUNE = "DELETE FROM buckets WHERE requests_tat <= :now AND tokens_tat <= :now"
 PRUNE_EVERY_US = 60_000_000
+LOCK_WAIT = 0.8  # of the backend timeout: the rest is left for the thread hop and the statement itself
 T = TypeVar("T")
 
 
@@ -82,7 +83,7 @@ class SqliteBackend:
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self._timeout_s, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self._timeout_s * LOCK_WAIT, isolation_level=None)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=OFF")
