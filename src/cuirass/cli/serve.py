@@ -195,12 +195,15 @@ def serve(
 
 
 def _check_policy(settings: Settings) -> None:
-    """Refuse to start on a policy that names defenses that do not exist (before any worker starts)."""
+    """Refuse to start on a policy that names defenses that do not exist, or on a limits backend that is not
+    one (before any worker starts)."""
     from cuirass.keyring import Keyring
+    from cuirass.limits import open_limiter
     from cuirass.respond.responder import Responder
 
     try:
         Responder(settings.policy, Keyring.for_data_dir(settings.data_dir, settings.policy.n_cohorts))
+        open_limiter(settings)  # connects to nothing yet
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -264,6 +267,7 @@ def _run(settings: Settings, config_path: str | None, builtin: bool, stop: _Stop
     # Several processes: each rebuilds its settings from the file plus these environment overrides.
     env = os.environ
     env["CUIRASS_DATA_DIR"] = str(settings.data_dir)
+    env["CUIRASS_SERVER__WORKERS"] = str(srv.workers)  # e.g. the limits are kept where all workers see them
     if config_path:
         env["CUIRASS_CONFIG"] = config_path
     if settings.upstream:

@@ -22,10 +22,9 @@ from cuirass.config import Settings
 from cuirass.events.deadletter import DeadLetters
 from cuirass.events.spool import Spool
 from cuirass.events.writer import EventWriter
-from cuirass.gateway import admin, http_protocol, metrics, proxy
+from cuirass.gateway import admin, http_protocol, metrics, proxy, ratelimit
 from cuirass.gateway.errors import APIError
 from cuirass.gateway.exchange import Exchange
-from cuirass.gateway.ratelimit import RateLimiter
 from cuirass.gateway.routing import ModelRegistry
 from cuirass.keyring import Keyring
 from cuirass.marks.epochs import EpochStore
@@ -68,7 +67,7 @@ class Gateway:
         self.verdicts = VerdictStore(self.engine)
         self.verdict_cache = VerdictCache(self.verdicts)
         self._refresher: asyncio.Task[None] | None = None
-        self.limiter = RateLimiter()
+        self.limiter = ratelimit.make_limiter(settings)
         self.keyring = Keyring.for_data_dir(settings.data_dir, settings.policy.n_cohorts)
         self.responder = Responder(settings.policy, self.keyring)
         self.epochs = EpochStore(self.engine)
@@ -91,6 +90,7 @@ class Gateway:
         self.writer.start()
         self._supervisor = asyncio.create_task(self._supervise())
         await self.models.start()
+        await self.limiter.start()
         await asyncio.to_thread(self._refresh_state)
         self._refresher = asyncio.create_task(self._refresh_verdicts())
 
@@ -131,6 +131,7 @@ class Gateway:
                 task.cancel()
         await self._write_canaries()
         await self.models.close()
+        await self.limiter.close()
         await asyncio.to_thread(self.writer.close)
         self.engine.dispose()
 
@@ -189,7 +190,7 @@ class Gateway:
         if ex.action == "pass":
             metrics.ACTIONS.labels("pass", "false").inc()
         if ex.key is not None and tokens:
-            self.limiter.charge(ex.key.key_id, tokens, ex.key.tokens_per_min)
+            self.limiter.charge_soon(ex.key.key_id, tokens, ex.key.tokens_per_min)
 
 
 async def liveness(request: Request) -> Response:

@@ -40,6 +40,18 @@ DEAD_LETTERS = Counter(
     "Records a stage could not take as they were, set aside in its dead-letter file",
     ["stage"],
 )
+LIMITER_BACKEND_ERRORS = Counter(
+    "cuirass_limiter_backend_errors_total",
+    "Requests decided by limits.on_backend_down (admitted if open, refused with 503 if closed) because the "
+    "limits backend failed or did not answer in time",
+    ["backend", "mode"],
+)
+LIMITER_BACKEND_UP = Gauge(
+    "cuirass_limiter_backend_up",
+    "1 while this worker's last call to the limits backend succeeded, 0 after a failure",
+    ["backend"],
+    multiprocess_mode="all",  # one series per worker (pid): a worker cut off from Redis shows
+)
 
 
 def render() -> tuple[bytes, str]:

@@ -21,6 +21,7 @@ from cuirass.config import ServerConfig
 from cuirass.events.deadletter import RateLimitedLog
 from cuirass.gateway.errors import APIError
 from cuirass.gateway.exchange import Dispatch, Exchange, ResponseAccumulator
+from cuirass.gateway.ratelimit import admit
 from cuirass.gateway.routing import Route
 from cuirass.gateway.sse import DONE, SSEResponse, frame
 from cuirass.gateway.validate import validate_request
@@ -59,7 +60,7 @@ async def _handle(request: Request, endpoint: str) -> Response | SSEResponse:
         validate_request(body, endpoint)
         route = await gw.models.resolve(body["model"])
         key = ex.key
-        limit_headers = gw.limiter.acquire(key.key_id, key.requests_per_min, key.tokens_per_min)
+        limit_headers = admit(await gw.limiter.acquire(key.key_id, key.requests_per_min, key.tokens_per_min))
         plan = _plan(gw, ex, route)
         upstream, upstream_model = route.principal, route.principal_model
         if plan is not None and plan.decoy and route.decoy is not None:
