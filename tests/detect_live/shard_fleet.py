@@ -30,6 +30,7 @@ from cuirass.detect.engine import Detector
 from cuirass.detect.replay import digests, run
 from cuirass.events.record import Event
 from cuirass.services.detection import verdict_row
+from cuirass.storage.migrate import make_engine
 
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
@@ -119,7 +120,7 @@ class Fleet:
     def __init__(self, folder: Path, db: str, bus: str, stream: str, interval_s: float, partitions: int = 16):
         self.folder = folder
         self.db = db
-        self.engine = sa.create_engine(db)
+        self.engine = make_engine(db)  # brought to the newest schema before any shard starts
         self.stream = stream
         self.partitions = partitions
         self.config = folder / "fleet.yaml"
