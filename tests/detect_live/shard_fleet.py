@@ -84,17 +84,17 @@ def nats_server(folder: Path) -> Iterator[str]:
         proc.wait(10)
 
 
-def traffic(out: Path, benign: int = 150, days: float = 1.0) -> list[dict[str, Any]]:
-    """Seeded lab traffic (benign people and two campaigns), as event rows in event-time order."""
+def traffic(
+    out: Path, benign: int = 150, days: float = 1.0, campaigns: tuple[str, ...] | None = ("hydra:30", "stealth:20")
+) -> list[dict[str, Any]]:
+    """Seeded lab traffic (benign people and campaigns; None: the generator's default campaigns), as event
+    rows in event-time order."""
+    args = ["--out", str(out), "--benign-accounts", str(benign), "--days", str(days), "--no-progress"]
+    for campaign in campaigns or ():
+        args += ["--campaign", campaign]
     subprocess.run(
-        [
-            sys.executable, "-m", "cuirass", "lab", "traffic", "--out", str(out), "--benign-accounts", str(benign),
-            "--campaign", "hydra:30", "--campaign", "stealth:20", "--days", str(days), "--no-progress",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "cuirass", "lab", "traffic", *args], check=True, capture_output=True, timeout=600
+    )
     return [orjson.loads(line) for line in out.read_bytes().splitlines() if line.strip()]
 
 
@@ -136,7 +136,7 @@ class Fleet:
         )
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.folder / f"{name}.out", "ab") as out:
             proc = subprocess.Popen(
@@ -150,6 +150,7 @@ class Fleet:
                     str(self.config),
                     "--status-every",
                     "0.5",
+                    *extra,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
