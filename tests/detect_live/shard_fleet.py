@@ -117,7 +117,7 @@ def reference(rows: list[dict[str, Any]], interval_s: float) -> Detector:
 class Fleet:
     """Config, shard processes and the database view of one sharded run."""
 
-    def __init__(self, folder: Path, db: str, bus: str, stream: str, interval_s: float, partitions: int = 16):
+    def __init__(self, folder: Path, db: str, bus: str, stream: str, interval_s: float, partitions: int = 16) -> None:
         self.folder = folder
         self.db = db
         self.engine = make_engine(db)  # brought to the newest schema before any shard starts

@@ -63,7 +63,9 @@ OWNED = Gauge("cuirass_detect_shard_partitions", "Partitions this shard owns")
 class Shard:
     """One detector shard: its partitions, its leases, and (when elected) the campaign leader."""
 
-    def __init__(self, settings: Settings, engine: sa.Engine, dead_letters: DeadLetters, status: TextIO | None = None):
+    def __init__(
+        self, settings: Settings, engine: sa.Engine, dead_letters: DeadLetters, status: TextIO | None = None
+    ) -> None:
         if settings.events.bus is None:
             raise ValueError("detector shards read the event bus: set events.bus (e.g. nats://127.0.0.1:4222)")
         self.cfg = settings.detection
