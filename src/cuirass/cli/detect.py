@@ -285,6 +285,70 @@ def watch(config_path: str | None, data_dir: str | None) -> None:
         sys.exit(LOCKED)
 
 
+@detect.command("shard")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="CUIRASS_CONFIG",
+    help="YAML configuration file (default: $CUIRASS_CONFIG).",
+)
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Directory for the embedded state.")
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics (detection lag) on this port.")
+@click.option(
+    "--status-every",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between status lines.",
+)
+def shard(config_path: str | None, data_dir: str | None, metrics_port: int | None, status_every: float) -> None:
+    """Run one detector shard of a fleet: read a share of the event bus's partitions, score accounts.
+
+    Start as many as you like (on one machine or many) with the same events.bus and a PostgreSQL
+    storage.url: they share the partitions, take over those of a shard that stops, and elect one leader
+    for campaign linking (docs/fleet.md). Prints a JSON status line (partitions, events, lag) every
+    --status-every seconds.
+    """
+    import logging
+    import signal
+    import threading
+
+    from cuirass.cli.common import settings_or_exit
+    from cuirass.events.deadletter import DeadLetters
+    from cuirass.gateway import metrics
+    from cuirass.services.shards import Shard
+    from cuirass.storage.migrate import make_engine
+
+    settings = settings_or_exit(config_path, data_dir=data_dir)
+    if settings.events.bus is None:
+        raise click.ClickException("detector shards read the event bus: set events.bus (e.g. nats://127.0.0.1:4222)")
+    if not settings.database_url.startswith("postgresql"):
+        raise click.ClickException(
+            "detector shards share their checkpoints and leases through PostgreSQL: set storage.url to a "
+            "postgresql+psycopg:// URL (on one machine with SQLite, run `cuirass detect watch` instead)"
+        )
+    try:
+        engine = make_engine(settings.database_url)
+        dead = DeadLetters(
+            settings.data_dir / "dead-letters",
+            "shard",
+            logging.getLogger("cuirass.detect.shards"),
+            on_count=metrics.DEAD_LETTERS.labels("detect").inc,
+        )
+        worker = Shard(settings, engine, dead)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot start the detector shard: {exc}") from None
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    worker.run(stop, status_s=status_every)
+
+
 @detect.command("campaigns")
 @click.option(
     "--config",

@@ -42,6 +42,19 @@ def load_calibration(cfg: DetectionConfig) -> dict[str, Any] | None:
     return calibration
 
 
+def verdict_row(detector: Detector, account: str) -> dict[str, Any]:
+    """The verdict store's row for an account (`VerdictSource.put_auto`), the same from a shard or the service."""
+    v = detector.verdict(account)
+    return {
+        "account": account,
+        "score": round(v.score, 6),
+        "flagged": v.flagged,
+        "reasons": list(v.reasons),
+        "campaign": v.campaign,
+        "first_flagged_ts": v.first_flagged_ts,
+    }
+
+
 class DetectionService:
     def __init__(self, engine: sa.Engine, cfg: DetectionConfig, dead_letters: DeadLetters | None = None) -> None:
         self.engine = engine
@@ -103,15 +116,7 @@ class DetectionService:
         return len(rows)
 
     def _row(self, account: str) -> dict[str, Any]:
-        v = self.detector.verdict(account)
-        return {
-            "account": account,
-            "score": round(v.score, 6),
-            "flagged": v.flagged,
-            "reasons": list(v.reasons),
-            "campaign": v.campaign,
-            "first_flagged_ts": v.first_flagged_ts,
-        }
+        return verdict_row(self.detector, account)
 
     def run(self, stop: threading.Event, checkpoint_every_s: float = 300.0) -> None:
         """Tail the log until `stop` is set; every `checkpoint_every_s`, record cohort moves and the

@@ -15,6 +15,8 @@ from cuirass.db import metadata
 from cuirass.events.store import events_table
 from cuirass.marks.canary_ledger import canaries_table
 from cuirass.marks.epochs import epochs_table
+from cuirass.verdicts.shards import accounts_table as detect_accounts_table
+from cuirass.verdicts.shards import jobs_table, partitions_table, rows_table
 from cuirass.verdicts.store import campaigns_table, overrides_table, verdicts_table
 
 TABLES: tuple[sa.Table, ...] = (
@@ -28,6 +30,10 @@ TABLES: tuple[sa.Table, ...] = (
     audit_table,
     epochs_table,
     canaries_table,
+    partitions_table,
+    detect_accounts_table,
+    rows_table,
+    jobs_table,
 )
 
 

@@ -1,0 +1,90 @@
+"""A Detector's state as bytes, one account at a time, so a detector shard can checkpoint only what changed.
+
+    dump_account(detector, account) -> bytes     the account's state and its cached campaign row
+    load_account(detector, blob)                 put it back (into a fresh or restored detector)
+    dump_shared(detector) / load_shared(...)     what is not per account: campaigns and their signatures,
+                                                 the first-seen time of each model, counters
+
+A cached campaign row holds feature ids interned in the detector's FeatureIndex; they are stored as the
+features themselves and interned again on load, so a restored detector needs no copy of the index.
+
+The format is pickle (the states are plain objects with __slots__, ~1-3 kB per account compressed): only
+Cuirass writes these blobs, to its own database. A blob from another version of the signals may not load:
+`load_account` then raises and the shard starts that partition afresh (services.partition).
+"""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from typing import Any
+
+import numpy as np
+
+from cuirass.detect.campaigns import AccountRow
+from cuirass.detect.engine import Detector
+
+FORMAT = 1
+
+
+def _pack(value: Any) -> bytes:
+    return zlib.compress(pickle.dumps((FORMAT, value), protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+def _unpack(blob: bytes) -> Any:
+    fmt, value = pickle.loads(zlib.decompress(blob))  # our own database, written by this module
+    if fmt != FORMAT:
+        raise ValueError(f"detector checkpoint format {fmt}, this Cuirass reads {FORMAT}")
+    return value
+
+
+def dump_account(detector: Detector, account: str, extra: Any = None) -> bytes:
+    """One account's state, its cached campaign row (features spelt out) and the caller's `extra`."""
+    state = detector.scorer.accounts[account]
+    row = detector._rows.get(account)
+    cached = None
+    if row is not None:
+        features = [detector._features.features[f] for f in row.features.tolist()]
+        cached = (row.own, row.summary, features, row.volume, row.built_ts)
+    return _pack((state, cached, extra))
+
+
+def load_account(detector: Detector, blob: bytes) -> tuple[str, Any]:
+    """Install an account from `dump_account`; returns (account, extra)."""
+    state, cached, extra = _unpack(blob)
+    detector.scorer.accounts[state.account] = state
+    if cached is not None:
+        own, summary, features, volume, built_ts = cached
+        ids = np.array([detector._features.intern([f])[0] for f in features], dtype=np.int64)
+        detector._rows[state.account] = AccountRow(state.account, own, summary, np.sort(ids), volume, built_ts)
+    return state.account, extra
+
+
+def dump_shared(detector: Detector) -> bytes:
+    return _pack(
+        {
+            "campaigns": detector.campaigns,
+            "signature_keys": detector._signature_keys,
+            "signature_payments": detector._signature_payments,
+            "models": detector.scorer.context.model_first_seen,
+            "events": detector.events,
+            "last_ts": detector.last_ts,
+            "campaign_runs": detector.campaign_runs,
+        }
+    )
+
+
+def load_shared(detector: Detector, blob: bytes) -> None:
+    shared = _unpack(blob)
+    detector.campaigns = shared["campaigns"]
+    detector._signature_keys = shared["signature_keys"]
+    detector._signature_payments = shared["signature_payments"]
+    detector.scorer.context.model_first_seen = shared["models"]
+    detector.events = shared["events"]
+    detector.last_ts = shared["last_ts"]
+    detector.campaign_runs = shared["campaign_runs"]
+
+
+def row_features(detector: Detector, row: AccountRow) -> list[list[Any]]:
+    """A campaign row's features as [kind, value] pairs, in the order this detector interned them."""
+    return [list(detector._features.features[f]) for f in row.features.tolist()]

@@ -1,0 +1,232 @@
+"""One partition of the event stream and its Detector, fed in stream order, held at the campaign grid.
+
+A single-process replay runs the campaign job before the first event at or after each grid time
+(`Detector.maybe_run_campaigns`), over every account's state just before it. A fleet of shards keeps that
+meaning with a barrier: a partition folds in events until the next one reaches `next_ts` (the grid time the
+last job named), and holds it (`arrival`: its event time). Once every partition holds or has read all there
+is, the leader (`services.leader`) names the job's time (`now`: the earliest held event, as the replay would
+see it), each partition offers its campaign rows as of exactly that moment (`offer`), the leader runs the job
+and each partition applies the result (`apply`) before it lets the held event in. So, on a stream whose
+events were all published before the shards read them, shards give the replay's verdicts; what differs on a
+live stream is in docs/fleet.md.
+
+The partition's state, and the stream sequence it reflects, are checkpointed together (`checkpoint`);
+`restore` brings them back, and the shard resumes reading at sequence + 1.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import math
+import pickle
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from cuirass.bus.partitions import Message
+from cuirass.config import DetectionConfig
+from cuirass.detect import checkpoint as ckpt
+from cuirass.detect.campaigns import CampaignResult
+from cuirass.detect.digest import Digest, digest
+from cuirass.detect.engine import Detector
+from cuirass.events.deadletter import DeadLetters
+from cuirass.events.record import ANONYMOUS, Event
+from cuirass.services.detection import verdict_row
+from cuirass.verdicts.shards import Job, PartitionRow
+
+log = logging.getLogger("cuirass.detect.shards")
+
+
+def unpack_job(job: Job) -> tuple[CampaignResult | None, dict[str, float]]:
+    """A done job's (campaign result, merged model first-seen times); job 0 has no result."""
+    if job.result is None:
+        return None, {}
+    result, models = pickle.loads(job.result)  # written by services.leader to our own database
+    return result, models
+
+
+class Partition:
+    """A partition's Detector, its read position and where it waits."""
+
+    def __init__(self, number: int, cfg: DetectionConfig, calibration: Mapping[str, Any] | None) -> None:
+        self.number = number
+        self.cfg = cfg
+        self.detector = Detector(calibration, campaign_interval_s=cfg.campaign_interval_s)
+        self.seq = 0  # last stream sequence folded into the state (or set aside)
+        self.job = -1  # last campaign job applied
+        self.snapshot = -1  # last job this partition offered rows for
+        self.next_ts = -math.inf  # events at or after this wait for the next job (before job 0: every event)
+        self.arrival: float | None = None  # event time of the held event
+        self.caught_up = False
+        self.backlog: collections.deque[Message] = collections.deque()
+        self._held: Digest | None = None
+        self.first_seq: dict[str, int] = {}  # account -> stream sequence of its first event (campaign row order)
+        self.changed: set[str] = set()  # accounts to write at the next checkpoint
+        self.gone: set[str] = set()  # accounts forgotten since the last checkpoint
+        self.unsaved = 0  # events folded in since the last checkpoint
+        self.saved: tuple[Any, ...] = ()  # what the leader last saw of this partition (see `status`)
+        self.saved_at = time.monotonic()
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    @classmethod
+    def restore(
+        cls,
+        number: int,
+        cfg: DetectionConfig,
+        calibration: Mapping[str, Any] | None,
+        row: PartitionRow | None,
+        accounts: Mapping[str, bytes],
+    ) -> Partition:
+        """The partition as its last checkpoint left it (a fresh one if none, or if it cannot be read)."""
+        part = cls(number, cfg, calibration)
+        if row is None:
+            return part
+        try:
+            ckpt.load_shared(part.detector, row.state)
+            for blob in accounts.values():
+                account, first_seq = ckpt.load_account(part.detector, blob)
+                part.first_seq[account] = first_seq
+        except Exception:  # an unreadable checkpoint (another Cuirass version) must not stop the shard
+            log.exception(
+                "partition %d: its checkpoint cannot be read; it starts afresh at sequence %d (its accounts' "
+                "earlier evidence is lost)",
+                number,
+                row.seq + 1,
+            )
+            part = cls(number, cfg, calibration)
+        part.seq, part.job, part.snapshot, part.arrival = row.seq, row.job, row.snapshot, None
+        return part
+
+    def row(self) -> PartitionRow:
+        models = self.detector.scorer.context.model_first_seen
+        return PartitionRow(
+            self.number, self.seq, self.job, self.snapshot, self.arrival, self.caught_up, dict(models), b""
+        )
+
+    def dump(self) -> tuple[PartitionRow, dict[str, bytes], set[str]]:
+        """What a checkpoint writes: the partition's row, the accounts changed since the last one, those gone."""
+        accounts = self.detector.scorer.accounts
+        changed = {a: ckpt.dump_account(self.detector, a, self.first_seq[a]) for a in self.changed if a in accounts}
+        state = ckpt.dump_shared(self.detector)
+        return dataclasses.replace(self.row(), state=state), changed, set(self.gone)
+
+    def saved_now(self) -> None:
+        self.changed.clear()
+        self.gone.clear()
+        self.unsaved = 0
+        self.saved = self.status()
+        self.saved_at = time.monotonic()
+
+    def status(self) -> tuple[Any, ...]:
+        """What the leader reads from the checkpoint: a change to it is written at once, not on the timer."""
+        return (self.job, self.snapshot, self.arrival, self.caught_up)
+
+    # -- events ---------------------------------------------------------------------------------------
+    def feed(self, dead_letters: DeadLetters) -> tuple[set[str], list[float]]:
+        """Fold in backlog events until one must wait for the next campaign job.
+
+        Returns the accounts touched and the publish times of the events folded in (for the lag metric).
+        A duplicate (a sequence already folded in: the consumer restarted) is skipped; an event that cannot
+        be read or scored is set aside in the dead letters and skipped, as `services.detection` does.
+        """
+        touched: set[str] = set()
+        published: list[float] = []
+        backlog = self.backlog
+        while backlog:
+            msg = backlog[0]
+            if msg.seq <= self.seq:
+                backlog.popleft()
+                continue
+            d = self._held
+            if d is None:
+                try:
+                    event = Event.from_dict(orjson.loads(msg.data))
+                    if event.account == ANONYMOUS:
+                        self.seq = msg.seq
+                        backlog.popleft()
+                        continue
+                    d = digest(event)
+                    if not isinstance(d.ts, (int, float)) or isinstance(d.ts, bool) or not math.isfinite(d.ts):
+                        raise ValueError(f"'ts' must be a finite number, got {d.ts!r}")
+                except Exception as exc:  # noqa: BLE001 - one bad event must not stop the partition
+                    dead_letters.add(f"{type(exc).__name__}: {exc}", seq=msg.seq, request_id=_request_id(msg.data))
+                    self.seq = msg.seq
+                    backlog.popleft()
+                    continue
+            if d.ts >= self.next_ts:
+                self._held, self.arrival = d, float(d.ts)
+                break
+            self._held, self.arrival = None, None
+            try:
+                new = d.account not in self.detector.scorer.accounts
+                self.detector.observe_digest(d)
+            except Exception as exc:  # noqa: BLE001
+                dead_letters.add(f"{type(exc).__name__}: {exc}", seq=msg.seq, request_id=_request_id(msg.data))
+            else:
+                if new:
+                    self.first_seq[d.account] = msg.seq
+                touched.add(d.account)
+                published.append(msg.published)
+            self.seq = msg.seq
+            self.unsaved += 1
+            backlog.popleft()
+        self.changed |= touched
+        return touched, published
+
+    # -- campaign jobs --------------------------------------------------------------------------------
+    def offer(self, job: Job) -> dict[str, bytes]:
+        """The campaign rows of this partition's accounts as of the job's time (what the replay's
+        `campaign_snapshot(now)` would build for them), keyed by account, each pickled for the leader."""
+        detector = self.detector
+        cached_before = set(detector._rows)
+        rows = detector.campaign_snapshot(job.now)
+        self.changed |= {r.account for r in rows if r.built_ts == job.now}
+        self.changed |= (cached_before - set(detector._rows)) & set(detector.scorer.accounts)
+        accounts = detector.scorer.accounts
+        out = {}
+        for r in rows:
+            order = (accounts[r.account].first_ts, self.first_seq[r.account])
+            features = [tuple(f) for f in ckpt.row_features(detector, r)]
+            out[r.account] = pickle.dumps(
+                (order, r.account, r.own, r.summary, features, r.volume, r.built_ts), protocol=pickle.HIGHEST_PROTOCOL
+            )
+        self.snapshot = job.id
+        return out
+
+    def apply(self, job: Job) -> set[str]:
+        """Install a done job (lifts, signatures, models' first-seen times); returns the accounts to re-judge."""
+        result, models = unpack_job(job)
+        detector = self.detector
+        if result is not None:
+            if self.snapshot < job.id:  # restarted between offering rows and the job: rebuild the same cache
+                self.offer(job)
+            seen = detector.scorer.context.model_first_seen
+            for model, ts in models.items():
+                seen[model] = min(seen.get(model, ts), ts)
+            detector.apply_campaigns(result)
+            self.changed |= set(result.considered) & set(detector.scorer.accounts)
+            before = set(detector.scorer.accounts)
+            detector.forget(job.now - self.cfg.warm_start_s)  # bound memory, as `detect watch` does
+            forgotten = before - set(detector.scorer.accounts)
+            for account in forgotten:
+                self.first_seq.pop(account, None)
+            self.gone |= forgotten
+            self.changed -= forgotten
+        self.job, self.snapshot, self.next_ts = job.id, max(self.snapshot, job.id), job.next_ts
+        self.arrival = None if self._held is None or self._held.ts < job.next_ts else float(self._held.ts)
+        return set(detector.scorer.accounts) if result is not None else set()
+
+    def verdict_row(self, account: str) -> dict[str, Any]:
+        return verdict_row(self.detector, account)
+
+
+def _request_id(data: bytes) -> str | None:
+    try:
+        rid = orjson.loads(data).get("request_id")
+    except Exception:  # noqa: BLE001 - it is already a dead letter; the id is a courtesy
+        return None
+    return str(rid) if rid is not None else None
