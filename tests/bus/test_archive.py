@@ -115,7 +115,8 @@ def test_archive_killed_and_stopped_mid_stream_stores_each_event_once(stream: st
     ids = _publish(stream, 6000, days=3)
     store, pq_dir = tmp_path / "archive", tmp_path / "parquet"
     # kill -9 once it has written something: batches written and not acknowledged are delivered again.
-    proc = _archive(store, stream, "--parquet", str(pq_dir), "--batch", "200")
+    fast = ("--batch", "200", "--ack-wait", "2")  # what the killed one held comes back after 2 s
+    proc = _archive(store, stream, "--parquet", str(pq_dir), *fast)
     deadline = time.monotonic() + 60
     while not parquet.files(pq_dir) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -124,7 +125,7 @@ def test_archive_killed_and_stopped_mid_stream_stores_each_event_once(stream: st
     first = len(_sql_ids(store))
     assert 0 < first < len(ids), "the kill should land mid-stream"
     # SIGTERM: finishes the batch in hand, acknowledges it, prints its summary and exits 0.
-    proc = _archive(store, stream, "--parquet", str(pq_dir), "--batch", "200")
+    proc = _archive(store, stream, "--parquet", str(pq_dir), *fast)
     deadline = time.monotonic() + 60
     while len(_sql_ids(store)) == first and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -132,7 +133,7 @@ def test_archive_killed_and_stopped_mid_stream_stores_each_event_once(stream: st
     stopped = _finish(proc)
     assert stopped["messages"] > 0
     # The rest, until idle.
-    _finish(_archive(store, stream, "--parquet", str(pq_dir), "--batch", "200", "--until-idle", "2"))
+    _finish(_archive(store, stream, "--parquet", str(pq_dir), *fast, "--until-idle", "1"))
     sql = _sql_ids(store)
     assert len(sql) == len(set(sql)) == len(ids) and set(sql) == set(ids)
     rows = list(parquet.read(pq_dir))

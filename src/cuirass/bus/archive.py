@@ -8,10 +8,11 @@ a lost acknowledgement therefore loses nothing: the server delivers the unacknow
 to this process or the next one on the same durable consumer. What makes the redelivery harmless:
 
 - SQL: `SqlEventLog.append(rows, skip_present=True)` skips the request ids the table already holds.
-- Parquet: a file holds one contiguous run of stream sequences of one day and is named by it,
-  `day=YYYY-MM-DD/part-<first>-<last>.parquet`. On start the archive lists the names; a redelivered message
-  whose sequence a file already covers is acknowledged without being written again. A run ends at a gap
-  in the sequences, so a name never claims a message it does not hold.
+- Parquet: a batch is cut into runs of consecutive stream sequences, and each run is written as one file
+  per day it touches, `day=YYYY-MM-DD/part-<first>-<last>.parquet`, holding every message of that day
+  in the run. On start the archive lists the names; a redelivered message is written again only if no
+  file of its day names a run that contains its sequence. A run ends at a gap in the sequences, so a
+  name never claims a message that another consumer still holds unacknowledged.
 
 So each stream message is stored once in each target. A message the stream holds twice (the same
 request id published again after the stream's duplicate window, e.g. a spool replayed long after a
@@ -41,7 +42,7 @@ from cuirass.events.writer import EventWriter
 
 log = logging.getLogger("cuirass.archive")
 
-ACK_WAIT_S = 120.0  # a batch not acknowledged by then is delivered again (a write slower than this repeats)
+ACK_WAIT_S = 30.0  # a batch not acknowledged by then is delivered again (a write slower than this repeats)
 FETCH_WAIT_S = 1.0  # how long one fetch waits for messages: also how soon a stop request is seen
 
 
@@ -65,33 +66,38 @@ class Stats:
 
 
 class ParquetTarget:
-    """The Parquet side: files under `root` by day, each named by the run of stream sequences it holds."""
+    """The Parquet side: one file per day of each contiguous run of stream sequences, named by the run."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._runs: list[tuple[int, int]] = sorted(filter(None, (_run_of(p) for p in parquet.files(root))))
+        self._runs: dict[str, list[tuple[int, int]]] = {}  # day -> (first, last) of its files, sorted
+        for path in parquet.files(root):
+            run = _run_of(path)
+            if run is not None:
+                bisect.insort(self._runs.setdefault(path.parent.name.removeprefix("day="), []), run)
 
-    def holds(self, seq: int) -> bool:
-        i = bisect.bisect_right(self._runs, (seq, float("inf"))) - 1
-        return i >= 0 and self._runs[i][0] <= seq <= self._runs[i][1]
+    def holds(self, seq: int, day: str) -> bool:
+        """Whether a file of `day` holds stream message `seq`: a file of a day holds every message of that
+        day from its run, so finding the run in the day's names is enough."""
+        runs = self._runs.get(day, [])
+        i = bisect.bisect_right(runs, (seq, float("inf"))) - 1
+        return i >= 0 and runs[i][0] <= seq <= runs[i][1]
 
     def write(self, batch: list[tuple[int, Row]]) -> tuple[int, int]:
-        """Write the messages no file holds yet; returns (rows, files) written."""
+        """Write the messages of `batch` (those no file holds yet); returns (rows, files) written."""
         runs: list[list[tuple[int, Row]]] = []
-        last_day, last_seq = "", -1
         for seq, row in sorted(batch, key=lambda m: m[0]):
-            day = parquet.day_of(float(row["ts"]))
-            if not runs or day != last_day or seq != last_seq + 1:
+            if not runs or seq != runs[-1][-1][0] + 1:  # a gap: a name must not claim what it lacks
                 runs.append([])
             runs[-1].append((seq, row))
-            last_day, last_seq = day, seq
+        rows = files = 0
         for run in runs:
             first, last = run[0][0], run[-1][0]
-            name = f"part-{first:020d}-{last:020d}.parquet"
-            day = parquet.day_of(float(run[0][1]["ts"]))
-            parquet.write(parquet.day_dir(self.root, day) / name, [row for _, row in run])
-            bisect.insort(self._runs, (first, last))
-        return sum(len(r) for r in runs), len(runs)
+            for day, part in parquet.by_day(row for _, row in run).items():
+                parquet.write(parquet.day_dir(self.root, day) / f"part-{first:020d}-{last:020d}.parquet", part)
+                bisect.insort(self._runs.setdefault(day, []), (first, last))
+                rows, files = rows + len(part), files + 1
+        return rows, files
 
 
 def _run_of(path: Path) -> tuple[int, int] | None:
@@ -113,6 +119,7 @@ class Archiver:
         dead_letters: DeadLetters,
         durable: str = "cuirass-archive",
         batch: int = 1000,
+        ack_wait_s: float = ACK_WAIT_S,
     ) -> None:
         if sql is None and parquet_target is None:
             raise ValueError("the archive needs a target: SQL, Parquet or both")
@@ -122,6 +129,7 @@ class Archiver:
         self.dead_letters = dead_letters
         self.durable = durable
         self.batch = batch
+        self.ack_wait_s = ack_wait_s
         self.stats = Stats()
         self._sub: Any = None
 
@@ -132,7 +140,7 @@ class Archiver:
                 durable_name=self.durable,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=ACK_WAIT_S,
+                ack_wait=self.ack_wait_s,
                 max_ack_pending=max(10_000, 2 * self.batch),
             )
             subjects = f"{subject_prefix(self.conn.stream)}.>"
@@ -148,6 +156,16 @@ class Archiver:
                 return []  # nothing new (nats-py's fetch timeout is a TimeoutError)
 
         return self.conn.call(fetch, FETCH_WAIT_S + 10)
+
+    def backlog(self) -> int:
+        """Messages the consumer has still to deliver, or delivered without an acknowledgement (those a
+        killed archive held: delivered again once their ack wait has passed)."""
+
+        async def info() -> int:
+            ci = await (await self._subscribe()).consumer_info()
+            return int(ci.num_pending or 0) + int(ci.num_ack_pending or 0)
+
+        return self.conn.call(info, 10)
 
     def close(self) -> None:
         """Let go of the subscription, then the connection (the consumer and its position stay)."""
@@ -190,7 +208,7 @@ class Archiver:
         if self.sql is not None and batch:
             self.stats.sql_new += self.sql.store([row for _, row in batch], dedup=True)
         if self.parquet is not None:
-            todo = [(s, r) for s, r in batch if not self.parquet.holds(s)]
+            todo = [(s, r) for s, r in batch if not self.parquet.holds(s, parquet.day_of(float(r["ts"])))]
             self.stats.parquet_skipped += len(batch) - len(todo)
             self._retry(lambda: self._write_parquet(todo))
         self._ack(msgs)
@@ -225,7 +243,8 @@ class Archiver:
         progress: Callable[[Stats], None] | None = None,
         progress_every_s: float = 5.0,
     ) -> Stats:
-        """Archive until `stop` is set (or, with `until_idle_s`, until nothing arrived for that long).
+        """Archive until `stop` is set (or, with `until_idle_s`, until nothing arrived for that long and the
+        consumer has nothing pending).
         A bus that is down is waited for; the batch in hand is finished before returning."""
         idle_since = time.monotonic()
         next_progress = time.monotonic() + progress_every_s
@@ -243,7 +262,12 @@ class Archiver:
             if n:
                 idle_since = now
             elif until_idle_s is not None and now - idle_since >= until_idle_s:
-                break
+                try:
+                    if self.backlog() == 0:  # everything in the stream is archived
+                        break
+                except BusUnavailable:
+                    pass
+                idle_since = now
             if progress is not None and now >= next_progress:
                 next_progress = now + progress_every_s
                 progress(self.stats)

@@ -119,10 +119,19 @@ def _export_parquet(rows: Any, out: Path, total: int) -> int:
     "--durable", default="cuirass-archive", show_default=True, help="Name of the JetStream consumer (its position)."
 )
 @click.option(
+    "--ack-wait",
+    type=click.FloatRange(1),
+    default=30.0,
+    show_default=True,
+    help="Seconds before a batch delivered and not acknowledged (its archive died) is delivered again; "
+    "set when the consumer is created.",
+)
+@click.option(
     "--until-idle",
     type=float,
     default=None,
-    help="Exit once no event has arrived for this many seconds (default: run until SIGTERM or Ctrl-C).",
+    help="Exit once no event has arrived for this many seconds and none is pending "
+    "(default: run until SIGTERM or Ctrl-C).",
 )
 @store_options
 def archive(
@@ -132,6 +141,7 @@ def archive(
     parquet_dir: str | None,
     batch: int,
     durable: str,
+    ack_wait: float,
     until_idle: float | None,
 ) -> None:
     """Store the event bus (events.bus) in SQL and/or Parquet, acknowledging each batch once it is durable.
@@ -153,7 +163,9 @@ def archive(
     writer = EventWriter(open_event_log(make_engine(settings.database_url)), dead_letters=letters) if sql else None
     target = ParquetTarget(Path(parquet_dir)) if parquet_dir else None
     conn = Connection(settings.events.bus, settings.events.bus_stream, name="cuirass-archive")
-    archiver = Archiver(conn, sql=writer, parquet_target=target, dead_letters=letters, durable=durable, batch=batch)
+    archiver = Archiver(
+        conn, sql=writer, parquet_target=target, dead_letters=letters, durable=durable, batch=batch, ack_wait_s=ack_wait
+    )
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
