@@ -159,7 +159,10 @@ class Connection:
         """Whether the server answers a round trip within `timeout` seconds (readiness)."""
 
         async def flush() -> None:
-            await (await self.nc()).flush(timeout)
+            nc = await self.nc()
+            if not nc.is_connected:  # reconnecting: nats-py's flush would return at once
+                raise ConnectionError("not connected")
+            await nc.flush(timeout)
 
         try:
             self.call(flush, timeout)
