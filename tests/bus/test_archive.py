@@ -101,9 +101,8 @@ def test_gateway_events_reach_sql_and_parquet_exactly_once(make_gateway, stream:
     archived = list(parquet.read(pq_dir))
     assert sorted(r["request_id"] for r in archived) == sorted(ids)
     assert all(p.parent.name == f"day={parquet.day_of(time.time())}" for p in parquet.files(pq_dir))
-    assert {k: v for k, v in next(r for r in archived if r["request_id"] == ids[0]).items()} == {
-        k: row.get(k) for k in archived[0]
-    }  # the archived row is the published row, column for column
+    mine = next(r for r in archived if r["request_id"] == ids[0])
+    assert mine == {k: row.get(k) for k in mine}  # the archived row is the published row, column for column
 
     # A second consumer over the same stream (as after losing every acknowledgement) stores nothing twice.
     again = _finish(_archive(store, stream, "--parquet", str(pq_dir), "--durable", "other", "--until-idle", "2"))
@@ -146,7 +145,7 @@ def test_archive_killed_and_stopped_mid_stream_stores_each_event_once(stream: st
     }
     for r in rows:  # every file holds only its own day
         assert parquet.day_of(r["ts"]) in {"2023-11-14", "2023-11-15", "2023-11-16"}
-    assert not [p for p in pq_dir.rglob(".*")], "a temporary file was left behind"
+    assert not list(pq_dir.rglob(".*")), "a temporary file was left behind"
     assert partition_of("acct-1", 4) == partition_of("acct-1", 4)
 
 
@@ -168,7 +167,7 @@ def test_export_parquet_round_trips(make_gateway, tmp_path: Path) -> None:  # ty
     files = parquet.files(out)
     table = pq.read_table(files[0])
     assert table.schema.equals(parquet.schema())
-    assert [c for c in table.column_names] == [str(c.name) for c in events_table.c if c.name != "seq"]
+    assert list(table.column_names) == [str(c.name) for c in events_table.c if c.name != "seq"]
     assert isinstance(table.column("messages")[0].as_py(), str)  # JSON columns are JSON text
     again = gw.cli("events", "export", "--format", "parquet", "--out", str(out), check=False)
     assert again.returncode != 0 and "not an empty directory" in again.stderr

@@ -4,10 +4,7 @@ request fails and every answered request's event ends up in the stream exactly o
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +15,8 @@ import openai
 import pytest
 
 from tests.bus.conftest import SHARED_NATS, NatsServer, stream_rows
-from tests.conftest import Gateway, wait_http
+from tests.conftest import Gateway
+from tests.gateway.test_hardening_events import _restart  # serve again on the same data dir and port
 
 
 def _ask(c: openai.OpenAI, i: int) -> str:
@@ -121,16 +119,6 @@ def test_memory_bound_spills_to_the_spool_and_loses_nothing(make_gateway, own_na
     assert "Traceback" not in gw.stderr
     if spool:
         assert not list((gw.data_dir / "spool").glob("*.jsonl")), "every spilled event is published"
-
-
-def _restart(gw: Gateway) -> None:
-    gw.proc = subprocess.Popen(
-        [sys.executable, "-m", "cuirass", "serve", "--config", str(gw.config_path), "--data-dir", str(gw.data_dir)]
-        + ["--port", str(gw.port)],
-        env={**os.environ, **gw.env},
-        stderr=subprocess.PIPE,
-    )
-    wait_http(f"http://127.0.0.1:{gw.port}/health/liveness", gw.proc)
 
 
 def test_kill_9_of_a_gateway_loses_no_answered_event(make_gateway, stream: str) -> None:  # type: ignore[no-untyped-def]

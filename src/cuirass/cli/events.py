@@ -107,7 +107,9 @@ def _export_parquet(rows: Any, out: Path, total: int) -> int:
 
 
 @events.command("archive")
-@click.option("--sql/--no-sql", default=True, show_default=True, help="Store events in the SQL event log (storage.url).")
+@click.option(
+    "--sql/--no-sql", default=True, show_default=True, help="Store events in the SQL event log (storage.url)."
+)
 @click.option(
     "--parquet",
     "parquet_dir",

@@ -64,7 +64,7 @@ def schema() -> pa.Schema:
 
 def day_of(ts: float) -> str:
     """The partition an event goes to: the UTC date of its event time."""
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
 
 
 def day_dir(root: Path, day: str) -> Path:
