@@ -7,7 +7,8 @@ In one run, against the NATS JetStream server at --nats (a stream of this run's 
 1. Sink: `JetStreamSink.append` in batches of 512 (the event writer's default batch), each returning once
    the stream acknowledged every event: events/s.
 2. Archive: the archive writer (`bus.archive.Archiver`, batches of 1000) over those events, into a SQLite
-   event log, and into Parquet files: events/s each (a fresh durable consumer per target).
+   event log, and into Parquet files (also with batches of 10,000): events/s each (a fresh durable
+   consumer per run).
 3. Gateway latency: `cuirass serve` (1 worker, detection off) in front of `cuirass mock-upstream`, a
    sequential client (concurrency 1), non-streaming chat completions, without a bus and with
    `events.bus`: p50 and p99 of the request time, and the difference.
@@ -81,17 +82,17 @@ def bench_sink(url: str, stream: str, n: int) -> float:
     return (n - 10) / took
 
 
-def bench_archive(url: str, stream: str, n: int, work: Path, target: str) -> float:
+def bench_archive(url: str, stream: str, n: int, work: Path, target: str, batch: int = 1000) -> float:
     conn = Connection(url, stream, name="bench-archive")
     letters = DeadLetters(None, "archive", logging.getLogger("bench"))
     sql = EventWriter(SqlEventLog(make_engine(f"sqlite:///{work / f'{target}.db'}")), dead_letters=letters)
     archiver = Archiver(
         conn,
         sql=sql if target == "sql" else None,
-        parquet_target=ParquetTarget(work / "parquet") if target == "parquet" else None,
+        parquet_target=ParquetTarget(work / f"parquet-{batch}") if target == "parquet" else None,
         dead_letters=letters,
-        durable=f"bench-{target}",
-        batch=1000,
+        durable=f"bench-{target}-{batch}",
+        batch=batch,
     )
     t = time.perf_counter()
     stats = archiver.run(threading.Event(), until_idle_s=1.0)
@@ -177,6 +178,7 @@ def main() -> None:
             sink = bench_sink(args.nats, stream, args.events)
             sql = bench_archive(args.nats, stream, args.events, work, "sql")
             pq = bench_archive(args.nats, stream, args.events, work, "parquet")
+            pq_big = bench_archive(args.nats, stream, args.events, work, "parquet", batch=10_000)
             lat = bench_gateway(args.nats, f"{stream}_GW", args.requests, work)
         finally:
             _drop(args.nats, [stream, f"{stream}_GW"])
@@ -193,6 +195,7 @@ def main() -> None:
         f"| JetStreamSink.append, batches of 512, each acknowledged | {sink:,.0f} |",
         f"| archive writer -> SQLite event log (batches of 1000) | {sql:,.0f} |",
         f"| archive writer -> Parquet by day (batches of 1000) | {pq:,.0f} |",
+        f"| archive writer -> Parquet by day (batches of 10,000) | {pq_big:,.0f} |",
         "",
         f"Gateway (1 worker) in front of the mock upstream, sequential client, {args.requests} requests each"
         " (alternating rounds):",
