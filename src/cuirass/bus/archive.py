@@ -12,7 +12,8 @@ to this process or the next one on the same durable consumer. What makes the red
   per day it touches, `day=YYYY-MM-DD/part-<first>-<last>.parquet`, holding every message of that day
   in the run. On start the archive lists the names; a redelivered message is written again only if no
   file of its day names a run that contains its sequence. A run ends at a gap in the sequences, so a
-  name never claims a message that another consumer still holds unacknowledged.
+  name never claims a message that another process on the consumer still holds unacknowledged; the
+  names are listed again before a redelivered batch, which another process may have written.
 
 So each stream message is stored once in each target. A message the stream holds twice (the same
 request id published again after the stream's duplicate window, e.g. a spool replayed long after a
@@ -71,10 +72,17 @@ class ParquetTarget:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._runs: dict[str, list[tuple[int, int]]] = {}  # day -> (first, last) of its files, sorted
-        for path in parquet.files(root):
+        self.refresh()
+
+    def refresh(self) -> None:
+        """List the files' names again (at start, and before a redelivery: another archive process on the
+        same consumer may have written the batch before it died)."""
+        runs: dict[str, list[tuple[int, int]]] = {}
+        for path in parquet.files(self.root):
             run = _run_of(path)
             if run is not None:
-                bisect.insort(self._runs.setdefault(path.parent.name.removeprefix("day="), []), run)
+                bisect.insort(runs.setdefault(path.parent.name.removeprefix("day="), []), run)
+        self._runs = runs
 
     def holds(self, seq: int, day: str) -> bool:
         """Whether a file of `day` holds stream message `seq`: a file of a day holds every message of that
@@ -208,6 +216,8 @@ class Archiver:
         if self.sql is not None and batch:
             self.stats.sql_new += self.sql.store([row for _, row in batch], dedup=True)
         if self.parquet is not None:
+            if any(m.metadata.num_delivered > 1 for m in msgs):
+                self.parquet.refresh()
             todo = [(s, r) for s, r in batch if not self.parquet.holds(s, parquet.day_of(float(r["ts"])))]
             self.stats.parquet_skipped += len(batch) - len(todo)
             self._retry(lambda: self._write_parquet(todo))
