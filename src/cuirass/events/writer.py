@@ -127,7 +127,7 @@ class EventWriter:
             row = encodable(event.to_dict())[0]
             self.dead_letters.add(f"{type(exc).__name__}: {exc}", record=row, request_id=event.request_id)
         seg = None
-        full = self._queue.qsize() >= self.queue_max
+        full = self._queue.qsize() >= max(1, self.queue_max)  # 0 would spill every event and idle the writer
         if self.spool is not None:
             try:
                 try:
