@@ -50,7 +50,11 @@ class PartitionReader:
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(start_seq, 1), inactive_threshold=60.0
             )
             sub = await js.subscribe(
-                subject_of(partition), stream=self.conn.stream, ordered_consumer=True, config=config, idle_heartbeat=2.0
+                subject_of(partition, self.conn.stream),
+                stream=self.conn.stream,
+                ordered_consumer=True,
+                config=config,
+                idle_heartbeat=2.0,
             )
             info = await sub.consumer_info()
             return _Open(sub, int(info.num_pending or 0))

@@ -98,7 +98,9 @@ class EventsConfig(_Section):
     # detector shards consume it. None: events go straight to the SQL store (one machine).
     bus: str | None = None
     bus_stream: str = "CUIRASS_EVENTS"  # the JetStream stream's name
-    bus_partitions: int = Field(default=16, ge=1, le=1024)  # subjects events.<p>, p = hash(account) mod this
+    bus_partitions: int = Field(
+        default=16, ge=1, le=1024
+    )  # subjects cuirass.events.<p> (cuirass.<stream>.<p> for another stream), p = crc32(account) mod this
 
 
 class LimitsConfig(_Section):

@@ -14,6 +14,13 @@ Ownership is an exclusive `flock` on each segment, held by its process until the
 the kernel drops it when the process dies, however it dies. A segment nobody holds belongs to a dead
 process: `orphans` hands it, locked, to one replayer, so two processes never replay the same segment.
 
+The spill. The writer's in-memory queue is bounded (`events.queue_max`): past it, `append(...,
+overflow=True)` starts the spill, and from then on every event is kept in the spool only (the writer
+does not queue it). The writer reads those lines back with `unspill`, in the order they were appended,
+once its queue has drained; the spill ends when it has read up to the newest line, and events are queued
+again. Memory then holds at most `queue_max` events however long the store (or the bus) is away; the
+disk holds the rest, as it already did.
+
 fsync policy (`events.spool_fsync`): a process crash never loses a written line, whatever the policy,
 since the kernel still holds it; the policy is about machine crashes and power loss.
 - `none`: never fsync; a machine crash may lose the events the store had not committed yet.
@@ -43,17 +50,30 @@ log = logging.getLogger("cuirass.events")
 class Segment:
     """One spool file this process appends to, and how many of its events the store holds."""
 
-    __slots__ = ("path", "fd", "appended", "committed", "closed", "dirty", "born", "size")
+    __slots__ = ("path", "fd", "appended", "committed", "closed", "dirty", "born", "size", "_read_fd")
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self.fd = fd
+        self._read_fd: int | None = None  # opened to read spilled lines back (`Spool.unspill`)
         self.appended = 0
         self.committed = 0
         self.closed = False  # no more appends: deleted once committed == appended
         self.dirty = False  # written since the last fsync
         self.born = time.monotonic()
         self.size = 0
+
+    def fd_read(self) -> int:
+        if self._read_fd is None:
+            self._read_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        return self._read_fd
+
+    def release(self) -> None:
+        """Close the file descriptors (the flock goes with the last of them)."""
+        if self._read_fd is not None:
+            os.close(self._read_fd)
+            self._read_fd = None
+        os.close(self.fd)
 
 
 class Spool:
@@ -71,9 +91,17 @@ class Spool:
         self._segments: list[Segment] = []  # open: the current one and rotated ones not yet committed
         self._made = 0
         self._lock = threading.Lock()
+        self._spill: tuple[Segment, int] | None = None  # where the unread spilled lines start
+        self.spilled = 0  # lines in the spool only, not yet read back by the writer
 
-    def append(self, line: bytes) -> Segment:
-        """Write one encoded line (ending in a newline) to the current segment; OSError if the disk fails."""
+    @property
+    def spilling(self) -> bool:
+        return self._spill is not None
+
+    def append(self, line: bytes, overflow: bool = False) -> tuple[Segment, bool]:
+        """Write one encoded line (ending in a newline) to the current segment; OSError if the disk fails.
+        Returns the segment and whether the line is spilled (the caller must not queue it): it is while a
+        spill runs, and `overflow` (the caller's queue is full) starts one."""
         with self._lock:
             seg = self._current
             if (
@@ -89,13 +117,50 @@ class Spool:
             except OSError:
                 seg.closed, self._current = True, None  # a torn line ends this segment: the next starts clean
                 raise
+            spilled = overflow or self._spill is not None
+            if spilled:
+                if self._spill is None:
+                    self._spill = (seg, seg.size)
+                self.spilled += 1
             seg.appended += 1
             seg.size += len(line)
             if self.fsync == "always":
                 _datasync(seg.fd)
             else:
                 seg.dirty = True
-            return seg
+            return seg, spilled
+
+    def unspill(self, limit: int, max_bytes: int = 4 << 20) -> list[tuple[bytes, Segment]]:
+        """Up to `limit` spilled lines (without their newline), oldest first, each with its segment (the
+        writer thread). Reaching the newest line ends the spill: the caller queues events again."""
+        out: list[tuple[bytes, Segment]] = []
+        while len(out) < limit:
+            with self._lock:
+                if self._spill is None:
+                    return out
+                seg, pos = self._spill
+                if pos >= seg.size:  # this segment is read up: on to the next one, or the spill is over
+                    i = self._segments.index(seg)
+                    if i + 1 < len(self._segments):
+                        self._spill = (self._segments[i + 1], 0)
+                    else:
+                        self._spill = None
+                    continue
+                end = min(seg.size, pos + max_bytes)
+            # Lines up to `size` are whole (appends update it after their write), and unread spilled
+            # lines are not committed, so the segment is neither deleted nor closed under us.
+            chunk = os.pread(seg.fd_read(), end - pos, pos)
+            cut = chunk.rfind(b"\n") + 1
+            if not cut:  # one line longer than max_bytes: read it whole
+                chunk = os.pread(seg.fd_read(), seg.size - pos, pos)
+                cut = chunk.find(b"\n") + 1
+            lines = chunk[:cut].split(b"\n")[:-1][: limit - len(out)]
+            pos += sum(len(line) + 1 for line in lines)
+            with self._lock:
+                self._spill = (seg, pos)
+                self.spilled -= len(lines)
+            out.extend((line, seg) for line in lines)
+        return out
 
     def _rotate(self) -> Segment:
         if self._current is not None:
@@ -134,7 +199,8 @@ class Spool:
             for s in done:
                 self._segments.remove(s)
         for s in done:
-            _delete(s.path, s.fd)
+            _unlink(s.path)
+            s.release()
 
     def retire_idle(self) -> None:
         """Close the current segment once it is old and wholly committed, so a quiet gateway keeps no
@@ -185,17 +251,17 @@ class Spool:
         """Stop appending; delete the segments whose events are all in the store and let go of the others,
         which the next start replays."""
         with self._lock:
-            segs, self._segments, self._current = self._segments, [], None
+            segs, self._segments, self._current, self._spill = self._segments, [], None, None
         for s in segs:
             if s.committed >= s.appended:
-                _delete(s.path, s.fd)
+                _unlink(s.path)
             else:
-                os.close(s.fd)
                 log.warning(
                     "event spool: %s keeps %d events the store lacks; the next start replays them",
                     s.path.name,
                     s.appended - s.committed,
                 )
+            s.release()
 
 
 def read_lines(fd: int) -> Iterator[bytes]:
@@ -207,10 +273,15 @@ def read_lines(fd: int) -> Iterator[bytes]:
                 yield line
 
 
-def _delete(path: Path, fd: int) -> None:
+def _unlink(path: Path) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _delete(path: Path, fd: int) -> None:
+    try:
+        _unlink(path)
     finally:
         os.close(fd)

@@ -1,8 +1,12 @@
 """The batching background writer: the hot path spools an event and queues it in O(1); a thread writes batches.
 
-Nothing is dropped. If the database is unavailable the writer keeps the batch and retries with backoff;
-the queue then grows, `/health/readiness` turns unready once it passes `queue_max`, and `/metrics`
-shows the depth, so an operator (or a load balancer) sees it before memory does.
+Nothing is dropped. If the store (or the bus) is unavailable the writer keeps the batch and retries with
+backoff, and the backlog grows. Memory is bounded: past `queue_max` queued events, new events are kept in
+the spool only (the spill, `events.spool`) and read back from it, oldest first, once the queue has
+drained; `/health/readiness` turns unready while the backlog exceeds `queue_max`, and `/metrics` shows
+it. With the spool turned off there is no file to spill to: the queue goes on growing in memory (still
+nothing dropped while the process lives), readiness is unready and a warning is logged, so that a load
+balancer sends traffic elsewhere before memory runs out. Requests are never refused for it.
 
 No record stops it. A batch the store refuses for a reason other than its availability is written row
 by row; a row that still fails is stored degraded (the field that failed replaced by a marker naming
@@ -123,6 +127,7 @@ class EventWriter:
             row = encodable(event.to_dict())[0]
             self.dead_letters.add(f"{type(exc).__name__}: {exc}", record=row, request_id=event.request_id)
         seg = None
+        full = self._queue.qsize() >= max(1, self.queue_max)  # 0 would spill every event and idle the writer
         if self.spool is not None:
             try:
                 try:
@@ -130,10 +135,17 @@ class EventWriter:
                 except TypeError:  # e.g. nested past orjson's limit: the field becomes a marker
                     row = self._degrade(row)
                     line = orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
-                seg = self.spool.append(line)
+                seg, spilled = self.spool.append(line, overflow=full)
+                if spilled:  # in the spool only; the writer reads it back once the queue has drained
+                    return
             except Exception as exc:  # noqa: BLE001 - a full or failing disk: the event is still queued
                 self.spool.errors += 1
                 self._log.warning("event spool write failed (%s); events are in memory only until stored", exc)
+        if full:
+            self._log.warning(
+                "event queue past events.queue_max (%d) with no spool to spill to; holding events in memory",
+                self.queue_max,
+            )
         self._queue.put((row, seg))
 
     def _degrade(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -145,11 +157,18 @@ class EventWriter:
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        """Events answered but not yet stored: queued in memory, plus spilled to the spool only."""
+        return self._queue.qsize() + self.spilled
+
+    @property
+    def spilled(self) -> int:
+        return 0 if self.spool is None else self.spool.spilled
 
     @property
     def healthy(self) -> bool:
-        return self.alive and self.last_error is None and self.depth <= self.queue_max
+        """Alive and keeping up: a store or bus that is down makes this false only once the backlog
+        passes `queue_max` (requests are served either way)."""
+        return self.alive and self.depth <= self.queue_max
 
     def state(self) -> dict[str, Any]:
         """What readiness reports about the writer."""
@@ -158,6 +177,7 @@ class EventWriter:
             "restarts": self.restarts,
             "queue_depth": self.depth,
             "queue_max": self.queue_max,
+            "spilled": self.spilled,
             "written": self.written,
             "replayed": self.replayed,
             "dead_letters": self.dead_letters.count,
@@ -203,7 +223,10 @@ class EventWriter:
 
     def _run(self) -> None:
         next_scan = time.monotonic() + ORPHAN_SCAN_S
-        while not self._stopping or not self._queue.empty():
+        while not self._stopping or not self._queue.empty() or self.spilled:
+            if self._queue.empty() and self.spool is not None and self.spool.spilling:
+                self._unspill()  # the queue has drained: the spilled events next, oldest first
+                continue
             batch: list[Item] = []
             deadline = None
             while len(batch) < self.batch_size:
@@ -235,15 +258,39 @@ class EventWriter:
         self._held = batch
         if self.spool is not None:
             self._sync_spool()
-        rows = [row for row, _ in batch]
-        if self._insert(rows, dedup) is None:  # refused for its content: isolate the row(s) at fault
-            for row in rows:
-                self._insert_one(row, dedup)
+        self.store([row for row, _ in batch], dedup)
         self._held = []
         self.written += len(batch)
         if self.spool is not None:
             self.spool.committed(Counter(seg for _, seg in batch if seg is not None))
         self._notify(len(batch))
+
+    def _unspill(self) -> None:
+        """Write one batch of the events kept in the spool only while the queue was full."""
+        assert self.spool is not None
+        batch: list[Item] = []
+        for line, seg in self.spool.unspill(self.batch_size):
+            try:
+                row = orjson.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("not an event row")
+            except (orjson.JSONDecodeError, ValueError) as exc:  # never written so; kept aside, not lost
+                self.dead_letters.add(f"spilled line unreadable: {exc}", record=line[:4096].decode(errors="replace"))
+                self.spool.committed({seg: 1})
+                continue
+            batch.append((row, seg))
+        if batch:
+            self._write(batch)
+
+    def store(self, rows: list[dict[str, Any]], dedup: bool = False) -> int:
+        """Store `rows` in the calling thread as the writer thread does: retried while the store is
+        unavailable, the rows it refuses isolated, degraded and dead-lettered; returns how many the store
+        took (with `dedup`, not those it held already). Also for a consumer of the bus (`bus.archive`),
+        which acknowledges a batch only once this returns."""
+        n = self._insert(rows, dedup)
+        if n is None:  # refused for its content: isolate the row(s) at fault
+            n = sum(self._insert_one(row, dedup) for row in rows)
+        return n
 
     def _notify(self, n: int) -> None:
         if self.on_written is not None:
@@ -282,20 +329,22 @@ class EventWriter:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _insert_one(self, row: dict[str, Any], dedup: bool = False) -> None:
+    def _insert_one(self, row: dict[str, Any], dedup: bool = False) -> int:
         """Store one row the batch insert refused: as it is, else degraded, else without its content;
-        what was not stored as it came goes to the dead letters with the error."""
-        if self._insert([row], dedup) is not None:
-            return
+        what was not stored as it came goes to the dead letters with the error. Returns 1 if stored."""
+        n = self._insert([row], dedup)
+        if n is not None:
+            return n
         error = self._refused
         kept, _ = encodable(row)
         for candidate in (kept, minimal_row(kept, error)):
-            if candidate is not row and self._insert([candidate], dedup) is not None:
+            if candidate is not row and (n := self._insert([candidate], dedup)) is not None:
                 self.dead_letters.add(error, record=kept, request_id=row.get("request_id"))
-                return
+                return n
         self.dead_letters.add(
             f"{error}; not stored at all: {self._refused}", record=kept, request_id=row.get("request_id")
         )
+        return 0
 
     # -- replay of the spool segments dead processes left ----------------------------------------------
 

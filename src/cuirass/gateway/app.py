@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import orjson
 from starlette.applications import Starlette
@@ -20,6 +20,7 @@ from starlette.routing import Route as HTTPRoute
 from cuirass.accounts import AccountStore, KeyHasher, KeyInfo, parse_key
 from cuirass.config import Settings
 from cuirass.events.deadletter import DeadLetters
+from cuirass.events.log import EventSink
 from cuirass.events.spool import Spool
 from cuirass.events.writer import EventWriter
 from cuirass.gateway import admin, http_protocol, metrics, proxy, ratelimit
@@ -32,6 +33,9 @@ from cuirass.respond.responder import Responder
 from cuirass.storage.migrate import make_engine
 from cuirass.storage.stores import open_event_log
 from cuirass.verdicts.store import VerdictCache, VerdictStore
+
+if TYPE_CHECKING:
+    from cuirass.bus.jetstream import JetStreamSink
 
 log = logging.getLogger("cuirass.gateway")
 
@@ -47,9 +51,15 @@ class Gateway:
         self.hasher = KeyHasher.for_data_dir(settings.data_dir)
         self.accounts = AccountStore(self.engine, self.hasher, settings.auth.cache_ttl_s)
         ev = settings.events
-        self.events = open_event_log(self.engine)
+        self.events = open_event_log(self.engine)  # what admin export reads (with a bus, the archive fills it)
+        self.bus: JetStreamSink | None = None
+        sink: EventSink = self.events
+        if ev.bus:  # a fleet: events go to the stream; accounts, verdicts and the rest stay in SQL
+            from cuirass.bus.jetstream import JetStreamSink  # nats-py is in the "fleet" extra
+
+            sink = self.bus = JetStreamSink(ev.bus, ev.bus_stream, ev.bus_partitions)
         self.writer = EventWriter(
-            self.events,
+            sink,
             retention=ev.retention,
             batch_size=ev.batch_size,
             flush_interval_s=ev.flush_interval_s,
@@ -133,6 +143,8 @@ class Gateway:
         await self.models.close()
         await self.limiter.close()
         await asyncio.to_thread(self.writer.close)
+        if self.bus is not None:
+            await asyncio.to_thread(self.bus.close)
         self.engine.dispose()
 
     async def authenticate(self, header: str | None) -> KeyInfo:
@@ -209,13 +221,20 @@ async def readiness(request: Request) -> Response:
     except Exception:  # noqa: BLE001 - any failure means "not ready"
         store_ok = False
     local = gw.models.local_models()  # a local model still loading (or failed) cannot answer yet
+    # A bus that is down does not make the gateway unready by itself: events wait in the queue and the
+    # spool; the writer's backlog past queue_max does (`EventWriter.healthy`).
     ready = store_ok and w.healthy and all(m["state"] == "ready" for m in local.values())
+    store = {"reachable": store_ok, "backend": gw.engine.dialect.name}
     body = {
         "status": "ready" if ready else "unready",
-        "event_store": {"reachable": store_ok, "backend": gw.engine.dialect.name, **w.state()},
+        "event_store": {**store, **w.state()},
         "models": gw.models.public_names(),
         "local_models": local,
     }
+    if gw.bus is not None:
+        bus_ok = await asyncio.to_thread(gw.bus.reachable)
+        body["event_store"] = {"reachable": bus_ok, "backend": gw.bus.backend, **w.state()}
+        body["store"] = store
     return _json(body, 200 if ready else 503)
 
 
