@@ -132,6 +132,10 @@ class DetectionConfig(_Section):
     # Verdicts, overrides and key revocations pushed to every gateway as they change ("nats://..." or
     # "redis://..."); None: events.bus when set, else limits.backend when it is Redis, else polling alone.
     push: str | None = None
+    # The Redis channel or NATS subject the notices go on: one per fleet (gateways, detection, CLI alike).
+    push_channel: str = Field(
+        default="cuirass.push", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+    )
 
 
 class Settings(BaseSettings):
