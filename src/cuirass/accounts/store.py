@@ -2,7 +2,8 @@
 
 The hot path asks `lookup(key_id)` for each request; results are cached for `cache_ttl_s` so that a
 request costs no database round-trip, while a revocation through the admin API takes effect at once in
-this process and within `cache_ttl_s` everywhere else.
+this process, at once in every other gateway with a push backend (`bus.push` calls `forget`), and within
+`cache_ttl_s` everywhere otherwise.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -102,6 +104,7 @@ class AccountStore:
         self.hasher = hasher
         self.cache_ttl_s = cache_ttl_s
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
+        self._generation = 0  # bumped by `forget`: a lookup that read the store before it is not cached
 
     # -- accounts -------------------------------------------------------------------------------
     def create_account(
@@ -197,12 +200,23 @@ class AccountStore:
         with self.engine.connect() as conn:
             return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q)]
 
+    def forget(self, key_ids: Iterable[str] | None = None) -> None:
+        """Drop these keys (all with None) from the cache, so that their next lookup reads the store: a
+        revocation made by another process, announced by the push (`bus.push`)."""
+        self._generation += 1
+        if key_ids is None:
+            self._cache.clear()
+        else:
+            for key_id in key_ids:
+                self._cache.pop(key_id, None)
+
     def lookup(self, key_id: str) -> KeyInfo | None:
         """The key's record (revoked ones included), cached for `cache_ttl_s`; None if unknown."""
         now = time.monotonic()
         hit = self._cache.get(key_id)
         if hit is not None and now - hit[0] < self.cache_ttl_s:
             return hit[1]
+        generation = self._generation
         k, a = keys_table.c, accounts_table.c
         q = (
             sa.select(
@@ -236,7 +250,8 @@ class AccountStore:
             )
         if len(self._cache) > 100_000:
             self._cache.clear()
-        self._cache[key_id] = (now, info)
+        if generation == self._generation:  # else a revocation may have landed while this read ran
+            self._cache[key_id] = (now, info)
         return info
 
     # -- operator metadata (admin key hash and the like) -----------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from cuirass.accounts import NotFound
+from cuirass.bus.push import publishing
 from cuirass.cli.common import emit, store_options
 from cuirass.config import RATE_MAX, Settings
 from cuirass.storage.migrate import make_engine
@@ -109,6 +110,8 @@ def set_verdict(settings: Settings, as_json: bool, account_id: str, verdict: str
         if known.score == 0.0 and known.override is None:  # neither registered nor seen in traffic
             raise click.ClickException(str(exc)) from None
     v = store.override(account_id, verdict, by, reason)
+    with publishing(settings) as publisher:  # running gateways apply it now, not at their next poll
+        publisher.verdicts_changed([account_id])
     emit(v.to_dict(), as_json, lambda d: f"{d['account']}: {verdict} by {by} (flagged now: {d['flagged']})")
 
 
@@ -177,11 +180,13 @@ def create_key(
 @click.argument("key_id")
 @store_options
 def revoke_key(settings: Settings, as_json: bool, key_id: str) -> None:
-    """Revoke KEY_ID (running gateways notice within auth.cache_ttl_s)."""
+    """Revoke KEY_ID (running gateways refuse it at once with a push backend, else within auth.cache_ttl_s)."""
     try:
         open_store(settings).revoke_key(key_id)
     except NotFound as exc:
         raise click.ClickException(str(exc)) from None
+    with publishing(settings) as publisher:
+        publisher.keys_revoked([key_id])
     emit({"key_id": key_id, "revoked": True}, as_json, lambda d: f"revoked {d['key_id']}")
 
 

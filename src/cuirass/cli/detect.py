@@ -236,6 +236,8 @@ def watch(config_path: str | None, data_dir: str | None) -> None:
     import signal
     import threading
 
+    from cuirass.bus.notify import open_notifier
+    from cuirass.bus.push import Publisher
     from cuirass.children import LOCKED
     from cuirass.cli.common import settings_or_exit
     from cuirass.events.deadletter import DeadLetters
@@ -261,7 +263,8 @@ def watch(config_path: str | None, data_dir: str | None) -> None:
             logging.getLogger("cuirass.detect.service"),
             on_count=metrics.DEAD_LETTERS.labels("detect").inc,
         )
-        service = DetectionService(engine, settings.detection, dead)
+        notifier = open_notifier(settings)  # verdicts pushed to every gateway as they are written
+        service = DetectionService(engine, settings.detection, dead, Publisher(notifier))
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot start detection: {exc}") from None
     stop = threading.Event()
@@ -280,6 +283,8 @@ def watch(config_path: str | None, data_dir: str | None) -> None:
         service.run(stop)
     finally:
         lock.release()
+        if notifier is not None:
+            notifier.close()
     if lost.is_set():
         click.echo(f"Error: the detection service lost {lock.where} to another watcher; stopping.", err=True)
         sys.exit(LOCKED)

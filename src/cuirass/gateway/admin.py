@@ -162,6 +162,7 @@ async def set_verdict(request: Request) -> Response:
             raise _not_found(exc) from None
     verdict = await asyncio.to_thread(gw.verdicts.override, account_id, change.verdict, change.by, change.reason)
     gw.verdict_cache.put(verdict)
+    await asyncio.to_thread(gw.publisher.verdicts_changed, [account_id])  # every other gateway, now
     return _json(verdict.to_dict())
 
 
@@ -192,6 +193,7 @@ async def revoke_key(request: Request) -> Response:
         await asyncio.to_thread(gw.accounts.revoke_key, request.path_params["key_id"])
     except NotFound as exc:
         raise _not_found(exc) from None
+    await asyncio.to_thread(gw.publisher.keys_revoked, [request.path_params["key_id"]])  # every other gateway, now
     return _json({"key_id": request.path_params["key_id"], "revoked": True})
 
 

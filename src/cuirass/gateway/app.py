@@ -18,6 +18,8 @@ from starlette.responses import Response
 from starlette.routing import Route as HTTPRoute
 
 from cuirass.accounts import AccountStore, KeyHasher, KeyInfo, parse_key
+from cuirass.bus.notify import open_notifier
+from cuirass.bus.push import Publisher, Receiver
 from cuirass.config import Settings
 from cuirass.events.deadletter import DeadLetters
 from cuirass.events.log import EventSink
@@ -77,6 +79,10 @@ class Gateway:
         self.verdicts = VerdictStore(self.engine)
         self.verdict_cache = VerdictCache(self.verdicts)
         self._refresher: asyncio.Task[None] | None = None
+        # Changes made anywhere in the fleet, pushed (docs/fleet.md); the poll above stays the safety net.
+        self.notifier = open_notifier(settings)
+        self.publisher = Publisher(self.notifier, metrics.count_push)
+        self.receiver = Receiver(self.verdict_cache, self.accounts, metrics.count_push)
         self.limiter = ratelimit.make_limiter(settings)
         self.keyring = Keyring.for_data_dir(settings.data_dir, settings.policy.n_cohorts)
         self.responder = Responder(settings.policy, self.keyring)
@@ -103,6 +109,8 @@ class Gateway:
         await self.limiter.start()
         await asyncio.to_thread(self._refresh_state)
         self._refresher = asyncio.create_task(self._refresh_verdicts())
+        if self.notifier is not None:
+            self.receiver.attach(self.notifier)
 
     async def _supervise(self, every_s: float = 1.0) -> None:
         """Restart the event writer's thread if it ever ends: a stopped writer would blind detection."""
@@ -142,6 +150,9 @@ class Gateway:
         await self._write_canaries()
         await self.models.close()
         await self.limiter.close()
+        if self.notifier is not None:
+            await asyncio.to_thread(self.notifier.close)
+        await asyncio.to_thread(self.receiver.close)
         await asyncio.to_thread(self.writer.close)
         if self.bus is not None:
             await asyncio.to_thread(self.bus.close)
@@ -230,6 +241,7 @@ async def readiness(request: Request) -> Response:
         "event_store": {**store, **w.state()},
         "models": gw.models.public_names(),
         "local_models": local,
+        "push": {**gw.receiver.state(), "sent": gw.publisher.sent, "send_failed": gw.publisher.failed},
     }
     if gw.bus is not None:
         bus_ok = await asyncio.to_thread(gw.bus.reachable)

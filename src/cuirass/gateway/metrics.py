@@ -53,6 +53,16 @@ LIMITER_BACKEND_UP = Gauge(
     multiprocess_mode="all",  # one series per worker (pid): a worker cut off from Redis shows
 )
 
+PUSH_NOTICES = Counter(
+    "cuirass_push_notices_total",
+    "Change notices pushed between gateways (docs/fleet.md), by outcome: sent, send_failed, received, rejected",
+    ["outcome"],
+)
+
+
+def count_push(outcome: str) -> None:
+    PUSH_NOTICES.labels(outcome).inc()
+
 
 def render() -> tuple[bytes, str]:
     """The exposition text for /metrics (all workers' values when running multi-process)."""

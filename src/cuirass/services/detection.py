@@ -22,12 +22,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from cuirass.audit_log import AuditLog
+from cuirass.bus.push import Publisher, PushedVerdicts
 from cuirass.config import DetectionConfig
 from cuirass.detect.engine import Detector
 from cuirass.events.deadletter import DeadLetters, RateLimitedLog
 from cuirass.events.record import ANONYMOUS, Event
 from cuirass.prove.cohorts import checkpoint
 from cuirass.storage.stores import open_event_log, open_verdict_source
+from cuirass.verdicts.source import VerdictSource
 
 log = logging.getLogger("cuirass.detect.service")
 
@@ -56,13 +58,21 @@ def verdict_row(detector: Detector, account: str) -> dict[str, Any]:
 
 
 class DetectionService:
-    def __init__(self, engine: sa.Engine, cfg: DetectionConfig, dead_letters: DeadLetters | None = None) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        cfg: DetectionConfig,
+        dead_letters: DeadLetters | None = None,
+        publisher: Publisher | None = None,
+    ) -> None:
         self.engine = engine
         self.cfg = cfg
         self.dead_letters = dead_letters or DeadLetters(None, "detect", log)
         self._log = RateLimitedLog(log)
         self.events = open_event_log(engine)
-        self.store = open_verdict_source(engine)
+        store = open_verdict_source(engine)
+        # With a publisher, every gateway hears of the verdicts it writes at once (bus.push).
+        self.store: VerdictSource = store if publisher is None else PushedVerdicts(store, publisher)
         self.detector = Detector(load_calibration(cfg), campaign_interval_s=cfg.campaign_interval_s)
         self.last_seq = 0
         self.processed = 0

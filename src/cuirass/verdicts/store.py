@@ -9,6 +9,7 @@ The effective verdict of the two is plain data, computed without SQL: `cuirass.v
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -173,18 +174,25 @@ class VerdictStore:
         return sorted(rows, key=lambda c: (-c["score"], c["id"]))
 
 
+FLOOR = 0.2  # the lowest score a gateway keeps in its cache; below it, and unflagged, nothing is done
+
+
 class VerdictCache:
     """What the hot path consults per request: an in-memory map refreshed in the background.
 
     Holds only accounts that matter to the policy (score at or above `floor`, flagged, or overridden),
     so a lookup is a dict get and the refresh stays small even with millions of accounts.
+
+    Refreshes (the periodic poll, and pushed notices: `bus.push`) run one at a time, so one that started
+    before a change was committed cannot finish after one that started later and put back the older map.
     """
 
-    def __init__(self, store: VerdictSource, floor: float = 0.2) -> None:
+    def __init__(self, store: VerdictSource, floor: float = FLOOR) -> None:
         self.store = store
         self.floor = floor
         self._map: dict[str, AccountVerdict] = {}
         self.loaded_at = 0.0
+        self._refreshing = threading.Lock()
 
     def get(self, account: str) -> AccountVerdict | None:
         return self._map.get(account)
@@ -195,5 +203,18 @@ class VerdictCache:
 
     def refresh(self) -> None:
         """Reload from the source (blocking; call from a thread)."""
-        self._map = self.store.poll(self.floor)
-        self.loaded_at = time.time()
+        with self._refreshing:
+            self._map = self.store.poll(self.floor)
+            self.loaded_at = time.time()
+
+    def refresh_accounts(self, accounts: Iterable[str]) -> None:
+        """Re-read these accounts only (blocking; call from a thread): a change another process announced."""
+        with self._refreshing:
+            fresh = {a: self.store.get(a) for a in accounts}
+            new = dict(self._map)
+            for account, v in fresh.items():
+                if v.flagged or v.score >= self.floor or v.override is not None:
+                    new[account] = v
+                else:
+                    new.pop(account, None)
+            self._map = new
