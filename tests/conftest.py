@@ -65,7 +65,12 @@ class Gateway:
     """A `cuirass serve` process with its own data directory, an account and a key."""
 
     def __init__(
-        self, tmp: Path, config: dict[str, Any], env: dict[str, str] | None = None, key_args: tuple[str, ...] = ()
+        self,
+        tmp: Path,
+        config: dict[str, Any],
+        env: dict[str, str] | None = None,
+        key_args: tuple[str, ...] = (),
+        account: str = "tester",  # another name for a second gateway on the same shared database
     ) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.data_dir = tmp / "data"
@@ -74,9 +79,9 @@ class Gateway:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.env = {"CUIRASS_ADMIN_KEY": ADMIN_KEY, **(env or {})}
-        acc = json.loads(self.cli("accounts", "create", "tester", "--id", "tester", "--org", "acme", "--json").stdout)
+        acc = json.loads(self.cli("accounts", "create", account, "--id", account, "--org", "acme", "--json").stdout)
         self.account = acc["id"]
-        self.key = json.loads(self.cli("keys", "create", "tester", *key_args, "--json").stdout)["key"]
+        self.key = json.loads(self.cli("keys", "create", account, *key_args, "--json").stdout)["key"]
         self.proc = subprocess.Popen(
             [
                 sys.executable,
