@@ -99,7 +99,11 @@ def decode(data: bytes) -> Notice:
 
 class Publisher:
     """Sends notices for one process. Never raises: a failed send is counted and logged (at most every
-    10 s), and the other gateways pick the change up at their next poll."""
+    10 s), and the other gateways pick the change up at their next poll (or when the counter's gap tells
+    them one was lost). After a failure, sends in the next `PAUSE_S` fail at once without trying, so a
+    backend that does not answer cannot slow every write down by a timeout."""
+
+    PAUSE_S = 1.0
 
     def __init__(self, notifier: Notifier | None, count: Count | None = None) -> None:
         self.notifier = notifier
@@ -107,6 +111,7 @@ class Publisher:
         self.sent = 0
         self.failed = 0
         self._n = 0
+        self._paused_until = 0.0
         self._lock = threading.Lock()
         self._count = count
         self._log = RateLimitedLog(log)
@@ -131,8 +136,11 @@ class Publisher:
             n = self._n
         notice = Notice(kind, () if everything else names, everything, self.origin, n)
         try:
+            if time.monotonic() < self._paused_until:
+                raise PushUnavailable("paused after a failure")
             self.notifier.publish(encode(notice))
         except PushUnavailable as exc:
+            self._paused_until = max(self._paused_until, time.monotonic() + self.PAUSE_S)
             self.failed += 1
             self._outcome("send_failed")
             self._log.warning(
@@ -211,7 +219,6 @@ class Receiver:
         self.notifier: Notifier | None = None
         self.received = 0
         self.rejected = 0
-        self.applied_at = 0.0  # wall time of the last re-read a notice caused
         self._count = count
         self._log = RateLimitedLog(log)
         self._cond = threading.Condition()
@@ -285,7 +292,6 @@ class Receiver:
             self.cache.refresh()
         elif accounts:
             self.cache.refresh_accounts(accounts)
-        self.applied_at = time.time()
 
     def _outcome(self, outcome: str) -> None:
         if self._count is not None:
