@@ -34,7 +34,9 @@ import sqlalchemy as sa
 from prometheus_client import Counter, Gauge, Histogram
 
 from cuirass.bus.base import BusUnavailable
+from cuirass.bus.notify import open_notifier
 from cuirass.bus.partitions import PartitionReader
+from cuirass.bus.push import Publisher, PushedVerdicts
 from cuirass.config import Settings
 from cuirass.events.deadletter import DeadLetters, RateLimitedLog
 from cuirass.services.detection import load_calibration
@@ -73,7 +75,9 @@ class Shard:
         self.calibration = load_calibration(self.cfg)
         self.leases = Leases(engine, settings.events.bus_stream)
         self.store = ShardStore(engine, settings.events.bus_stream)
-        self.verdicts = open_verdict_source(engine)
+        # Every gateway hears of the verdicts this shard writes at once (bus.push; docs/fleet.md).
+        self.notifier = open_notifier(settings)
+        self.verdicts = PushedVerdicts(open_verdict_source(engine), Publisher(self.notifier))
         self.reader = PartitionReader(settings.events.bus, settings.events.bus_stream)
         self.leader = Leader(self.store, self.verdicts, self.partitions, self.calibration, self.cfg.campaign_interval_s)
         self.dead_letters = dead_letters
@@ -258,3 +262,5 @@ class Shard:
             log.warning("shard: could not checkpoint every partition on the way out", exc_info=True)
         self.leases.drop()
         self.reader.close_all()
+        if self.notifier is not None:
+            self.notifier.close()
