@@ -64,7 +64,10 @@ def create_account(
         raise click.ClickException(str(exc)) from None
     out: dict[str, Any] = acc.to_dict()
     if with_key:
-        out["key_id"], out["key"] = store.create_key(acc.id)
+        limits = settings.limits  # the defaults for keys created without their own, as `keys create` applies
+        out["key_id"], out["key"] = store.create_key(
+            acc.id, requests_per_min=limits.requests_per_min, tokens_per_min=limits.tokens_per_min
+        )
     emit(out, as_json, lambda d: _account_line(d) + (f"\nAPI key (shown once): {d['key']}" if "key" in d else ""))
 
 

@@ -124,16 +124,18 @@ def fleet(
             os.environ["CUIRASS_ADMIN_KEY"] = generated
         first = ensure_first_account(settings) if builtin else None
         me = [sys.executable, "-m", "cuirass"]
+        # Each child in a session of its own: Ctrl-C reaches the fleet alone, which stops them in order (they
+        # still die with it however it ends: `children.spawn`).
+        own: dict[str, Any] = {"start_new_session": True}
         urls = []
         for i in range(gateways):
             p = port + i
             urls.append(f"http://{host}:{p}/v1")
-            children.append(Supervised(f"gateway {i}", [*me, "serve", "--host", host, "--port", str(p)]))
-        for i in range(shards):
-            args = [*me, "detect", "shard", "--index", str(i), "--shards", str(shards)]
-            children.append(Supervised(f"detector shard {i}", args))
+            children.append(Supervised(f"gateway {i}", [*me, "serve", "--host", host, "--port", str(p)], **own))
+        for i in range(shards):  # the shards share the partitions among themselves (leases in PostgreSQL)
+            children.append(Supervised(f"detector shard {i}", [*me, "detect", "shard", "--status-every", "60"], **own))
         archive = str(Path(parquet or Path(data_dir) / "archive").resolve())
-        children.append(Supervised("archive writer", [*me, "events", "archive", "--parquet", archive]))
+        children.append(Supervised("archive writer", [*me, "events", "archive", "--parquet", archive], **own))
         for child in children:
             child.start()
         for i, url in enumerate(urls):

@@ -179,8 +179,8 @@ async def create_key(request: Request) -> Response:
             gw.accounts.create_key,
             request.path_params["account_id"],
             name=spec.name,
-            requests_per_min=spec.requests_per_min,
-            tokens_per_min=spec.tokens_per_min,
+            requests_per_min=spec.requests_per_min or gw.settings.limits.requests_per_min,
+            tokens_per_min=spec.tokens_per_min or gw.settings.limits.tokens_per_min,
         )
     except NotFound as exc:
         raise _not_found(exc) from None
