@@ -398,6 +398,7 @@ def wrk(
     timeout_s: int = 10,
     target: set[int] | None = None,
     own: set[int] | None = None,
+    keys: list[str] | None = None,
 ) -> dict[str, Any]:
     """One wrk run posting `body`; closed loop, or about `rate` req/s in total when given (exponential
     think time per connection, wrk's delay(); latency is measured from the send, as in wrk2's -R mode
@@ -406,6 +407,8 @@ def wrk(
         bf, of = Path(td) / "body.json", Path(td) / "out.json"
         bf.write_bytes(body)
         env = {**os.environ, "WRK_BODY_FILE": str(bf), "WRK_OUT": str(of), "WRK_AUTH": key or ""}
+        if keys:  # each request takes the next key: load from many accounts
+            env["WRK_AUTHS"] = ",".join(keys)
         if rate:
             env["WRK_MEAN_DELAY_MS"] = str(1000.0 * connections / rate)
         argv = [

@@ -1,6 +1,7 @@
 -- wrk script for bench/: POST a fixed chat body, optionally at a fixed mean rate, and write JSON results.
 -- Environment: WRK_BODY_FILE (request body), WRK_AUTH (bearer key, may be empty), WRK_OUT (results file),
--- WRK_MEAN_DELAY_MS (optional: exponential think time per connection, mean in ms; wrk applies it before
+-- WRK_AUTHS (optional: comma-separated keys; each request takes the next one, so the load comes from many
+-- accounts), WRK_MEAN_DELAY_MS (optional: exponential think time per connection, mean in ms; wrk applies it before
 -- every request, the first included, and measures latency from the send, so it is an open-ish loop at
 -- low load).
 
@@ -20,6 +21,19 @@ if auth and auth ~= "" then
 end
 
 local mean_delay = tonumber(os.getenv("WRK_MEAN_DELAY_MS") or "")
+
+local auths = {}
+for k in string.gmatch(os.getenv("WRK_AUTHS") or "", "[^,]+") do
+  auths[#auths + 1] = "Bearer " .. k
+end
+if #auths > 0 then
+  local i = 0
+  function request()
+    i = i % #auths + 1
+    wrk.headers["Authorization"] = auths[i]
+    return wrk.format()
+  end
+end
 
 function init(args)
   math.randomseed(os.time() + math.floor(os.clock() * 1e6))
