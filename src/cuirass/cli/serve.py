@@ -179,7 +179,10 @@ def serve(
             info["admin_key"] = admin_key
         if first:
             info.update(first)
-        if settings.detection.enabled:  # before the announcement: a client that stops us on reading it finds
+        if settings.detection.enabled and settings.events.bus:
+            # Events go to the bus, which `detect watch` (it tails the SQL log) does not read.
+            info["detection"] = "on the bus: run `cuirass detect shard` (docs/fleet.md)"
+        elif settings.detection.enabled:  # before the announcement: a client that stops us on reading it finds
             children.append(start_detection(config_path, settings))  # the watcher already in `children`
         _announce(info, as_json, builtin)
         _run(settings, config_path, builtin, stop)
@@ -221,6 +224,8 @@ def _announce(info: dict[str, Any], as_json: bool, builtin: bool) -> None:
             else "a deterministic mock: install the engine extra for the reference model"
         )
         out.append(f"Protecting the built-in model '{info['models'][0]}' ({kind}).")
+    if "detection" in info:
+        out.append(f"Detection: {info['detection']}.")
     if "admin_key" in info:
         out.append(f"Admin key (shown once; or set CUIRASS_ADMIN_KEY): {info['admin_key']}")
     if "api_key" in info:
