@@ -42,7 +42,9 @@ def ensure_database(url: str) -> None:
             if exists.first() is None:
                 conn.exec_driver_sql(f'CREATE DATABASE "{target.database}"')
     except sa.exc.SQLAlchemyError as exc:
-        raise click.ClickException(f"cannot reach PostgreSQL at {_without_password(url)}: {type(exc).__name__}") from None
+        raise click.ClickException(
+            f"cannot reach PostgreSQL at {_without_password(url)}: {type(exc).__name__}"
+        ) from None
     finally:
         admin.dispose()
 

@@ -58,7 +58,7 @@ class Leader:
 
     def step(self) -> Job | None:
         """Move the campaign job one step if the partitions allow it; returns the job written, if any."""
-        latest = self.store.latest_job()
+        latest = self.store.latest_job(blobs=False)
         parts = {r.partition: r for r in self.store.partitions()}
         if len(parts) < self.partitions:
             return None  # a partition has never been read yet: its owner is still starting
