@@ -52,6 +52,15 @@ def unpack_job(job: Job) -> tuple[CampaignResult | None, dict[str, float]]:
     return result, models
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Offer:
+    """Campaign rows to write for a job: the new or changed ones, and the accounts whose rows to remove
+    (None: remove every other row of the partition)."""
+
+    rows: dict[str, bytes]
+    removed: set[str] | None
+
+
 class Partition:
     """A partition's Detector, its read position and where it waits."""
 
@@ -74,6 +83,7 @@ class Partition:
         self.reported: tuple[Any, ...] = ()  # the status the leader last saw (see `status`)
         self.saved_at = time.monotonic()
         self.written: dict[str, dict[str, Any]] = {}  # account -> the verdict row last written for it
+        self.offered: dict[str, tuple[Any, bytes]] | None = None  # account -> (row key, blob) in detect_rows
 
     # -- checkpoints ----------------------------------------------------------------------------------
     @classmethod
@@ -208,24 +218,36 @@ class Partition:
         return touched, published
 
     # -- campaign jobs --------------------------------------------------------------------------------
-    def offer(self, job: Job) -> dict[str, bytes]:
+    def offer(self, job: Job) -> Offer:
         """The campaign rows of this partition's accounts as of the job's time (what the replay's
-        `campaign_snapshot(now)` would build for them), keyed by account, each pickled for the leader."""
+        `campaign_snapshot(now)` would build for them), each pickled for the leader: only those that differ
+        from the last offer, most rows being cached from one job to the next (all of them when the table's
+        content is not known, after a restore)."""
         detector = self.detector
         cached_before = set(detector._rows)
         rows = detector.campaign_snapshot(job.now)
         self.changed |= {r.account for r in rows if r.built_ts == job.now}
         self.changed |= (cached_before - set(detector._rows)) & set(detector.scorer.accounts)
         accounts = detector.scorer.accounts
-        out = {}
+        before = self.offered
+        offered: dict[str, tuple[Any, bytes]] = {}
+        changed = {}
         for r in rows:
-            order = (accounts[r.account].first_ts, self.first_seq[r.account])
-            features = [tuple(f) for f in ckpt.row_features(detector, r)]
-            out[r.account] = pickle.dumps(
-                (order, r.account, r.own, r.summary, features, r.volume, r.built_ts), protocol=pickle.HIGHEST_PROTOCOL
-            )
+            key = (accounts[r.account].first_ts, self.first_seq[r.account], r.built_ts)
+            last = before.get(r.account) if before is not None else None
+            if last is None or last[0] != key:
+                features = [tuple(f) for f in ckpt.row_features(detector, r)]
+                blob = pickle.dumps(
+                    (key[:2], r.account, r.own, r.summary, features, r.volume, r.built_ts),
+                    protocol=pickle.HIGHEST_PROTOCOL,
+                )
+                last = (key, blob)
+                changed[r.account] = blob
+            offered[r.account] = last
+        self.offered = offered
         self.snapshot = job.id
-        return out
+        removed = None if before is None else set(before) - set(offered)
+        return Offer(changed, removed)
 
     def apply(self, job: Job) -> set[str]:
         """Install a done job (lifts, signatures, models' first-seen times); returns the accounts to re-judge."""
@@ -234,6 +256,7 @@ class Partition:
         if result is not None:
             if self.snapshot < job.id:  # restarted between offering rows and the job: rebuild the same cache
                 self.offer(job)
+                self.offered = None  # (what it offered here was not written)
             seen = detector.scorer.context.model_first_seen
             for model, ts in models.items():
                 seen[model] = min(seen.get(model, ts), ts)

@@ -39,7 +39,7 @@ from cuirass.config import Settings
 from cuirass.events.deadletter import DeadLetters, RateLimitedLog
 from cuirass.services.detection import load_calibration
 from cuirass.services.leader import Leader
-from cuirass.services.partition import Partition
+from cuirass.services.partition import Offer, Partition
 from cuirass.storage.stores import open_verdict_source
 from cuirass.verdicts.leases import LeaseLost, Leases
 from cuirass.verdicts.shards import Job, ShardStore
@@ -85,7 +85,7 @@ class Shard:
         self._lags: list[float] = []
         self._rebalanced = 0.0
         self._jobs: dict[int, Job] = {}  # done jobs (they never change), for partitions catching up
-        self._offers: dict[int, dict[str, bytes]] = {}  # campaign rows to write with this step's report
+        self._offers: dict[int, Offer] = {}  # campaign rows to write with this step's report
         self._rank = sorted(range(self.partitions), key=lambda p: zlib.crc32(f"{self.leases.member}:{p}".encode()))
 
     # -- ownership ------------------------------------------------------------------------------------
@@ -157,14 +157,17 @@ class Shard:
                 if p not in held:
                     log.warning("shard %d: lost partition %d; dropping it", self.leases.member, p)
                     self._lose(p)
-            for p, rows in self._offers.items():
+            for p, offer in self._offers.items():
                 if p in self.parts:
-                    self.store.offer_rows(conn, p, rows)
+                    self.store.offer_rows(conn, p, offer.rows, offer.removed)
             parts = [part for part in parts if part.number in self.parts]
             self.store.report(conn, [part.row() for part in parts])
             conn.commit()
         except BaseException:
             conn.rollback()
+            for p in self._offers:  # not written: offer again at the next step, replacing every row
+                if p in self.parts:
+                    self.parts[p].offered, self.parts[p].snapshot = None, self.parts[p].job
             raise
         finally:
             self._offers = {}

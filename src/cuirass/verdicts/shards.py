@@ -158,10 +158,19 @@ class ShardStore:
                 ],
             )
 
-    def offer_rows(self, conn: sa.Connection, partition: int, rows: Mapping[str, bytes]) -> None:
-        """Replace a partition's campaign rows (no commit: the caller commits them with its checkpoint)."""
+    def offer_rows(
+        self, conn: sa.Connection, partition: int, rows: Mapping[str, bytes], removed: set[str] | None
+    ) -> None:
+        """Write a partition's new or changed campaign rows and remove those of `removed` (None: every other
+        row of the partition). No commit: the caller commits them with the partition's status."""
         r = rows_table.c
-        conn.execute(rows_table.delete().where(r.stream == self.stream, r.partition == partition))
+        mine = sa.and_(r.stream == self.stream, r.partition == partition)
+        if removed is None:
+            conn.execute(rows_table.delete().where(mine))
+        else:
+            keys = list(rows) + list(removed)
+            for i in range(0, len(keys), 1000):
+                conn.execute(rows_table.delete().where(mine, r.account.in_(keys[i : i + 1000])))
         if rows:
             conn.execute(
                 rows_table.insert(),
