@@ -65,7 +65,12 @@ class Shard:
     """One detector shard: its partitions, its leases, and (when elected) the campaign leader."""
 
     def __init__(
-        self, settings: Settings, engine: sa.Engine, dead_letters: DeadLetters, status: TextIO | None = None
+        self,
+        settings: Settings,
+        engine: sa.Engine,
+        dead_letters: DeadLetters,
+        status: TextIO | None = None,
+        checkpoint_s: float = CHECKPOINT_S,
     ) -> None:
         if settings.events.bus is None:
             raise ValueError("detector shards read the event bus: set events.bus (e.g. nats://127.0.0.1:4222)")
@@ -81,6 +86,7 @@ class Shard:
         self.parts: dict[int, Partition] = {}
         self.processed = 0
         self.status_out = status
+        self.checkpoint_s = checkpoint_s
         self._log = RateLimitedLog(log)
         self._lags: list[float] = []
         self._rebalanced = 0.0
@@ -204,7 +210,7 @@ class Shard:
         self.verdicts.put_auto(rows)
         self._lag(published)
         for part in list(self.parts.values()):  # first: a checkpoint reports the status with it
-            if part.dirty and (part.caught_up or time.monotonic() - part.saved_at >= CHECKPOINT_S):
+            if part.dirty and (part.caught_up or time.monotonic() - part.saved_at >= self.checkpoint_s):
                 self._checkpoint(part)
         self._report()
         if self.leases.lead():
