@@ -5,12 +5,14 @@ The same lab traffic (150 benign people, a hydra and a stealth campaign, one day
 published to the stream as a gateway would, and replayed by one process (detect/replay.py); the shards must
 write the replay's verdicts for every account (flagged, score, reasons, campaign) and hold, in their
 checkpoints, exactly the replay's request count per account: also when a shard is killed with SIGKILL
-mid-stream and restarted, and when it is killed and not restarted.
+mid-stream and restarted (its partitions checkpointed several campaign jobs before, so the new owner applies
+the stored jobs again as it re-reads their events), and when it is killed and not restarted.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import time
 import uuid
 from collections.abc import Iterator
@@ -117,10 +119,13 @@ def test_a_shard_killed_mid_stream_and_restarted_counts_every_event_once(
     fleet: F.Fleet, events: list[dict[str, Any]], replayed: Detector
 ) -> None:
     fleet.start("a")
-    b = fleet.start("b")
+    b = fleet.start("b", "--checkpoint-every", "600")  # it checkpoints only when it takes a partition
     _wait_job(fleet, 6)
     before = {r.partition: r.seq for r in fleet.partitions_table()}
     fleet.kill(b)
+    # Its partitions' checkpoints are jobs behind their status: the new owner applies the stored jobs again.
+    behind = [r for r in fleet.partitions_table() if pickle.loads(r.state)[0][1] <= r.job - 2]
+    assert behind, "the test must restore partitions from checkpoints several jobs old"
     fleet.start("b2")
     fleet.wait_done(len(events), timeout=120)
     assert sum(before.values()) > 0 and max(before.values()) < len(events)  # it was killed mid-stream

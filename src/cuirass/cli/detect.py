@@ -307,7 +307,21 @@ def watch(config_path: str | None, data_dir: str | None) -> None:
     type=click.FloatRange(min=0.1),
     help="Seconds between status lines.",
 )
-def shard(config_path: str | None, data_dir: str | None, metrics_port: int | None, status_every: float) -> None:
+@click.option(
+    "--checkpoint-every",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between checkpoints of a partition reading a backlog (longer: fewer writes, more events "
+    "read again by a shard that takes it over).",
+)
+def shard(
+    config_path: str | None,
+    data_dir: str | None,
+    metrics_port: int | None,
+    status_every: float,
+    checkpoint_every: float,
+) -> None:
     """Run one detector shard of a fleet: read a share of the event bus's partitions, score accounts.
 
     Start as many as you like (on one machine or many) with the same events.bus and a PostgreSQL
@@ -341,7 +355,7 @@ def shard(config_path: str | None, data_dir: str | None, metrics_port: int | Non
             logging.getLogger("cuirass.detect.shards"),
             on_count=metrics.DEAD_LETTERS.labels("detect").inc,
         )
-        worker = Shard(settings, engine, dead)
+        worker = Shard(settings, engine, dead, checkpoint_s=checkpoint_every)
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot start the detector shard: {exc}") from None
     if metrics_port is not None:

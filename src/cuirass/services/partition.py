@@ -10,8 +10,11 @@ and each partition applies the result (`apply`) before it lets the held event in
 events were all published before the shards read them, shards give the replay's verdicts; what differs on a
 live stream is in docs/fleet.md.
 
-The partition's state, and the stream sequence it reflects, are checkpointed together (`checkpoint`);
-`restore` brings them back, and the shard resumes reading at sequence + 1.
+The partition's state, and where it stands in the stream and among the jobs (`seq`, `job`, `snapshot`,
+`next_ts`), are checkpointed together (`dump`), on a timer rather than at each job: a shard that takes the
+partition over restores them (`restore`), reads again from seq + 1, and applies the jobs done since from the
+stored results, each at its own grid time, so it reaches the same state the lost owner had. Between
+checkpoints, the leader only needs the partition's `status` (cheap to write), not its state.
 """
 
 from __future__ import annotations
@@ -49,6 +52,15 @@ def unpack_job(job: Job) -> tuple[CampaignResult | None, dict[str, float]]:
     return result, models
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Offer:
+    """Campaign rows to write for a job: the new or changed ones, and the accounts whose rows to remove
+    (None: remove every other row of the partition)."""
+
+    rows: dict[str, bytes]
+    removed: set[str] | None
+
+
 class Partition:
     """A partition's Detector, its read position and where it waits."""
 
@@ -68,8 +80,10 @@ class Partition:
         self.changed: set[str] = set()  # accounts to write at the next checkpoint
         self.gone: set[str] = set()  # accounts forgotten since the last checkpoint
         self.unsaved = 0  # events folded in since the last checkpoint
-        self.saved: tuple[Any, ...] = ()  # what the leader last saw of this partition (see `status`)
+        self.reported: tuple[Any, ...] = ()  # the status the leader last saw (see `status`)
         self.saved_at = time.monotonic()
+        self.written: dict[str, dict[str, Any]] = {}  # account -> the verdict row last written for it
+        self.offered: dict[str, tuple[Any, bytes]] | None = None  # account -> (row key, blob) in detect_rows
 
     # -- checkpoints ----------------------------------------------------------------------------------
     @classmethod
@@ -85,8 +99,9 @@ class Partition:
         part = cls(number, cfg, calibration)
         if row is None:
             return part
+        (seq, job, snapshot, next_ts), shared = pickle.loads(row.state)  # our own database, see `dump`
         try:
-            ckpt.load_shared(part.detector, row.state)
+            ckpt.load_shared(part.detector, shared)
             for blob in accounts.values():
                 account, first_seq = ckpt.load_account(part.detector, blob)
                 part.first_seq[account] = first_seq
@@ -95,10 +110,10 @@ class Partition:
                 "partition %d: its checkpoint cannot be read; it starts afresh at sequence %d (its accounts' "
                 "earlier evidence is lost)",
                 number,
-                row.seq + 1,
+                seq + 1,
             )
             part = cls(number, cfg, calibration)
-        part.seq, part.job, part.snapshot, part.arrival = row.seq, row.job, row.snapshot, None
+        part.seq, part.job, part.snapshot, part.next_ts = seq, job, snapshot, next_ts
         return part
 
     def row(self) -> PartitionRow:
@@ -108,22 +123,47 @@ class Partition:
         )
 
     def dump(self) -> tuple[PartitionRow, dict[str, bytes], set[str]]:
-        """What a checkpoint writes: the partition's row, the accounts changed since the last one, those gone."""
+        """What a checkpoint writes: the partition's row (its state: where it stands and the detector's
+        shared state), the accounts changed since the last one, and those it forgot."""
         accounts = self.detector.scorer.accounts
         changed = {a: ckpt.dump_account(self.detector, a, self.first_seq[a]) for a in self.changed if a in accounts}
-        state = ckpt.dump_shared(self.detector)
+        position = (self.seq, self.job, self.snapshot, self.next_ts)
+        state = pickle.dumps((position, ckpt.dump_shared(self.detector)), protocol=pickle.HIGHEST_PROTOCOL)
         return dataclasses.replace(self.row(), state=state), changed, set(self.gone)
 
     def saved_now(self) -> None:
         self.changed.clear()
         self.gone.clear()
         self.unsaved = 0
-        self.saved = self.status()
         self.saved_at = time.monotonic()
 
     def status(self) -> tuple[Any, ...]:
-        """What the leader reads from the checkpoint: a change to it is written at once, not on the timer."""
+        """What the leader reads: a change to it is reported at once (`ShardStore.report`)."""
         return (self.job, self.snapshot, self.arrival, self.caught_up)
+
+    @property
+    def dirty(self) -> bool:
+        """Whether the state changed since the last checkpoint (events, a job applied, accounts forgotten)."""
+        return bool(self.unsaved or self.changed or self.gone)
+
+    @property
+    def at_barrier(self) -> bool:
+        """Whether the partition waits for the next campaign job: it holds an event at or after the grid
+        time, or has read all there is."""
+        return self.arrival is not None or self.caught_up
+
+    def changed_verdicts(self, accounts: set[str]) -> list[dict[str, Any]]:
+        """The verdict rows of `accounts` that differ from what was last written (after a campaign job most
+        of a partition's verdicts are unchanged: writing them again would only load the database)."""
+        out = []
+        for account in accounts:
+            if account not in self.detector.scorer.accounts:
+                continue
+            row = verdict_row(self.detector, account)
+            if self.written.get(account) != row:
+                self.written[account] = row
+                out.append(row)
+        return out
 
     # -- events ---------------------------------------------------------------------------------------
     def feed(self, dead_letters: DeadLetters) -> tuple[set[str], list[float]]:
@@ -178,24 +218,36 @@ class Partition:
         return touched, published
 
     # -- campaign jobs --------------------------------------------------------------------------------
-    def offer(self, job: Job) -> dict[str, bytes]:
+    def offer(self, job: Job) -> Offer:
         """The campaign rows of this partition's accounts as of the job's time (what the replay's
-        `campaign_snapshot(now)` would build for them), keyed by account, each pickled for the leader."""
+        `campaign_snapshot(now)` would build for them), each pickled for the leader: only those that differ
+        from the last offer, most rows being cached from one job to the next (all of them when the table's
+        content is not known, after a restore)."""
         detector = self.detector
         cached_before = set(detector._rows)
         rows = detector.campaign_snapshot(job.now)
         self.changed |= {r.account for r in rows if r.built_ts == job.now}
         self.changed |= (cached_before - set(detector._rows)) & set(detector.scorer.accounts)
         accounts = detector.scorer.accounts
-        out = {}
+        before = self.offered
+        offered: dict[str, tuple[Any, bytes]] = {}
+        changed = {}
         for r in rows:
-            order = (accounts[r.account].first_ts, self.first_seq[r.account])
-            features = [tuple(f) for f in ckpt.row_features(detector, r)]
-            out[r.account] = pickle.dumps(
-                (order, r.account, r.own, r.summary, features, r.volume, r.built_ts), protocol=pickle.HIGHEST_PROTOCOL
-            )
+            key = (accounts[r.account].first_ts, self.first_seq[r.account], r.built_ts)
+            last = before.get(r.account) if before is not None else None
+            if last is None or last[0] != key:
+                features = [tuple(f) for f in ckpt.row_features(detector, r)]
+                blob = pickle.dumps(
+                    (key[:2], r.account, r.own, r.summary, features, r.volume, r.built_ts),
+                    protocol=pickle.HIGHEST_PROTOCOL,
+                )
+                last = (key, blob)
+                changed[r.account] = blob
+            offered[r.account] = last
+        self.offered = offered
         self.snapshot = job.id
-        return out
+        removed = None if before is None else set(before) - set(offered)
+        return Offer(changed, removed)
 
     def apply(self, job: Job) -> set[str]:
         """Install a done job (lifts, signatures, models' first-seen times); returns the accounts to re-judge."""
@@ -204,6 +256,7 @@ class Partition:
         if result is not None:
             if self.snapshot < job.id:  # restarted between offering rows and the job: rebuild the same cache
                 self.offer(job)
+                self.offered = None  # (what it offered here was not written)
             seen = detector.scorer.context.model_first_seen
             for model, ts in models.items():
                 seen[model] = min(seen.get(model, ts), ts)
@@ -214,6 +267,7 @@ class Partition:
             forgotten = before - set(detector.scorer.accounts)
             for account in forgotten:
                 self.first_seq.pop(account, None)
+                self.written.pop(account, None)
             self.gone |= forgotten
             self.changed -= forgotten
         self.job, self.snapshot, self.next_ts = job.id, max(self.snapshot, job.id), job.next_ts

@@ -4,7 +4,8 @@
                      │ an ordered consumer per owned partition, from its checkpoint's sequence + 1
                      ▼
     shard ── Partition (a Detector per partition) ──► verdicts (put_auto)
-      │          └─ checkpoint: account states + stream sequence, one transaction (verdicts.shards)
+      │          ├─ status (job, where it waits), reported as it changes, for the leader
+      │          └─ checkpoint every CHECKPOINT_S: account states + stream sequence, one transaction
       └─ leases (verdicts.leases): a PostgreSQL advisory lock per partition, one for the leader
                  the leader (services.leader) runs the campaign job over every partition's rows
 
@@ -27,7 +28,6 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Mapping
 from typing import Any, TextIO
 
 import sqlalchemy as sa
@@ -41,7 +41,7 @@ from cuirass.config import Settings
 from cuirass.events.deadletter import DeadLetters, RateLimitedLog
 from cuirass.services.detection import load_calibration
 from cuirass.services.leader import Leader
-from cuirass.services.partition import Partition
+from cuirass.services.partition import Offer, Partition
 from cuirass.storage.stores import open_verdict_source
 from cuirass.verdicts.leases import LeaseLost, Leases
 from cuirass.verdicts.shards import Job, ShardStore
@@ -50,8 +50,9 @@ log = logging.getLogger("cuirass.detect.shards")
 
 BATCH = 2000  # events taken per partition per round
 REBALANCE_S = 1.0  # how often a shard counts the live shards and takes or gives partitions
-CHECKPOINT_S = 2.0  # a partition with new events is checkpointed at least this often ...
-CHECKPOINT_EVENTS = 5000  # ... or after this many
+# A partition with changes is checkpointed this often while it reads a backlog, at once when it has read
+# all there is, and when it is given away.
+CHECKPOINT_S = 5.0
 
 LAG = Histogram(
     "cuirass_detect_lag_seconds",
@@ -66,7 +67,12 @@ class Shard:
     """One detector shard: its partitions, its leases, and (when elected) the campaign leader."""
 
     def __init__(
-        self, settings: Settings, engine: sa.Engine, dead_letters: DeadLetters, status: TextIO | None = None
+        self,
+        settings: Settings,
+        engine: sa.Engine,
+        dead_letters: DeadLetters,
+        status: TextIO | None = None,
+        checkpoint_s: float = CHECKPOINT_S,
     ) -> None:
         if settings.events.bus is None:
             raise ValueError("detector shards read the event bus: set events.bus (e.g. nats://127.0.0.1:4222)")
@@ -84,9 +90,12 @@ class Shard:
         self.parts: dict[int, Partition] = {}
         self.processed = 0
         self.status_out = status
+        self.checkpoint_s = checkpoint_s
         self._log = RateLimitedLog(log)
         self._lags: list[float] = []
         self._rebalanced = 0.0
+        self._jobs: dict[int, Job] = {}  # done jobs (they never change), for partitions catching up
+        self._offers: dict[int, Offer] = {}  # campaign rows to write with this step's report
         self._rank = sorted(range(self.partitions), key=lambda p: zlib.crc32(f"{self.leases.member}:{p}".encode()))
 
     # -- ownership ------------------------------------------------------------------------------------
@@ -110,6 +119,7 @@ class Shard:
         self.parts[p] = part
         if row is None:
             self._checkpoint(part)  # the leader waits until every partition has a row
+        part.reported = ()  # report its status at the next step, even if the row already says the same
         log.info("shard %d: took partition %d at sequence %d (job %d)", self.leases.member, p, part.seq + 1, part.job)
 
     def _release(self, p: int) -> None:
@@ -126,14 +136,12 @@ class Shard:
         self.parts.pop(p, None)
         self.leases.owned.discard(p)
 
-    def _checkpoint(self, part: Partition, rows: Mapping[str, bytes] | None = None) -> None:
+    def _checkpoint(self, part: Partition) -> None:
         row, changed, gone = part.dump()
         conn = self.leases.conn
         try:
             self.leases.verify(conn, part.number)
             self.store.checkpoint(conn, row, changed, gone)
-            if rows is not None:
-                self.store.offer_rows(conn, part.number, rows)
             conn.commit()
         except LeaseLost:
             conn.rollback()
@@ -144,56 +152,103 @@ class Shard:
             conn.rollback()
             raise
         part.saved_now()
+        part.reported = part.status()
+
+    def _report(self) -> None:
+        """Tell the leader, in one transaction, the status of every partition whose status changed and the
+        campaign rows offered this step (only for partitions this session still holds)."""
+        parts = [part for part in self.parts.values() if part.status() != part.reported]
+        if not parts and not self._offers:
+            return
+        conn = self.leases.conn
+        try:
+            held = self.leases.held(conn)
+            for p in list(self.parts):
+                if p not in held:
+                    log.warning("shard %d: lost partition %d; dropping it", self.leases.member, p)
+                    self._lose(p)
+            for p, offer in self._offers.items():
+                if p in self.parts:
+                    self.store.offer_rows(conn, p, offer.rows, offer.removed)
+            parts = [part for part in parts if part.number in self.parts]
+            self.store.report(conn, [part.row() for part in parts])
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            for p in self._offers:  # not written: offer again at the next step, replacing every row
+                if p in self.parts:
+                    self.parts[p].offered, self.parts[p].snapshot = None, self.parts[p].job
+            raise
+        finally:
+            self._offers = {}
+        for part in parts:
+            part.reported = part.status()
 
     # -- the loop -------------------------------------------------------------------------------------
     def step(self) -> int:
-        """One round: rebalance (now and then), apply campaign jobs, read and fold events, checkpoint, lead."""
+        """One round: rebalance (now and then), apply campaign jobs, read and fold events, report, checkpoint
+        (now and then), lead."""
         if time.monotonic() - self._rebalanced >= REBALANCE_S:
             self._rebalanced = time.monotonic()
             self.rebalance()
-        latest = self.store.latest_job()
-        touched: dict[int, set[str]] = {}
-        for part in list(self.parts.values()):
-            if latest is not None and latest.id > part.job:
-                touched[part.number] = self._job(part, latest)
-        free = [p for p, part in self.parts.items() if latest is None or latest.id <= part.job]
-        wants = {p: BATCH - len(self.parts[p].backlog) for p in free}
-        idle = not any(self.parts[p].backlog for p in free)
+        latest = self.store.latest_job(blobs=False)
+        touched: dict[int, set[str]] = {p: self._jobs_due(part, latest) for p, part in self.parts.items()}
+        wants = {p: BATCH - len(part.backlog) for p, part in self.parts.items()}
+        idle = not any(part.backlog for part in self.parts.values())
         got = self.reader.take(wants, 0.05 if idle else 0.0)
         published: list[float] = []
-        for p in free:
-            part = self.parts[p]
+        for p, part in self.parts.items():
             part.backlog.extend(got.get(p, ()))
+            if latest is not None and part.job < latest.id and part.at_barrier:
+                continue  # it waits for the leader's job: what it has read waits with it
             accounts, pub = part.feed(self.dead_letters)
-            touched.setdefault(p, set()).update(accounts)
+            touched[p] |= accounts
             published += pub
             part.caught_up = part.arrival is None and not part.backlog and self.reader.caught_up(p)
-        rows = [self.parts[p].verdict_row(a) for p, accounts in touched.items() if p in self.parts for a in accounts]
+        rows = [
+            row
+            for p, accounts in touched.items()
+            if p in self.parts
+            for row in self.parts[p].changed_verdicts(accounts)
+        ]
         self.verdicts.put_auto(rows)
         self._lag(published)
-        for part in list(self.parts.values()):
-            due = part.unsaved and (
-                part.unsaved >= CHECKPOINT_EVENTS or time.monotonic() - part.saved_at >= CHECKPOINT_S
-            )
-            if part.status() != part.saved or due:
+        for part in list(self.parts.values()):  # first: a checkpoint reports the status with it
+            if part.dirty and (part.caught_up or time.monotonic() - part.saved_at >= self.checkpoint_s):
                 self._checkpoint(part)
+        self._report()
         if self.leases.lead():
             self.leader.step()
         self.processed += len(published)
         EVENTS.inc(len(published))
         return len(published)
 
-    def _job(self, part: Partition, job: Job) -> set[str]:
-        """Offer rows to, or apply, the job the leader moved to; returns the accounts to re-judge."""
-        if job.id != part.job + 1:
-            raise RuntimeError(f"partition {part.number} is at job {part.job}, the leader at {job.id}")
-        if job.phase == "rows":
-            if part.snapshot < job.id:
-                self._checkpoint(part, part.offer(job))
-            return set()
-        touched = part.apply(job)
-        self._checkpoint(part)
+    def _jobs_due(self, part: Partition, latest: Job | None) -> set[str]:
+        """At the barrier, offer rows to, or apply, the jobs after the partition's own; returns the accounts
+        to re-judge. A partition restored from an older checkpoint applies several stored jobs in turn, one
+        at each grid time, as it reads its events again."""
+        touched: set[str] = set()
+        while latest is not None and part.job < latest.id and part.at_barrier:
+            job = latest if latest.id == part.job + 1 and latest.phase == "rows" else self._job(part.job + 1)
+            if job.phase == "rows":
+                if part.snapshot < job.id:
+                    self._offers[part.number] = part.offer(job)
+                break
+            touched |= part.apply(job)
         return touched
+
+    def _job(self, job_id: int) -> Job:
+        """A job with its result: done jobs are kept (a job in its rows phase is read each time)."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            job = self.store.job(job_id)
+            if job is None:
+                raise RuntimeError(f"campaign job {job_id} is missing from the database")
+            if job.phase == "done":
+                low = min((part.job for part in self.parts.values()), default=job_id)
+                self._jobs = {i: j for i, j in self._jobs.items() if i >= low}
+                self._jobs[job_id] = job
+        return job
 
     def _lag(self, published: list[float]) -> None:
         if not published:

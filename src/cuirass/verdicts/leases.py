@@ -111,6 +111,15 @@ class Leases:
         if not conn.execute(q, {"k1": self.parts, "k2": partition}).scalar():
             raise LeaseLost(f"partition {partition} is no longer ours")
 
+    def held(self, conn: sa.Connection) -> set[int]:
+        """Inside a transaction on the lease session: the partitions whose locks this session still holds
+        (one query for every partition, where `verify` checks one)."""
+        q = sa.text(
+            "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() "
+            "AND classid = :k1 AND objsubid = 2"
+        )
+        return {int(r[0]) for r in conn.execute(q, {"k1": self.parts})} - {LEADER}
+
     def drop(self) -> None:
         """Forget every lock (the session is closed: PostgreSQL releases them all)."""
         self.owned.clear()

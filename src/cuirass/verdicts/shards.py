@@ -2,9 +2,12 @@
 
     detect_partitions  one row per (stream, partition): the stream sequence its state reflects, the last
                        campaign job it applied, where it waits (`arrival`), whether it has read all there is
+                       (its status, for the leader), and its checkpoint: the stream sequence and campaign
+                       job its detector state reflects, and that state
     detect_accounts    the detector state of each account, written only when it changed since the last
-                       checkpoint, in the same transaction as its partition's row (so state and sequence
-                       always agree: a shard that resumes from them scores every later event exactly once)
+                       checkpoint, in the same transaction as its partition's checkpoint (so state and
+                       sequence always agree: a shard that resumes from them scores every later event
+                       exactly once)
     detect_rows        the campaign rows (AccountRow) a partition offers to the leader's job
     detect_jobs        the campaign jobs the leader ran: when (`now`), the next grid time, the result
 
@@ -28,7 +31,9 @@ partitions_table = sa.Table(
     metadata,
     sa.Column("stream", sa.String(64), primary_key=True),
     sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("seq", sa.BigInteger, nullable=False),  # last stream sequence folded into the state
+    # The columns up to `models` are the partition's status, reported whenever it changes; `state` is the
+    # checkpoint (it holds its own sequence and job), written less often: see services.partition.
+    sa.Column("seq", sa.BigInteger, nullable=False),  # last stream sequence folded in
     sa.Column("job", sa.Integer, nullable=False),  # last campaign job applied (-1: none)
     sa.Column("snapshot", sa.Integer, nullable=False),  # last job whose rows it offered (-1: none)
     sa.Column("arrival", sa.Float),  # event time of the event it holds back for the next job; None: not held
@@ -153,15 +158,61 @@ class ShardStore:
                 ],
             )
 
-    def offer_rows(self, conn: sa.Connection, partition: int, rows: Mapping[str, bytes]) -> None:
-        """Replace a partition's campaign rows (no commit: the caller commits them with its checkpoint)."""
+    def offer_rows(
+        self, conn: sa.Connection, partition: int, rows: Mapping[str, bytes], removed: set[str] | None
+    ) -> None:
+        """Write a partition's new or changed campaign rows and remove those of `removed` (None: every other
+        row of the partition). No commit: the caller commits them with the partition's status."""
         r = rows_table.c
-        conn.execute(rows_table.delete().where(r.stream == self.stream, r.partition == partition))
+        mine = sa.and_(r.stream == self.stream, r.partition == partition)
+        if removed is None:
+            conn.execute(rows_table.delete().where(mine))
+        else:
+            keys = list(rows) + list(removed)
+            for i in range(0, len(keys), 1000):
+                conn.execute(rows_table.delete().where(mine, r.account.in_(keys[i : i + 1000])))
         if rows:
             conn.execute(
                 rows_table.insert(),
                 [{"stream": self.stream, "partition": partition, "account": k, "row": v} for k, v in rows.items()],
             )
+
+    def report(self, conn: sa.Connection, rows: list[PartitionRow]) -> None:
+        """Update partitions' status columns, not their checkpoints (no commit: the caller commits them
+        with the rows they offered, after checking its leases)."""
+        if not rows:
+            return
+        p = partitions_table.c
+        statement = (
+            partitions_table.update()
+            .where(p.stream == self.stream, p.partition == sa.bindparam("part"))
+            .values(
+                seq=sa.bindparam("seq"),
+                job=sa.bindparam("job"),
+                snapshot=sa.bindparam("snapshot"),
+                arrival=sa.bindparam("arrival"),
+                caught_up=sa.bindparam("caught_up"),
+                models=sa.bindparam("models"),
+                updated=sa.bindparam("updated"),
+            )
+        )
+        now = time.time()
+        conn.execute(
+            statement,
+            [
+                {
+                    "part": r.partition,
+                    "seq": r.seq,
+                    "job": r.job,
+                    "snapshot": r.snapshot,
+                    "arrival": r.arrival,
+                    "caught_up": r.caught_up,
+                    "models": r.models,
+                    "updated": now,
+                }
+                for r in rows
+            ],
+        )
 
     # -- the leader ---------------------------------------------------------------------------------
     def partitions(self) -> list[PartitionRow]:
@@ -176,12 +227,16 @@ class ShardStore:
         with self.engine.connect() as conn:
             return [bytes(x.row) for x in conn.execute(sa.select(r.row).where(r.stream == self.stream))]
 
-    def latest_job(self) -> Job | None:
+    def latest_job(self, blobs: bool = True) -> Job | None:
+        """The newest job; with blobs=False, without its result and leader state (polled every step)."""
         j = jobs_table.c
-        q = sa.select(jobs_table).where(j.stream == self.stream).order_by(j.id.desc()).limit(1)
+        cols = list(jobs_table.c) if blobs else [j.id, j.phase, j.now, j.next_ts]
+        q = sa.select(*cols).where(j.stream == self.stream).order_by(j.id.desc()).limit(1)
         with self.engine.connect() as conn:
             r = conn.execute(q).first()
-        return None if r is None else _job(r)
+        if r is None:
+            return None
+        return _job(r) if blobs else Job(r.id, r.phase, r.now, r.next_ts, None, None)
 
     def job(self, job_id: int) -> Job | None:
         j = jobs_table.c
