@@ -106,7 +106,9 @@ def run(
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     with readable_errors("pass 1 (campaign rows)"):
-        table = _collect(by_account.mapInArrow(functools.partial(passes.version_batches, plan=plan), passes.ddl(passes.VERSIONS)))
+        table = _collect(
+            by_account.mapInArrow(functools.partial(passes.version_batches, plan=plan), passes.ddl(passes.VERSIONS))
+        )
     digested.unpersist()
     inputs = _row_inputs(table, accounts, len(plan.times))
     lap("pass1", f"{table.num_rows:,} campaign-row versions")
@@ -146,7 +148,9 @@ def _row_inputs(table: pa.Table, accounts: list[str], n_jobs: int) -> RowInputs:
     index = {a: i for i, a in enumerate(accounts)}
     by_job: list[list[tuple[int, Version]]] = [[] for _ in range(n_jobs)]
     own_flag = [math.inf] * len(accounts)
-    columns = [table.column(name).to_pylist() for name in ("account", "k", "n", "last_ts", "own", "volume", "summary", "links")]
+    columns = [
+        table.column(name).to_pylist() for name in ("account", "k", "n", "last_ts", "own", "volume", "summary", "links")
+    ]
     for account, k, n, last_ts, own, volume, summary, links in zip(*columns):
         if k < 0:
             own_flag[index[account]] = last_ts

@@ -110,7 +110,14 @@ def run_jobs(inputs: RowInputs, plan: Plan, flag_estimate: np.ndarray) -> Jobs:
                     continue
             v = latest[i]
             assert v is not None
-            row = AccountRow(inputs.accounts[i], v.own, np.asarray(v.summary, dtype=np.float64), features.intern(v.links), v.volume, now)
+            row = AccountRow(
+                inputs.accounts[i],
+                v.own,
+                np.asarray(v.summary, dtype=np.float64),
+                features.intern(v.links),
+                v.volume,
+                now,
+            )
             cache[i] = (row, int(latest_job[i]))
             rows.append(row)
         if len(cache) > 2 * len(rows) + 1024:  # forget rows of accounts that left the window (as the Detector does)

@@ -143,9 +143,7 @@ def _parquet_record(row: dict[str, Any]) -> dict[str, Any]:
 
 def digest_batches(batches: Iterable[pa.RecordBatch], fmt: str) -> Iterator[pa.RecordBatch]:
     """Digest every record; those that cannot be read or digested come out with `error` set."""
-    record_of: Callable[[dict[str, Any]], dict[str, Any] | None] = (
-        _jsonl_record if fmt == "jsonl" else _parquet_record
-    )
+    record_of: Callable[[dict[str, Any]], dict[str, Any] | None] = _jsonl_record if fmt == "jsonl" else _parquet_record
     out = _Out(DIGESTS)
     for batch in batches:
         for row in batch.to_pylist():

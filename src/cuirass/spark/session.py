@@ -30,9 +30,7 @@ def require_pyspark() -> None:
     try:
         import pyspark  # noqa: F401
     except ImportError:
-        raise HistoryError(
-            "the Spark engine needs PySpark, an optional extra: pip install 'cuirass[spark]'"
-        ) from None
+        raise HistoryError("the Spark engine needs PySpark, an optional extra: pip install 'cuirass[spark]'") from None
 
 
 def require_java() -> None:
@@ -82,7 +80,15 @@ def short(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by:")]
     python = [line for line in lines if not line.startswith(("at ", "File ", "^", "~", "Traceback"))]
-    text = causes[-1] if causes else python[-1] if isinstance(exc, _python_errors()) and python else lines[0] if lines else type(exc).__name__
+    text = (
+        causes[-1]
+        if causes
+        else python[-1]
+        if isinstance(exc, _python_errors()) and python
+        else lines[0]
+        if lines
+        else type(exc).__name__
+    )
     return text[:500]
 
 
@@ -101,7 +107,7 @@ def readable_errors(what: str) -> Iterator[None]:
         yield
     except HistoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 - Py4J, Spark analysis and worker errors alike become one line
+    except Exception as exc:  # Py4J, Spark analysis and worker errors alike become one line
         if type(exc).__module__.startswith(("pyspark", "py4j")):
             raise HistoryError(f"{what}: {short(exc)}") from None
         raise
