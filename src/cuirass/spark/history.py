@@ -7,10 +7,12 @@ The same report as the single-process replay (detect/replay.py), computed in ste
    of scorer state accounts share), each account's first event (the order the Detector keeps its
    accounts in), the earliest event of each grid cell (when the campaign jobs run, schedule.py).
 3. Repartition by account, sort by event time (ties in input order) and keep that.
-4. Pass 1 in the executors: per account, the campaign-row inputs at each job after it changed.
+4. Pass 1 in the executors: per account, the campaign-row inputs at each job after it changed,
+   and its report row as a replay without campaigns would give it.
 5. The campaign jobs on the driver, in order, on those rows (jobs.py).
-6. Pass 2 in the executors: the Detector per partition, with the jobs' lifts and signatures
-   applied at their event times: first_flagged_ts, campaign and reasons per account.
+6. Pass 2 in the executors: the Detector per partition over the accounts the jobs touch (lifted,
+   or sending a signature feature), with the jobs' lifts and signatures applied at their event
+   times: first_flagged_ts, campaign and reasons; the other accounts keep pass 1's rows.
 7. Check the row-cache choices of step 5 against step 6's flag times; redo 5-6 if one differs.
 """
 
@@ -18,13 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import pickle
 import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
+import orjson
 import pyarrow as pa
 
 from cuirass.detect.engine import DEFAULT_CAMPAIGN_INTERVAL_S, DEFAULT_CAMPAIGN_WINDOW_S, threshold_from
@@ -110,8 +111,8 @@ def run(
             by_account.mapInArrow(functools.partial(passes.version_batches, plan=plan), passes.ddl(passes.VERSIONS))
         )
     digested.unpersist()
-    inputs = _row_inputs(table, accounts, len(plan.times))
-    lap("pass1", f"{table.num_rows:,} campaign-row versions")
+    inputs, base = _row_inputs(table, accounts, len(plan.times))
+    lap("pass1", f"{table.num_rows - len(base):,} campaign-row versions")
 
     estimate = inputs.own_flag
     rounds = 0
@@ -121,10 +122,14 @@ def run(
         lap("campaigns", f"round {rounds}: {len(jobs.results)} campaign jobs")
         with readable_errors("pass 2 (verdicts)"):
             verdict_fn = functools.partial(passes.verdict_batches, plan=plan, results=jobs.results)
-            rows = _collect(by_account.mapInArrow(verdict_fn, passes.ddl(passes.VERDICTS))).to_pylist()
+            touched = _collect(by_account.mapInArrow(verdict_fn, passes.ddl(passes.VERDICTS))).to_pylist()
+        rows = list({**base, **{r["account"]: r for r in touched}}.values())
         exact = first_flags(accounts, {r["account"]: r["first_flagged_ts"] for r in rows})
         wrong = jobs.disagreements(exact)
-        lap("pass2", f"round {rounds}: {len(rows):,} verdicts, {wrong} row-cache choices to redo")
+        lap(
+            "pass2",
+            f"round {rounds}: {len(touched):,} accounts touched by campaigns, {wrong} row-cache choices to redo",
+        )
         if wrong == 0 or rounds >= MAX_ROUNDS:
             break
         estimate = exact
@@ -144,21 +149,21 @@ def _collect(df: Any) -> pa.Table:
     return pa.Table.from_batches(df._collect_as_arrow())
 
 
-def _row_inputs(table: pa.Table, accounts: list[str], n_jobs: int) -> RowInputs:
+def _row_inputs(table: pa.Table, accounts: list[str], n_jobs: int) -> tuple[RowInputs, dict[str, dict[str, Any]]]:
+    """Pass 1's rows as the jobs' inputs, and each account's campaign-free report row."""
     index = {a: i for i, a in enumerate(accounts)}
     by_job: list[list[tuple[int, Version]]] = [[] for _ in range(n_jobs)]
-    own_flag = [math.inf] * len(accounts)
-    columns = [
-        table.column(name).to_pylist() for name in ("account", "k", "n", "last_ts", "own", "volume", "summary", "links")
-    ]
-    for account, k, n, last_ts, own, volume, summary, links in zip(*columns):
+    base: dict[str, dict[str, Any]] = {}
+    names = ("account", "k", "n", "last_ts", "own", "volume", "summary", "blob")
+    for account, k, n, last_ts, own, volume, summary, blob in zip(*(table.column(c).to_pylist() for c in names)):
         if k < 0:
-            own_flag[index[account]] = last_ts
+            base[account] = orjson.loads(blob)
         else:
-            by_job[k].append((index[account], Version(n, last_ts, own, volume, summary, pickle.loads(links))))
+            by_job[k].append((index[account], Version(n, last_ts, own, volume, summary, pickle.loads(blob))))
     for versions in by_job:
         versions.sort(key=lambda v: v[0])
-    return RowInputs(accounts, by_job, np.array(own_flag, dtype=np.float64))
+    own_flag = first_flags(accounts, {a: row["first_flagged_ts"] for a, row in base.items()})
+    return RowInputs(accounts, by_job, own_flag), base
 
 
 def _report(

@@ -9,11 +9,12 @@ global `Plan`), the per-partition scorer reproduces the single-process one exact
 - `digest_batches`: event records (JSON lines or Parquet rows) -> (account, ts, model, digest); a
   record that cannot be read or digested becomes a row with an `error` instead (skipped, counted).
 - `version_batches` (pass 1): each account's campaign row inputs at the campaign jobs that follow
-  its changes, plus when its own score first crossed the threshold. Own scores do not depend on
-  campaigns, so this pass needs no campaign results.
-- `verdict_batches` (pass 2): the real Detector over the partition's accounts, with the campaign
-  jobs' results (computed on the driver, jobs.py) applied at their event times: lifts, signatures,
-  flags; the report rows come out.
+  its changes, and its report row as a replay without campaigns gives it. Own scores do not
+  depend on campaigns, so this pass needs no campaign results.
+- `verdict_batches` (pass 2): the real Detector over the partition's accounts that the campaign
+  jobs (computed on the driver, jobs.py) touch, with their results applied at their event times:
+  lifts, signatures, flags; their report rows come out. An account no job lifts and that never
+  sends a signature feature has the same state with and without campaigns: pass 1's row stands.
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ import pyarrow as pa
 
 from cuirass.detect.campaigns import CampaignResult
 from cuirass.detect.digest import Digest, digest
-from cuirass.detect.engine import Detector, threshold_from
-from cuirass.detect.scoring import AccountState, Scorer
-from cuirass.detect.signals import build
+from cuirass.detect.engine import Detector
+from cuirass.detect.scoring import AccountState
 from cuirass.events.record import Event
 from cuirass.spark.schedule import Plan
 
@@ -53,13 +53,13 @@ DIGESTS = pa.schema(
 VERSIONS = pa.schema(
     [
         ("account", pa.string()),
-        ("k", pa.int32()),  # campaign job index; -1: the row says when the own score first flagged
+        ("k", pa.int32()),  # campaign job index; -1: `blob` is the account's campaign-free report row
         ("n", pa.int64()),
         ("last_ts", pa.float64()),
         ("own", pa.float64()),
         ("volume", pa.float64()),
         ("summary", pa.list_(pa.float64())),
-        ("links", pa.binary()),
+        ("blob", pa.binary()),  # the pickled linking features, or (k = -1) the report row as JSON
     ]
 )
 VERDICTS = pa.schema(
@@ -174,9 +174,9 @@ def _digests(batches: Iterable[pa.RecordBatch]) -> Iterator[Digest]:
 def version_batches(batches: Iterable[pa.RecordBatch], plan: Plan) -> Iterator[pa.RecordBatch]:
     """Pass 1 over a partition in event-time order: at each campaign job, the inputs of the
     campaign row (Detector.campaign_snapshot) of every account that changed since the previous
-    job and is inside the window; and the first time each account's own score reached the threshold."""
-    threshold = threshold_from(plan.calibration)
-    scorer = Scorer(build(None))
+    job and is inside the window; at the end each account's report row without campaigns."""
+    detector = Detector(plan.calibration, campaign_interval_s=plan.interval, campaign_window_s=plan.window)
+    scorer = detector.scorer
     scorer.context.model_first_seen.update(plan.model_first_seen)
     times, window = plan.times, plan.window
     changed: dict[str, AccountState] = {}
@@ -195,16 +195,17 @@ def version_batches(batches: Iterable[pa.RecordBatch], plan: Plan) -> Iterator[p
         while k < len(times) and times[k] <= d.ts:
             emit(k)
             k += 1
-        state = scorer.observe(d)
+        detector.observe_digest(d)
+        state = scorer.accounts[d.account]
         changed[state.account] = state
-        # No campaigns here, so score = sigmoid(own) and first_flagged_ts is the own score's first flag.
-        if state.first_flagged_ts is None and state.score >= threshold:
-            state.first_flagged_ts = d.ts
-            out.add(state.account, -1, state.n, d.ts, state.own, 0.0, [], b"")
         if out.full():
             yield from out.flush()
     if k < len(times):
         emit(k)  # the first job after the partition's last event; nothing changes after it
+    for row in detector.report()["accounts"]:
+        out.add(row["account"], -1, row["requests"], None, None, None, None, orjson.dumps(row))
+        if out.full():
+            yield from out.flush()
     yield from out.flush()
 
 
@@ -214,9 +215,15 @@ def version_batches(batches: Iterable[pa.RecordBatch], plan: Plan) -> Iterator[p
 def verdict_batches(
     batches: Iterable[pa.RecordBatch], plan: Plan, results: Sequence[CampaignResult]
 ) -> Iterator[pa.RecordBatch]:
-    """Pass 2: the Detector over a partition's accounts in event-time order, with each campaign
-    job's result applied when event time reaches it, as Detector.run_campaigns would. The job
-    considered every account inside its window; here those of this partition."""
+    """Pass 2: the Detector over the partition's accounts that campaigns touch, in event-time order,
+    with each campaign job's result applied when event time reaches it, as Detector.run_campaigns
+    would. The job considered every account inside its window; here those of this partition."""
+    digests = list(_digests(batches))
+    keys, payments = signature_features(results)
+    touched = {account for result in results for account in result.lifts}
+    touched.update(
+        d.account for d in digests if d.payment in payments or d.system_key in keys or not keys.isdisjoint(d.keys)
+    )
     detector = Detector(plan.calibration, campaign_interval_s=plan.interval, campaign_window_s=plan.window)
     detector.scorer.context.model_first_seen.update(plan.model_first_seen)
     k = 0
@@ -226,7 +233,9 @@ def verdict_batches(
         considered = [s.account for s in detector.scorer if s.last_ts >= since]
         detector.apply_campaigns(dataclasses.replace(result, considered=considered))
 
-    for d in _digests(batches):
+    for d in digests:
+        if d.account not in touched:
+            continue
         while k < len(results) and results[k].now <= d.ts:
             apply(results[k])
             k += 1
@@ -239,3 +248,18 @@ def verdict_batches(
         if out.full():
             yield from out.flush()
     yield from out.flush()
+
+
+def signature_features(results: Sequence[CampaignResult]) -> tuple[set[int], set[str]]:
+    """(template and system-prompt keys, payment fingerprints) of every campaign signature, parsed
+    as Detector.apply_campaigns parses them: a request carrying none of them attaches to no campaign."""
+    keys: set[int] = set()
+    payments: set[str] = set()
+    for result in results:
+        for feature in result.signatures:
+            kind, _, value = feature.partition(":")
+            if kind in ("tpl", "sys"):
+                keys.add(int(value, 16))
+            elif kind == "pay":
+                payments.add(value)
+    return keys, payments
