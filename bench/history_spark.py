@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -57,7 +58,10 @@ def tree_rss(root: int) -> int:
 
 
 def timed(cmd: list[str]) -> dict[str, object]:
-    """Run a command; wall seconds, peak tree RSS (sampled every 0.25 s), stdout and stderr."""
+    """Run a command; wall seconds, CPU seconds of the process tree (the cores were shared, so CPU time
+    says more than wall time about what an idle machine would do), peak tree RSS (sampled every
+    0.25 s), stdout and stderr."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
@@ -74,7 +78,9 @@ def timed(cmd: list[str]) -> dict[str, object]:
     thread.join()
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
-    return {"wall": time.perf_counter() - started, "peak": peak[0], "out": out, "err": err}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"wall": time.perf_counter() - started, "cpu": cpu, "peak": peak[0], "out": out, "err": err}
 
 
 def prefix(traffic: Path, n: int, cache: Path) -> Path:
@@ -130,10 +136,21 @@ def run(n: int, cache: Path, master: str, driver_memory: str) -> dict[str, objec
         "accounts": reports[0]["summary"]["accounts"],
         "campaign_jobs": reports[0]["summary"]["campaign_runs"],
         "same_report": same(*reports),
-        "local": {"wall": local["wall"], "rate": events_n / local["wall"], "peak_mb": local["peak"] / 2**20},
-        "spark": {"wall": spark["wall"], "rate": events_n / spark["wall"], "peak_mb": spark["peak"] / 2**20},
+        "local": _figures(local, events_n),
+        "spark": _figures(spark, events_n),
         "spark_steps": steps(str(spark["err"])),
         "rounds": sum(1 for line in str(spark["err"]).splitlines() if line.startswith("spark pass2:")),
+    }
+
+
+def _figures(run: dict[str, object], events: int) -> dict[str, float]:
+    wall, cpu = float(run["wall"]), float(run["cpu"])
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "rate": events / wall,
+        "cpu_rate": events / cpu,
+        "peak_mb": float(run["peak"]) / 2**20,
     }
 
 
@@ -144,15 +161,15 @@ def markdown(rows: list[dict], argv: list[str], master: str) -> str:
         f"Command: `{' '.join(['.venv/bin/python', 'bench/history_spark.py', *argv])}`. Machine: {os.cpu_count()} cores "
         f"({cpu}), {platform.system()}, Python {platform.python_version()}; the cores were shared with other jobs.",
         "",
-        "| events | accounts | engine | wall | events/s | peak RSS (process tree) | same report |",
-        "|---|---|---|---|---|---|---|",
+        "| events | accounts | engine | wall | events/s | CPU time | events per CPU-second | peak RSS (process tree) | same report |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         for engine, label in (("local", "single process"), ("spark", f"Spark `{master}`")):
             e = r[engine]
             lines.append(
                 f"| {r['events']:,} | {r['accounts']:,} | {label} | {e['wall']:.1f} s | {e['rate']:,.0f} | "
-                f"{e['peak_mb']:,.0f} MB | {'yes' if r['same_report'] else '**no**'} |"
+                f"{e['cpu']:.0f} s | {e['cpu_rate']:,.0f} | {e['peak_mb']:,.0f} MB | {'yes' if r['same_report'] else '**no**'} |"
             )
     last = rows[-1]
     s = last["spark_steps"]

@@ -111,7 +111,6 @@ def test_parquet_archive_gives_the_local_report(
     assert fmt == "parquet" and len(paths) == len(files)
     result = history.run(spark, paths, fmt, partitions=3)
     assert_same(result.report, local_report)
-    assert "approximate_row_cache" not in result.report["summary"]
 
 
 def test_malformed_records_are_skipped_and_counted(

@@ -103,7 +103,8 @@ def _local_report(
 
     events_path = Path(events_arg)
     if not events_path.is_file():
-        raise click.BadParameter(f"File {events_arg!r} does not exist.", param_hint="'--events'")
+        hint = " (globs, folders and Parquet need --engine spark)" if any(c in events_arg for c in "*?[") else ""
+        raise click.BadParameter(f"File {events_arg!r} does not exist{hint}.", param_hint="'--events'")
     if not os.access(events_path, os.R_OK):
         raise click.BadParameter(f"File {events_arg!r} is not readable.", param_hint="'--events'")
     shown = [0]

@@ -13,7 +13,6 @@ The same report as the single-process replay (detect/replay.py), computed in ste
 6. Pass 2 in the executors: the Detector per partition over the accounts the jobs touch (lifted,
    or sending a signature feature), with the jobs' lifts and signatures applied at their event
    times: first_flagged_ts, campaign and reasons; the other accounts keep pass 1's rows.
-7. Check the row-cache choices of step 5 against step 6's flag times; redo 5-6 if one differs.
 """
 
 from __future__ import annotations
@@ -28,15 +27,15 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from cuirass.detect.campaigns import CampaignResult
 from cuirass.detect.engine import DEFAULT_CAMPAIGN_INTERVAL_S, DEFAULT_CAMPAIGN_WINDOW_S, threshold_from
 from cuirass.detect.evidence import sigmoid
 from cuirass.spark import passes
-from cuirass.spark.jobs import Jobs, RowInputs, Version, first_flags, run_jobs
+from cuirass.spark.jobs import RowInputs, Version, latest_campaigns, run_jobs
 from cuirass.spark.schedule import Plan, job_times
 from cuirass.spark.session import readable_errors
 from cuirass.spark.source import read
 
-MAX_ROUNDS = 6  # rounds of jobs + pass 2 before the row-cache choices are reported as approximate
 Progress = Callable[[str], None]
 
 
@@ -44,7 +43,6 @@ Progress = Callable[[str], None]
 class History:
     report: dict[str, Any]
     seconds: dict[str, float]  # wall time per step, for the benchmark's profile
-    rounds: int  # rounds of campaign jobs + pass 2 (1 when the first estimate of flag times held)
     skipped_samples: list[str]  # the first few records that could not be read, and why
 
 
@@ -114,32 +112,18 @@ def run(
     inputs, base = _row_inputs(table, accounts, len(plan.times))
     lap("pass1", f"{table.num_rows - len(base):,} campaign-row versions")
 
-    estimate = inputs.own_flag
-    rounds = 0
-    while True:
-        rounds += 1
-        jobs = run_jobs(inputs, plan, estimate)
-        lap("campaigns", f"round {rounds}: {len(jobs.results)} campaign jobs")
-        with readable_errors("pass 2 (verdicts)"):
-            verdict_fn = functools.partial(passes.verdict_batches, plan=plan, results=jobs.results)
-            touched = _collect(by_account.mapInArrow(verdict_fn, passes.ddl(passes.VERDICTS))).to_pylist()
-        rows = list({**base, **{r["account"]: r for r in touched}}.values())
-        exact = first_flags(accounts, {r["account"]: r["first_flagged_ts"] for r in rows})
-        wrong = jobs.disagreements(exact)
-        lap(
-            "pass2",
-            f"round {rounds}: {len(touched):,} accounts touched by campaigns, {wrong} row-cache choices to redo",
-        )
-        if wrong == 0 or rounds >= MAX_ROUNDS:
-            break
-        estimate = exact
+    results = run_jobs(inputs, plan)
+    lap("campaigns", f"{len(results)} campaign jobs")
+    with readable_errors("pass 2 (verdicts)"):
+        verdict_fn = functools.partial(passes.verdict_batches, plan=plan, results=results)
+        touched = _collect(by_account.mapInArrow(verdict_fn, passes.ddl(passes.VERDICTS))).to_pylist()
+    rows = list({**base, **{r["account"]: r for r in touched}}.values())
+    lap("pass2", f"{len(touched):,} accounts touched by campaigns re-scored")
     by_account.unpersist()
-    report = _report(rows, jobs, threshold, int(totals["n"]), totals["last"], len(plan.times))
+    report = _report(rows, results, threshold, int(totals["n"]), totals["last"], len(plan.times))
     if skipped:
         report["summary"]["skipped"] = skipped
-    if wrong:
-        report["summary"]["approximate_row_cache"] = wrong  # see jobs.py; not seen on any test data
-    return History(report, seconds, rounds, samples)
+    return History(report, seconds, samples)
 
 
 def _collect(df: Any) -> pa.Table:
@@ -162,12 +146,16 @@ def _row_inputs(table: pa.Table, accounts: list[str], n_jobs: int) -> tuple[RowI
             by_job[k].append((index[account], Version(n, last_ts, own, volume, summary, pickle.loads(blob))))
     for versions in by_job:
         versions.sort(key=lambda v: v[0])
-    own_flag = first_flags(accounts, {a: row["first_flagged_ts"] for a, row in base.items()})
-    return RowInputs(accounts, by_job, own_flag), base
+    return RowInputs(accounts, by_job), base
 
 
 def _report(
-    rows: list[dict[str, Any]], jobs: Jobs, threshold: float, events: int, last_ts: float | None, runs: int
+    rows: list[dict[str, Any]],
+    results: list[CampaignResult],
+    threshold: float,
+    events: int,
+    last_ts: float | None,
+    runs: int,
 ) -> dict[str, Any]:
     """The report in Detector.report's shape; the campaigns part as Detector.campaign_report builds it."""
     rows.sort(key=lambda a: (-a["score"], a["account"]))
@@ -175,7 +163,7 @@ def _report(
     for row in rows:
         if row["campaign"] is not None:
             members.setdefault(row["campaign"], []).append(row["account"])
-    latest = jobs.campaigns()
+    latest = latest_campaigns(results)
     found = [
         {
             "id": cid,
