@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import re
-import resource
 import subprocess
 import sys
 import threading
@@ -34,8 +33,8 @@ from detect_replay import ensure_traffic  # the same traffic as the replay bench
 TARGET_EVENTS, TARGET_RATE = 28_800_000, 16_000
 
 
-def tree_rss(root: int) -> int:
-    """Sum of RSS (bytes) of a process and all its descendants, from /proc."""
+def _tree(root: int) -> list[int]:
+    """A process and all its descendants, from /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -45,31 +44,50 @@ def tree_rss(root: int) -> int:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root]
+    out, todo = [], [root]
     while todo:
         pid = todo.pop()
+        out.append(pid)
         todo += children.get(pid, [])
-        try:
-            with open(f"/proc/{pid}/statm") as fh:
-                total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
+    return out
+
+
+def _kind(pid: int) -> str:
+    """jvm, workers (Spark's Python workers) or driver (the cuirass process)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmd = fh.read()
+    except OSError:
+        return "driver"
+    return "jvm" if b"java" in cmd.split(b"\0")[0] else "workers" if b"pyspark" in cmd else "driver"
 
 
 def timed(cmd: list[str]) -> dict[str, object]:
-    """Run a command; wall seconds, CPU seconds of the process tree (the cores were shared, so CPU time
-    says more than wall time about what an idle machine would do), peak tree RSS (sampled every
-    0.25 s), stdout and stderr."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run a command; wall seconds, peak RSS summed over its process tree and CPU seconds per kind of
+    process (both sampled from /proc every 0.25 s: the cores were shared, so CPU time says more than
+    wall time about what an idle machine would do), stdout and stderr."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
+    cpu: dict[int, tuple[str, float]] = {}  # pid -> (kind, CPU seconds so far)
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.25):
-            peak[0] = max(peak[0], tree_rss(proc.pid))
+            rss = 0
+            for pid in _tree(proc.pid):
+                try:
+                    with open(f"/proc/{pid}/stat") as fh:
+                        fields = fh.read().rsplit(")", 1)[1].split()
+                    with open(f"/proc/{pid}/statm") as fh:
+                        rss += int(fh.read().split()[1]) * page
+                except (OSError, IndexError, ValueError):
+                    continue
+                kind = cpu[pid][0] if pid in cpu else _kind(pid)
+                cpu[pid] = (kind, (int(fields[11]) + int(fields[12])) / ticks)
+            peak[0] = max(peak[0], rss)
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -78,9 +96,10 @@ def timed(cmd: list[str]) -> dict[str, object]:
     thread.join()
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return {"wall": time.perf_counter() - started, "cpu": cpu, "peak": peak[0], "out": out, "err": err}
+    by_kind: dict[str, float] = {}
+    for kind, seconds in cpu.values():
+        by_kind[kind] = by_kind.get(kind, 0.0) + seconds
+    return {"wall": time.perf_counter() - started, "cpu": by_kind, "peak": peak[0], "out": out, "err": err}
 
 
 def prefix(traffic: Path, n: int, cache: Path) -> Path:
@@ -139,13 +158,14 @@ def run(n: int, cache: Path, master: str, driver_memory: str) -> dict[str, objec
         "local": _figures(local, events_n),
         "spark": _figures(spark, events_n),
         "spark_steps": steps(str(spark["err"])),
-        "rounds": sum(1 for line in str(spark["err"]).splitlines() if line.startswith("spark pass2:")),
     }
 
 
-def _figures(run: dict[str, object], events: int) -> dict[str, float]:
-    wall, cpu = float(run["wall"]), float(run["cpu"])
+def _figures(run: dict[str, object], events: int) -> dict[str, object]:
+    wall, cpu_by_kind = float(run["wall"]), dict(run["cpu"])
+    cpu = sum(cpu_by_kind.values())
     return {
+        "cpu_by_kind": cpu_by_kind,
         "wall": wall,
         "cpu": cpu,
         "rate": events / wall,
@@ -176,9 +196,11 @@ def markdown(rows: list[dict], argv: list[str], master: str) -> str:
     total = sum(s.values())
     lines += [
         "",
-        f"Spark steps at {last['events']:,} events ({last['rounds']} rounds of campaign jobs + pass 2): "
+        f"Spark steps at {last['events']:,} events: "
         + ", ".join(f"{k} {v:.1f} s" for k, v in s.items())
-        + f"; JVM start, writing the report and the rest {last['spark']['wall'] - total:.1f} s.",
+        + f"; JVM start, writing the report and the rest {last['spark']['wall'] - total:.1f} s. CPU time by process: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(last["spark"]["cpu_by_kind"].items()))
+        + f" (single process: {last['local']['cpu']:.0f} s).",
         "",
     ]
     scale = TARGET_EVENTS / last["events"]
