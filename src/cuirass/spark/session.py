@@ -54,7 +54,8 @@ def start(master: str, conf: Mapping[str, str] | None = None) -> tuple[Any, bool
         return active, False
     require_java()
     package_root = str(Path(cuirass.__file__).resolve().parent.parent)
-    python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    paths = [package_root, *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+    python_path = os.pathsep.join(dict.fromkeys(p for p in paths if p))
     builder = (
         SparkSession.builder.master(master)
         .appName("cuirass-history")
