@@ -15,6 +15,7 @@ import contextlib
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ def start(master: str, conf: Mapping[str, str] | None = None) -> tuple[Any, bool
     require_pyspark()
     from pyspark.sql import SparkSession
 
+    # Arrow batches are all this package hands Spark; its note about pandas versions is noise here.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+
     active = SparkSession.getActiveSession()
     if active is not None:
         return active, False
@@ -77,20 +81,17 @@ def start(master: str, conf: Mapping[str, str] | None = None) -> tuple[Any, bool
 
 
 def short(exc: BaseException) -> str:
-    """The gist of a Spark or Py4J error: its deepest cause's message, without the stack trace."""
+    """The gist of a Spark or Py4J error, without the stack trace: the deepest JVM cause ("Caused by:"),
+    else for an error raised in a Python worker its last line, else the first line."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
     causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by:")]
-    python = [line for line in lines if not line.startswith(("at ", "File ", "^", "~", "Traceback"))]
-    text = (
-        causes[-1]
-        if causes
-        else python[-1]
-        if isinstance(exc, _python_errors()) and python
-        else lines[0]
-        if lines
-        else type(exc).__name__
-    )
-    return text[:500]
+    if causes:
+        return causes[-1][:500]
+    if isinstance(exc, _python_errors()):
+        return lines[-1][:500]
+    return lines[0][:500]
 
 
 def _python_errors() -> tuple[type[BaseException], ...]:
