@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -95,8 +96,96 @@ def _write(path: Path, data: Any) -> None:
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def _local_report(
+    events_arg: str, calibration: dict[str, Any] | None, campaign_interval: float, presorted: bool, progress: bool
+) -> dict[str, Any]:
+    from cuirass.detect.replay import replay
+
+    events_path = Path(events_arg)
+    if not events_path.is_file():
+        hint = " (globs, folders and Parquet need --engine spark)" if any(c in events_arg for c in "*?[") else ""
+        raise click.BadParameter(f"File {events_arg!r} does not exist{hint}.", param_hint="'--events'")
+    if not os.access(events_path, os.R_OK):
+        raise click.BadParameter(f"File {events_arg!r} is not readable.", param_hint="'--events'")
+    shown = [0]
+
+    def skip(event: Event, exc: Exception) -> None:  # a record that cannot be scored: reported, not fatal
+        shown[0] += 1
+        if shown[0] <= 10:
+            click.echo(
+                f"warning: skipped event {str(event.request_id)[:80]!r} (account {str(event.account)[:80]!r}): "
+                f"{type(exc).__name__}: {str(exc)[:200]}"
+                + (" (further ones are only counted)" if shown[0] == 10 else ""),
+                err=True,
+            )
+
+    try:
+        return replay(
+            _events(events_path, progress),
+            calibration=calibration,
+            campaign_interval_s=campaign_interval,
+            presorted=presorted,
+            on_skip=skip,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _spark_report(
+    events_arg: str,
+    fmt: str | None,
+    master: str,
+    partitions: int | None,
+    confs: tuple[str, ...],
+    calibration: dict[str, Any] | None,
+    campaign_interval: float,
+    progress: bool,
+) -> dict[str, Any]:
+    """The same report from Apache Spark (cuirass.spark); every failure is one line, not a JVM trace."""
+    from cuirass.spark.session import HistoryError
+
+    conf = {}
+    for item in confs:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="'--conf'")
+        conf[key.strip()] = value.strip()
+    try:
+        from cuirass.spark import history, session, source
+
+        paths, fmt = source.resolve(events_arg, fmt)
+        spark, created = session.start(master, conf)
+        try:
+            say = (lambda line: click.echo(f"spark {line}", err=True)) if progress else None
+            result = history.run(
+                spark,
+                paths,
+                fmt,
+                calibration=calibration,
+                campaign_interval_s=campaign_interval,
+                partitions=partitions,
+                progress=say,
+            )
+        finally:
+            if created:
+                spark.stop()
+    except HistoryError as exc:
+        raise click.ClickException(str(exc)) from None
+    for i, sample in enumerate(result.skipped_samples):
+        click.echo(
+            f"warning: skipped a record: {sample}" + (" (further ones are only counted)" if i == 9 else ""), err=True
+        )
+    return result.report
+
+
 @detect.command("run")
-@click.option("--events", "events_path", required=True, type=_EXISTING, help="Event log (JSON lines) to replay.")
+@click.option(
+    "--events",
+    "events_arg",
+    required=True,
+    help="Event log to replay: a JSON-lines file (local engine); with --engine spark also a glob, folder or "
+    "URI of JSON-lines or Parquet files (quote globs: 'DIR/*.parquet').",
+)
 @click.option("--out", "out", required=True, type=_OUT, help="Detection report (JSON) to write.")
 @click.option(
     "--calibration",
@@ -115,47 +204,63 @@ def _write(path: Path, data: Any) -> None:
 @click.option(
     "--presorted",
     is_flag=True,
-    help="The log is in event-time order: stream it instead of buffering it (for logs too big to hold).",
+    help="The log is in event-time order: stream it instead of buffering it (for logs too big to hold; local engine).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="local: one process; spark: Apache Spark (pip install 'cuirass[spark]'), the same report.",
+)
+@click.option(
+    "--master", default="local[*]", show_default=True, help="Spark master (--engine spark), e.g. spark://HOST:7077."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "parquet"]),
+    default=None,
+    help="Input format (--engine spark; default: from the file names).",
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Spark partitions of the accounts (default: 2 per core).",
+)
+@click.option(
+    "--conf",
+    "confs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Spark setting (repeatable), e.g. spark.executor.memory=4g.",
 )
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def run(
-    events_path: Path,
+    events_arg: str,
     out: Path,
     calibration_path: Path | None,
     campaign_interval: float,
     presorted: bool,
+    engine: str,
+    master: str,
+    fmt: str | None,
+    partitions: int | None,
+    confs: tuple[str, ...],
     progress: bool,
     as_json: bool,
 ) -> None:
     """Replay an event log causally and write the detection report (accounts and campaigns)."""
-    from cuirass.detect.replay import replay
-
     calibration = _load_calibration(calibration_path)
     started = time.perf_counter()
-
-    shown = [0]
-
-    def skip(event: Event, exc: Exception) -> None:  # a record that cannot be scored: reported, not fatal
-        shown[0] += 1
-        if shown[0] <= 10:
-            click.echo(
-                f"warning: skipped event {str(event.request_id)[:80]!r} (account {str(event.account)[:80]!r}): "
-                f"{type(exc).__name__}: {str(exc)[:200]}"
-                + (" (further ones are only counted)" if shown[0] == 10 else ""),
-                err=True,
-            )
-
-    try:
-        report = replay(
-            _events(events_path, progress),
-            calibration=calibration,
-            campaign_interval_s=campaign_interval,
-            presorted=presorted,
-            on_skip=skip,
-        )
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    if engine == "spark":
+        if presorted:
+            raise click.UsageError("--presorted is for --engine local (Spark sorts by itself)")
+        report = _spark_report(events_arg, fmt, master, partitions, confs, calibration, campaign_interval, progress)
+    else:
+        report = _local_report(events_arg, calibration, campaign_interval, presorted, progress)
     _write(out, report)
     summary = dict(
         report["summary"], threshold=report["threshold"], out=str(out), seconds=round(time.perf_counter() - started, 2)

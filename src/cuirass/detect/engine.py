@@ -31,7 +31,7 @@ from cuirass.events.record import Event
 DEFAULT_THRESHOLD = 0.98  # score threshold when no calibration is given (log-odds ~ +3.9)
 DEFAULT_CAMPAIGN_INTERVAL_S = 3600.0
 DEFAULT_CAMPAIGN_WINDOW_S = 3 * 86400.0
-ROW_REFRESH_S = 6 * 3600.0  # an already-flagged account's campaign row is refreshed at most this often
+ROW_REFRESH_S = 6 * 3600.0  # the campaign row of an account its own score flags is refreshed at most this often
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -176,7 +176,10 @@ class Detector:
 
     def campaign_snapshot(self, now_ts: float) -> list[AccountRow]:
         """Rows of the accounts active within campaign_window_s before now_ts (cached when unchanged;
-        accounts already flagged, which need no lift, are re-read at most every ROW_REFRESH_S)."""
+        accounts whose own score is over the threshold, which need no lift, are re-read at most every
+        ROW_REFRESH_S). The rule reads the account's own score, not its verdict, so a job's input depends on
+        the accounts' events alone, not on what earlier jobs decided: a history run on Spark (cuirass.spark)
+        rebuilds every job's input exactly from per-account passes."""
         since = now_ts - self.campaign_window_s
         rows = []
         cache = self._rows
@@ -185,7 +188,7 @@ class Detector:
                 continue
             row = cache.get(state.account)
             stale = row is None or (
-                state.dirty and (state.first_flagged_ts is None or now_ts - row.built_ts >= ROW_REFRESH_S)
+                state.dirty and (state.own < self.threshold_logit or now_ts - row.built_ts >= ROW_REFRESH_S)
             )
             if row is None or stale:
                 row = AccountRow(
