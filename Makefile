@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench demo lab fleet install clean
+.PHONY: run test lint bench bench-fleet demo lab fleet install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ bench: $(STAMP)
 	$(BIN)/python bench/hardening_overhead.py
 	$(BIN)/python bench/rewrite_bounds.py
 	CUIRASS_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/security
+
+# The fleet's numbers (issue 18; docs/fleet.md): PostgreSQL, Redis and NATS on their standard local ports.
+bench-fleet: $(STAMP)
+	@command -v nginx >/dev/null && command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx wrk)
+	$(BIN)/python bench/shared_limits.py --write BENCHMARKS.md
+	$(BIN)/python bench/push_delay.py
+	$(BIN)/python bench/event_bus.py
+	$(BIN)/python bench/shard_throughput.py
+	$(BIN)/python bench/fleet_peak.py --write BENCHMARKS.md
+	$(BIN)/python bench/history_spark.py --sizes 1000000
 
 fleet: $(STAMP)
 	$(BIN)/cuirass fleet

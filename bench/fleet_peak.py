@@ -116,7 +116,11 @@ def main() -> None:
         "CUIRASS_DETECTION__PUSH_CHANNEL": f"bench-{run}",
         "CUIRASS_ADMIN_KEY": ADMIN,
     }
-    result: dict[str, Any] = {"seconds": args.seconds, "connections_per_gateway": args.connections}
+    result: dict[str, Any] = {
+        "seconds": args.seconds,
+        "connections_per_gateway": args.connections,
+        "load_before": round(os.getloadavg()[0], 1),  # other work on the machine when the run began
+    }
     try:
         with Procs(workdir) as procs:
             nginx = start_nginx(procs, None)
@@ -232,7 +236,8 @@ def render(r: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         f"`.venv/bin/python bench/fleet_peak.py --seconds {args.seconds:g} --connections {args.connections} "
         f"--accounts {args.accounts}` on {platform.node()} ({os.cpu_count()} cores, everything on the same "
-        "2 cores: nginx, two wrk, two gateways, two shards, the archive, NATS, Redis, PostgreSQL).",
+        "2 cores: nginx, two wrk, two gateways, two shards, the archive, NATS, Redis, PostgreSQL; load average "
+        f"{r['load_before']} from other work when it began).",
         "",
         "| gateway | requests | req/s | p50 ms | p99 ms | errors |",
         "|---|---|---|---|---|---|",
