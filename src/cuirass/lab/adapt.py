@@ -84,12 +84,13 @@ def adapt(
     """The next strategy after reading the reasons: the moves made, each as far as it can still go.
 
     Unseen (recall under ACT_ON), the attacker gets greedier instead: half as many requests again per
-    account, so fewer accounts; that is how it finds where the detector's line is."""
+    account at a pace half again as fast, so fewer accounts; that is how it finds where the detector's line is."""
     made = [name for name, share in calls.items() if share >= ACT_ON]
     changes: dict[str, Any] = {}
     if recall < ACT_ON:
         current = spec.requests or math.ceil(spec.rate_per_day * days)
-        return dataclasses.replace(spec, requests=round(current * 1.5) + 1), ["more requests per account"]
+        greedier = dataclasses.replace(spec, requests=round(current * 1.5) + 1, rate_per_day=spec.rate_per_day * 1.5)
+        return greedier, ["more requests per account"]
     if "rephrase" in made:
         changes.update(
             phrasing="heldout",
@@ -120,7 +121,7 @@ def run(config: AdaptConfig, out_dir: str | Path, progress: bool = True) -> dict
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec, made, target = config.start, ["(start)"], None
-    observed_ratio = 1.0  # harvest requests sent per account / the nominal estimate, learnt from round 1
+    observed_ratio = 1.0  # harvest requests sent per account / the nominal estimate, learnt each round
     calibration: dict[str, Any] | None = None
     rows: list[dict[str, Any]] = []
     bar = _bar(config.rounds, progress)
@@ -131,9 +132,9 @@ def run(config: AdaptConfig, out_dir: str | Path, progress: bool = True) -> dict
         row, verdicts, calibration, sent = _round(config, spec, r, out / f"round-{r}", calibration, progress)
         row["moves"] = made
         rows.append(row)
-        if target is None:
-            target = sent
-            observed_ratio = sent / spec.accounts / per_account(spec, config.traffic.days) if sent else 1.0
+        target = sent if target is None else target
+        if sent:  # what this strategy really yields per account, against what the attacker expected of it
+            observed_ratio = sent / row["accounts"] / per_account(spec, config.traffic.days)
         calls = moves_for({a: verdicts.reasons.get(a, []) for a in row.pop("_flagged")})
         row["reason_shares"] = {k: round(v, 3) for k, v in calls.items() if v}
         spec, made = adapt(spec, calls, r, config.traffic.days, row["recall"])
