@@ -274,8 +274,9 @@ VARY: dict[str, dict[str, tuple[float, float]]] = {
 def vary(spec: CampaignSpec, rng: random.Random) -> CampaignSpec:
     """The spec with its kind's VARY parameters drawn afresh and a new wording draw (others unchanged)."""
     changes: dict[str, Any] = {"wording_seed": rng.randrange(1_000_000)}
+    types = {f.name: f.type for f in dataclasses.fields(CampaignSpec)}  # "int" or "float" (postponed annotations)
     for name, (lo, hi) in VARY.get(spec.kind, {}).items():
-        changes[name] = rng.randint(int(lo), int(hi)) if isinstance(getattr(spec, name), int) else rng.uniform(lo, hi)
+        changes[name] = rng.randint(int(lo), int(hi)) if types[name] in (int, "int") else rng.uniform(lo, hi)
     return dataclasses.replace(spec, **changes)
 
 
