@@ -62,3 +62,17 @@ def test_two_small_rounds_measure_each_round_and_the_strategy_follows_the_reason
     for name in ("adapt.json", "adapt.md", "adapt.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "| round | moves |" in (tmp_path / "adapt.md").read_text()
+
+
+def test_cli_adaptive_prints_the_round_table(tmp_path):
+    from click.testing import CliRunner
+
+    from cuirass.cli import main
+
+    args = ["lab", "detect", "--quick", "--adaptive", "1", "--benign-accounts", "40", "--days", "1"]
+    args += ["--campaign", "hydra:8", "--out", str(tmp_path), "--no-progress"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "| round | moves |" in res.output and (tmp_path / "adapt.json").exists()
+    two = CliRunner().invoke(main, [*args, "--campaign", "thin:5"])
+    assert two.exit_code != 0 and "one campaign" in two.output

@@ -134,7 +134,7 @@ def run(config: AdaptConfig, out_dir: str | Path, progress: bool = True) -> dict
         rows.append(row)
         target = sent if target is None else target
         if sent:  # what this strategy really yields per account, against what the attacker expected of it
-            observed_ratio = sent / row["accounts"] / per_account(spec, config.traffic.days)
+            observed_ratio = sent / spec.accounts / per_account(spec, config.traffic.days)
         calls = moves_for({a: verdicts.reasons.get(a, []) for a in row.pop("_flagged")})
         row["reason_shares"] = {k: round(v, 3) for k, v in calls.items() if v}
         spec, made = adapt(spec, calls, r, config.traffic.days, row["recall"])
@@ -166,9 +166,9 @@ def _round(
     """One round: generate, split, replay at the calibrated threshold, measure."""
     out.mkdir(parents=True, exist_ok=True)
     traffic = dataclasses.replace(config.traffic, campaigns=(spec,))
-    labels = generate(traffic, out / "traffic.jsonl", harvest_times=True)
-    s = split(out / "traffic.jsonl", labels, out, traffic.seed)
-    verdicts, _ = detect_eval.run_cuirass(s, config.fpr, out, progress=False, calibration=calibration)
+    labels = generate(traffic, out / "traffic.jsonl", progress=progress, harvest_times=True)
+    s = split(out / "traffic.jsonl", labels, out, traffic.seed, progress=progress)
+    verdicts, _ = detect_eval.run_cuirass(s, config.fpr, out, progress=progress, calibration=calibration)
     if calibration is None:
         calibration = json.loads((out / "calibration.json").read_text())
     outcome = assess(verdicts, labels, s.test_times, (config.fpr,), 0.9)
