@@ -88,7 +88,7 @@ def adapt(
     made = [name for name, share in calls.items() if share >= ACT_ON]
     changes: dict[str, Any] = {}
     if recall < ACT_ON:
-        current = spec.requests or math.ceil(spec.rate_per_day * days)
+        current = min(spec.requests or math.inf, math.ceil(spec.rate_per_day * days))
         greedier = dataclasses.replace(spec, requests=round(current * 1.5) + 1, rate_per_day=spec.rate_per_day * 1.5)
         return greedier, ["more requests per account"]
     if "rephrase" in made:
@@ -111,7 +111,7 @@ def adapt(
     if "no pivot" in made:
         changes["pivot"] = False
     if "fewer requests per account" in made:
-        current = spec.requests or math.ceil(spec.rate_per_day * days)
+        current = min(spec.requests or math.inf, math.ceil(spec.rate_per_day * days))
         changes["requests"] = max(4, round(current * 0.6))
     return dataclasses.replace(spec, **changes), made
 
