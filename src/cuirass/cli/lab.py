@@ -6,12 +6,15 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from cuirass.lab.traffic import PRESETS, CampaignSpec, TrafficConfig, generate, labels_path, parse_campaign
 from cuirass.lab.traffic.generate import DEFAULT_CAMPAIGNS
+
+if TYPE_CHECKING:
+    from cuirass.lab.detect_eval import EvalConfig
 
 T = TypeVar("T")
 
@@ -130,6 +133,27 @@ def traffic(
     help="Replace the config's campaigns (repeatable), e.g. to test an unseen variant.",
 )
 @click.option("--days", type=click.FloatRange(0.1, 365), help="Override the config's window.")
+@click.option(
+    "--vary",
+    is_flag=True,
+    help="Draw each campaign's parameters from its kind's ranges (by --seed), e.g. thin, stealth_chat, agentic_cloud.",
+)
+@click.option(
+    "--hard-negatives",
+    type=click.IntRange(0, 1_000_000),
+    default=0,
+    show_default=True,
+    help="Extra benign accounts that look heavy or alike: large NAT organisations, tutoring and chat apps.",
+)
+@click.option(
+    "--adaptive",
+    "rounds",
+    type=click.IntRange(1, 50),
+    default=None,
+    metavar="ROUNDS",
+    help="Adaptive attacker: the one --campaign (default hydra) reads its flagged accounts' reasons and changes "
+    "course each round; writes adapt.md, adapt.json, adapt.png.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the tables.")
 def detect(
@@ -141,22 +165,35 @@ def detect(
     benign_accounts: int | None,
     campaigns: tuple[CampaignSpec, ...],
     days: float | None,
+    vary: bool,
+    hard_negatives: int,
+    rounds: int | None,
     progress: bool,
     as_json: bool,
 ) -> None:
-    """Evaluate detection: calibrate on benign half A, replay the rest, compare with honeypotllm."""
+    """Evaluate detection: calibrate on benign half A, replay the rest, compare with honeypotllm.
+
+    With --adaptive ROUNDS, play an attacker who adapts to the detector's reasons instead."""
     import dataclasses
+    import random
 
     from cuirass.lab import detect_eval, summary
+    from cuirass.lab.traffic.campaigns import vary as vary_spec
 
     config = detect_eval.quick_config(seed) if quick else detect_eval.full_config(seed)
+    if vary:
+        campaigns = tuple(vary_spec(c, random.Random(f"{seed}:vary:{i}")) for i, c in enumerate(campaigns))
     traffic = dataclasses.replace(
         config.traffic,
         benign_accounts=_given(benign_accounts, config.traffic.benign_accounts),
         campaigns=campaigns or config.traffic.campaigns,
         days=_given(days, config.traffic.days),
+        hard_negatives=hard_negatives,
     )
     config = dataclasses.replace(config, fpr=fpr, traffic=traffic)
+    if rounds is not None:
+        _adaptive(config, campaigns, rounds, quick, out, progress, as_json)
+        return
     try:
         results = detect_eval.run(config, out, honeypot_python=honeypot_python, progress=progress)
     except (ImportError, FileNotFoundError, RuntimeError, ValueError) as exc:
@@ -167,7 +204,42 @@ def detect(
     click.echo("\n".join(summary.headline(results)))
     click.echo("")
     click.echo("\n".join(summary.by_campaign_kind(results)))
+    hard = results["detectors"]["cuirass"]["hard_negatives"]
+    if hard["accounts"]:
+        click.echo(
+            f"\nhard negatives ({', '.join(hard['kinds'])}): {hard['flagged']}/{hard['accounts']} flagged "
+            f"({hard['fpr']:.2%})"
+        )
     click.echo(f"\nfull report: {out / 'summary.md'}  (results.json, roc.png, leakage-*.png)", file=sys.stdout)
+
+
+def _adaptive(
+    config: EvalConfig,
+    campaigns: tuple[CampaignSpec, ...],
+    rounds: int,
+    quick: bool,
+    out: Path,
+    progress: bool,
+    as_json: bool,
+) -> None:
+    """`lab detect --adaptive`: the rounds, then the per-round table and where the files are."""
+    import dataclasses
+
+    from cuirass.lab import adapt, detect_eval
+
+    if len(campaigns) > 1:
+        raise click.BadParameter("--adaptive plays one campaign: give at most one --campaign", param_hint="--campaign")
+    start = campaigns[0] if campaigns else dataclasses.replace(PRESETS["hydra"], accounts=30 if quick else 300)
+    plan = adapt.AdaptConfig(config.traffic, start, rounds=rounds, fpr=config.fpr)
+    try:
+        results = adapt.run(plan, out, progress=progress)
+    except (ImportError, FileNotFoundError, RuntimeError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(detect_eval.finite(results), indent=2))
+        return
+    click.echo("\n".join(adapt.table(results["rounds"])))
+    click.echo(f"\nfull report: {out / 'adapt.md'}  (adapt.json, adapt.png, round-N/report.json)")
 
 
 @lab.command("train-reference")

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from cuirass.lab import metrics
+from cuirass.lab.traffic.benign import HARD_NEGATIVE_KINDS
 
 
 @dataclasses.dataclass
@@ -57,6 +58,13 @@ def assess(
             "attack_accounts": len(attack),
             "recall": _share(attack, flagged),
         },
+    }
+    hard = [a for a in benign if info[a]["kind"] in HARD_NEGATIVE_KINDS]
+    out["hard_negatives"] = {
+        "kinds": list(HARD_NEGATIVE_KINDS),
+        "accounts": len(hard),
+        "flagged": sum(a in flagged for a in hard),
+        "fpr": _share(hard, flagged),
     }
     kinds: dict[tuple[str, str], list[str]] = defaultdict(list)
     for a in test:

@@ -27,6 +27,7 @@ from cuirass.lab.assess import Verdicts, assess
 from cuirass.lab.peers import honeypot
 from cuirass.lab.split import Split, split
 from cuirass.lab.traffic import PRESETS, CampaignSpec, TrafficConfig, generate
+from cuirass.lab.traffic.campaigns import CORE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +41,9 @@ class EvalConfig:
 
 
 def _campaigns(size: int, naive: int) -> tuple[CampaignSpec, ...]:
-    return tuple(dataclasses.replace(spec, accounts=naive if spec.independent else size) for spec in PRESETS.values())
+    return tuple(
+        dataclasses.replace(PRESETS[kind], accounts=naive if PRESETS[kind].independent else size) for kind in CORE
+    )
 
 
 def quick_config(seed: int = 0) -> EvalConfig:
@@ -53,8 +56,11 @@ def full_config(seed: int = 0) -> EvalConfig:
     return EvalConfig(TrafficConfig(seed=seed, benign_accounts=5000, campaigns=_campaigns(1000, 5), days=14.0))
 
 
-def run_cuirass(s: Split, fpr: float, out_dir: Path, progress: bool = False) -> tuple[Verdicts, dict[str, float]]:
-    """Calibrate Cuirass on the calibration half, replay the test set, turn the report into verdicts.
+def run_cuirass(
+    s: Split, fpr: float, out_dir: Path, progress: bool = False, calibration: dict[str, Any] | None = None
+) -> tuple[Verdicts, dict[str, float]]:
+    """Calibrate Cuirass on the calibration half (unless `calibration` is given), replay the test set, turn
+    the report into verdicts.
 
     The calibration and the detection report are kept in out_dir (calibration.json, report.json)."""
     from cuirass.detect.calibrate import calibrate
@@ -63,8 +69,9 @@ def run_cuirass(s: Split, fpr: float, out_dir: Path, progress: bool = False) -> 
 
     timings = {}
     t0 = time.perf_counter()
-    with _bar("calibrate", s.calibration_events, progress) as tick:
-        calibration = calibrate(read_jsonl(s.calibration), fpr=fpr, progress=tick)
+    if calibration is None:
+        with _bar("calibrate", s.calibration_events, progress) as tick:
+            calibration = calibrate(read_jsonl(s.calibration), fpr=fpr, progress=tick)
     timings["calibrate_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     with _bar("replay", s.test_events, progress) as tick:  # the test file is in time order already

@@ -1,4 +1,4 @@
-"""PNG figures of a detection evaluation: ROC curves (log FPR) and leakage over event time."""
+"""PNG figures of a detection evaluation: ROC curves (log FPR), leakage over event time, adaptive rounds."""
 
 from __future__ import annotations
 
@@ -68,6 +68,29 @@ def leakage(
         title=f"Leakage over time ({v.name})",
     )
     ax.legend(loc="lower left", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def rounds(rows: list[dict[str, Any]], out: Path) -> Path:
+    """Adaptive attacker: recall and leakage per round (left), the attacker's cost per 1k harvested answers (right)."""
+    plt = _pyplot()
+    fig, (ax, cost) = plt.subplots(1, 2, figsize=(10, 4))
+    xs = [row["round"] for row in rows]
+    ax.plot(xs, [row["recall"] for row in rows], "o-", label="recall (accounts flagged)")
+    ax.plot(xs, [row["leakage"] for row in rows], "s-", label="leakage (served before the flag)")
+    ax.plot(xs, [row["benign_fpr"] for row in rows], "^:", label="benign FPR")
+    ax.set(xlabel="round", ylabel="share", ylim=(0, 1.02), xticks=xs, title="Detection per round")
+    ax.legend(loc="best", fontsize="small")
+    for key in ("accounts", "cards", "addresses", "days"):
+        ys = [row["per_1k_answers"][key] for row in rows]
+        cost.plot(
+            xs, [y if np.isfinite(y) else np.nan for y in ys], "o-", label=key if key != "days" else "account-days"
+        )
+    cost.set(xlabel="round", ylabel="per 1,000 harvested answers", yscale="log", xticks=xs, title="Attacker's cost")
+    cost.legend(loc="best", fontsize="small")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)

@@ -49,6 +49,14 @@ AGENT_SYSTEM = (
     "a time, inspect the result, and continue until the goal is reached.",
 )
 
+# Held-out agent system prompts (issue 19): wording no other lab actor uses.
+AGENT_SYSTEM_HELDOUT = (
+    "You operate inside a throwaway dev container with a few tools. Say what you intend and why before "
+    "each tool use, check results as you go, and wrap up once the job is done.",
+    "Act as a hands-on engineering agent: reason briefly about the next action, invoke a single tool, "
+    "read what comes back, and repeat until you can report the finished result.",
+)
+
 
 def _call(rng: random.Random, name: str, args: dict[str, Any]) -> dict[str, Any]:
     return {

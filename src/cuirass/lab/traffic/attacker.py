@@ -23,6 +23,7 @@ from cuirass.lab.traffic.identity import (
     CLOUD,
     Identity,
     address,
+    browser_agent,
     home_addresses,
     host_in,
     opaque_id,
@@ -30,9 +31,9 @@ from cuirass.lab.traffic.identity import (
     sdk_agent,
     subnet,
 )
-from cuirass.lab.traffic.record import event
+from cuirass.lab.traffic.record import assistant, event, tokens, user
 from cuirass.lab.traffic.sources import Conversation, HarvestItem, harvest
-from cuirass.lab.traffic.templates import SYSTEM_TUTOR, Elicitor
+from cuirass.lab.traffic.templates import FOLLOW_UP_HELDOUT, SYSTEM_TUTOR, Elicitor
 from cuirass.lab.traffic.world import World
 
 _SWEEP = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -81,12 +82,16 @@ def _plan_one(world: World, spec: CampaignSpec, cid: str, key: tuple[int, ...]) 
         if j in on_ip:
             net = nets[j % len(nets)]
             ips, sticky = tuple(host_in(mrng, net) for _ in range(2)), 0.7
+        elif spec.addresses == "home":  # one residential address of its own
+            ips, sticky = (address(mrng),), 1.0
+        elif spec.addresses == "cloud":  # its own rented host, each in another /24
+            ips, sticky = (host_in(mrng, subnet(mrng, CLOUD)),), 1.0
         elif spec.timing == "human":
             ips, sticky = home_addresses(mrng)
         else:  # residential proxies, rotating
             ips, sticky = tuple(address(mrng) for _ in range(5)), 0.3
         card = cards[j % len(cards)] if j in on_card else payment_fingerprint(world.seed, account)
-        ua = shared_ua if j in on_ua else sdk_agent(mrng)
+        ua = shared_ua if j in on_ua else browser_agent(mrng) if spec.agent == "browser" else sdk_agent(mrng)
         if mrng.random() < spec.creation_burst:
             created = burst_at + mrng.uniform(0, 6 * HOUR)
         elif spec.timing == "human":  # aged or bought accounts
@@ -96,8 +101,9 @@ def _plan_one(world: World, spec: CampaignSpec, cid: str, key: tuple[int, ...]) 
         members.append(Identity(account, opaque_id("org", world.seed, cid, j), ips, ua, card, created, sticky))
     order = _order(rng, spec)
     rubrics = (RUBRICS[:1], tuple(rng.sample(RUBRICS, 2)), RUBRICS)[spec.paraphrase]
+    heldout = spec.phrasing == "heldout"
     system_prompt = (
-        rng.choice(agentic.AGENT_SYSTEM)
+        rng.choice(agentic.AGENT_SYSTEM_HELDOUT if heldout else agentic.AGENT_SYSTEM)
         if spec.style == "agentic"
         else "You are an impartial expert grader."
         if spec.style == "rubric"
@@ -108,7 +114,9 @@ def _plan_one(world: World, spec: CampaignSpec, cid: str, key: tuple[int, ...]) 
         "payment_fingerprints": cards if n_shared else [],
         "user_agents": [shared_ua] if n_shared else [],
     }
-    return Campaign(cid, spec, members, order, Elicitor(rng, spec.paraphrase), system_prompt, rubrics, start, shared)
+    wrng = rng if spec.wording_seed == 0 else world.rng("wording", cid, spec.wording_seed)
+    elicitor = Elicitor(wrng, spec.paraphrase, heldout, spec.wordings)
+    return Campaign(cid, spec, members, order, elicitor, system_prompt, rubrics, start, shared)
 
 
 def _order(rng: random.Random, spec: CampaignSpec) -> list[HarvestItem]:
@@ -183,7 +191,10 @@ def stream(world: World, c: Campaign, j: int, decoy: tuple[Conversation, ...]) -
     cover: list[tuple[str, str]] = []
     cover_at = n_cover = n_harvest = sweep = 0
     last = -math.inf
+    cap = spec.requests or math.inf
     for r, slot in enumerate(_slots(rng, world, c, j, hab)):
+        if n_cover + n_harvest >= cap:
+            return
         t = max(slot, last + 0.5)
         model = world.new_model if pivot_at is not None and t >= pivot_at else world.models[0]
         if n_cover < spec.benign_mix * (n_cover + n_harvest + 1):  # cover traffic keeps its share exactly
@@ -210,6 +221,25 @@ def stream(world: World, c: Campaign, j: int, decoy: tuple[Conversation, ...]) -
             if last >= world.window.end:
                 return
             yield ev
+        if spec.style != "agentic" and rng.random() < spec.follow_up and n_cover + n_harvest < cap:
+            ev = _follow_up(rng, who, ev, last)
+            n_cover, last = n_cover + 1, ev["ts"]
+            if last >= world.window.end:
+                return
+            yield ev
+
+
+def _follow_up(rng: random.Random, who: Identity, asked: dict[str, Any], after: float) -> dict[str, Any]:
+    """A turn that reads the harvested answer and asks about it, after a human's reading time: it costs
+    the operator a request and hides the single-shot habit (a cover request, not a harvested answer)."""
+    reply = asked["response"]["content"]
+    question = rng.choice(FOLLOW_UP_HELDOUT)
+    t = after + generation_latency(rng, tokens(reply)) + think_time(rng, len(reply), len(question))
+    messages = [*asked["messages"], assistant(reply), user(question)]
+    answer = "Sure, looking at that part again: the step follows from the one before it, so the answer stands."
+    ev = event(t, rng, who, asked["model"], messages, dict(asked["params"]), answer)
+    ev["_tag"] = "cover"
+    return ev
 
 
 def _probe(rng: random.Random, params: dict[str, Any], sweep: int) -> int:

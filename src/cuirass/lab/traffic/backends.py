@@ -49,12 +49,13 @@ class Backend:
     adopt_at: float | None
 
 
-def plan_backends(world: World, n_people: int) -> list[Backend]:
-    """A few backends, scaled with the benign population: ~1 chat app per 500 people, etc."""
+def plan_backends(world: World, n_people: int, hard: int = 0) -> list[Backend]:
+    """A few backends, scaled with the benign population: ~1 chat app per 500 people, etc.; `hard`
+    hard negatives add one tutoring app and one chat app per 150."""
     counts = {
-        "chat_app": max(2, round(n_people / 500)),
+        "chat_app": max(2, round(n_people / 500)) + hard // 150,
         "wrapper_app": max(1, round(n_people / 1000)),
-        "tutor_app": max(1, round(n_people / 2500)),
+        "tutor_app": max(1, round(n_people / 2500)) + hard // 150,
     }
     out = []
     for kind, n in counts.items():

@@ -36,6 +36,9 @@ from cuirass.lab.traffic.world import World
 
 # Share of individual accounts per kind (backends are planned separately, see backends.py).
 KINDS = (("casual", 0.62), ("power", 0.14), ("student", 0.13), ("batch", 0.05), ("agent_dev", 0.06))
+# Hard negatives (issue 19): benign accounts that look heavy or alike. "corp" are employees of large
+# organisations behind one NAT with one company card, an internal tool's agent and a single onboarding day.
+HARD_NEGATIVE_KINDS = ("corp", "power", "chat_app", "wrapper_app", "tutor_app")
 TEAM_SHARE = 0.2  # chance scale of starting a team; with teams of 3-25 about a quarter of people end up in one
 _BATCH_TEMPLATES = (
     "Classify the sentiment of the following text as positive, negative or neutral. Reply with one word.\n\nText: {x}",
@@ -89,8 +92,9 @@ def adoption(rng: random.Random, world: World) -> float | None:
     return world.window.release + rng.expovariate(1 / (4 * DAY))
 
 
-def plan_people(world: World, n: int, pool_size: int) -> list[Person]:
-    """n benign people with identities, habits, clients and disjoint stretches of the conversation deck."""
+def plan_people(world: World, n: int, pool_size: int, corporate: int = 0) -> list[Person]:
+    """n benign people with identities, habits, clients and disjoint stretches of the conversation deck,
+    then `corporate` employees of large organisations (hard negatives)."""
     rng = world.rng("benign-plan")
     kinds = [k for k, _ in KINDS]
     weights = [w for _, w in KINDS]
@@ -121,6 +125,18 @@ def plan_people(world: World, n: int, pool_size: int) -> list[Person]:
             Person(who, kind, habit(prng), client_params(prng), adoption(prng, world), deck % pool_size, activity)
         )
         deck += int(activity * world.window.days / 7 * 2) + 2
+    left, k = corporate, 0
+    while left > 0:  # organisations of 30-120 people, one NAT, one card, one onboarding day
+        size = min(left, rng.randint(30, 120))
+        org, nat, fp, ua, created = _team(world, rng, n + k)
+        for e in range(size):
+            prng = world.rng("benign-corp", k, e)
+            account = opaque_id("acct", world.seed, "corp", k, e)
+            activity = prng.lognormvariate(math.log(6.0), 0.6)
+            who = Identity(account, org, nat, ua, fp, created + prng.uniform(0, 2 * HOUR), 0.5)
+            people.append(Person(who, "corp", habit(prng, profile="office"), client_params(prng), None, deck, activity))
+            deck += int(activity * world.window.days / 7 * 2) + 2
+        left, k = left - size, k + 1
     return people
 
 
@@ -187,6 +203,8 @@ def _activity(rng: random.Random, kind: str) -> str:
         return rng.choices(("chat", "batch"), weights=(85, 15))[0]
     if kind == "agent_dev":
         return rng.choices(("chat", "agent"), weights=(50, 50))[0]
+    if kind == "corp":
+        return rng.choices(("chat", "problem", "batch", "agent"), weights=(70, 10, 10, 10))[0]
     return "chat"
 
 

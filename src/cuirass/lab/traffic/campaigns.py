@@ -2,12 +2,16 @@
 
 A campaign is a set of accounts run by one operator to harvest outputs. Presets follow the
 threat model in docs/architecture.md; `agentic` and `rubric` are held out: the detector's authors did not
-tune on them, so they measure generalisation.
+tune on them, so they measure generalisation. The VARIANTS (issue 19) are the weak spots: a thin network,
+a stealthy chat-and-harvest campaign and tool-use harvesting from cloud hosts, all built from the held-out
+slice of the tasks and from wording no other preset uses; `vary` draws their parameters per seed, so an
+evaluation covers a range of them instead of one point.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import random
 from typing import Any
 
 
@@ -35,6 +39,13 @@ class CampaignSpec:
     ramp: float = 0.0  # accounts join over this fraction of the window after the start
     independent: bool = False  # every account is its own one-account campaign (lone scrapers)
     held_out: bool = False
+    requests: int = 0  # most requests one account sends, cover included (0: no cap, the rate runs to the end)
+    phrasing: str = "lab"  # lab | heldout: the wording pool (heldout: never used by the lab's presets)
+    wordings: int = 0  # base wordings the network shares (0: the paraphrase level's default)
+    wording_seed: int = 0  # which wordings it draws: a new value is a new phrasing
+    follow_up: float = 0.0  # share of harvest requests followed by a turn that reads the answer
+    addresses: str = "auto"  # auto (proxies or homes by timing) | home (one home address each) | cloud
+    agent: str = "sdk"  # sdk (a common client library) | browser (each account its own browser build)
 
     def __post_init__(self) -> None:
         for name in (
@@ -46,6 +57,7 @@ class CampaignSpec:
             "probe",
             "start",
             "ramp",
+            "follow_up",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -60,6 +72,15 @@ class CampaignSpec:
             raise ValueError(f"campaign {self.kind}: unknown timing {self.timing!r}")
         if self.paraphrase not in (0, 1, 2):
             raise ValueError(f"campaign {self.kind}: paraphrase must be 0, 1 or 2")
+        for name, allowed in (
+            ("phrasing", ("lab", "heldout")),
+            ("addresses", ("auto", "home", "cloud")),
+            ("agent", ("sdk", "browser")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"campaign {self.kind}: {name} must be one of {', '.join(allowed)}")
+        if self.requests < 0 or self.wordings < 0:
+            raise ValueError(f"campaign {self.kind}: requests and wordings must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -153,6 +174,110 @@ PRESETS: dict[str, CampaignSpec] = {
         held_out=True,
     ),
 }
+
+
+_HELDOUT_TASKS = (("gsm8k_heldout", 0.55), ("humaneval_heldout", 0.15), ("seed_tasks_heldout", 0.3))
+
+# The weak spots of issue 19, modelled on the provider reports of 2026 (DESIGN.md "Threat model"): proxy
+# resellers keep every account under the limits and mix harvesting with ordinary traffic; agents are
+# harvested from rented cloud hosts.
+PRESETS.update(
+    {
+        # ~1,000 accounts with about a dozen requests each over two weeks, each its own home address, card and
+        # browser, a few loose wordings shared across the network and paraphrased per request.
+        "thin": CampaignSpec(
+            "thin",
+            sources=_HELDOUT_TASKS,
+            rate_per_day=1.5,
+            requests=12,
+            cot_fraction=0.6,
+            paraphrase=2,
+            phrasing="heldout",
+            wordings=3,
+            benign_mix=0.15,
+            timing="human",
+            jitter=0.5,
+            start=0.0,
+            ramp=0.3,
+            addresses="home",
+            agent="browser",
+            held_out=True,
+        ),
+        # Hundreds of accounts that chat for real (cover conversations), follow up on the answers they harvest,
+        # and keep human hours; clean infrastructure.
+        "stealth_chat": CampaignSpec(
+            "stealth_chat",
+            sources=_HELDOUT_TASKS,
+            rate_per_day=10,
+            cot_fraction=0.6,
+            paraphrase=2,
+            phrasing="heldout",
+            benign_mix=0.5,
+            follow_up=0.4,
+            timing="human",
+            jitter=0.5,
+            start=0.2,
+            ramp=0.3,
+            addresses="home",
+            held_out=True,
+        ),
+        # Tool-use trajectories harvested from rented cloud hosts, each account on its own host, no shared card.
+        "agentic_cloud": CampaignSpec(
+            "agentic_cloud",
+            sources=(("humaneval_heldout", 0.6), ("seed_tasks_heldout", 0.4)),
+            style="agentic",
+            rate_per_day=6,
+            paraphrase=1,
+            phrasing="heldout",
+            system_prompt_reuse=0.6,
+            benign_mix=0.1,
+            timing="poisson",
+            jitter=0.5,
+            creation_burst=0.2,
+            pivot=True,
+            pivot_hours=12,
+            start=0.2,
+            ramp=0.2,
+            addresses="cloud",
+            held_out=True,
+        ),
+    }
+)
+CORE = ("naive", "hydra", "stealth", "agentic", "rubric")  # the lab's default campaigns (issue 3)
+VARIANTS = ("thin", "stealth_chat", "agentic_cloud")  # the weak spots of issue 19
+
+# The range each variant's parameters are drawn from by `vary` (floats uniform, ints inclusive).
+VARY: dict[str, dict[str, tuple[float, float]]] = {
+    "thin": {
+        "requests": (8, 16),
+        "rate_per_day": (0.8, 1.6),
+        "cot_fraction": (0.4, 0.9),
+        "wordings": (2, 5),
+        "benign_mix": (0.0, 0.3),
+        "follow_up": (0.0, 0.3),
+    },
+    "stealth_chat": {
+        "rate_per_day": (6, 14),
+        "cot_fraction": (0.4, 0.9),
+        "benign_mix": (0.3, 0.7),
+        "follow_up": (0.2, 0.6),
+    },
+    "agentic_cloud": {
+        "rate_per_day": (3, 9),
+        "system_prompt_reuse": (0.3, 0.9),
+        "benign_mix": (0.0, 0.3),
+        "creation_burst": (0.0, 0.5),
+    },
+}
+
+
+def vary(spec: CampaignSpec, rng: random.Random) -> CampaignSpec:
+    """The spec with its kind's VARY parameters drawn afresh and a new wording draw (others unchanged)."""
+    changes: dict[str, Any] = {"wording_seed": rng.randrange(1_000_000)}
+    types = {f.name: f.type for f in dataclasses.fields(CampaignSpec)}  # "int" or "float" (postponed annotations)
+    for name, (lo, hi) in VARY.get(spec.kind, {}).items():
+        changes[name] = rng.randint(int(lo), int(hi)) if types[name] in (int, "int") else rng.uniform(lo, hi)
+    return dataclasses.replace(spec, **changes)
 
 
 def parse_campaign(arg: str) -> CampaignSpec:

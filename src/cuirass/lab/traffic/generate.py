@@ -42,6 +42,7 @@ class TrafficConfig:
     days: float = 14.0
     start: float = DEFAULT_START
     release: float = 0.55  # when the new model is released, as a fraction of the window
+    hard_negatives: int = 0  # extra benign accounts that look heavy or alike: large NAT organisations, apps
 
     def world(self) -> World:
         window = Window(self.start, self.days, self.start + self.release * self.days * DAY)
@@ -54,6 +55,7 @@ class TrafficConfig:
             "days": self.days,
             "start": self.start,
             "release": self.release,
+            "hard_negatives": self.hard_negatives,
             "campaigns": [c.to_dict() for c in self.campaigns],
         }
 
@@ -64,8 +66,13 @@ def labels_path(out: str | Path) -> Path:
     return out.with_name(out.name.removesuffix(".jsonl") + ".labels.json")
 
 
-def generate(config: TrafficConfig, out: str | Path, progress: bool = False) -> dict[str, Any]:
-    """Write the traffic to `out` (and its labels beside it); return the labels."""
+def generate(
+    config: TrafficConfig, out: str | Path, progress: bool = False, harvest_times: bool = False
+) -> dict[str, Any]:
+    """Write the traffic to `out` (and its labels beside it); return the labels.
+
+    With `harvest_times`, the labels also say when each attacker account was sent a harvested answer
+    (`harvest_times`: account -> times), which is what an attacker's yield is counted from."""
     world = config.world()
     pool, decoy = sharegpt()
     order = list(range(len(pool)))
@@ -80,10 +87,11 @@ def generate(config: TrafficConfig, out: str | Path, progress: bool = False) -> 
     }
     accounts = labels["accounts"]
     streams: list[Iterator[dict[str, Any]]] = []
-    for person in benign.plan_people(world, config.benign_accounts, len(pool)):
+    corporate = config.hard_negatives - config.hard_negatives // 150 * 2
+    for person in benign.plan_people(world, config.benign_accounts, len(pool), corporate):
         accounts[person.who.account] = _label("benign", person.kind)
         streams.append(benign.stream(world, person, pool, order))
-    for backend in backends.plan_backends(world, config.benign_accounts):
+    for backend in backends.plan_backends(world, config.benign_accounts, config.hard_negatives):
         accounts[backend.who.account] = _label("benign", backend.kind)
         streams.append(backends.stream(world, backend, pool))
     for index, spec in enumerate(config.campaigns, 1):
@@ -103,6 +111,7 @@ def generate(config: TrafficConfig, out: str | Path, progress: bool = False) -> 
                 streams.append(attacker.stream(world, campaign, j, decoy))
     counts: Counter[str] = Counter()
     covers: Counter[str] = Counter()
+    harvested: dict[str, list[float]] = {}
     bar = _progress(progress)
     with open(out, "wb") as fh:
         buffer: list[bytes] = []
@@ -111,6 +120,8 @@ def generate(config: TrafficConfig, out: str | Path, progress: bool = False) -> 
             counts[ev["account"]] += 1
             if tag == "cover":
                 covers[ev["account"]] += 1
+            elif tag == "harvest" and harvest_times:
+                harvested.setdefault(ev["account"], []).append(ev["ts"])
             buffer.append(orjson.dumps(ev, option=orjson.OPT_APPEND_NEWLINE))
             if len(buffer) >= 4096:
                 fh.write(b"".join(buffer))
@@ -125,6 +136,8 @@ def generate(config: TrafficConfig, out: str | Path, progress: bool = False) -> 
         if info["label"] == "attack":
             info["cover"] = covers.get(account, 0)
     labels["events"] = sum(counts.values())
+    if harvest_times:
+        labels["harvest_times"] = harvested
     labels_path(out).write_bytes(orjson.dumps(labels, option=orjson.OPT_INDENT_2))
     return labels
 

@@ -103,6 +103,20 @@ def sdk_agent(rng: random.Random) -> str:
     return rng.choices([a for a, _ in SDK_AGENTS], weights=[w for _, w in SDK_AGENTS])[0]
 
 
+def browser_agent(rng: random.Random) -> str:
+    """A Chromium browser's user agent down to its build number: thousands of accounts, hardly two alike."""
+    os_part = rng.choice(
+        (
+            "Windows NT 10.0; Win64; x64",
+            "Macintosh; Intel Mac OS X 10_15_7",
+            "X11; Linux x86_64",
+            "Macintosh; Intel Mac OS X 14_5",
+        )
+    )
+    build = f"{rng.randint(118, 133)}.0.{rng.randint(5000, 6999)}.{rng.randint(0, 250)}"
+    return f"Mozilla/5.0 ({os_part}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{build} Safari/537.36"
+
+
 def address(rng: random.Random, prefixes: tuple[str, ...] = RESIDENTIAL) -> str:
     """A host in a random /16 of the given first-octet family."""
     return f"{rng.choice(prefixes).format(rng.randrange(256))}.{rng.randrange(256)}.{rng.randrange(1, 255)}"

@@ -27,6 +27,8 @@ _ROLES = {
     "bing": "assistant",
 }
 DECOY_SHARE = 0.2  # share of ShareGPT conversations reserved for attackers' benign-looking mix
+HARVEST_SOURCES = ("gsm8k", "humaneval", "seed_tasks")
+HELDOUT_SHARE = 0.25  # share of each harvest source kept apart for the held-out variants (`<source>_heldout`)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -149,9 +151,26 @@ def _seed_tasks() -> tuple[HarvestItem, ...]:
     return tuple(items)
 
 
+def _is_heldout(key: str) -> bool:
+    digest = hashlib.sha256(b"cuirass-lab-heldout:" + key.encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < HELDOUT_SHARE
+
+
 @functools.cache
 def harvest(source: str) -> tuple[HarvestItem, ...]:
-    """Items of one harvest source: gsm8k (train), gsm8k_test, humaneval or seed_tasks."""
+    """Items of one harvest source: gsm8k (train), gsm8k_test, humaneval or seed_tasks.
+
+    Each of the three harvested sources is split by a keyed hash of the item: `<source>` is the part the
+    lab's presets harvest, `<source>_heldout` the disjoint rest, for variants built from tasks no
+    detector author has seen in lab traffic. (gsm8k_test is what benign students ask; it is never harvested.)"""
+    base = source.removesuffix("_heldout")
+    if base in HARVEST_SOURCES:
+        held = source != base
+        return tuple(item for item in _load(base) if _is_heldout(item.key) == held)
+    return _load(source)
+
+
+def _load(source: str) -> tuple[HarvestItem, ...]:
     loaders = {
         "gsm8k": lambda: _gsm8k("train"),
         "gsm8k_test": lambda: _gsm8k("test"),
@@ -161,6 +180,3 @@ def harvest(source: str) -> tuple[HarvestItem, ...]:
     if source not in loaders:
         raise ValueError(f"unknown harvest source {source!r}; choose from {sorted(loaders)}")
     return loaders[source]()
-
-
-HARVEST_SOURCES = ("gsm8k", "humaneval", "seed_tasks")

@@ -32,6 +32,30 @@ COT_FOREIGN = (
     "ステップごとに考え、最終的な答えの前に推論をすべて書き出してください。",
     "Pense passo a passo e mostre todo o seu raciocínio antes da resposta final.",
 )
+# Held-out wording (issue 19): no lab preset and no benign actor uses these, so a detector tuned on lab
+# traffic has never seen them. Loose, conversational, as a careful operator writes after reading reports.
+COT_HELDOUT = (
+    "Could you go through how you'd reason about this, bit by bit, and land on the answer at the end?",
+    "Talk me through it like you're thinking aloud, then tell me what you get.",
+    "I'd like to see the whole path from the question to the answer, not just the result.",
+    "Lay out the logic piece by piece, checking each part, and finish with the answer.",
+    "Mind showing the intermediate stages? I want to follow how the answer comes about.",
+    "Reason it out fully first (every stage), then give me the bottom line.",
+    "Please narrate the solving process in order and only afterwards state the outcome.",
+    "Go slowly and justify each move you make on the way to the answer.",
+    "What would an expert's scratch work look like here? Write it all out, then answer.",
+    "Unpack your thinking in numbered stages before you commit to an answer.",
+)
+# Follow-ups that read the answer, as a person checking it would (held-out wording, like COT_HELDOUT).
+FOLLOW_UP_HELDOUT = (
+    "hm, why is that second part right?",
+    "could you double-check the last bit?",
+    "nice. and what if the numbers were halved?",
+    "what's the intuition behind that step?",
+    "ok that makes sense, can you say it shorter?",
+    "wait, where did that number come from?",
+    "is there a quicker way to see it?",
+)
 
 # Word-level paraphrase: each key may be replaced by any of its alternatives.
 _SYNONYMS = {
@@ -45,6 +69,25 @@ _SYNONYMS = {
     "detail": ("depth", "full detail", "a thorough way"),
     "before": ("prior to",),
     "carefully": ("thoroughly", "slowly", "with care"),
+}
+# The held-out wording's own paraphrase table (the lab's table would barely touch it).
+_SYNONYMS_HELDOUT = {
+    "answer": ("result", "solution", "bottom line"),
+    "piece by piece": ("part by part", "bit by bit", "stage by stage"),
+    "bit by bit": ("piece by piece", "little by little", "one piece at a time"),
+    "whole": ("entire", "full", "complete"),
+    "intermediate": ("in-between", "middle"),
+    "Talk me through": ("Walk me through", "Take me through", "Run me through"),
+    "thinking aloud": ("thinking out loud", "musing aloud"),
+    "Go slowly": ("Take it slow", "Don't rush"),
+    "justify": ("defend", "give the reason for"),
+    "stages": ("steps", "phases"),
+    "scratch work": ("rough working", "scratchpad"),
+    "Please": ("Kindly", "Could you"),
+    "Lay out": ("Set out", "Spell out"),
+    "Unpack": ("Open up", "Break down"),
+    "I'd like": ("I want", "I'd love"),
+    "Mind showing": ("Could you show", "Can you include"),
 }
 _FILLERS = ("", "", "", "Please. ", "Hi! ", "Quick one: ", "Hey, ", "I need help. ", "Thanks in advance. ")
 
@@ -70,8 +113,8 @@ SYSTEM_TUTOR = (
 )
 
 
-def _substitute(rng: random.Random, text: str, rate: float) -> str:
-    for key, alternatives in _SYNONYMS.items():
+def _substitute(rng: random.Random, text: str, rate: float, table: dict[str, tuple[str, ...]] = _SYNONYMS) -> str:
+    for key, alternatives in table.items():
         if key in text and rng.random() < rate:
             text = text.replace(key, rng.choice(alternatives), 1)
     return text
@@ -91,23 +134,29 @@ class Elicitor:
 
     level 0: one fixed wording, always appended; level 1: a few wordings, light synonym swaps;
     level 2: any wording per request, heavy synonyms, random placement and casing, some foreign.
+    `heldout` draws from COT_HELDOUT instead; `wordings` > 0 fixes how many base wordings are shared
+    (a thin network's "few loose phrasings", paraphrased at its level).
     """
 
-    def __init__(self, rng: random.Random, level: int) -> None:
+    def __init__(self, rng: random.Random, level: int, heldout: bool = False, wordings: int = 0) -> None:
         self.level = level
-        if level == 0:
-            self.pool: tuple[str, ...] = (rng.choice(COT),)
+        self.table = _SYNONYMS_HELDOUT if heldout else _SYNONYMS
+        base = COT_HELDOUT if heldout else COT
+        if wordings:
+            self.pool: tuple[str, ...] = tuple(rng.sample(base, min(wordings, len(base))))
+        elif level == 0:
+            self.pool = (rng.choice(base),)
         elif level == 1:
-            self.pool = tuple(rng.sample(COT, 3))
+            self.pool = tuple(rng.sample(base, 3))
         else:
-            self.pool = COT + COT_FOREIGN
+            self.pool = base if heldout else COT + COT_FOREIGN
 
     def instruction(self, rng: random.Random) -> str:
         text = rng.choice(self.pool)
         if self.level == 1:
-            text = _substitute(rng, text, 0.3)
+            text = _substitute(rng, text, 0.3, self.table)
         elif self.level >= 2:
-            text = _noise(rng, _substitute(rng, text, 0.7))
+            text = _noise(rng, _substitute(rng, text, 0.7, self.table))
         return text
 
     def wrap(self, rng: random.Random, task: str) -> str:
