@@ -203,6 +203,10 @@ def rewrite_time(text: str) -> tuple[float, list[float]]:
 )
 def test_known_hostile_answers_are_rewritten_in_bounded_time(text: str) -> None:
     total, per = rewrite_time(text)
+    for _ in range(2):  # other work on the machine can stretch one measurement; a blow-up is slow every time
+        if total <= BOUND_S:
+            break
+        total, per = min((total, per), rewrite_time(text))
     assert total <= BOUND_S, f"{total:.2f} s ({', '.join(f'{p:.2f}' for p in per)})"
 
 
