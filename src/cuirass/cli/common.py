@@ -13,22 +13,28 @@ import orjson
 from cuirass.config import ConfigError, Settings, load_settings
 
 
-def store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--config, --data-dir and --json, resolved into a `settings` argument."""
-
-    @click.option(
+def location_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--config and --data-dir, passed on as `config_path` and `data_dir` (for commands that hand them on to
+    the processes they start, or resolve settings themselves)."""
+    fn = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Directory holding the embedded state (default: ./.cuirass).",
+    )(fn)
+    return click.option(
         "--config",
         "config_path",
         type=click.Path(dir_okay=False),
         envvar="CUIRASS_CONFIG",
         help="YAML configuration file (default: $CUIRASS_CONFIG).",
-    )
-    @click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False),
-        default=None,
-        help="Directory holding the embedded state (default: ./.cuirass).",
-    )
+    )(fn)
+
+
+def store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--config, --data-dir and --json, resolved into a `settings` argument."""
+
+    @location_options
     @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
     @functools.wraps(fn)
     def wrapper(config_path: str | None, data_dir: str | None, as_json: bool, **kwargs: Any) -> Any:

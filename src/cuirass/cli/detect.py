@@ -12,6 +12,7 @@ from typing import Any
 import click
 import orjson
 
+from cuirass.cli.common import location_options
 from cuirass.events.record import Event
 
 _EXISTING = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
@@ -323,14 +324,7 @@ def calibrate_cmd(
 
 
 @detect.command("watch")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    envvar="CUIRASS_CONFIG",
-    help="YAML configuration file (default: $CUIRASS_CONFIG).",
-)
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Directory for the embedded state.")
+@location_options
 def watch(config_path: str | None, data_dir: str | None) -> None:
     """Run online detection: tail the event log, score accounts, write the verdict store.
 
@@ -396,14 +390,7 @@ def watch(config_path: str | None, data_dir: str | None) -> None:
 
 
 @detect.command("shard")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    envvar="CUIRASS_CONFIG",
-    help="YAML configuration file (default: $CUIRASS_CONFIG).",
-)
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Directory for the embedded state.")
+@location_options
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics (detection lag) on this port.")
 @click.option(
     "--status-every",
@@ -474,14 +461,7 @@ def shard(
 
 
 @detect.command("campaigns")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    envvar="CUIRASS_CONFIG",
-    help="YAML configuration file (default: $CUIRASS_CONFIG).",
-)
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Directory for the embedded state.")
+@location_options
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def campaigns_cmd(config_path: str | None, data_dir: str | None, as_json: bool) -> None:
     """List the campaigns the online detector has found (the admin API's /admin/campaigns)."""

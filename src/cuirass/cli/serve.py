@@ -14,7 +14,7 @@ import click
 import orjson
 
 from cuirass.children import Supervised, spawn
-from cuirass.cli.common import settings_or_exit
+from cuirass.cli.common import location_options, settings_or_exit
 from cuirass.config import ConfigError, ModelConfig, Settings, UpstreamConfig
 from cuirass.processes import free_port, wait_http
 
@@ -117,18 +117,9 @@ def _snippet(base_url: str, model: str, key: str) -> str:
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    envvar="CUIRASS_CONFIG",
-    help="YAML configuration file (default: $CUIRASS_CONFIG).",
-)
+@location_options
 @click.option(
     "--upstream", help="Proxy every model this OpenAI-compatible server lists (e.g. http://127.0.0.1:8000/v1)."
-)
-@click.option(
-    "--data-dir", type=click.Path(file_okay=False), help="Directory for the embedded state (default: ./.cuirass)."
 )
 @click.option("--host", help="Address to listen on (default: 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default: 8080).")
