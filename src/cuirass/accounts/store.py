@@ -210,12 +210,20 @@ class AccountStore:
             for key_id in key_ids:
                 self._cache.pop(key_id, None)
 
+    def cached(self, key_id: str) -> tuple[bool, KeyInfo | None]:
+        """(True, the record) when the cache holds a fresh answer for the key (None: unknown), else (False, None):
+        the hot path asks this first and goes to the store, off its event loop, only on a miss."""
+        hit = self._cache.get(key_id)
+        if hit is not None and time.monotonic() - hit[0] < self.cache_ttl_s:
+            return True, hit[1]
+        return False, None
+
     def lookup(self, key_id: str) -> KeyInfo | None:
         """The key's record (revoked ones included), cached for `cache_ttl_s`; None if unknown."""
         now = time.monotonic()
-        hit = self._cache.get(key_id)
-        if hit is not None and now - hit[0] < self.cache_ttl_s:
-            return hit[1]
+        hit, info = self.cached(key_id)
+        if hit:
+            return info
         generation = self._generation
         k, a = keys_table.c, accounts_table.c
         q = (

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import orjson
+import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -130,6 +131,8 @@ class Gateway:
             await asyncio.sleep(self.settings.detection.refresh_s)
             try:
                 await asyncio.to_thread(self._refresh_state)
+            except sa.exc.SQLAlchemyError as exc:  # the store is down or restarting: expected, no traceback
+                log.warning("verdict refresh failed (%s); keeping the previous verdicts", type(exc).__name__)
             except Exception:  # a failed refresh keeps the previous map
                 log.warning("verdict refresh failed; keeping the previous verdicts", exc_info=True)
             await self._write_canaries()
@@ -139,6 +142,8 @@ class Gateway:
         for defense in (*self.responder.defenses.values(), *self.responder.logit_defenses.values()):
             try:
                 await asyncio.to_thread(defense.flush, self.engine)
+            except sa.exc.SQLAlchemyError as exc:  # the store is down: kept for the next round
+                log.warning("%s: deferred write failed (%s); will retry", defense.name, type(exc).__name__)
             except Exception:  # the defense keeps them for the next round rather than lose them
                 log.warning("%s: deferred write failed; will retry", defense.name, exc_info=True)
 
@@ -166,7 +171,18 @@ class Gateway:
         key_id = parse_key(raw)
         info = None
         if key_id is not None:
-            info = self.accounts.lookup(key_id)
+            hit, info = self.accounts.cached(key_id)
+            if not hit:  # a round trip to the store: off the event loop, and a 503 while the store is down
+                try:
+                    info = await asyncio.to_thread(self.accounts.lookup, key_id)
+                except sa.exc.SQLAlchemyError:
+                    log.warning("key lookup failed: the account store is unavailable")
+                    raise APIError(
+                        503,
+                        "The account store is unavailable; please retry shortly.",
+                        code="service_unavailable",
+                        headers={"retry-after": "1"},
+                    ) from None
         # Hash and compare even for unknown ids, so timing does not tell a wrong id from a wrong secret.
         ok = self.hasher.matches(raw, info.hash if info else "0" * 64)
         if not ok or info is None:
