@@ -63,6 +63,7 @@ MIN_DF = 3  # a feature two accounts share is as often chance as collusion; camp
 LINK_WEIGHTS: dict[str, tuple[float, bool]] = {
     "tpl": (1.0, True),
     "sys": (1.0, True),
+    "near": (0.3, True),  # one sentence gives sketch.BANDS keys
     "pay": (1.0, True),
     "uanet": (0.6, True),
     "net": (0.4, True),
@@ -72,11 +73,20 @@ LINK_WEIGHTS: dict[str, tuple[float, bool]] = {
     "topic": (0.1, False),
 }
 # Coordination evidence per kind, times the share of members holding the top feature of that kind.
-COORD_WEIGHTS = {"tpl": 1.5, "sys": 1.0, "pay": 1.0, "created": 0.8, "uanet": 0.5, "net": 0.3, "start": 0.3}
+COORD_WEIGHTS = {
+    "tpl": 1.5,
+    "near": 1.0,
+    "sys": 1.0,
+    "pay": 1.0,
+    "created": 0.8,
+    "uanet": 0.5,
+    "net": 0.3,
+    "start": 0.3,
+}
 COORD_CAP = 2.5
 REPLICATION, REPLICATION_CAP = 0.5, 2.0  # see replication()
 COORD_MIN_SHARE = 0.25
-CONTENT_KINDS = ("tpl", "sys", "pay")  # what ties a member to a campaign (more than a shared NAT)
+CONTENT_KINDS = ("tpl", "near", "sys", "pay")  # what ties a member to a campaign (more than a shared NAT)
 LINK_PURITY = 0.5  # share of a feature's holders in the community, to tie a member
 TIE_SHARE = 0.1  # ... and share of the community holding it
 TIE_LINK_KINDS = (*CONTENT_KINDS, "uanet", "net")  # the links that can tie a member (not time buckets, topics)
@@ -85,6 +95,9 @@ LIFT_MIN_SIZE = 10  # smaller communities are judged but lift nobody
 LIFT_MARGIN = 1.0  # log-odds by which a community must clear the threshold to lift
 MIN_CONSISTENCY = 2.0  # a member's data must be e^2 times likelier under the campaign ...
 MIN_CONTENT_CONSISTENCY = 1.0  # ... and not only through automation signals
+INDEX_FLOOR = 100_000  # interned features below which the index is never compacted ...
+INDEX_SLACK = 4  # ... and above which it is, once it holds this many times the features the window uses
+HASHED_KINDS = ("tpl", "near", "sys")  # kinds whose values are 32-bit hashes (shown in hex)
 SIGNATURE_MIN = 3  # members that must share a signature feature ...
 SIGNATURE_PURITY = 0.8  # ... and the share of its holders that are members
 
@@ -117,13 +130,16 @@ class FeatureIndex:
             out.add(fid)
         return np.fromiter(sorted(out), dtype=np.int64, count=len(out))
 
+    def __len__(self) -> int:
+        return len(self.features)
+
     def kind(self, fid: int) -> str:
         return self.features[fid][0]
 
     def name(self, fid: int) -> str:
         """ "kind:value" as shown in reasons and signatures (hash values in hex)."""
         kind, value = self.features[fid]
-        return f"{kind}:{value:08x}" if isinstance(value, int) and kind in ("tpl", "sys") else f"{kind}:{value}"
+        return f"{kind}:{value:08x}" if isinstance(value, int) and kind in HASHED_KINDS else f"{kind}:{value}"
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(edge weight, idf-scaled?, is content kind) per feature id."""
@@ -132,6 +148,37 @@ class FeatureIndex:
             np.array(self._scaled, dtype=bool),
             np.array(self._content, dtype=bool),
         )
+
+
+def compact(index: FeatureIndex, rows: Sequence[AccountRow]) -> FeatureIndex:
+    """A fresh index of only the features `rows` hold, interned in row order; the rows' ids are rewritten to it.
+
+    Interned features are never forgotten otherwise: in a long-running service every template,
+    phrasing and address ever seen would stay. The detector and the shards' leader call this when
+    the index outgrows what the current window holds (needs_compaction), so it stays proportional
+    to the accounts in the window. Ids only name vertices of the next job's graph; no verdict
+    depends on their values.
+    """
+    fresh = FeatureIndex()
+    remap = np.full(len(index), -1, dtype=np.int64)
+    for row in rows:
+        ids = row.features
+        new = remap[ids]
+        missing = new < 0
+        if missing.any():
+            for fid in ids[missing].tolist():
+                remap[fid] = fresh.intern([index.features[fid]])[0]
+            new = remap[ids]
+        row.features = np.sort(new)
+    return fresh
+
+
+def needs_compaction(index: FeatureIndex, rows: Sequence[AccountRow]) -> bool:
+    """Whether the index holds several times the features the rows use (and more than a floor)."""
+    if len(index) <= INDEX_FLOOR:
+        return False
+    live = sum(len(r.features) for r in rows)  # an upper bound on the distinct features in use
+    return len(index) > INDEX_SLACK * max(live, 1)
 
 
 @dataclasses.dataclass(slots=True)

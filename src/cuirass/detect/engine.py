@@ -31,6 +31,7 @@ from cuirass.events.record import Event
 DEFAULT_THRESHOLD = 0.98  # score threshold when no calibration is given (log-odds ~ +3.9)
 DEFAULT_CAMPAIGN_INTERVAL_S = 3600.0
 DEFAULT_CAMPAIGN_WINDOW_S = 3 * 86400.0
+MAX_IDLE_CAMPAIGNS = 256  # campaigns kept beyond the last job's before those no account refers to are dropped
 ROW_REFRESH_S = 6 * 3600.0  # an already-flagged account's campaign row is refreshed at most this often
 
 
@@ -113,8 +114,12 @@ class Detector:
         """
         found: list[tuple[str, str]] = []
         signature = self._signature_keys
-        if not signature.keys().isdisjoint(d.keys) or d.system_key in signature:
-            for key in (*d.keys, d.system_key):
+        if (
+            not signature.keys().isdisjoint(d.keys)
+            or not signature.keys().isdisjoint(d.near)
+            or d.system_key in signature
+        ):
+            for key in (*d.keys, *d.near, d.system_key):
                 hit = signature.get(key)
                 if hit is not None:
                     found.append(hit)
@@ -137,6 +142,11 @@ class Detector:
                 state.campaign = cid
                 state.campaign_logit = campaign.logit
                 state.campaign_reason = f"carries the signature of campaign {cid} [{campaign.logit:+.1f}]"
+
+    def _forget_campaigns(self, current: set[str]) -> None:
+        """Drop campaigns that neither the last job found nor any account refers to (bounded memory)."""
+        held = {s.campaign for s in self.scorer if s.campaign is not None} | current
+        self.campaigns = {cid: c for cid, c in self.campaigns.items() if cid in held}
 
     def _update_flag(self, state: AccountState, ts: float) -> None:
         score = state.score
@@ -202,6 +212,9 @@ class Detector:
         if len(cache) > 2 * len(rows) + 1024:  # forget rows of accounts that left the window
             keep = {r.account for r in rows}
             self._rows = {a: r for a, r in cache.items() if a in keep}
+        if campaigns.needs_compaction(self._features, rows):
+            self._features = campaigns.compact(self._features, rows)
+            self._rows = {r.account: r for r in rows}  # the other cached rows hold ids of the old index
         return rows
 
     def apply_campaigns(self, result: CampaignResult) -> None:
@@ -223,10 +236,12 @@ class Detector:
         self._signature_keys, self._signature_payments = {}, {}
         for feature, cid in result.signatures.items():
             kind, _, value = feature.partition(":")
-            if kind in ("tpl", "sys"):
+            if kind in campaigns.HASHED_KINDS:
                 self._signature_keys.setdefault(int(value, 16), (cid, feature))
             elif kind == "pay":
                 self._signature_payments.setdefault(value, cid)
+        if len(self.campaigns) > len(result.campaigns) + MAX_IDLE_CAMPAIGNS:
+            self._forget_campaigns({c.id for c in result.campaigns})
         self.campaign_runs += 1
 
     # -- verdicts -------------------------------------------------------------------------
