@@ -68,9 +68,10 @@ def test_any_prompt_gives_a_bounded_number_of_keys(text: str) -> None:
     assert all(isinstance(k, int) and 0 < k < 1 << 32 for k in near)
 
 
-def test_hostile_text_costs_linear_bounded_work() -> None:
-    """A megabyte of one repeated word, or of sentence ends, is cut to HEAD + TAIL characters first."""
-    for text in ("word " * 200_000, ". " * 500_000, "a" * 1_000_000):
+def test_hostile_text_costs_bounded_work() -> None:
+    """A megabyte of one repeated word, of sentence ends or of one letter is sketched from HEAD + TAIL characters
+    at most: no slower than a few thousand ordinary prompts' worth of work (generous, for shared machines)."""
+    for text in ("word " * 200_000, ". " * 500_000, "a" * 1_000_000, "step by step. " * 70_000):
         event = Event(
             ts=1.0,
             request_id="r",
@@ -84,5 +85,5 @@ def test_hostile_text_costs_linear_bounded_work() -> None:
         )
         t0 = time.perf_counter()
         digest(event)
-        assert time.perf_counter() - t0 < 0.05, len(text)
+        assert time.perf_counter() - t0 < 0.5, len(text)
     assert HEAD + TAIL < 2000

@@ -45,6 +45,7 @@ _SENTENCE_ENDS = (". ", "? ", "! ", "; ", ".\t", "。", "！", "？", "；")
 KEYS_HEAD, KEYS_TAIL = 8, 4  # sentences of a prompt that become template keys
 EDGE_WORDS = 5  # words in the prefix / suffix keys
 CODE = TOPICS.index("code")
+SKETCH_MIN_WORDS = 12  # shorter prompts hold no task of their own: their phrasing links no one (signals.phrasing)
 
 
 class Digest:
@@ -277,5 +278,5 @@ def digest(event: Event) -> Digest:
         words=len(prompt_words),
         phrase=phrase,
         thread=zlib.crc32(first[:THREAD_CHARS].encode()) if first else 0,
-        near=near_keys(keyed),
+        near=near_keys(keyed) if len(prompt_words) >= SKETCH_MIN_WORDS else (),
     )

@@ -19,8 +19,8 @@ buckets, never through pairs, so no pair of sentences is ever compared. Chance c
 unrelated sentences land in big buckets that the idf weighting discounts, and each account offers
 only the keys it repeats (signals/phrasing.py).
 
-Work per prompt is bounded and linear: at most the key sentences that template_keys examines
-(KEYS_HEAD + KEYS_TAIL, each at most 40 words), one crc32 per word and one vectorised pass.
+Work per prompt is bounded and linear: at most EDGE_SENTENCES key sentences at either end of the
+prompt (each at most 40 words), one crc32 per word and one vectorised pass.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 ROWS, BANDS = 2, 4
+EDGE_SENTENCES = 2  # sentences sketched at each end of a prompt (instructions sit at either end)
 MIN_WORDS = 4  # sentences with fewer content words are too generic to link anyone
 # Function words carry no phrasing; without them two sentences that share only "the" and "of" do not collide.
 STOP = frozenset(
@@ -38,14 +39,12 @@ STOP = frozenset(
     "could should into out our its their them they then than what when who how any all one".split()
 )
 
-_MASK = np.uint64(0xFFFFFFFF)
 _SHIFT = np.uint64(32)
 # Multiply-shift hashes h_i(x) = ((a_i x + b_i) >> 32) of 32-bit word hashes (Dietzfelbinger et al. 1997),
 # with fixed seeds so that sketches agree across processes, shards and replays.
 _rng = np.random.default_rng(0x5EED_4E4D)
 _A = (_rng.integers(1, 1 << 32, size=ROWS * BANDS, dtype=np.uint64) | np.uint64(1)).reshape(1, -1)
 _B = _rng.integers(0, 1 << 32, size=ROWS * BANDS, dtype=np.uint64).reshape(1, -1)
-_BAND_SALT = (np.arange(BANDS, dtype=np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B1)
 
 
 def content_words(tokens: Sequence[str]) -> list[str]:
@@ -54,21 +53,29 @@ def content_words(tokens: Sequence[str]) -> list[str]:
 
 
 def near_keys(sentences: Sequence[Sequence[str]]) -> tuple[int, ...]:
-    """LSH band keys of each sentence (lists of normalised words) with at least MIN_WORDS content words."""
+    """LSH band keys of the first and last EDGE_SENTENCES sentences (lists of normalised words) that have at
+    least MIN_WORDS content words."""
     hashes: list[int] = []
     starts: list[int] = []
-    for tokens in sentences:
+    edges = (
+        sentences
+        if len(sentences) <= 2 * EDGE_SENTENCES
+        else [*sentences[:EDGE_SENTENCES], *sentences[-EDGE_SENTENCES:]]
+    )
+    for tokens in edges:
         kept = set(content_words(tokens))
         if len(kept) >= MIN_WORDS:
             starts.append(len(hashes))
-            hashes.extend(zlib.crc32(w.encode()) for w in sorted(kept))
+            hashes.extend(zlib.crc32(w.encode()) for w in kept)
     if not starts:
         return ()
     x = np.fromiter(hashes, dtype=np.uint64, count=len(hashes)).reshape(-1, 1)
-    minima = np.minimum.reduceat(((x * _A + _B) >> _SHIFT) & _MASK, starts, axis=0)  # sentences x (ROWS*BANDS)
-    bands = minima.reshape(len(starts), BANDS, ROWS)
-    key = bands[:, :, 0]
-    for r in range(1, ROWS):
-        key = (key * np.uint64(0x100000001B3)) ^ bands[:, :, r]  # FNV-style mix of the band's minima
-    key = ((key ^ _BAND_SALT) * np.uint64(0x9E3779B97F4A7C15)) >> _SHIFT
-    return tuple(dict.fromkeys(int(k) or 1 for k in key.ravel().tolist()))
+    minima = np.minimum.reduceat((x * _A + _B) >> _SHIFT, starts, axis=0).tolist()  # sentences x (ROWS*BANDS)
+    keys: dict[int, None] = {}
+    for row in minima:
+        for band in range(BANDS):
+            key = band + 1
+            for value in row[band * ROWS : (band + 1) * ROWS]:
+                key = (key * 0x100000001B3 ^ value) & 0xFFFFFFFFFFFFFFFF  # FNV-style mix of the band's minima
+            keys[((key * 0x9E3779B97F4A7C15) >> 32) & 0xFFFFFFFF or 1] = None
+    return tuple(keys)
