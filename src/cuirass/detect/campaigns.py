@@ -40,7 +40,10 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    tips its quiet members over the threshold but cannot convict a spotless account. Communities
    under LIFT_MIN_SIZE are too small to vouch for anyone.
    Features most members share and few outsiders hold become the campaign's signature, so a
-   new account that uses them is attached online, between jobs.
+   new account that uses them is attached online, between jobs. A near-duplicate phrasing (kind
+   "near") must also be held by TIE_SHARE of the community: a network's way of asking is used
+   broadly, while a sentence of one harvested item (a public benchmark question that people ask
+   too) is held by a few members only.
 """
 
 from __future__ import annotations
@@ -91,6 +94,9 @@ LINK_PURITY = 0.5  # share of a feature's holders in the community, to tie a mem
 TIE_SHARE = 0.1  # ... and share of the community holding it
 TIE_LINK_KINDS = (*CONTENT_KINDS, "uanet", "net")  # the links that can tie a member (not time buckets, topics)
 TIE_KINDS = 2  # a member is tied by links of this many kinds, one of them content
+PHRASING_KINDS = frozenset(("tpl", "near"))  # an exact template and a near-duplicate of it: one kind for ties
+BINDING_KINDS = ("net", "uanet", "pay", "sys")  # what most members of a network that shares infrastructure hold
+MAJORITY = 0.5
 LIFT_MIN_SIZE = 10  # smaller communities are judged but lift nobody
 LIFT_MARGIN = 1.0  # log-odds by which a community must clear the threshold to lift
 MIN_CONSISTENCY = 2.0  # a member's data must be e^2 times likelier under the campaign ...
@@ -417,7 +423,13 @@ def tied(
 ) -> np.ndarray:
     """Members a community may lift (row indices): those tied to it by links of at least TIE_KINDS kinds,
     one of them content (a popular prompt phrasing alone is shared by chance; the same phrasing sent from
-    the campaign's proxy network, or with its system prompt, is not).
+    the campaign's proxy network, or with its system prompt, is not). An exact template and a
+    near-duplicate of the same sentence are one phrasing: they count as one kind.
+
+    A thin network shares nothing but its phrasing: no network, card or system prompt is held by most of
+    its members (BINDING_KINDS, MAJORITY). In such a community a member that shares both an exact template
+    and a near-duplicate phrasing with it is tied too; where most members do share infrastructure, an
+    account without it is an outsider that writes like them, and the rule above applies.
 
     A content or payment link counts when at least max(2, TIE_SHARE * size) members hold it and at least
     LINK_PURITY of its holders are members; a network link (net, uanet) when that many members hold it."""
@@ -428,13 +440,20 @@ def tied(
         for f in fids[specific | (shared & ~graph.content[fids])].tolist()
         if index.kind(f) in TIE_LINK_KINDS
     }
+    bound = any(c >= MAJORITY * size for f, c in zip(fids.tolist(), counts.tolist()) if index.kind(f) in BINDING_KINDS)
     held: dict[int, set[str]] = {}
     for member, fid in pairs.tolist():
         if fid in kinds:
             held.setdefault(member, set()).add(kinds[fid])
-    return np.array(
-        sorted(m for m, ks in held.items() if len(ks) >= TIE_KINDS and not ks.isdisjoint(CONTENT_KINDS)), dtype=np.int64
-    )
+    out = []
+    for member, ks in held.items():
+        phrasing = ks & PHRASING_KINDS
+        merged = (ks - PHRASING_KINDS) | ({"tpl"} if phrasing else set())
+        if len(merged) >= TIE_KINDS and not merged.isdisjoint(CONTENT_KINDS):
+            out.append(member)
+        elif not bound and phrasing == PHRASING_KINDS:
+            out.append(member)
+    return np.array(sorted(out), dtype=np.int64)
 
 
 def run(
@@ -482,10 +501,14 @@ def run(
         if len(lifted) < MIN_SIZE:
             continue
         cid = _campaign_id(fids, counts, index, used)
+        broad = max(SIGNATURE_MIN, TIE_SHARE * len(group))
         signature = sorted(
             index.name(f)
             for f, c in zip(fids.tolist(), counts.tolist())
-            if graph.content[f] and c >= SIGNATURE_MIN and c >= SIGNATURE_PURITY * graph.df[f]
+            if graph.content[f]
+            and c >= SIGNATURE_MIN
+            and c >= SIGNATURE_PURITY * graph.df[f]
+            and (c >= broad or index.kind(f) != "near")
         )
         accounts = sorted(rows[i].account for i in lifted)
         result.campaigns.append(Campaign(cid, accounts, logit, reasons, signature, pooled_list))
