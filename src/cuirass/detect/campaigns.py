@@ -449,9 +449,8 @@ def tied(
     for member, ks in held.items():
         phrasing = ks & PHRASING_KINDS
         merged = (ks - PHRASING_KINDS) | ({"tpl"} if phrasing else set())
-        if len(merged) >= TIE_KINDS and not merged.isdisjoint(CONTENT_KINDS):
-            out.append(member)
-        elif not bound and phrasing == PHRASING_KINDS:
+        two_kinds = len(merged) >= TIE_KINDS and not merged.isdisjoint(CONTENT_KINDS)
+        if two_kinds or (not bound and phrasing == PHRASING_KINDS):
             out.append(member)
     return np.array(sorted(out), dtype=np.int64)
 
