@@ -31,6 +31,7 @@ from cuirass.events.record import Event
 DEFAULT_THRESHOLD = 0.98  # score threshold when no calibration is given (log-odds ~ +3.9)
 DEFAULT_CAMPAIGN_INTERVAL_S = 3600.0
 DEFAULT_CAMPAIGN_WINDOW_S = 3 * 86400.0
+NEAR_LIFT = 3.0  # most log-odds a known campaign's near-duplicate phrasing alone lends a new account (MAX_LIFT: 5)
 MAX_IDLE_CAMPAIGNS = 256  # campaigns kept beyond the last job's before those no account refers to are dropped
 ROW_REFRESH_S = 6 * 3600.0  # an already-flagged account's campaign row is refreshed at most this often
 
@@ -110,7 +111,9 @@ class Detector:
         """Attach an account to a flagged campaign whose signature its request carries.
 
         Two distinct signature features (e.g. two sentences of the campaign's template) are
-        needed, or the campaign's payment instrument alone.
+        needed, or the campaign's payment instrument alone. A match by near-duplicate phrasing alone
+        (sketch.py) lifts by at most NEAR_LIFT: loose phrasing is shared by chance more often than an
+        exact template (formulaic benchmark questions that people ask too).
         """
         found: list[tuple[str, str]] = []
         signature = self._signature_keys
@@ -135,12 +138,17 @@ class Detector:
             matches.setdefault(cid, set()).add(feature)
         for cid, matched in matches.items():
             campaign = self.campaigns.get(cid)
-            if campaign is None or len(matched) < 2 or campaign.logit <= state.campaign_logit:
+            if campaign is None or len(matched) < 2:
+                continue
+            target = campaign.logit
+            if all(f.startswith("near:") for f in matched):  # loose phrasing alone: a weaker tie than an exact one
+                target = min(target, state.own + NEAR_LIFT)
+            if target <= state.campaign_logit:
                 continue
             member = self.scorer.summary(state)
             if campaigns.belongs(self.scorer.signals, self._offsets, member, campaign.pooled):
                 state.campaign = cid
-                state.campaign_logit = campaign.logit
+                state.campaign_logit = target
                 state.campaign_reason = f"carries the signature of campaign {cid} [{campaign.logit:+.1f}]"
 
     def _forget_campaigns(self, current: set[str]) -> None:
