@@ -3,7 +3,7 @@
 A periodic job (off the hot path) over the accounts active in a recent window:
 
 1. Link. Each account offers linking features (signals' `links`: template keys and system
-   prompts, network prefixes, user agent + network, payment instrument, sign-up hour, start
+   prompts, near-duplicate phrasing buckets (sketch.py), network prefixes, user agent + network, payment instrument, sign-up hour, start
    hour, model pivot, dominant topic). Accounts and features form a bipartite graph: a feature
    node is the bucket "everyone who has this" (as in LSH banding), so no pair of accounts is
    ever enumerated and the graph grows linearly with the accounts. An edge weighs
