@@ -152,3 +152,62 @@ def accounts_of(events: list[Event]) -> set[str]:
 
 def events_iter(events: list[Event]) -> Iterator[Event]:
     yield from events
+
+
+# A thin network's loose phrasing: a few base wordings, each paraphrased word by word per request.
+THIN_WORDINGS = (
+    "Think step by step and show all of your reasoning before giving the final answer.",
+    "Walk me through your reasoning one step at a time, then state the answer.",
+    "Write down the detailed reasoning a careful expert would follow, and only then the final answer.",
+    "Break the problem into steps, solve each one, and explain why each step is needed.",
+)
+THIN_SYNONYMS = {
+    "reasoning": ("thinking", "thought process", "logic"),
+    "final answer": ("answer", "result", "final result"),
+    "show": ("write out", "present"),
+    "detailed": ("complete", "full"),
+    "careful": ("thorough", "patient"),
+    "explain": ("describe", "say"),
+}
+
+
+def paraphrase(rng: random.Random, text: str) -> str:
+    for word, alternatives in THIN_SYNONYMS.items():
+        if word in text and rng.random() < 0.5:
+            text = text.replace(word, rng.choice(alternatives), 1)
+    return rng.choice(("", "", "Hi! ", "Quick one: ", "Please. ")) + text
+
+
+def thin(
+    n_accounts: int,
+    seed: int = 0,
+    days: float = 4.0,
+    requests: int = 10,
+    cover: float = 0.5,
+    start_day: float = 0.5,
+    prefix: str = "thin",
+) -> list[Event]:
+    """A thin network: each account sends about `requests` prompts at human hours from its own network, agent and
+    card (aged accounts), a share `cover` of them ordinary ShareGPT chat, the rest GSM8K questions wrapped in a
+    loosely paraphrased reasoning instruction. No account is remarkable alone; only the phrasing is shared."""
+    questions, convs = gsm8k(), sharegpt_conversations()
+    out: list[Event] = []
+    for i in range(n_accounts):
+        rng = random.Random(f"{seed}:thin:{i}")
+        account = f"{prefix}-{seed}-{i}"
+        fields = {
+            "ip": f"{rng.randrange(11, 200)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+            "user_agent": rng.choice(AGENTS),
+            "payment_fingerprint": f"pf-{account}",
+            "account_created": START - rng.uniform(30, 600) * DAY,
+        }
+        first = START + (start_day + rng.uniform(0, days - start_day - 1)) * DAY
+        for k in range(requests):
+            t = first + k * DAY / requests * rng.uniform(0.5, 1.5) + rng.uniform(0, 1800)
+            if rng.random() < cover:
+                content = rng.choice(convs)[0][:3000]
+            else:
+                q, cot = rng.choice(questions), paraphrase(rng, rng.choice(THIN_WORDINGS))
+                content = f"{q}\n\n{cot}" if rng.random() < 0.6 else f"{cot}\n\n{q}"
+            out.append(_event(t, account, [{"role": "user", "content": content}], rng, **fields))
+    return out

@@ -3,7 +3,7 @@
 A periodic job (off the hot path) over the accounts active in a recent window:
 
 1. Link. Each account offers linking features (signals' `links`: template keys and system
-   prompts, network prefixes, user agent + network, payment instrument, sign-up hour, start
+   prompts, near-duplicate phrasing buckets (sketch.py), network prefixes, user agent + network, payment instrument, sign-up hour, start
    hour, model pivot, dominant topic). Accounts and features form a bipartite graph: a feature
    node is the bucket "everyone who has this" (as in LSH banding), so no pair of accounts is
    ever enumerated and the graph grows linearly with the accounts. An edge weighs
@@ -40,7 +40,10 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    tips its quiet members over the threshold but cannot convict a spotless account. Communities
    under LIFT_MIN_SIZE are too small to vouch for anyone.
    Features most members share and few outsiders hold become the campaign's signature, so a
-   new account that uses them is attached online, between jobs.
+   new account that uses them is attached online, between jobs. A near-duplicate phrasing (kind
+   "near") must also be held by TIE_SHARE of the community: a network's way of asking is used
+   broadly, while a sentence of one harvested item (a public benchmark question that people ask
+   too) is held by a few members only.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ MIN_DF = 3  # a feature two accounts share is as often chance as collusion; camp
 LINK_WEIGHTS: dict[str, tuple[float, bool]] = {
     "tpl": (1.0, True),
     "sys": (1.0, True),
+    "near": (0.3, True),  # one sentence gives sketch.BANDS keys
     "pay": (1.0, True),
     "uanet": (0.6, True),
     "net": (0.4, True),
@@ -72,19 +76,34 @@ LINK_WEIGHTS: dict[str, tuple[float, bool]] = {
     "topic": (0.1, False),
 }
 # Coordination evidence per kind, times the share of members holding the top feature of that kind.
-COORD_WEIGHTS = {"tpl": 1.5, "sys": 1.0, "pay": 1.0, "created": 0.8, "uanet": 0.5, "net": 0.3, "start": 0.3}
+COORD_WEIGHTS = {
+    "tpl": 1.5,
+    "near": 1.0,
+    "sys": 1.0,
+    "pay": 1.0,
+    "created": 0.8,
+    "uanet": 0.5,
+    "net": 0.3,
+    "start": 0.3,
+}
 COORD_CAP = 2.5
 REPLICATION, REPLICATION_CAP = 0.5, 2.0  # see replication()
 COORD_MIN_SHARE = 0.25
-CONTENT_KINDS = ("tpl", "sys", "pay")  # what ties a member to a campaign (more than a shared NAT)
+CONTENT_KINDS = ("tpl", "near", "sys", "pay")  # what ties a member to a campaign (more than a shared NAT)
 LINK_PURITY = 0.5  # share of a feature's holders in the community, to tie a member
 TIE_SHARE = 0.1  # ... and share of the community holding it
 TIE_LINK_KINDS = (*CONTENT_KINDS, "uanet", "net")  # the links that can tie a member (not time buckets, topics)
 TIE_KINDS = 2  # a member is tied by links of this many kinds, one of them content
+PHRASING_KINDS = frozenset(("tpl", "near"))  # an exact template and a near-duplicate of it: one kind for ties
+BINDING_KINDS = ("net", "uanet", "pay", "sys")  # what most members of a network that shares infrastructure hold
+MAJORITY = 0.5
 LIFT_MIN_SIZE = 10  # smaller communities are judged but lift nobody
 LIFT_MARGIN = 1.0  # log-odds by which a community must clear the threshold to lift
 MIN_CONSISTENCY = 2.0  # a member's data must be e^2 times likelier under the campaign ...
 MIN_CONTENT_CONSISTENCY = 1.0  # ... and not only through automation signals
+INDEX_FLOOR = 100_000  # interned features below which the index is never compacted ...
+INDEX_SLACK = 4  # ... and above which it is, once it holds this many times the features the window uses
+HASHED_KINDS = ("tpl", "near", "sys")  # kinds whose values are 32-bit hashes (shown in hex)
 SIGNATURE_MIN = 3  # members that must share a signature feature ...
 SIGNATURE_PURITY = 0.8  # ... and the share of its holders that are members
 
@@ -117,13 +136,16 @@ class FeatureIndex:
             out.add(fid)
         return np.fromiter(sorted(out), dtype=np.int64, count=len(out))
 
+    def __len__(self) -> int:
+        return len(self.features)
+
     def kind(self, fid: int) -> str:
         return self.features[fid][0]
 
     def name(self, fid: int) -> str:
         """ "kind:value" as shown in reasons and signatures (hash values in hex)."""
         kind, value = self.features[fid]
-        return f"{kind}:{value:08x}" if isinstance(value, int) and kind in ("tpl", "sys") else f"{kind}:{value}"
+        return f"{kind}:{value:08x}" if isinstance(value, int) and kind in HASHED_KINDS else f"{kind}:{value}"
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(edge weight, idf-scaled?, is content kind) per feature id."""
@@ -132,6 +154,37 @@ class FeatureIndex:
             np.array(self._scaled, dtype=bool),
             np.array(self._content, dtype=bool),
         )
+
+
+def compact(index: FeatureIndex, rows: Sequence[AccountRow]) -> FeatureIndex:
+    """A fresh index of only the features `rows` hold, interned in row order; the rows' ids are rewritten to it.
+
+    Interned features are never forgotten otherwise: in a long-running service every template,
+    phrasing and address ever seen would stay. The detector and the shards' leader call this when
+    the index outgrows what the current window holds (needs_compaction), so it stays proportional
+    to the accounts in the window. Ids only name vertices of the next job's graph; no verdict
+    depends on their values.
+    """
+    fresh = FeatureIndex()
+    remap = np.full(len(index), -1, dtype=np.int64)
+    for row in rows:
+        ids = row.features
+        new = remap[ids]
+        missing = new < 0
+        if missing.any():
+            for fid in ids[missing].tolist():
+                remap[fid] = fresh.intern([index.features[fid]])[0]
+            new = remap[ids]
+        row.features = np.sort(new)
+    return fresh
+
+
+def needs_compaction(index: FeatureIndex, rows: Sequence[AccountRow]) -> bool:
+    """Whether the index holds several times the features the rows use (and more than a floor)."""
+    if len(index) <= INDEX_FLOOR:
+        return False
+    live = sum(len(r.features) for r in rows)  # an upper bound on the distinct features in use
+    return len(index) > INDEX_SLACK * max(live, 1)
 
 
 @dataclasses.dataclass(slots=True)
@@ -370,7 +423,13 @@ def tied(
 ) -> np.ndarray:
     """Members a community may lift (row indices): those tied to it by links of at least TIE_KINDS kinds,
     one of them content (a popular prompt phrasing alone is shared by chance; the same phrasing sent from
-    the campaign's proxy network, or with its system prompt, is not).
+    the campaign's proxy network, or with its system prompt, is not). An exact template and a
+    near-duplicate of the same sentence are one phrasing: they count as one kind.
+
+    A thin network shares nothing but its phrasing: no network, card or system prompt is held by most of
+    its members (BINDING_KINDS, MAJORITY). In such a community a member that shares both an exact template
+    and a near-duplicate phrasing with it is tied too; where most members do share infrastructure, an
+    account without it is an outsider that writes like them, and the rule above applies.
 
     A content or payment link counts when at least max(2, TIE_SHARE * size) members hold it and at least
     LINK_PURITY of its holders are members; a network link (net, uanet) when that many members hold it."""
@@ -381,13 +440,19 @@ def tied(
         for f in fids[specific | (shared & ~graph.content[fids])].tolist()
         if index.kind(f) in TIE_LINK_KINDS
     }
+    bound = any(c >= MAJORITY * size for f, c in zip(fids.tolist(), counts.tolist()) if index.kind(f) in BINDING_KINDS)
     held: dict[int, set[str]] = {}
     for member, fid in pairs.tolist():
         if fid in kinds:
             held.setdefault(member, set()).add(kinds[fid])
-    return np.array(
-        sorted(m for m, ks in held.items() if len(ks) >= TIE_KINDS and not ks.isdisjoint(CONTENT_KINDS)), dtype=np.int64
-    )
+    out = []
+    for member, ks in held.items():
+        phrasing = ks & PHRASING_KINDS
+        merged = (ks - PHRASING_KINDS) | ({"tpl"} if phrasing else set())
+        two_kinds = len(merged) >= TIE_KINDS and not merged.isdisjoint(CONTENT_KINDS)
+        if two_kinds or (not bound and phrasing == PHRASING_KINDS):
+            out.append(member)
+    return np.array(sorted(out), dtype=np.int64)
 
 
 def run(
@@ -435,10 +500,14 @@ def run(
         if len(lifted) < MIN_SIZE:
             continue
         cid = _campaign_id(fids, counts, index, used)
+        broad = max(SIGNATURE_MIN, TIE_SHARE * len(group))
         signature = sorted(
             index.name(f)
             for f, c in zip(fids.tolist(), counts.tolist())
-            if graph.content[f] and c >= SIGNATURE_MIN and c >= SIGNATURE_PURITY * graph.df[f]
+            if graph.content[f]
+            and c >= SIGNATURE_MIN
+            and c >= SIGNATURE_PURITY * graph.df[f]
+            and (c >= broad or index.kind(f) != "near")
         )
         accounts = sorted(rows[i].account for i in lifted)
         result.campaigns.append(Campaign(cid, accounts, logit, reasons, signature, pooled_list))

@@ -16,6 +16,7 @@ import zlib
 from typing import Any
 
 from cuirass.detect.phrases import ANSWER, OTHER, REASONING, RUBRIC, TOPICS, topic_of, words
+from cuirass.detect.sketch import near_keys
 from cuirass.events.record import Event, message_text
 
 HEAD, TAIL = 1000, 500  # characters of a prompt that are examined (instructions sit at either end)
@@ -44,6 +45,7 @@ _SENTENCE_ENDS = (". ", "? ", "! ", "; ", ".\t", "。", "！", "？", "；")
 KEYS_HEAD, KEYS_TAIL = 8, 4  # sentences of a prompt that become template keys
 EDGE_WORDS = 5  # words in the prefix / suffix keys
 CODE = TOPICS.index("code")
+SKETCH_MIN_WORDS = 12  # shorter prompts hold no task of their own: their phrasing links no one (signals.phrasing)
 
 
 class Digest:
@@ -65,6 +67,7 @@ class Digest:
         "words",
         "phrase",
         "thread",
+        "near",
     )
 
     def __init__(
@@ -84,6 +87,7 @@ class Digest:
         words: int,
         phrase: str | None,
         thread: int = 0,
+        near: tuple[int, ...] = (),
     ) -> None:
         self.ts = ts
         self.account = account
@@ -100,6 +104,7 @@ class Digest:
         self.words = words
         self.phrase = phrase  # the elicitation phrase found, for reasons
         self.thread = thread  # hash of the conversation's first user message (same for its follow-ups)
+        self.near = near  # LSH keys of the MinHash sketches of its key sentences (sketch.py): phrasing up to paraphrase
 
     def __repr__(self) -> str:
         return f"Digest({self.account!r}, ts={self.ts}, flags={self.flags:#x}, topic={self.topic})"
@@ -154,9 +159,16 @@ def _sentences(text: str) -> list[str]:
 
 def template_keys(text: str) -> tuple[tuple[int, ...], list[str]]:
     """(template keys, all words) of a prompt: hashes of its normalised sentences and edges."""
+    keys, all_words, _ = _scan(text)
+    return keys, all_words
+
+
+def _scan(text: str) -> tuple[tuple[int, ...], list[str], list[list[str]]]:
+    """(template keys, all words, the words of each key sentence) of a prompt."""
     sentences = _sentences(_normalise(_capped(text)))
     all_words: list[str] = []
     keys: list[int] = []
+    keyed: list[list[str]] = []
     last = len(sentences) - KEYS_TAIL
     for i, sentence in enumerate(sentences):
         toks = words(sentence)
@@ -165,10 +177,11 @@ def template_keys(text: str) -> tuple[tuple[int, ...], list[str]]:
         all_words.extend(toks)
         if (i < KEYS_HEAD or i >= last) and 3 <= len(toks) <= 40:
             keys.append(_hash(toks))
+            keyed.append(toks)
     if len(all_words) >= 12:  # a template may wrap the content inside one sentence ("Solve: ...")
         keys.append(_hash(["^", *all_words[:EDGE_WORDS]]))
         keys.append(_hash([*all_words[-EDGE_WORDS:], "$"]))
-    return tuple(dict.fromkeys(keys)), all_words
+    return tuple(dict.fromkeys(keys)), all_words, keyed
 
 
 def _param_flags(params: dict[str, Any]) -> int:
@@ -224,7 +237,7 @@ def digest(event: Event) -> Digest:
     first = prompt if first_user is last_user else message_text(first_user) if first_user is not None else ""
     params = event.params if isinstance(event.params, dict) else {}
     flags |= _param_flags(params)
-    keys, prompt_words = template_keys(prompt)
+    keys, prompt_words, keyed = _scan(prompt)
     lowered = _capped(prompt).lower()
     index = set(prompt_words)  # normalised words: enough to pick which phrase patterns to try
     phrase = REASONING.search(lowered, index)
@@ -265,4 +278,5 @@ def digest(event: Event) -> Digest:
         words=len(prompt_words),
         phrase=phrase,
         thread=zlib.crc32(first[:THREAD_CHARS].encode()) if first else 0,
+        near=near_keys(keyed) if len(prompt_words) >= SKETCH_MIN_WORDS else (),
     )

@@ -31,6 +31,8 @@ from cuirass.events.record import Event
 DEFAULT_THRESHOLD = 0.98  # score threshold when no calibration is given (log-odds ~ +3.9)
 DEFAULT_CAMPAIGN_INTERVAL_S = 3600.0
 DEFAULT_CAMPAIGN_WINDOW_S = 3 * 86400.0
+NEAR_LIFT = 3.0  # most log-odds a known campaign's near-duplicate phrasing alone lends a new account (MAX_LIFT: 5)
+MAX_IDLE_CAMPAIGNS = 256  # campaigns kept beyond the last job's before those no account refers to are dropped
 ROW_REFRESH_S = 6 * 3600.0  # the campaign row of an account its own score flags is refreshed at most this often
 
 
@@ -109,12 +111,18 @@ class Detector:
         """Attach an account to a flagged campaign whose signature its request carries.
 
         Two distinct signature features (e.g. two sentences of the campaign's template) are
-        needed, or the campaign's payment instrument alone.
+        needed, or the campaign's payment instrument alone. A match by near-duplicate phrasing alone
+        (sketch.py) lifts by at most NEAR_LIFT: loose phrasing is shared by chance more often than an
+        exact template (formulaic benchmark questions that people ask too).
         """
         found: list[tuple[str, str]] = []
         signature = self._signature_keys
-        if not signature.keys().isdisjoint(d.keys) or d.system_key in signature:
-            for key in (*d.keys, d.system_key):
+        if (
+            not signature.keys().isdisjoint(d.keys)
+            or not signature.keys().isdisjoint(d.near)
+            or d.system_key in signature
+        ):
+            for key in (*d.keys, *d.near, d.system_key):
                 hit = signature.get(key)
                 if hit is not None:
                     found.append(hit)
@@ -130,13 +138,23 @@ class Detector:
             matches.setdefault(cid, set()).add(feature)
         for cid, matched in matches.items():
             campaign = self.campaigns.get(cid)
-            if campaign is None or len(matched) < 2 or campaign.logit <= state.campaign_logit:
+            if campaign is None or len(matched) < 2:
+                continue
+            target = campaign.logit
+            if all(f.startswith("near:") for f in matched):  # loose phrasing alone: a weaker tie than an exact one
+                target = min(target, state.own + NEAR_LIFT)
+            if target <= state.campaign_logit:
                 continue
             member = self.scorer.summary(state)
             if campaigns.belongs(self.scorer.signals, self._offsets, member, campaign.pooled):
                 state.campaign = cid
-                state.campaign_logit = campaign.logit
+                state.campaign_logit = target
                 state.campaign_reason = f"carries the signature of campaign {cid} [{campaign.logit:+.1f}]"
+
+    def _forget_campaigns(self, current: set[str]) -> None:
+        """Drop campaigns that neither the last job found nor any account refers to (bounded memory)."""
+        held = {s.campaign for s in self.scorer if s.campaign is not None} | current
+        self.campaigns = {cid: c for cid, c in self.campaigns.items() if cid in held}
 
     def _update_flag(self, state: AccountState, ts: float) -> None:
         score = state.score
@@ -205,6 +223,9 @@ class Detector:
         if len(cache) > 2 * len(rows) + 1024:  # forget rows of accounts that left the window
             keep = {r.account for r in rows}
             self._rows = {a: r for a, r in cache.items() if a in keep}
+        if campaigns.needs_compaction(self._features, rows):
+            self._features = campaigns.compact(self._features, rows)
+            self._rows = {r.account: r for r in rows}  # the other cached rows hold ids of the old index
         return rows
 
     def apply_campaigns(self, result: CampaignResult) -> None:
@@ -226,10 +247,12 @@ class Detector:
         self._signature_keys, self._signature_payments = {}, {}
         for feature, cid in result.signatures.items():
             kind, _, value = feature.partition(":")
-            if kind in ("tpl", "sys"):
+            if kind in campaigns.HASHED_KINDS:
                 self._signature_keys.setdefault(int(value, 16), (cid, feature))
             elif kind == "pay":
                 self._signature_payments.setdefault(value, cid)
+        if len(self.campaigns) > len(result.campaigns) + MAX_IDLE_CAMPAIGNS:
+            self._forget_campaigns({c.id for c in result.campaigns})
         self.campaign_runs += 1
 
     # -- verdicts -------------------------------------------------------------------------

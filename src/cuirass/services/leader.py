@@ -84,6 +84,8 @@ class Leader:
         self._restore(job.id)
         self._seen = {}
         rows = [row for _order, row in sorted(self._row(blob) for blob in self.store.rows())]
+        if campaigns.needs_compaction(self.index, rows):  # bounded: only what this job's rows hold
+            self.index = campaigns.compact(self.index, rows)
         m = self.model
         result = campaigns.run(rows, self.index, m.scorer.signals, m.threshold_logit, job.now, m.seed, self.assignment)
         self.assignment = result.assignment

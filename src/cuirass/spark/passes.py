@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from cuirass.detect.campaigns import CampaignResult
+from cuirass.detect.campaigns import HASHED_KINDS, CampaignResult
 from cuirass.detect.digest import Digest, digest
 from cuirass.detect.engine import Detector
 from cuirass.detect.scoring import AccountState
@@ -222,7 +222,9 @@ def verdict_batches(
     keys, payments = signature_features(results)
     touched = {account for result in results for account in result.lifts}
     touched.update(
-        d.account for d in digests if d.payment in payments or d.system_key in keys or not keys.isdisjoint(d.keys)
+        d.account
+        for d in digests
+        if d.payment in payments or d.system_key in keys or not keys.isdisjoint(d.keys) or not keys.isdisjoint(d.near)
     )
     detector = Detector(plan.calibration, campaign_interval_s=plan.interval, campaign_window_s=plan.window)
     detector.scorer.context.model_first_seen.update(plan.model_first_seen)
@@ -251,14 +253,14 @@ def verdict_batches(
 
 
 def signature_features(results: Sequence[CampaignResult]) -> tuple[set[int], set[str]]:
-    """(template and system-prompt keys, payment fingerprints) of every campaign signature, parsed
+    """(template, near-duplicate and system-prompt keys, payment fingerprints) of every campaign signature, parsed
     as Detector.apply_campaigns parses them: a request carrying none of them attaches to no campaign."""
     keys: set[int] = set()
     payments: set[str] = set()
     for result in results:
         for feature in result.signatures:
             kind, _, value = feature.partition(":")
-            if kind in ("tpl", "sys"):
+            if kind in HASHED_KINDS:  # templates, near-duplicate phrasings, system prompts
                 keys.add(int(value, 16))
             elif kind == "pay":
                 payments.add(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cuirass.detect.signals import age, coverage, elicitation, infra, params, pivot, shape, templates, timing  # noqa: F401  (registration)
+from cuirass.detect.signals import age, coverage, elicitation, infra, params, phrasing, pivot, shape, templates, timing  # noqa: F401  (registration)
 from cuirass.detect.signals.base import SIGNALS, Context, Link, Signal, register
 
 DEFAULT = (
@@ -19,6 +19,7 @@ DEFAULT = (
     "age",
     "infra",
     "pivot",
+    "phrasing",
 )
 
 

@@ -87,6 +87,16 @@ SIGNALS: Registry[type[Signal]] = Registry("signal")
 register = SIGNALS.register  # class decorator: make a signal available by its name
 
 
+def prune_counts(counts: dict[int, int], keep: int) -> dict[int, int]:
+    """The `keep` most frequent entries of a bounded key counter; among equal counts the most recently inserted win."""
+    items = list(counts.items())
+    items.reverse()
+    items.sort(key=lambda kv: kv[1], reverse=True)  # stable: recency order kept within a count
+    kept = items[:keep]
+    kept.reverse()
+    return dict(kept)
+
+
 class DecayedRate:
     """Exponentially decayed count of requests and of those showing a feature (plus one example)."""
 

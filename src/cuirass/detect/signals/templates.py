@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from cuirass.detect.digest import Digest
-from cuirass.detect.signals.base import Context, DecayedRate, Link, RateSignal, register
+from cuirass.detect.signals.base import Context, DecayedRate, Link, RateSignal, prune_counts, register
 from cuirass.detect.signals.elicitation import TASK_WORDS
 
 KEEP = 48  # template keys kept per account (most frequent, then most recent)
@@ -33,16 +33,6 @@ class TemplateState:
         self.rate = DecayedRate()
         self.keys: dict[int, int] = {}
         self.systems: dict[int, int] = {}
-
-
-def _prune(counts: dict[int, int], keep: int) -> dict[int, int]:
-    """The `keep` most frequent entries; among equal counts the most recently inserted win."""
-    items = list(counts.items())
-    items.reverse()
-    items.sort(key=lambda kv: kv[1], reverse=True)  # stable: recency order kept within a count
-    kept = items[:keep]
-    kept.reverse()
-    return dict(kept)
 
 
 @register
@@ -77,14 +67,14 @@ class TemplateSignal(RateSignal):
                 keys[key] = count + 1
             state.rate.add(1.0 if seen and fresh else 0.0, decay)
             if len(keys) > 2 * KEEP:
-                state.keys = _prune(keys, KEEP)
+                state.keys = prune_counts(keys, KEEP)
         else:
             state.rate.skip(decay)
         if d.system_key:
             systems = state.systems
             systems[d.system_key] = systems.get(d.system_key, 0) + 1
             if len(systems) > 2 * KEEP_SYSTEM:
-                state.systems = _prune(systems, KEEP_SYSTEM)
+                state.systems = prune_counts(systems, KEEP_SYSTEM)
         return self.rate_evidence(state.rate.hits, state.rate.n)
 
     def summary(self, state: TemplateState) -> Sequence[float]:  # type: ignore[override]
