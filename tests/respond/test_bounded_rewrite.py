@@ -31,7 +31,11 @@ from tests.conftest import ADMIN_KEY, Gateway, free_port
 
 load_defenses()
 
-BOUND_S = 2.0  # per 100 KB answer, all the flagged band's text defenses together
+# Per 100 KB answer, all the flagged band's text defenses together. The slowest hostile input measured takes
+# about 1.4 s of thread CPU on the 2-core machine alone and up to 2.7 s while the suite keeps the other
+# (hyper)thread busy; a super-linear rewrite takes tens of seconds on these inputs (before issue 16: 4-40+ s
+# on a fifth of this size), so 5 s keeps the guard and loses the noise.
+BOUND_S = 5.0
 SIZE = 100_000
 EXAMPLES = int(os.environ.get("CUIRASS_FUZZ_EXAMPLES", "8"))
 
