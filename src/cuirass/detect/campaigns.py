@@ -520,9 +520,11 @@ def run(
 
 
 def _campaign_id(fids: np.ndarray, counts: np.ndarray, index: FeatureIndex, used: set[str]) -> str:
-    """A readable id derived from the community's most shared feature (stable across jobs)."""
-    best = max(zip(counts.tolist(), (-f for f in fids.tolist())), default=None)
-    base = f"c-{zlib.crc32(index.name(-best[1]).encode()):08x}" if best else "c-00000000"
+    """A readable id derived from the community's most shared feature (stable across jobs). Ties go to the
+    feature's name, not its id: ids follow the order rows were first seen, which differs between a replay
+    and the shards' leader (rows arrive from partitions in whatever order), names do not."""
+    best = min(((-c, index.name(f)) for c, f in zip(counts.tolist(), fids.tolist())), default=None)
+    base = f"c-{zlib.crc32(best[1].encode()):08x}" if best else "c-00000000"
     cid, suffix = base, 2
     while cid in used:
         cid, suffix = f"{base}-{suffix}", suffix + 1
