@@ -51,15 +51,16 @@ class HarvestItem:
 
 
 def data_dir() -> Path:
-    """The shared data folder: $CUIRASS_DATA_DIR, else ../shared/data beside the checkout or cwd."""
-    env = os.environ.get("CUIRASS_DATA_DIR")
+    """The lab's data folder: $CUIRASS_LAB_DATA (not CUIRASS_DATA_DIR, which is the server's state directory),
+    else ../shared/data beside the checkout or cwd (the development setup)."""
+    env = os.environ.get("CUIRASS_LAB_DATA")
     if env:
         return Path(env)
     candidates = [Path.cwd() / ".." / "shared" / "data", Path(__file__).resolve().parents[4] / ".." / "shared" / "data"]
     for cand in candidates:
         if (cand / "gsm8k_train.jsonl").exists():
             return cand.resolve()
-    raise FileNotFoundError("shared data not found; set CUIRASS_DATA_DIR to the folder holding gsm8k_train.jsonl")
+    raise FileNotFoundError("shared data not found; set CUIRASS_LAB_DATA to the folder holding gsm8k_train.jsonl")
 
 
 def _decode_truncated_list(text: str) -> list[dict[str, Any]]:
