@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import yaml
 
 from cuirass.processes import free_port, wait_http  # also re-exported to the tests
 
+PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 ADMIN_KEY = "sk-cui-admin-test-0123456789abcdef"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -180,3 +183,20 @@ def make_gateway(mock: MockUpstream, tmp_path: Path) -> Iterator[Any]:
     yield make
     for gw in made:
         gw.stop()
+
+
+@contextlib.contextmanager
+def scratch_postgres(prefix: str) -> Iterator[str]:
+    """A PostgreSQL database of the caller's own on the machine's server (its URL), dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_BASE + "postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield PG_BASE + name
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from cuirass.detect.replay import digests, run
 from cuirass.events.record import Event
 from cuirass.services.detection import verdict_row
 from cuirass.storage.migrate import make_engine
+from tests.conftest import scratch_postgres
 
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
@@ -50,18 +50,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextlib.contextmanager
-def database() -> Iterator[str]:
-    name = f"cuirass_shards_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_BASE + "postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield PG_BASE + name
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
+def database() -> contextlib.AbstractContextManager[str]:
+    return scratch_postgres("cuirass_shards")
 
 
 @contextlib.contextmanager

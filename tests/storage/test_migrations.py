@@ -24,7 +24,7 @@ from cuirass.db import open_engine
 from cuirass.events.store import events_table
 from cuirass.storage import migrate, schema
 from cuirass.storage.migrate import make_engine
-from tests.conftest import cuirass
+from tests.conftest import cuirass, scratch_postgres
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/"
@@ -46,16 +46,8 @@ def _database(kind: str, folder: Path) -> Iterator[str]:
         return
     if not _postgres_up():
         pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    name = f"cuirass_mig_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_BASE + "postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield PG_BASE + name
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
+    with scratch_postgres("cuirass_mig") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
