@@ -82,25 +82,28 @@ class Gateway:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.env = {"CUIRASS_ADMIN_KEY": ADMIN_KEY, **(env or {})}
+        # A file, not a pipe: nobody reads a pipe until stop(), and a full one would block the gateway's logging.
+        self.stderr_path = tmp / "serve.stderr"
         acc = json.loads(self.cli("accounts", "create", account, "--id", account, "--org", "acme", "--json").stdout)
         self.account = acc["id"]
         self.key = json.loads(self.cli("keys", "create", account, *key_args, "--json").stdout)["key"]
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cuirass",
-                "serve",
-                "--config",
-                str(self.config_path),
-                "--data-dir",
-                str(self.data_dir),
-                "--port",
-                str(self.port),
-            ],
-            env={**os.environ, **self.env},
-            stderr=subprocess.PIPE,
-        )
+        with self.stderr_path.open("ab") as stderr:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "cuirass",
+                    "serve",
+                    "--config",
+                    str(self.config_path),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.port),
+                ],
+                env={**os.environ, **self.env},
+                stderr=stderr,
+            )
         wait_http(f"http://127.0.0.1:{self.port}/health/liveness", self.proc)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -134,8 +137,7 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc.stderr:
-            self.stderr = self.proc.stderr.read().decode(errors="replace")
+        self.stderr = self.stderr_path.read_text(errors="replace")
         return self.proc.returncode
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -147,6 +148,26 @@ def test_archive_killed_and_stopped_mid_stream_stores_each_event_once(stream: st
         assert parquet.day_of(r["ts"]) in {"2023-11-14", "2023-11-15", "2023-11-16"}
     assert not list(pq_dir.rglob(".*")), "a temporary file was left behind"
     assert partition_of("acct-1", 4) == partition_of("acct-1", 4)
+
+
+def test_a_restarted_archive_removes_what_a_killed_one_left_half_written(stream: str, tmp_path: Path) -> None:
+    """The temporaries of a writer killed mid-file go at the next start; a live writer's stay."""
+    ids = _publish(stream, 50, days=1)
+    day = tmp_path / "parquet" / "day=2023-11-14"
+    day.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    killed = day / f".part-{1:020d}-{200:020d}.parquet.{host}-{dead.pid}.tmp"
+    abandoned = day / f".part-{201:020d}-{400:020d}.parquet.other-host-77.tmp"
+    live = day / f".part-{401:020d}-{600:020d}.parquet.{host}-{os.getpid()}.tmp"
+    for f in (killed, abandoned, live):
+        f.write_bytes(b"PAR1 half a file")
+    os.utime(abandoned, (time.time() - 2 * parquet.STALE_S,) * 2)
+    proc = _archive(tmp_path / "archive", stream, "--parquet", str(tmp_path / "parquet"), "--until-idle", "1")
+    _finish(proc)
+    assert not killed.exists() and not abandoned.exists() and live.exists()
+    assert sorted(r["request_id"] for r in parquet.read(tmp_path / "parquet")) == sorted(ids)
 
 
 def test_export_parquet_round_trips(make_gateway, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

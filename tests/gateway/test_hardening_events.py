@@ -22,7 +22,7 @@ import openai
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import Gateway, wait_http
+from tests.conftest import ADMIN_KEY, Gateway, wait_http
 
 MESSAGES = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many?"}]
 DEEP = "[" * 300 + "]" * 300  # orjson reads it; orjson (and so the store) refuses to write it back
@@ -74,6 +74,21 @@ def _watchers(gw: Gateway, timeout: float = 10) -> list[int]:
         if pids or time.monotonic() > deadline:
             return pids
         time.sleep(0.05)
+
+
+def _holds_lock(pid: int, path: Path, timeout: float = 30) -> bool:
+    """Whether `pid` takes the kernel's lock on `path` within `timeout` (read from /proc/locks, not by trying it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            st = path.stat()
+            inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+            for line in Path("/proc/locks").read_text().splitlines():
+                fields = line.split()
+                if str(pid) in fields and inode in fields:
+                    return True
+        time.sleep(0.05)
+    return False
 
 
 def _wait_gone(pids: set[int], timeout: float = 10) -> set[int]:
@@ -132,6 +147,29 @@ def test_unencodable_field_does_not_stop_the_writer(make_gateway, shape: str, sp
     assert [d["request_id"] for d in letters] == [bad_id] and "Recursion" in letters[0]["error"]
     metrics = httpx.get(gw.base_url.removesuffix("/v1") + "/metrics").text
     assert 'cuirass_dead_letters_total{stage="events"} 1.0' in metrics
+
+
+@pytest.mark.parametrize("depth", [252, 253, 254])
+def test_field_nested_to_the_encoders_limit_is_stored_and_exported(make_gateway, depth: int) -> None:  # type: ignore[no-untyped-def]
+    """A value orjson can write alone but not inside its row (the row and the field add levels) is stored,
+    marked where it cannot be kept, and every export of the log reads it: the fuzzer found this one."""
+    gw: Gateway = make_gateway()
+    body = '{"model": "m", "max_tokens": 2, "messages": ' + json.dumps(MESSAGES)
+    body += ', "x_extra": ' + "[" * depth + "]" * depth + "}"
+    h = {"authorization": f"Bearer {gw.key}", "content-type": "application/json"}
+    status = httpx.post(gw.base_url + "/chat/completions", content=body, headers=h, timeout=10).status_code
+    assert status in (200, 400)  # 400 where the body is too deep to forward upstream
+    (row,) = gw.events(expect=1)
+    assert row["status"] == status and row["account"] == "tester"
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    r = httpx.get(gw.base_url.removesuffix("/v1") + "/admin/events", headers=admin, timeout=10)
+    assert r.status_code == 200
+    (exported,) = [json.loads(line) for line in r.text.splitlines()]
+    assert exported["request_id"] == row["request_id"]
+    out = gw.data_dir.parent / "export.jsonl"
+    gw.cli("events", "export", "--out", str(out))
+    assert [json.loads(line)["request_id"] for line in out.read_text().splitlines()] == [row["request_id"]]
+    assert _readiness(gw)["event_store"]["alive"]
 
 
 def test_client_disconnect_mid_body_leaves_one_event_and_no_traceback(make_gateway) -> None:  # type: ignore[no-untyped-def]
@@ -222,7 +260,7 @@ def test_watcher_is_restarted_and_never_doubled(make_gateway) -> None:  # type: 
         time.sleep(0.1)
     (restarted,) = _watchers(gw, timeout=0)
     assert restarted != first
-    time.sleep(0.5)
+    assert _holds_lock(restarted, Path(f"{gw.db_path}.watch.lock"))  # a loaded machine may take seconds to start it
     assert _watchers(gw, timeout=0) == [restarted]  # it took the lock and runs: not refused, not doubled
     assert gw.cli("detect", "watch", check=False).returncode != 0
     gw.stop()

@@ -72,6 +72,7 @@ class ParquetTarget:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._runs: dict[str, list[tuple[int, int]]] = {}  # day -> (first, last) of its files, sorted
+        self.swept = parquet.sweep(root)  # what an archive killed mid-file left
         self.refresh()
 
     def refresh(self) -> None:

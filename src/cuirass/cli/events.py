@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 from tqdm import tqdm
 
 from cuirass.cli.common import emit, store_options
 from cuirass.config import Settings
+from cuirass.events.deadletter import json_line
 from cuirass.events.log import Row
 from cuirass.storage.migrate import make_engine
 from cuirass.storage.stores import open_event_log
@@ -68,7 +68,7 @@ def _export_jsonl(rows: Any, out_path: str, total: int) -> int:
     try:
         with _bar(total, out_path == "-") as bar:
             for row in rows:
-                fh.write(orjson.dumps(row) + b"\n")
+                fh.write(json_line(row))
                 n += 1
                 bar.update()
     finally:
@@ -164,6 +164,8 @@ def archive(
     letters = DeadLetters(settings.data_dir / "dead-letters", "archive", logger)
     writer = EventWriter(open_event_log(make_engine(settings.database_url)), dead_letters=letters) if sql else None
     target = ParquetTarget(Path(parquet_dir)) if parquet_dir else None
+    if target is not None and target.swept:
+        click.echo(f"removed {target.swept} temporary files left by an archive that was killed mid-write", err=True)
     conn = Connection(settings.events.bus, settings.events.bus_stream, name="cuirass-archive")
     archiver = Archiver(
         conn, sql=writer, parquet_target=target, dead_letters=letters, durable=durable, batch=batch, ack_wait_s=ack_wait

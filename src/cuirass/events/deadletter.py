@@ -30,7 +30,10 @@ def marker(why: str) -> dict[str, str]:
     return {MARK: why[:200]}
 
 
-def _fits(value: Any) -> bool:
+def _fits(value: Any, depth: int = 0) -> bool:
+    """Whether orjson encodes `value` when it sits `depth` containers down (its nesting limit counts them)."""
+    for _ in range(depth):
+        value = [value]
     try:
         orjson.dumps(value)
         return True
@@ -54,15 +57,28 @@ def encodable(row: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     out: dict[str, Any] = {}
     for name, value in row.items():
         key = name if isinstance(name, str) else str(name)
-        out[key] = value if _fits(value) else _mend(value, error)
+        out[key] = value if _fits(value, 1) else _mend(value, error)
     return out, error
 
 
+def json_line(row: dict[str, Any]) -> bytes:
+    """`row` as one JSON line for an export; a field JSON cannot hold (an old or foreign row) is marked."""
+    try:
+        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        kept = encodable(row)[0]
+    try:
+        return orjson.dumps(kept, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError as exc:
+        return orjson.dumps(marker(f"{type(exc).__name__}: {exc}"), option=orjson.OPT_APPEND_NEWLINE)
+
+
 def _mend(value: Any, why: str) -> Any:
+    """A field (one level down in its row) with each member (two levels down) that cannot be encoded marked."""
     if isinstance(value, dict) and len(value) <= WIDE:
-        return {k if isinstance(k, str) else str(k): v if _fits(v) else marker(why) for k, v in value.items()}
+        return {k if isinstance(k, str) else str(k): v if _fits(v, 2) else marker(why) for k, v in value.items()}
     if isinstance(value, list) and len(value) <= WIDE:
-        return [v if _fits(v) else marker(why) for v in value]
+        return [v if _fits(v, 2) else marker(why) for v in value]
     return marker(why)
 
 

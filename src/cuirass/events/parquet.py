@@ -7,7 +7,8 @@ of `SCHEMA` below: the JSON columns (messages, params, response, actions, shadow
 that any reader (Spark, DuckDB, pandas) gets the same values without a nested schema that differs from
 event to event. `bus.archive` names its files by the stream sequences they hold
 (`part-<first>-<last>.parquet`), `cuirass events export --format parquet` by its run; a name starting with
-"." is a file being written (readers skip it, as Spark and pyarrow do).
+"." is a file being written (readers skip it, as Spark and pyarrow do). A writer killed mid-file leaves
+its temporary behind, named by host and process; `sweep` removes those whose writer is gone.
 
 pyarrow is imported on first use: the embedded install does not need it (the "fleet" extra has it).
 """
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +57,7 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
 )
 JSON_COLUMNS = frozenset({"messages", "params", "response", "actions", "shadowed"})
 _DEFAULTS: dict[str, Any] = {"messages": [], "params": {}}  # what a row without them (none should) stores
+STALE_S = 3600.0  # a temporary of another host older than this is abandoned: no write takes that long
 
 
 def schema() -> pa.Schema:
@@ -98,7 +102,7 @@ def write(path: Path, rows: list[Row]) -> None:
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{_writer()}.tmp")
     pq.write_table(to_table(rows), tmp)
     fd = os.open(tmp, os.O_RDONLY)
     try:
@@ -111,6 +115,37 @@ def write(path: Path, rows: list[Row]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _writer() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def sweep(root: Path) -> int:
+    """Remove the temporaries of writers that died mid-file: this host's whose process is gone, and any
+    older than `STALE_S` (another host's, on shared storage). Returns how many it removed."""
+    host, removed = socket.gethostname(), 0
+    for tmp in root.glob("day=*/.*.tmp"):
+        writer = tmp.name.removesuffix(".tmp").rsplit(".", 1)[-1]
+        name, _, pid = writer.rpartition("-")
+        try:
+            mine = name == host and pid.isdigit()
+            if (mine and not _alive(int(pid))) or time.time() - tmp.stat().st_mtime > STALE_S:
+                tmp.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue  # finished or swept by someone else meanwhile
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 def by_day(rows: Iterable[Row]) -> dict[str, list[Row]]:

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from cuirass.accounts import NotFound
 from cuirass.config import RATE_MAX
+from cuirass.events.deadletter import json_line
 from cuirass.gateway.errors import APIError
 
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ async def export_events(request: Request) -> Response:
             batch = await asyncio.to_thread(lambda: [r for _, r in zip(range(2000), it)])
             if not batch:
                 return
-            yield b"".join(orjson.dumps(r) + b"\n" for r in batch)
+            yield b"".join(json_line(r) for r in batch)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
