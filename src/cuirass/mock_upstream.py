@@ -52,9 +52,16 @@ def _completion_text(model: str, prompt: str, n_tokens: int, salt: int) -> list[
 
 
 def _prompt_of(body: dict[str, Any]) -> str:
+    """The request's text: a message's text parts count as its string content would."""
     if "messages" in body:
-        return "\n".join(str(m.get("content", "")) for m in body.get("messages") or [] if isinstance(m, dict))
+        return "\n".join(_text(m.get("content", "")) for m in body.get("messages") or [] if isinstance(m, dict))
     return str(body.get("prompt", ""))
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content)
 
 
 def create_mock_app(cfg: MockConfig) -> Starlette:
@@ -106,10 +113,11 @@ def create_mock_app(cfg: MockConfig) -> Starlette:
         }
         rid = ("chatcmpl-" if chat else "cmpl-") + hashlib.sha256(f"{counter['n']}:{prompt}".encode()).hexdigest()[:24]
         created = int(time.time())
+        call = _tool_call(body, rid) if chat else None
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             gen = _stream(
-                rid, created, body["model"], chat, texts, usage, include_usage, tps, fault == "cut", cfg.reasoning
+                rid, created, body["model"], chat, texts, usage, include_usage, tps, fault == "cut", cfg.reasoning, call
             )
             return StreamingResponse(gen, media_type="text/event-stream")
         choices = []
@@ -118,14 +126,10 @@ def create_mock_app(cfg: MockConfig) -> Starlette:
                 msg: dict[str, Any] = {"role": "assistant", "content": "".join(toks)}
                 if cfg.reasoning:
                     msg["reasoning_content"] = "Let me think. " + "".join(toks[: max(1, n_tok // 2)])
-                choices.append(
-                    {
-                        "index": i,
-                        "message": msg,
-                        "logprobs": None,
-                        "finish_reason": "length" if body.get("max_tokens") else "stop",
-                    }
-                )
+                if call is not None:
+                    msg.update(content=None, tool_calls=[call])
+                finish = "tool_calls" if call else "length" if body.get("max_tokens") else "stop"
+                choices.append({"index": i, "message": msg, "logprobs": None, "finish_reason": finish})
             else:
                 choices.append(
                     {
@@ -157,6 +161,16 @@ def create_mock_app(cfg: MockConfig) -> Starlette:
     )
 
 
+def _tool_call(body: dict[str, Any], rid: str) -> dict[str, Any] | None:
+    """A call of the named (or first) tool when the request requires one, as an assistant would make it."""
+    tools, choice = body.get("tools"), body.get("tool_choice")
+    if not isinstance(tools, list) or not tools or choice in (None, "auto", "none"):
+        return None
+    name = choice["function"]["name"] if isinstance(choice, dict) else tools[0]["function"]["name"]
+    args = orjson.dumps({"words": len(_prompt_of(body).split())}).decode()
+    return {"id": "call_" + rid[-12:], "type": "function", "function": {"name": name, "arguments": args}}
+
+
 async def _stream(
     rid: str,
     created: int,
@@ -168,6 +182,7 @@ async def _stream(
     tps: float,
     cut: bool,
     reasoning: bool,
+    call: dict[str, Any] | None = None,
 ) -> AsyncIterator[bytes]:
     obj = "chat.completion.chunk" if chat else "text_completion"
 
@@ -184,8 +199,22 @@ async def _stream(
                 for i in range(len(texts))
             ]
         )
-        if reasoning:
-            yield chunk([{"index": 0, "delta": {"reasoning_content": "Let me think. "}, "finish_reason": None}])
+        if reasoning:  # the same reasoning as the whole answer's, a piece at a time
+            for thought in ["Let me think. ", *texts[0][: max(1, len(texts[0]) // 2)]]:
+                yield chunk([{"index": 0, "delta": {"reasoning_content": thought}, "finish_reason": None}])
+    if call is not None:  # the call's name first, then its arguments in two pieces
+        args = call["function"]["arguments"]
+        head = {**call, "function": {"name": call["function"]["name"], "arguments": ""}}
+        for piece in (
+            {"index": 0, **head},
+            *({"index": 0, "function": {"arguments": a}} for a in (args[:5], args[5:])),
+        ):
+            yield chunk([{"index": 0, "delta": {"tool_calls": [piece]}, "finish_reason": None}])
+        yield chunk([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])
+        if include_usage:
+            yield chunk([], usage)
+        yield b"data: [DONE]\n\n"
+        return
     n_tok = len(texts[0])
     for t in range(n_tok):
         if cut and t == n_tok // 2:

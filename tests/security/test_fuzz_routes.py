@@ -33,7 +33,7 @@ from tests.conftest import ADMIN_KEY, Gateway, MockUpstream, gateway_config
 
 EXAMPLES = int(os.environ.get("CUIRASS_FUZZ_EXAMPLES", "80"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=False)
-MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions")
+MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses")
 UPSTREAM_CAUSED = {502, 504}
 
 scalars = (
@@ -129,6 +129,41 @@ def completion_bodies(draw: st.DrawFn) -> Any:
     return body
 
 
+@st.composite
+def messages_bodies(draw: st.DrawFn) -> Any:
+    """An Anthropic Messages body with one field (top-level, in a message or in a content block) replaced."""
+    block: dict[str, Any] = {"type": "text", "text": "What is 2 + 2?"}
+    body: dict[str, Any] = {"model": "m", "max_tokens": 4, "messages": [{"role": "user", "content": [block]}]}
+    value, where = draw(anything()), draw(st.sampled_from(["top", "message", "block"]))
+    if where == "top":
+        fields = ["model", "max_tokens", "messages", "system", "stop_sequences", "tools", "tool_choice", "thinking"]
+        body[draw(st.sampled_from([*fields, "metadata", "stream", "temperature"]))] = value
+    elif where == "message":
+        body["messages"][0][draw(st.sampled_from(["role", "content"]))] = value
+    else:
+        block[draw(st.sampled_from(["type", "text", "source", "tool_use_id", "content", "input", "id", "name"]))] = (
+            value
+        )
+    return body
+
+
+@st.composite
+def responses_bodies(draw: st.DrawFn) -> Any:
+    """A Responses body with one field (top-level or in an input item) replaced."""
+    item: dict[str, Any] = {"role": "user", "content": [{"type": "input_text", "text": "What is 2 + 2?"}]}
+    body: dict[str, Any] = {"model": "m", "max_output_tokens": 4, "input": [item]}
+    value = draw(anything())
+    if draw(st.booleans()):
+        fields = ["model", "input", "instructions", "max_output_tokens", "tools", "tool_choice", "text", "stream"]
+        body[draw(st.sampled_from([*fields, "previous_response_id", "reasoning", "temperature"]))] = value
+    else:
+        item[draw(st.sampled_from(["type", "role", "content", "call_id", "output", "arguments", "name"]))] = value
+    return body
+
+
+BODIES = dict(zip(MODEL_ROUTES, (chat_bodies(), completion_bodies(), messages_bodies(), responses_bodies())))
+
+
 header_text = st.text(
     st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=80
 ).map(str.strip)
@@ -218,7 +253,7 @@ def _send(gw: Gateway, counter: Counter, path: str, content: bytes, headers: dic
 def test_model_routes_survive_any_body(target: tuple[Gateway, str, Counter], data: st.DataObject) -> None:
     gw, flagged_key, counter = target
     path = data.draw(st.sampled_from(MODEL_ROUTES))
-    body = data.draw(chat_bodies() if path == MODEL_ROUTES[0] else completion_bodies())
+    body = data.draw(BODIES[path])
     content = _encode(body)
     key = data.draw(st.sampled_from([gw.key, flagged_key]))
     headers = {**data.draw(hostile_headers(key)), "content-type": "application/json"}

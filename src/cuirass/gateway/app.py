@@ -335,6 +335,8 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         HTTPRoute("/v1/chat/completions", proxy.chat_completions, methods=["POST"]),
         HTTPRoute("/v1/completions", proxy.completions, methods=["POST"]),
+        HTTPRoute("/v1/messages", proxy.messages, methods=["POST"]),
+        HTTPRoute("/v1/responses", proxy.responses_, methods=["POST"]),
         HTTPRoute("/v1/models", list_models, methods=["GET"]),
         HTTPRoute("/health/liveness", liveness, methods=["GET"]),
         HTTPRoute("/health/readiness", readiness, methods=["GET"]),

@@ -15,6 +15,9 @@ from cuirass.accounts import KeyInfo
 from cuirass.events import ANONYMOUS, Event
 from cuirass.events.record import message_text
 
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+
 if TYPE_CHECKING:
     from cuirass.gateway.routing import Route
     from cuirass.respond.responder import Plan
@@ -57,6 +60,12 @@ class Exchange:
     dispatch: Dispatch | None = None
 
     @property
+    def wire(self) -> str:
+        """The OpenAI endpoint the upstream is asked on: /v1/completions, or chat completions for every
+        chat-shaped surface (chat completions, and the Messages and Responses APIs translated to it)."""
+        return COMPLETIONS if self.endpoint == COMPLETIONS else CHAT
+
+    @property
     def routed(self) -> Dispatch:
         """The dispatch of a request that got past routing and the policy."""
         assert self.dispatch is not None, "not routed yet"
@@ -76,7 +85,7 @@ class Exchange:
     def event(self) -> Event:
         body = self.body or {}
         acc = self.key.account if self.key else None
-        endpoint_fields = ("model", "messages") if self.endpoint == "/v1/chat/completions" else ("model", "prompt")
+        endpoint_fields = ("model", "messages") if self.wire == CHAT else ("model", "prompt")
         return Event(
             ts=self.ts,
             request_id=self.request_id,
@@ -88,7 +97,7 @@ class Exchange:
             account_created=acc.created if acc else None,
             endpoint=self.endpoint,
             model=model if isinstance(model := body.get("model"), str) else "",
-            messages=_messages(self.endpoint, body),
+            messages=_messages(self.wire, body),
             params={k: v for k, v in body.items() if k not in endpoint_fields},
             response=self.response,
             action=self.action,
@@ -103,11 +112,11 @@ class Exchange:
         )
 
     def prompt_text(self) -> str:
-        return "\n".join(message_text(m) for m in _messages(self.endpoint, self.body or {}) if isinstance(m, dict))
+        return "\n".join(message_text(m) for m in _messages(self.wire, self.body or {}) if isinstance(m, dict))
 
 
-def _messages(endpoint: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-    if endpoint == "/v1/chat/completions":
+def _messages(wire: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    if wire == CHAT:
         msgs = body.get("messages")
         return msgs if isinstance(msgs, list) else []
     prompt = body.get("prompt")
@@ -125,8 +134,8 @@ class ResponseAccumulator:
 
     __slots__ = ("chat", "parts", "reasoning", "finish_reason", "usage")
 
-    def __init__(self, endpoint: str) -> None:
-        self.chat = endpoint == "/v1/chat/completions"
+    def __init__(self, wire: str) -> None:
+        self.chat = wire == CHAT
         self.parts: list[str] = []
         self.reasoning: list[str] = []
         self.finish_reason: str | None = None

@@ -1,6 +1,8 @@
-"""The client-facing routes: POST /v1/chat/completions and /v1/completions, streaming or not.
+"""The client-facing model routes, streaming or not: /v1/chat/completions and /v1/completions, and the
+Messages (/v1/messages) and Responses (/v1/responses) APIs translated to chat completions (`surfaces`).
 
-auth → body → validation → route → rate limit → (policy) → upstream → relay, and one event at the end.
+auth → body → (translation) → validation → route → rate limit → (policy) → upstream → relay, and one
+event at the end.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
@@ -20,10 +22,12 @@ from cuirass.actions import LOGIT_ACTIONS
 from cuirass.config import ServerConfig
 from cuirass.events.deadletter import RateLimitedLog
 from cuirass.gateway.errors import APIError
-from cuirass.gateway.exchange import Dispatch, Exchange, ResponseAccumulator
+from cuirass.gateway.exchange import CHAT, Dispatch, Exchange, ResponseAccumulator
 from cuirass.gateway.ratelimit import admit
 from cuirass.gateway.routing import Route
-from cuirass.gateway.sse import DONE, SSEResponse, frame
+from cuirass.gateway.sse import SSEResponse
+from cuirass.gateway.surfaces import Framing, Surface, anthropic, responses
+from cuirass.gateway.surfaces.openai import CHAT_SURFACE, COMPLETIONS_SURFACE
 from cuirass.gateway.validate import validate_request
 from cuirass.respond.apply import rewrite_chunks, rewrite_response
 from cuirass.respond.responder import Plan
@@ -34,30 +38,37 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-CHAT = "/v1/chat/completions"
-COMPLETIONS = "/v1/completions"
-
 
 async def chat_completions(request: Request) -> Response | SSEResponse:
-    return await _handle(request, CHAT)
+    return await _handle(request, CHAT_SURFACE)
 
 
 async def completions(request: Request) -> Response | SSEResponse:
-    return await _handle(request, COMPLETIONS)
+    return await _handle(request, COMPLETIONS_SURFACE)
 
 
-async def _handle(request: Request, endpoint: str) -> Response | SSEResponse:
+async def messages(request: Request) -> Response | SSEResponse:
+    return await _handle(request, anthropic.SURFACE)
+
+
+async def responses_(request: Request) -> Response | SSEResponse:
+    return await _handle(request, responses.SURFACE)
+
+
+async def _handle(request: Request, surface: Surface) -> Response | SSEResponse:
     gw: Gateway = request.app.state.gw
     ex = Exchange(
-        endpoint=endpoint,
+        endpoint=surface.endpoint,
         ip=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
     )
     try:
-        ex.key = await gw.authenticate(request.headers.get("authorization"))
-        body = orjson_body(await read_body(request, gw.settings.server))
-        ex.body = body if isinstance(body, dict) else None
-        validate_request(body, endpoint)
+        ex.key = await gw.authenticate(surface.api_key(request.headers))
+        sent = orjson_body(await read_body(request, gw.settings.server))
+        ex.body = sent if isinstance(sent, dict) else None
+        body = surface.to_chat(sent)
+        ex.body = body if isinstance(body, dict) else None  # the event holds the request as chat completions
+        validate_request(body, ex.wire)
         route = await gw.models.resolve(body["model"])
         key = ex.key
         limit_headers = admit(await gw.limiter.acquire(key.key_id, key.requests_per_min, key.tokens_per_min))
@@ -67,20 +78,19 @@ async def _handle(request: Request, endpoint: str) -> Response | SSEResponse:
             upstream, upstream_model, ex.upstream = route.decoy, route.decoy_model or route.name, "decoy"
         ex.dispatch = Dispatch(route, upstream, dict(body, model=upstream_model), plan, limit_headers)
         if body.get("stream"):
-            return await _stream(gw, request, ex)
-        return await _complete(gw, request, ex)
+            return await _stream(gw, request, ex, surface.framing(sent, ex.request_id))
+        return await _complete(gw, request, ex, lambda resp: surface.answer(resp, sent, ex.request_id))
     except APIError as err:
-        return _fail(gw, ex, err)
+        return _fail(gw, ex, err, surface)
     except UpstreamError as err:
-        return _fail(
-            gw, ex, upstream_api_error(err, ex.upstream or "principal", gw.settings.server.relay_upstream_errors)
-        )
+        api = upstream_api_error(err, ex.upstream or "principal", gw.settings.server.relay_upstream_errors)
+        return _fail(gw, ex, api, surface)
     except ClientDisconnect:  # hung up while sending the body: one event, and nothing to answer or log
         ex.status, ex.error = 499, "client disconnected while sending the request body"
         gw.finish(ex)
         return Response(status_code=499)
     except Exception as exc:  # noqa: BLE001 - however a request fails, it leaves its one event
-        return _fail(gw, ex, _unexpected(ex, exc))
+        return _fail(gw, ex, _unexpected(ex, exc), surface)
 
 
 log = logging.getLogger("cuirass.gateway")
@@ -151,13 +161,13 @@ def _plan(gw: Gateway, ex: Exchange, route: Route) -> Plan | None:
     return plan
 
 
-def _fail(gw: Gateway, ex: Exchange, err: APIError) -> Response:
+def _fail(gw: Gateway, ex: Exchange, err: APIError, surface: Surface) -> Response:
     ex.status, ex.error = err.status, err.detail
     gw.finish(ex)
     headers = dict(err.headers)
     headers["x-request-id"] = ex.request_id
     err.headers = headers
-    return err.response()
+    return surface.error_response(err)
 
 
 class _Unfinished:
@@ -283,7 +293,9 @@ def _upstream_param(body: dict[str, Any] | None) -> str | None:
     return param if isinstance(param, str) and _PARAM.fullmatch(param) else None
 
 
-async def _complete(gw: Gateway, request: Request, ex: Exchange) -> Response:
+async def _complete(
+    gw: Gateway, request: Request, ex: Exchange, answer: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Response:
     d = ex.routed
     route, upstream, upstream_body, plan, headers = d.route, d.upstream, d.body, d.plan, d.headers
     ex.upstream_started()
@@ -293,7 +305,7 @@ async def _complete(gw: Gateway, request: Request, ex: Exchange) -> Response:
             _paced(
                 gw,
                 ex,
-                upstream.complete(ex.endpoint, upstream_body, processors=plan.processors if plan is not None else None),
+                upstream.complete(ex.wire, upstream_body, processors=plan.processors if plan is not None else None),
             ),
         )
     except ClientGone:
@@ -304,24 +316,17 @@ async def _complete(gw: Gateway, request: Request, ex: Exchange) -> Response:
         ex.upstream_done()
     resp["model"] = route.name
     if plan is not None and (plan.rewrite or plan.strip_fields):
-        await rewrite_response(resp, ex.endpoint == CHAT, plan)
+        await rewrite_response(resp, ex.wire == CHAT, plan)
     try:
-        payload = orjson.dumps(resp)
+        payload = orjson.dumps(answer(resp))
     except TypeError:  # e.g. nested deeper than JSON encoders go: the upstream's fault, and said so
         raise UpstreamError("protocol", "the model server sent an answer that cannot be encoded") from None
-    acc = ResponseAccumulator(ex.endpoint)
+    acc = ResponseAccumulator(ex.wire)
     acc.add_whole(resp)
     ex.response = acc.result()
     gw.finish(ex, tokens=acc.total_tokens())
     headers["x-request-id"] = ex.request_id
     return Response(payload, headers=headers, media_type="application/json")
-
-
-def _encode_chunk(chunk: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(chunk)
-    except TypeError:
-        raise UpstreamError("protocol", "the model server sent a chunk that cannot be encoded") from None
 
 
 class ClientGone(Exception):
@@ -352,15 +357,13 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         watcher.cancel()
 
 
-async def _stream(gw: Gateway, request: Request, ex: Exchange) -> SSEResponse:
+async def _stream(gw: Gateway, request: Request, ex: Exchange, framing: Framing) -> SSEResponse:
     d = ex.routed
     upstream, upstream_body, plan, headers = d.upstream, d.body, d.plan, d.headers
-    client_opts = upstream_body.get("stream_options") or {}
-    wants_usage = bool(client_opts.get("include_usage"))
-    # Always ask for usage upstream: token limits and the event log need it; strip it if not wanted.
-    upstream_body["stream_options"] = {**client_opts, "include_usage": True}
+    # Always ask for usage upstream: token limits and the event log need it (the framing drops it if unasked).
+    upstream_body["stream_options"] = {**(upstream_body.get("stream_options") or {}), "include_usage": True}
     ex.upstream_started()
-    chunks = upstream.stream(ex.endpoint, upstream_body, processors=plan.processors if plan is not None else None)
+    chunks = upstream.stream(ex.wire, upstream_body, processors=plan.processors if plan is not None else None)
     try:
         first = await _paced(gw, ex, chunks.__anext__())  # upstream refusals become HTTP errors here
     except StopAsyncIteration:
@@ -372,7 +375,7 @@ async def _stream(gw: Gateway, request: Request, ex: Exchange) -> SSEResponse:
     if plan is not None and (plan.rewrite or plan.strip_fields):
         chunks = _rewritten(ex, first, chunks, plan)
         first = await anext(chunks, [])
-    return SSEResponse(_relay(gw, ex, first, chunks, wants_usage), headers=headers)
+    return SSEResponse(_relay(gw, ex, first, chunks, framing), headers=headers)
 
 
 async def _rewritten(
@@ -383,7 +386,7 @@ async def _rewritten(
         got = list(first)
         async for batch in chunks:
             got.extend(batch)
-        for ch in await rewrite_chunks(got, ex.endpoint == CHAT, plan):
+        for ch in await rewrite_chunks(got, ex.wire == CHAT, plan):
             yield [ch]
     finally:
         await chunks.aclose()
@@ -413,11 +416,11 @@ async def _relay(
     ex: Exchange,
     first: list[dict[str, Any]],
     chunks: AsyncGenerator[list[dict[str, Any]], None],
-    wants_usage: bool,
+    framing: Framing,
 ) -> AsyncIterator[bytes]:
     """Relay the upstream's chunks, a batch per write, and finish the exchange however the stream ends."""
     route = ex.routed.route
-    acc = ResponseAccumulator(ex.endpoint)
+    acc = ResponseAccumulator(ex.wire)
     stream_id: str | None = None
     completed = False
 
@@ -438,24 +441,20 @@ async def _relay(
                 chunk["id"] = stream_id
                 chunk["model"] = route.name
                 acc.add_chunk(chunk)
-                if not wants_usage:
-                    if not chunk.get("choices") and chunk.get("usage"):
-                        continue  # the trailing usage-only chunk the client did not ask for
-                    chunk.pop("usage", None)
-                out.append(frame(_encode_chunk(chunk)))
-            if out:
+                out.append(framing.chunk(chunk))
+            if any(out):
                 ex.mark_first_token()
                 yield b"".join(out)
             batch = await anext(chunks, None)
         completed = True
         record()  # before the last write: a process killed after it cannot lose this event
-        yield DONE
+        yield framing.end()
     except UpstreamError as err:
         api = upstream_api_error(err, ex.upstream or "principal", gw.settings.server.relay_upstream_errors)
         ex.status, ex.error = api.status, api.detail
         completed = True
         record()
-        yield frame(orjson.dumps(api.body()))
+        yield framing.error(api)
     finally:
         if not completed and ex.error is None:
             ex.status, ex.error = 499, "client disconnected during the stream"
