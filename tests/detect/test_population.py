@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 
@@ -10,7 +11,7 @@ import pytest
 from cuirass.detect import campaigns
 from cuirass.detect import signals as signals_module
 from cuirass.detect.engine import Detector
-from cuirass.detect.replay import replay
+from cuirass.detect.replay import replay, replay_detector
 from cuirass.events.record import Event
 from tests.detect import scenario
 
@@ -90,6 +91,40 @@ def test_a_new_account_joining_a_known_network_is_flagged_within_its_first_reque
     assert not any(without[a]["flagged"] for a in joiners)
 
 
+def _later(events: list[Event], days: float) -> list[Event]:
+    for e in events:
+        e.ts += days * scenario.DAY
+        e.account_created = (e.account_created or e.ts) + days * scenario.DAY
+    return events
+
+
+def test_a_network_known_from_an_earlier_window_flags_its_new_accounts_by_their_first_requests(
+    network: list[Event],
+) -> None:
+    """Ten days after the network was found, eight fresh accounts of it arrive beside new people. Too few to be
+    found as a network again in that window, they go unseen by a detector that starts empty; one that remembers
+    the networks known before (Detector.remember) flags some of them within five requests (those whose first
+    requests already share the network's phrasing), and no person."""
+    first, _ = replay_detector(network, campaign_interval_s=1800)
+    known = first.known_networks()
+    assert known
+    later = scenario.by_time(
+        _later(scenario.thin(8, seed=12, requests=8, prefix="fresh"), 10.0)
+        + _later(scenario.benign(60, seed=21, prefix="later"), 10.0)
+        + _later(people_with_common_phrasings(20, seed=22), 10.0)
+    )
+    flagged = {}
+    for memory in ((), known):
+        detector, _ = replay_detector(later, campaign_interval_s=1800, known=memory)
+        flagged[bool(memory)] = {v.account: v.first_flagged_ts for v in detector.verdicts() if v.flagged}
+    fresh = sorted({e.account for e in later if e.account.startswith("fresh")})
+    assert not [a for a in flagged[False] if a.startswith("fresh")]
+    rows = {a: {"first_flagged_ts": flagged[True].get(a)} for a in fresh}
+    at = [_requests_until_flagged(later, rows, a) for a in fresh]
+    assert len([k for k in at if k is not None and k <= 5]) >= len(fresh) // 4, at
+    assert not [a for memory in flagged.values() for a in memory if a.startswith(("later", "alike"))]
+
+
 def _stream(accounts: int, per_account: int) -> Iterator[Event]:
     """A long stream of short-lived accounts, each with prompts of its own (new words, new sentences)."""
     rng = random.Random(5)
@@ -133,3 +168,27 @@ def test_the_linking_index_stays_bounded_over_a_long_stream(monkeypatch: pytest.
     assert len(sizes) > 100
     assert max(sizes[len(sizes) // 2 :]) <= 1.5 * max(sizes[: len(sizes) // 2])  # no growth with time
     assert len(detector.campaigns) <= campaigns.MIN_SIZE + 256
+
+
+def test_known_networks_are_bounded_and_survive_a_checkpoint(network: list[Event]) -> None:
+    """A detector keeps at most MAX_KNOWN networks of KNOWN_MEMBERS rows each, and a restart from its checkpoint
+    remembers them (their rows join the next job, their signatures are matched)."""
+    from cuirass.detect import checkpoint
+    from cuirass.detect.engine import MAX_KNOWN
+
+    first, _ = replay_detector(network, campaign_interval_s=1800)
+    known = first.known_networks()
+    assert known and all(len(n.members) <= campaigns.KNOWN_MEMBERS for n in known)
+    many = [
+        campaigns.KnownNetwork(dataclasses.replace(known[0].campaign, id=f"c-{i}"), known[0].members)
+        for i in range(MAX_KNOWN + 5)
+    ]
+    detector = Detector(campaign_interval_s=1800)
+    detector.remember(many)
+    assert len(detector._remembered) == MAX_KNOWN and "c-0" not in detector.campaigns
+    assert len(detector._known_rows) == MAX_KNOWN * len(known[0].members)
+    restarted = Detector(campaign_interval_s=1800)
+    checkpoint.load_shared(restarted, checkpoint.dump_shared(detector))
+    assert list(restarted._remembered) == list(detector._remembered)
+    assert len(restarted._known_rows) == len(detector._known_rows)
+    assert restarted._signature_keys.keys() == detector._signature_keys.keys()

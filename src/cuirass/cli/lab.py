@@ -154,6 +154,12 @@ def traffic(
     help="Adaptive attacker: the one --campaign (default hydra) reads its flagged accounts' reasons and changes "
     "course each round; writes adapt.md, adapt.json, adapt.png.",
 )
+@click.option(
+    "--remember/--forget",
+    default=True,
+    show_default=True,
+    help="With --adaptive: each round's detector remembers the networks known at the end of the last round.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the tables.")
 def detect(
@@ -168,6 +174,7 @@ def detect(
     vary: bool,
     hard_negatives: int,
     rounds: int | None,
+    remember: bool,
     progress: bool,
     as_json: bool,
 ) -> None:
@@ -192,7 +199,7 @@ def detect(
     )
     config = dataclasses.replace(config, fpr=fpr, traffic=traffic)
     if rounds is not None:
-        _adaptive(config, campaigns, rounds, quick, out, progress, as_json)
+        _adaptive(config, campaigns, rounds, quick, out, progress, as_json, remember)
         return
     try:
         results = detect_eval.run(config, out, honeypot_python=honeypot_python, progress=progress)
@@ -221,6 +228,7 @@ def _adaptive(
     out: Path,
     progress: bool,
     as_json: bool,
+    remember: bool = True,
 ) -> None:
     """`lab detect --adaptive`: the rounds, then the per-round table and where the files are."""
     import dataclasses
@@ -230,7 +238,7 @@ def _adaptive(
     if len(campaigns) > 1:
         raise click.BadParameter("--adaptive plays one campaign: give at most one --campaign", param_hint="--campaign")
     start = campaigns[0] if campaigns else dataclasses.replace(PRESETS["hydra"], accounts=30 if quick else 300)
-    plan = adapt.AdaptConfig(config.traffic, start, rounds=rounds, fpr=config.fpr)
+    plan = adapt.AdaptConfig(config.traffic, start, rounds=rounds, fpr=config.fpr, remember=remember)
     try:
         results = adapt.run(plan, out, progress=progress)
     except (ImportError, FileNotFoundError, RuntimeError, ValueError) as exc:

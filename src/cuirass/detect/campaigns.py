@@ -44,6 +44,11 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    "near") must also be held by TIE_SHARE of the community: a network's way of asking is used
    broadly, while a sentence of one harvested item (a public benchmark question that people ask
    too) is held by a few members only.
+5. Remember. A detector may keep networks found earlier (a previous window, before a restart) as
+   KnownNetwork: the campaign and rows of up to KNOWN_MEMBERS of its members, which join every later
+   job's graph beside the live accounts (their lifts go nowhere). A fresh account that links to them
+   lands in their community and is tied and judged with the known network at once, where alone it,
+   and the few other fresh members around it, would be too small a community to lift anyone.
 """
 
 from __future__ import annotations
@@ -106,6 +111,8 @@ INDEX_SLACK = 4  # ... and above which it is, once it holds this many times the 
 HASHED_KINDS = ("tpl", "near", "sys")  # kinds whose values are 32-bit hashes (shown in hex)
 SIGNATURE_MIN = 3  # members that must share a signature feature ...
 SIGNATURE_PURITY = 0.8  # ... and the share of its holders that are members
+KNOWN_MEMBERS = 64  # member rows a known network keeps (Detector.remember)
+REMEMBERED = "\x00known:"  # prefix of a remembered member's row: no live account id holds a NUL
 
 
 class FeatureIndex:
@@ -207,6 +214,18 @@ class Campaign:
     reasons: list[str]
     signature: list[str]
     pooled: list[float]  # the pooled summary, to check accounts that attach online
+
+
+@dataclasses.dataclass(slots=True)
+class KnownNetwork:
+    """A campaign found in an earlier window, remembered by a later detector (Detector.remember): the campaign
+    (its signature is matched online) and rows of up to KNOWN_MEMBERS of its members, features by name, which
+    join every later job's graph as if still active. A new account that links to them is judged in one
+    community with them, so it is tied and judged as a member of the network from its first requests,
+    whether or not enough new members have gathered to form a community of their own."""
+
+    campaign: Campaign
+    members: list[tuple[str, float, list[float], list[Link], float]]  # account, own, summary, features, volume
 
 
 @dataclasses.dataclass(slots=True)

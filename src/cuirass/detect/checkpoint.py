@@ -66,6 +66,8 @@ def dump_shared(detector: Detector) -> bytes:
             "campaigns": detector.campaigns,
             "signature_keys": detector._signature_keys,
             "signature_payments": detector._signature_payments,
+            "job_signatures": detector._job_signatures,
+            "known": list(detector._remembered.values()),
             "models": detector.scorer.context.model_first_seen,
             "events": detector.events,
             "last_ts": detector.last_ts,
@@ -79,6 +81,9 @@ def load_shared(detector: Detector, blob: bytes) -> None:
     detector.campaigns = shared["campaigns"]
     detector._signature_keys = shared["signature_keys"]
     detector._signature_payments = shared["signature_payments"]
+    detector._job_signatures = shared.get("job_signatures", {})  # absent from checkpoints of earlier versions
+    detector._remembered = {}
+    detector.remember(shared.get("known", []))
     detector.scorer.context.model_first_seen = shared["models"]
     detector.events = shared["events"]
     detector.last_ts = shared["last_ts"]

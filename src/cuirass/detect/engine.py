@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from cuirass.detect import campaigns
-from cuirass.detect.campaigns import AccountRow, Campaign, CampaignResult, FeatureIndex
+from cuirass.detect.campaigns import AccountRow, Campaign, CampaignResult, FeatureIndex, KnownNetwork
 from cuirass.detect.digest import Digest, digest
 from cuirass.detect.evidence import logit, sigmoid
 from cuirass.detect.scoring import DEFAULT_TAU_S, AccountState, Scorer
@@ -33,6 +33,7 @@ DEFAULT_CAMPAIGN_INTERVAL_S = 3600.0
 DEFAULT_CAMPAIGN_WINDOW_S = 3 * 86400.0
 NEAR_LIFT = 3.0  # most log-odds a known campaign's near-duplicate phrasing alone lends a new account (MAX_LIFT: 5)
 MAX_IDLE_CAMPAIGNS = 256  # campaigns kept beyond the last job's before those no account refers to are dropped
+MAX_KNOWN = 32  # known networks of earlier windows kept (the most recently remembered)
 ROW_REFRESH_S = 6 * 3600.0  # the campaign row of an account its own score flags is refreshed at most this often
 
 
@@ -91,6 +92,9 @@ class Detector:
         self._offsets = campaigns.offsets_of(self.scorer.signals)
         self._signature_keys: dict[int, tuple[str, str]] = {}  # template/system key -> (campaign id, feature)
         self._signature_payments: dict[str, str] = {}
+        self._job_signatures: dict[str, str] = {}  # the last campaign job's signatures: feature -> campaign id
+        self._remembered: dict[str, KnownNetwork] = {}  # networks of earlier windows (remember)
+        self._known_rows: list[AccountRow] = []  # their members' rows, in every job's graph
 
     # -- hot path -------------------------------------------------------------------------
 
@@ -153,7 +157,7 @@ class Detector:
 
     def _forget_campaigns(self, current: set[str]) -> None:
         """Drop campaigns that neither the last job found nor any account refers to (bounded memory)."""
-        held = {s.campaign for s in self.scorer if s.campaign is not None} | current
+        held = {s.campaign for s in self.scorer if s.campaign is not None} | current | self._remembered.keys()
         self.campaigns = {cid: c for cid, c in self.campaigns.items() if cid in held}
 
     def _update_flag(self, state: AccountState, ts: float) -> None:
@@ -220,6 +224,7 @@ class Detector:
                 cache[state.account] = row
                 state.dirty = False
             rows.append(row)
+        rows += self._known_rows
         if len(cache) > 2 * len(rows) + 1024:  # forget rows of accounts that left the window
             keep = {r.account for r in rows}
             self._rows = {a: r for a, r in cache.items() if a in keep}
@@ -244,16 +249,64 @@ class Detector:
                 state.campaign, state.campaign_logit, state.campaign_reason = cid, lift, reason
                 self._update_flag(state, result.now)
         self._assignment = result.assignment
+        self._job_signatures = result.signatures
+        self._install_signatures()
+        if len(self.campaigns) > len(result.campaigns) + MAX_IDLE_CAMPAIGNS:
+            self._forget_campaigns({c.id for c in result.campaigns})
+        self.campaign_runs += 1
+
+    def _install_signatures(self) -> None:
+        """The signature tables: the last job's campaigns first, then the known networks' (remember)."""
         self._signature_keys, self._signature_payments = {}, {}
-        for feature, cid in result.signatures.items():
+        known = [(feature, n.campaign.id) for n in self._remembered.values() for feature in n.campaign.signature]
+        for feature, cid in [*self._job_signatures.items(), *known]:
             kind, _, value = feature.partition(":")
             if kind in campaigns.HASHED_KINDS:
                 self._signature_keys.setdefault(int(value, 16), (cid, feature))
             elif kind == "pay":
                 self._signature_payments.setdefault(value, cid)
-        if len(self.campaigns) > len(result.campaigns) + MAX_IDLE_CAMPAIGNS:
-            self._forget_campaigns({c.id for c in result.campaigns})
-        self.campaign_runs += 1
+
+    def known_networks(self) -> list[KnownNetwork]:
+        """The campaigns that hold accounts now, with rows of their members (those of the last campaign job, the
+        highest own score first), for a later detector to remember (a new window, a restart)."""
+        members: dict[str, list[AccountRow]] = {}
+        for state in self.scorer:
+            row = self._rows.get(state.account)
+            if state.campaign is not None and state.campaign_logit > -math.inf and row is not None:
+                members.setdefault(state.campaign, []).append(row)
+        features = self._features.features
+        out = []
+        for cid, rows in members.items():
+            rows.sort(key=lambda r: -r.own)
+            kept = [
+                (r.account, r.own, r.summary.tolist(), [features[f] for f in r.features.tolist()], r.volume)
+                for r in rows[: campaigns.KNOWN_MEMBERS]
+            ]
+            out.append(KnownNetwork(self.campaigns[cid], kept))
+        return out
+
+    def remember(self, networks: Sequence[KnownNetwork]) -> None:
+        """Keep networks found earlier as known (at most MAX_KNOWN, the most recently remembered): their
+        signatures stay installed whatever later jobs find, and their members' rows join every campaign job
+        (campaigns.KnownNetwork), so an account that joins one is judged with it from its first requests."""
+        for network in networks:
+            self._remembered.pop(network.campaign.id, None)
+            self._remembered[network.campaign.id] = network
+        while len(self._remembered) > MAX_KNOWN:
+            del self._remembered[next(iter(self._remembered))]
+        self.campaigns.update((cid, n.campaign) for cid, n in self._remembered.items())
+        self._known_rows = [
+            AccountRow(
+                f"{campaigns.REMEMBERED}{account}",
+                own,
+                np.asarray(summary, dtype=np.float64),
+                self._features.intern(features),
+                volume,
+            )
+            for network in self._remembered.values()
+            for account, own, summary, features, volume in network.members
+        ]
+        self._install_signatures()
 
     # -- verdicts -------------------------------------------------------------------------
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import operator
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from cuirass.detect.campaigns import KnownNetwork
 from cuirass.detect.digest import Digest, digest
 from cuirass.detect.engine import DEFAULT_CAMPAIGN_INTERVAL_S, DEFAULT_CAMPAIGN_WINDOW_S, Detector
 from cuirass.events.record import Event
@@ -98,6 +99,28 @@ def _run(detector: Detector, ordered: Iterable[Digest], progress: Progress | Non
     return detector
 
 
+def replay_detector(
+    events: Iterable[Event],
+    *,
+    calibration: Mapping[str, Any] | None = None,
+    campaign_interval_s: float = DEFAULT_CAMPAIGN_INTERVAL_S,
+    campaign_window_s: float = DEFAULT_CAMPAIGN_WINDOW_S,
+    presorted: bool = False,
+    progress: Progress | None = None,
+    on_skip: Skip | None = None,
+    known: Sequence[KnownNetwork] = (),
+) -> tuple[Detector, int]:
+    """Replay events into a fresh detector that remembers the `known` networks (Detector.remember); return it
+    and the number of events skipped. `replay` is this plus the report."""
+    detector = Detector(calibration, campaign_interval_s=campaign_interval_s, campaign_window_s=campaign_window_s)
+    detector.remember(known)
+    skipped = [0]
+    ordered: Iterable[Digest] = (
+        _digested(events, on_skip, skipped) if presorted else digests(events, on_skip=on_skip, skipped=skipped)
+    )
+    return run(detector, ordered, progress), skipped[0]
+
+
 def replay(
     events: Iterable[Event],
     *,
@@ -113,12 +136,16 @@ def replay(
     With `presorted=True` events are streamed without being held in memory (for logs too
     big to buffer); an event earlier than its predecessor then raises ValueError.
     """
-    detector = Detector(calibration, campaign_interval_s=campaign_interval_s, campaign_window_s=campaign_window_s)
-    skipped = [0]
-    ordered: Iterable[Digest] = (
-        _digested(events, on_skip, skipped) if presorted else digests(events, on_skip=on_skip, skipped=skipped)
+    detector, skipped = replay_detector(
+        events,
+        calibration=calibration,
+        campaign_interval_s=campaign_interval_s,
+        campaign_window_s=campaign_window_s,
+        presorted=presorted,
+        progress=progress,
+        on_skip=on_skip,
     )
-    report = run(detector, ordered, progress).report()
-    if skipped[0]:
-        report["summary"]["skipped"] = skipped[0]
+    report = detector.report()
+    if skipped:
+        report["summary"]["skipped"] = skipped
     return report

@@ -3,7 +3,9 @@
 Each round the campaign runs with the attacker's current strategy beside the same benign population,
 Cuirass replays the test set causally at the threshold calibrated once on benign half A (the path of
 `cuirass lab detect`), and the round is measured: recall, leakage, benign FPR and what each harvested
-answer cost the attacker. Then the attacker reads every flagged account's reasons (white-box, the worst
+answer cost the attacker. The networks Cuirass knows at the end of a round are remembered by the next round's
+detector (Detector.remember; `remember=False` starts every round from an empty one), so an account that
+carries a known network's signature is attached from its first requests. Then the attacker reads every flagged account's reasons (white-box, the worst
 case) and adapts: new wording, slower human timing, more cover, fresh infrastructure, fewer requests per
 account. It keeps its appetite: the next round brings as many accounts as it needs to ask for as many
 answers as the first round did, so whatever evasion costs shows up as accounts, cards, addresses and
@@ -23,7 +25,7 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -33,6 +35,9 @@ from cuirass.lab.assess import Verdicts, assess
 from cuirass.lab.split import split
 from cuirass.lab.traffic import CampaignSpec, TrafficConfig, generate
 from cuirass.lab.traffic.clock import DAY
+
+if TYPE_CHECKING:
+    from cuirass.detect.campaigns import KnownNetwork
 
 # What a reason tells the attacker to change: a move, and the words in a reason that call for it.
 # A reason may call for several moves; one that matches none still counts against the campaign (volume).
@@ -59,6 +64,7 @@ class AdaptConfig:
     rounds: int = 4
     fpr: float = 0.001
     max_accounts: int = 20_000
+    remember: bool = True  # each round's detector remembers the networks known at the end of the last
 
 
 def moves_for(reasons: dict[str, list[str]]) -> dict[str, float]:
@@ -123,13 +129,18 @@ def run(config: AdaptConfig, out_dir: str | Path, progress: bool = True) -> dict
     spec, made, target = config.start, ["(start)"], None
     observed_ratio = 1.0  # harvest requests sent per account / the nominal estimate, learnt each round
     calibration: dict[str, Any] | None = None
+    known: list[KnownNetwork] = []
     rows: list[dict[str, Any]] = []
     bar = _bar(config.rounds, progress)
     for r in range(1, config.rounds + 1):
         if target is not None:  # as many accounts as it takes to ask for round 1's harvest again
             need = target / (per_account(spec, config.traffic.days) * observed_ratio)
             spec = dataclasses.replace(spec, accounts=int(min(config.max_accounts, max(1, math.ceil(need)))))
-        row, verdicts, calibration, sent = _round(config, spec, r, out / f"round-{r}", calibration, progress)
+        row, verdicts, calibration, sent, networks = _round(
+            config, spec, r, out / f"round-{r}", calibration, known, progress
+        )
+        if config.remember:
+            known = networks
         row["moves"] = made
         rows.append(row)
         target = sent if target is None else target
@@ -144,7 +155,12 @@ def run(config: AdaptConfig, out_dir: str | Path, progress: bool = True) -> dict
     if bar is not None:
         bar.close()
     results = {
-        "config": {**config.traffic.to_dict(), "start": config.start.to_dict(), "rounds": config.rounds},
+        "config": {
+            **config.traffic.to_dict(),
+            "start": config.start.to_dict(),
+            "rounds": config.rounds,
+            "remember": config.remember,
+        },
         "fpr": config.fpr,
         "threshold": calibration["threshold"] if calibration else None,
         "rounds": rows,
@@ -161,14 +177,18 @@ def _round(
     r: int,
     out: Path,
     calibration: dict[str, Any] | None,
+    known: list[KnownNetwork],
     progress: bool,
-) -> tuple[dict[str, Any], Verdicts, dict[str, Any], int]:
-    """One round: generate, split, replay at the calibrated threshold, measure."""
+) -> tuple[dict[str, Any], Verdicts, dict[str, Any], int, list[KnownNetwork]]:
+    """One round: generate, split, replay at the calibrated threshold (remembering the `known` networks),
+    measure; also returns the networks known at the end."""
     out.mkdir(parents=True, exist_ok=True)
     traffic = dataclasses.replace(config.traffic, campaigns=(spec,))
     labels = generate(traffic, out / "traffic.jsonl", progress=progress, harvest_times=True)
     s = split(out / "traffic.jsonl", labels, out, traffic.seed, progress=progress)
-    verdicts, _ = detect_eval.run_cuirass(s, config.fpr, out, progress=progress, calibration=calibration)
+    verdicts, _, networks = detect_eval.run_cuirass(
+        s, config.fpr, out, progress=progress, calibration=calibration, known=known
+    )
     if calibration is None:
         calibration = json.loads((out / "calibration.json").read_text())
     outcome = assess(verdicts, labels, s.test_times, (config.fpr,), 0.9)
@@ -202,7 +222,7 @@ def _round(
             file=sys.stderr,
             flush=True,
         )
-    return row, verdicts, calibration, sent
+    return row, verdicts, calibration, sent, networks
 
 
 def _served(times: Any, flagged_at: float | None) -> int:

@@ -15,9 +15,9 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -28,6 +28,9 @@ from cuirass.lab.peers import honeypot
 from cuirass.lab.split import Split, split
 from cuirass.lab.traffic import PRESETS, CampaignSpec, TrafficConfig, generate
 from cuirass.lab.traffic.campaigns import CORE
+
+if TYPE_CHECKING:
+    from cuirass.detect.campaigns import KnownNetwork
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,14 +60,20 @@ def full_config(seed: int = 0) -> EvalConfig:
 
 
 def run_cuirass(
-    s: Split, fpr: float, out_dir: Path, progress: bool = False, calibration: dict[str, Any] | None = None
-) -> tuple[Verdicts, dict[str, float]]:
-    """Calibrate Cuirass on the calibration half (unless `calibration` is given), replay the test set, turn
-    the report into verdicts.
+    s: Split,
+    fpr: float,
+    out_dir: Path,
+    progress: bool = False,
+    calibration: dict[str, Any] | None = None,
+    known: Sequence[KnownNetwork] = (),
+) -> tuple[Verdicts, dict[str, float], list[KnownNetwork]]:
+    """Calibrate Cuirass on the calibration half (unless `calibration` is given), replay the test set with the
+    `known` networks of earlier windows remembered, turn the report into verdicts; also return the networks
+    known at the end (for the next window).
 
     The calibration and the detection report are kept in out_dir (calibration.json, report.json)."""
     from cuirass.detect.calibrate import calibrate
-    from cuirass.detect.replay import replay
+    from cuirass.detect.replay import replay_detector
     from cuirass.events.record import read_jsonl
 
     timings = {}
@@ -75,7 +84,10 @@ def run_cuirass(
     timings["calibrate_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     with _bar("replay", s.test_events, progress) as tick:  # the test file is in time order already
-        report = replay(read_jsonl(s.test), calibration=calibration, presorted=True, progress=tick)
+        detector, _ = replay_detector(
+            read_jsonl(s.test), calibration=calibration, presorted=True, progress=tick, known=known
+        )
+    report = detector.report()
     timings["replay_s"] = time.perf_counter() - t0
     (out_dir / "calibration.json").write_text(json.dumps(finite(calibration), indent=2))
     (out_dir / "report.json").write_bytes(orjson.dumps(finite(report)))
@@ -89,7 +101,7 @@ def run_cuirass(
     for c in report.get("campaigns", []):
         signature = [f"signature {key}" for key in c.get("signature", [])[:8]]
         verdicts.campaign_reasons[c["id"]] = [*c.get("reasons", []), *signature]
-    return verdicts, timings
+    return verdicts, timings, detector.known_networks()
 
 
 @contextlib.contextmanager
@@ -150,7 +162,7 @@ def run(
     s = split(out / "traffic.jsonl", labels, out, config.traffic.seed, progress=progress)
     timings["split_s"] = time.perf_counter() - t0
     say(f"calibrating on {s.calibration_events} events, replaying {s.test_events} test events ...")
-    ours, cuirass_timing = run_cuirass(s, config.fpr, out, progress)
+    ours, cuirass_timing, _ = run_cuirass(s, config.fpr, out, progress)
     timings.update(cuirass_timing)
     verdicts = [ours]
     python = honeypot.python_path(honeypot_python)
