@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[postgres,lab,test,engine,fleet,spark]'
+	$(BIN)/pip install --quiet -e '.[postgres,lab,test,engine,fleet,spark,otel]'
 	touch $(STAMP)
 
 install: $(STAMP)

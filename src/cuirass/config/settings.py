@@ -138,6 +138,18 @@ class DetectionConfig(_Section):
     )
 
 
+class TracingConfig(_Section):
+    """OpenTelemetry traces of the gateway's requests, with the GenAI semantic conventions (opt-in)."""
+
+    # OTLP/HTTP traces endpoint of a collector, e.g. "http://127.0.0.1:4318/v1/traces"; None: no traces.
+    otlp_endpoint: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)  # sent with each export (e.g. a collector's key)
+    service_name: str = "cuirass"
+    # Also put the prompts and answers on the spans (gen_ai.input.messages / gen_ai.output.messages). Off by
+    # default: a tracing backend often keeps data under looser rules than the event log.
+    capture_content: bool = False
+
+
 class Settings(BaseSettings):
     """Everything `cuirass serve` needs. See README "Configuration" for a commented example."""
 
@@ -154,6 +166,7 @@ class Settings(BaseSettings):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -30,6 +30,7 @@ from cuirass.gateway import admin, http_protocol, metrics, proxy, ratelimit
 from cuirass.gateway.errors import APIError
 from cuirass.gateway.exchange import Exchange
 from cuirass.gateway.routing import ModelRegistry
+from cuirass.gateway.tracing import Tracing
 from cuirass.keyring import Keyring
 from cuirass.marks.epochs import EpochStore
 from cuirass.respond.responder import Responder
@@ -90,6 +91,7 @@ class Gateway:
         self.epochs = EpochStore(self.engine)
         self.principal_ttfb: dict[str, float] = {}  # EWMA seconds to the first byte, per model (decoy pacing)
         self.models = ModelRegistry(settings)
+        self.tracing = Tracing(settings.tracing)  # OpenTelemetry spans, when an OTLP endpoint is set
         admin_key = settings.admin_key.get_secret_value() if settings.admin_key is not None else ""
         if admin_key:  # Settings refuses an empty or short one; an empty one must never become a hash
             self.admin_hash: str | None = self.hasher.hash(admin_key)
@@ -161,6 +163,7 @@ class Gateway:
         await asyncio.to_thread(self.writer.close)
         if self.bus is not None:
             await asyncio.to_thread(self.bus.close)
+        await asyncio.to_thread(self.tracing.close)
         self.engine.dispose()
 
     async def authenticate(self, header: str | None) -> KeyInfo:
@@ -213,6 +216,7 @@ class Gateway:
             ex.error = f"{ex.error + '; ' if ex.error else ''}request body not recorded ({type(exc).__name__})"
             event = ex.event()
         self.writer.submit(event)
+        self.tracing.record(event, ex.traceparent)
         stream = "true" if ex.body and ex.body.get("stream") is True else "false"
         metrics.REQUESTS.labels(ex.endpoint, str(ex.status)).inc()
         metrics.LATENCY.labels(ex.endpoint, stream).observe(

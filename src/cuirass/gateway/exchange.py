@@ -58,6 +58,7 @@ class Exchange:
     upstream_s: float | None = None  # how long the upstream took (whole response or whole stream)
     finished: bool = False
     dispatch: Dispatch | None = None
+    traceparent: str | None = None  # the caller's W3C trace context, which the request's span joins
 
     @property
     def wire(self) -> str:

@@ -61,6 +61,7 @@ async def _handle(request: Request, surface: Surface) -> Response | SSEResponse:
         endpoint=surface.endpoint,
         ip=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
+        traceparent=request.headers.get("traceparent"),
     )
     try:
         ex.key = await gw.authenticate(surface.api_key(request.headers))
