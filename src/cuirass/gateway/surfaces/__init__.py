@@ -61,6 +61,35 @@ class Surface(Protocol):
     def error_response(self, err: APIError) -> Response: ...
 
 
+class ChunkFraming:
+    """What every translating framing shares: its opening events once, the usage the last chunk reports,
+    and the first choice's delta handed to `on_delta`."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.usage = (0, 0)  # (prompt, completion) tokens
+
+    def opening(self) -> bytes:
+        raise NotImplementedError
+
+    def on_delta(self, choice: dict[str, Any], delta: dict[str, Any], reasoning: str | None) -> bytes:
+        raise NotImplementedError
+
+    def begin(self) -> bytes:
+        """The opening events if not sent yet."""
+        if self.started:
+            return b""
+        self.started = True
+        return self.opening()
+
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        out = self.begin()
+        if chunk.get("usage"):
+            self.usage = usage_of(chunk)
+        first = first_delta(chunk)
+        return out if first is None else out + self.on_delta(*first)
+
+
 def bad(message: str, param: str | None = None) -> APIError:
     """A 400 naming what is wrong with the request (the surface's own field names)."""
     return APIError(400, message, param=param, code="invalid_request")
@@ -84,6 +113,17 @@ def first_choice(resp: dict[str, Any]) -> dict[str, Any]:
     choices = resp.get("choices")
     first = choices[0] if isinstance(choices, list) and choices else {}
     return first if isinstance(first, dict) else {}
+
+
+def first_delta(chunk: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str | None] | None:
+    """(choice, delta, reasoning text) of a chat chunk's first choice; None for a chunk of another choice
+    (the surfaces answer with one choice, as the event records)."""
+    choice = first_choice(chunk)
+    if choice.get("index", 0) != 0:
+        return None
+    delta: dict[str, Any] = choice["delta"] if isinstance(choice.get("delta"), dict) else {}
+    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    return choice, delta, reasoning if isinstance(reasoning, str) and reasoning else None
 
 
 def usage_of(resp: dict[str, Any]) -> tuple[int, int]:

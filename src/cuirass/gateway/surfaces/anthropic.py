@@ -20,7 +20,7 @@ import orjson
 from starlette.responses import Response
 
 from cuirass.gateway.errors import APIError
-from cuirass.gateway.surfaces import bad, first_choice, text_of, usage_of
+from cuirass.gateway.surfaces import ChunkFraming, bad, first_choice, text_of, usage_of
 
 ENDPOINT = "/v1/messages"
 
@@ -161,22 +161,20 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-class MessagesFraming:
+class MessagesFraming(ChunkFraming):
     """Chat chunks to Messages stream events: one open content block at a time, in the order they arrive."""
 
     def __init__(self, request: dict[str, Any], request_id: str) -> None:
+        super().__init__()
         self.thinking = _thinking(request)
         self.model = request.get("model")
         self.id = f"msg_{request_id}"
-        self.started = False
         self.block: str | None = None  # the type of the open block
         self.index = -1
         self.tools: dict[int, int] = {}  # chat tool-call index -> block index
         self.stop_reason: str | None = None
-        self.usage = (0, 0)
 
-    def _start(self) -> bytes:
-        self.started = True
+    def opening(self) -> bytes:
         message: dict[str, Any] = {
             "id": self.id,
             "type": "message",
@@ -208,16 +206,9 @@ class MessagesFraming:
     def _delta(self, delta: dict[str, Any]) -> bytes:
         return _event("content_block_delta", {"type": "content_block_delta", "index": self.index, "delta": delta})
 
-    def chunk(self, chunk: dict[str, Any]) -> bytes:
-        out = b"" if self.started else self._start()
-        if chunk.get("usage"):
-            self.usage = usage_of(chunk)
-        choice = first_choice(chunk)
-        if choice.get("index", 0) != 0:
-            return out
-        delta: dict[str, Any] = choice["delta"] if isinstance(choice.get("delta"), dict) else {}
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if self.thinking and isinstance(reasoning, str) and reasoning:
+    def on_delta(self, choice: dict[str, Any], delta: dict[str, Any], reasoning: str | None) -> bytes:
+        out = b""
+        if self.thinking and reasoning:
             if self.block != "thinking":
                 out += self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
             out += self._delta({"type": "thinking_delta", "thinking": reasoning})
@@ -244,7 +235,7 @@ class MessagesFraming:
         return out
 
     def end(self) -> bytes:
-        out = (b"" if self.started else self._start()) + self._close()
+        out = self.begin() + self._close()
         usage = {"input_tokens": self.usage[0], "output_tokens": self.usage[1]}
         delta = {"stop_reason": self.stop_reason or "end_turn", "stop_sequence": None}
         out += _event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})

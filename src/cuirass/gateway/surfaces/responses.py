@@ -22,7 +22,7 @@ import orjson
 from starlette.responses import Response
 
 from cuirass.gateway.errors import APIError
-from cuirass.gateway.surfaces import bad, first_choice, usage_of
+from cuirass.gateway.surfaces import ChunkFraming, bad, first_choice, usage_of
 
 ENDPOINT = "/v1/responses"
 _STATEFUL = ("previous_response_id", "conversation")
@@ -200,26 +200,24 @@ def _response(
     }
 
 
-class ResponsesFraming:
+class ResponsesFraming(ChunkFraming):
     """Chat chunks to Responses stream events: one open output item at a time, in the order they arrive."""
 
     def __init__(self, request: dict[str, Any], request_id: str) -> None:
+        super().__init__()
         self.request, self.rid = request, request_id
         self.items = _Items(request_id)
         self.seq = 0
-        self.started = False
         self.open: tuple[str, int] | None = None  # (kind, chat tool-call index) of the open item
         self.index = -1  # its output index
         self.finish: Any = None
-        self.usage = (0, 0)
 
     def _event(self, name: str, data: dict[str, Any]) -> bytes:
         data = {"type": name, "sequence_number": self.seq, **data}
         self.seq += 1
         return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
-    def _start(self) -> bytes:
-        self.started = True
+    def opening(self) -> bytes:
         snapshot = _response(self.request, self.rid, [], None, None)
         return self._event("response.created", {"response": snapshot}) + self._event(
             "response.in_progress", {"response": snapshot}
@@ -264,16 +262,9 @@ class ResponsesFraming:
             )
         return out + self._event("response.output_item.added", {**at, "item": self.items.call_item(n, "in_progress")})
 
-    def chunk(self, chunk: dict[str, Any]) -> bytes:
-        out = b"" if self.started else self._start()
-        if chunk.get("usage"):
-            self.usage = usage_of(chunk)
-        choice = first_choice(chunk)
-        if choice.get("index", 0) != 0:
-            return out
-        delta: dict[str, Any] = choice["delta"] if isinstance(choice.get("delta"), dict) else {}
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if isinstance(reasoning, str) and reasoning:
+    def on_delta(self, choice: dict[str, Any], delta: dict[str, Any], reasoning: str | None) -> bytes:
+        out = b""
+        if reasoning:
             if self.open != ("reasoning", 0):
                 out += self._open("reasoning")
             self.items.reasoning.append(reasoning)
@@ -310,7 +301,7 @@ class ResponsesFraming:
         return out
 
     def end(self) -> bytes:
-        out = (b"" if self.started else self._start()) + self._close()
+        out = self.begin() + self._close()
         final = _response(self.request, self.rid, self.items.output(), self.finish, self.usage)
         name = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
         return out + self._event(name, {"response": final})
