@@ -1,8 +1,9 @@
 """Why an account scores what it does, and what ties a campaign's members: plain functions of their events.
 
 `account_history` replays one account's events through a fresh `Scorer` (the same signals the detector
-runs) and keeps, per request, the account's own score, and per signal the requests that raised its
-evidence: the requests behind each reason. `campaign_links` replays the members' events the same way and
+runs) and keeps, per request, the account's own score, and per signal the requests behind its reason: those
+after which its evidence was worth a reason and did not fall (a request that shows the behaviour raises a
+signal's evidence, or holds it at its cap against decay; one that does not lowers it). `campaign_links` replays the members' events the same way and
 lists the linking features (`Signal.links`) that two or more members share, grouped into the kinds an
 analyst reads (shared phrasing, network, card, timing).
 
@@ -22,7 +23,6 @@ from cuirass.detect.scoring import REASON_MIN, Scorer
 from cuirass.detect.signals import build
 from cuirass.events.record import Event
 
-RAISE_MIN = 0.05  # log-odds a request must add to a signal's evidence to count as behind its reason
 REQUESTS_PER_REASON = 50  # newest requests kept per reason
 LINKS_PER_KIND = 20  # shared features listed per kind
 EDGES_MAX = 2000  # member pairs listed (a feature shared by n members ties n(n-1)/2 pairs)
@@ -40,6 +40,7 @@ LINK_KINDS: dict[str, str] = {
     "pivot": "timing",
     "topic": "focus",
 }
+NO_EDGE = frozenset({"focus"})  # a topic links half the users of a model: listed, not drawn as a tie
 
 
 def _events(rows: Iterable[Mapping[str, Any]]) -> list[Event]:
@@ -70,7 +71,7 @@ def account_history(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         before = list(state.evidence) if state is not None else [0.0] * len(scorer.signals)
         state = scorer.observe(d)
         for i, (old, new) in enumerate(zip(before, state.evidence)):
-            if new - old >= RAISE_MIN:
+            if new >= REASON_MIN and new >= old:  # raised it, or held it up (at a cap, against decay)
                 ids = behind[i]
                 ids.append(event.request_id)
                 if len(ids) > REQUESTS_PER_REASON:
@@ -123,7 +124,7 @@ def campaign_links(rows: Iterable[Mapping[str, Any]], members: Iterable[str]) ->
         kinds[kind] += 1
         if kinds[kind] <= LINKS_PER_KIND:
             links.append({"kind": kind, "feature": feature, "value": value, "accounts": accs})
-        for i, a in enumerate(accs):
+        for i, a in enumerate(accs if kind not in NO_EDGE else ()):
             for b in accs[i + 1 :]:
                 if (a, b) in edges or len(edges) < EDGES_MAX:
                     edges[(a, b)].add(kind)
