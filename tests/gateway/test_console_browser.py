@@ -143,5 +143,6 @@ def test_hostile_text_shows_as_text_and_prompts_are_redacted(world: tuple[Gatewa
     assert cell.text_content() == HOSTILE
     assert page.locator("td.prompt img, td.prompt script, #view img, #view script").count() == 0
     assert page.evaluate("() => window.pwned") is None
-    page.click("button:has-text('show ')")  # the requests behind the strongest reason are highlighted
-    assert page.locator("tr.hit").count() >= 1
+    page.click("button:has-text('show ')")  # the requests behind the strongest reason (step by step) are highlighted
+    assert page.locator("tr.hit").count() == 6
+    assert page.locator("tr.hit", has_text="what is 2 + 2?").count() == 0

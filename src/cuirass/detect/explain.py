@@ -1,9 +1,9 @@
 """Why an account scores what it does, and what ties a campaign's members: plain functions of their events.
 
 `account_history` replays one account's events through a fresh `Scorer` (the same signals the detector
-runs) and keeps, per request, the account's own score, and per signal the requests behind its reason: those
-after which its evidence was worth a reason and did not fall (a request that shows the behaviour raises a
-signal's evidence, or holds it at its cap against decay; one that does not lowers it). `campaign_links` replays the members' events the same way and
+runs) and keeps, per request, the account's own score, and per signal the requests behind its reason: for a
+rate signal ("the share of requests that show X") the requests that show X; for the others, those after
+which its evidence was worth a reason and did not fall (raised, or held at its cap against decay). `campaign_links` replays the members' events the same way and
 lists the linking features (`Signal.links`) that two or more members share, grouped into the kinds an
 analyst reads (shared phrasing, network, card, timing).
 
@@ -21,6 +21,7 @@ from typing import Any
 from cuirass.detect.digest import digest
 from cuirass.detect.scoring import REASON_MIN, Scorer
 from cuirass.detect.signals import build
+from cuirass.detect.signals.base import RateSignal
 from cuirass.events.record import Event
 
 REQUESTS_PER_REASON = 50  # newest requests kept per reason
@@ -70,8 +71,12 @@ def account_history(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             continue
         before = list(state.evidence) if state is not None else [0.0] * len(scorer.signals)
         state = scorer.observe(d)
-        for i, (old, new) in enumerate(zip(before, state.evidence)):
-            if new >= REASON_MIN and new >= old:  # raised it, or held it up (at a cap, against decay)
+        for i, (signal, old, new) in enumerate(zip(scorer.signals, before, state.evidence)):
+            if isinstance(signal, RateSignal):
+                shows = new >= REASON_MIN and bool(signal.hit(d))  # the request shows the feature counted
+            else:
+                shows = new >= REASON_MIN and new >= old  # raised it, or held it up (at a cap, against decay)
+            if shows:
                 ids = behind[i]
                 ids.append(event.request_id)
                 if len(ids) > REQUESTS_PER_REASON:
