@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from tests.conftest import Gateway, MockUpstream
@@ -105,3 +106,20 @@ def test_series_counts_requests_flags_and_actions(world: tuple[Gateway, dict[str
         assert sum(b["flags"] for b in s["buckets"]) == 3
         assert a.get("/admin/series", params={"since": 0, "bucket": 1}).status_code == 400
         assert a.get("/admin/series", params={"bucket": "x"}).status_code == 400
+
+
+def test_shadow_mode_shows_what_the_policy_would_have_done(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw: Gateway = make_gateway(
+        policy={"shadow": True, "bands": [{"name": "flagged", "when": {"flagged": True}, "actions": ["block"]}]}
+    )
+    with httpx.Client(base_url=root(gw), headers=ADMIN) as a:
+        a.put("/admin/accounts/tester/verdict", json={"verdict": "flag", "reason": "t", "by": "pytest"})
+        c = openai.OpenAI(base_url=gw.base_url, api_key=gw.key, max_retries=0)
+        c.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        gw.events(expect=1)
+        act = a.get("/admin/accounts/tester/activity").json()
+        assert act["shadow"] is True
+        assert [(r["status"], r["action"], r["shadowed"]) for r in act["requests"]] == [(200, "pass", ["block"])]
+        s = a.get("/admin/series").json()
+        assert sum(b["shadowed"].get("block", 0) for b in s["buckets"]) == 1
+        assert sum(b["requests"] for b in s["buckets"]) == 1 and not any(b["actions"] for b in s["buckets"])
