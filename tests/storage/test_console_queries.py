@@ -64,6 +64,11 @@ def test_of_accounts_and_activity(url: str) -> None:
         (1008.0, "pass", None, 200),
     ]
     store = VerdictStore(engine)
+    store.put_auto(
+        {"account": a, "score": sc, "flagged": sc > 0.9, "reasons": [], "campaign": None, "first_flagged_ts": ts}
+        for a, sc, ts in (("a", 0.99, 1001.0), ("b", 0.95, 900.0), ("c", 0.3, None), ("d", 0.4, 1002.0))
+    )
+    assert store.first_flags_since(1000.0) == [1001.0]  # d was flagged once but is not now
     store.override("a", "flag", "alice", "ticket 1")
     store.override("b", "clear", "bob", "ticket 2")
     assert [(o["account"], o["verdict"], o["by"]) for o in store.overrides_since(0)] == [

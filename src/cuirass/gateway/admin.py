@@ -366,9 +366,8 @@ async def series(request: Request) -> Response:
                 b["actions"][action] = b["actions"].get(action, 0) + 1
             for name in shadowed or []:
                 b["shadowed"][name] = b["shadowed"].get(name, 0) + 1
-        for v in gw.verdicts.all():
-            if v.auto_flagged and v.first_flagged_ts is not None and v.first_flagged_ts >= since:
-                buckets[min(int((v.first_flagged_ts - since) // bucket), n - 1)]["flags"] += 1
+        for ts in gw.verdicts.first_flags_since(since):
+            buckets[min(int((ts - since) // bucket), n - 1)]["flags"] += 1
         for o in gw.verdicts.overrides_since(since):
             ops = buckets[min(int((o["ts"] - since) // bucket), n - 1)]["operator"]
             ops[o["verdict"]] = ops.get(o["verdict"], 0) + 1
