@@ -7,6 +7,7 @@ checks that markup in prompts, names and reasons shows as text, and that prompts
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from tests.conftest import ADMIN_KEY, Gateway, MockUpstream
@@ -36,9 +38,9 @@ def world(mock: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Itera
         gw.stop()
 
 
-@pytest.fixture
-def page(world: tuple[Gateway, dict[str, Any]]) -> Iterator[Any]:
-    gw, _ = world
+@contextlib.contextmanager
+def console(gw: Gateway) -> Iterator[Any]:
+    """Chromium on the console, logged in as alice; fails the test on any script error or stray dialog."""
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         pg = browser.new_page(viewport={"width": 1300, "height": 900})
@@ -53,6 +55,12 @@ def page(world: tuple[Gateway, dict[str, Any]]) -> Iterator[Any]:
         yield pg
         assert errors == []
         browser.close()
+
+
+@pytest.fixture
+def page(world: tuple[Gateway, dict[str, Any]]) -> Iterator[Any]:
+    with console(world[0]) as pg:
+        yield pg
 
 
 def decide(page: Any, button: str, reason: str) -> None:
@@ -146,3 +154,21 @@ def test_hostile_text_shows_as_text_and_prompts_are_redacted(world: tuple[Gatewa
     page.click("button:has-text('show ')")  # the requests behind the strongest reason (step by step) are highlighted
     assert page.locator("tr.hit").count() == 6
     assert page.locator("tr.hit", has_text="what is 2 + 2?").count() == 0
+
+
+def test_shadow_mode_shows_what_would_have_been_done(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw: Gateway = make_gateway(
+        detection={"enabled": False},
+        policy={"shadow": True, "bands": [{"name": "flagged", "when": {"flagged": True}, "actions": ["block"]}]},
+    )
+    httpx.put(root(gw) + "/admin/accounts/tester/verdict", headers=ADMIN, json={"verdict": "flag", "reason": "t"})
+    c = openai.OpenAI(base_url=gw.base_url, api_key=gw.key, max_retries=0)
+    c.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    rid = gw.events(expect=1)[0]["request_id"]
+    with console(gw) as page:
+        assert page.is_visible(".card:has-text('shadow decisions') b:text-is('1')")
+        page.click("a[href='#/account/tester']")
+        row = page.locator(f"tr[data-request='{rid}']")
+        row.wait_for()
+        assert [row.locator("td").nth(i).text_content() for i in (3, 4, 5)] == ["200", "pass", "block"]
+        assert page.is_visible("text=Shadow mode")
