@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-fleet demo lab fleet install clean
+.PHONY: run test lint bench bench-fleet demo lab fleet install clean screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench: $(STAMP)
 	CUIRASS_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/security
 
 # The fleet's numbers (issue 18; docs/fleet.md): PostgreSQL, Redis and NATS on their standard local ports.
+screenshots: $(STAMP)  # docs/console-*.png: the operator console, driven in Debian's Chromium (apt-get install chromium)
+	$(BIN)/python bench/console_screenshots.py
+
 bench-fleet: $(STAMP)
 	@command -v nginx >/dev/null && command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx wrk)
 	$(BIN)/python bench/shared_limits.py --write BENCHMARKS.md

@@ -279,6 +279,10 @@ ADMIN_ROUTES = [
     ("GET", "/admin/campaigns"),
     ("DELETE", "/admin/keys/{id}"),
     ("GET", "/admin/events"),
+    ("GET", "/admin/accounts/{id}/activity"),
+    ("GET", "/admin/campaigns/{id}"),
+    ("PUT", "/admin/campaigns/{id}/verdict"),
+    ("GET", "/admin/series"),
 ]
 
 
@@ -297,7 +301,7 @@ def test_admin_routes_need_the_key_and_survive_any_body(
     path = template.replace("{id}", ident)
     params = data.draw(
         st.dictionaries(
-            st.sampled_from(["limit", "offset", "since", "account", "flagged"]),
+            st.sampled_from(["limit", "offset", "since", "account", "flagged", "prompts", "bucket"]),
             st.text(max_size=30) | st.integers().map(str),
             max_size=3,
         )

@@ -91,5 +91,14 @@ class EventLog(EventSink, Protocol):
         """The messages of the newest `limit` keyed events that did not fail (status < 400 or none)."""
         ...
 
+    # -- read: the operator console (gateway/admin.py) --------------------------------------------
+    def of_accounts(self, accounts: list[str], limit: int) -> list[Row]:
+        """The newest `limit` events of these accounts, oldest first."""
+        ...
+
+    def activity(self, since: float) -> Iterator[tuple[float, str | None, Any, int | None]]:
+        """(ts, action, shadowed, status) of every event with ts >= since, streamed."""
+        ...
+
 
 EVENT_LOGS: Registry[type[Any]] = Registry("event log")  # name (configuration) -> class taking the engine

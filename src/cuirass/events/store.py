@@ -267,3 +267,22 @@ class SqlEventLog:
         )
         with self.engine.connect() as conn:
             return [msgs for (msgs,) in conn.execute(q)]
+
+    def of_accounts(self, accounts: list[str], limit: int) -> list[Row]:
+        cols = [events_table.c[n] for n in _COLUMNS]
+        q = (
+            sa.select(*cols)
+            .where(events_table.c.account.in_(accounts))
+            .order_by(events_table.c.ts.desc(), events_table.c.seq.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [{n: getattr(r, n) for n in _COLUMNS} for r in reversed(rows)]
+
+    def activity(self, since: float) -> Iterator[tuple[float, str | None, Any, int | None]]:
+        ev = events_table.c
+        q = sa.select(ev.ts, ev.action, ev.shadowed, ev.status).where(ev.ts >= since)
+        with self.engine.connect() as conn:
+            for ts, action, shadowed, status in conn.execution_options(yield_per=5000).execute(q):
+                yield float(ts), action, shadowed, status

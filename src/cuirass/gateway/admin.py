@@ -1,9 +1,12 @@
-"""Operator API under /admin (Bearer admin key): accounts, keys, and the event log."""
+"""Operator API under /admin (Bearer admin key): accounts, keys, verdicts, campaigns, the event log, and
+what the console (/dashboard) draws: an account's requests and score, a campaign's links and harvest, and
+requests, flags and actions over time."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,6 +18,7 @@ from starlette.routing import Route
 
 from cuirass.accounts import NotFound
 from cuirass.config import RATE_MAX
+from cuirass.detect.explain import account_history, campaign_links
 from cuirass.events.deadletter import json_line
 from cuirass.gateway.errors import APIError
 
@@ -220,6 +224,158 @@ async def export_events(request: Request) -> Response:
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
+HISTORY_MAX = 20_000  # newest events one account or campaign view reads
+SERIES_BUCKETS_MAX = 2000
+
+
+def _prompt(row: dict[str, Any]) -> str:
+    """The last user message of a request, as text (what an analyst needs to judge it)."""
+    for m in reversed(row.get("messages") or []):
+        if isinstance(m, dict) and m.get("role") == "user":
+            content = m.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def _served(row: dict[str, Any]) -> bool:
+    return row.get("response") is not None and (row.get("status") is None or row["status"] < 400)
+
+
+def _request(row: dict[str, Any], prompts: bool) -> dict[str, Any]:
+    out = {k: row.get(k) for k in ("ts", "request_id", "endpoint", "model", "status", "action", "actions", "shadowed")}
+    out["upstream"] = row.get("upstream")
+    if prompts:
+        out["prompt"] = _prompt(row)
+    return out
+
+
+async def account_activity(request: Request) -> Response:
+    """The account's newest requests (prompts only with `?prompts=true`), its own score after each, and
+    each reason with the request ids behind it (replayed from its events: `detect.explain`)."""
+    gw = _gw(request)
+    account_id = request.path_params["account_id"]
+    limit = _int_query(request, "limit", 2000, 1, HISTORY_MAX)
+    prompts = request.query_params.get("prompts", "").lower() == "true"
+    rows = await asyncio.to_thread(gw.events.of_accounts, [account_id], limit)
+    explained = await asyncio.to_thread(account_history, rows)
+    return _json(
+        {
+            "account": account_id,
+            "requests": [_request(r, prompts) for r in rows],
+            "truncated": len(rows) == limit,
+            "shadow": gw.settings.policy.shadow,
+            **explained,
+        }
+    )
+
+
+def _campaign(gw: Gateway, campaign_id: str) -> dict[str, Any]:
+    for c in gw.verdicts.campaigns():
+        if c["id"] == campaign_id:
+            return c
+    raise APIError(404, f"no campaign {campaign_id}", code="not_found")
+
+
+def _harvest(rows: list[dict[str, Any]], flagged_at: dict[str, float | None]) -> dict[str, Any]:
+    """Answers served (and completion tokens) to each member before and after it was first flagged."""
+    totals = {"before": 0, "after": 0, "tokens_before": 0, "tokens_after": 0}
+    per: dict[str, dict[str, int]] = {a: {"before": 0, "after": 0} for a in flagged_at}
+    for r in rows:
+        if not _served(r):
+            continue
+        at = flagged_at.get(r["account"])
+        when = "after" if at is not None and r["ts"] >= at else "before"
+        usage = (r.get("response") or {}).get("usage") or {}
+        tokens = usage.get("completion_tokens") if isinstance(usage, dict) else 0
+        totals[when] += 1
+        totals["tokens_" + when] += tokens if isinstance(tokens, int) else 0
+        per[r["account"]][when] += 1
+    return {**totals, "members": per}
+
+
+async def show_campaign(request: Request) -> Response:
+    """A campaign: its members' verdicts, the features that link them, and what it harvested before and
+    after each member was flagged."""
+    gw = _gw(request)
+    campaign = await asyncio.to_thread(_campaign, gw, request.path_params["campaign_id"])
+    members = list(campaign["accounts"])
+    verdicts = [await asyncio.to_thread(gw.verdicts.get, a) for a in members]
+    rows = await asyncio.to_thread(gw.events.of_accounts, members, HISTORY_MAX)
+    links = await asyncio.to_thread(campaign_links, rows, members)
+    harvest = _harvest(rows, {v.account: v.first_flagged_ts for v in verdicts})
+    return _json(
+        {
+            **campaign,
+            "members": [v.to_dict() for v in verdicts],
+            **links,
+            "harvest": {**harvest, "truncated": len(rows) == HISTORY_MAX},
+        }
+    )
+
+
+async def set_campaign_verdict(request: Request) -> Response:
+    """One operator decision applied to every member of a campaign, each recorded with who and why."""
+    gw = _gw(request)
+    change: VerdictChange = await _parse(request, VerdictChange)
+    campaign = await asyncio.to_thread(_campaign, gw, request.path_params["campaign_id"])
+    reason = f"campaign {campaign['id']}: {change.reason}"[:2000]
+    out = []
+    for account_id in campaign["accounts"]:
+        verdict = await asyncio.to_thread(gw.verdicts.override, account_id, change.verdict, change.by, reason)
+        gw.verdict_cache.put(verdict)
+        out.append(verdict.to_dict())
+    await asyncio.to_thread(gw.publisher.verdicts_changed, list(campaign["accounts"]))
+    return _json({"object": "list", "campaign": campaign["id"], "data": out})
+
+
+async def series(request: Request) -> Response:
+    """Requests, errors, actions (carried out and shadowed), detector flags and operator decisions per
+    time bucket since `?since=UNIX_TS` (default: the last hour), `?bucket=SECONDS` wide."""
+    gw = _gw(request)
+    now = time.time()
+    since = _int_query(request, "since", int(now) - 3600, 0, int(now))
+    bucket = _int_query(request, "bucket", 60, 1, 86400 * 7)
+    n = int((now - since) // bucket) + 1
+    if n > SERIES_BUCKETS_MAX:
+        raise APIError(
+            400, f"at most {SERIES_BUCKETS_MAX} buckets: widen bucket", param="bucket", code="invalid_request"
+        )
+    buckets: list[dict[str, Any]] = [
+        {
+            "ts": since + i * bucket,
+            "requests": 0,
+            "errors": 0,
+            "actions": {},
+            "shadowed": {},
+            "flags": 0,
+            "operator": {},
+        }
+        for i in range(n)
+    ]
+
+    def fill() -> None:
+        for ts, action, shadowed, status in gw.events.activity(since):
+            b = buckets[min(int((ts - since) // bucket), n - 1)]
+            b["requests"] += 1
+            if status is not None and status >= 400:
+                b["errors"] += 1
+            if action and action != "pass":
+                b["actions"][action] = b["actions"].get(action, 0) + 1
+            for name in shadowed or []:
+                b["shadowed"][name] = b["shadowed"].get(name, 0) + 1
+        for ts in gw.verdicts.first_flags_since(since):
+            buckets[min(int((ts - since) // bucket), n - 1)]["flags"] += 1
+        for o in gw.verdicts.overrides_since(since):
+            ops = buckets[min(int((o["ts"] - since) // bucket), n - 1)]["operator"]
+            ops[o["verdict"]] = ops.get(o["verdict"], 0) + 1
+
+    await asyncio.to_thread(fill)
+    return _json({"since": since, "bucket_s": bucket, "buckets": buckets})
+
+
 def routes() -> list[Route]:
     return [
         Route("/admin/accounts", list_accounts, methods=["GET"]),
@@ -227,7 +383,11 @@ def routes() -> list[Route]:
         Route("/admin/accounts/{account_id}", show_account, methods=["GET"]),
         Route("/admin/accounts/{account_id}/keys", create_key, methods=["POST"]),
         Route("/admin/accounts/{account_id}/verdict", set_verdict, methods=["PUT"]),
+        Route("/admin/accounts/{account_id}/activity", account_activity, methods=["GET"]),
         Route("/admin/campaigns", list_campaigns, methods=["GET"]),
+        Route("/admin/campaigns/{campaign_id}", show_campaign, methods=["GET"]),
+        Route("/admin/campaigns/{campaign_id}/verdict", set_campaign_verdict, methods=["PUT"]),
+        Route("/admin/series", series, methods=["GET"]),
         Route("/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),
         Route("/admin/events", export_events, methods=["GET"]),
     ]

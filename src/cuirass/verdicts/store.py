@@ -129,6 +129,19 @@ class VerdictStore:
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(q)]
 
+    def overrides_since(self, since: float) -> list[dict[str, Any]]:
+        """Every operator override made at or after `since`, oldest first (the console's timeline)."""
+        q = sa.select(overrides_table).where(overrides_table.c.ts >= since).order_by(overrides_table.c.id)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(q)]
+
+    def first_flags_since(self, since: float) -> list[float]:
+        """When each account the detector flags now was first flagged, for those at or after `since`."""
+        v = verdicts_table.c
+        q = sa.select(v.first_flagged_ts).where(v.flagged.is_(True), v.first_flagged_ts >= since)
+        with self.engine.connect() as conn:
+            return [float(ts) for (ts,) in conn.execute(q)]
+
     # -- read ----------------------------------------------------------------------------------
     def _auto(self, account: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
