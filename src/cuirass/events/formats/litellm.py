@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from cuirass.events.formats import fields
-from cuirass.events.record import Event
+from cuirass.events.record import Event, prompt_messages
 
 # Spend logs keep no account record (creation time, billing) and none of Cuirass's decisions.
 LACKS = ("account_created", "action", "payment_fingerprint")
@@ -55,8 +55,8 @@ def to_event(row: dict[str, Any], options: Any) -> Event:
     messages = fields.json_value(row.get("messages"))
     if not isinstance(messages, list):  # {} (or "") when prompts are not stored
         messages = body.get("messages") if isinstance(body.get("messages"), list) else []
-    if not messages and isinstance(body.get("prompt"), str):
-        messages = [{"role": "user", "content": body["prompt"]}]
+    if not messages:
+        messages = prompt_messages(body.get("prompt"))
     return Event(
         ts=fields.required(fields.timestamp(row.get("startTime")), "startTime"),
         request_id=str(fields.identifier(row.get("request_id")) or ""),

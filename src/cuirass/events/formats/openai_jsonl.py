@@ -10,7 +10,7 @@ provider's own gateway or application log most easily writes. One object per lin
      "payment_fingerprint": "...", "account_created": 1760000000}             # optional account record
 
 A request with `messages` is a chat completion; one with `prompt` a (legacy) completion, read as one user
-message as the gateway records it. Every other key of the request body is a parameter.
+message as the gateway records it (events/record.py, `prompt_messages`). Every other key of the request body is a parameter.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from cuirass.events.formats import fields
-from cuirass.events.record import Event
+from cuirass.events.record import Event, prompt_messages
 
 LACKS = ("action",)  # what Cuirass did to a request: this log comes from elsewhere
 PARAMS = None
@@ -35,13 +35,12 @@ def to_event(line: dict[str, Any], options: Any) -> Event:
     if not isinstance(request, dict):
         raise ValueError("no 'request' object")
     messages = request.get("messages")
-    prompt = request.get("prompt")
     if isinstance(messages, list):
         endpoint = "/v1/chat/completions"
-    elif isinstance(prompt, str):
-        endpoint, messages = "/v1/completions", [{"role": "user", "content": prompt}]
+    elif "prompt" in request and (messages := prompt_messages(request["prompt"])):
+        endpoint = "/v1/completions"
     else:
-        raise ValueError("the request has neither 'messages' (chat) nor a 'prompt' string (completions)")
+        raise ValueError("the request has neither 'messages' (chat) nor a 'prompt' (completions)")
     keys = (options.account_field,) if options.account_field else _ACCOUNT_KEYS
     account = next((a for k in keys if (a := fields.identifier(line.get(k)))), None)
     return Event(

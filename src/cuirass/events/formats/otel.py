@@ -82,14 +82,21 @@ def to_event(record: dict[str, Any], options: Any) -> Event:
     operation = attrs.get("gen_ai.operation.name")
     if operation is None and not any(key.startswith("gen_ai.") for key in attrs):
         raise fields.NotARequest
-    endpoint = _ENDPOINTS.get(operation if isinstance(operation, str) else "chat")
+    if operation is not None and not isinstance(operation, str):
+        raise ValueError("gen_ai.operation.name must be a string")
+    endpoint = _ENDPOINTS.get(operation or "chat")
     if endpoint is None:
         raise fields.NotARequest
     keys = (options.account_field,) if options.account_field else _ACCOUNT_ATTRIBUTES
     account = next((fields.identifier(attrs.get(k)) for k in keys if fields.identifier(attrs.get(k))), None)
     return Event(
         ts=fields.required(_start(span), "span start time"),
-        request_id=str(fields.text(span.get("spanId")) or fields.text(attrs.get("gen_ai.response.id")) or ""),
+        request_id=str(
+            fields.text(span.get("spanId"))
+            or fields.text(fields.dotted(span, "context.span_id"))  # the SDK console exporter's shape
+            or fields.text(attrs.get("gen_ai.response.id"))
+            or ""
+        ),
         account=fields.required(account, f"account attribute ({' or '.join(k or '' for k in keys)})"),
         endpoint=endpoint,
         model=fields.required(
