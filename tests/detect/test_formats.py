@@ -68,7 +68,7 @@ def test_same_verdicts_as_the_equivalent_cuirass_events(
     log = WRITERS[fmt](events, tmp_path / f"log.{fmt}.jsonl")
     summary, report, _ = detect(log, fmt)
     assert summary["format"] == fmt
-    assert summary["lacking"] == LACKING[fmt]
+    assert summary["lacking"] == report["summary"]["lacking"] == LACKING[fmt]
     assert summary["events"] == len(events) and summary["malformed"] == 0
     if fmt == "otel":  # the HTTP server spans around the inference spans hold no model request
         assert summary["ignored"] > 0 and summary["params_carried"] is not None
@@ -178,6 +178,9 @@ def test_account_field(lab: tuple[Path, list[dict[str, Any]]], tmp_path: Path) -
     assert summary["events"] == 20 and all(a["account"].startswith("c-") for a in report["accounts"])
     summary, _, stderr = detect(log, "openai-jsonl")
     assert summary["events"] == 0 and summary["malformed"] == 20 and "no account" in stderr
+    text = cuirass("detect", "run", "--format", "openai-jsonl", "--events", str(log), "--out", str(tmp_path / "t.json"))
+    assert "format openai-jsonl: lacked action (left empty, not invented)" in text.stdout
+    assert "skipped 20 malformed records" in text.stdout and "further ones are only counted" in text.stderr
     run = cuirass(
         "detect", "run", "--events", str(log), "--out", str(tmp_path / "r.json"), "--account-field", "x", check=False
     )

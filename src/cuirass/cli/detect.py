@@ -22,7 +22,8 @@ _OUT = click.Path(dir_okay=False, writable=True, path_type=Path)
 
 @click.group()
 def detect() -> None:
-    """Score accounts and campaigns for distillation in an event log (JSON lines)."""
+    """Score accounts and campaigns for distillation in an event log (JSON lines), Cuirass's own or another
+    system's request log (`detect run --format`)."""
 
 
 def _events(
@@ -218,8 +219,8 @@ def _spark_report(
     show_default=True,
     help="What the log is: cuirass (Cuirass's own events), otel (OpenTelemetry GenAI spans as OTLP/JSON, or "
     "one span per line), litellm (LiteLLM spend-log rows as JSON lines), openai-jsonl (OpenAI request/response "
-    "bodies with caller metadata; README, 'Detection on logs you already have'). The report's summary lists the "
-    "event fields the log lacked. jsonl, parquet: Cuirass's events in that file type (--engine spark, when "
+    "bodies with caller metadata; README, 'Detection on logs you already have'). The summary (printed and in the report) "
+    "lists the event fields the log lacked. jsonl, parquet: Cuirass's events in that file type (--engine spark, when "
     "the file names do not tell).",
 )
 @click.option(
@@ -284,12 +285,12 @@ def run(
             raise click.UsageError("Parquet logs need --engine spark")
         options = Options(account_field=account_field)
         report = _local_report(events_arg, calibration, campaign_interval, presorted, progress, reading, options)
+    if engine == "local":
+        report["summary"].update(reading.summary())  # what the log was and lacked travels with the report
     _write(out, report)
     summary = dict(
         report["summary"], threshold=report["threshold"], out=str(out), seconds=round(time.perf_counter() - started, 2)
     )
-    if engine == "local":
-        summary.update(reading.summary())
     if as_json:
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
         return
