@@ -20,6 +20,16 @@ _EXISTING = click.Path(exists=True, dir_okay=False, readable=True, path_type=Pat
 _OUT = click.Path(dir_okay=False, writable=True, path_type=Path)
 
 
+_account_field = click.option(
+    "--account-field",
+    default=None,
+    metavar="NAME",
+    help="Where a foreign log names the account: otel, a span or resource attribute (default user.id, then "
+    "enduser.id); litellm, a column or metadata.KEY (default user, then metadata.user_api_key_user_id, then "
+    "api_key); openai-jsonl, a top-level key (default account, then user).",
+)
+
+
 @click.group()
 def detect() -> None:
     """Score accounts and campaigns for distillation in an event log (JSON lines), Cuirass's own or another
@@ -223,14 +233,7 @@ def _spark_report(
     "lists the event fields the log lacked. jsonl, parquet: Cuirass's events in that file type (--engine spark, when "
     "the file names do not tell).",
 )
-@click.option(
-    "--account-field",
-    default=None,
-    metavar="NAME",
-    help="Where a foreign log names the account: otel, a span or resource attribute (default user.id, then "
-    "enduser.id); litellm, a column or metadata.KEY (default user, then metadata.user_api_key_user_id, then "
-    "api_key); openai-jsonl, a top-level key (default account, then user).",
-)
+@_account_field
 @click.option(
     "--partitions",
     type=click.IntRange(min=1),
@@ -285,8 +288,8 @@ def run(
             raise click.UsageError("Parquet logs need --engine spark")
         options = Options(account_field=account_field)
         report = _local_report(events_arg, calibration, campaign_interval, presorted, progress, reading, options)
-    if engine == "local":
-        report["summary"].update(reading.summary())  # what the log was and lacked travels with the report
+    if reading.format != "cuirass":  # what a foreign log was and lacked travels with the report
+        report["summary"].update(reading.summary())
     _write(out, report)
     summary = dict(
         report["summary"], threshold=report["threshold"], out=str(out), seconds=round(time.perf_counter() - started, 2)
@@ -301,7 +304,7 @@ def run(
     click.echo(f"flagged {summary['flagged']:,} accounts; {summary['campaigns']} campaigns; report: {out}")
     if summary.get("skipped"):
         click.echo(f"skipped {summary['skipped']:,} events that could not be scored (see the warnings above)")
-    if engine == "local":
+    if reading.format != "cuirass":
         _say_reading(summary)
     for row in report["accounts"][:5]:
         if not row["flagged"]:
@@ -312,10 +315,8 @@ def run(
 
 def _say_reading(summary: dict[str, Any]) -> None:
     """What a foreign log was and was not: its format, the fields it lacked, what was skipped."""
-    if summary["lacking"]:
-        click.echo(f"format {summary['format']}: lacked {', '.join(summary['lacking'])} (left empty, not invented)")
-    else:
-        click.echo(f"format {summary['format']}: every event field present")
+    lacking = ", ".join(summary["lacking"]) or "nothing"
+    click.echo(f"format {summary['format']}: lacked {lacking} (left empty, not invented)")
     if summary["params_carried"] is not None:
         click.echo(f"  request parameters carried: only {', '.join(summary['params_carried'])}")
     if summary["malformed"] or summary["ignored"]:
@@ -342,18 +343,40 @@ def _say_reading(summary: dict[str, Any]) -> None:
     type=click.FloatRange(min=1.0),
     help="Event-time seconds between campaign jobs (use the same value for `detect run`).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(FORMATS)),
+    default="cuirass",
+    show_default=True,
+    help="What the log is, as for `detect run` (calibrate on the same kind of log you will scan: a log that "
+    "lacks fields scores differently).",
+)
+@_account_field
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration as JSON.")
 def calibrate_cmd(
-    benign_path: Path, fpr: float, out: Path, campaign_interval: float, progress: bool, as_json: bool
+    benign_path: Path,
+    fpr: float,
+    out: Path,
+    campaign_interval: float,
+    fmt: str,
+    account_field: str | None,
+    progress: bool,
+    as_json: bool,
 ) -> None:
     """Set the score threshold so that at most FPR of the benign accounts would be flagged."""
     from cuirass.detect.calibrate import calibrate
 
+    if account_field is not None and fmt == "cuirass":
+        raise click.UsageError("--account-field is for --format otel, litellm or openai-jsonl")
+    reading = Reading(fmt)
+    events = _events(benign_path, progress, reading, Options(account_field=account_field))
     try:
-        calibration = calibrate(_events(benign_path, progress), fpr=fpr, campaign_interval_s=campaign_interval)
+        calibration = calibrate(events, fpr=fpr, campaign_interval_s=campaign_interval)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    calibration["log"] = reading.summary()  # the kind of log this threshold holds for
     _write(out, calibration)
     if as_json:
         click.echo(orjson.dumps(calibration, option=orjson.OPT_INDENT_2).decode())
@@ -363,6 +386,8 @@ def calibrate_cmd(
         f"threshold {calibration['threshold']:.6f} for fpr {fpr} on {calibration['n_accounts']:,} benign "
         f"accounts ({calibration['flagged_at_threshold']} flagged at it){note}; wrote {out}"
     )
+    if fmt != "cuirass":
+        _say_reading(calibration["log"])
 
 
 @detect.command("watch")

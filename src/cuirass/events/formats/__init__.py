@@ -1,6 +1,6 @@
 """Request logs that `cuirass detect run --format NAME` reads, each mapped to the event record.
 
-One module per format, each with the same three names:
+One module per format, each with the same four names:
 
 - `LACKS`: the event fields the format has no place for (left empty, never invented);
 - `PARAMS`: the request parameters it carries (None: all of them);
@@ -35,7 +35,7 @@ FORMATS: dict[str, ModuleType] = {
     "openai-jsonl": openai_jsonl,
 }
 
-# The event fields a log may leave empty, and how to tell; `Reading.lacking` lists those no record filled.
+# The event fields a log may leave empty; `Reading.lacking` lists those no record filled.
 _OPTIONAL = (
     "org",
     "ip",
@@ -48,6 +48,8 @@ _OPTIONAL = (
     "action",
 )
 SAMPLES = 10  # malformed records described in full; the rest are only counted
+# What a mapping raises on a shape it did not expect (a missing field, a wrong type, a start time of 400 digits).
+_MALFORMED = (ValueError, TypeError, AttributeError, LookupError, ArithmeticError)
 
 
 @dataclasses.dataclass
@@ -138,7 +140,7 @@ def read(
                 except NotARequest:
                     reading.ignored += 1
                     continue
-                except (ValueError, TypeError, AttributeError) as exc:  # any shape the mapping did not expect
+                except _MALFORMED as exc:
                     if strict:
                         raise ValueError(f"{at}: {exc}") from None
                     reading._bad(at, exc, on_bad)
