@@ -13,24 +13,40 @@ import click
 import orjson
 
 from cuirass.cli.common import location_options
+from cuirass.events.formats import FORMATS, SAMPLES, Options, Reading, read
 from cuirass.events.record import Event
 
 _EXISTING = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 _OUT = click.Path(dir_okay=False, writable=True, path_type=Path)
 
 
+_account_field = click.option(
+    "--account-field",
+    default=None,
+    metavar="NAME",
+    help="Where a foreign log names the account: otel, a span or resource attribute (default user.id, then "
+    "enduser.id); litellm, a column or metadata.KEY (default user, then metadata.user_api_key_user_id, then "
+    "api_key); openai-jsonl, a top-level key (default account, then user).",
+)
+
+
 @click.group()
 def detect() -> None:
-    """Score accounts and campaigns for distillation in an event log (JSON lines)."""
+    """Score accounts and campaigns for distillation in an event log (JSON lines), Cuirass's own or another
+    system's request log (`detect run --format`)."""
 
 
-def _events(path: Path, progress: bool) -> Iterator[Event]:
-    """Events of a JSONL file with a byte-progress bar; malformed records become ClickExceptions."""
+def _events(
+    path: Path, progress: bool, reading: Reading | None = None, options: Options | None = None
+) -> Iterator[Event]:
+    """Events of a log in `reading.format` (default: Cuirass's own) with a byte-progress bar. A malformed
+    record of a foreign log is skipped, counted in `reading` and shown (the first few); one of Cuirass's own
+    events stops the command with a ClickException naming its line."""
     from tqdm import tqdm
 
-    size = path.stat().st_size
+    reading = reading or Reading("cuirass")
     bar = tqdm(
-        total=size,
+        total=path.stat().st_size,
         unit="B",
         unit_scale=True,
         desc=f"read {path.name}",
@@ -38,38 +54,20 @@ def _events(path: Path, progress: bool) -> Iterator[Event]:
         disable=not progress,
         mininterval=0.5,
     )
+
+    def bad(note: str) -> None:
+        last = len(reading.samples) == SAMPLES
+        click.echo(
+            f"warning: skipped a malformed record: {note}" + (" (further ones are only counted)" if last else ""),
+            err=True,
+        )
+
     try:
-        with open(path, "rb") as fh:
-            for lineno, line in enumerate(fh, 1):
-                bar.update(len(line))
-                if not line.strip():
-                    continue
-                try:
-                    data = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise click.ClickException(f"{path}:{lineno}: invalid JSON ({exc})") from None
-                if not isinstance(data, dict):
-                    raise click.ClickException(f"{path}:{lineno}: expected a JSON object (one event per line)")
-                yield _event(data, path, lineno)
+        yield from read(path, reading, options, strict=reading.format == "cuirass", progress=bar.update, on_bad=bad)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         bar.close()
-
-
-def _event(data: dict[str, Any], path: Path, lineno: int) -> Event:
-    where = f"{path}:{lineno}"
-    try:
-        event = Event.from_dict(data)
-    except ValueError as exc:
-        raise click.ClickException(f"{where}: {exc}") from None
-    if isinstance(event.ts, bool) or not isinstance(event.ts, (int, float)):
-        raise click.ClickException(f"{where}: 'ts' must be a number (Unix seconds), got {event.ts!r}")
-    if not isinstance(event.account, str) or not event.account:
-        raise click.ClickException(f"{where}: 'account' must be a non-empty string")
-    if not isinstance(event.messages, list):
-        raise click.ClickException(f"{where}: 'messages' must be a list of chat messages")
-    if event.params is not None and not isinstance(event.params, dict):
-        raise click.ClickException(f"{where}: 'params' must be an object")
-    return event
 
 
 def _load_calibration(path: Path | None) -> dict[str, Any] | None:
@@ -98,7 +96,13 @@ def _write(path: Path, data: Any) -> None:
 
 
 def _local_report(
-    events_arg: str, calibration: dict[str, Any] | None, campaign_interval: float, presorted: bool, progress: bool
+    events_arg: str,
+    calibration: dict[str, Any] | None,
+    campaign_interval: float,
+    presorted: bool,
+    progress: bool,
+    reading: Reading,
+    options: Options,
 ) -> dict[str, Any]:
     from cuirass.detect.replay import replay
 
@@ -122,7 +126,7 @@ def _local_report(
 
     try:
         return replay(
-            _events(events_path, progress),
+            _events(events_path, progress, reading, options),
             calibration=calibration,
             campaign_interval_s=campaign_interval,
             presorted=presorted,
@@ -220,10 +224,16 @@ def _spark_report(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl", "parquet"]),
-    default=None,
-    help="Input format (--engine spark; default: from the file names).",
+    type=click.Choice([*FORMATS, "jsonl", "parquet"]),
+    default="cuirass",
+    show_default=True,
+    help="What the log is: cuirass (Cuirass's own events), otel (OpenTelemetry GenAI spans as OTLP/JSON, or "
+    "one span per line), litellm (LiteLLM spend-log rows as JSON lines), openai-jsonl (OpenAI request/response "
+    "bodies with caller metadata; README, 'Detection on logs you already have'). The summary (printed and in the report) "
+    "lists the event fields the log lacked. jsonl, parquet: Cuirass's events in that file type (--engine spark, when "
+    "the file names do not tell).",
 )
+@_account_field
 @click.option(
     "--partitions",
     type=click.IntRange(min=1),
@@ -247,21 +257,39 @@ def run(
     presorted: bool,
     engine: str,
     master: str,
-    fmt: str | None,
+    fmt: str,
+    account_field: str | None,
     partitions: int | None,
     confs: tuple[str, ...],
     progress: bool,
     as_json: bool,
 ) -> None:
-    """Replay an event log causally and write the detection report (accounts and campaigns)."""
+    """Replay an event log causally and write the detection report (accounts and campaigns).
+
+    Besides Cuirass's own events it reads the request logs a provider may already keep (--format), mapped
+    to the event record; fields a log lacks stay empty and the summary names them.
+    """
     calibration = _load_calibration(calibration_path)
     started = time.perf_counter()
+    if account_field is not None and fmt in ("cuirass", "jsonl", "parquet"):
+        raise click.UsageError("--account-field is for --format otel, litellm or openai-jsonl")
+    reading = Reading(fmt if fmt in FORMATS else "cuirass")
     if engine == "spark":
         if presorted:
             raise click.UsageError("--presorted is for --engine local (Spark sorts by itself)")
-        report = _spark_report(events_arg, fmt, master, partitions, confs, calibration, campaign_interval, progress)
+        if fmt not in ("cuirass", "jsonl", "parquet"):
+            raise click.UsageError(f"--format {fmt} is read by --engine local only")
+        spark_fmt = None if fmt == "cuirass" else fmt
+        report = _spark_report(
+            events_arg, spark_fmt, master, partitions, confs, calibration, campaign_interval, progress
+        )
     else:
-        report = _local_report(events_arg, calibration, campaign_interval, presorted, progress)
+        if fmt == "parquet":
+            raise click.UsageError("Parquet logs need --engine spark")
+        options = Options(account_field=account_field)
+        report = _local_report(events_arg, calibration, campaign_interval, presorted, progress, reading, options)
+    if reading.format != "cuirass":  # what a foreign log was and lacked travels with the report
+        report["summary"].update(reading.summary())
     _write(out, report)
     summary = dict(
         report["summary"], threshold=report["threshold"], out=str(out), seconds=round(time.perf_counter() - started, 2)
@@ -276,11 +304,26 @@ def run(
     click.echo(f"flagged {summary['flagged']:,} accounts; {summary['campaigns']} campaigns; report: {out}")
     if summary.get("skipped"):
         click.echo(f"skipped {summary['skipped']:,} events that could not be scored (see the warnings above)")
+    if reading.format != "cuirass":
+        _say_reading(summary)
     for row in report["accounts"][:5]:
         if not row["flagged"]:
             break
         why = "; ".join(row["reasons"][:2])
         click.echo(f"  {row['account']}  score {row['score']:.4f}  {why}")
+
+
+def _say_reading(summary: dict[str, Any]) -> None:
+    """What a foreign log was and was not: its format, the fields it lacked, what was skipped."""
+    lacking = ", ".join(summary["lacking"]) or "nothing"
+    click.echo(f"format {summary['format']}: lacked {lacking} (left empty, not invented)")
+    if summary["params_carried"] is not None:
+        click.echo(f"  request parameters carried: only {', '.join(summary['params_carried'])}")
+    if summary["malformed"] or summary["ignored"]:
+        click.echo(
+            f"  skipped {summary['malformed']:,} malformed records (see the warnings above); "
+            f"ignored {summary['ignored']:,} that hold no model request"
+        )
 
 
 @detect.command("calibrate")
@@ -300,18 +343,40 @@ def run(
     type=click.FloatRange(min=1.0),
     help="Event-time seconds between campaign jobs (use the same value for `detect run`).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(FORMATS)),
+    default="cuirass",
+    show_default=True,
+    help="What the log is, as for `detect run` (calibrate on the same kind of log you will scan: a log that "
+    "lacks fields scores differently).",
+)
+@_account_field
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration as JSON.")
 def calibrate_cmd(
-    benign_path: Path, fpr: float, out: Path, campaign_interval: float, progress: bool, as_json: bool
+    benign_path: Path,
+    fpr: float,
+    out: Path,
+    campaign_interval: float,
+    fmt: str,
+    account_field: str | None,
+    progress: bool,
+    as_json: bool,
 ) -> None:
     """Set the score threshold so that at most FPR of the benign accounts would be flagged."""
     from cuirass.detect.calibrate import calibrate
 
+    if account_field is not None and fmt == "cuirass":
+        raise click.UsageError("--account-field is for --format otel, litellm or openai-jsonl")
+    reading = Reading(fmt)
+    events = _events(benign_path, progress, reading, Options(account_field=account_field))
     try:
-        calibration = calibrate(_events(benign_path, progress), fpr=fpr, campaign_interval_s=campaign_interval)
+        calibration = calibrate(events, fpr=fpr, campaign_interval_s=campaign_interval)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    calibration["log"] = reading.summary()  # the kind of log this threshold holds for
     _write(out, calibration)
     if as_json:
         click.echo(orjson.dumps(calibration, option=orjson.OPT_INDENT_2).decode())
@@ -321,6 +386,8 @@ def calibrate_cmd(
         f"threshold {calibration['threshold']:.6f} for fpr {fpr} on {calibration['n_accounts']:,} benign "
         f"accounts ({calibration['flagged_at_threshold']} flagged at it){note}; wrote {out}"
     )
+    if fmt != "cuirass":
+        _say_reading(calibration["log"])
 
 
 @detect.command("watch")

@@ -80,6 +80,14 @@ def message_text(message: dict[str, Any]) -> str:
     return ""
 
 
+def prompt_messages(prompt: Any) -> list[dict[str, Any]]:
+    """The `messages` of a /v1/completions request: one user message holding the prompt (a list of strings
+    joined by newlines, any other list as its text); none for a prompt of another type."""
+    if isinstance(prompt, list):
+        prompt = "\n".join(prompt) if all(isinstance(p, str) for p in prompt) else str(prompt)
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else []
+
+
 def content_hash(text: str) -> str:
     """What the hashes-only retention keeps of a text: enough to find repeats, nothing to read."""
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cuirass.accounts import KeyInfo
 from cuirass.events import ANONYMOUS, Event
-from cuirass.events.record import message_text
+from cuirass.events.record import message_text, prompt_messages
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -120,14 +120,7 @@ def _messages(wire: str, body: dict[str, Any]) -> list[dict[str, Any]]:
     if wire == CHAT:
         msgs = body.get("messages")
         return msgs if isinstance(msgs, list) else []
-    prompt = body.get("prompt")
-    if isinstance(prompt, list):
-        prompt = (
-            "\n".join(p for p in prompt if isinstance(p, str))
-            if all(isinstance(p, str) for p in prompt)
-            else str(prompt)
-        )
-    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else []
+    return prompt_messages(body.get("prompt"))
 
 
 class ResponseAccumulator:
