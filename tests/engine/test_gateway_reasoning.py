@@ -5,6 +5,7 @@ it always writes the same reply), loaded and sampled by the same code as any oth
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -101,5 +102,9 @@ def test_flagged_account_gets_the_reasoning_stripped(gw: Gateway, client: openai
         httpx.put(admin, headers=auth, json={"verdict": "clear", "reason": "e2e done", "by": "pytest"})
     assert getattr(whole, "reasoning_content", None) is None and reasoning == "" and "r" not in kinds
     assert whole.content and content and "two plus" not in whole.content + content
-    rows = [e for e in gw.events() if e["account"] == "tester" and e["action"] != "pass"]
+    deadline = time.monotonic() + 10  # events are written in the background
+    while not (rows := [e for e in gw.events() if e["account"] == "tester" and e["action"] != "pass"]):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert rows and "strip_reasoning" in rows[-1]["actions"]
