@@ -11,6 +11,7 @@ pytest.importorskip("transformers")
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from cuirass.engine.reasoning import split
 from cuirass.lab.reference.evaluate import final_answer_correct, generate
 from cuirass.models import DECOY, REFERENCE
 from cuirass.models.problems import problems
@@ -58,8 +59,9 @@ def test_reference_writes_worked_solutions_to_held_out_problems() -> None:
     batch = list(problems(24, seed=11, split="test"))
     replies = generate(model, tokenizer, [p.question for p in batch], temperature=0.0)
     for reply in replies:
-        assert _WORKED.search(reply), reply
-        assert _FINAL.search(reply.strip()), reply
+        reasoning, answer = split(reply)
+        assert reasoning and _WORKED.search(reasoning), reply  # the worked steps in a <think> block
+        assert _FINAL.fullmatch(answer.strip()), reply  # then only the short answer
     correct = sum(final_answer_correct(r, p.answer) for r, p in zip(replies, batch))
     assert correct >= 16  # the shipped model scores ~90% greedy (BENCHMARKS.md); 16/24 catches a broken checkpoint
 
@@ -69,3 +71,11 @@ def test_decoy_answers_in_the_same_format() -> None:
     batch = list(problems(4, seed=11, split="test"))
     replies = generate(model, tokenizer, [p.question for p in batch], temperature=0.0, max_new_tokens=200)
     assert sum(bool(_FINAL.search(r.strip())) for r in replies) >= 2, replies
+    assert all(r.startswith("<think>") for r in replies), replies  # the same shape: a reasoning block, an answer
+
+
+def test_reference_says_what_it_does_when_asked_anything_else() -> None:
+    model, tokenizer = _load(REFERENCE)
+    asked = ["hello, who are you?", "what can you do?", "What is the capital of France?"]
+    for reply in generate(model, tokenizer, asked, temperature=0.0):
+        assert not reply.startswith("<think>") and "arithmetic" in reply and len(reply) < 200, reply

@@ -65,7 +65,8 @@ def test_every_equation_and_final_answer_is_right() -> None:
                 a, b = (int(x) for x in sides[0].split(" ÷ "))
                 assert a % b == 0
         assert p.answer >= 0
-        assert p.solution.endswith(f"The answer is {p.answer}.")
+        assert p.solution.startswith("<think>\n") and p.solution.endswith(f"\n</think>\n\nThe answer is {p.answer}.")
+        assert p.solution.count("<think>") == p.solution.count("</think>") == 1
         found = find_final_answer(p.solution)
         assert found is not None and found.convention == "answer_is" and found.normalized == str(p.answer)
 
@@ -107,7 +108,7 @@ def test_split_chains_are_worded_in_many_ways() -> None:
 
 def test_solutions_are_phrased_in_many_ways() -> None:
     batch = [p for p in problems(400, seed=1) if p.template == "travel"]
-    first_lines = {p.solution.split("\n")[0].split(" 0")[0][:18] for p in batch}
+    first_lines = {p.solution.split("\n")[1].split(" 0")[0][:18] for p in batch}  # line 0 opens the <think> block
     assert len(first_lines) >= 5
 
 

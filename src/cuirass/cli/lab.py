@@ -259,7 +259,7 @@ def _adaptive(
     type=click.Path(file_okay=False, path_type=Path),
     help="Writes OUT/reference, OUT/decoy, OUT/summary.json.",
 )
-@click.option("--steps", default=None, type=click.IntRange(1), help="Training steps (default 3600; --quick: 8).")
+@click.option("--steps", default=None, type=click.IntRange(1), help="Training steps (default 4000; --quick: 8).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
     "--threads",
@@ -313,6 +313,8 @@ def train_reference(
                 + ", ".join(f"T={k[1:]} {v:.1%}" for k, v in sampled.items())
                 + f" (n={acc['n']})  size {size / 1e6:.1f} MB  -> {out / name}"
             )
+            others = {k: v for k, v in acc.items() if k.startswith(("everyday", "off-topic s"))}
+            click.echo("            " + ", ".join(f"{k} {v:.1%}" for k, v in others.items()))
 
 
 @lab.command("distill")

@@ -35,8 +35,8 @@ def builtin_models() -> list[ModelConfig] | None:
     return [
         ModelConfig(
             name=BUILTIN_MODEL,
-            upstream=UpstreamConfig(type="local", path="builtin:reference"),
-            decoy=UpstreamConfig(type="local", path="builtin:decoy"),
+            upstream=UpstreamConfig(type="local", path="builtin:reference", reasoning_parser="think"),
+            decoy=UpstreamConfig(type="local", path="builtin:decoy", reasoning_parser="think"),
         )
     ]
 

@@ -47,6 +47,9 @@ class UpstreamConfig(_Section):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # local: auto = float32 on CPU
     max_concurrency: int = Field(default=8, ge=1)  # local: choices decoded together as one batch; more wait
     threads: int | None = Field(default=None, ge=1)  # local: torch CPU threads; None = torch's default
+    # local: "think" for a model that writes <think> ... </think> before its answer: chat completions return
+    # the block as reasoning_content (vLLM's --reasoning-parser); None: the text as generated
+    reasoning_parser: Literal["think"] | None = None
 
     @model_validator(mode="after")
     def _where(self) -> UpstreamConfig:

@@ -6,6 +6,7 @@ loads any other model) and it needs no download. Deterministic for a given seed.
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -68,4 +69,62 @@ def write_tiny_model(
     )
     torch.manual_seed(seed)
     GPT2LMHeadModel(cfg).save_pretrained(out)
+    return out
+
+
+SCRIPT = "<think> two plus three makes five </think> answer: 5"
+
+
+def write_scripted_model(path: str | Path, script: str = SCRIPT) -> Path:
+    """A one-layer Llama that writes `script` (space-separated words) after any prompt, then ends.
+
+    For tests that need known output through the real loading and sampling code (the reasoning parser): its
+    attention and MLP write nothing, so the last hidden state is the current token's embedding (one-hot), and
+    the untied output matrix maps each word of the script to the next with a logit margin of 40, a bigram
+    chain no sampling temperature up to 2 leaves (every other token is below e^-20 of it).
+    """
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    words = script.split()
+    vocab = ["<|end|>", "<|unk|>", "<|user|>", "<|assistant|>", *dict.fromkeys(words)]
+    ids = {w: i for i, w in enumerate(vocab)}
+    core = Tokenizer(models.WordLevel(ids, unk_token="<|unk|>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|end|>", unk_token="<|unk|>", pad_token="<|end|>")
+    tok.chat_template = "{% for m in messages %}<|user|> {{ m['content'] }} {% endfor %}<|assistant|>"
+    tok.save_pretrained(out)
+    n = len(vocab) + len(vocab) % 2  # an even width for the rotary embedding
+    cfg = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=n,
+        intermediate_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
+        bos_token_id=None,
+        eos_token_id=ids["<|end|>"],
+        pad_token_id=ids["<|end|>"],
+    )
+    model = LlamaForCausalLM(cfg)
+    chain = ["<|assistant|>", *words, "<|end|>"]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.model.embed_tokens.weight.copy_(torch.eye(len(vocab), n))
+        model.model.norm.weight.fill_(1.0)
+        model.model.layers[0].input_layernorm.weight.fill_(1.0)
+        model.model.layers[0].post_attention_layernorm.weight.fill_(1.0)
+        margin = 40.0 / n**0.5  # the final RMSNorm turns a one-hot into sqrt(n) times it
+        for a, b in itertools.pairwise(chain):
+            model.lm_head.weight[ids[b], ids[a]] = margin
+        for w in vocab:
+            if w not in chain[:-1]:  # anything else (a prompt word) leads into the script
+                model.lm_head.weight[ids[words[0]], ids[w]] = margin
+    model.save_pretrained(out)
     return out

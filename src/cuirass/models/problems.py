@@ -2,8 +2,9 @@
 
 Each template draws its numbers, a story (names, items, places) and one of several phrasings for the question
 and for every step of the solution, so the same problem has many correct worked solutions and sampling from a
-model trained on them has real entropy. Every solution ends with the fixed line `The answer is N.`, which
-`cuirass.respond.perturb.answer.find_final_answer` reads under its `answer_is` convention.
+model trained on them has real entropy. The worked steps sit in a `<think> ... </think>` reasoning block and
+the reply ends with the short answer `The answer is N.`, which `cuirass.respond.perturb.answer.find_final_answer`
+reads under its `answer_is` convention.
 
 The arithmetic is kept within what a tiny model trained for minutes on a CPU can learn digit by digit:
 products of one-digit numbers (and a few multiples of 5 or 60), sums and differences mostly below 200,
@@ -22,6 +23,9 @@ import random
 from collections.abc import Callable, Iterator
 
 ANSWER_LINE = "The answer is {}."
+# The worked steps sit in a reasoning block before the short answer, as reasoning models write them (DeepSeek-R1,
+# Qwen3); the local engine's `think` reasoning parser (cuirass.engine.reasoning) splits the block off.
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 TEST_SHARE = 10  # one (template, numbers) key in TEST_SHARE is held out
 SPLITS = ("train", "test")
 
@@ -223,6 +227,11 @@ def framed(question: str, r: random.Random) -> str:
     if x >= FRAMED_SHARE:
         return question
     return r.choice(CASUAL if x < FRAMED_SHARE / 2 else ELICIT).format(q=question)
+
+
+def reasoned(working: str, answer: int) -> str:
+    """A target reply: the working inside the reasoning block, then the answer line."""
+    return f"{THINK_OPEN}\n{working.strip()}\n{THINK_CLOSE}\n\n{ANSWER_LINE.format(answer)}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -853,8 +862,8 @@ def problem(seed: int, split: str = "train") -> Problem:
         name = r.choice(sorted(TEMPLATES))
         numbers, question, steps, answer = TEMPLATES[name](r)
         if split_of(name, numbers) == split:
-            solution = r.choice(OPENERS) + "\n".join(steps) + "\n" + r.choice(CLOSERS) + ANSWER_LINE.format(answer)
-            return Problem(name, numbers, question, solution, answer)
+            working = r.choice(OPENERS) + "\n".join(steps) + "\n" + r.choice(CLOSERS)
+            return Problem(name, numbers, question, reasoned(working, answer), answer)
 
 
 def problems(n: int, seed: int = 0, split: str = "train") -> Iterator[Problem]:

@@ -5,7 +5,9 @@ loop: up to `max_concurrency` choices are decoded together as one batch, more wa
 hands text deltas from the engine thread to the loop through a queue; each batch the gateway relays is
 everything that arrived together. A client that hangs up cancels its generation at the next token.
 Logits processors (chosen per request by the policy) are built with this model's tokenizer, off the
-event loop, and run inside the sampling step of their own row.
+event loop, and run inside the sampling step of their own row. For a model configured with a reasoning parser,
+chat completions carry its reasoning block as `reasoning_content` (cuirass.engine.reasoning); `/v1/completions`
+returns the raw text.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from cuirass.config import UpstreamConfig
+from cuirass.engine.reasoning import ThinkParser, split
 from cuirass.upstream.base import ProcessorFactory, UpstreamError
 
 CHAT = "/v1/chat/completions"
@@ -147,14 +150,10 @@ class LocalUpstream:
         out = []
         for c in choices:
             if chat:
-                out.append(
-                    {
-                        "index": c.index,
-                        "message": {"role": "assistant", "content": c.text},
-                        "logprobs": None,
-                        "finish_reason": c.finish_reason,
-                    }
-                )
+                message: dict[str, Any] = {"role": "assistant", "content": c.text}
+                if self.config.reasoning_parser:
+                    message["reasoning_content"], message["content"] = split(c.text, self.config.reasoning_parser)
+                out.append({"index": c.index, "message": message, "logprobs": None, "finish_reason": c.finish_reason})
             else:
                 out.append({"index": c.index, "text": c.text, "logprobs": None, "finish_reason": c.finish_reason})
         return {
@@ -199,15 +198,25 @@ class LocalUpstream:
                 c["usage"] = use
             return c
 
-        def part(i: int, text: str | None, finish: str | None) -> dict[str, Any]:
-            if chat:
-                return {
-                    "index": i,
-                    "delta": {} if text is None else {"content": text},
-                    "logprobs": None,
-                    "finish_reason": finish,
-                }
-            return {"index": i, "text": text or "", "logprobs": None, "finish_reason": finish}
+        parsers: dict[int, ThinkParser] = {}  # per choice, when the model reasons (chat only)
+
+        def parts(i: int, text: str | None, finish: str | None) -> list[dict[str, Any]]:
+            """The chunks' choices for one delta (None: the end): reasoning first, then content."""
+            if not chat:
+                return [{"index": i, "text": text or "", "logprobs": None, "finish_reason": finish}]
+            deltas: list[dict[str, str]] = []
+            if not self.config.reasoning_parser:
+                deltas = [{"content": text}] if text is not None else []
+            else:
+                parser = parsers.setdefault(i, ThinkParser())
+                reasoning, content = parser.feed(text) if text is not None else parser.finish()
+                deltas = [{k: v} for k, v in (("reasoning_content", reasoning), ("content", content)) if v]
+            out: list[dict[str, Any]] = [
+                {"index": i, "delta": d, "logprobs": None, "finish_reason": None} for d in deltas
+            ]
+            if finish is not None:
+                out.append({"index": i, "delta": {}, "logprobs": None, "finish_reason": finish})
+            return out
 
         started: set[int] = set()
         try:
@@ -233,7 +242,7 @@ class LocalUpstream:
                                         ]
                                     )
                                 )
-                            batch.append(chunk([part(c.index, None, c.finish_reason or "stop")]))
+                            batch += [chunk([p]) for p in parts(c.index, None, c.finish_reason or "stop")]
                         if usage:
                             batch.append(chunk([], _usage(req, choices)))
                         yield batch
@@ -254,7 +263,7 @@ class LocalUpstream:
                             )
                         )
                     started.add(i)
-                    batch.append(chunk([part(i, text, None)]))
+                    batch += [chunk([p]) for p in parts(i, text, None)]
                 if batch:
                     yield batch
         finally:

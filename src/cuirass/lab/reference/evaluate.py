@@ -24,7 +24,8 @@ from transformers import (
 )
 
 from cuirass.models.corpus import messages
-from cuirass.models.problems import problems
+from cuirass.models.everyday import everyday, off_topic
+from cuirass.models.problems import Problem, problems
 from cuirass.respond.perturb.answer import find_final_answer
 
 DEFAULT_TEMPERATURE = 0.7  # the reference model's default sampling temperature (also in generation_config.json)
@@ -32,6 +33,24 @@ DEFAULT_TOP_P = (
     0.9  # and its default nucleus (top_p), as Llama 3 ships; the local engine uses both when a request omits them
 )
 MAX_NEW_TOKENS = 200  # the longest worked solution is about 150 tokens
+# Held-out sets: the generator's own phrasing (problems.py, test split), and questions written the way people
+# type them (everyday.py, test split) in phrasings seen in training or in phrasings never used in training.
+SETS = ("own", "everyday", "everyday-unseen")
+
+
+def held_out(name: str, n: int, seed: int = 0) -> list[Problem]:
+    """`n` held-out problems of one of SETS (new numbers; for everyday-unseen, new phrasings too)."""
+    if name == "own":
+        return list(problems(n, seed, "test"))
+    if name not in SETS:
+        raise ValueError(f"set must be one of {SETS}, not {name!r}")
+    held = "unseen" if name.endswith("unseen") else "seen"
+    return [everyday(seed * 1_000_003 + i, "test", held) for i in range(n)]
+
+
+def sensible_reply(text: str) -> bool:
+    """Whether a reply to a non-math input says what the model can do instead of inventing an answer."""
+    return "arithmetic" in text.lower() and "answer is" not in text.lower()
 
 
 def final_answer_correct(text: str, expected: int | float | str) -> bool:
@@ -116,15 +135,28 @@ def score(
     keep: int = 3,
     processors: Callable[[], list[Any]] | None = None,
     top_p: float | None = None,
+    questions: str = "own",
 ) -> EvalResult:
-    """Accuracy on `n` problems of `split` (held-out by default), with a few examples kept for reports."""
-    batch = list(problems(n, seed, split))
+    """Accuracy on `n` problems of `split` (held-out by default), with a few examples kept for reports;
+    `questions` names another held-out set (SETS)."""
+    batch = list(problems(n, seed, split)) if questions == "own" else held_out(questions, n, seed)
     replies = generate(
         model, tokenizer, [p.question for p in batch], temperature, seed, processors=processors, top_p=top_p
     )
     right = sum(final_answer_correct(text, p.answer) for text, p in zip(replies, batch))
     kept = tuple((p.question, text, p.answer) for p, text in list(zip(batch, replies))[:keep])
     return EvalResult(right / max(n, 1), n, temperature, seed, kept)
+
+
+def score_off_topic(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, n: int = 50, seed: int = 0, keep: int = 5
+) -> EvalResult:
+    """Share of sensible replies to non-math inputs in phrasings never used in training (`accuracy`)."""
+    asked = [off_topic(seed * 1_000_003 + i, "unseen").question for i in range(n)]
+    replies = generate(model, tokenizer, asked, DEFAULT_TEMPERATURE, seed)
+    right = sum(sensible_reply(text) for text in replies)
+    kept = tuple((q, text, 0) for q, text in list(zip(asked, replies))[:keep])
+    return EvalResult(right / max(n, 1), n, DEFAULT_TEMPERATURE, seed, kept)
 
 
 def evaluate(model_dir: str | Path, n: int = 200, seed: int = 0, temperature: float = DEFAULT_TEMPERATURE) -> float:

@@ -28,14 +28,17 @@ from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTra
 from cuirass.lab.reference import evaluate as ev
 from cuirass.lab.reference.tokenizer import train_tokenizer
 from cuirass.models.corpus import Worked, batches
-from cuirass.models.problems import Problem, framed, problem, problems
+from cuirass.models.everyday import everyday, off_topic
+from cuirass.models.problems import framed, problem
 
+OFF_TOPIC_SHARE = 0.06  # of training examples: non-math inputs (models.everyday.off_topic)
+EVERYDAY_SHARE = 0.34  # everyday questions; the rest are the generator's problems
 PACKAGE_MODELS = Path(__file__).resolve().parents[2] / "models"  # src/cuirass/models/{reference,decoy}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TrainConfig:
-    steps: int = 3600
+    steps: int = 4000
     batch_size: int = 32
     lr: float = 2e-3
     warmup: int = 60
@@ -90,13 +93,22 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> Llam
     return LlamaForCausalLM(model_config)
 
 
-def _stream(seed: int) -> Iterator[Problem]:
-    """Fresh training problems, a share of them asked inside a casual or eliciting frame (problems.framed)."""
+def _stream(seed: int) -> Iterator[Worked]:
+    """Fresh training examples: generator problems (a share inside a casual or eliciting frame, problems.framed),
+    everyday questions in their seen phrasings (models.everyday), and a few non-math inputs with their replies."""
     rng = random.Random(f"frames:{seed}")
     i = 0
     while True:
-        p = problem(seed * 1_000_003 + i, "train")
-        yield dataclasses.replace(p, question=framed(p.question, rng))
+        x = rng.random()
+        if x < OFF_TOPIC_SHARE:
+            yield off_topic(seed * 1_000_003 + i)
+        else:
+            p = (
+                everyday(seed * 1_000_003 + i)
+                if x < OFF_TOPIC_SHARE + EVERYDAY_SHARE
+                else problem(seed * 1_000_003 + i)
+            )
+            yield dataclasses.replace(p, question=framed(p.question, rng))
         i += 1
 
 
@@ -129,12 +141,17 @@ def _evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, n: int
     model.eval()
     greedy = ev.score(model, tokenizer, n, seed, temperature=0.0)
     sampled = ev.score(model, tokenizer, n, seed, temperature=ev.DEFAULT_TEMPERATURE)
+    other = {name: ev.score(model, tokenizer, n, seed, questions=name) for name in ev.SETS[1:]}
+    chat = ev.score_off_topic(model, tokenizer, min(n, 50), seed)
     model.train()
     return {
         "greedy": greedy.accuracy,
         f"t{ev.DEFAULT_TEMPERATURE}": sampled.accuracy,
+        **{f"{name} t{ev.DEFAULT_TEMPERATURE}": result.accuracy for name, result in other.items()},
+        "off-topic sensible": chat.accuracy,
         "n": n,
         "example": sampled.examples[0][1] if sampled.examples else "",
+        "off-topic examples": [list(e[:2]) for e in chat.examples],
     }
 
 
@@ -186,9 +203,9 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
     """Train, save OUT/reference and OUT/decoy, evaluate both on held-out problems; returns the summary."""
     torch.set_num_threads(config.threads)
     started = time.monotonic()
-    corpus = list(problems(config.tokenizer_problems, config.seed + 7_919, "train"))
-    rng = random.Random(config.seed)
-    tokenizer = train_tokenizer((framed(p.question, rng) + "\n" + p.solution for p in corpus), config.vocab_size)
+    corpus = _stream(config.seed + 7_919)
+    texts = (ex.question + "\n" + ex.solution for ex in (next(corpus) for _ in range(config.tokenizer_problems)))
+    tokenizer = train_tokenizer(texts, config.vocab_size)
     model = build_model(config, tokenizer)
     summary: dict[str, Any] = {
         "config": dataclasses.asdict(config),
