@@ -31,6 +31,7 @@ from cuirass.detect.campaigns import HASHED_KINDS, CampaignResult
 from cuirass.detect.digest import Digest, digest
 from cuirass.detect.engine import Detector
 from cuirass.detect.scoring import AccountState
+from cuirass.events.formats import checked
 from cuirass.events.record import Event
 from cuirass.spark.schedule import Plan
 
@@ -111,16 +112,7 @@ class _Out:
 
 def event_of(record: dict[str, Any]) -> Event:
     """An Event from a decoded record; ValueError names what is wrong (the checks `detect run` makes)."""
-    event = Event.from_dict(record)
-    if isinstance(event.ts, bool) or not isinstance(event.ts, (int, float)):
-        raise ValueError(f"'ts' must be a number (Unix seconds), got {event.ts!r}")
-    if not isinstance(event.account, str) or not event.account:
-        raise ValueError("'account' must be a non-empty string")
-    if not isinstance(event.messages, list):
-        raise ValueError("'messages' must be a list of chat messages")
-    if event.params is not None and not isinstance(event.params, dict):
-        raise ValueError("'params' must be an object")
-    return event
+    return checked(Event.from_dict(record))
 
 
 def _jsonl_record(row: dict[str, Any]) -> dict[str, Any] | None:
