@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from cuirass.events.record import message_text
+
 FAULTS = ("500", "timeout", "cut", "reset", "429", "400")
 
 _WORDS = (
@@ -54,14 +56,8 @@ def _completion_text(model: str, prompt: str, n_tokens: int, salt: int) -> list[
 def _prompt_of(body: dict[str, Any]) -> str:
     """The request's text: a message's text parts count as its string content would."""
     if "messages" in body:
-        return "\n".join(_text(m.get("content", "")) for m in body.get("messages") or [] if isinstance(m, dict))
+        return "\n".join(message_text(m) for m in body.get("messages") or [] if isinstance(m, dict))
     return str(body.get("prompt", ""))
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, list):
-        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return str(content)
 
 
 def create_mock_app(cfg: MockConfig) -> Starlette:

@@ -49,10 +49,9 @@ def test_sketches_are_stable_across_calls() -> None:
     assert keys(text) == keys(text) and keys(text)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=3000))
-def test_any_prompt_gives_a_bounded_number_of_keys(text: str) -> None:
-    event = Event(
+def _prompt(text: str) -> Event:
+    """One chat request whose only message is `text`."""
+    return Event(
         ts=1.0,
         request_id="r",
         account="a",
@@ -63,7 +62,12 @@ def test_any_prompt_gives_a_bounded_number_of_keys(text: str) -> None:
         response={},
         action="pass",
     )
-    near = digest(event).near
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=3000))
+def test_any_prompt_gives_a_bounded_number_of_keys(text: str) -> None:
+    near = digest(_prompt(text)).near
     assert len(near) <= sketch.BANDS * (KEYS_HEAD + KEYS_TAIL)
     assert all(isinstance(k, int) and 0 < k < 1 << 32 for k in near)
 
@@ -72,17 +76,7 @@ def test_hostile_text_costs_bounded_work() -> None:
     """A megabyte of one repeated word, of sentence ends or of one letter is sketched from HEAD + TAIL characters
     at most: no slower than a few thousand ordinary prompts' worth of work (generous, for shared machines)."""
     for text in ("word " * 200_000, ". " * 500_000, "a" * 1_000_000, "step by step. " * 70_000):
-        event = Event(
-            ts=1.0,
-            request_id="r",
-            account="a",
-            endpoint="/v1/chat/completions",
-            model="m",
-            messages=[{"role": "user", "content": text}],
-            params={},
-            response={},
-            action="pass",
-        )
+        event = _prompt(text)
         t0 = time.perf_counter()
         digest(event)
         assert time.perf_counter() - t0 < 0.5, len(text)

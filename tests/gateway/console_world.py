@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,14 @@ def root(gw: Gateway) -> str:
     return gw.base_url.removesuffix("/v1")
 
 
-def start(mock: MockUpstream, tmp: Path) -> Gateway:
-    return Gateway(tmp, gateway_config(mock, detection={"enabled": False}))
+def world(mock: MockUpstream, tmp: Path) -> Iterator[tuple[Gateway, dict[str, Any]]]:
+    """A module fixture's body: a gateway (detection off: the tests write verdicts as it would) with the
+    ring's traffic seeded, stopped afterwards."""
+    gw = Gateway(tmp, gateway_config(mock, detection={"enabled": False}))
+    try:
+        yield gw, seed(gw)
+    finally:
+        gw.stop()
 
 
 def seed(gw: Gateway) -> dict[str, Any]:

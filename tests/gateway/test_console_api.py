@@ -12,16 +12,13 @@ import openai
 import pytest
 
 from tests.conftest import Gateway, MockUpstream
-from tests.gateway.console_world import ADMIN, CAMPAIGN, HOSTILE, RING, audit_records, root, seed, start
+from tests.gateway import console_world
+from tests.gateway.console_world import ADMIN, CAMPAIGN, HOSTILE, RING, audit_records, root
 
 
 @pytest.fixture(scope="module")
 def world(mock: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, dict[str, Any]]]:
-    gw = start(mock, tmp_path_factory.mktemp("console-api"))
-    try:
-        yield gw, seed(gw)
-    finally:
-        gw.stop()
+    yield from console_world.world(mock, tmp_path_factory.mktemp("console-api"))
 
 
 def test_console_endpoints_need_the_admin_key(world: tuple[Gateway, dict[str, Any]]) -> None:

@@ -19,7 +19,8 @@ import openai
 import pytest
 
 from tests.conftest import ADMIN_KEY, Gateway, MockUpstream
-from tests.gateway.console_world import ADMIN, CAMPAIGN, HOSTILE, RING, audit_records, root, seed, start
+from tests.gateway import console_world
+from tests.gateway.console_world import ADMIN, CAMPAIGN, HOSTILE, RING, audit_records, root
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("CUIRASS_CHROMIUM", "/usr/bin/chromium")
@@ -31,11 +32,7 @@ if not shutil.which(CHROMIUM):  # .ci/run installs it, and sets CUIRASS_REQUIRE_
 
 @pytest.fixture(scope="module")
 def world(mock: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, dict[str, Any]]]:
-    gw = start(mock, tmp_path_factory.mktemp("console-browser"))
-    try:
-        yield gw, seed(gw)
-    finally:
-        gw.stop()
+    yield from console_world.world(mock, tmp_path_factory.mktemp("console-browser"))
 
 
 @contextlib.contextmanager
