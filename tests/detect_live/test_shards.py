@@ -99,6 +99,19 @@ def _status(fleet: F.Fleet, name: str) -> list[dict[str, Any]]:
     return [json.loads(x) for x in lines if x.startswith("{")]
 
 
+def _shares(fleet: F.Fleet, *names: str, want: list[int], timeout: float = 20) -> list[int]:
+    """The shards' partition counts (sorted) from their last status lines, polled until they are `want` or the
+    deadline passes. Ownership settles a rebalance or two after the work is done, and the line read right after
+    `wait_done` may predate the last hand-over."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [_status(fleet, name) for name in names]
+        got = sorted(len(x[-1]["partitions"]) for x in lines if x)
+        if got == want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)
+
+
 def test_two_shards_give_the_replays_verdicts(fleet: F.Fleet, events: list[dict[str, Any]], replayed: Detector) -> None:
     assert any(s.campaign is not None for s in replayed.scorer), "the traffic must exercise campaign lifts"
     a, b = fleet.start("a"), fleet.start("b")
@@ -115,8 +128,8 @@ def test_two_shards_give_the_replays_verdicts(fleet: F.Fleet, events: list[dict[
     letters = [json.loads(x) for x in path.read_text().splitlines()]
     assert {d["request_id"] for d in letters} == {BAD}
     # Each shard owns half the partitions, one leads, and lag is reported.
+    assert _shares(fleet, "a", "b", want=[8, 8]) == [8, 8]
     last = [_status(fleet, "a")[-1], _status(fleet, "b")[-1]]
-    assert sorted(len(s["partitions"]) for s in last) == [8, 8]
     assert sorted(s["leader"] for s in last) == [False, True]
 
 
@@ -137,12 +150,7 @@ def test_a_shard_killed_mid_stream_and_restarted_counts_every_event_once(
     _same_counts(fleet, replayed)
     _same_verdicts(fleet, replayed)
     # The returning shard got its share back.
-    deadline = time.monotonic() + 20
-    while (
-        time.monotonic() < deadline and len(_status(fleet, "b2")[-1:] and _status(fleet, "b2")[-1]["partitions"]) != 8
-    ):
-        time.sleep(0.5)
-    assert len(_status(fleet, "b2")[-1]["partitions"]) == 8
+    assert _shares(fleet, "a", "b2", want=[8, 8]) == [8, 8]
 
 
 def test_a_shard_killed_for_good_has_its_partitions_taken_over(
@@ -153,7 +161,7 @@ def test_a_shard_killed_for_good_has_its_partitions_taken_over(
     _wait_job(fleet, 6)
     fleet.kill(b)
     fleet.wait_done(len(events), timeout=120)
-    assert len(_status(fleet, "a")[-1]["partitions"]) == 16
+    assert _shares(fleet, "a", want=[16]) == [16]
     _same_counts(fleet, replayed)
     _same_verdicts(fleet, replayed)
 
