@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(3600)  # the quick run: minutes on an idle 2-co
 
 from cuirass.lab.distill import conditions, workload  # noqa: E402
 from cuirass.lab.distill.config import DistillConfig  # noqa: E402
-from cuirass.lab.distill.stats import value_ratio, wilson  # noqa: E402
+from cuirass.lab.distill.stats import value_ratio, value_ratio_interval, wilson  # noqa: E402
 from cuirass.models.problems import CASUAL, ELICIT  # noqa: E402
 
 
@@ -112,6 +112,23 @@ def test_stats() -> None:
     assert value_ratio(0.1, 0.0, 0.0) is None
 
 
+def test_value_ratio_interval_is_a_paired_bootstrap() -> None:
+    def st(outcomes: str) -> dict[str, Any]:
+        return {"outcomes": outcomes}
+
+    a, none = st("1" * 300 + "0" * 700), st("0" * 1000)
+    assert value_ratio_interval(a, none, a) == [1.0, 1.0]  # the same answers as A's student: exactly A's value
+    assert value_ratio_interval(none, none, a) == [0.0, 0.0]
+    half = st("10" * 150 + "0" * 700)  # right on half of the problems A's student gets right
+    low, high = value_ratio_interval(half, none, a) or [0.0, 0.0]
+    assert 0.4 < low < 0.5 < high < 0.6
+    # As accurate, but on other problems: the pairing sees less agreement, so the interval is wider.
+    elsewhere = value_ratio_interval(st("0" * 300 + "1" * 150 + "0" * 550), none, a) or [0.0, 0.0]
+    assert elsewhere[0] < low < 0.5 < high < elsewhere[1]
+    assert value_ratio_interval(none, none, none) is None  # A gained nothing: no ratio
+    assert value_ratio_interval({"accuracy": 0.3}, none, a) is None  # an old result without outcomes
+
+
 def test_student_from_a_hugging_face_config(tmp_path: Path) -> None:
     """A student described by a config file (here a tiny GPT-2, another family) trains with the lab's loop."""
 
@@ -164,15 +181,32 @@ def test_always_on_defenses_change_what_the_campaign_gets(quick: tuple[Path, dic
         assert c[name]["data"]["identical_to_teacher"] < 0.5, name
     for name in ("C:decoy", "C:perturb", "C:logit_watermark", "C:strip_reasoning"):
         assert c[name]["exposure"]["served_before_detection"] == 0.0, name  # every campaign response defended
-    # strip_reasoning removes reasoning fields and <think> blocks; the reference model writes its steps as the
-    # visible answer, so there is nothing for it to strip: its data equals the teacher's (a measured fact).
     assert c["C:decoy"]["data"]["answer_correct"] < c["A"]["data"]["answer_correct"]
+    # The gateways serve the reasoning model with its traces apart (reasoning_content): the bare teacher sends a
+    # trace with every answer, strip_reasoning none, and the decoy keeps the teacher's shape (a trace, an answer).
+    assert c["A"]["data"]["with_trace"] == 1.0
+    assert c["C:strip_reasoning"]["data"]["with_trace"] == 0.0
+    assert c["C:strip_reasoning"]["data"]["answer_correct"] > 0
+    assert c["C:decoy"]["data"]["with_trace"] == 1.0
+
+
+def test_answers_only_students_stand_beside_the_traces_students(quick: tuple[Path, dict[str, Any]]) -> None:
+    _, r = quick
+    c = r["conditions"]
+    a = c["A"]["answers_only"]
+    assert a["same_as_traces"] is False and a["trained_on"] == c["A"]["data"]["trained_on"]
+    assert a["student"]["n"] == c["A"]["student"]["n"] and "value_ratio" in a
+    # A harvest whose traces were all stripped is the answers-only data already: no second student.
+    stripped = c["C:strip_reasoning"]["answers_only"]
+    assert stripped["same_as_traces"] is True and stripped["student"] == c["C:strip_reasoning"]["student"]
+    assert all(len(row["student"]["outcomes"]) == row["student"]["n"] for row in c.values())
 
 
 def test_benign_users_are_untouched(quick: tuple[Path, dict[str, Any]]) -> None:
     _, r = quick
     for kind, b in r["benign"].items():
-        assert b["identical_to_A"] == 1.0, kind
+        assert b["identical_to_A"] == 1.0, kind  # trace and answer, byte for byte
+        assert b["with_trace"] == 1.0, kind  # an unflagged user gets the reasoning trace in every gateway
         assert b["errors"] == 0
     assert r["conditions"]["B"]["exposure"]["benign_defended"] == 0
 

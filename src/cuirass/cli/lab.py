@@ -353,6 +353,12 @@ def train_reference(
 @click.option("--accounts", type=click.IntRange(1), help="Campaign accounts.")
 @click.option("--steps", type=click.IntRange(1), help="Student training steps.")
 @click.option("--eval-n", type=click.IntRange(1), help="Held-out problems for the students' accuracy.")
+@click.option(
+    "--answers-only/--no-answers-only",
+    default=True,
+    show_default=True,
+    help="Also train each condition a student on its harvest's answers without their reasoning traces.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the table.")
 def distill(
@@ -371,6 +377,7 @@ def distill(
     accounts: int | None,
     steps: int | None,
     eval_n: int | None,
+    answers_only: bool,
     progress: bool,
     as_json: bool,
 ) -> None:
@@ -402,6 +409,7 @@ def distill(
         campaign_accounts=_given(accounts, config.campaign_accounts),
         train_steps=_given(steps, config.train_steps),
         eval_n=_given(eval_n, config.eval_n),
+        answers_only=answers_only,
     )
     try:
         results = run(config, out, progress=progress)

@@ -231,7 +231,13 @@ def framed(question: str, r: random.Random) -> str:
 
 def reasoned(working: str, answer: int) -> str:
     """A target reply: the working inside the reasoning block, then the answer line."""
-    return f"{THINK_OPEN}\n{working.strip()}\n{THINK_CLOSE}\n\n{ANSWER_LINE.format(answer)}"
+    return reasoned_text(working, ANSWER_LINE.format(answer))
+
+
+def reasoned_text(working: str, answer: str) -> str:
+    """Reasoning and answer in the reasoning model's one reply: the block, a blank line, the answer (the
+    `think` reasoning parser splits it back into these two)."""
+    return f"{THINK_OPEN}\n{working.strip()}\n{THINK_CLOSE}\n\n{answer}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from cuirass.respond.responder import Plan
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
+OPEN, CLOSE = "<think>", "</think>"  # how a reasoning model writes its trace in one text (engine/reasoning.py)
 
 Rewrite = Callable[[str], str]
 
@@ -45,24 +46,46 @@ def _cut(text: str, max_chars: int | None) -> tuple[str, bool]:
     return text[:max_chars], True
 
 
+def _rewrite_with_trace(reasoning: str, answer: str, rewrite: Rewrite) -> tuple[str, str]:
+    """Rewrite a trace sent apart (reasoning_content) and its answer as the one reply the model wrote,
+    `<think>trace</think>answer`, and split the result back: a defense sees the same text, and the client
+    gets the same defended words, whether or not the upstream runs a reasoning parser. A trace that holds a
+    tag itself, or a rewrite that moved one, cannot be split back safely: each part is rewritten alone then."""
+    if OPEN in reasoning or CLOSE in reasoning:
+        return rewrite(reasoning), rewrite(answer)
+    # the line breaks a reasoning parser drops after each tag, put back so line-based rewrites see the answer line
+    joined = rewrite(f"{OPEN}\n{reasoning}{CLOSE}\n\n{answer}")
+    if joined.startswith(OPEN) and joined.count(CLOSE) == 1 and joined.count(OPEN) == 1:
+        trace, _, rest = joined[len(OPEN) :].partition(CLOSE)
+        return trace.removeprefix("\n"), rest.removeprefix("\n\n")
+    return rewrite(reasoning), rewrite(answer)
+
+
 def rewrite_whole(
     resp: dict[str, Any], chat: bool, rewrite: Rewrite, strip_fields: bool, max_chars: int | None = None
 ) -> dict[str, Any]:
-    """Rewrite every choice of a non-streaming response in place (each cut at `max_chars` first); returns it."""
+    """Rewrite every choice of a non-streaming response in place (each text cut at `max_chars` first; a
+    trace sent apart is rewritten with its answer unless `strip_fields` drops it); returns it."""
     for choice in resp.get("choices") or ():
         if chat:
-            msg = choice.get("message") or {}
-            if strip_fields:
-                for f in REASONING_FIELDS:
-                    msg.pop(f, None)
-            holder, field = msg, "content"
+            holder, field = choice.get("message") or {}, "content"
         else:
             holder, field = choice, "text"
-        if isinstance(holder.get(field), str):
-            text, cut = _cut(holder[field], max_chars)
+        if chat and strip_fields:
+            for f in REASONING_FIELDS:
+                holder.pop(f, None)
+        trace = next((f for f in REASONING_FIELDS if chat and isinstance(holder.get(f), str)), None)
+        if not isinstance(holder.get(field), str):
+            continue
+        text, cut = _cut(holder[field], max_chars)
+        if trace is None:
             holder[field] = rewrite(text)
-            if cut:
-                choice["finish_reason"] = "length"
+        else:
+            reasoning, cut_trace = _cut(holder[trace], max_chars)
+            holder[trace], holder[field] = _rewrite_with_trace(reasoning, text, rewrite)
+            cut = cut or cut_trace
+        if cut:
+            choice["finish_reason"] = "length"
     return resp
 
 
@@ -79,26 +102,38 @@ def _split(text: str, n: int) -> list[str]:
 def rewrite_stream(
     chunks: Sequence[dict[str, Any]], chat: bool, rewrite: Rewrite, strip_fields: bool, max_chars: int | None = None
 ) -> list[dict[str, Any]]:
-    """The chunk sequence a client should get instead of `chunks` (which arrived whole, in order); each
-    choice's text is cut at `max_chars` before it is rewritten, and its finish_reason then says "length"."""
-    texts: dict[int, list[str]] = {}
-    counts: dict[int, int] = {}
-    for ch in chunks:
+    """The chunk sequence a client should get instead of `chunks` (which arrived whole, in order). Each
+    choice's answer, and its trace unless `strip_fields` drops it, is cut at `max_chars`, rewritten (the
+    two together, as in `rewrite_whole`), and re-split over as many chunks as carried it, the last of them
+    taking whatever is left; a cut choice's finish_reason then says "length"."""
+    fields = ("content", *(() if strip_fields else REASONING_FIELDS)) if chat else ("text",)
+    texts: dict[tuple[int, str], list[str]] = {}
+    last: dict[tuple[int, str], int] = {}  # the last chunk that carries each (choice, field)
+    for n, ch in enumerate(chunks):
         for c in ch.get("choices") or ():
-            i = c.get("index", 0)
-            piece = (c.get("delta") or {}).get("content") if chat else c.get("text")
-            if isinstance(piece, str) and piece:
-                texts.setdefault(i, []).append(piece)
-                counts[i] = counts.get(i, 0) + 1
-    new_pieces: dict[int, collections.deque[str]] = {}
+            holder = (c.get("delta") or {}) if chat else c
+            for field in fields:
+                piece = holder.get(field)
+                if isinstance(piece, str) and piece:
+                    key = (c.get("index", 0), field)
+                    texts.setdefault(key, []).append(piece)
+                    last[key] = n
+    new_text: dict[tuple[int, str], str] = {}
     cut_choices = set()
-    for i, parts in texts.items():
-        text, cut = _cut("".join(parts), max_chars)
-        new_pieces[i] = collections.deque(_split(rewrite(text), counts[i]))
-        if cut:
+    for i in {key[0] for key in texts}:
+        parts = {f: _cut("".join(texts[i, f]), max_chars) for f in fields if (i, f) in texts}
+        if any(cut for _, cut in parts.values()):
             cut_choices.add(i)
+        answer_field = fields[0]
+        answer = parts.pop(answer_field, ("", False))[0]
+        if parts:  # a trace (one reasoning field: upstreams send one or the other)
+            trace_field, (trace, _) = next(iter(parts.items()))
+            new_text[i, trace_field], new_text[i, answer_field] = _rewrite_with_trace(trace, answer, rewrite)
+        else:
+            new_text[i, answer_field] = rewrite(answer)
+    pending = {key: collections.deque(_split(new_text[key], len(texts[key]))) for key in texts if key in new_text}
     out: list[dict[str, Any]] = []
-    for ch in chunks:
+    for n, ch in enumerate(chunks):
         new = copy.deepcopy(ch)
         keep = []
         for c in new.get("choices") or ():
@@ -107,22 +142,27 @@ def rewrite_stream(
             if holder is None:
                 keep.append(c)
                 continue
-            if strip_fields:
+            if chat and strip_fields:
                 for f in REASONING_FIELDS:
                     holder.pop(f, None)
-            field = "content" if chat else "text"
-            piece = holder.get(field)
-            if isinstance(piece, str) and piece:
-                queue = new_pieces.get(i)
-                if queue:
+            blanked = False
+            for field in fields:
+                piece = holder.get(field)
+                if not (isinstance(piece, str) and piece):
+                    continue
+                queue = pending.get((i, field))
+                if last.get((i, field)) == n:  # the last carrier takes the rest (a longer rewrite)
+                    holder[field] = "".join(queue or ())
+                elif queue:
                     holder[field] = queue.popleft()
-                else:
-                    continue  # the rewrite is shorter than the original: drop the spare chunk
-            elif chat and not holder and not c.get("finish_reason"):
-                continue  # a delta emptied by stripping reasoning
-            if c.get("finish_reason") and new_pieces.get(i):
-                # the rewrite is longer: flush what is left before the finish
-                holder[field] = "".join(new_pieces.pop(i))
+                else:  # the rewrite is shorter than the original: this chunk carries none of it
+                    blanked = True
+                    if chat:
+                        del holder[field]
+                    else:
+                        holder[field] = ""
+            if not c.get("finish_reason") and ((chat and not holder) or (blanked and not holder.get("text"))):
+                continue  # a delta emptied by stripping reasoning, or a piece a shorter rewrite left empty
             if c.get("finish_reason") and i in cut_choices:
                 c["finish_reason"] = "length"
             keep.append(c)

@@ -42,7 +42,8 @@ class DistillConfig:
     train_steps: int = 1000  # a 96-wide 3-layer student on 2,000 reference solutions: 3.5% at 600, 31.5% at 1,500
     batch_size: int = 32
     lr: float = 2e-3
-    eval_n: int = 200  # held-out problems for accuracy and loss
+    eval_n: int = 1000  # held-out problems for accuracy and loss (1,000: a value ratio's interval about ±0.1)
+    answers_only: bool = True  # also a student on each harvest's answers without their reasoning traces
     audit_queries: int = 400  # probe prompts the audit sends the student (the target: p < 1e-6 within 2,000)
     max_tokens: int = 160
     concurrency: int = 16  # requests in flight at once (the engine decodes them as one batch)

@@ -42,8 +42,16 @@ def gateway_config(
     device: str = "auto",
 ) -> dict[str, Any]:
     """The YAML config of one condition: teacher as principal, decoy beside it, this policy; each engine
-    decodes up to `concurrency` requests together (the lab sends that many at once)."""
-    local = {"type": "local", "device": device, "threads": threads, "max_concurrency": concurrency}
+    decodes up to `concurrency` requests together (the lab sends that many at once). Both are served as a
+    reasoning model is in production (vLLM's --reasoning-parser): the `<think>` block as `reasoning_content`,
+    the answer as `content`."""
+    local = {
+        "type": "local",
+        "device": device,
+        "threads": threads,
+        "max_concurrency": concurrency,
+        "reasoning_parser": "think",
+    }
     return {
         "models": [{"name": MODEL, "upstream": {**local, "path": teacher}, "decoy": {**local, "path": decoy}}],
         "policy": policy,

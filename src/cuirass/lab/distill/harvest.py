@@ -4,7 +4,8 @@ Each account has its own client: its API key, its user agent, and its own source
 network (127.0.x.y: the gateway logs a different client IP per benign user, two shared proxy addresses for
 the bulk campaign), so detection sees the same infrastructure signals it would see in production.
 Requests are sent in the workload's order by `concurrency` worker threads; what comes back is recorded
-as plain data: exactly what the caller received (a defended reply, a decoy's reply, or an error).
+as plain data: exactly what the caller received (a defended reply, a decoy's reply, or an error), the
+answer (`content`) and, apart from it, the reasoning trace (`reasoning_content`) when the gateway sent one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from cuirass.lab.distill.gateway import MODEL
 from cuirass.lab.distill.workload import Request
+from cuirass.models.problems import reasoned_text
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -25,10 +27,11 @@ class Exchange:
     """A request and what its sender got back."""
 
     request: Request
-    reply: str | None  # None when the gateway refused or failed
+    reply: str | None  # the answer (`content`); None when the gateway refused or failed
     error: str | None
     started: float
     seconds: float
+    reasoning: str | None = None  # the reasoning trace (`reasoning_content`), when the gateway sent one
 
     @property
     def question(self) -> str:  # `Worked`: the attacker trains on the problem it asked ...
@@ -36,8 +39,8 @@ class Exchange:
         return question
 
     @property
-    def solution(self) -> str:  # ... and the answer it received
-        return self.reply or ""
+    def solution(self) -> str:  # ... and everything it received: the trace back in its block, then the answer
+        return with_trace(self.reasoning, self.reply or "")
 
     def to_dict(self) -> dict[str, Any]:
         r = self.request
@@ -48,11 +51,18 @@ class Exchange:
             "prompt": r.prompt,
             "seed": r.seed,
             "answer": r.problem.answer,
+            "reasoning": self.reasoning,
             "reply": self.reply,
             "error": self.error,
             "started": round(self.started, 3),
             "seconds": round(self.seconds, 3),
         }
+
+
+def with_trace(reasoning: str | None, answer: str) -> str:
+    """A reasoning model's whole reply as the teacher wrote it: the trace in its `<think>` block, then the
+    answer (the answer alone when there is no trace, e.g. stripped)."""
+    return reasoned_text(reasoning, answer) if reasoning else answer
 
 
 class _Clients:
@@ -113,11 +123,14 @@ def send(
             out = clients.get(r).chat.completions.create(
                 model=MODEL, messages=[{"role": "user", "content": r.prompt}], seed=r.seed, max_tokens=max_tokens
             )
-            reply, error = out.choices[0].message.content or "", None
+            msg = out.choices[0].message
+            reply, error = msg.content or "", None
+            reasoning = getattr(msg, "reasoning_content", None)  # an extra field: the SDK keeps what it does not know
         except openai.APIError as exc:
-            reply, error = None, f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+            reply, error, reasoning = None, f"{type(exc).__name__}: {getattr(exc, 'message', exc)}", None
         bar.update(1)
-        return Exchange(r, reply, error, started, time.perf_counter() - t0)
+        trace = reasoning if isinstance(reasoning, str) and reasoning else None
+        return Exchange(r, reply, error, started, time.perf_counter() - t0, trace)
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="lab-client") as pool:

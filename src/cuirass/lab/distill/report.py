@@ -23,11 +23,12 @@ def _p(p: float | None) -> str:
 def table(results: dict[str, Any]) -> list[str]:
     """One Markdown row per condition."""
     lines = [
-        "| condition | student accuracy (95% CI) | value ratio (acc.) | value ratio (loss) | held-out loss | "
-        "data = teacher's | data answer-correct | data token-marked p | served before detection | "
+        "| condition | student accuracy (95% CI) | value ratio (acc., 95% CI) | value ratio (loss) | held-out loss | "
+        "answers-only student: accuracy, value ratio | "
+        "data = teacher's | data with trace | data answer-correct | data token-marked p | served before detection | "
         "audit p (student) | "
         "token test at the campaign's cohorts: student / control | wall s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results["conditions"].items():
         s, d, e, a = r["student"], r["data"], r["exposure"], r["audit"]
@@ -35,19 +36,33 @@ def table(results: dict[str, Any]) -> list[str]:
         secs = sum(r["seconds"].values())
         lines.append(
             f"| **{name}** {r['title']} | {s['accuracy']:.1%} ({lo:.1%}–{hi:.1%}) | "
-            f"{_fmt(r['value_ratio'])} | {_fmt(r['value_ratio_loss'])} | {s['heldout_loss']:.3f} | "
-            f"{_fmt(d['identical_to_teacher'], '.0%')} | {_fmt(d['answer_correct'], '.0%')} | "
+            f"{_fmt(r['value_ratio'])}{_interval(r.get('value_ratio_ci95'))} | {_fmt(r['value_ratio_loss'])} | "
+            f"{s['heldout_loss']:.3f} | {_answers_only(r.get('answers_only'))} | "
+            f"{_fmt(d['identical_to_teacher'], '.0%')} | {_fmt(d.get('with_trace'), '.0%')} | "
+            f"{_fmt(d['answer_correct'], '.0%')} | "
             f"{_p((d.get('token_mark') or {}).get('p'))} | "
             f"{_fmt(e['served_before_detection'], '.0%')} | {_p(a['p'])} ({a['channel'] or 'not run'}) | "
             f"{_oracle(a)} | {secs:.0f} |"
         )
     u, c = results["untrained"], results["control"]
-    lines.append(f"| untrained student | {u['accuracy']:.1%} | 0 | 0 | {u['heldout_loss']:.3f} | | | | | | | |")
+    lines.append(f"| untrained student | {u['accuracy']:.1%} | 0 | 0 | {u['heldout_loss']:.3f} | | | | | | | | |")
     lines.append(
-        f"| control (gold solutions) | {c['accuracy']:.1%} | | | {c['heldout_loss']:.3f} | | | | | "
+        f"| control (gold solutions) | {c['accuracy']:.1%} | | | {c['heldout_loss']:.3f} | | | | | | | "
         f"{_p(c['audit']['p'])} ({c['audit']['channel']}) | | {c['seconds']:.0f} |"
     )
     return lines
+
+
+def _interval(ci: list[float] | None) -> str:
+    return f" ({ci[0]:.2f}–{ci[1]:.2f})" if ci else ""
+
+
+def _answers_only(ao: dict[str, Any] | None) -> str:
+    if not ao:
+        return "–"
+    if ao["same_as_traces"]:
+        return "same data (no trace harvested)"
+    return f"{ao['student']['accuracy']:.1%}, {_fmt(ao.get('value_ratio'))}"
 
 
 def _oracle(a: dict[str, Any]) -> str:
@@ -94,8 +109,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"{cfg['audit_queries']} probe queries ({results['audit_method']}). Wall time "
         f"{results['wall_seconds'] / 60:.1f} min.",
         "",
-        "Value ratio = (student − untrained) / (A's student − untrained), by accuracy and by held-out loss "
-        "(per-token loss of the reference worked solutions). Audit p = smallest Holm-corrected p-value over "
+        "Value ratio = (student − untrained) / (A's student − untrained), by accuracy (95% interval: a paired "
+        "bootstrap over the held-out problems) and by held-out loss (per-token loss of the reference worked "
+        "solutions). The answers-only student is trained on the same harvest without its reasoning traces; its "
+        "value ratio is against A's student on traces and answers. Audit p = smallest Holm-corrected p-value over "
         "every (channel, cohort) key and canary test, as `audit_endpoint` reports it. The last audit column is "
         "the lab's oracle view: the token-watermark test at only the cohorts that keyed this campaign's answers "
         "(Bonferroni over them), for the student and for the control.",
@@ -118,14 +135,15 @@ def _pyplot() -> Any:
 
 
 def plot_accuracy(results: dict[str, Any], out: Path) -> Path:
-    """Student accuracy (95% Wilson interval) and value ratio by loss, per condition."""
+    """Student accuracy (95% Wilson interval), and value ratio by accuracy (95% bootstrap interval) of the
+    students on traces and answers beside those on answers only, per condition."""
     plt = _pyplot()
-    names = list(results["conditions"])
-    acc = [results["conditions"][n]["student"]["accuracy"] for n in names]
-    ci = [results["conditions"][n]["student"]["ci95"] for n in names]
-    ratio = [results["conditions"][n]["value_ratio_loss"] or 0.0 for n in names]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    xs = range(len(names))
+    rows = results["conditions"]
+    names = list(rows)
+    acc = [rows[n]["student"]["accuracy"] for n in names]
+    ci = [rows[n]["student"]["ci95"] for n in names]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.4))
+    xs = list(range(len(names)))
     ax1.bar(
         xs,
         acc,
@@ -134,14 +152,21 @@ def plot_accuracy(results: dict[str, Any], out: Path) -> Path:
         capsize=3,
     )
     ax1.axhline(results["untrained"]["accuracy"], color="k", ls=":", lw=1, label="untrained student")
-    ax1.set(xticks=list(xs), ylabel="held-out final-answer accuracy", title="Student accuracy (95% CI)")
+    ax1.set(xticks=xs, ylabel="held-out final-answer accuracy", title="Student accuracy (95% CI)")
     ax1.set_xticklabels(names, rotation=45, ha="right")
     ax1.legend(loc="upper right")
-    ax2.bar(xs, ratio, color=["#555" if n == "A" else "#37a" for n in names])
-    ax2.axhline(0.2, color="r", ls="--", lw=1, label="target 0.2")
-    ax2.set(xticks=list(xs), ylabel="value ratio (held-out loss)", title="Share of A's gain the student kept")
+    ratio = [rows[n]["value_ratio"] or 0.0 for n in names]
+    bounds = [rows[n].get("value_ratio_ci95") or [r, r] for n, r in zip(names, ratio)]
+    err = [[max(0.0, r - b[0]) for r, b in zip(ratio, bounds)], [max(0.0, b[1] - r) for r, b in zip(ratio, bounds)]]
+    w = 0.4
+    ax2.bar([x - w / 2 for x in xs], ratio, w, yerr=err, capsize=2, color="#37a", label="traces + answers")
+    only = [(rows[n].get("answers_only") or {}).get("value_ratio") or 0.0 for n in names]
+    ax2.bar([x + w / 2 for x in xs], only, w, color="#bbb", hatch="//", label="answers only")
+    ax2.axhline(0.1, color="r", ls="--", lw=1, label="target 0.1 (B, D)")
+    ax2.axhline(0.2, color="r", ls=":", lw=1, label="target 0.2 (E)")
+    ax2.set(xticks=xs, ylabel="value ratio (accuracy)", title="Share of A's gain the student kept")
     ax2.set_xticklabels(names, rotation=45, ha="right")
-    ax2.legend(loc="upper right")
+    ax2.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -22,7 +22,7 @@ from cuirass.lab.distill import harvest, student, workload
 from cuirass.lab.distill.config import DistillConfig
 from cuirass.lab.distill.exposure import exposure
 from cuirass.lab.distill.gateway import Gateway, gateway_config
-from cuirass.lab.distill.stats import value_ratio, wilson
+from cuirass.lab.distill.stats import value_ratio, value_ratio_interval, wilson
 from cuirass.lab.reference import evaluate as ev
 
 
@@ -122,13 +122,14 @@ def _harvest_gateway(
 
 def _benign_summary(exchanges: list[harvest.Exchange], reference: list[harvest.Exchange]) -> dict[str, Any]:
     right = sum(x.reply is not None and ev.final_answer_correct(x.reply, x.request.problem.answer) for x in exchanges)
-    same = sum(a.reply == b.reply for a, b in zip(exchanges, reference, strict=True))
+    same = sum((a.reasoning, a.reply) == (b.reasoning, b.reply) for a, b in zip(exchanges, reference, strict=True))
     n = len(exchanges)
     return {
         "n": n,
         "accuracy": right / n if n else None,
         "ci95": list(wilson(right, n)),
-        "identical_to_A": same / n if n else None,
+        "identical_to_A": same / n if n else None,  # the trace and the answer, byte for byte
+        "with_trace": sum(x.reasoning is not None for x in exchanges) / n if n else None,
         "errors": sum(x.reply is None for x in exchanges),
     }
 
@@ -138,8 +139,10 @@ def _data_summary(
 ) -> dict[str, Any]:
     """How the harvested data compares with what the bare teacher said for the same requests (A)."""
     rows = [x for x in got if x.request.harvest]
-    base_by = {(x.request.problem.question, x.request.seed): x.reply for x in base if x.request.harvest}
-    same = [x.reply == base_by.get((x.request.problem.question, x.request.seed)) for x in rows]
+    base_by = {(x.request.problem.question, x.request.seed): x.solution for x in base if x.request.harvest}
+    same = [
+        x.reply is not None and x.solution == base_by.get((x.request.problem.question, x.request.seed)) for x in rows
+    ]
     right = sum(x.reply is not None and ev.final_answer_correct(x.reply, x.request.problem.answer) for x in rows)
     return {
         "harvested": len(rows),
@@ -147,7 +150,8 @@ def _data_summary(
         "trained_on": len(used),
         "answer_correct": right / len(rows) if rows else None,
         "identical_to_teacher": (sum(same) / len(same)) if same and name != "E" else None,
-        "mean_chars": sum(len(x.reply or "") for x in rows) / max(1, len(rows)),
+        "with_trace": sum(x.reasoning is not None for x in rows) / len(rows) if rows else None,
+        "mean_chars": sum(len(x.solution) for x in rows) / max(1, len(rows)),
     }
 
 
@@ -262,6 +266,8 @@ def _train_students(lab: _Lab, gateways: dict[str, dict[str, Any]]) -> _Students
             "student": student.evaluate(model, tokenizer, config),
         }
         say(f"{c.name}: accuracy {row['student']['accuracy']:.1%}, held-out loss {row['student']['heldout_loss']:.3f}")
+        if config.answers_only:
+            row["answers_only"] = _answers_only(lab, c, got, tokenizer, row["student"])
         g = next(g for g in gateways.values() if source in g["harvests"])
         row["exposure"] = g["exposure"][source]
         row["seconds"] = {"harvest": g["seconds"][source], "student": time.perf_counter() - t0}
@@ -269,7 +275,7 @@ def _train_students(lab: _Lab, gateways: dict[str, dict[str, Any]]) -> _Students
         for x in got:  # the campaign's own data, grouped by the cohort each answer was keyed to
             cohort = row["exposure"]["account_cohort"].get(x.request.account)
             if cohort and x.request.harvest and x.reply:
-                by_cohort.setdefault(cohort, []).append(x.reply)
+                by_cohort.setdefault(cohort, []).append(x.solution)
         row["data"]["token_mark"] = audit.mark_in_harvest(by_cohort, lab.keyring, config.teacher)
         rows[c.name] = row
         canaries = "canary" in c.actions or c.gateway != "plain"
@@ -280,12 +286,28 @@ def _train_students(lab: _Lab, gateways: dict[str, dict[str, Any]]) -> _Students
         for x in base:
             cohort = keyed.get(x.request.account.rsplit("-", 1)[1])
             if cohort and x.request.harvest and x.reply:
-                by_cohort.setdefault(cohort, []).append(x.reply)
+                by_cohort.setdefault(cohort, []).append(x.solution)
         rows["A"]["data"]["token_mark"] = audit.mark_in_harvest(by_cohort, lab.keyring, config.teacher)
     suspects[audit.CONTROL] = audit.Suspect(
         students / audit.CONTROL, gateways["plain"]["config_path"], gateways["plain"]["data_dir"], False
     )
     return _Students(untrained, control, rows, suspects)
+
+
+def _answers_only(
+    lab: _Lab, c: cond.Condition, got: list[harvest.Exchange], tokenizer: Any, traced: dict[str, Any]
+) -> dict[str, Any]:
+    """The same harvest without its traces (what an attacker keeps of an API that hides the reasoning): a
+    student trained on the answers alone, evaluated like the others (not saved, not audited). A harvest
+    with no trace left in it is the same data as the traces student's, so that student stands for it."""
+    if not any(x.reasoning for x in got if x.request.harvest):
+        return {"same_as_traces": True, "student": traced}
+    used = student.examples(got, c.filter_answers, traces=False)
+    lab.say(f"{c.name}: training an answers-only student on {len(used)} examples ...")
+    model = student.train(used, tokenizer, lab.config, None, lab.progress, f"student {c.name} (answers only)")
+    scored = student.evaluate(model, tokenizer, lab.config)
+    lab.say(f"{c.name} (answers only): accuracy {scored['accuracy']:.1%}")
+    return {"same_as_traces": False, "trained_on": len(used), "student": scored}
 
 
 def _audit_students(lab: _Lab, gateways: dict[str, dict[str, Any]], s: _Students) -> None:
@@ -344,6 +366,13 @@ def _report(
         st = row["student"]
         row["value_ratio"] = value_ratio(st["accuracy"], s.untrained["accuracy"], a_acc)
         row["value_ratio_loss"] = value_ratio(st["heldout_loss"], s.untrained["heldout_loss"], a_loss)
+        row["value_ratio_ci95"] = value_ratio_interval(st, s.untrained, rows["A"]["student"])
+        if "answers_only" in row:  # against A's traces student: what the attacker keeps without traces
+            ao = row["answers_only"]["student"]
+            row["answers_only"]["value_ratio"] = value_ratio(ao["accuracy"], s.untrained["accuracy"], a_acc)
+            row["answers_only"]["value_ratio_loss"] = value_ratio(
+                ao["heldout_loss"], s.untrained["heldout_loss"], a_loss
+            )
     benign_rows = {kind: _benign_summary(g["benign"], gateways["plain"]["benign"]) for kind, g in gateways.items()}
     results = {
         "config": requested.to_dict(),

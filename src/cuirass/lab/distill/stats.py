@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
@@ -30,3 +31,27 @@ def value_ratio(value: float, untrained: float, baseline: float) -> float | None
     if abs(gain_a) < 1e-12:
         return None
     return (value - untrained) / gain_a
+
+
+def value_ratio_interval(
+    student: dict[str, Any], untrained: dict[str, Any], baseline: dict[str, Any], draws: int = 4000, seed: int = 0
+) -> list[float] | None:
+    """A 95% interval of the value ratio by accuracy: a paired percentile bootstrap over the held-out problems
+    (Efron & Tibshirani 1993, ch. 13). Every student answers the same problems, so each draw resamples the
+    problems once and recomputes all three accuracies on them; draws where A's student gained nothing are
+    left out. None without per-problem outcomes (`outcomes`: one "0"/"1" per problem) or when A gained
+    nothing at all."""
+    import numpy as np
+
+    rows = [str(x.get("outcomes") or "") for x in (student, untrained, baseline)]
+    if any(not r for r in rows) or len({len(r) for r in rows}) != 1:
+        return None
+    s, u, a = (np.frombuffer(r.encode(), dtype=np.uint8).astype(np.int64) - ord("0") for r in rows)
+    if a.sum() == u.sum():
+        return None
+    picks = np.random.default_rng(seed).integers(0, len(s), size=(draws, len(s)))
+    gain_s, gain_a = (s[picks] - u[picks]).sum(1), (a[picks] - u[picks]).sum(1)
+    keep = gain_a != 0
+    ratios = gain_s[keep] / gain_a[keep]
+    low, high = np.quantile(ratios, [0.025, 0.975])
+    return [float(low), float(high)]

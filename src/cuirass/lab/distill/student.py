@@ -38,16 +38,18 @@ class Example:
     solution: str
 
 
-def examples(harvest: Sequence[Any], filter_answers: bool = False) -> list[Example]:
+def examples(harvest: Sequence[Any], filter_answers: bool = False, traces: bool = True) -> list[Example]:
     """What the attacker trains on: every harvested reply it received (refusals carry no text), optionally
-    only those whose final answer is right."""
+    only those whose final answer is right; with `traces`, each reply's reasoning trace before its answer
+    (the teacher's own format), else the answer alone."""
     out = []
     for x in harvest:
-        if not x.request.harvest or not x.solution:  # a stealthy account's cover traffic is not training data
+        text = x.solution if traces else x.reply
+        if not x.request.harvest or not text:  # a stealthy account's cover traffic is not training data
             continue
-        if filter_answers and not ev.final_answer_correct(x.solution, x.request.problem.answer):
+        if filter_answers and not ev.final_answer_correct(x.reply, x.request.problem.answer):
             continue
-        out.append(Example(x.question, x.solution))
+        out.append(Example(x.question, text))
     return out
 
 
@@ -139,7 +141,8 @@ def heldout_loss(model: Any, tokenizer: Any, data: Sequence[Worked], batch_size:
 
 
 def evaluate(model: Any, tokenizer: Any, config: DistillConfig) -> dict[str, Any]:
-    """Greedy final-answer accuracy with its 95% Wilson interval, and the held-out loss."""
+    """Greedy final-answer accuracy with its 95% Wilson interval and per-problem outcomes, and the held-out
+    loss."""
     from cuirass.lab.distill.stats import wilson
 
     torch.set_num_threads(config.train_threads)
@@ -153,7 +156,8 @@ def evaluate(model: Any, tokenizer: Any, config: DistillConfig) -> dict[str, Any
         seed=config.seed,
         max_new_tokens=config.max_tokens,
     )
-    right = sum(ev.final_answer_correct(r, p.answer) for r, p in zip(replies, batch, strict=True))
+    outcomes = [ev.final_answer_correct(r, p.answer) for r, p in zip(replies, batch, strict=True)]
+    right = sum(outcomes)
     low, high = wilson(right, len(batch))
     loss = heldout_loss(model, tokenizer, batch)
     return {
@@ -161,6 +165,7 @@ def evaluate(model: Any, tokenizer: Any, config: DistillConfig) -> dict[str, Any
         "correct": right,
         "n": len(batch),
         "ci95": [low, high],
+        "outcomes": "".join("1" if ok else "0" for ok in outcomes),  # per problem, for paired intervals
         "heldout_loss": loss,
         "perplexity": math.exp(min(loss, 50.0)),
         "example": replies[0] if replies else "",
