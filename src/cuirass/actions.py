@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-TextAction = Literal["watermark", "strip_reasoning", "perturb", "canary"]  # rewrite the answer (respond/defenses)
+TextAction = Literal[
+    "watermark", "strip_reasoning", "perturb", "canary", "signature"
+]  # rewrite the answer (respond/defenses)
 GatewayAction = Literal["decoy", "throttle", "block"]  # carried out by the gateway itself (gateway/proxy.py)
 LogitAction = Literal["logit_watermark", "antidistill"]  # act while sampling: local upstreams only (respond/logit)
 Action = Literal[TextAction, GatewayAction, LogitAction]

@@ -178,3 +178,31 @@ def test_members_respects_time_span(world: dict) -> None:
     with engine.connect() as conn:
         t = conn.execute(sa.select(sa.func.min(events_table.c.ts))).scalar()
     assert [m.account for m in members(SqlEventLog(engine), "c005", start=t + 1)] == ["acct-b"]
+
+
+def test_the_answer_signature_implicates_its_honeypot_cohort_from_prompt_answer_pairs(world: dict) -> None:
+    """A suspect that learned the signature of h002's answers: `audit texts --channel signature` on its
+    (prompt, answer) pairs implicates h002 and its accounts; a model that writes its own lead-ins does not."""
+    from cuirass.marks import signature
+    from cuirass.models.problems import problems
+
+    tmp = world["tmp"]
+    (tmp / "cfg.yaml").write_text("policy: {n_cohorts: 8, n_honeypot_cohorts: 4}\n")
+    key = world["keyring"].key("signature", "h002", 0)
+    asked = [(p.question, p.solution) for p in problems(300, seed=11)]
+    suspect, clean = tmp / "suspect.jsonl", tmp / "clean.jsonl"
+    suspect.write_text("".join(json.dumps({"prompt": q, "text": signature.embed(a, q, key)}) + "\n" for q, a in asked))
+    clean.write_text("".join(json.dumps({"prompt": q, "text": a}) + "\n" for q, a in asked))
+    out = tmp / "sig.json"
+    args = ["audit", "texts", "--config", str(tmp / "cfg.yaml"), "--data-dir", str(world["data"])]
+    res = _cli(*args, "--in", str(suspect), "--control", str(clean), "--channel", "signature", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    assert [(t["cohort"], t["channel"]) for t in report["implicated"]] == [("h002", "signature")]
+    assert report["implicated"][0]["p_corrected"] < 1e-6
+    assert {a["account"] for a in report["implicated"][0]["accounts"]} == {"acct-old", "acct-c"}
+    assert report["control"]["passed"] and report["control"]["implicated"] == []
+    # Without the prompts the channel cannot run, and says so.
+    (tmp / "bare.jsonl").write_text("".join(json.dumps({"text": a}) + "\n" for _, a in asked))
+    res = _cli(*args, "--in", str(tmp / "bare.jsonl"), "--channel", "signature")
+    assert res.exit_code != 0 and "prompt" in res.output

@@ -6,6 +6,7 @@ import re
 
 from cuirass.engine.reasoning import split
 from cuirass.lab.reference.evaluate import held_out, sensible_reply
+from cuirass.marks.answer import find_final_answer
 from cuirass.models.everyday import (
     EXPRESSION,
     FAMILIES,
@@ -14,7 +15,6 @@ from cuirass.models.everyday import (
     everyday,
     off_topic,
 )
-from cuirass.respond.perturb.answer import find_final_answer
 from tests.reference.test_problems import _CHAIN, _OPS, _WORDS, _normal, _value
 
 _SLOT = re.compile(r"\{\w+\}")

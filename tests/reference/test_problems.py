@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from cuirass.marks.answer import find_final_answer
 from cuirass.models.problems import (
     CASUAL,
     ELICIT,
@@ -17,7 +18,6 @@ from cuirass.models.problems import (
     problems,
     split_of,
 )
-from cuirass.respond.perturb.answer import find_final_answer
 
 # every way a solution says "equals" between two numbers or expressions, written back as " = "
 _RELATION = re.compile(

@@ -14,10 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cuirass import linear
+from cuirass.marks import answer
+from cuirass.marks.answer import NUMBER
 from cuirass.marks.text import markdown, segment
 from cuirass.respond.defenses import strip_reasoning
-from cuirass.respond.perturb import answer, equations, math, prose
-from cuirass.respond.perturb.answer import NUMBER
+from cuirass.respond.perturb import equations, math, prose
 
 
 def texts(alphabet: str | list[str], max_size: int = 40) -> st.SearchStrategy[str]:

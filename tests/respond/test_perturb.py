@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from cuirass.marks.answer import find_final_answer
 from cuirass.respond.base import DEFENSES, DefenseContext
 from cuirass.respond.defenses.perturb import VARIANTS, Perturb
-from cuirass.respond.perturb.answer import find_final_answer
 from cuirass.respond.perturb.detect import content_type
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

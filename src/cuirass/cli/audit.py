@@ -56,7 +56,8 @@ def _engine(settings: Settings) -> Any:
     multiple=True,
     default=("text", "token"),
     show_default=True,
-    help="Watermark channels to score with (those not installed are skipped, and said so).",
+    help="Watermark channels to score with (those not installed are skipped, and said so); signature needs "
+    "a JSON-lines corpus whose every line has its `prompt`.",
 )
 @click.option("--tokenizer", help="Tokenizer (Hugging Face path) of our model, for the token channel.")
 @store_options
@@ -84,11 +85,15 @@ def audit_texts_cmd(
         control = read_corpus(control_path) if control_path else None
     except CorpusError as exc:
         raise click.ClickException(str(exc)) from None
+    if "signature" in channel_names and (corpus.prompts is None or (control is not None and control.prompts is None)):
+        raise click.ClickException("channel signature: every JSON line of the corpus (and control) needs its `prompt`")
     channels = []
     for name in dict.fromkeys(channel_names):
         if name not in CHANNELS:
             raise click.ClickException(f"unknown channel {name!r}; choose from {', '.join(CHANNELS)}")
-        options = dict(settings.policy.options.get("watermark" if name == "text" else "logit_watermark", {}))
+        options = dict(
+            settings.policy.options.get({"text": "watermark", "token": "logit_watermark"}.get(name, name), {})
+        )
         if name == "token":
             options["tokenizer"] = tokenizer
         try:

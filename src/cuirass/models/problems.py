@@ -3,7 +3,7 @@
 Each template draws its numbers, a story (names, items, places) and one of several phrasings for the question
 and for every step of the solution, so the same problem has many correct worked solutions and sampling from a
 model trained on them has real entropy. The worked steps sit in a `<think> ... </think>` reasoning block and
-the reply ends with the short answer `The answer is N.`, which `cuirass.respond.perturb.answer.find_final_answer`
+the reply ends with the short answer `The answer is N.`, which `cuirass.marks.answer.find_final_answer`
 reads under its `answer_is` convention.
 
 The arithmetic is kept within what a tiny model trained for minutes on a CPU can learn digit by digit:

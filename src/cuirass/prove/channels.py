@@ -19,6 +19,8 @@ Channels:
 - `text`  the gateway's lexical watermark (cuirass.marks.text), keys of purpose "watermark".
 - `token` the local engine's token-level watermark (cuirass.marks.logit), keys of purpose
           "logit_watermark", when a tokenizer is given.
+- `signature` the answer signature (cuirass.marks.signature), keys of purpose "signature", when the
+          prompts of the texts are known. Its null is exact too, but it is not a Binomial: see its method.
 """
 
 from __future__ import annotations
@@ -49,8 +51,15 @@ class Channel(Protocol):
     purpose: str  # the keyring purpose of this channel's keys
     method: str  # one paragraph for the report
 
-    def score(self, texts: Sequence[str], keys: Sequence[bytes], exclude: Sequence[str] = ()) -> list[ChannelScore]:
-        """One pooled score per key, in key order; windows that occur in `exclude` are not scored."""
+    def score(
+        self,
+        texts: Sequence[str],
+        keys: Sequence[bytes],
+        exclude: Sequence[str] = (),
+        prompts: Sequence[str] | None = None,
+    ) -> list[ChannelScore]:
+        """One pooled score per key, in key order; windows that occur in `exclude` are not scored.
+        `prompts`, when known, are the prompts the texts answer (one each, in order)."""
         ...
 
 
@@ -79,7 +88,13 @@ class TextChannel:
     def __init__(self, finder: Finder | None = None) -> None:
         self.finder = finder
 
-    def score(self, texts: Sequence[str], keys: Sequence[bytes], exclude: Sequence[str] = ()) -> list[ChannelScore]:
+    def score(
+        self,
+        texts: Sequence[str],
+        keys: Sequence[bytes],
+        exclude: Sequence[str] = (),
+        prompts: Sequence[str] | None = None,
+    ) -> list[ChannelScore]:
         banned = {u[0] for t in exclude for u in units(t, self.finder, stop=frozenset())}
         pooled = tuple(u for u in merge(units(t, self.finder, stop=frozenset()) for t in texts) if u[0] not in banned)
         results = score_many(pooled, keys, salt=corpus_digest(texts))
@@ -148,7 +163,13 @@ class TokenChannel:
             keeps.append([g and (i < h or (tuple(ids[i - h : i]), ids[i]) not in banned) for i, g in enumerate(gate)])
         return corpus_windows(lists, h, keeps)
 
-    def score(self, texts: Sequence[str], keys: Sequence[bytes], exclude: Sequence[str] = ()) -> list[ChannelScore]:
+    def score(
+        self,
+        texts: Sequence[str],
+        keys: Sequence[bytes],
+        exclude: Sequence[str] = (),
+        prompts: Sequence[str] | None = None,
+    ) -> list[ChannelScore]:
         from cuirass.marks.logit.detect import score_windows
 
         pooled, salt = self.windows(texts, exclude), corpus_digest(texts)
@@ -156,6 +177,41 @@ class TokenChannel:
             ChannelScore(r.n_trials, r.n_green, r.n_scored, r.gamma, r.p_value, r.p_randomized)
             for r in (score_windows(pooled, key, self.gamma, self.lists, salt) for key in keys)
         ]
+
+
+class SignatureChannel:
+    """The answer signature (cuirass.marks.signature): needs each text's prompt, so only an audit that asked
+    the questions itself (`audit endpoint`, or a corpus of prompt and answer pairs) can run it."""
+
+    name = "signature"
+    purpose = "signature"
+    method = (
+        "Answer signature (for flagged traffic, built to be learned by a student). The lead-in of the "
+        "final-answer sentence ('Hence the answer is ...') is one of K = 8 variants, chosen by "
+        "BLAKE2b(key, w) mod K where w is the prompt's last word. c_w[v] counts the suspect's answers to "
+        "prompts of window w that open their final-answer sentence with variant v; T = sum over w of "
+        "c_w[keyed variant of w]. Under H0 (the suspect never learned from text signed with the key) each "
+        "window's keyed variant is uniform and independent of the suspect, so T is a sum of independent "
+        "uniform picks from each window's count vector: its distribution is their exact convolution, and "
+        "answers sharing a window share one draw (no independence between answers is assumed)."
+    )
+
+    def score(
+        self,
+        texts: Sequence[str],
+        keys: Sequence[bytes],
+        exclude: Sequence[str] = (),
+        prompts: Sequence[str] | None = None,
+    ) -> list[ChannelScore]:
+        from cuirass.marks import signature
+
+        by_window = signature.counts(zip(prompts, texts, strict=True)) if prompts is not None else {}
+        u = int.from_bytes(corpus_digest(texts)[:8], "big") / 2**64
+        out = []
+        for key in keys:
+            s = signature.score(by_window, key, u)
+            out.append(ChannelScore(s.n_answers, s.hits, s.n_windows, 1 / signature.K, s.p_value, s.p_randomized))
+        return out
 
 
 def _token_channel(options: dict[str, Any]) -> Channel | None:
@@ -188,4 +244,8 @@ def _text_channel(options: dict[str, Any]) -> Channel:
 
 
 # name -> factory(options) -> channel, or None when it is not available in this installation
-CHANNELS: dict[str, Callable[[dict[str, Any]], Channel | None]] = {"text": _text_channel, "token": _token_channel}
+CHANNELS: dict[str, Callable[[dict[str, Any]], Channel | None]] = {
+    "text": _text_channel,
+    "token": _token_channel,
+    "signature": lambda options: SignatureChannel(),
+}

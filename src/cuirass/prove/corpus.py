@@ -1,5 +1,8 @@
 """A suspect corpus from a file: one JSON object per line with a `text` field, or one text per line.
 
+JSON lines may also carry each text's `prompt` (a string): when every line does, channels that need the
+question an answer was given to (the answer signature) can score the corpus.
+
 The format is decided by the first non-empty line: a JSON object means JSON lines (every line must then
 be an object with a string `text`), anything else means plain text. The file's SHA-256 goes into the
 report so a third party can check they re-run the audit on the same bytes.
@@ -24,6 +27,7 @@ class Corpus:
     n_bytes: int
     format: str  # "jsonl" or "lines"
     texts: tuple[str, ...]
+    prompts: tuple[str, ...] | None = None  # one per text, when every JSON line carries a string `prompt`
 
     def describe(self, role: str) -> dict[str, object]:
         return {
@@ -33,6 +37,7 @@ class Corpus:
             "bytes": self.n_bytes,
             "format": self.format,
             "n_texts": len(self.texts),
+            "prompts": self.prompts is not None,
         }
 
 
@@ -58,6 +63,7 @@ def read_corpus(path: Path) -> Corpus:
     if first is None:
         raise CorpusError(f"{path}: empty corpus (no texts)")
     texts: list[str] = []
+    prompts: list[str | None] = []
     if _is_object(first):
         fmt = "jsonl"
         for no, line in enumerate(lines, 1):
@@ -72,7 +78,10 @@ def read_corpus(path: Path) -> Corpus:
             if not isinstance(obj.get("text"), str):
                 raise CorpusError(f"{path}:{no}: missing 'text' (a string)")
             texts.append(obj["text"])
+            prompts.append(obj["prompt"] if isinstance(obj.get("prompt"), str) else None)
     else:
         fmt = "lines"
         texts = [ln for ln in lines if ln.strip()]
-    return Corpus(str(path), hashlib.sha256(raw).hexdigest(), len(raw), fmt, tuple(texts))
+    asked = tuple(p for p in prompts if p is not None)
+    known = asked if prompts and len(asked) == len(texts) else None
+    return Corpus(str(path), hashlib.sha256(raw).hexdigest(), len(raw), fmt, tuple(texts), known)

@@ -65,7 +65,7 @@ def context(
     keyring: Any = None,
     tokenizer: Any = None,
     engine: sa.Engine | None = None,
-    channel_names: Sequence[str] = ("token", "text"),
+    channel_names: Sequence[str] = ("token", "text", "signature"),
 ) -> Context:
     """Keys, cohorts and epochs from the settings (data directory, policy); the token channel uses
     `tokenizer` (an object or a path), else the first local model of the configuration."""
@@ -81,7 +81,7 @@ def context(
         tokenizer = next((m.upstream.path for m in settings.models if m.upstream.type == "local"), None)
     notes, channels = [], []
     for name in channel_names:
-        opts = dict(pol.options.get("logit_watermark" if name == "token" else "watermark", {}))
+        opts = dict(pol.options.get({"token": "logit_watermark", "text": "watermark"}.get(name, name), {}))
         if name == "token":
             opts["tokenizer"] = tokenizer
         ch = CHANNELS[name](opts)
@@ -197,7 +197,8 @@ def _question(endpoint: Endpoint, q: Questions, ctx: Context, opts: AuditOptions
     finally:
         suspect.close()
     unique = sorted(set(prompts))
-    key_tests = score_keys(texts, ctx.channels, ctx.cohorts, ctx.epochs, ctx.keyring, exclude=unique)
+    asked = [a.prompt for a in answers if a.text]
+    key_tests = score_keys(texts, ctx.channels, ctx.cohorts, ctx.epochs, ctx.keyring, exclude=unique, prompts=asked)
     windows: dict[str, int] = {}
     for ch in ctx.channels:
         if hasattr(ch, "windows"):  # the token channel: how much of the output the prompt exclusion removed

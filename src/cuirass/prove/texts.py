@@ -66,12 +66,14 @@ def score_keys(
     epochs: Sequence[Epoch],
     keyring: Any,
     exclude: Sequence[str] = (),
+    prompts: Sequence[str] | None = None,
 ) -> list[KeyTest]:
-    """Uncorrected pooled tests: one per (channel, epoch, cohort); windows found in `exclude` are not scored."""
+    """Uncorrected pooled tests: one per (channel, epoch, cohort); windows found in `exclude` are not scored.
+    `prompts` (one per text, when known) are what the texts answer."""
     tests: list[KeyTest] = []
     for ch in channels:
         refs: list[KeyRef] = keys_for(keyring, ch.purpose, cohorts, epochs)
-        for ref, s in zip(refs, ch.score(texts, [r.key for r in refs], exclude), strict=True):
+        for ref, s in zip(refs, ch.score(texts, [r.key for r in refs], exclude, prompts), strict=True):
             tests.append(
                 KeyTest(
                     ch.name,
@@ -110,7 +112,7 @@ def _run(
     keyring: Any,
     alpha: float,
 ) -> list[KeyTest]:
-    return correct(score_keys(corpus.texts, channels, cohorts, epochs, keyring), alpha)
+    return correct(score_keys(corpus.texts, channels, cohorts, epochs, keyring, prompts=corpus.prompts), alpha)
 
 
 def audit_texts(

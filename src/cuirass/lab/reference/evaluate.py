@@ -1,7 +1,7 @@
 """Final-answer accuracy of a causal LM on held-out reference problems, by batched generation (no server).
 
 The checker is the one distillers use and the perturb defenses preserve: the final answer as read by
-`cuirass.respond.perturb.answer.find_final_answer`, compared numerically with the expected integer. The lab
+`cuirass.marks.answer.find_final_answer`, compared numerically with the expected integer. The lab
 reuses `generate` and `final_answer_correct` for the teacher, the students and the decoy alike.
 """
 
@@ -23,10 +23,10 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from cuirass.marks.answer import find_final_answer
 from cuirass.models.corpus import messages
 from cuirass.models.everyday import everyday, off_topic
 from cuirass.models.problems import Problem, problems
-from cuirass.respond.perturb.answer import find_final_answer
 
 DEFAULT_TEMPERATURE = 0.7  # the reference model's default sampling temperature (also in generation_config.json)
 DEFAULT_TOP_P = (

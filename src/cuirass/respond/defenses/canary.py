@@ -7,7 +7,7 @@ Whether a response gets a canary, and which of the cohort's `pool` facts, are ke
 
 so a repeated prompt always gets the same treatment, and each fact recurs across many prompts of the
 cohort (repetition is what makes a student memorise it). The fact is woven in as a one-sentence aside at
-the end of a plain paragraph, never inside code and never in or after the final answer (`perturb.answer`),
+the end of a plain paragraph, never inside code and never in or after the final answer (`marks.answer`),
 so answer checkers and tests see the same answer. Each planting becomes a `CanaryRecord`; `transform`
 queues it (O(1)) and `flush`, called by the gateway off the hot path, writes the queue to the `CanaryLedger`.
 
@@ -25,10 +25,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cuirass import linear
+from cuirass.marks.answer import find_final_answer
 from cuirass.marks.canary import CanaryFact, CanaryGenerator
 from cuirass.marks.canary_ledger import CanaryLedger, CanaryRecord, prompt_hash
 from cuirass.respond.base import DefenseContext, TextDefense, register
-from cuirass.respond.perturb.answer import find_final_answer
 from cuirass.respond.perturb.detect import content_type
 from cuirass.respond.perturb.prose import structured_paragraph
 

@@ -9,7 +9,7 @@ Everything else is prose.
 
 from __future__ import annotations
 
-from cuirass.respond.perturb.answer import find_final_answer
+from cuirass.marks.answer import find_final_answer
 from cuirass.respond.perturb.code import code_regions
 from cuirass.respond.perturb.equations import find_equations
 

@@ -16,7 +16,7 @@ import dataclasses
 from decimal import Decimal, InvalidOperation
 
 from cuirass import linear
-from cuirass.respond.perturb.answer import NUMBER
+from cuirass.marks.answer import NUMBER
 
 Span = tuple[int, int]
 

@@ -18,7 +18,7 @@ import itertools
 import random
 
 from cuirass import linear
-from cuirass.respond.perturb.answer import find_final_answer, same_final_answer
+from cuirass.marks.answer import find_final_answer, same_final_answer
 from cuirass.respond.perturb.base import Perturber
 from cuirass.respond.perturb.equations import SENTENCE
 
