@@ -190,6 +190,19 @@ def test_always_on_defenses_change_what_the_campaign_gets(quick: tuple[Path, dic
     assert c["C:decoy"]["data"]["with_trace"] == 1.0
 
 
+def test_the_signature_reaches_the_harvest_through_the_gateway_and_keeps_every_answer(
+    quick: tuple[Path, dict[str, Any]],
+) -> None:
+    _, r = quick
+    c = r["conditions"]
+    signed = c["C:signature"]["data"]
+    assert signed["signature_mark"]["p"] < 1e-6  # every harvested answer opens with its cohort's keyed lead-in
+    assert signed["signature_mark"]["hits"] == signed["signature_mark"]["n_read"] == signed["harvested"]
+    assert signed["answer_correct"] == c["A"]["data"]["answer_correct"]  # the answers themselves are kept
+    for name in ("C:logit_watermark", "C:perturb", "C:strip_reasoning"):  # unsigned answers, the same keys
+        assert c[name]["data"]["signature_mark"]["p"] > 1e-3, name
+
+
 def test_answers_only_students_stand_beside_the_traces_students(quick: tuple[Path, dict[str, Any]]) -> None:
     _, r = quick
     c = r["conditions"]

@@ -111,6 +111,32 @@ def mark_in_harvest(
     }
 
 
+def signature_in_harvest(pairs_by_cohort: Mapping[str, list[tuple[str, str]]], keyring: Any) -> dict[str, Any] | None:
+    """Does the harvest carry the answer signature of the cohorts it was served to? Each cohort's (prompt,
+    answer) pairs are scored with that cohort's key; the pooled count's null is the convolution of the
+    cohorts' exact nulls (`marks.signature`), so p = P(T >= t) stays exact."""
+    import numpy as np
+
+    from cuirass.marks import signature
+
+    groups = {c: pairs for c, pairs in pairs_by_cohort.items() if pairs}
+    if not groups:
+        return None
+    dist, hits, read = np.ones(1), 0, 0
+    for cohort, pairs in groups.items():
+        by_window = signature.counts(pairs)
+        s = signature.score(by_window, keyring.key("signature", cohort, 0))
+        dist = np.convolve(dist, signature.null_distribution(by_window.values()))
+        hits, read = hits + s.hits, read + s.n_answers
+    return {
+        "p": float(min(1.0, dist[hits:].sum())) if hits < len(dist) else 0.0,
+        "hits": hits,
+        "n_read": read,
+        "expected": read / signature.K,
+        "cohorts": sorted(groups),
+    }
+
+
 def failed(why: str) -> dict[str, Any]:
     """The summary of an audit that could not run (the report shows it as not done)."""
     return {"p": None, "channel": None, "flagged": None, "error": why, "channels": {}}

@@ -20,7 +20,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-DEFENSES_ALONE = ("logit_watermark", "watermark", "strip_reasoning", "decoy", "perturb", "antidistill", "canary")
+DEFENSES_ALONE = (
+    "logit_watermark",
+    "watermark",
+    "strip_reasoning",
+    "decoy",
+    "perturb",
+    "antidistill",
+    "canary",
+    "signature",
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -56,7 +56,7 @@ class DistillConfig:
         """The test suite's run: A, B, D and four defenses alone, a tiny harvest, a tiny student."""
         return cls(
             seed=seed,
-            conditions=("A", "B", "C:logit_watermark", "C:decoy", "C:strip_reasoning", "C:perturb", "D"),
+            conditions=("A", "B", "C:logit_watermark", "C:decoy", "C:strip_reasoning", "C:perturb", "C:signature", "D"),
             student=StudentSpec(hidden=64, layers=2, heads=2, ffn=256),
             campaign_accounts=4,
             campaign_queries=16,

@@ -25,7 +25,8 @@ def table(results: dict[str, Any]) -> list[str]:
     lines = [
         "| condition | student accuracy (95% CI) | value ratio (acc., 95% CI) | value ratio (loss) | held-out loss | "
         "answers-only student: accuracy, value ratio | "
-        "data = teacher's | data with trace | data answer-correct | data token-marked p | served before detection | "
+        "data = teacher's | data with trace | data answer-correct | data marked p (token / signature) | "
+        "served before detection | "
         "audit p (student) | "
         "token test at the campaign's cohorts: student / control | wall s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -40,7 +41,7 @@ def table(results: dict[str, Any]) -> list[str]:
             f"{s['heldout_loss']:.3f} | {_answers_only(r.get('answers_only'))} | "
             f"{_fmt(d['identical_to_teacher'], '.0%')} | {_fmt(d.get('with_trace'), '.0%')} | "
             f"{_fmt(d['answer_correct'], '.0%')} | "
-            f"{_p((d.get('token_mark') or {}).get('p'))} | "
+            f"{_p((d.get('token_mark') or {}).get('p'))} / {_p((d.get('signature_mark') or {}).get('p'))} | "
             f"{_fmt(e['served_before_detection'], '.0%')} | {_p(a['p'])} ({a['channel'] or 'not run'}) | "
             f"{_oracle(a)} | {secs:.0f} |"
         )

@@ -272,11 +272,14 @@ def _train_students(lab: _Lab, gateways: dict[str, dict[str, Any]]) -> _Students
         row["exposure"] = g["exposure"][source]
         row["seconds"] = {"harvest": g["seconds"][source], "student": time.perf_counter() - t0}
         by_cohort: dict[str, list[str]] = {}
+        pairs: dict[str, list[tuple[str, str]]] = {}
         for x in got:  # the campaign's own data, grouped by the cohort each answer was keyed to
             cohort = row["exposure"]["account_cohort"].get(x.request.account)
             if cohort and x.request.harvest and x.reply:
                 by_cohort.setdefault(cohort, []).append(x.solution)
+                pairs.setdefault(cohort, []).append((x.request.prompt, x.reply))
         row["data"]["token_mark"] = audit.mark_in_harvest(by_cohort, lab.keyring, config.teacher)
+        row["data"]["signature_mark"] = audit.signature_in_harvest(pairs, lab.keyring)
         rows[c.name] = row
         canaries = "canary" in c.actions or c.gateway != "plain"
         suspects[c.slug] = audit.Suspect(students / c.slug, g["config_path"], g["data_dir"], canaries)
