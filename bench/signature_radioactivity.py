@@ -9,8 +9,8 @@ detector grouped) and its accounts spread over four (flagged one by one). Studen
 (3x96, 1,000 steps) are trained on what the attacker would keep:
 
 - answers only, signed (the default policy strips the traces of flagged accounts), one cohort and four;
-- traces + signed answers, one cohort (a policy that signs without stripping);
-- answers only, unsigned: the control.
+- answers only, unsigned: the control;
+- with `--traces`, traces + signed answers, one cohort (a policy that signs without stripping).
 
 Each student then answers held-out problems at the API's default sampling (T=0.7, top_p 0.9), and the exact
 signature test (`marks.signature.score`) is run with the cohorts' keys on the first N answers, N from 25 to
@@ -43,7 +43,7 @@ from cuirass.marks import signature
 from cuirass.prove.correction import holm
 
 HONEYPOTS = 4
-COUNTS = (25, 50, 100, 200, 400, 1000)
+COUNTS = (25, 50, 100, 200, 400, 600, 1000)
 
 
 def key(name: str) -> bytes:
@@ -85,6 +85,7 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=None, help="student training steps (default: the full lab's)")
     ap.add_argument("--out", type=Path, default=Path("lab-out/signature.json"))
+    ap.add_argument("--traces", action="store_true", help="also a student on traces + signed answers")
     args = ap.parse_args()
     t0 = time.perf_counter()
     rows = [json.loads(x) for x in args.harvest.read_text().splitlines()]
@@ -101,9 +102,10 @@ def main() -> None:
     students = {
         "answers only, signed, one cohort": (True, False, False),
         "answers only, signed, four cohorts": (True, True, False),
-        "traces + signed answers, one cohort": (True, False, True),
         "control: answers only, unsigned": (False, False, False),
     }
+    if args.traces:
+        students["traces + signed answers, one cohort"] = (True, False, True)
     results: dict[str, Any] = {"harvest": str(args.harvest), "examples": len(rows), "signable": signed_share}
     for name, (signed, spread, traces) in students.items():
         s0 = time.perf_counter()
