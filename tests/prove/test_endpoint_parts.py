@@ -237,3 +237,16 @@ def test_audit_endpoint_combines_channels_and_canaries_in_one_family(tmp_path: P
     assert ctl["implicated"] == [] and ctl["canary"]["pooled"]["p_value"] == 1.0 and ctl["passed"]
     html = render_html(report)
     assert "Canary probing" in html and "12/12 planted facts recalled" in html
+
+
+def test_probes_cover_every_signature_window_before_repeating_one() -> None:
+    from cuirass.marks.signature import window
+    from cuirass.models.problems import problems
+    from cuirass.prove.probes import spread
+
+    prompts = [p.question for p in problems(400, seed=4)]
+    out = spread(prompts + prompts[:10])  # duplicates collapse
+    assert sorted(out) == sorted(set(prompts))
+    windows = {window(p) for p in prompts}
+    assert {window(p) for p in out[: len(windows)]} == windows  # the first probes: one per window
+    assert spread(list(reversed(prompts))) == out  # the order depends on the prompts only

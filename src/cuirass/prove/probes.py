@@ -111,14 +111,29 @@ def last_user_text(messages: Any) -> str | None:
     return None
 
 
-def harvested(events: EventLog, limit: int = SCAN_LIMIT) -> list[str]:
-    """Distinct prompts whose answers went out keyed to a cohort, in a fixed pseudo-random order.
+def spread(prompts: list[str]) -> list[str]:
+    """The prompts in a fixed pseudo-random order (by SHA-256) that visits every answer-signature window (the
+    prompt's last word, `marks.signature.window`) before it visits any a second time: each window is one
+    keyed draw of that test, so the first n probes carry as many as they can. The order depends on the
+    prompts alone, never on a key, so every channel's null stays exact."""
+    from cuirass.marks.signature import window
 
-    The order is by SHA-256 of the prompt, so any prefix is a sample spread over the whole log and the
+    ordered = sorted(dict.fromkeys(prompts), key=lambda p: hashlib.sha256(p.encode()).digest())
+    seen: dict[str, int] = {}
+    rank = []
+    for p in ordered:
+        w = window(p)
+        rank.append(seen.get(w, 0))
+        seen[w] = rank[-1] + 1
+    return [p for _, _, p in sorted(zip(rank, range(len(ordered)), ordered))]
+
+
+def harvested(events: EventLog, limit: int = SCAN_LIMIT) -> list[str]:
+    """Distinct prompts whose answers went out keyed to a cohort, in a fixed pseudo-random order that covers
+    the signature's windows first (`spread`), so any prefix is a sample spread over the whole log and the
     same log always gives the same probe set.
     """
-    found = {p for msgs in events.keyed_messages(limit) if (p := last_user_text(msgs)) is not None}
-    return sorted(found, key=lambda p: hashlib.sha256(p.encode()).digest())
+    return spread([p for msgs in events.keyed_messages(limit) if (p := last_user_text(msgs)) is not None])
 
 
 def reference(n: int) -> list[str]:

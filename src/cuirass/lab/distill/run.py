@@ -316,11 +316,12 @@ def _answers_only(
 def _audit_students(lab: _Lab, gateways: dict[str, dict[str, Any]], s: _Students) -> None:
     """Audit every student and the control over HTTP, as an operator would; the results go into the rows."""
     from cuirass.lab.distill import audit
+    from cuirass.prove.probes import spread
 
     config = lab.config
     lab.say(f"auditing {len(s.suspects)} students over HTTP ({config.audit_queries} probes each) ...")
     base = _harvests(gateways)["A"]
-    probes = list(dict.fromkeys(x.request.problem.question for x in base if x.request.harvest))
+    probes = spread([x.request.problem.question for x in base if x.request.harvest])
     t0 = time.perf_counter()
     try:
         audits = audit.audit_students(
