@@ -32,6 +32,8 @@ from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import numpy as np
+import torch
 from scipy import stats
 
 from cuirass.engine.loader import resolve_path
@@ -78,6 +80,39 @@ def audit(replies: list[str], probes: list[str], n: int, keys: dict[str, bytes])
     }
 
 
+@torch.inference_mode()
+def lead_scores(model: Any, tokenizer: Any, probes: list[str], replies: list[str]) -> list[np.ndarray | None]:
+    """White-box: per probe, the student's log-probability of each lead-in where its own reply opens the
+    final-answer sentence ("<lead> answer is"); None where the reply has no such sentence."""
+    from cuirass.marks.answer import find_final_answer
+    from cuirass.models.corpus import messages
+
+    out: list[np.ndarray | None] = []
+    conts = [tokenizer(lead + " answer is", add_special_tokens=False)["input_ids"] for lead, _ in signature.LEADS]
+    width = max(len(c) for c in conts)
+    for prompt, reply in zip(probes, replies):
+        fa = find_final_answer(reply)
+        if fa is None or fa.convention != "answer_is":
+            out.append(None)
+            continue
+        head = tokenizer.apply_chat_template(messages(prompt), add_generation_prompt=True, tokenize=False)
+        context = tokenizer(head + reply[: fa.protected_start], add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([context + c + [tokenizer.pad_token_id] * (width - len(c)) for c in conts])
+        logp = torch.log_softmax(model(input_ids=ids).logits[:, len(context) - 1 : -1].float(), -1)
+        out.append(np.array([float(sum(logp[v, i, t] for i, t in enumerate(c))) for v, c in enumerate(conts)]))
+    return out
+
+
+def rank_audit(scores: list[np.ndarray | None], probes: list[str], n: int, keys: dict[str, bytes]) -> dict[str, Any]:
+    by_window: dict[str, np.ndarray] = {}
+    for s, prompt in zip(scores[:n], probes[:n]):
+        if s is not None:
+            w = signature.window(prompt)
+            by_window[w] = by_window.get(w, np.zeros(signature.K)) + s
+    p = {name: signature.rank_test(by_window, k)[1] for name, k in keys.items()}
+    return {"n": n, "windows": len(by_window), "p": p, "holm_min": min(holm(list(p.values())))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--harvest", type=Path, default=Path("lab-out/distill/harvest.jsonl"))
@@ -117,16 +152,21 @@ def main() -> None:
         curve = [audit(replies, probes, n, honeypots) for n in COUNTS if n <= len(probes)]
         for point in curve:
             point["holm_min"] = min(holm(list(point["p"].values())))
+        white = lead_scores(model, tokenizer, probes[:200], replies[:200])
+        weights = [rank_audit(white, probes, n, honeypots) for n in (10, 25, 50, 100, 200)]
         nulls = audit(replies, probes, len(probes), unused)["p"]
         results[name] = {
             "accuracy": right / len(probes),
             "curve": curve,
+            "weights_curve": weights,
+            "weights_unused_keys_p": rank_audit(white, probes, 200, unused)["p"],
             "unused_keys_p": nulls,
             "unused_keys_ks_p": float(stats.kstest(list(nulls.values()), "uniform").pvalue),
             "seconds": time.perf_counter() - s0,
         }
         print(f"{name}: accuracy {right / len(probes):.1%}; min Holm p by probes:", flush=True)
         print("  " + ", ".join(f"{c['n']}: {c['holm_min']:.2g}" for c in curve), flush=True)
+        print("  weights: " + ", ".join(f"{c['n']}: {c['holm_min']:.2g}" for c in weights), flush=True)
     results["seconds"] = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
@@ -145,6 +185,14 @@ def _markdown(r: dict[str, Any]) -> None:
         print(
             f"| {name} | {s['accuracy']:.1%} | {ps} | {min(s['unused_keys_p'].values()):.2g}, {s['unused_keys_ks_p']:.2f} |"
         )
+    wcounts = [c["n"] for c in r[names[0]]["weights_curve"]]
+    print("\nWith the weights (the student's likelihood of each lead-in at its own final-answer sentence):\n")
+    print("| student | " + " | ".join(f"{n} probes" for n in wcounts) + " | 20 unused keys: min p |")
+    print("|---|" + "---:|" * len(wcounts) + "---:|")
+    for name in names:
+        s = r[name]
+        ps = " | ".join(f"{c['holm_min']:.1e}" for c in s["weights_curve"])
+        print(f"| {name} | {ps} | {min(s['weights_unused_keys_p'].values()):.2g} |")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import itertools
 import os
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -106,3 +107,15 @@ def test_the_rewrite_is_linear_on_hostile_input() -> None:
         t = time.process_time()
         sig.embed(text, "x " * 50_000, KEY)
         assert time.process_time() - t < 2.0, unit
+
+
+def test_the_rank_test_is_exact_and_finds_a_learned_signature() -> None:
+    rng = np.random.default_rng(1)
+    noise = {f"w{i}": rng.normal(size=sig.K) for i in range(3)}
+    ranks = [sum(p) for p in itertools.product(range(sig.K), repeat=3)]
+    r, p = sig.rank_test(noise, KEY)
+    assert abs(p - sum(x >= r for x in ranks) / len(ranks)) < 1e-12  # the enumeration over every assignment
+    learned = {f"w{i}": np.eye(sig.K)[sig.keyed(KEY, f"w{i}")] for i in range(20)}  # the keyed lead-in on top
+    assert sig.rank_test(learned, KEY) == (20 * (sig.K - 1), pytest.approx(sig.K**-20, rel=1e-9))
+    ps = [sig.rank_test(learned, os.urandom(32))[1] for _ in range(300)]
+    assert sum(p <= 0.05 for p in ps) <= 0.05 * 300 + 10 and min(ps) > 1e-5  # other keys: nothing

@@ -149,3 +149,20 @@ def score(by_window: dict[str, np.ndarray], key: bytes, u: float = 0.5) -> Signa
     above = float(dist[hits + 1 :].sum()) if hits + 1 < len(dist) else 0.0
     at = float(dist[hits]) if hits < len(dist) else 0.0
     return SignatureScore(total, len(by_window), hits, total / K, min(1.0, above + at), min(1.0, above + u * at))
+
+
+def rank_test(scores: dict[str, np.ndarray], key: bytes) -> tuple[int, float]:
+    """The test with the suspect's likelihoods (top logprobs from its API, or its weights): per window, a
+    score for each of the K lead-ins (e.g. their summed log-probabilities at the final-answer sentence of
+    the window's probes). The keyed variant's rank in its window (0 = lowest; ties broken by variant
+    order, which no key affects) is uniform on 0..K-1 under H0 and independent across windows, so R, the
+    sum of the ranks, has the exact null of a sum of discrete uniforms. Returns (R, P(R >= r))."""
+    total = 0
+    for w, s in scores.items():
+        order = sorted(range(K), key=lambda v: (float(s[v]), v))
+        total += order.index(keyed(key, w))
+    one = np.full(K, 1.0 / K)
+    dist = np.ones(1)
+    for _ in scores:
+        dist = np.convolve(dist, one)
+    return total, float(min(1.0, dist[total:].sum()))
