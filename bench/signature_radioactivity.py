@@ -153,7 +153,7 @@ def main() -> None:
         for point in curve:
             point["holm_min"] = min(holm(list(point["p"].values())))
         white = lead_scores(model, tokenizer, probes[:200], replies[:200])
-        weights = [rank_audit(white, probes, n, honeypots) for n in (10, 25, 50, 100, 200)]
+        weights = [rank_audit(white, probes, n, honeypots) for n in (10, 25, 50, 100, 200) if n <= len(probes)]
         nulls = audit(replies, probes, len(probes), unused)["p"]
         results[name] = {
             "accuracy": right / len(probes),
