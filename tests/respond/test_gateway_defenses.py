@@ -45,7 +45,7 @@ def test_flagged_account_gets_defended_text_same_in_stream(gateway: Gateway, moc
     assert text != original_text
     assert streamed == text == again  # same transform streaming or not, and on a repeat
     rows = [e for e in gateway.events() if e["account"] == "tester" and e["action"] != "pass"]
-    assert rows and rows[-1]["actions"] == ["strip_reasoning", "perturb", "canary", "watermark"]
+    assert rows and rows[-1]["actions"] == ["strip_reasoning", "perturb", "canary", "watermark", "signature"]
     cohort = rows[-1]["cohort"]
     keyring = Keyring.for_data_dir(gateway.data_dir)
     own = detect(text, keyring.key("watermark", cohort))

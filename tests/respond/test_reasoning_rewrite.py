@@ -19,7 +19,12 @@ from cuirass.respond.responder import load_defenses
 load_defenses()
 CTX = DefenseContext(account="a", cohort="c003", prompt="p", endpoint="/v1/chat/completions", model="m", key=b"k" * 32)
 # The flagged band's rewriting defenses, each always on (strip_reasoning is what the band uses to drop the trace).
-CHAIN = [DEFENSES["perturb"](), DEFENSES["canary"](rate=1.0), DEFENSES["watermark"](invisible=True)]
+CHAIN = [
+    DEFENSES["perturb"](),
+    DEFENSES["canary"](rate=1.0),
+    DEFENSES["watermark"](invisible=True),
+    DEFENSES["signature"](),
+]
 
 
 def defend(text: str) -> str:

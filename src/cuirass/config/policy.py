@@ -50,12 +50,12 @@ def _default_bands() -> list[Band]:
         Band(
             name="campaign",
             when=BandCondition(campaign=True, flagged=True),
-            actions=["strip_reasoning", "decoy", "perturb", "canary", "watermark", "logit_watermark"],
+            actions=["strip_reasoning", "decoy", "perturb", "canary", "watermark", "signature", "logit_watermark"],
         ),
         Band(
             name="flagged",
             when=BandCondition(flagged=True),
-            actions=["strip_reasoning", "perturb", "canary", "watermark", "logit_watermark"],
+            actions=["strip_reasoning", "perturb", "canary", "watermark", "signature", "logit_watermark"],
         ),
     ]
 
