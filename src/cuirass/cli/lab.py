@@ -353,6 +353,7 @@ def train_reference(
 @click.option("--accounts", type=click.IntRange(1), help="Campaign accounts.")
 @click.option("--steps", type=click.IntRange(1), help="Student training steps.")
 @click.option("--eval-n", type=click.IntRange(1), help="Held-out problems for the students' accuracy.")
+@click.option("--audit-queries", type=click.IntRange(1), help="Probe prompts each student's audit sends.")
 @click.option(
     "--answers-only/--no-answers-only",
     default=True,
@@ -377,6 +378,7 @@ def distill(
     accounts: int | None,
     steps: int | None,
     eval_n: int | None,
+    audit_queries: int | None,
     answers_only: bool,
     progress: bool,
     as_json: bool,
@@ -409,6 +411,7 @@ def distill(
         campaign_accounts=_given(accounts, config.campaign_accounts),
         train_steps=_given(steps, config.train_steps),
         eval_n=_given(eval_n, config.eval_n),
+        audit_queries=_given(audit_queries, config.audit_queries),
         answers_only=answers_only,
     )
     try:
