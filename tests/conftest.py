@@ -104,7 +104,12 @@ class Gateway:
                 env={**os.environ, **self.env},
                 stderr=stderr,
             )
-        wait_http(f"http://127.0.0.1:{self.port}/health/liveness", self.proc)
+        try:  # a slow start on a busy machine is not a failure; one that never answers leaves no process behind
+            wait_http(f"http://127.0.0.1:{self.port}/health/liveness", self.proc, timeout=90)
+        except (TimeoutError, RuntimeError):
+            self.proc.kill()
+            self.proc.wait()
+            raise
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return cuirass(
