@@ -70,7 +70,8 @@ def training_set(rows: list[dict[str, Any]], signed: bool, spread: bool, traces:
 
 def audit(replies: list[str], probes: list[str], n: int, keys: dict[str, bytes]) -> dict[str, Any]:
     by_window = signature.counts(zip(probes[:n], replies[:n]))
-    scores = {name: signature.score(by_window, k) for name, k in keys.items()}
+    null = signature.null_distribution(by_window.values())
+    scores = {name: signature.score(by_window, k, dist=null) for name, k in keys.items()}
     return {
         "n": n,
         "read": sum(int(c.sum()) for c in by_window.values()),

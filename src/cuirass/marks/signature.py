@@ -134,19 +134,27 @@ def null_distribution(by_window: Iterable[np.ndarray]) -> np.ndarray:
     return dist
 
 
+def tail(dist: np.ndarray, t: int) -> float:
+    """P(T >= t) from the null distribution `dist` (P(T = 0), P(T = 1), ...)."""
+    return float(min(1.0, dist[t:].sum())) if t < len(dist) else 0.0
+
+
 def null_tail(by_window: Iterable[np.ndarray], hits: int) -> float:
     """Exact P(T >= hits) under H0."""
-    dist = null_distribution(by_window)
-    return float(min(1.0, dist[hits:].sum())) if hits < len(dist) else 0.0
+    return tail(null_distribution(by_window), hits)
 
 
-def score(by_window: dict[str, np.ndarray], key: bytes, u: float = 0.5) -> SignatureScore:
+def score(
+    by_window: dict[str, np.ndarray], key: bytes, u: float = 0.5, dist: np.ndarray | None = None
+) -> SignatureScore:
     """The exact test of one key against the suspect's answers (`counts`); `u` in [0, 1) randomizes ties
-    for `p_randomized` (the audit derives it from the corpus, so a rerun gives the same number)."""
+    for `p_randomized` (the audit derives it from the corpus, so a rerun gives the same number). The null
+    depends on the answers, not on the key: pass `dist` (`null_distribution` of `by_window`) to score many
+    keys against one corpus without convolving it again for each."""
     hits = sum(int(c[keyed(key, w)]) for w, c in by_window.items())
     total = sum(int(c.sum()) for c in by_window.values())
-    dist = null_distribution(by_window.values())
-    above = float(dist[hits + 1 :].sum()) if hits + 1 < len(dist) else 0.0
+    dist = null_distribution(by_window.values()) if dist is None else dist
+    above = tail(dist, hits + 1)
     at = float(dist[hits]) if hits < len(dist) else 0.0
     return SignatureScore(total, len(by_window), hits, total / K, min(1.0, above + at), min(1.0, above + u * at))
 
@@ -165,4 +173,4 @@ def rank_test(scores: dict[str, np.ndarray], key: bytes) -> tuple[int, float]:
     dist = np.ones(1)
     for _ in scores:
         dist = np.convolve(dist, one)
-    return total, float(min(1.0, dist[total:].sum()))
+    return total, tail(dist, total)

@@ -207,9 +207,10 @@ class SignatureChannel:
 
         by_window = signature.counts(zip(prompts, texts, strict=True)) if prompts is not None else {}
         u = int.from_bytes(corpus_digest(texts)[:8], "big") / 2**64
+        dist = signature.null_distribution(by_window.values())  # the same null for every key
         out = []
         for key in keys:
-            s = signature.score(by_window, key, u)
+            s = signature.score(by_window, key, u, dist)
             out.append(ChannelScore(s.n_answers, s.hits, s.n_windows, 1 / signature.K, s.p_value, s.p_randomized))
         return out
 

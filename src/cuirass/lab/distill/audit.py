@@ -125,11 +125,12 @@ def signature_in_harvest(pairs_by_cohort: Mapping[str, list[tuple[str, str]]], k
     dist, hits, read = np.ones(1), 0, 0
     for cohort, pairs in groups.items():
         by_window = signature.counts(pairs)
-        s = signature.score(by_window, keyring.key("signature", cohort, 0))
-        dist = np.convolve(dist, signature.null_distribution(by_window.values()))
+        null = signature.null_distribution(by_window.values())
+        s = signature.score(by_window, keyring.key("signature", cohort, 0), dist=null)
+        dist = np.convolve(dist, null)
         hits, read = hits + s.hits, read + s.n_answers
     return {
-        "p": float(min(1.0, dist[hits:].sum())) if hits < len(dist) else 0.0,
+        "p": signature.tail(dist, hits),
         "hits": hits,
         "n_read": read,
         "expected": read / signature.K,
