@@ -75,7 +75,7 @@ def audit_texts_cmd(
     """Score a corpus against every watermark channel, cohort and key epoch; name the cohorts and accounts."""
     from cuirass.keyring import Keyring
     from cuirass.marks.epochs import EpochStore
-    from cuirass.prove.channels import CHANNELS
+    from cuirass.prove.channels import CHANNELS, options_of
     from cuirass.prove.cohorts import cohort_names
     from cuirass.prove.corpus import CorpusError, read_corpus
     from cuirass.prove.texts import audit_texts
@@ -91,9 +91,7 @@ def audit_texts_cmd(
     for name in dict.fromkeys(channel_names):
         if name not in CHANNELS:
             raise click.ClickException(f"unknown channel {name!r}; choose from {', '.join(CHANNELS)}")
-        options = dict(
-            settings.policy.options.get({"text": "watermark", "token": "logit_watermark"}.get(name, name), {})
-        )
+        options = options_of(name, settings.policy.options)
         if name == "token":
             options["tokenizer"] = tokenizer
         try:

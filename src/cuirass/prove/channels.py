@@ -244,6 +244,12 @@ def _text_channel(options: dict[str, Any]) -> Channel:
     return TextChannel(finder_for(tuple(options.get("exclude", ())), bool(options.get("invisible", False))))
 
 
+def options_of(name: str, policy_options: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A copy of the policy options of the defense that marks what channel `name` scores (text: watermark,
+    token: logit_watermark, signature: signature), so detection reads the settings marking used."""
+    return dict(policy_options.get({"text": "watermark", "token": "logit_watermark"}.get(name, name), {}))
+
+
 # name -> factory(options) -> channel, or None when it is not available in this installation
 CHANNELS: dict[str, Callable[[dict[str, Any]], Channel | None]] = {
     "text": _text_channel,

@@ -33,7 +33,7 @@ from cuirass import __version__
 from cuirass.marks.canary_ledger import CanaryLedger
 from cuirass.marks.epochs import Epoch, EpochStore
 from cuirass.prove import canaries as canary_probe
-from cuirass.prove.channels import CHANNELS, Channel
+from cuirass.prove.channels import CHANNELS, Channel, options_of
 from cuirass.prove.cohorts import cohort_names, members
 from cuirass.prove.correction import METHOD, holm, ks_uniform
 from cuirass.prove.probes import ProbeSet, default_probes
@@ -81,7 +81,7 @@ def context(
         tokenizer = next((m.upstream.path for m in settings.models if m.upstream.type == "local"), None)
     notes, channels = [], []
     for name in channel_names:
-        opts = dict(pol.options.get({"token": "logit_watermark", "text": "watermark"}.get(name, name), {}))
+        opts = options_of(name, pol.options)
         if name == "token":
             opts["tokenizer"] = tokenizer
         ch = CHANNELS[name](opts)

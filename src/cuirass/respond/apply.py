@@ -26,11 +26,12 @@ import copy
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cuirass.engine.reasoning import CLOSE, OPEN  # how a reasoning model writes its trace in one text
+
 if TYPE_CHECKING:
     from cuirass.respond.responder import Plan
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
-OPEN, CLOSE = "<think>", "</think>"  # how a reasoning model writes its trace in one text (engine/reasoning.py)
 
 Rewrite = Callable[[str], str]
 
