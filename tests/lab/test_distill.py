@@ -241,3 +241,21 @@ def test_the_harvest_carries_the_logit_watermark_and_the_control_is_clean(quick:
     assert r["control"]["audit"]["p"] > 0.01  # the control student is not flagged by the family-wise audit
     # Radioactivity (the student's own answers carrying the mark) needs far more data than the quick run has:
     # it is measured and reported (token test at the campaign's cohorts), not asserted here.
+
+
+def test_every_student_is_audited_by_its_weights_as_well(quick: tuple[Path, dict[str, Any]]) -> None:
+    """Beside the HTTP audit, each student (and the control) answers the probes in-process from its weights,
+    where the likelihood channel reads its preference among the signature's lead-ins; each mode comes with
+    its curve (Holm p by number of probes) and the check on keys that never marked anything."""
+    out, r = quick
+    students = {**{n: c["audit"] for n, c in r["conditions"].items()}, "control": r["control"]["audit"]}
+    for name, a in students.items():
+        acc = a["access"]
+        assert "error" not in acc, (name, acc)
+        w, bb = acc["weights"], acc["black_box"]
+        assert w["answered"] == w["queries"] == 24 and "likelihood" in w["channels"]
+        assert [pt["n"] for pt in w["curve"]] == [10, 24] and [pt["n"] for pt in bb["curve"]] == [24]
+        assert bb["clean"]["n_keys"] == 20 and w["clean"]["n_keys"] == 40  # 20 keys, one or two channels each
+    assert not r["control"]["audit"]["access"]["weights"]["flagged"]
+    summary = (out / "summary.md").read_text()
+    assert "## Provenance by access" in summary

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from cuirass.marks import signature as sig
 from cuirass.marks.answer import find_final_answer
@@ -119,3 +120,15 @@ def test_the_rank_test_is_exact_and_finds_a_learned_signature() -> None:
     assert sig.rank_test(learned, KEY) == (20 * (sig.K - 1), pytest.approx(sig.K**-20, rel=1e-9))
     ps = [sig.rank_test(learned, os.urandom(32))[1] for _ in range(300)]
     assert sum(p <= 0.05 for p in ps) <= 0.05 * 300 + 10 and min(ps) > 1e-5  # other keys: nothing
+
+
+def test_the_rank_score_randomized_p_is_uniform_and_its_z_standardised() -> None:
+    """The likelihood channel reports R with a randomized p (exactly uniform under H0, for the control's KS
+    check) and z = (R - E R) / sd R; over random keys on fixed scores both behave as the null says."""
+    rng = np.random.default_rng(2)
+    scores = {f"w{i}": rng.normal(size=sig.K) for i in range(6)}
+    got = [sig.rank_score(scores, os.urandom(32), u=float(rng.uniform())) for _ in range(2000)]
+    assert stats.kstest([g.p_randomized for g in got], "uniform").pvalue > 0.001
+    zs = np.array([g.z for g in got])
+    assert abs(zs.mean()) < 0.1 and abs(zs.std() - 1) < 0.1
+    assert all(g.p_randomized <= g.p_value for g in got)

@@ -206,6 +206,9 @@ class _FakeSuspect:
         memory = self.known if self.endpoint.model == "student" else {}
         return [Answer(p, memory.get(p, f"I think the answer to {p[:20]} is unclear.")) for p in prompts]
 
+    def channels(self) -> list[object]:
+        return []
+
     def close(self) -> None:
         pass
 

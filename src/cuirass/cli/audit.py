@@ -139,101 +139,81 @@ def _redacted(args: list[str]) -> list[str]:
     return out
 
 
-@audit.command("endpoint")
-@click.option("--base-url", required=True, help="The suspect's OpenAI-compatible API, e.g. https://host/v1.")
-@click.option("--model", required=True, help="The suspect model's name at that API.")
-@click.option("--api-key", envvar="CUIRASS_SUSPECT_API_KEY", help="API key for the suspect ($CUIRASS_SUSPECT_API_KEY).")
-@click.option(
-    "--probes",
-    "probes_path",
-    type=_EXISTING,
-    help="JSON lines of prompts ({'prompt': ...}); default: prompts our event log shows were harvested.",
-)
-@click.option("--queries", type=click.IntRange(1), default=64, show_default=True, help="Answers to collect.")
-@click.option("--control-base-url", help="A reference model that never saw our outputs: same questions, same tests.")
-@click.option("--control-model", help="The control model's name (default: --model).")
-@click.option("--control-api-key", envvar="CUIRASS_CONTROL_API_KEY", help="API key for the control.")
-@click.option("--out", "out_path", type=_OUT, help="Write the JSON report here.")
-@click.option("--html", "html_path", type=_OUT, help="Write the self-contained HTML report here.")
-@click.option(
-    "--alpha",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.01,
-    show_default=True,
-    help="Family-wise error rate over all tests (Holm-Bonferroni).",
-)
-@click.option("--max-tokens", type=click.IntRange(1), default=256, show_default=True, help="Per answer.")
-@click.option(
-    "--temperature",
-    type=click.FloatRange(0),
-    default=1.0,
-    show_default=True,
-    help="Sampling temperature of the probe answers (canary questions use 0).",
-)
-@click.option("--concurrency", type=click.IntRange(1), default=4, show_default=True, help="Requests in flight.")
-@click.option("--seed", type=int, help="Ask question i with seed SEED+i (reproducible on servers that honour seeds).")
-@click.option(
-    "--tokenizer",
-    help="Our model's tokenizer (directory or builtin:NAME) for the radioactivity test; "
-    "default: the first local model in the configuration.",
-)
-@click.option(
-    "--canaries/--no-canaries",
-    default=True,
-    show_default=True,
-    help="Probe for the canaries the ledger says were planted.",
-)
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
-@store_options
-def audit_endpoint_cmd(
-    settings: Settings,
-    as_json: bool,
-    base_url: str,
-    model: str,
-    api_key: str | None,
-    probes_path: Path | None,
-    queries: int,
-    control_base_url: str | None,
-    control_model: str | None,
-    control_api_key: str | None,
-    out_path: Path | None,
-    html_path: Path | None,
-    alpha: float,
-    max_tokens: int,
-    temperature: float,
-    concurrency: int,
-    seed: int | None,
-    tokenizer: str | None,
-    canaries: bool,
-    progress: bool,
-) -> None:
-    """Question a suspect model's API; test its answers for our watermarks (radioactivity) and canaries."""
+def _question_options(f: Any) -> Any:
+    """The options `audit endpoint` and `audit weights` share: what is asked, how, and what is written."""
+    options = [
+        click.option(
+            "--probes",
+            "probes_path",
+            type=_EXISTING,
+            help="JSON lines of prompts ({'prompt': ...}); default: prompts our event log shows were harvested.",
+        ),
+        click.option("--queries", type=click.IntRange(1), default=64, show_default=True, help="Answers to collect."),
+        click.option("--out", "out_path", type=_OUT, help="Write the JSON report here."),
+        click.option("--html", "html_path", type=_OUT, help="Write the self-contained HTML report here."),
+        click.option(
+            "--alpha",
+            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            default=0.01,
+            show_default=True,
+            help="Family-wise error rate over all tests (Holm-Bonferroni).",
+        ),
+        click.option("--max-tokens", type=click.IntRange(1), default=256, show_default=True, help="Per answer."),
+        click.option(
+            "--temperature",
+            type=click.FloatRange(0),
+            default=1.0,
+            show_default=True,
+            help="Sampling temperature of the probe answers (canary questions use 0).",
+        ),
+        click.option(
+            "--seed", type=int, help="Ask question i with seed SEED+i (reproducible where seeds are honoured)."
+        ),
+        click.option(
+            "--tokenizer",
+            help="Our model's tokenizer (directory or builtin:NAME) for the radioactivity test; "
+            "default: the first local model in the configuration.",
+        ),
+        click.option(
+            "--canaries/--no-canaries",
+            default=True,
+            show_default=True,
+            help="Probe for the canaries the ledger says were planted.",
+        ),
+        click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr."),
+        store_options,
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _audit(settings: Settings, as_json: bool, suspect: Any, control: Any, concurrency: int, **q: Any) -> None:
+    """Run one audit (an API or weights on either side) and publish its report."""
     from cuirass.prove.corpus import CorpusError
     from cuirass.prove.endpoint import AuditOptions, audit_endpoint, context
     from cuirass.prove.probes import read_probes
-    from cuirass.prove.suspect import Endpoint
 
     try:
-        probes = read_probes(probes_path) if probes_path else None
-        ctx = context(settings, tokenizer=tokenizer)
+        probes = read_probes(q["probes_path"]) if q["probes_path"] else None
+        ctx = context(settings, tokenizer=q["tokenizer"])
     except (CorpusError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     for note in ctx.notes:
         click.echo(f"note: {note}", err=True)
-    control = Endpoint(control_base_url, control_model or model, control_api_key) if control_base_url else None
     opts = AuditOptions(
-        queries=queries,
-        max_tokens=max_tokens,
-        temperature=temperature,
+        queries=q["queries"],
+        max_tokens=q["max_tokens"],
+        temperature=q["temperature"],
         concurrency=concurrency,
-        seed=seed,
-        alpha=alpha,
-        canaries=canaries,
-        progress=progress,
+        seed=q["seed"],
+        alpha=q["alpha"],
+        canaries=q["canaries"],
+        progress=q["progress"],
     )
     try:
         report = audit_endpoint(
-            Endpoint(base_url, model, api_key),
+            suspect,
             ctx,
             opts,
             probes=probes,
@@ -242,7 +222,62 @@ def audit_endpoint_cmd(
         )
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
-    _publish(report, out_path, html_path, as_json, ("min_p", "min_p_corrected", "ks_uniform", "passed"))
+    _publish(report, q["out_path"], q["html_path"], as_json, ("min_p", "min_p_corrected", "ks_uniform", "passed"))
+
+
+@audit.command("endpoint")
+@click.option("--base-url", required=True, help="The suspect's OpenAI-compatible API, e.g. https://host/v1.")
+@click.option("--model", required=True, help="The suspect model's name at that API.")
+@click.option("--api-key", envvar="CUIRASS_SUSPECT_API_KEY", help="API key for the suspect ($CUIRASS_SUSPECT_API_KEY).")
+@click.option("--control-base-url", help="A reference model that never saw our outputs: same questions, same tests.")
+@click.option("--control-model", help="The control model's name (default: --model).")
+@click.option("--control-api-key", envvar="CUIRASS_CONTROL_API_KEY", help="API key for the control.")
+@click.option("--concurrency", type=click.IntRange(1), default=4, show_default=True, help="Requests in flight.")
+@_question_options
+def audit_endpoint_cmd(
+    settings: Settings,
+    as_json: bool,
+    base_url: str,
+    model: str,
+    api_key: str | None,
+    control_base_url: str | None,
+    control_model: str | None,
+    control_api_key: str | None,
+    concurrency: int,
+    **q: Any,
+) -> None:
+    """Question a suspect model's API; test its answers for our watermarks (radioactivity) and canaries."""
+    from cuirass.prove.suspect import Endpoint
+
+    control = Endpoint(control_base_url, control_model or model, control_api_key) if control_base_url else None
+    _audit(settings, as_json, Endpoint(base_url, model, api_key), control, concurrency, **q)
+
+
+_MODEL_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+@audit.command("weights")
+@click.argument("model_dir", type=_MODEL_DIR)
+@click.option("--control", "control_dir", type=_MODEL_DIR, help="A model that never saw our outputs (directory).")
+@click.option("--device", default="cpu", show_default=True, help="Where the models run: cpu, cuda, cuda:1, auto.")
+@click.option("--threads", type=click.IntRange(1), help="Torch threads (default: torch's choice).")
+@_question_options
+def audit_weights_cmd(
+    settings: Settings,
+    as_json: bool,
+    model_dir: Path,
+    control_dir: Path | None,
+    device: str,
+    threads: int | None,
+    **q: Any,
+) -> None:
+    """Audit a suspect whose weights we hold (a Hugging Face model directory): it answers the probes in-process,
+    every channel of `audit endpoint` scores the answers, and its likelihood of each keyed answer signature
+    is tested too (the likelihood channel: far fewer probes than sampled text needs)."""
+    from cuirass.prove.weights import Weights
+
+    control = Weights(control_dir, device=device, threads=threads) if control_dir else None
+    _audit(settings, as_json, Weights(model_dir, device=device, threads=threads), control, 1, **q)
 
 
 @audit.command("verify-log")

@@ -28,6 +28,7 @@ assumed between answers). p = P(T >= t) under that null.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Iterable
 
@@ -159,18 +160,44 @@ def score(
     return SignatureScore(total, len(by_window), hits, total / K, min(1.0, above + at), min(1.0, above + u * at))
 
 
-def rank_test(scores: dict[str, np.ndarray], key: bytes) -> tuple[int, float]:
-    """The test with the suspect's likelihoods (top logprobs from its API, or its weights): per window, a
+@dataclasses.dataclass(frozen=True, slots=True)
+class RankScore:
+    n_windows: int
+    rank_sum: int  # R: the keyed variants' ranks summed over the windows
+    z: float  # (R - E[R]) / sd(R) under H0
+    p_value: float  # exact P(R >= r) under H0
+    p_randomized: float  # P(R > r) + u P(R = r): exactly Uniform(0, 1) under H0
+
+
+@functools.lru_cache(maxsize=8)
+def _rank_null(n: int) -> np.ndarray:
+    """P(R = r) for a sum of n independent uniforms on 0..K-1 (one per window; the same for every key)."""
+    dist = np.ones(1)
+    for _ in range(n):
+        dist = np.convolve(dist, np.full(K, 1.0 / K))
+    return dist
+
+
+def rank_score(scores: dict[str, np.ndarray], key: bytes, u: float = 0.5) -> RankScore:
+    """The test with the suspect's likelihoods (its weights, or top logprobs from its API): per window, a
     score for each of the K lead-ins (e.g. their summed log-probabilities at the final-answer sentence of
     the window's probes). The keyed variant's rank in its window (0 = lowest; ties broken by variant
     order, which no key affects) is uniform on 0..K-1 under H0 and independent across windows, so R, the
-    sum of the ranks, has the exact null of a sum of discrete uniforms. Returns (R, P(R >= r))."""
+    sum of the ranks, has the exact null of a sum of n independent discrete uniforms."""
     total = 0
     for w, s in scores.items():
         order = sorted(range(K), key=lambda v: (float(s[v]), v))
         total += order.index(keyed(key, w))
-    one = np.full(K, 1.0 / K)
-    dist = np.ones(1)
-    for _ in scores:
-        dist = np.convolve(dist, one)
-    return total, tail(dist, total)
+    n = len(scores)
+    dist = _rank_null(n)
+    above = tail(dist, total + 1)
+    at = float(dist[total]) if total < len(dist) else 0.0
+    sd = (n * (K * K - 1) / 12) ** 0.5
+    z = (total - n * (K - 1) / 2) / sd if n else 0.0
+    return RankScore(n, total, z, min(1.0, above + at), min(1.0, above + u * at))
+
+
+def rank_test(scores: dict[str, np.ndarray], key: bytes) -> tuple[int, float]:
+    """(R, P(R >= r)) of `rank_score`."""
+    r = rank_score(scores, key)
+    return r.rank_sum, r.p_value

@@ -44,6 +44,7 @@ class ChannelScore:
     gamma: float
     p_value: float  # exact: P(X >= n_green) under the channel's null
     p_randomized: float  # exactly Uniform(0, 1) under H0 (for the control's uniformity check)
+    z: float | None = None  # the standardised score, where the null is not the Binomial(n, gamma) of the count
 
 
 class Channel(Protocol):

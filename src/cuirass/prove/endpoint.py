@@ -8,6 +8,9 @@
                entropy gate as generation), score each distinct context once over all outputs, count
                green windows per key: X ~ Binomial(n, gamma) under H0, exact p       (channels.py)
     text     : the lexical watermark on the same outputs (the same dedup and prompt exclusion)
+    signature: the answer signature's lead-ins counted per window, exact convolution null   (channels.py)
+    likelihood: with the suspect's weights (`Weights`), its log-probability of each lead-in, rank test
+               per window, exact null                                                     weights.py
     canary   : planted vs never-planted canary recall, Fisher's exact test per cohort     canaries.py
     family   = every (channel, cohort, epoch) key and every canary cohort test; Holm-Bonferroni
     implicated (cohort, epoch) -> the accounts keyed to that cohort while the epoch was in force
@@ -25,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -33,13 +36,16 @@ from cuirass import __version__
 from cuirass.marks.canary_ledger import CanaryLedger
 from cuirass.marks.epochs import Epoch, EpochStore
 from cuirass.prove import canaries as canary_probe
-from cuirass.prove.channels import CHANNELS, Channel, options_of
+from cuirass.prove.channels import CHANNELS, Channel, TokenChannel, options_of
 from cuirass.prove.cohorts import cohort_names, members
 from cuirass.prove.correction import METHOD, holm, ks_uniform
 from cuirass.prove.probes import ProbeSet, default_probes
 from cuirass.prove.suspect import Answer, Endpoint, Suspect, describe_answers
 from cuirass.prove.texts import KeyTest, channel_summary, implicated_text, score_keys
 from cuirass.storage.stores import open_event_log
+
+if TYPE_CHECKING:
+    from cuirass.prove.weights import Weights, WeightsSuspect
 
 QUESTION = (
     "Was this suspect model trained on (or does it copy) answers this gateway watermarked or seeded with "
@@ -157,21 +163,32 @@ def questions(ctx: Context, opts: AuditOptions, probes: Sequence[str] | ProbeSet
 class Side:
     """One endpoint's answers and its uncorrected tests."""
 
-    endpoint: Endpoint
+    endpoint: Endpoint | Weights
     answers: list[Answer]
     key_tests: list[KeyTest]
     canary: dict[str, Any] | None  # {"records", "tests", "pooled"} or None when no canary was planted
     windows: dict[str, int]
+    channels: list[Channel]  # the context's, and any the suspect's access adds (its weights: likelihood)
 
     @property
     def texts(self) -> list[str]:
         return [a.text for a in self.answers if a.text]
 
 
-def _question(endpoint: Endpoint, q: Questions, ctx: Context, opts: AuditOptions, label: str) -> Side:
-    """One endpoint's side: ask the prompts and the canary questions, score the answers under every key."""
+def _asker(target: Endpoint | Weights, opts: AuditOptions) -> Suspect | WeightsSuspect:
+    """What questions the target: the openai client for an API, the model in-process for weights."""
+    if isinstance(target, Endpoint):
+        return Suspect(target, concurrency=opts.concurrency, progress=opts.progress)
+    from cuirass.prove.weights import WeightsSuspect
+
+    return WeightsSuspect(target, progress=opts.progress)
+
+
+def _question(endpoint: Endpoint | Weights, q: Questions, ctx: Context, opts: AuditOptions, label: str) -> Side:
+    """One endpoint's side: ask the prompts and the canary questions, score the answers under every key
+    (with the channels its access adds: the likelihood channel for weights)."""
     prompts, probes = q.prompts, q.canaries
-    suspect = Suspect(endpoint, concurrency=opts.concurrency, progress=opts.progress)
+    suspect = _asker(endpoint, opts)
     try:
         answers = suspect.ask(
             prompts, max_tokens=opts.max_tokens, temperature=opts.temperature, desc=f"{label} probes", seed=opts.seed
@@ -194,16 +211,17 @@ def _question(endpoint: Endpoint, q: Questions, ctx: Context, opts: AuditOptions
 
             records = canary_probe.run(probes, ask)
             canary = {"records": records, **canary_probe.tests(records)}
+        unique = sorted(set(prompts))
+        asked = [a.prompt for a in answers if a.text]
+        channels = [*ctx.channels, *suspect.channels()]
+        key_tests = score_keys(texts, channels, ctx.cohorts, ctx.epochs, ctx.keyring, exclude=unique, prompts=asked)
     finally:
         suspect.close()
-    unique = sorted(set(prompts))
-    asked = [a.prompt for a in answers if a.text]
-    key_tests = score_keys(texts, ctx.channels, ctx.cohorts, ctx.epochs, ctx.keyring, exclude=unique, prompts=asked)
     windows: dict[str, int] = {}
     for ch in ctx.channels:
-        if hasattr(ch, "windows"):  # the token channel: how much of the output the prompt exclusion removed
+        if isinstance(ch, TokenChannel):  # how much of the output the prompt exclusion removed
             windows = {"all": len(ch.windows(texts)), "scored": len(ch.windows(texts, unique))}
-    return Side(endpoint, answers, key_tests, canary, windows)
+    return Side(endpoint, answers, key_tests, canary, windows, channels)
 
 
 def _correct(side: Side, alpha: float) -> tuple[list[KeyTest], list[dict[str, Any]]]:
@@ -227,8 +245,8 @@ def _accounts(engine: sa.Engine | None, cohort: str, epoch: int, epochs: Sequenc
     return [m.to_dict() for m in members(open_event_log(engine), cohort, e.started, e.ended)]
 
 
-def _summaries(keys: list[KeyTest], cans: list[dict[str, Any]], ctx: Context) -> dict[str, Any]:
-    out = {ch.name: channel_summary([t for t in keys if t.channel == ch.name]) for ch in ctx.channels}
+def _summaries(keys: list[KeyTest], cans: list[dict[str, Any]], channels: list[Channel]) -> dict[str, Any]:
+    out = {ch.name: channel_summary([t for t in keys if t.channel == ch.name]) for ch in channels}
     if cans:
         best = min(cans, key=lambda t: t["p_value"])
         out["canary"] = {
@@ -247,15 +265,17 @@ def _transcript(answers: Sequence[Answer]) -> list[dict[str, Any]]:
 
 
 def audit_endpoint(
-    suspect: Endpoint,
+    suspect: Endpoint | Weights,
     ctx: Context,
     opts: AuditOptions = AuditOptions(),
     *,
     probes: Sequence[str] | ProbeSet | None = None,
-    control: Endpoint | None = None,
+    control: Endpoint | Weights | None = None,
     command: str = "",
 ) -> dict[str, Any]:
-    """Question the suspect (and the control, if given) and return the report as plain data.
+    """Question the suspect (and the control, if given) and return the report as plain data. Each is an
+    API (`Endpoint`) or a model directory we hold (`prove.weights.Weights`: answered in-process, and its
+    likelihoods tested too).
 
     `ctx` (from `context`) says which keys, cohorts, epochs and channels to test and where the event log
     and the canary ledger are. `probes`: prompts to ask (default: harvested prompts from the event log,
@@ -276,8 +296,8 @@ def audit_endpoint(
 
 
 def _report(
-    suspect: Endpoint,
-    control: Endpoint | None,
+    suspect: Endpoint | Weights,
+    control: Endpoint | Weights | None,
     q: Questions,
     main: Side,
     ctx: Context,
@@ -293,7 +313,7 @@ def _report(
     implicated += [
         {**t, "accounts": _accounts(ctx.engine, t["cohort"], t["epoch"], ctx.epochs)} for t in cans if t["implicated"]
     ]
-    method_channels = {ch.name: ch.method for ch in ctx.channels}
+    method_channels = {ch.name: ch.method for ch in main.channels}
     if main.canary:
         method_channels["canary"] = canary_probe.METHOD
     where = f"{suspect.base_url} (model {suspect.model})"
@@ -331,10 +351,10 @@ def _report(
             "alpha": opts.alpha,
             "n_tests": len(keys) + len(cans),
             "cohorts": list(ctx.cohorts),
-            "purposes": {ch.name: ch.purpose for ch in ctx.channels},
+            "purposes": {ch.name: ch.purpose for ch in main.channels},
         },
         "epochs": [e.to_dict() for e in ctx.epochs],
-        "channels": _summaries(keys, cans, ctx),
+        "channels": _summaries(keys, cans, main.channels),
         "tests": [t.to_dict() for t in keys],
         "canary": {"tests": cans, "pooled": main.canary["pooled"], "records": main.canary["records"]}
         if main.canary

@@ -154,7 +154,7 @@ def default_probes(engine: sa.Engine | None, n: int) -> ProbeSet:
         )
         return ProbeSet(tuple(found[:n]), "event-log", f"event log {where}", note)
     return ProbeSet(
-        tuple(reference(n)),
+        tuple(spread(reference(max(4 * n, 200)))[:n]),  # a pool spread over the windows, as harvested ones are
         "reference",
         "cuirass.models.problems (split test, seed 0)",
         "The event log holds no prompt text of keyed answers (empty, or retention 'hashes'): "

@@ -118,5 +118,9 @@ class Suspect:
                 bar.update(1)
         return [a for a in out if a is not None]
 
+    def channels(self) -> list[Any]:
+        """Channels this access adds to the context's: none for text answers (top logprobs would add one)."""
+        return []
+
     def close(self) -> None:
         self.client.close()

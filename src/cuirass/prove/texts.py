@@ -47,10 +47,13 @@ class KeyTest:
     p_randomized: float
     p_corrected: float = 1.0
     implicated: bool = False
+    z_score: float | None = None  # set by channels whose null is not a Binomial count (the rank test)
 
     @property
     def z(self) -> float:
         """Standardised excess of green units (the score plotted against the null)."""
+        if self.z_score is not None:
+            return self.z_score
         if self.n_scored == 0:
             return 0.0
         return (self.n_green - self.gamma * self.n_scored) / math.sqrt(self.n_scored * self.gamma * (1 - self.gamma))
@@ -86,6 +89,7 @@ def score_keys(
                     s.gamma,
                     s.p_value,
                     s.p_randomized,
+                    z_score=s.z,
                 )
             )
     return tests

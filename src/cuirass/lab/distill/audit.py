@@ -25,6 +25,10 @@ from cuirass.lab.distill.gateway import AccountSpec, Gateway
 
 ALPHA = 0.01
 CONTROL = "control"
+LEVEL = 1e-6  # the issue's bar: p < 1e-6 (Holm)
+BLACK_BOX_CURVE = (25, 50, 100, 200, 400, 1000, 2000)  # probes: the first n answers of the HTTP audit
+WEIGHTS_CURVE = (10, 25, 50, 100, 200)  # probes: the first n answers of the weights audit
+CLEAN_KEYRINGS = 20  # master secrets that never marked anything: their keys must give uniform p-values
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -195,4 +199,105 @@ def audit_students(
             )
             (where / f"audit-{name}.json").write_text(json.dumps(finite(report), indent=1, default=str))
             out[name] = summarize(report)
+    return out
+
+
+def curve(
+    answers: list[Any], ctx: Any, counts: tuple[int, ...], extra: list[Any] | None = None
+) -> list[dict[str, Any]]:
+    """How many probes the audit needed: for each n, the smallest Holm-corrected p of every channel's keys
+    (`ctx.channels`, plus `extra`) on the first n answers, as if the audit had stopped there (canary tests
+    are left out of this family); the last point is every answer."""
+    from cuirass.prove.correction import holm
+    from cuirass.prove.texts import score_keys
+
+    channels = [*ctx.channels, *(extra or [])]
+    out = []
+    for n in sorted({c for c in counts if c < len(answers)} | {len(answers)}):
+        got = [a for a in answers[:n] if a.text]
+        tests = score_keys(
+            [a.text for a in got],
+            channels,
+            ctx.cohorts,
+            ctx.epochs,
+            ctx.keyring,
+            exclude=sorted({a.prompt for a in answers[:n]}),
+            prompts=[a.prompt for a in got],
+        )
+        q = holm([t.p_value for t in tests])
+        best = min(range(len(tests)), key=q.__getitem__)
+        out.append({"n": n, "p": q[best], "channel": tests[best].channel, "cohort": tests[best].cohort})
+    return out
+
+
+def probes_needed(points: list[dict[str, Any]], level: float = LEVEL) -> int | None:
+    """The first n of a curve whose p is below `level` (None: not within the curve)."""
+    return next((pt["n"] for pt in points if pt["p"] < level), None)
+
+
+def clean_keys(answers: list[Any], ctx: Any, extra: list[Any] | None = None) -> dict[str, Any]:
+    """The false-accusation check: one key from each of CLEAN_KEYRINGS master secrets that never marked
+    anything, on the signature channels (sampled lead-ins, and likelihood where weights were read). Their
+    randomized p-values must look uniform (KS) and none may fall below 1e-3."""
+    from cuirass.keyring import Keyring
+    from cuirass.prove.correction import ks_uniform
+    from cuirass.prove.texts import score_keys
+
+    channels = [c for c in [*ctx.channels, *(extra or [])] if c.purpose == "signature"]
+    got = [a for a in answers if a.text]
+    texts, prompts = [a.text for a in got], [a.prompt for a in got]
+    tests = []
+    for i in range(CLEAN_KEYRINGS):
+        ring = Keyring(f"cuirass-lab-clean-keyring-{i}".encode())
+        tests += score_keys(texts, channels, ctx.cohorts[-1:], ctx.epochs[:1], ring, prompts=prompts)
+    ks = ks_uniform([t.p_randomized for t in tests])
+    return {"n_keys": len(tests), "min_p": min(t.p_value for t in tests), "ks": ks.to_dict()}
+
+
+def access_modes(
+    s: Suspect,
+    probes: list[str],
+    keyring: Any,
+    teacher: str,
+    http_report: Mapping[str, Any] | None,
+    *,
+    queries: int,
+    max_tokens: int,
+    seed: int,
+    threads: int = 1,
+    device: str = "cpu",
+    where: Path | None = None,
+) -> dict[str, Any]:
+    """One student under every kind of access an auditor may have: black box (the HTTP audit's answers,
+    as a curve over the number of probes) and open weights (`audit_endpoint` on the model directory,
+    answered in-process, with the likelihood channel; its curve too), with the clean-key check on each."""
+    import json
+
+    from cuirass.config import load_settings
+    from cuirass.lab.detect_eval import finite
+    from cuirass.prove.endpoint import AuditOptions, audit_endpoint, context
+    from cuirass.prove.suspect import Answer
+    from cuirass.prove.weights import Weights, WeightsSuspect
+
+    ctx = context(load_settings(s.gateway_config, data_dir=s.data_dir), keyring, teacher)
+    out: dict[str, Any] = {}
+    if http_report is not None:
+        answers = [Answer(**a) for a in http_report["transcripts"]["suspect"]]
+        points = curve(answers, ctx, BLACK_BOX_CURVE)
+        out["black_box"] = {"curve": points, "needed": probes_needed(points), "clean": clean_keys(answers, ctx)}
+    target = Weights(s.model_dir, device="cpu" if device == "auto" else device, threads=threads)
+    opts = AuditOptions(queries=queries, max_tokens=max_tokens, seed=seed, alpha=ALPHA, canaries=False, progress=False)
+    report = audit_endpoint(target, ctx, opts, probes=probes, command="cuirass lab distill (weights)")
+    if where is not None:
+        (where / f"audit-weights-{s.model_dir.name}.json").write_text(json.dumps(finite(report), indent=1, default=str))
+    answers = [Answer(**a) for a in report["transcripts"]["suspect"]]
+    model = WeightsSuspect(target, progress=False)
+    points = curve(answers, ctx, WEIGHTS_CURVE, model.channels())
+    out["weights"] = {
+        **summarize(report),
+        "curve": points,
+        "needed": probes_needed(points),
+        "clean": clean_keys(answers, ctx, model.channels()),
+    }
+    model.close()
     return out

@@ -45,6 +45,7 @@ class DistillConfig:
     eval_n: int = 1000  # held-out problems for accuracy and loss (1,000: a value ratio's interval about ±0.1)
     answers_only: bool = True  # also a student on each harvest's answers without their reasoning traces
     audit_queries: int = 400  # probe prompts the audit sends the student (the target: p < 1e-6 within 2,000)
+    weights_queries: int = 200  # probes of the open-weights audit (the target: p < 1e-6 within 200)
     max_tokens: int = 160
     concurrency: int = 16  # requests in flight at once (the engine decodes them as one batch)
     threads: int = 1  # torch threads of each gateway's engine (the clients and the event loop need a core too)
@@ -66,6 +67,7 @@ class DistillConfig:
             batch_size=16,
             eval_n=24,
             audit_queries=24,
+            weights_queries=24,
             train_threads=1,
         )
 

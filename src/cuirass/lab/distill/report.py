@@ -73,6 +73,49 @@ def _oracle(a: dict[str, Any]) -> str:
     return f"{_p(s['p'])} (z {s['z']:.1f}) / {_p(c['p'])} (z {c['z']:.1f})"
 
 
+def access_table(results: dict[str, Any]) -> list[str]:
+    """Per student, what each kind of access proves: black box (the HTTP audit's answers) and open weights
+    (answered in-process, with the likelihood channel), the probes each needed for p < 1e-6 (Holm), and the
+    false-accusation check on keys that never marked anything."""
+    lines = [
+        "| student | black box: Holm p at n probes (channel) | black box: probes to p < 1e-6 | "
+        "weights: Holm p at n probes (channel) | weights: probes to p < 1e-6 | "
+        "clean keys: min p, KS p (black box / weights) |",
+        "|---|---|---|---|---|---|",
+    ]
+    students = {n: r["audit"] for n, r in results["conditions"].items()}
+    students["control"] = results["control"]["audit"]
+    for name, a in students.items():
+        acc = a.get("access") or {}
+        if not acc or "error" in acc:
+            lines.append(f"| {name} | {acc.get('error', 'not run')} | | | | |")
+            continue
+        bb, w = acc.get("black_box"), acc["weights"]
+        last = bb["curve"][-1] if bb and bb["curve"] else None
+        wl = w["curve"][-1] if w["curve"] else None
+        lines.append(
+            f"| {name} | "
+            + (f"{_p(last['p'])} at {last['n']} ({last['channel']})" if last else "–")
+            + f" | {_needed(bb)} | "
+            + (f"{_p(wl['p'])} at {wl['n']} ({wl['channel']})" if wl else "–")
+            + f" | {_needed(w)} | {_clean(bb)} / {_clean(w)} |"
+        )
+    return lines
+
+
+def _needed(mode: dict[str, Any] | None) -> str:
+    if not mode:
+        return "–"
+    return str(mode["needed"]) if mode["needed"] is not None else f"> {mode['curve'][-1]['n']}"
+
+
+def _clean(mode: dict[str, Any] | None) -> str:
+    if not mode:
+        return "–"
+    c = mode["clean"]
+    return f"{_p(c['min_p'])}, {_p(c['ks']['p_value'])} ({c['n_keys']} keys)"
+
+
 def benign_table(results: dict[str, Any]) -> list[str]:
     lines = [
         "| gateway | benign requests | benign accuracy (95% CI) | replies identical to A | "
@@ -120,6 +163,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     out += [*table(results), "", "## Benign users", "", *benign_table(results)]
+    if any("access" in r["audit"] for r in results["conditions"].values()):
+        out += ["", "## Provenance by access", "", *access_table(results)]
     if results["skipped"]:
         out += ["", "## Not run", ""] + [f"- {k}: {v}" for k, v in results["skipped"].items()]
     out += ["", "![accuracy](accuracy.png)", "", "![audit](audit.png)", ""]

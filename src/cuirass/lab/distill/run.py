@@ -341,6 +341,26 @@ def _audit_students(lab: _Lab, gateways: dict[str, dict[str, Any]], s: _Students
     except (RuntimeError, ValueError, OSError) as exc:  # the students are saved: the audit can be rerun alone
         lab.say(f"audit failed: {exc}")
         audits = {name: audit.failed(str(exc)) for name in s.suspects}
+    lab.say(f"auditing {len(s.suspects)} students by their weights ({config.weights_queries} probes each) ...")
+    for name, suspect in s.suspects.items():
+        http = lab.out / "audit" / f"audit-{name}.json"
+        try:
+            audits[name]["access"] = audit.access_modes(
+                suspect,
+                probes,
+                lab.keyring,
+                config.teacher,
+                json.loads(http.read_text()) if http.is_file() else None,
+                queries=config.weights_queries,
+                max_tokens=config.max_tokens,
+                seed=config.seed,
+                threads=config.train_threads,
+                device=config.device,
+                where=lab.out / "audit",
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            lab.say(f"weights audit of {name} failed: {exc}")
+            audits[name]["access"] = {"error": str(exc)}
     per_audit = (time.perf_counter() - t0) / len(s.suspects)
     for c in lab.conds:
         row = s.rows[c.name]

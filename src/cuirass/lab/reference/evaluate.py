@@ -17,22 +17,20 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    GenerationMixin,
-    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
 from cuirass.marks.answer import find_final_answer
-from cuirass.models.corpus import messages
 from cuirass.models.everyday import everyday, off_topic
+from cuirass.models.generate import (  # re-exported: the lab and the benches read them from here
+    DEFAULT_TEMPERATURE as DEFAULT_TEMPERATURE,
+)
+from cuirass.models.generate import DEFAULT_TOP_P as DEFAULT_TOP_P
+from cuirass.models.generate import MAX_NEW_TOKENS as MAX_NEW_TOKENS
+from cuirass.models.generate import generate as generate
 from cuirass.models.problems import Problem, problems
 
-DEFAULT_TEMPERATURE = 0.7  # the reference model's default sampling temperature (also in generation_config.json)
-DEFAULT_TOP_P = (
-    0.9  # and its default nucleus (top_p), as Llama 3 ships; the local engine uses both when a request omits them
-)
-MAX_NEW_TOKENS = 200  # the longest worked solution is about 150 tokens
 # Held-out sets: the generator's own phrasing (problems.py, test split), and questions written the way people
 # type them (everyday.py, test split) in phrasings seen in training or in phrasings never used in training.
 SETS = ("own", "everyday", "everyday-unseen")
@@ -70,50 +68,6 @@ def load(model_dir: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True, dtype=torch.float32)
     return model.eval(), tokenizer
-
-
-@torch.inference_mode()
-def generate(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    questions: list[str],
-    temperature: float = DEFAULT_TEMPERATURE,
-    seed: int = 0,
-    max_new_tokens: int = MAX_NEW_TOKENS,
-    batch_size: int = 64,
-    processors: Callable[[], list[Any]] | None = None,
-    top_p: float | None = None,
-) -> list[str]:
-    """The assistant's reply to each question (chat template, left-padded batches); temperature 0 is greedy.
-
-    `processors()` gives fresh logits processors per batch (the engine's defenses work on batches too)."""
-    if not isinstance(model, GenerationMixin):  # PreTrainedModel itself has no `generate`; causal LMs do
-        raise TypeError(f"{type(model).__name__} cannot generate text: it is not a causal language model")
-    torch.manual_seed(seed)
-    replies: list[str] = []
-    for start in range(0, len(questions), batch_size):
-        texts = [
-            tokenizer.apply_chat_template(messages(q), add_generation_prompt=True, tokenize=False)
-            for q in questions[start : start + batch_size]
-        ]
-        enc = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
-        nucleus = DEFAULT_TOP_P if top_p is None else top_p
-        sampling: dict[str, Any] = (
-            {"do_sample": True, "temperature": temperature, "top_p": nucleus, "top_k": 0}
-            if temperature > 0
-            else {"do_sample": False}
-        )
-        if processors is not None:
-            sampling["logits_processor"] = LogitsProcessorList(processors())
-        out = model.generate(
-            **enc,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            **sampling,
-        )
-        replies += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    return replies
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
