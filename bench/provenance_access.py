@@ -7,8 +7,9 @@
 made before it (or with other settings) can be measured without training again. Per student: the
 black-box curve (Holm p of the whole family on the first n answers of its HTTP audit), the weights audit
 (`audit_endpoint` on the model directory with the likelihood channel, `--queries` probes) and its curve,
-and on each the check with 20 keys that never marked anything. Writes `access.json` in the run's folder
-and prints the Markdown table.
+and on each the check with 20 keys that never marked anything. Writes (and merges into) `access.json` in the
+run's folder and prints the Markdown table; `--mode weights --only NAME` measures a student as soon as it is
+trained, before the run's HTTP audits exist.
 """
 
 from __future__ import annotations
@@ -22,12 +23,22 @@ from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from cuirass.config import load_settings
 from cuirass.keyring import Keyring
-from cuirass.lab.distill import audit
+from cuirass.lab.distill import audit, workload
+from cuirass.lab.distill.config import DistillConfig, StudentSpec
 from cuirass.lab.distill.report import access_table
 from cuirass.lab.distill.run import master_secret
+from cuirass.prove.endpoint import context
+from cuirass.prove.probes import spread
 
 GATEWAY = {"A": "plain", "B": "defended", "D": "defended", "E": "stealth", audit.CONTROL: "plain"}
+
+
+def probes_of(cfg: dict[str, Any]) -> list[str]:
+    """The lab's probe order: condition A's harvested problems, spread over the signature's windows."""
+    config = DistillConfig(**{**cfg, "student": StudentSpec(**cfg["student"]), "conditions": tuple(cfg["conditions"])})
+    return spread([r.problem.question for r in workload.campaign(config, False, "a") if r.harvest])
 
 
 def main() -> None:
@@ -35,44 +46,53 @@ def main() -> None:
     ap.add_argument("--lab", type=Path, default=Path("lab-out/distill"))
     ap.add_argument("--queries", type=int, default=200, help="probes of each weights audit")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", action="append", help="these students only (repeatable); default every one")
+    ap.add_argument(
+        "--mode", choices=("both", "weights", "black-box"), default="both", help="access modes to (re)measure"
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
-    results = json.loads((args.lab / "results.json").read_text())
-    cfg = results["config"]
+    results = json.loads((args.lab / "results.json").read_text()) if (args.lab / "results.json").is_file() else None
+    cfg = results["config"] if results else DistillConfig.full().to_dict()
     keyring = Keyring(master_secret(cfg["seed"]).encode())
     teacher = str(args.lab / "models" / "teacher")
-    names = [*results["conditions"], audit.CONTROL]
-    access: dict[str, Any] = {}
+    probes = probes_of(cfg)
+    saved = args.lab / "access.json"
+    access: dict[str, Any] = json.loads(saved.read_text()) if saved.is_file() else {}
+    names = args.only or ([*results["conditions"], audit.CONTROL] if results else [])
     for name in names:
         slug = name.replace(":", "-")
         gw = args.lab / f"gateway-{GATEWAY.get(name, 'plain')}"
-        http = json.loads((args.lab / "audit" / f"audit-{slug}.json").read_text())
-        probes = [a["prompt"] for a in http["transcripts"]["suspect"]]
+        suspect = audit.Suspect(args.lab / "students" / slug, gw / "cuirass.yaml", gw / "data", False)
+        ctx = context(load_settings(suspect.gateway_config, data_dir=suspect.data_dir), keyring, teacher)
+        got = access.setdefault(name, {})
         s0 = time.perf_counter()
-        access[name] = audit.access_modes(
-            audit.Suspect(args.lab / "students" / slug, gw / "cuirass.yaml", gw / "data", False),
-            probes,
-            keyring,
-            teacher,
-            http,
-            queries=args.queries,
-            max_tokens=cfg["max_tokens"],
-            seed=cfg["seed"],
-            threads=args.threads,
-            device="cpu",
-            where=args.lab / "audit",
-        )
-        access[name]["seconds"] = time.perf_counter() - s0
-        w = access[name]["weights"]
-        print(
-            f"{name}: black box needed {access[name]['black_box']['needed']}, weights needed {w['needed']}", flush=True
-        )
-    for name, a in access.items():
-        target = results["control"] if name == audit.CONTROL else results["conditions"][name]
-        target["audit"]["access"] = a
-    (args.lab / "access.json").write_text(json.dumps(access, indent=1, default=str))
+        if args.mode in ("both", "black-box"):
+            http = json.loads((args.lab / "audit" / f"audit-{slug}.json").read_text())
+            asked = [a["prompt"] for a in http["transcripts"]["suspect"]]
+            assert asked == probes[: len(asked)], "the HTTP audit asked other probes than this script rebuilt"
+            got["black_box"] = audit.black_box_mode(ctx, http)
+        if args.mode in ("both", "weights"):
+            got["weights"] = audit.weights_mode(
+                suspect,
+                ctx,
+                probes,
+                queries=args.queries,
+                max_tokens=cfg["max_tokens"],
+                seed=cfg["seed"],
+                threads=args.threads,
+                where=args.lab / "audit",
+            )
+        got.setdefault("seconds", {})[args.mode] = time.perf_counter() - s0
+        saved.write_text(json.dumps(access, indent=1, default=str))
+        print(f"{name}: {args.mode} in {time.perf_counter() - s0:.0f} s", flush=True)
     print(f"\n{(time.perf_counter() - t0) / 60:.1f} min\n")
-    print("\n".join(access_table(results)))
+    if results:
+        for name, a in access.items():
+            target = results["control"] if name == audit.CONTROL else results["conditions"].get(name)
+            if target is not None:
+                target["audit"]["access"] = a
+        print("\n".join(access_table(results)))
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ class WeightsSuspect:
             return None
         before = text[: fa.protected_start]
         head = before.rstrip()
-        gap = before[len(head) :] or " "
+        gap = before[len(head) :]  # as the suspect wrote it: nothing when the answer opens with the sentence
         context = prompt_ids(self.tokenizer, prompt) + self._ids(head)
         conts = [self._ids(head + gap + lead + " answer is")[len(self._ids(head)) :] for lead, _ in signature.LEADS]
         width = max(len(c) for c in conts)

@@ -254,6 +254,52 @@ def clean_keys(answers: list[Any], ctx: Any, extra: list[Any] | None = None) -> 
     return {"n_keys": len(tests), "min_p": min(t.p_value for t in tests), "ks": ks.to_dict()}
 
 
+def black_box_mode(ctx: Any, http_report: Mapping[str, Any]) -> dict[str, Any]:
+    """Black box: the HTTP audit's answers as a curve over the number of probes, and the clean-key check."""
+    from cuirass.prove.suspect import Answer
+
+    answers = [Answer(**a) for a in http_report["transcripts"]["suspect"]]
+    points = curve(answers, ctx, BLACK_BOX_CURVE)
+    return {"curve": points, "needed": probes_needed(points), "clean": clean_keys(answers, ctx)}
+
+
+def weights_mode(
+    s: Suspect,
+    ctx: Any,
+    probes: list[str],
+    *,
+    queries: int,
+    max_tokens: int,
+    seed: int,
+    threads: int = 1,
+    device: str = "cpu",
+    where: Path | None = None,
+) -> dict[str, Any]:
+    """Open weights: `audit_endpoint` on the model directory (answered in-process, with the likelihood
+    channel), its curve over the number of probes, and the clean-key check."""
+    import json
+
+    from cuirass.lab.detect_eval import finite
+    from cuirass.prove.endpoint import AuditOptions, audit_endpoint
+    from cuirass.prove.suspect import Answer
+    from cuirass.prove.weights import Weights, WeightsSuspect
+
+    target = Weights(s.model_dir, device="cpu" if device == "auto" else device, threads=threads)
+    opts = AuditOptions(queries=queries, max_tokens=max_tokens, seed=seed, alpha=ALPHA, canaries=False, progress=False)
+    report = audit_endpoint(target, ctx, opts, probes=probes, command="cuirass lab distill (weights)")
+    if where is not None:
+        where.mkdir(parents=True, exist_ok=True)
+        (where / f"audit-weights-{s.model_dir.name}.json").write_text(json.dumps(finite(report), indent=1, default=str))
+    answers = [Answer(**a) for a in report["transcripts"]["suspect"]]
+    model = WeightsSuspect(target, progress=False)
+    try:
+        points = curve(answers, ctx, WEIGHTS_CURVE, model.channels())
+        clean = clean_keys(answers, ctx, model.channels())
+    finally:
+        model.close()
+    return {**summarize(report), "curve": points, "needed": probes_needed(points), "clean": clean}
+
+
 def access_modes(
     s: Suspect,
     probes: list[str],
@@ -268,36 +314,16 @@ def access_modes(
     device: str = "cpu",
     where: Path | None = None,
 ) -> dict[str, Any]:
-    """One student under every kind of access an auditor may have: black box (the HTTP audit's answers,
-    as a curve over the number of probes) and open weights (`audit_endpoint` on the model directory,
-    answered in-process, with the likelihood channel; its curve too), with the clean-key check on each."""
-    import json
-
+    """One student under every kind of access an auditor may have: black box (`black_box_mode`, from the
+    HTTP audit's answers) and open weights (`weights_mode`)."""
     from cuirass.config import load_settings
-    from cuirass.lab.detect_eval import finite
-    from cuirass.prove.endpoint import AuditOptions, audit_endpoint, context
-    from cuirass.prove.suspect import Answer
-    from cuirass.prove.weights import Weights, WeightsSuspect
+    from cuirass.prove.endpoint import context
 
     ctx = context(load_settings(s.gateway_config, data_dir=s.data_dir), keyring, teacher)
     out: dict[str, Any] = {}
     if http_report is not None:
-        answers = [Answer(**a) for a in http_report["transcripts"]["suspect"]]
-        points = curve(answers, ctx, BLACK_BOX_CURVE)
-        out["black_box"] = {"curve": points, "needed": probes_needed(points), "clean": clean_keys(answers, ctx)}
-    target = Weights(s.model_dir, device="cpu" if device == "auto" else device, threads=threads)
-    opts = AuditOptions(queries=queries, max_tokens=max_tokens, seed=seed, alpha=ALPHA, canaries=False, progress=False)
-    report = audit_endpoint(target, ctx, opts, probes=probes, command="cuirass lab distill (weights)")
-    if where is not None:
-        (where / f"audit-weights-{s.model_dir.name}.json").write_text(json.dumps(finite(report), indent=1, default=str))
-    answers = [Answer(**a) for a in report["transcripts"]["suspect"]]
-    model = WeightsSuspect(target, progress=False)
-    points = curve(answers, ctx, WEIGHTS_CURVE, model.channels())
-    out["weights"] = {
-        **summarize(report),
-        "curve": points,
-        "needed": probes_needed(points),
-        "clean": clean_keys(answers, ctx, model.channels()),
-    }
-    model.close()
+        out["black_box"] = black_box_mode(ctx, http_report)
+    out["weights"] = weights_mode(
+        s, ctx, probes, queries=queries, max_tokens=max_tokens, seed=seed, threads=threads, device=device, where=where
+    )
     return out
