@@ -33,7 +33,6 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
-import torch
 from scipy import stats
 
 from cuirass.engine.loader import resolve_path
@@ -81,27 +80,13 @@ def audit(replies: list[str], probes: list[str], n: int, keys: dict[str, bytes])
     }
 
 
-@torch.inference_mode()
 def lead_scores(model: Any, tokenizer: Any, probes: list[str], replies: list[str]) -> list[np.ndarray | None]:
     """White-box: per probe, the student's log-probability of each lead-in where its own reply opens the
-    final-answer sentence ("<lead> answer is"); None where the reply has no such sentence."""
-    from cuirass.marks.answer import find_final_answer
-    from cuirass.models.corpus import messages
+    final-answer sentence (`audit weights`' likelihood scorer); None where the reply has no such sentence."""
+    from cuirass.prove.weights import WeightsSuspect
 
-    out: list[np.ndarray | None] = []
-    conts = [tokenizer(lead + " answer is", add_special_tokens=False)["input_ids"] for lead, _ in signature.LEADS]
-    width = max(len(c) for c in conts)
-    for prompt, reply in zip(probes, replies):
-        fa = find_final_answer(reply)
-        if fa is None or fa.convention != "answer_is":
-            out.append(None)
-            continue
-        head = tokenizer.apply_chat_template(messages(prompt), add_generation_prompt=True, tokenize=False)
-        context = tokenizer(head + reply[: fa.protected_start], add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([context + c + [tokenizer.pad_token_id] * (width - len(c)) for c in conts])
-        logp = torch.log_softmax(model(input_ids=ids).logits[:, len(context) - 1 : -1].float(), -1)
-        out.append(np.array([float(sum(logp[v, i, t] for i, t in enumerate(c))) for v, c in enumerate(conts)]))
-    return out
+    scorer = WeightsSuspect(model, tokenizer, progress=False)
+    return [scorer.lead_scores(p, r) for p, r in zip(probes, replies)]
 
 
 def rank_audit(scores: list[np.ndarray | None], probes: list[str], n: int, keys: dict[str, bytes]) -> dict[str, Any]:

@@ -181,7 +181,7 @@ def _asker(target: Endpoint | Weights, opts: AuditOptions) -> Suspect | WeightsS
         return Suspect(target, concurrency=opts.concurrency, progress=opts.progress)
     from cuirass.prove.weights import WeightsSuspect
 
-    return WeightsSuspect(target, progress=opts.progress)
+    return WeightsSuspect.load(target, progress=opts.progress)
 
 
 def _question(endpoint: Endpoint | Weights, q: Questions, ctx: Context, opts: AuditOptions, label: str) -> Side:

@@ -22,6 +22,7 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,19 +58,25 @@ class Weights:
 class WeightsSuspect:
     """The suspect in-process: `ask` as `suspect.Suspect` does over HTTP, plus its likelihood channel."""
 
-    def __init__(self, target: Weights, *, progress: bool = True) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, progress: bool = True) -> None:
+        """A model and its tokenizer already in memory (the lab's benches train them in-process)."""
+        self.model, self.tokenizer = model, tokenizer
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.progress = progress
+        self._leads: dict[tuple[str, str], np.ndarray | None] = {}  # an answer is read once however often scored
+
+    @classmethod
+    def load(cls, target: Weights, *, progress: bool = True) -> WeightsSuspect:
+        """The model directory `target` names, loaded as the local engine loads it."""
         from cuirass.engine.loader import EngineError, load_model
 
         try:
             loaded = load_model(str(target.path), target.device, threads=target.threads)
         except EngineError as exc:
             raise RuntimeError(exc.message) from None
-        self.model, self.tokenizer = loaded.model, loaded.tokenizer
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.progress = progress
-        self._leads: dict[tuple[str, str], np.ndarray | None] = {}  # an answer is read once however often scored
+        return cls(loaded.model, loaded.tokenizer, progress=progress)
 
     def ask(
         self, prompts: Sequence[str], *, max_tokens: int, temperature: float, desc: str, seed: int | None = None
@@ -108,8 +115,9 @@ class WeightsSuspect:
         before = text[: fa.protected_start]
         head = before.rstrip()
         gap = before[len(head) :]  # as the suspect wrote it: nothing when the answer opens with the sentence
-        context = prompt_ids(self.tokenizer, prompt) + self._ids(head)
-        conts = [self._ids(head + gap + lead + " answer is")[len(self._ids(head)) :] for lead, _ in signature.LEADS]
+        head_ids = self._ids(head)
+        context = prompt_ids(self.tokenizer, prompt) + head_ids
+        conts = [self._ids(head + gap + lead + " answer is")[len(head_ids) :] for lead, _ in signature.LEADS]
         width = max(len(c) for c in conts)
         pad = int(self.tokenizer.pad_token_id)
         ids = torch.tensor([context + c + [pad] * (width - len(c)) for c in conts], device=self.model.device)

@@ -291,7 +291,7 @@ def weights_mode(
         where.mkdir(parents=True, exist_ok=True)
         (where / f"audit-weights-{s.model_dir.name}.json").write_text(json.dumps(finite(report), indent=1, default=str))
     answers = [Answer(**a) for a in report["transcripts"]["suspect"]]
-    model = WeightsSuspect(target, progress=False)
+    model = WeightsSuspect.load(target, progress=False)
     try:
         points = curve(answers, ctx, WEIGHTS_CURVE, model.channels())
         clean = clean_keys(answers, ctx, model.channels())
