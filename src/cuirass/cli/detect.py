@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -42,10 +43,23 @@ def _events(
     """Events of a log in `reading.format` (default: Cuirass's own) with a byte-progress bar. A malformed
     record of a foreign log is skipped, counted in `reading` and shown (the first few); one of Cuirass's own
     events stops the command with a ClickException naming its line."""
+    reading = reading or Reading("cuirass")
+    bar = _bar(path, progress)
+
+    bad = functools.partial(_bad_record, reading)
+    try:
+        yield from read(path, reading, options, strict=reading.format == "cuirass", progress=bar.update, on_bad=bad)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        bar.close()
+
+
+def _bar(path: Path, progress: bool) -> Any:
+    """A byte-progress bar over reading a log (stderr)."""
     from tqdm import tqdm
 
-    reading = reading or Reading("cuirass")
-    bar = tqdm(
+    return tqdm(
         total=path.stat().st_size,
         unit="B",
         unit_scale=True,
@@ -55,19 +69,13 @@ def _events(
         mininterval=0.5,
     )
 
-    def bad(note: str) -> None:
-        last = len(reading.samples) == SAMPLES
-        click.echo(
-            f"warning: skipped a malformed record: {note}" + (" (further ones are only counted)" if last else ""),
-            err=True,
-        )
 
-    try:
-        yield from read(path, reading, options, strict=reading.format == "cuirass", progress=bar.update, on_bad=bad)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        bar.close()
+def _bad_record(reading: Reading, note: str) -> None:
+    last = len(reading.samples) == SAMPLES
+    click.echo(
+        f"warning: skipped a malformed record: {note}" + (" (further ones are only counted)" if last else ""),
+        err=True,
+    )
 
 
 def _load_calibration(path: Path | None) -> dict[str, Any] | None:
@@ -103,8 +111,12 @@ def _local_report(
     progress: bool,
     reading: Reading,
     options: Options,
+    jobs: int,
 ) -> dict[str, Any]:
-    from cuirass.detect.replay import replay
+    from cuirass.detect.parallel import default_jobs, digest_log
+
+    jobs = jobs or default_jobs()
+    from cuirass.detect.replay import detect, report_of
 
     events_path = Path(events_arg)
     if not events_path.is_file():
@@ -113,6 +125,7 @@ def _local_report(
     if not os.access(events_path, os.R_OK):
         raise click.BadParameter(f"File {events_arg!r} is not readable.", param_hint="'--events'")
     shown = [0]
+    skipped = [0]
 
     def skip(event: Event, exc: Exception) -> None:  # a record that cannot be scored: reported, not fatal
         shown[0] += 1
@@ -124,16 +137,31 @@ def _local_report(
                 err=True,
             )
 
+    bar = _bar(events_path, progress)
+    digests = digest_log(
+        events_path,
+        reading,
+        options,
+        jobs=jobs,
+        strict=reading.format == "cuirass",
+        progress=bar.update,
+        on_bad=functools.partial(_bad_record, reading),
+        on_skip=skip,
+        skipped=skipped,
+    )
     try:
-        return replay(
-            _events(events_path, progress, reading, options),
+        detector = detect(
+            digests,
             calibration=calibration,
             campaign_interval_s=campaign_interval,
             presorted=presorted,
-            on_skip=skip,
+            overlap=jobs > 1,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        bar.close()
+    return report_of(detector, skipped[0])
 
 
 def _spark_report(
@@ -212,6 +240,14 @@ def _spark_report(
     help="The log is in event-time order: stream it instead of buffering it (for logs too big to hold; local engine).",
 )
 @click.option(
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Processes that read and digest the log beside the one that scores it (local engine; 0: one per core, "
+    "1: all in one process). The report is the same whatever the number.",
+)
+@click.option(
     "--engine",
     type=click.Choice(["local", "spark"]),
     default="local",
@@ -255,6 +291,7 @@ def run(
     calibration_path: Path | None,
     campaign_interval: float,
     presorted: bool,
+    jobs: int,
     engine: str,
     master: str,
     fmt: str,
@@ -287,7 +324,7 @@ def run(
         if fmt == "parquet":
             raise click.UsageError("Parquet logs need --engine spark")
         options = Options(account_field=account_field)
-        report = _local_report(events_arg, calibration, campaign_interval, presorted, progress, reading, options)
+        report = _local_report(events_arg, calibration, campaign_interval, presorted, progress, reading, options, jobs)
     if reading.format != "cuirass":  # what a foreign log was and lacked travels with the report
         report["summary"].update(reading.summary())
     _write(out, report)

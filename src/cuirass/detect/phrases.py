@@ -22,7 +22,19 @@ def words(text: str) -> list[str]:
     out = text.translate(_SPACE_OUT).split()
     if text.isascii():
         return out
-    return [piece for token in out for piece in ((token,) if token.isascii() else WORD.findall(token))]
+    return _split_scripts(out)
+
+
+def line_words(text: str) -> list[list[str]]:
+    """`words` of each line of a text (split at "\n"), translating the text once instead of once per line."""
+    lines = text.translate(_SPACE_OUT).split("\n")  # the table maps punctuation only: lines stay where they were
+    if text.isascii():
+        return [line.split() for line in lines]
+    return [_split_scripts(line.split()) for line in lines]
+
+
+def _split_scripts(tokens: list[str]) -> list[str]:
+    return [piece for token in tokens for piece in ((token,) if token.isascii() else WORD.findall(token))]
 
 
 # Every pattern starts with a literal of 2+ characters, its "stem" (see Lexicon).

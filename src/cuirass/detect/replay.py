@@ -15,28 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from cuirass.detect.campaigns import KnownNetwork
-from cuirass.detect.digest import Digest, digest
+from cuirass.detect.digest import Digest
 from cuirass.detect.engine import DEFAULT_CAMPAIGN_INTERVAL_S, DEFAULT_CAMPAIGN_WINDOW_S, Detector
+from cuirass.detect.parallel import Skip, digested
 from cuirass.events.record import Event
 
 Progress = Callable[[int], None]
-Skip = Callable[[Event, Exception], None]
-
-
-def _digested(events: Iterable[Event], on_skip: Skip | None, skipped: list[int]) -> Iterator[Digest]:
-    """Digest each event; one that raises is skipped (and counted in `skipped[0]`)."""
-    for event in events:
-        try:
-            yield digest(event)
-        except Exception as exc:  # noqa: BLE001 - one malformed record must not stop the replay
-            skipped[0] += 1
-            if on_skip is not None:
-                on_skip(event, exc)
 
 
 def digests(
@@ -47,7 +37,7 @@ def digests(
 ) -> list[Digest]:
     """Digest every event and sort by event time (stable); events that cannot be digested are skipped."""
     with _no_cyclic_gc():
-        return _digests(_digested(events, on_skip, skipped if skipped is not None else [0]), progress)
+        return _digests(digested(events, on_skip, skipped if skipped is not None else [0]), progress)
 
 
 def _digests(digested: Iterable[Digest], progress: Progress | None) -> list[Digest]:
@@ -112,13 +102,72 @@ def replay_detector(
 ) -> tuple[Detector, int]:
     """Replay events into a fresh detector that remembers the `known` networks (Detector.remember); return it
     and the number of events skipped. `replay` is this plus the report."""
-    detector = Detector(calibration, campaign_interval_s=campaign_interval_s, campaign_window_s=campaign_window_s)
-    detector.remember(known)
     skipped = [0]
-    ordered: Iterable[Digest] = (
-        _digested(events, on_skip, skipped) if presorted else digests(events, on_skip=on_skip, skipped=skipped)
+    detector = detect(
+        digested(events, on_skip, skipped),
+        calibration=calibration,
+        campaign_interval_s=campaign_interval_s,
+        campaign_window_s=campaign_window_s,
+        presorted=presorted,
+        progress=progress,
+        known=known,
     )
-    return run(detector, ordered, progress), skipped[0]
+    return detector, skipped[0]
+
+
+def detect(
+    digested: Iterable[Digest],
+    *,
+    calibration: Mapping[str, Any] | None = None,
+    campaign_interval_s: float = DEFAULT_CAMPAIGN_INTERVAL_S,
+    campaign_window_s: float = DEFAULT_CAMPAIGN_WINDOW_S,
+    presorted: bool = False,
+    progress: Progress | None = None,
+    known: Sequence[KnownNetwork] = (),
+    overlap: bool = False,
+) -> Detector:
+    """Digests in file order (e.g. parallel.digest_log) into a fresh detector, in event-time order.
+
+    With `presorted` they are streamed (one out of order raises ValueError). Otherwise they are all kept,
+    sorted by event time (stable) and scored. With `overlap` (when other processes digest), they are scored
+    while they arrive in order, so that scoring overlaps digesting (logs are usually appended in time); the
+    first one out of order drops that detector, and the kept digests are sorted and scored from the start:
+    the same detector either way."""
+
+    def fresh() -> Detector:
+        detector = Detector(calibration, campaign_interval_s=campaign_interval_s, campaign_window_s=campaign_window_s)
+        detector.remember(known)
+        return detector
+
+    if presorted:
+        return run(fresh(), digested, progress)
+    with _no_cyclic_gc():
+        kept: list[Digest] = []
+        live: Detector | None = fresh() if overlap else None
+        last = -math.inf
+        for d in digested:
+            kept.append(d)
+            if live is not None:
+                if d.ts < last:
+                    live = None  # out of order: sort and start again below
+                    continue
+                last = d.ts
+                live.maybe_run_campaigns(d.ts)
+                live.observe_digest(d)
+        if live is not None:
+            if progress is not None:
+                progress(len(kept))
+            return live
+        kept.sort(key=operator.attrgetter("ts"))
+        return _run(fresh(), kept, progress)
+
+
+def report_of(detector: Detector, skipped: int = 0) -> dict[str, Any]:
+    """The detection report (docs/architecture.md), with the count of events that could not be digested."""
+    report = detector.report()
+    if skipped:
+        report["summary"]["skipped"] = skipped
+    return report
 
 
 def replay(
@@ -145,7 +194,4 @@ def replay(
         progress=progress,
         on_skip=on_skip,
     )
-    report = detector.report()
-    if skipped:
-        report["summary"]["skipped"] = skipped
-    return report
+    return report_of(detector, skipped)

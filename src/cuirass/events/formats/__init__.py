@@ -88,6 +88,17 @@ class Reading:
             "ignored": self.ignored,
         }
 
+    def merge(self, other: Reading, on_bad: Callable[[str], None] | None = None) -> None:
+        """Add what another pass (over another span of the same log) found; `on_bad` hears the samples kept."""
+        self.events += other.events
+        self.malformed += other.malformed
+        self.ignored += other.ignored
+        self.filled |= other.filled
+        for note in other.samples[: SAMPLES - len(self.samples)]:
+            self.samples.append(note)
+            if on_bad is not None:
+                on_bad(note)
+
     def _note(self, event: Event) -> None:
         self.events += 1
         if len(self.filled) < len(_OPTIONAL):
@@ -110,13 +121,22 @@ def read(
     strict: bool = False,
     progress: Callable[[int], object] | None = None,
     on_bad: Callable[[str], None] | None = None,
+    span: Span | None = None,
 ) -> Iterator[Event]:
     """Stream the events of a JSON-lines log in `reading.format`, one line at a time (memory bounded by the
-    longest line). With `strict`, a malformed record raises ValueError naming its line instead."""
+    longest line). With `strict`, a malformed record raises ValueError naming its line instead. With `span`,
+    only the lines of that byte range (see `spans`)."""
     fmt = FORMATS[reading.format]
     options = options or Options()
+    start, end, first_line = (span.start, span.end, span.first_line) if span is not None else (0, None, 1)
     with open(path, "rb") as fh:
-        for lineno, line in enumerate(fh, 1):
+        fh.seek(start)
+        offset = start
+        for lineno, line in enumerate(fh, first_line):
+            if end is not None:
+                if offset >= end:
+                    break
+                offset += len(line)
             if progress is not None:
                 progress(len(line))
             if not line.strip():
@@ -147,6 +167,36 @@ def read(
                     continue
                 reading._note(event)
                 yield event
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Span:
+    """Whole lines of a log: bytes [start, end), the first of them line number `first_line`."""
+
+    start: int
+    end: int
+    first_line: int
+
+
+def spans(path: Path, size: int) -> Iterator[Span]:
+    """The log cut into spans of about `size` bytes at line ends, in order (the file is read once, by blocks)."""
+    start, line = 0, 1
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(size)
+            if not block:
+                return
+            cut = block.rfind(b"\n") + 1
+            if cut == 0 or len(block) < size:
+                cut = len(block)  # the last span, or a line longer than `size`: read on to its end
+                if len(block) == size:
+                    rest = fh.readline()
+                    block += rest
+                    cut = len(block)
+            fh.seek(start + cut)
+            yield Span(start, start + cut, line)
+            line += block.count(b"\n", 0, cut)
+            start += cut
 
 
 def checked(event: Event) -> Event:

@@ -1,0 +1,132 @@
+"""Digest an event log in several processes while this one scores it.
+
+Digesting (digest.py) is the costliest step of a replay, half of its time, and a pure function of
+one event. So `digest_log` cuts the log into spans of whole lines (`events.formats.spans`), has a
+pool of processes read and digest them (each opens the file itself: only offsets and digests cross
+between processes), and hands the digests back in file order, exactly as reading and digesting the
+file in one process would. The replay then sorts them (or streams them, `--presorted`) and scores
+them in this process: the detector's state is one object and stays here.
+
+What reading found (malformed or ignored records, fields a foreign log lacks) is merged span by span
+into the caller's `Reading`; an event that cannot be digested reaches `on_skip` as it would in one
+process; with `strict`, the first malformed line stops the replay with the same message, naming its
+line, after the digests of the lines before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+
+from cuirass.detect.digest import Digest, digest
+from cuirass.events.formats import Options, Reading, Span, read, spans
+from cuirass.events.record import Event
+
+SPAN_BYTES = 4 << 20  # one task: about 2,000 events of a typical log
+AHEAD = 2  # spans in flight per process (bounds the memory held in results not yet taken)
+
+Skip = Callable[[Event, Exception], None]
+
+
+@dataclasses.dataclass(slots=True)
+class _Digested:
+    """What a process returns for one span."""
+
+    span: Span
+    digests: list[Digest]
+    reading: Reading
+    skipped: list[tuple[Event, Exception]]  # events that could not be digested
+    error: str | None = None  # strict reading stopped here
+
+
+def default_jobs() -> int:
+    """Processes for digesting: one per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _digest_span(path: Path, fmt: str, options: Options | None, strict: bool, span: Span) -> _Digested:
+    reading = Reading(fmt)
+    out: list[Digest] = []
+    skipped: list[tuple[Event, Exception]] = []
+    error = None
+    try:
+        out.extend(digested(read(path, reading, options, strict=strict, span=span), _keep(skipped), [0]))
+    except ValueError as exc:  # strict: a malformed line ends the log here
+        error = str(exc)
+    return _Digested(span, out, reading, skipped, error)
+
+
+def _keep(skipped: list[tuple[Event, Exception]]) -> Skip:
+    return lambda event, exc: skipped.append((event, exc))
+
+
+def digest_log(
+    path: Path,
+    reading: Reading,
+    options: Options | None = None,
+    *,
+    jobs: int,
+    strict: bool = False,
+    progress: Callable[[int], object] | None = None,
+    on_bad: Callable[[str], None] | None = None,
+    on_skip: Skip | None = None,
+    skipped: list[int] | None = None,
+) -> Iterator[Digest]:
+    """The digests of every event of a log, in file order, computed by `jobs` processes (in this one when
+    `jobs` is 1 or the log is a single span). Malformed records as `events.formats.read` treats them (merged
+    into `reading`; `strict` raises ValueError); events that cannot be digested go to `on_skip` and are
+    counted in `skipped[0]`."""
+    counter = skipped if skipped is not None else [0]
+    cut = spans(path, SPAN_BYTES)
+    head = list(itertools.islice(cut, 2))
+    if jobs <= 1 or len(head) < 2:
+        events = read(path, reading, options, strict=strict, progress=progress, on_bad=on_bad)
+        yield from digested(events, on_skip, counter)
+        return
+    todo = itertools.chain(head, cut)
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        pending: deque[Future[_Digested]] = deque()
+
+        def submit() -> None:
+            span = next(todo, None)
+            if span is not None:
+                pending.append(pool.submit(_digest_span, path, reading.format, options, strict, span))
+
+        for _ in range(AHEAD * jobs):
+            submit()
+        try:
+            while pending:
+                done = pending.popleft().result()
+                submit()
+                reading.merge(done.reading, on_bad)
+                for event, exc in done.skipped:
+                    counter[0] += 1
+                    if on_skip is not None:
+                        on_skip(event, exc)
+                yield from done.digests
+                if progress is not None:
+                    progress(done.span.end - done.span.start)
+                if done.error is not None:
+                    raise ValueError(done.error)
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def digested(events: Iterable[Event], on_skip: Skip | None, skipped: list[int]) -> Iterator[Digest]:
+    """Digest each event; one that raises is skipped (handed to `on_skip`, counted in `skipped[0]`)."""
+    for event in events:
+        try:
+            yield digest(event)
+        except Exception as exc:  # noqa: BLE001 - one malformed record must not stop the replay
+            skipped[0] += 1
+            if on_skip is not None:
+                on_skip(event, exc)

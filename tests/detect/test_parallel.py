@@ -1,0 +1,98 @@
+"""`cuirass detect run --jobs N`: several processes digest the log, and the report is the one a single
+process gives, whatever the log holds (out of order, malformed lines, a foreign format)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from cuirass.cli import main
+from cuirass.detect import parallel
+from cuirass.detect.digest import Digest
+from cuirass.events.formats import Reading
+from tests.detect import foreign_logs, scenario
+
+
+@pytest.fixture(autouse=True)
+def small_spans(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "SPAN_BYTES", 16 << 10)  # a few dozen events per span: many spans
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    events = scenario.benign(40, seed=41) + scenario.attackers(6, seed=42, per_day=60)
+    return scenario.as_jsonl(events, tmp_path_factory.mktemp("logs") / "mixed.jsonl")
+
+
+def report(*args: str) -> tuple[dict, str]:
+    result = CliRunner().invoke(main, ["detect", "run", "--no-progress", *args])
+    assert result.exit_code == 0, result.output
+    out = Path(args[args.index("--out") + 1])
+    return json.loads(out.read_bytes()), result.output
+
+
+def fields(d: Digest) -> tuple:
+    return tuple(getattr(d, name) for name in Digest.__slots__)
+
+
+def test_processes_digest_every_event_as_one_process_does(log: Path) -> None:
+    alone, pooled = Reading("cuirass"), Reading("cuirass")
+    one = [fields(d) for d in parallel.digest_log(log, alone, jobs=1, strict=True)]
+    many = [fields(d) for d in parallel.digest_log(log, pooled, jobs=2, strict=True)]
+    assert len(one) > 1000 and log.stat().st_size > 20 * parallel.SPAN_BYTES
+    assert many == one
+    assert pooled == alone
+
+
+def test_the_report_is_the_same_in_order_out_of_order_and_streamed(log: Path, tmp_path: Path) -> None:
+    base, _ = report("--events", str(log), "--out", str(tmp_path / "one.json"), "--jobs", "1")
+    assert base["summary"]["flagged"] > 0
+    assert report("--events", str(log), "--out", str(tmp_path / "two.json"), "--jobs", "2")[0] == base
+    assert report("--events", str(log), "--out", str(tmp_path / "s.json"), "--jobs", "2", "--presorted")[0] == base
+    # Out of order late in the log: the scores made while reading are dropped and the sorted log is scored.
+    lines = log.read_bytes().splitlines(keepends=True)
+    late = len(lines) * 9 // 10
+    lines[late], lines[late + 40] = lines[late + 40], lines[late]
+    shuffled = tmp_path / "shuffled.jsonl"
+    shuffled.write_bytes(b"".join(lines))
+    assert report("--events", str(shuffled), "--out", str(tmp_path / "x.json"), "--jobs", "2")[0] == base
+
+
+def test_a_malformed_line_is_named_by_its_line_number(log: Path, tmp_path: Path) -> None:
+    lines = log.read_bytes().splitlines(keepends=True)
+    at = len(lines) * 2 // 3
+    lines.insert(at, b'{"ts": 1, "request_id": "r", "account": "", "endpoint": "e", "model": "m", "messages": []}\n')
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"".join(lines))
+    outputs = []
+    for jobs in ("1", "2"):
+        result = CliRunner().invoke(
+            main,
+            ["detect", "run", "--events", str(bad), "--out", str(tmp_path / "r.json"), "--no-progress", "--jobs", jobs],
+        )
+        assert result.exit_code != 0 and "Traceback" not in result.output
+        assert f"bad.jsonl:{at + 1}: 'account' must be" in result.output
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1]
+
+
+def test_a_foreign_log_with_bad_records_reads_the_same(log: Path, tmp_path: Path) -> None:
+    events = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+    foreign = foreign_logs.to_openai_jsonl(events, tmp_path / "openai.jsonl")
+    lines = foreign.read_bytes().splitlines(keepends=True)
+    rng = random.Random(5)
+    for at in sorted(rng.sample(range(len(lines)), 14), reverse=True):
+        lines.insert(at, b"{not json\n" if at % 2 else b"[1, 2]\n")
+    foreign.write_bytes(b"".join(lines))
+    runs = [
+        report("--events", str(foreign), "--format", "openai-jsonl", "--out", str(tmp_path / f"{j}.json"), "--jobs", j)
+        for j in ("1", "2")
+    ]
+    (one, said_one), (two, said_two) = runs
+    assert one == two and one["summary"]["malformed"] == 14
+    assert said_one.count("skipped a malformed record") == said_two.count("skipped a malformed record") == 10
