@@ -1,15 +1,16 @@
-"""History replay, single process vs Apache Spark `local[2]` (issue 18: >= 16k events/s on 2 cores,
-28.8M events in <= 30 min).
+"""History replay: the local engine in one process, with digesting in --jobs 2 processes (buffered and
+--presorted), and Apache Spark `local[2]` (issue 18: >= 16k events/s on 2 cores, 28.8M events in <= 30 min).
 
 The traffic is bench/detect_replay.py's (the lab generator, seed 7: 5,000 benign accounts, campaigns
 of 1,000 accounts, 14 days, ~1.1M events), generated once into --cache (git-ignored); a run of N
 events replays its first N lines (a time-ordered prefix). Each engine runs as `cuirass detect run`
 in a fresh subprocess; peak memory is the sampled sum of RSS over the process tree (driver JVM and
-Python workers included). The Spark run's step times (its progress lines) give the profile. The
-two reports are compared: they must be the same.
+Python workers and digesting processes included). The Spark run's step times (its progress lines) give
+the profile. Every report is compared with the single process's: they must be the same.
 
     .venv/bin/python bench/history_spark.py                    # 1M events
     .venv/bin/python bench/history_spark.py --sizes 100000 --json
+    .venv/bin/python bench/history_spark.py --no-spark         # the local engine only
 """
 
 from __future__ import annotations
@@ -53,13 +54,16 @@ def _tree(root: int) -> list[int]:
 
 
 def _kind(pid: int) -> str:
-    """jvm, workers (Spark's Python workers) or driver (the cuirass process)."""
+    """jvm, workers (Spark's Python workers or the local engine's digesting processes) or driver (the
+    cuirass process)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             cmd = fh.read()
     except OSError:
         return "driver"
-    return "jvm" if b"java" in cmd.split(b"\0")[0] else "workers" if b"pyspark" in cmd else "driver"
+    if b"java" in cmd.split(b"\0")[0]:
+        return "jvm"
+    return "workers" if b"pyspark" in cmd or b"multiprocessing" in cmd else "driver"
 
 
 def timed(cmd: list[str]) -> dict[str, object]:
@@ -128,36 +132,49 @@ def same(a: dict, b: dict) -> bool:
     return key(a) == key(b) and a["campaigns"] == b["campaigns"] and a["summary"] == b["summary"]
 
 
-def run(n: int, cache: Path, master: str, driver_memory: str) -> dict[str, object]:
+LOCAL = {  # label -> `detect run` flags of the local engine
+    "single process": ["--jobs", "1"],
+    "local, 2 digesting processes": ["--jobs", "2"],
+    "local, 2 digesting processes, --presorted": ["--jobs", "2", "--presorted"],
+}
+
+
+def run(n: int, cache: Path, master: str, driver_memory: str, spark: bool = True) -> dict[str, object]:
     events = prefix(ensure_traffic(cache), n, cache)
     cuirass = [sys.executable, "-m", "cuirass", "detect", "run", "--events", str(events), "--json"]
-    local = timed([*cuirass, "--engine", "local", "--out", str(cache / "local.json"), "--no-progress"])
-    spark = timed(
-        [
-            *cuirass,
-            "--engine",
-            "spark",
-            "--master",
-            master,
-            "--out",
-            str(cache / "spark.json"),
-            "--progress",
-            "--conf",
-            "spark.ui.enabled=false",
-            "--conf",
-            f"spark.driver.memory={driver_memory}",
-        ]
-    )
-    reports = [json.loads((cache / f"{e}.json").read_text()) for e in ("local", "spark")]
+    runs: dict[str, dict[str, object]] = {}
+    for i, (label, flags) in enumerate(LOCAL.items()):
+        runs[label] = timed([*cuirass, *flags, "--out", str(cache / f"local{i}.json"), "--no-progress"])
+    outs = [cache / f"local{i}.json" for i in range(len(LOCAL))]
+    if spark:
+        runs[f"Spark `{master}`"] = timed(
+            [
+                *cuirass,
+                "--engine",
+                "spark",
+                "--master",
+                master,
+                "--out",
+                str(cache / "spark.json"),
+                "--progress",
+                "--conf",
+                "spark.ui.enabled=false",
+                "--conf",
+                f"spark.driver.memory={driver_memory}",
+            ]
+        )
+        outs.append(cache / "spark.json")
+    reports = [json.loads(out.read_text()) for out in outs]
     events_n = reports[0]["summary"]["events"]
     return {
         "events": events_n,
         "accounts": reports[0]["summary"]["accounts"],
         "campaign_jobs": reports[0]["summary"]["campaign_runs"],
-        "same_report": same(*reports),
-        "local": _figures(local, events_n),
-        "spark": _figures(spark, events_n),
-        "spark_steps": steps(str(spark["err"])),
+        "engines": {
+            label: {**_figures(r, events_n), "same_report": same(reports[0], report)}
+            for (label, r), report in zip(runs.items(), reports)
+        },
+        "spark_steps": steps(str(runs[f"Spark `{master}`"]["err"])) if spark else {},
     }
 
 
@@ -185,35 +202,37 @@ def markdown(rows: list[dict], argv: list[str], master: str) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        for engine, label in (("local", "single process"), ("spark", f"Spark `{master}`")):
-            e = r[engine]
+        for label, e in r["engines"].items():
             lines.append(
                 f"| {r['events']:,} | {r['accounts']:,} | {label} | {e['wall']:.1f} s | {e['rate']:,.0f} | "
-                f"{e['cpu']:.0f} s | {e['cpu_rate']:,.0f} | {e['peak_mb']:,.0f} MB | {'yes' if r['same_report'] else '**no**'} |"
+                f"{e['cpu']:.0f} s | {e['cpu_rate']:,.0f} | {e['peak_mb']:,.0f} MB | {'yes' if e['same_report'] else '**no**'} |"
             )
     last = rows[-1]
-    s = last["spark_steps"]
-    total = sum(s.values())
+    scale = TARGET_EVENTS / last["events"]
     lines += [
         "",
-        f"Spark steps at {last['events']:,} events: "
-        + ", ".join(f"{k} {v:.1f} s" for k, v in s.items())
-        + f"; JVM start, writing the report and the rest {last['spark']['wall'] - total:.1f} s. CPU time by process: "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(last["spark"]["cpu_by_kind"].items()))
-        + f" (single process: {last['local']['cpu']:.0f} s).",
-        "",
+        f"Projection to {TARGET_EVENTS / 1e6:.1f}M events (linear in events; target "
+        f"{TARGET_EVENTS / TARGET_RATE / 60:.0f} min): "
+        + ", ".join(f"{label} {e['wall'] * scale / 60:.0f} min" for label, e in last["engines"].items())
+        + ".",
     ]
-    scale = TARGET_EVENTS / last["events"]
-    parallel = s.get("digest", 0) + s.get("facts", 0) + s.get("pass1", 0) + s.get("pass2", 0)
-    serial = s.get("campaigns", 0)
-    lines.append(
-        f"Projection to {TARGET_EVENTS / 1e6:.1f}M events (linear in events): single process "
-        f"{last['local']['wall'] * scale / 60:.0f} min, Spark `{master}` {last['spark']['wall'] * scale / 60:.0f} min "
-        f"(target: {TARGET_EVENTS / TARGET_RATE / 60:.0f} min). With c cores of executors the per-account steps "
-        f"({parallel:.0f} s here on 2 cores) divide by c/2 while the campaign jobs on the driver ({serial:.0f} s) do not: "
-        + ", ".join(f"{c} cores ~{(parallel * 2 / c + serial) * scale / 60:.0f} min" for c in (2, 8, 32))
-        + "."
-    )
+    s = last["spark_steps"]
+    if s:
+        spark = next(e for label, e in last["engines"].items() if label.startswith("Spark"))
+        total = sum(s.values())
+        parallel = s.get("digest", 0) + s.get("facts", 0) + s.get("pass1", 0) + s.get("pass2", 0)
+        serial = s.get("campaigns", 0)
+        lines += [
+            "",
+            f"Spark steps at {last['events']:,} events: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in s.items())
+            + f"; JVM start, writing the report and the rest {spark['wall'] - total:.1f} s. CPU time by process: "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(spark["cpu_by_kind"].items()))
+            + f". With c cores of executors the per-account steps ({parallel:.0f} s here on 2 cores) divide by c/2 "
+            f"while the campaign jobs on the driver ({serial:.0f} s) do not: "
+            + ", ".join(f"{c} cores ~{(parallel * 2 / c + serial) * scale / 60:.0f} min" for c in (2, 8, 32))
+            + ".",
+        ]
     return "\n".join(lines)
 
 
@@ -223,12 +242,13 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("bench/results/history"))
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument("--no-spark", dest="spark", action="store_false", help="measure the local engine only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = []
     for n in args.sizes:
         print(f"history: {n:,} events, local then Spark ...", file=sys.stderr, flush=True)
-        rows.append(run(n, args.cache, args.master, args.driver_memory))
+        rows.append(run(n, args.cache, args.master, args.driver_memory, args.spark))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(json.dumps(rows, indent=2) if args.json else markdown(rows, sys.argv[1:], args.master))
 
