@@ -89,8 +89,8 @@ def timed(cmd: list[str]) -> dict[str, object]:
                         rss += int(fh.read().split()[1]) * page
                 except (OSError, IndexError, ValueError):
                     continue
-                kind = cpu[pid][0] if pid in cpu else _kind(pid)
-                cpu[pid] = (kind, (int(fields[11]) + int(fields[12])) / ticks)
+                # Read the kind every time: Spark's launcher script exec()s the JVM under the same pid.
+                cpu[pid] = (_kind(pid), (int(fields[11]) + int(fields[12])) / ticks)
             peak[0] = max(peak[0], rss)
 
     thread = threading.Thread(target=sample, daemon=True)

@@ -1,5 +1,6 @@
-"""`cuirass detect run --jobs N`: several processes digest the log, and the report is the one a single
-process gives, whatever the log holds (out of order, malformed lines, a foreign format)."""
+"""`cuirass detect run|calibrate --jobs N`: several processes digest the log, and the report (or the
+calibration) is the one a single process gives, whatever the log holds (out of order, malformed lines, a
+foreign format)."""
 
 from __future__ import annotations
 
@@ -96,3 +97,15 @@ def test_a_foreign_log_with_bad_records_reads_the_same(log: Path, tmp_path: Path
     (one, said_one), (two, said_two) = runs
     assert one == two and one["summary"]["malformed"] == 14
     assert said_one.count("skipped a malformed record") == said_two.count("skipped a malformed record") == 10
+
+
+def test_calibration_is_the_same_with_processes(tmp_path: Path) -> None:
+    benign = scenario.as_jsonl(scenario.benign(60, seed=43), tmp_path / "benign.jsonl")
+    out = []
+    for jobs in ("1", "2"):
+        path = tmp_path / f"cal{jobs}.json"
+        args = ["detect", "calibrate", "--benign", str(benign), "--fpr", "0.05", "--out", str(path), "--jobs", jobs]
+        result = CliRunner().invoke(main, [*args, "--no-progress"])
+        assert result.exit_code == 0, result.output
+        out.append(json.loads(path.read_bytes()))
+    assert out[0] == out[1] and out[0]["n_accounts"] == 60

@@ -6,7 +6,6 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import click
 import orjson
 
 from cuirass.cli.common import location_options
-from cuirass.events.formats import FORMATS, SAMPLES, Options, Reading, read
+from cuirass.events.formats import FORMATS, SAMPLES, Options, Reading
 from cuirass.events.record import Event
 
 _EXISTING = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
@@ -31,28 +30,20 @@ _account_field = click.option(
 )
 
 
+_jobs = click.option(
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Processes that read and digest the log beside the one that scores it (local engine; 0: one per core, "
+    "1: all in one process). The result is the same whatever the number.",
+)
+
+
 @click.group()
 def detect() -> None:
     """Score accounts and campaigns for distillation in an event log (JSON lines), Cuirass's own or another
     system's request log (`detect run --format`)."""
-
-
-def _events(
-    path: Path, progress: bool, reading: Reading | None = None, options: Options | None = None
-) -> Iterator[Event]:
-    """Events of a log in `reading.format` (default: Cuirass's own) with a byte-progress bar. A malformed
-    record of a foreign log is skipped, counted in `reading` and shown (the first few); one of Cuirass's own
-    events stops the command with a ClickException naming its line."""
-    reading = reading or Reading("cuirass")
-    bar = _bar(path, progress)
-
-    bad = functools.partial(_bad_record, reading)
-    try:
-        yield from read(path, reading, options, strict=reading.format == "cuirass", progress=bar.update, on_bad=bad)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        bar.close()
 
 
 def _bar(path: Path, progress: bool) -> Any:
@@ -239,14 +230,7 @@ def _spark_report(
     is_flag=True,
     help="The log is in event-time order: stream it instead of buffering it (for logs too big to hold; local engine).",
 )
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Processes that read and digest the log beside the one that scores it (local engine; 0: one per core, "
-    "1: all in one process). The report is the same whatever the number.",
-)
+@_jobs
 @click.option(
     "--engine",
     type=click.Choice(["local", "spark"]),
@@ -390,6 +374,7 @@ def _say_reading(summary: dict[str, Any]) -> None:
     "lacks fields scores differently).",
 )
 @_account_field
+@_jobs
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration as JSON.")
 def calibrate_cmd(
@@ -399,20 +384,36 @@ def calibrate_cmd(
     campaign_interval: float,
     fmt: str,
     account_field: str | None,
+    jobs: int,
     progress: bool,
     as_json: bool,
 ) -> None:
     """Set the score threshold so that at most FPR of the benign accounts would be flagged."""
-    from cuirass.detect.calibrate import calibrate
+    from cuirass.detect.calibrate import calibrate_digests
+    from cuirass.detect.parallel import default_jobs, digest_log
+    from cuirass.detect.replay import in_time_order
 
     if account_field is not None and fmt == "cuirass":
         raise click.UsageError("--account-field is for --format otel, litellm or openai-jsonl")
     reading = Reading(fmt)
-    events = _events(benign_path, progress, reading, Options(account_field=account_field))
+    bar = _bar(benign_path, progress)
     try:
-        calibration = calibrate(events, fpr=fpr, campaign_interval_s=campaign_interval)
+        digests = digest_log(
+            benign_path,
+            reading,
+            Options(account_field=account_field),
+            jobs=jobs or default_jobs(),
+            strict=fmt == "cuirass",
+            progress=bar.update,
+            on_bad=functools.partial(_bad_record, reading),
+        )
+        ordered = in_time_order(digests)
+        bar.close()
+        calibration = calibrate_digests(ordered, fpr=fpr, campaign_interval_s=campaign_interval)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        bar.close()
     calibration["log"] = reading.summary()  # the kind of log this threshold holds for
     _write(out, calibration)
     if as_json:

@@ -58,11 +58,28 @@ def calibrate(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Replay benign events and return the calibration dict (threshold, fpr, n_accounts, version, ...)."""
+    return calibrate_digests(
+        digests(events, progress),
+        fpr=fpr,
+        safety=safety,
+        campaign_interval_s=campaign_interval_s,
+        campaign_window_s=campaign_window_s,
+    )
+
+
+def calibrate_digests(
+    ordered: Sequence[Digest],
+    *,
+    fpr: float = 0.001,
+    safety: float = SAFETY,
+    campaign_interval_s: float = DEFAULT_CAMPAIGN_INTERVAL_S,
+    campaign_window_s: float = DEFAULT_CAMPAIGN_WINDOW_S,
+) -> dict[str, Any]:
+    """`calibrate` on the benign log's digests in event-time order (replay.in_time_order)."""
     if not 0.0 < fpr < 1.0:
         raise ValueError("fpr must be in (0, 1)")
     if safety < 1.0:
         raise ValueError("safety must be >= 1")
-    ordered: list[Digest] = digests(events, progress)
     if not ordered:
         raise ValueError("no benign events to calibrate on")
     threshold, guaranteed, peaks = DEFAULT_THRESHOLD, False, []

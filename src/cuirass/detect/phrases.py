@@ -270,7 +270,7 @@ class Lexicon:
     tried at every character.
     """
 
-    __slots__ = ("name", "by_word")
+    __slots__ = ("name", "by_word", "first_words")
 
     def __init__(self, name: str, patterns: list[str]) -> None:
         self.name = name
@@ -285,10 +285,11 @@ class Lexicon:
             first = WORD.search(stem).group(0)  # type: ignore[union-attr]
             by_word.setdefault(first, []).append((stem, re.compile("|".join(group))))
         self.by_word = by_word
+        self.first_words = frozenset(by_word)
 
     def search(self, lowered: str, words: set[str]) -> str | None:
         """The first phrase of this family in lower-cased text whose words are `words`, or None."""
-        for word in sorted(self.by_word.keys() & words):  # sorted: the same phrase every run
+        for word in sorted(words & self.first_words):  # sorted: the same phrase every run
             for stem, regex in self.by_word[word]:
                 if stem in lowered:
                     match = regex.search(lowered)
@@ -324,11 +325,8 @@ OTHER = len(TOPICS) - 1
 
 def topic_of(tokens: list[str]) -> int:
     """Index into TOPICS of the family with most keyword tokens among lower-cased `tokens`."""
-    counts = [0] * len(TOPICS)
-    get = TOPIC_OF_WORD.get
-    for tok in tokens:
-        i = get(tok)
-        if i is not None:
-            counts[i] += 1
-    best = max(range(OTHER), key=counts.__getitem__)
-    return best if counts[best] else OTHER
+    found = [i for i in map(TOPIC_OF_WORD.get, tokens) if i is not None]
+    if not found:
+        return OTHER
+    counts = [found.count(i) for i in range(OTHER)]
+    return max(range(OTHER), key=counts.__getitem__)

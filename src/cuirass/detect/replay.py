@@ -40,6 +40,12 @@ def digests(
         return _digests(digested(events, on_skip, skipped if skipped is not None else [0]), progress)
 
 
+def in_time_order(digested: Iterable[Digest]) -> list[Digest]:
+    """Digests (in file order, e.g. from parallel.digest_log) sorted by event time (stable)."""
+    with _no_cyclic_gc():
+        return _digests(digested, None)
+
+
 def _digests(digested: Iterable[Digest], progress: Progress | None) -> list[Digest]:
     out: list[Digest] = []
     append = out.append
@@ -141,9 +147,11 @@ def detect(
 
     if presorted:
         return run(fresh(), digested, progress)
+    if not overlap:
+        return run(fresh(), in_time_order(digested), progress)
     with _no_cyclic_gc():
         kept: list[Digest] = []
-        live: Detector | None = fresh() if overlap else None
+        live: Detector | None = fresh()
         last = -math.inf
         for d in digested:
             kept.append(d)
