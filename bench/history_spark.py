@@ -1,5 +1,5 @@
-"""History replay: the local engine in one process, with digesting in --jobs 2 processes (buffered and
---presorted), and Apache Spark `local[2]` (issue 18: >= 16k events/s on 2 cores, 28.8M events in <= 30 min).
+"""History replay: the local engine in one process, with digesting in --jobs 1 and 2 processes (buffered
+and --presorted), and Apache Spark `local[2]` (issue 18: >= 16k events/s on 2 cores, 28.8M events in <= 30 min).
 
 The traffic is bench/detect_replay.py's (the lab generator, seed 7: 5,000 benign accounts, campaigns
 of 1,000 accounts, 14 days, ~1.1M events), generated once into --cache (git-ignored); a run of N
@@ -133,7 +133,8 @@ def same(a: dict, b: dict) -> bool:
 
 
 LOCAL = {  # label -> `detect run` flags of the local engine
-    "single process": ["--jobs", "1"],
+    "single process": ["--jobs", "0"],
+    "local, 1 digesting process": ["--jobs", "1"],
     "local, 2 digesting processes": ["--jobs", "2"],
     "local, 2 digesting processes, --presorted": ["--jobs", "2", "--presorted"],
 }

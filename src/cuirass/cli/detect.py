@@ -33,10 +33,10 @@ _account_field = click.option(
 _jobs = click.option(
     "--jobs",
     type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Processes that read and digest the log beside the one that scores it (local engine; 0: one per core, "
-    "1: all in one process). The result is the same whatever the number.",
+    default=None,
+    help="Processes that read and digest the log beside the one that scores it (local engine; 0: none, the "
+    "scoring process digests; default: one per core, at most 4, none on one core). The result is the same "
+    "whatever the number.",
 )
 
 
@@ -102,11 +102,11 @@ def _local_report(
     progress: bool,
     reading: Reading,
     options: Options,
-    jobs: int,
+    jobs: int | None,
 ) -> dict[str, Any]:
     from cuirass.detect.parallel import default_jobs, digest_log
 
-    jobs = jobs or default_jobs()
+    jobs = default_jobs() if jobs is None else jobs
     from cuirass.detect.replay import detect, report_of
 
     events_path = Path(events_arg)
@@ -146,7 +146,7 @@ def _local_report(
             calibration=calibration,
             campaign_interval_s=campaign_interval,
             presorted=presorted,
-            overlap=jobs > 1,
+            overlap=jobs > 0,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
@@ -275,7 +275,7 @@ def run(
     calibration_path: Path | None,
     campaign_interval: float,
     presorted: bool,
-    jobs: int,
+    jobs: int | None,
     engine: str,
     master: str,
     fmt: str,
@@ -384,7 +384,7 @@ def calibrate_cmd(
     campaign_interval: float,
     fmt: str,
     account_field: str | None,
-    jobs: int,
+    jobs: int | None,
     progress: bool,
     as_json: bool,
 ) -> None:
@@ -402,7 +402,7 @@ def calibrate_cmd(
             benign_path,
             reading,
             Options(account_field=account_field),
-            jobs=jobs or default_jobs(),
+            jobs=default_jobs() if jobs is None else jobs,
             strict=fmt == "cuirass",
             progress=bar.update,
             on_bad=functools.partial(_bad_record, reading),

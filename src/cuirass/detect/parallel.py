@@ -19,6 +19,7 @@ import dataclasses
 import itertools
 import multiprocessing
 import os
+import pickle
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -45,9 +46,14 @@ class _Digested:
     error: str | None = None  # strict reading stopped here
 
 
+MAX_DEFAULT_JOBS = 4  # one digesting process keeps about level with the scoring one; a few more add nothing
+
+
 def default_jobs() -> int:
-    """Processes for digesting: one per core this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """Digesting processes by default: one per core this process may use, at most MAX_DEFAULT_JOBS; none on
+    one core (the scoring process digests)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 0 if cores < 2 else min(cores, MAX_DEFAULT_JOBS)
 
 
 def _digest_span(path: Path, fmt: str, options: Options | None, strict: bool, span: Span) -> _Digested:
@@ -63,7 +69,16 @@ def _digest_span(path: Path, fmt: str, options: Options | None, strict: bool, sp
 
 
 def _keep(skipped: list[tuple[Event, Exception]]) -> Skip:
-    return lambda event, exc: skipped.append((event, exc))
+    return lambda event, exc: skipped.append((event, _portable(exc)))
+
+
+def _portable(exc: Exception) -> Exception:
+    """The exception, or one with its type's name and message when it would not survive the trip back."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - any exception type may arrive here
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
 
 
 def digest_log(
@@ -79,13 +94,13 @@ def digest_log(
     skipped: list[int] | None = None,
 ) -> Iterator[Digest]:
     """The digests of every event of a log, in file order, computed by `jobs` processes (in this one when
-    `jobs` is 1 or the log is a single span). Malformed records as `events.formats.read` treats them (merged
+    `jobs` is 0 or the log is a single span). Malformed records as `events.formats.read` treats them (merged
     into `reading`; `strict` raises ValueError); events that cannot be digested go to `on_skip` and are
     counted in `skipped[0]`."""
     counter = skipped if skipped is not None else [0]
     cut = spans(path, SPAN_BYTES)
     head = list(itertools.islice(cut, 2))
-    if jobs <= 1 or len(head) < 2:
+    if jobs < 1 or len(head) < 2:
         events = read(path, reading, options, strict=strict, progress=progress, on_bad=on_bad)
         yield from digested(events, on_skip, counter)
         return
