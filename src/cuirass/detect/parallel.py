@@ -50,10 +50,11 @@ MAX_DEFAULT_JOBS = 4  # one digesting process keeps about level with the scoring
 
 
 def default_jobs() -> int:
-    """Digesting processes by default: one per core this process may use, at most MAX_DEFAULT_JOBS; none on
-    one core (the scoring process digests)."""
+    """Digesting processes by default: one per core this process may use besides the scoring process's, at
+    most MAX_DEFAULT_JOBS (none on one core: the scoring process digests). On 2 cores one digesting process
+    beat two (BENCHMARKS.md, "History on one machine")."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return 0 if cores < 2 else min(cores, MAX_DEFAULT_JOBS)
+    return max(0, min(cores - 1, MAX_DEFAULT_JOBS))
 
 
 def _digest_span(path: Path, fmt: str, options: Options | None, strict: bool, span: Span) -> _Digested:
