@@ -5,7 +5,11 @@ foreign format)."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -110,3 +114,47 @@ def test_calibration_is_the_same_with_processes(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         out.append(json.loads(path.read_bytes()))
     assert out[0] == out[1] and out[0]["n_accounts"] == 60
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_digesting_processes_end_when_the_replay_is_killed(log: Path) -> None:
+    # A replay that scores slowly, so that its digesting processes are waiting for work when it is killed.
+    script = (
+        "import sys, time\n"
+        "from cuirass.detect import parallel\n"
+        "from cuirass.events.formats import Reading\n"
+        "parallel.SPAN_BYTES = 16 << 10\n"
+        "for d in parallel.digest_log(sys.argv[1], Reading('cuirass'), jobs=2):\n"
+        "    print('digest', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(log)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "digest\n"
+        helpers = _descendants(proc.pid)
+        assert helpers  # the pool's processes (and the forkserver)
+    finally:
+        proc.kill()  # kill -9: no clean-up runs in it
+        proc.wait()
+    deadline = time.monotonic() + 10 * parallel.WATCH_S + 5
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in helpers):
+        time.sleep(0.2)
+    left = [pid for pid in helpers if Path(f"/proc/{pid}").exists()]
+    assert not left, f"processes left behind: {left}"

@@ -20,6 +20,8 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -31,6 +33,7 @@ from cuirass.events.record import Event
 
 SPAN_BYTES = 4 << 20  # one task: about 2,000 events of a typical log
 AHEAD = 2  # spans in flight per process (bounds the memory held in results not yet taken)
+WATCH_S = 1.0  # how often a digesting process checks that its parent is alive
 
 Skip = Callable[[Event, Exception], None]
 
@@ -67,6 +70,21 @@ def _digest_span(path: Path, fmt: str, options: Options | None, strict: bool, sp
     except ValueError as exc:  # strict: a malformed line ends the log here
         error = str(exc)
     return _Digested(span, out, reading, skipped, error)
+
+
+def _watch(parent: int) -> None:
+    """In a digesting process: exit once the process that started it is gone. A pool's processes wait on a
+    queue that never closes when their parent is killed (kill -9, or a SIGTERM that skips clean-up)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_S)
+            try:
+                os.kill(parent, 0)
+            except (ProcessLookupError, PermissionError):  # gone (or its pid reused by another user's process)
+                os._exit(1)
+
+    threading.Thread(target=watch, name="cuirass-watch-parent", daemon=True).start()
 
 
 def _keep(skipped: list[tuple[Event, Exception]]) -> Skip:
@@ -108,7 +126,7 @@ def digest_log(
     todo = itertools.chain(head, cut)
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_watch, initargs=(os.getpid(),)) as pool:
         pending: deque[Future[_Digested]] = deque()
 
         def submit() -> None:
