@@ -3,8 +3,9 @@
 
 Traffic comes from the lab generator (`cuirass.lab.traffic`, the issue-3 benchmark mix: 5,000 benign
 accounts, campaigns of 1,000 accounts, 14 days, ~1.1M events), generated once into --cache (default bench/results/detect-cache, git-ignored). Each size
-N replays the first N events of that log (a time-ordered prefix) in a fresh subprocess, exactly as
-`cuirass detect run` does (read JSON lines, digest, sort, detect, report), so peak RSS is per size.
+N replays the first N events of that log (a time-ordered prefix) in a fresh subprocess, as
+`cuirass detect run --jobs 0` does (read JSON lines, digest, sort, detect, report, all in one process), so
+peak RSS is per size. bench/history_spark.py measures `detect run` with digesting processes and on Spark.
 
     .venv/bin/python bench/detect_replay.py                      # 100k, 300k, 1M
     .venv/bin/python bench/detect_replay.py --sizes 100000 --json
