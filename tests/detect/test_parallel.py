@@ -158,3 +158,12 @@ def test_digesting_processes_end_when_the_replay_is_killed(log: Path) -> None:
         time.sleep(0.2)
     left = [pid for pid in helpers if Path(f"/proc/{pid}").exists()]
     assert not left, f"processes left behind: {left}"
+
+
+def test_without_process_pools_the_scoring_process_digests(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_pools(*args: object, **kwargs: object) -> None:
+        raise OSError(38, "Function not implemented")  # what a container without /dev/shm answers
+
+    alone = [fields(d) for d in parallel.digest_log(log, Reading("cuirass"), jobs=0)]
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", no_pools)
+    assert [fields(d) for d in parallel.digest_log(log, Reading("cuirass"), jobs=2)] == alone

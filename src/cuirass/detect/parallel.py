@@ -34,6 +34,7 @@ from cuirass.events.record import Event
 SPAN_BYTES = 4 << 20  # one task: about 2,000 events of a typical log
 AHEAD = 2  # spans in flight per process (bounds the memory held in results not yet taken)
 WATCH_S = 1.0  # how often a digesting process checks that its parent is alive
+MAX_DEFAULT_JOBS = 4  # one digesting process keeps about level with the scoring one; a few more add nothing
 
 Skip = Callable[[Event, Exception], None]
 
@@ -47,9 +48,6 @@ class _Digested:
     reading: Reading
     skipped: list[tuple[Event, Exception]]  # events that could not be digested
     error: str | None = None  # strict reading stopped here
-
-
-MAX_DEFAULT_JOBS = 4  # one digesting process keeps about level with the scoring one; a few more add nothing
 
 
 def default_jobs() -> int:
@@ -119,14 +117,13 @@ def digest_log(
     counter = skipped if skipped is not None else [0]
     cut = spans(path, SPAN_BYTES)
     head = list(itertools.islice(cut, 2))
-    if jobs < 1 or len(head) < 2:
+    pool = _pool(jobs) if len(head) == 2 else None
+    if pool is None:
         events = read(path, reading, options, strict=strict, progress=progress, on_bad=on_bad)
         yield from digested(events, on_skip, counter)
         return
     todo = itertools.chain(head, cut)
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_watch, initargs=(os.getpid(),)) as pool:
+    with pool:
         pending: deque[Future[_Digested]] = deque()
 
         def submit() -> None:
@@ -153,6 +150,19 @@ def digest_log(
         finally:
             for future in pending:
                 future.cancel()
+
+
+def _pool(jobs: int) -> ProcessPoolExecutor | None:
+    """A pool of `jobs` digesting processes; None for none, or where this system cannot make one (e.g. a
+    container without /dev/shm for its locks): the scoring process then digests."""
+    if jobs < 1:
+        return None
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    try:
+        return ProcessPoolExecutor(jobs, mp_context=context, initializer=_watch, initargs=(os.getpid(),))
+    except OSError:
+        return None
 
 
 def digested(events: Iterable[Event], on_skip: Skip | None, skipped: list[int]) -> Iterator[Digest]:
