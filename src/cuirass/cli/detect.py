@@ -104,11 +104,12 @@ def _local_report(
     options: Options,
     jobs: int | None,
 ) -> dict[str, Any]:
-    from cuirass.detect.parallel import default_jobs, digest_log
+    from tqdm import tqdm
 
-    jobs = default_jobs() if jobs is None else jobs
+    from cuirass.detect.parallel import default_jobs, digest_log
     from cuirass.detect.replay import detect, report_of
 
+    jobs = default_jobs() if jobs is None else jobs
     events_path = Path(events_arg)
     if not events_path.is_file():
         hint = " (globs, folders and Parquet need --engine spark)" if any(c in events_arg for c in "*?[") else ""
@@ -129,6 +130,8 @@ def _local_report(
             )
 
     bar = _bar(events_path, progress)
+    # Scoring that cannot overlap reading (one process, or a log out of event-time order) has its own bar.
+    scoring = tqdm(desc="score", unit="ev", unit_scale=True, file=sys.stderr, disable=not progress, delay=1.0)
     digests = digest_log(
         events_path,
         reading,
@@ -146,12 +149,14 @@ def _local_report(
             calibration=calibration,
             campaign_interval_s=campaign_interval,
             presorted=presorted,
+            progress=scoring.update,
             overlap=jobs > 0,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         bar.close()
+        scoring.close()
     return report_of(detector, skipped[0])
 
 

@@ -26,7 +26,7 @@ from cuirass.detect.engine import DEFAULT_CAMPAIGN_INTERVAL_S, DEFAULT_CAMPAIGN_
 from cuirass.detect.parallel import Skip, digested
 from cuirass.events.record import Event
 
-Progress = Callable[[int], None]
+Progress = Callable[[int], object]
 
 
 def digests(
