@@ -6,8 +6,9 @@ import functools
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -15,6 +16,9 @@ import orjson
 from cuirass.cli.common import location_options
 from cuirass.events.formats import FORMATS, SAMPLES, Options, Reading
 from cuirass.events.record import Event
+
+if TYPE_CHECKING:
+    from cuirass.detect.digest import Digest
 
 _EXISTING = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 _OUT = click.Path(dir_okay=False, writable=True, path_type=Path)
@@ -58,6 +62,33 @@ def _bar(path: Path, progress: bool) -> Any:
         file=sys.stderr,
         disable=not progress,
         mininterval=0.5,
+    )
+
+
+def _digests(
+    path: Path,
+    reading: Reading,
+    options: Options,
+    jobs: int,
+    bar: Any,
+    on_skip: Callable[[Event, Exception], None] | None = None,
+    skipped: list[int] | None = None,
+) -> Iterator[Digest]:
+    """The log's digests in file order, read by `jobs` digesting processes (detect.parallel), with progress on
+    `bar`. A malformed record of a foreign log is skipped, counted in `reading` and shown (the first few); one
+    of Cuirass's own events raises ValueError naming its line."""
+    from cuirass.detect.parallel import digest_log
+
+    return digest_log(
+        path,
+        reading,
+        options,
+        jobs=jobs,
+        strict=reading.format == "cuirass",
+        progress=bar.update,
+        on_bad=functools.partial(_bad_record, reading),
+        on_skip=on_skip,
+        skipped=skipped,
     )
 
 
@@ -106,7 +137,7 @@ def _local_report(
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from cuirass.detect.parallel import default_jobs, digest_log
+    from cuirass.detect.parallel import default_jobs
     from cuirass.detect.replay import detect, report_of
 
     jobs = default_jobs() if jobs is None else jobs
@@ -132,17 +163,7 @@ def _local_report(
     bar = _bar(events_path, progress)
     # Scoring that cannot overlap reading (one process, or a log out of event-time order) has its own bar.
     scoring = tqdm(desc="score", unit="ev", unit_scale=True, file=sys.stderr, disable=not progress, delay=1.0)
-    digests = digest_log(
-        events_path,
-        reading,
-        options,
-        jobs=jobs,
-        strict=reading.format == "cuirass",
-        progress=bar.update,
-        on_bad=functools.partial(_bad_record, reading),
-        on_skip=skip,
-        skipped=skipped,
-    )
+    digests = _digests(events_path, reading, options, jobs, bar, skip, skipped)
     try:
         detector = detect(
             digests,
@@ -395,30 +416,21 @@ def calibrate_cmd(
 ) -> None:
     """Set the score threshold so that at most FPR of the benign accounts would be flagged."""
     from cuirass.detect.calibrate import calibrate_digests
-    from cuirass.detect.parallel import default_jobs, digest_log
+    from cuirass.detect.parallel import default_jobs
     from cuirass.detect.replay import in_time_order
 
     if account_field is not None and fmt == "cuirass":
         raise click.UsageError("--account-field is for --format otel, litellm or openai-jsonl")
     reading = Reading(fmt)
-    bar = _bar(benign_path, progress)
+    options = Options(account_field=account_field)
     try:
-        digests = digest_log(
-            benign_path,
-            reading,
-            Options(account_field=account_field),
-            jobs=default_jobs() if jobs is None else jobs,
-            strict=fmt == "cuirass",
-            progress=bar.update,
-            on_bad=functools.partial(_bad_record, reading),
-        )
-        ordered = in_time_order(digests)
-        bar.close()
+        with _bar(benign_path, progress) as bar:
+            ordered = in_time_order(
+                _digests(benign_path, reading, options, default_jobs() if jobs is None else jobs, bar)
+            )
         calibration = calibrate_digests(ordered, fpr=fpr, campaign_interval_s=campaign_interval)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    finally:
-        bar.close()
     calibration["log"] = reading.summary()  # the kind of log this threshold holds for
     _write(out, calibration)
     if as_json:
