@@ -186,12 +186,12 @@ def spans(path: Path, size: int) -> Iterator[Span]:
             block = fh.read(size)
             if not block:
                 return
-            cut = block.rfind(b"\n") + 1
-            if cut == 0 or len(block) < size:
-                cut = len(block)  # the last span, or a line longer than `size`: read on to its end
-                if len(block) == size:
-                    rest = fh.readline()
-                    block += rest
+            if len(block) < size:  # the last span
+                cut = len(block)
+            else:
+                cut = block.rfind(b"\n") + 1
+                if cut == 0:  # a line longer than `size`: read on to its end
+                    block += fh.readline()
                     cut = len(block)
             fh.seek(start + cut)
             yield Span(start, start + cut, line)
