@@ -113,6 +113,9 @@ SIGNATURE_MIN = 3  # members that must share a signature feature ...
 SIGNATURE_PURITY = 0.8  # ... and the share of its holders that are members
 KNOWN_MEMBERS = 64  # member rows a known network keeps (Detector.remember)
 REMEMBERED = "\x00known:"  # prefix of a remembered member's row: no live account id holds a NUL
+_TIE_BIT = {kind: 1 << i for i, kind in enumerate(TIE_LINK_KINDS)}  # `tied` holds a member's kinds as bits
+_PHRASING_BITS = sum(_TIE_BIT[k] for k in PHRASING_KINDS)
+_CONTENT_BITS = sum(_TIE_BIT[k] for k in CONTENT_KINDS)
 
 
 class FeatureIndex:
@@ -127,21 +130,26 @@ class FeatureIndex:
 
     def intern(self, features: Iterable[Link]) -> np.ndarray:
         """Sorted unique ids of the features (unknown kinds are ignored)."""
-        out: set[int] = set()
-        ids = self.ids
-        for feature in features:
-            fid = ids.get(feature)
-            if fid is None:
-                props = LINK_WEIGHTS.get(feature[0])
-                if props is None:
-                    continue
-                fid = ids[feature] = len(self.features)
-                self.features.append(feature)
-                self._weight.append(props[0])
-                self._scaled.append(props[1])
-                self._content.append(feature[0] in CONTENT_KINDS)
-            out.add(fid)
-        return np.fromiter(sorted(out), dtype=np.int64, count=len(out))
+        features = list(features)
+        found: list[int | None] = list(map(self.ids.get, features))
+        if None in found:  # new features get ids in the order they come
+            found = [self._add(feature) if fid is None else fid for feature, fid in zip(features, found)]
+        return np.array(sorted({fid for fid in found if fid is not None and fid >= 0}), dtype=np.int64)
+
+    def _add(self, feature: Link) -> int:
+        """The id of a feature not yet interned (it may have been a moment ago); -1 for an unknown kind."""
+        fid = self.ids.get(feature)
+        if fid is not None:
+            return fid
+        props = LINK_WEIGHTS.get(feature[0])
+        if props is None:
+            return -1
+        fid = self.ids[feature] = len(self.features)
+        self.features.append(feature)
+        self._weight.append(props[0])
+        self._scaled.append(props[1])
+        self._content.append(feature[0] in CONTENT_KINDS)
+        return fid
 
     def __len__(self) -> int:
         return len(self.features)
@@ -313,23 +321,18 @@ def _warm_start(keys: Sequence[object], previous: Mapping[object, int]) -> list[
     """Initial communities: the previous job's for vertices seen then, a singleton for new ones.
 
     Starting Leiden from the last partition is faster and keeps communities (and campaign ids)
-    stable from one job to the next; Leiden still moves whatever no longer fits.
+    stable from one job to the next; Leiden still moves whatever no longer fits. Old communities are
+    numbered in the order their first vertex appears, new vertices after them in order.
     """
-    labels: dict[int, int] = {}
-    for key in keys:
-        old = previous.get(key)
-        if old is not None and old not in labels:
-            labels[old] = len(labels)
-    fresh = len(labels)
-    out = []
-    for key in keys:
-        old = previous.get(key)
-        if old is None:
-            out.append(fresh)
-            fresh += 1
-        else:
-            out.append(labels[old])
-    return out
+    old = np.fromiter((-1 if c is None else c for c in map(previous.get, keys)), dtype=np.int64, count=len(keys))
+    seen = old >= 0
+    labels, first, inverse = np.unique(old[seen], return_index=True, return_inverse=True)
+    rank = np.empty(len(labels), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(labels))
+    out = np.empty(len(keys), dtype=np.int64)
+    out[seen] = rank[inverse]
+    out[~seen] = len(labels) + np.arange(int((~seen).sum()))
+    return out.tolist()
 
 
 class _Graph:
@@ -455,25 +458,26 @@ def tied(
     LINK_PURITY of its holders are members; a network link (net, uanet) when that many members hold it."""
     shared = counts >= max(2.0, TIE_SHARE * size)
     specific = shared & (counts >= LINK_PURITY * graph.df[fids])
-    kinds = {
-        f: index.kind(f)
-        for f in fids[specific | (shared & ~graph.content[fids])].tolist()
-        if index.kind(f) in TIE_LINK_KINDS
-    }
-    bound = any(c >= MAJORITY * size for f, c in zip(fids.tolist(), counts.tolist()) if index.kind(f) in BINDING_KINDS)
-    held: dict[int, set[str]] = {}
-    if kinds:
-        linking = pairs[np.isin(pairs[:, 1], np.fromiter(kinds, dtype=np.int64, count=len(kinds)))]
-        for member, fid in linking.tolist():
-            held.setdefault(member, set()).add(kinds[fid])
-    out = []
-    for member, ks in held.items():
-        phrasing = ks & PHRASING_KINDS
-        merged = (ks - PHRASING_KINDS) | ({"tpl"} if phrasing else set())
-        two_kinds = len(merged) >= TIE_KINDS and not merged.isdisjoint(CONTENT_KINDS)
-        if two_kinds or (not bound and phrasing == PHRASING_KINDS):
-            out.append(member)
-    return np.array(sorted(out), dtype=np.int64)
+    kinds = [index.kind(f) for f in fids.tolist()]
+    bits = np.array([_TIE_BIT.get(k, 0) for k in kinds], dtype=np.int64)
+    bits[~(specific | (shared & ~graph.content[fids]))] = 0  # links that tie nobody
+    bound = any(c >= MAJORITY * size for k, c in zip(kinds, counts.tolist()) if k in BINDING_KINDS)
+    # Each member's tying kinds as a bit mask, OR-ed over the pairs it holds (pairs are (member, feature id)).
+    pair_bits = bits[np.searchsorted(fids, pairs[:, 1])]
+    holding = pair_bits > 0
+    if not holding.any():
+        return np.zeros(0, dtype=np.int64)
+    owners, pair_bits = pairs[holding, 0], pair_bits[holding]
+    order = np.argsort(owners, kind="stable")
+    owners, pair_bits = owners[order], pair_bits[order]
+    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+    members, held = owners[starts], np.bitwise_or.reduceat(pair_bits, starts)
+    phrasing = held & _PHRASING_BITS
+    merged = (held & ~_PHRASING_BITS) | np.where(phrasing > 0, _TIE_BIT["tpl"], 0)
+    two_kinds = (np.bitwise_count(merged) >= TIE_KINDS) & ((merged & _CONTENT_BITS) > 0)
+    both_phrasings = (phrasing == _PHRASING_BITS) & (not bound)
+    tied_members: np.ndarray = members[two_kinds | both_phrasings]
+    return tied_members
 
 
 def run(

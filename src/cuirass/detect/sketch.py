@@ -47,11 +47,6 @@ _A = (_rng.integers(1, 1 << 32, size=ROWS * BANDS, dtype=np.uint64) | np.uint64(
 _B = _rng.integers(0, 1 << 32, size=ROWS * BANDS, dtype=np.uint64).reshape(1, -1)
 
 
-def content_words(tokens: Sequence[str]) -> list[str]:
-    """The words of a sentence that carry its phrasing: 3+ letters (any length outside ASCII), no function words."""
-    return [t for t in tokens if (len(t) >= 3 or not t.isascii()) and t not in STOP]
-
-
 def near_keys(sentences: Sequence[Sequence[str]]) -> tuple[int, ...]:
     """LSH band keys of the first and last EDGE_SENTENCES sentences (lists of normalised words) that have at
     least MIN_WORDS content words."""
@@ -63,13 +58,14 @@ def near_keys(sentences: Sequence[Sequence[str]]) -> tuple[int, ...]:
         else [*sentences[:EDGE_SENTENCES], *sentences[-EDGE_SENTENCES:]]
     )
     for tokens in edges:
-        kept = set(content_words(tokens))
+        # The words that carry phrasing: 3+ letters (any length outside ASCII), no function words.
+        kept = {t for t in tokens if (len(t) >= 3 or not t.isascii()) and t not in STOP}
         if len(kept) >= MIN_WORDS:
             starts.append(len(hashes))
-            hashes.extend(zlib.crc32(w.encode()) for w in kept)
+            hashes.extend(map(zlib.crc32, map(str.encode, kept)))
     if not starts:
         return ()
-    x = np.fromiter(hashes, dtype=np.uint64, count=len(hashes)).reshape(-1, 1)
+    x = np.array(hashes, dtype=np.uint64).reshape(-1, 1)
     minima = np.minimum.reduceat((x * _A + _B) >> _SHIFT, starts, axis=0).tolist()  # sentences x (ROWS*BANDS)
     keys: dict[int, None] = {}
     for row in minima:

@@ -54,6 +54,10 @@ class Event:
     def from_dict(cls, data: dict[str, Any]) -> Event:
         """Build an event from a decoded record, ignoring unknown keys; raises ValueError on a bad record."""
         try:
+            return cls(**data)  # the usual record: only the event's own fields (JSON keys are strings)
+        except TypeError:
+            pass
+        try:
             return cls(**{k: data[k] for k in _FIELDS if k in data})
         except TypeError as exc:  # missing required field
             raise ValueError(f"not an event record: {exc}") from None

@@ -141,7 +141,6 @@ def read(
                 progress(len(line))
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 obj = orjson.loads(line)
                 if not isinstance(obj, dict):
@@ -150,17 +149,17 @@ def read(
             except (orjson.JSONDecodeError, ValueError) as exc:
                 message = f"invalid JSON ({exc})" if isinstance(exc, orjson.JSONDecodeError) else str(exc)
                 if strict:
-                    raise ValueError(f"{where}: {message}") from None
-                reading._bad(where, ValueError(message), on_bad)
+                    raise ValueError(f"{path}:{lineno}: {message}") from None
+                reading._bad(f"{path}:{lineno}", ValueError(message), on_bad)
                 continue
             for i, record in enumerate(records):
-                at = where if len(records) == 1 else f"{where} record {i + 1}"
                 try:
                     event = checked(fmt.to_event(record, options))
                 except NotARequest:
                     reading.ignored += 1
                     continue
                 except _MALFORMED as exc:
+                    at = f"{path}:{lineno}" + ("" if len(records) == 1 else f" record {i + 1}")
                     if strict:
                         raise ValueError(f"{at}: {exc}") from None
                     reading._bad(at, exc, on_bad)
