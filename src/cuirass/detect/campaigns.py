@@ -54,6 +54,7 @@ A periodic job (off the hot path) over the accounts active in a recent window:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import random
 import zlib
@@ -324,7 +325,7 @@ def _warm_start(keys: Sequence[object], previous: Mapping[object, int]) -> list[
     stable from one job to the next; Leiden still moves whatever no longer fits. Old communities are
     numbered in the order their first vertex appears, new vertices after them in order.
     """
-    old = np.fromiter((-1 if c is None else c for c in map(previous.get, keys)), dtype=np.int64, count=len(keys))
+    old = np.array(list(map(previous.get, keys, itertools.repeat(-1))), dtype=np.int64)
     seen = old >= 0
     labels, first, inverse = np.unique(old[seen], return_index=True, return_inverse=True)
     rank = np.empty(len(labels), dtype=np.int64)
@@ -342,8 +343,9 @@ class _Graph:
         self, rows: Sequence[AccountRow], index: FeatureIndex, seed: int, previous: Mapping[object, int] | None = None
     ) -> None:
         n = len(rows)
-        lengths = np.fromiter((len(r.features) for r in rows), dtype=np.int64, count=n)
-        fids = np.concatenate([r.features for r in rows]) if n else np.zeros(0, dtype=np.int64)
+        features = [r.features for r in rows]
+        lengths = np.array(list(map(len, features)), dtype=np.int64)
+        fids = np.concatenate(features) if n else np.zeros(0, dtype=np.int64)
         owners = np.repeat(np.arange(n, dtype=np.int64), lengths)
         self.df = np.bincount(fids, minlength=len(index.features))
         weight, scaled, self.content = index.arrays()
