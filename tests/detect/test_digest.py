@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cuirass.detect import digest as D
 from cuirass.detect.digest import digest, ip_network, template_keys
 from cuirass.events.record import Event
@@ -94,3 +99,28 @@ def test_work_is_bounded_by_the_capped_prompt() -> None:
     d = digest(event([user(huge)]))
     assert d.flags & D.REASONING_ASK  # the tail is kept
     assert d.words < 2000
+
+
+def _names_one_by_one(text: str) -> str:
+    """The rule for names, word by word: a capitalised ASCII word right after a lower-case letter (any script),
+    ',' or ';' and one space is most likely a name inside a sentence."""
+
+    def name(match: re.Match[str]) -> str:
+        text, i = match.string, match.start()
+        after = i >= 2 and text[i - 1] == " " and (text[i - 2].islower() or text[i - 2] in ",;")
+        return " nn " if after else match.group(0)
+
+    return re.sub(r"[A-Z][a-z]+", name, text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="aZbY éßΣσ,;.\nAbcªЖж1", max_size=40))
+def test_names_inside_sentences_are_masked_by_the_rule(text: str) -> None:
+    assert D._normalise(text) == _names_one_by_one(D._NUMBER.sub(" 0 ", D._QUOTED.sub(" qq ", text))).lower()
+
+
+def test_names_after_any_lower_case_letter() -> None:
+    # "Then" starts a sentence; "Zo" of "Zoë" is the ASCII word [A-Z][a-z]+ finds, and "Smith" follows "ë ".
+    assert D._normalise("ask Bob, then Alice; Zoë Smith and é Carl. Then Dan") == (
+        "ask  nn , then  nn ;  nn ë  nn  and é  nn . then  nn "
+    )

@@ -40,7 +40,10 @@ ANSWER_ASK = 1 << 10  # demands a checkable final answer ("final answer: ...", \
 # names. They become placeholders so that two fillings of one template normalise alike.
 _QUOTED = re.compile(r"```.*?```|`[^`\n]{1,200}`|\"[^\"\n]{1,300}\"|“[^”\n]{1,300}”|«[^»\n]{1,300}»|https?://\S+", re.S)
 _NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*")
-_CAPITALISED = re.compile(r"[A-Z][a-z]+")
+# A capitalised word after a lower-case letter (or "," / ";") and a space: most likely a name. Replaced by
+# pattern where the letter is ASCII (no Python call per word); a non-ASCII letter is checked by _name.
+_NAME_AFTER_ASCII = re.compile(r"[A-Z](?<=[a-z,;] .)[a-z]+")  # the look-behind after [A-Z]: re then skips fast
+_NAME_AFTER_OTHER = re.compile(r"[A-Z](?<=[^\x00-\x7f] .)[a-z]+")
 _SENTENCE_ENDS = (". ", "? ", "! ", "; ", ".\t", "。", "！", "？", "；")
 KEYS_HEAD, KEYS_TAIL = 8, 4  # sentences of a prompt that become template keys
 EDGE_WORDS = 5  # words in the prefix / suffix keys
@@ -136,17 +139,19 @@ def _capped(text: str) -> str:
 
 
 def _name(match: re.Match[str]) -> str:
-    text, i = match.string, match.start()
-    if i >= 2 and text[i - 1] == " " and (text[i - 2].islower() or text[i - 2] in ",;"):
-        return " nn "  # capitalised inside a sentence: most likely a name
-    return match.group(0)
+    return " nn " if match.string[match.start() - 2].islower() else match.group(0)
 
 
 def _normalise(text: str) -> str:
-    # Three simple passes: each regex starts with a narrow character set, which `re` scans fast.
+    # Simple passes: each regex starts with a narrow character set, which `re` scans fast.
     text = _QUOTED.sub(" qq ", text)
     text = _NUMBER.sub(" 0 ", text)
-    return _CAPITALISED.sub(_name, text).lower()
+    # The second name pass reads the first's output, which leaves every word after a non-ASCII letter and a
+    # space where it was, with the same letter before it (the first rewrites only words after ASCII).
+    names = _NAME_AFTER_ASCII.sub(" nn ", text)
+    if not text.isascii():
+        names = _NAME_AFTER_OTHER.sub(_name, names)
+    return names.lower()
 
 
 def _hash(words: list[str]) -> int:
