@@ -40,9 +40,10 @@ ANSWER_ASK = 1 << 10  # demands a checkable final answer ("final answer: ...", \
 # names. They become placeholders so that two fillings of one template normalise alike.
 _QUOTED = re.compile(r"```.*?```|`[^`\n]{1,200}`|\"[^\"\n]{1,300}\"|“[^”\n]{1,300}”|«[^»\n]{1,300}»|https?://\S+", re.S)
 _NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*")
-# A capitalised word after a lower-case letter (or "," / ";") and a space: most likely a name. Replaced by
-# pattern where the letter is ASCII (no Python call per word); a non-ASCII letter is checked by _name.
-_NAME_AFTER_ASCII = re.compile(r"[A-Z](?<=[a-z,;] .)[a-z]+")  # the look-behind after [A-Z]: re then skips fast
+# A capitalised word after a lower-case letter (or "," / ";") and a space: most likely a name. Where that letter
+# is ASCII the pattern alone decides (no Python call per word); after a non-ASCII letter _name checks it. The
+# look-behind comes after [A-Z] so that `re` still skips fast to the next capital.
+_NAME_AFTER_ASCII = re.compile(r"[A-Z](?<=[a-z,;] .)[a-z]+")
 _NAME_AFTER_OTHER = re.compile(r"[A-Z](?<=[^\x00-\x7f] .)[a-z]+")
 _SENTENCE_ENDS = (". ", "? ", "! ", "; ", ".\t", "。", "！", "？", "；")
 KEYS_HEAD, KEYS_TAIL = 8, 4  # sentences of a prompt that become template keys
