@@ -349,9 +349,11 @@ class _Graph:
         owners = np.repeat(np.arange(n, dtype=np.int64), lengths)
         self.df = np.bincount(fids, minlength=len(index.features))
         weight, scaled, self.content = index.arrays()
-        keep = self.df[fids] >= MIN_DF
+        vertex = self.df >= MIN_DF  # the features that become vertices: ids in order, none sorted per job
+        keep = vertex[fids]
         self.fids, self.owners = fids[keep], owners[keep]
-        self.local_ids, local = np.unique(self.fids, return_inverse=True)
+        self.local_ids = np.flatnonzero(vertex)
+        local = (np.cumsum(vertex) - 1)[self.fids]
         idf = np.maximum(np.log(n / self.df[self.fids]), 0.05)
         w = weight[self.fids] * np.where(scaled[self.fids], idf, 1.0)
         graph = igraph.Graph(n=n + len(self.local_ids))
