@@ -26,13 +26,11 @@ from detect_replay import ensure_traffic
 
 
 def measure(path: Path, n: int) -> dict[str, Any]:
-    import importlib
-
     from cuirass.detect.digest import digest
     from cuirass.detect.engine import Detector
+    from cuirass.detect.replay import detect, report_of
     from cuirass.events.formats import Reading, read
 
-    replay = importlib.import_module("cuirass.detect.replay")  # the package re-exports a function of that name
     clock = time.process_time
     gc.disable()  # as `detect run` does while it replays (detect.replay._no_cyclic_gc)
     start = clock()
@@ -55,11 +53,11 @@ def measure(path: Path, n: int) -> dict[str, Any]:
     Detector.run_campaigns = timed  # type: ignore[method-assign]
     try:
         start = clock()
-        detector = replay.detect(iter(digests), presorted=True)
+        detector = detect(iter(digests), presorted=True)
         detect_s = clock() - start
     finally:
         Detector.run_campaigns = run_campaigns  # type: ignore[method-assign]
-    report = replay.report_of(detector)
+    report = report_of(detector)
     gc.enable()
     blob = json.dumps(report, sort_keys=True, default=str).encode()
     return {

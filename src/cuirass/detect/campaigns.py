@@ -132,10 +132,11 @@ class FeatureIndex:
     def intern(self, features: Iterable[Link]) -> np.ndarray:
         """Sorted unique ids of the features (unknown kinds are ignored)."""
         features = list(features)
-        found: list[int | None] = list(map(self.ids.get, features))
-        if None in found:  # new features get ids in the order they come
-            found = [self._add(feature) if fid is None else fid for feature, fid in zip(features, found)]
-        return np.array(sorted({fid for fid in found if fid is not None and fid >= 0}), dtype=np.int64)
+        found = list(map(self.ids.get, features, itertools.repeat(-1)))
+        if -1 in found:  # new features get ids in the order they come; unknown kinds stay -1
+            found = [self._add(feature) if fid < 0 else fid for feature, fid in zip(features, found)]
+            return np.array(sorted(set(found) - {-1}), dtype=np.int64)
+        return np.array(sorted(set(found)), dtype=np.int64)
 
     def _add(self, feature: Link) -> int:
         """The id of a feature not yet interned (it may have been a moment ago); -1 for an unknown kind."""
