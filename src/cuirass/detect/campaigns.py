@@ -119,15 +119,23 @@ _PHRASING_BITS = sum(_TIE_BIT[k] for k in PHRASING_KINDS)
 _CONTENT_BITS = sum(_TIE_BIT[k] for k in CONTENT_KINDS)
 
 
+_KINDS = tuple(LINK_WEIGHTS)  # a feature's kind by its code (FeatureIndex keeps codes, one byte per feature)
+_KIND_CODE = {kind: code for code, kind in enumerate(_KINDS)}
+_KIND_WEIGHT = np.array([LINK_WEIGHTS[k][0] for k in _KINDS], dtype=np.float64)
+_KIND_SCALED = np.array([LINK_WEIGHTS[k][1] for k in _KINDS], dtype=bool)
+_KIND_CONTENT = np.array([k in CONTENT_KINDS for k in _KINDS], dtype=bool)
+_KIND_TIE_BIT = np.array([_TIE_BIT.get(k, 0) for k in _KINDS], dtype=np.int64)
+_KIND_BINDING = np.array([k in BINDING_KINDS for k in _KINDS], dtype=bool)
+
+
 class FeatureIndex:
-    """Interned linking features: (kind, value) -> id, with per-id arrays of the kind's properties."""
+    """Interned linking features: (kind, value) -> id, with each id's kind code in a growing array (so that a
+    job reads every feature's properties with one array lookup, not a list rebuilt per job)."""
 
     def __init__(self) -> None:
         self.ids: dict[Link, int] = {}
         self.features: list[Link] = []
-        self._weight: list[float] = []
-        self._scaled: list[bool] = []
-        self._content: list[bool] = []
+        self._codes = np.zeros(1024, dtype=np.int8)
 
     def intern(self, features: Iterable[Link]) -> np.ndarray:
         """Sorted unique ids of the features (unknown kinds are ignored)."""
@@ -143,14 +151,14 @@ class FeatureIndex:
         fid = self.ids.get(feature)
         if fid is not None:
             return fid
-        props = LINK_WEIGHTS.get(feature[0])
-        if props is None:
+        code = _KIND_CODE.get(feature[0])
+        if code is None:
             return -1
         fid = self.ids[feature] = len(self.features)
         self.features.append(feature)
-        self._weight.append(props[0])
-        self._scaled.append(props[1])
-        self._content.append(feature[0] in CONTENT_KINDS)
+        if fid == len(self._codes):
+            self._codes = np.concatenate([self._codes, np.zeros_like(self._codes)])
+        self._codes[fid] = code
         return fid
 
     def __len__(self) -> int:
@@ -159,6 +167,11 @@ class FeatureIndex:
     def kind(self, fid: int) -> str:
         return self.features[fid][0]
 
+    def codes(self, fids: np.ndarray) -> np.ndarray:
+        """The kind code (an index into _KINDS) of each feature id."""
+        codes: np.ndarray = self._codes[fids]
+        return codes
+
     def name(self, fid: int) -> str:
         """ "kind:value" as shown in reasons and signatures (hash values in hex)."""
         kind, value = self.features[fid]
@@ -166,11 +179,8 @@ class FeatureIndex:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(edge weight, idf-scaled?, is content kind) per feature id."""
-        return (
-            np.array(self._weight, dtype=np.float64),
-            np.array(self._scaled, dtype=bool),
-            np.array(self._content, dtype=bool),
-        )
+        codes = self._codes[: len(self.features)]
+        return _KIND_WEIGHT[codes], _KIND_SCALED[codes], _KIND_CONTENT[codes]
 
 
 def compact(index: FeatureIndex, rows: Sequence[AccountRow]) -> FeatureIndex:
@@ -425,10 +435,11 @@ def judge(
             scored.append((e, f"{signal.explain_pooled(part, m)} [+{e:.1f}]"))
     total = combine(values, [s.group for s in signals])
     top: dict[str, tuple[int, int]] = {}  # kind -> (count, -fid): most shared, then first interned
-    for fid, count in zip(fids.tolist(), counts.tolist()):
-        kind = index.kind(fid)
-        if kind not in top or (count, -fid) > top[kind]:
-            top[kind] = (count, -fid)
+    codes = index.codes(fids)  # fids ascend (graph.shared), so argmax's first maximum is the first interned
+    for code in np.unique(codes).tolist():
+        at = np.flatnonzero(codes == code)
+        best = int(at[np.argmax(counts[at])])
+        top[_KINDS[code]] = (int(counts[best]), -int(fids[best]))
     coordination, shares = 0.0, []
     for kind, (count, neg_fid) in sorted(top.items()):
         weight = COORD_WEIGHTS.get(kind, 0.0)
@@ -463,10 +474,10 @@ def tied(
     LINK_PURITY of its holders are members; a network link (net, uanet) when that many members hold it."""
     shared = counts >= max(2.0, TIE_SHARE * size)
     specific = shared & (counts >= LINK_PURITY * graph.df[fids])
-    kinds = [index.kind(f) for f in fids.tolist()]
-    bits = np.array([_TIE_BIT.get(k, 0) for k in kinds], dtype=np.int64)
+    codes = index.codes(fids)
+    bits = _KIND_TIE_BIT[codes]
     bits[~(specific | (shared & ~graph.content[fids]))] = 0  # links that tie nobody
-    bound = any(c >= MAJORITY * size for k, c in zip(kinds, counts.tolist()) if k in BINDING_KINDS)
+    bound = bool((counts[_KIND_BINDING[codes]] >= MAJORITY * size).any())
     # Each member's tying kinds as a bit mask, OR-ed over the pairs it holds (pairs are (member, feature id)).
     pair_bits = bits[np.searchsorted(fids, pairs[:, 1])]
     holding = pair_bits > 0

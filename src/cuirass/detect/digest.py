@@ -50,6 +50,10 @@ KEYS_HEAD, KEYS_TAIL = 8, 4  # sentences of a prompt that become template keys
 EDGE_WORDS = 5  # words in the prefix / suffix keys
 CODE = TOPICS.index("code")
 SKETCH_MIN_WORDS = 12  # shorter prompts hold no task of their own: their phrasing links no one (signals.phrasing)
+# Prompts whose text facts are kept (_prompt_facts), the most recently used: the same prompt comes again and again
+# (a regenerate or retry, "continue", an evaluation set sent by many accounts). Each is at most HEAD + TAIL
+# characters, so the cache holds at most about 25 MB.
+PROMPT_CACHE = 16384
 
 
 class Digest:
@@ -226,6 +230,25 @@ def _system_facts(system: str) -> tuple[int, str | None, bool]:
     )
 
 
+@functools.lru_cache(maxsize=PROMPT_CACHE)
+def _prompt_facts(capped: str) -> tuple[tuple[int, ...], int, str | None, bool, bool, int, tuple[int, ...]]:
+    """(template keys, words, reasoning phrase, demands an answer format, asks to grade, topic, near-duplicate
+    keys) of a prompt already cut to HEAD + TAIL characters: a pure function of that text, so cached."""
+    keys, prompt_words, keyed = _scan(capped)
+    lowered = capped.lower()
+    index = set(prompt_words)  # normalised words: enough to pick which phrase patterns to try
+    phrase = REASONING.search(lowered, index)
+    return (
+        keys,
+        len(prompt_words),
+        sys.intern(phrase) if phrase is not None else None,
+        ANSWER.search(lowered, index) is not None,
+        RUBRIC.search(lowered, index) is not None,
+        topic_of(prompt_words),
+        near_keys(keyed) if len(prompt_words) >= SKETCH_MIN_WORDS else (),
+    )
+
+
 def digest(event: Event) -> Digest:
     """Digest one event. Never raises on odd content: unknown shapes count as empty text."""
     messages = event.messages if isinstance(event.messages, list) else []
@@ -247,11 +270,7 @@ def digest(event: Event) -> Digest:
     first = prompt if first_user is last_user else message_text(first_user) if first_user is not None else ""
     params = event.params if isinstance(event.params, dict) else {}
     flags |= _param_flags(params)
-    keys, prompt_words, keyed = _scan(prompt)
-    lowered = _capped(prompt).lower()
-    index = set(prompt_words)  # normalised words: enough to pick which phrase patterns to try
-    phrase = REASONING.search(lowered, index)
-    answer = ANSWER.search(lowered, index) is not None
+    keys, n_words, phrase, answer, rubric, topic, near = _prompt_facts(_capped(prompt))
     system_key = 0
     system = message_text(system_message) if system_message is not None else ""
     if system:
@@ -264,11 +283,10 @@ def digest(event: Event) -> Digest:
         phrase = sys.intern(phrase)
     if answer:
         flags |= ANSWER_ASK
-    if RUBRIC.search(lowered, index) is not None:
+    if rubric:
         flags |= RUBRIC_ASK
-    if len(prompt_words) < 4:
+    if n_words < 4:
         flags |= SHORT
-    topic = topic_of(prompt_words)
     if topic == OTHER and ("```" in prompt or "def " in prompt):
         topic = CODE  # fenced code was replaced by a placeholder before topic words were counted
     max_tokens = params.get("max_tokens", params.get("max_completion_tokens"))
@@ -285,8 +303,8 @@ def digest(event: Event) -> Digest:
         keys=keys,
         system_key=system_key,
         topic=topic,
-        words=len(prompt_words),
+        words=n_words,
         phrase=phrase,
         thread=zlib.crc32(first[:THREAD_CHARS].encode()) if first else 0,
-        near=near_keys(keyed) if len(prompt_words) >= SKETCH_MIN_WORDS else (),
+        near=near,
     )

@@ -82,6 +82,7 @@ class Scorer:
         if tau_s <= 0:
             raise ValueError("tau_s must be positive")
         self.signals = list(signals)
+        self._observers = [s.observe for s in self.signals]
         self.combine = Combiner([s.group for s in self.signals])
         self.tau_s = tau_s
         self.context = Context()
@@ -95,9 +96,7 @@ class Scorer:
         dt = d.ts - state.last_ts
         decay = math.exp(-dt / self.tau_s) if dt > 0 else 1.0
         ctx = self.context
-        evidence = state.evidence
-        for i, (signal, sub) in enumerate(zip(self.signals, state.states)):
-            evidence[i] = signal.observe(sub, d, decay, ctx)
+        state.evidence = evidence = [observe(sub, d, decay, ctx) for observe, sub in zip(self._observers, state.states)]
         state.own = self.combine(evidence)
         state.n += 1
         state.volume = state.volume * decay + 1.0
