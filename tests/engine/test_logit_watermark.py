@@ -6,12 +6,14 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import binom, kstest
 
 from cuirass.engine.batch import run_choice
 from cuirass.engine.params import parse
 from cuirass.marks.logit.detect import detect_text, detect_tokens, windows
-from cuirass.marks.logit.keyed import GAMMA, LISTS, context_seed, green, green_count, green_count_list
+from cuirass.marks.logit.keyed import GAMMA, LISTS, context_seed, green, green_count, green_count_list, window_counts
 from cuirass.respond.base import DefenseContext
 from cuirass.respond.logit.base import LOGIT_DEFENSES
 from cuirass.respond.logit.watermark import LogitWatermark
@@ -95,6 +97,24 @@ def test_green_lists_are_independent_so_counts_are_binomial() -> None:
     )
     with pytest.raises(ValueError):
         LogitWatermark(lists=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    key=st.binary(min_size=1, max_size=80),
+    windows=st.lists(
+        st.tuples(st.lists(st.integers(0, 2**40), min_size=1, max_size=6).map(tuple), st.integers(0, 2**31)),
+        max_size=30,
+    ),
+    lists=st.integers(1, 64),
+    gamma=st.sampled_from([0.25, 0.5, 0.9]),
+)
+def test_detection_counts_every_window_as_generation_does(
+    key: bytes, windows: list[tuple[tuple[int, ...], int]], lists: int, gamma: float
+) -> None:
+    """Detection scores all windows at once (window_counts); each count is the keyed function's, one at a time."""
+    one_by_one = [int(green_count(key, c, np.array([t]), gamma, lists)[0]) for c, t in windows]
+    assert window_counts(key, windows, gamma, lists).tolist() == one_by_one
 
 
 def test_detection_finds_its_key_and_only_its_key(tiny_lm) -> None:  # type: ignore[no-untyped-def]

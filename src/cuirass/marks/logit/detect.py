@@ -33,7 +33,7 @@ import numpy as np
 from scipy.stats import binom
 
 from cuirass.marks.logit.entropy import EntropyGate
-from cuirass.marks.logit.keyed import CONTEXT, GAMMA, LISTS, green_count
+from cuirass.marks.logit.keyed import CONTEXT, GAMMA, LISTS, window_counts
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -115,7 +115,7 @@ def score_windows(
     ws: Sequence[tuple[tuple[int, ...], int]], key: bytes, gamma: float, lists: int, digest: bytes
 ) -> LogitWatermarkResult:
     """The exact binomial test of `ws` under `key` (`digest`: what the randomized p-value is keyed on)."""
-    x = int(sum(int(green_count(key, c, np.array([t]), gamma, lists)[0]) for c, t in ws))
+    x = int(window_counts(key, ws, gamma, lists).sum()) if ws else 0
     n = len(ws) * lists
     ge, gt = float(binom.sf(x - 1, n, gamma)), float(binom.sf(x, n, gamma))
     u = int.from_bytes(hashlib.blake2b(b"p|" + digest, digest_size=8, key=key[:64]).digest(), "big") / 2**64

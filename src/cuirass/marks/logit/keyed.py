@@ -110,6 +110,25 @@ def green_count(key: bytes, context: Sequence[int], token_ids: np.ndarray, gamma
     return _count(key, context, offsets, gamma, lists).astype(np.int64).reshape(np.shape(token_ids))
 
 
+def window_counts(key: bytes, windows: Sequence[tuple[Sequence[int], int]], gamma: float, lists: int) -> np.ndarray:
+    """count(key, ctx, t) for each window (ctx, t): the same numbers as `green_count` one window at a time, with
+    one BLAKE2b state per list keyed once and copied per window, and one vectorised pass over all the seeds."""
+    keyed = [
+        hashlib.blake2b(digest_size=8, key=key[:64], person=_PERSON + (bytes([j]) if j else b"")) for j in range(lists)
+    ]
+    digests = []
+    for context, _ in windows:
+        data = np.asarray(context, dtype="<i8").tobytes()
+        for state in keyed:
+            h = state.copy()
+            h.update(data)
+            digests.append(h.digest())
+    seeds = np.frombuffer(b"".join(digests), dtype="<u8").astype(np.uint64).reshape(len(windows), lists)
+    offsets = _offsets(np.array([t for _, t in windows], dtype=np.int64))
+    counts: np.ndarray = (_u(seeds, offsets[:, None]) < threshold(gamma)).sum(axis=1)
+    return counts
+
+
 def green_count_list(key: bytes, context: Sequence[int], vocab_size: int, gamma: float, lists: int) -> np.ndarray:
     """count(key, ctx, t) for every t < vocab_size: the generation side (same numbers as `green_count`)."""
     return _count(key, context, _vocab_offsets(vocab_size), gamma, lists).astype(np.float32)
