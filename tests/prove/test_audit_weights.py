@@ -45,7 +45,7 @@ def _signed_copy(where: Path) -> Path:
     model, tokenizer = ev.load(resolve_path("builtin:reference"))
     model.train()
     stream = (data[i % len(data)] for i in range(10**6))
-    fit(model, tokenizer, stream, TrainConfig(steps=100, batch_size=16, lr=1e-3, warmup=5, threads=1), progress=False)
+    fit(model, tokenizer, stream, TrainConfig(steps=100, batch_size=16, lr=1e-3, warmup=5, threads=2), progress=False)
     torch.manual_seed(0)
     model.eval().save_pretrained(where)
     tokenizer.save_pretrained(where)
