@@ -278,9 +278,8 @@ def digest(event: Event) -> Digest:
         system_key, system_phrase, system_answer = _system_facts(system)
         phrase = phrase or system_phrase
         answer = answer or system_answer
-    if phrase is not None:
+    if phrase is not None:  # interned by _prompt_facts or _system_facts
         flags |= REASONING_ASK
-        phrase = sys.intern(phrase)
     if answer:
         flags |= ANSWER_ASK
     if rubric:

@@ -49,11 +49,20 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
 
+def _seed_hash(key: bytes, j: int) -> hashlib.blake2b:
+    """The BLAKE2b state of s_j keyed and personalised, before any context: copy it, then feed a context."""
+    return hashlib.blake2b(digest_size=8, key=key[:64], person=_PERSON + (bytes([j]) if j else b""))
+
+
+def _context_bytes(context: Sequence[int]) -> bytes:
+    return np.asarray(context, dtype="<i8").tobytes()
+
+
 def context_seed(key: bytes, context: Sequence[int], j: int = 0) -> int:
     """s_j(key, ctx): 64 keyed pseudo-random bits for the previous h token ids, for green list j."""
-    data = np.asarray(context, dtype="<i8").tobytes()
-    person = _PERSON + (bytes([j]) if j else b"")
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8, key=key[:64], person=person).digest(), "little")
+    h = _seed_hash(key, j)
+    h.update(_context_bytes(context))
+    return int.from_bytes(h.digest(), "little")
 
 
 def check_lists(lists: int) -> int:
@@ -113,12 +122,10 @@ def green_count(key: bytes, context: Sequence[int], token_ids: np.ndarray, gamma
 def window_counts(key: bytes, windows: Sequence[tuple[Sequence[int], int]], gamma: float, lists: int) -> np.ndarray:
     """count(key, ctx, t) for each window (ctx, t): the same numbers as `green_count` one window at a time, with
     one BLAKE2b state per list keyed once and copied per window, and one vectorised pass over all the seeds."""
-    keyed = [
-        hashlib.blake2b(digest_size=8, key=key[:64], person=_PERSON + (bytes([j]) if j else b"")) for j in range(lists)
-    ]
+    keyed = [_seed_hash(key, j) for j in range(lists)]
     digests = []
     for context, _ in windows:
-        data = np.asarray(context, dtype="<i8").tobytes()
+        data = _context_bytes(context)
         for state in keyed:
             h = state.copy()
             h.update(data)
