@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from cuirass.cli import main
 from cuirass.detect import parallel
-from cuirass.detect.digest import Digest
+from cuirass.detect.digest import FIELDS, Digest
 from cuirass.events.formats import Reading
 from tests.detect import foreign_logs, scenario
 
@@ -42,7 +42,7 @@ def report(*args: str) -> tuple[dict, str]:
 
 
 def fields(d: Digest) -> tuple:
-    return tuple(getattr(d, name) for name in Digest.__slots__)
+    return tuple(getattr(d, name) for name in FIELDS)
 
 
 def test_processes_digest_every_event_as_one_process_does(log: Path) -> None:

@@ -8,13 +8,16 @@
 A cached campaign row holds feature ids interned in the detector's FeatureIndex; they are stored as the
 features themselves and interned again on load, so a restored detector needs no copy of the index.
 
-The format is pickle (the states are plain objects with __slots__, ~1-3 kB per account compressed): only
-Cuirass writes these blobs, to its own database. A blob from another version of the signals may not load:
+The format is pickle (~1-3 kB per account compressed): only Cuirass writes these blobs, to its own database.
+The states are objects with fixed fields, plain Python or compiled by mypyc (cuirass.compiled), and the two
+builds pickle such objects differently; each is written here as its class and a dict of its fields, so that
+a shard of either build takes over the other's partitions. A blob from another version of the signals may not load:
 `load_account` then raises and the shard starts that partition afresh (services.partition).
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 import zlib
 from typing import Any
@@ -24,11 +27,37 @@ import numpy as np
 from cuirass.detect.campaigns import AccountRow
 from cuirass.detect.engine import Detector
 
-FORMAT = 1
+FORMAT = 2  # 2: fixed-field objects as (class, fields), the same from a compiled and a pure build
+
+
+def _fields(cls: type[Any]) -> tuple[str, ...]:
+    """A fixed-field class's fields: mypyc lists a compiled class's; a Python class declares __slots__."""
+    names = getattr(cls, "__mypyc_attrs__", None)
+    if names is None:
+        names = tuple(n for c in reversed(cls.__mro__) for n in c.__dict__.get("__slots__", ()))
+    return tuple(n for n in names if n not in ("__dict__", "__weakref__"))
+
+
+def _restore(cls: type[object], fields: dict[str, Any]) -> object:
+    obj = cls.__new__(cls)
+    for name, value in fields.items():
+        setattr(obj, name, value)
+    return obj
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        names = _fields(cls) if cls.__module__.startswith("cuirass.detect.") else ()
+        if not names:
+            return NotImplemented
+        return _restore, (cls, {n: getattr(obj, n) for n in names if hasattr(obj, n)})
 
 
 def _pack(value: Any) -> bytes:
-    return zlib.compress(pickle.dumps((FORMAT, value), protocol=pickle.HIGHEST_PROTOCOL), 1)
+    out = io.BytesIO()
+    _Pickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump((FORMAT, value))
+    return zlib.compress(out.getvalue(), 1)
 
 
 def _unpack(blob: bytes) -> Any:

@@ -13,6 +13,7 @@ import ipaddress
 import re
 import sys
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from cuirass.detect.phrases import ANSWER, OTHER, REASONING, RUBRIC, TOPICS, line_words, topic_of, words
@@ -56,27 +57,34 @@ SKETCH_MIN_WORDS = 12  # shorter prompts hold no task of their own: their phrasi
 PROMPT_CACHE = 16384
 
 
+FIELDS = (
+    "ts",
+    "account",
+    "model",
+    "created",
+    "ip_net",
+    "user_agent",
+    "payment",
+    "flags",
+    "max_tokens",
+    "keys",
+    "system_key",
+    "topic",
+    "words",
+    "phrase",
+    "thread",
+    "near",
+)  # Digest's fields, in __init__'s order
+
+# Called as a plain function: compiled (cuirass.compiled), mypyc's own str.lower misses Unicode's context rules
+# (a final capital sigma lowers to 'σ', where Python gives 'ς'), and a template key must not depend on the build.
+_lower: Callable[[str], str] = str.lower
+
+
 class Digest:
     """What one request tells the detectors (see module docstring)."""
 
-    __slots__ = (
-        "ts",
-        "account",
-        "model",
-        "created",
-        "ip_net",
-        "user_agent",
-        "payment",
-        "flags",
-        "max_tokens",
-        "keys",
-        "system_key",
-        "topic",
-        "words",
-        "phrase",
-        "thread",
-        "near",
-    )
+    __slots__ = FIELDS
 
     def __init__(
         self,
@@ -119,7 +127,7 @@ class Digest:
 
     def __reduce__(self) -> tuple[type[Digest], tuple[Any, ...]]:
         # Pickled as its fields in __init__'s order: about three times faster than the default for slots.
-        return Digest, tuple(getattr(self, name) for name in Digest.__slots__)
+        return Digest, tuple(getattr(self, name) for name in FIELDS)
 
 
 def _intern(value: Any) -> str | None:
@@ -156,7 +164,7 @@ def _normalise(text: str) -> str:
     names = _NAME_AFTER_ASCII.sub(" nn ", text)
     if not text.isascii():
         names = _NAME_AFTER_OTHER.sub(_name, names)
-    return names.lower()
+    return _lower(names)
 
 
 def _hash(words: list[str]) -> int:
@@ -220,7 +228,7 @@ def _param_flags(params: dict[str, Any]) -> int:
 def _system_facts(system: str) -> tuple[int, str | None, bool]:
     """(key, reasoning phrase, demands an answer format) of a system prompt; they repeat, so cached."""
     capped = system[:SYSTEM_CAP]
-    lowered = capped.lower()
+    lowered = _lower(capped)
     index = set(words(lowered))
     phrase = REASONING.search(lowered, index)
     return (
@@ -235,7 +243,7 @@ def _prompt_facts(capped: str) -> tuple[tuple[int, ...], int, str | None, bool, 
     """(template keys, words, reasoning phrase, demands an answer format, asks to grade, topic, near-duplicate
     keys) of a prompt already cut to HEAD + TAIL characters: a pure function of that text, so cached."""
     keys, prompt_words, keyed = _scan(capped)
-    lowered = capped.lower()
+    lowered = _lower(capped)
     index = set(prompt_words)  # normalised words: enough to pick which phrase patterns to try
     phrase = REASONING.search(lowered, index)
     return (
@@ -251,7 +259,8 @@ def _prompt_facts(capped: str) -> tuple[tuple[int, ...], int, str | None, bool, 
 
 def digest(event: Event) -> Digest:
     """Digest one event. Never raises on odd content: unknown shapes count as empty text."""
-    messages = event.messages if isinstance(event.messages, list) else []
+    # Any, not the declared element type: compiled (cuirass.compiled), a loop over list[dict] checks every item.
+    messages: list[Any] = event.messages if isinstance(event.messages, list) else []
     last_user = first_user = system_message = None
     flags = 0
     for message in messages:

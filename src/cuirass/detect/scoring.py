@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 
+from mypy_extensions import mypyc_attr
+
 from cuirass.detect.digest import Digest
 from cuirass.detect.evidence import MAX_LIFT, PRIOR, Combiner, sigmoid
 from cuirass.detect.signals import Context, Link, Signal
@@ -21,6 +23,7 @@ DEFAULT_TAU_S = 3 * 86400.0  # evidence half-life is tau * ln 2, about two days
 REASON_MIN = 0.25  # evidence (log-odds) below which a signal is not worth a reason
 
 
+@mypyc_attr(serializable=True)  # checkpoints pickle it: restored without calling __init__
 class AccountState:
     """Everything kept about one account: per-signal state and evidence, plus verdict bookkeeping."""
 

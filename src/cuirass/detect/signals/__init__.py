@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from cuirass.detect.signals import age, coverage, elicitation, infra, params, phrasing, pivot, shape, templates, timing  # noqa: F401  (registration)
 from cuirass.detect.signals.base import SIGNALS, Context, Link, Signal, register
 
-DEFAULT = (
+DEFAULT: tuple[str, ...] = (
     "reasoning",
     "rubric",
     "answer_format",

@@ -25,7 +25,6 @@ class AgeState:
         self.first_day = 0  # requests within a day of sign-up
 
 
-@register
 class AgeSignal(Signal):
     """+0.5 for a first request within a day of sign-up, +0.7 more for a busy first day; -0.5 if > 90 days old."""
 
@@ -78,3 +77,6 @@ class AgeSignal(Signal):
     def links(self, state: AgeState) -> Iterable[Link]:
         if state.created is not None:
             yield ("created", int(state.created // 3600))  # signed up within the same hour
+
+
+register(AgeSignal)

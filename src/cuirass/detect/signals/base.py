@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from cuirass.detect.digest import Digest
 from cuirass.detect.evidence import N_CAP, clip, rate_llr
@@ -34,8 +35,10 @@ class Context:
     model_first_seen: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # a plugin's signal is plain Python (cuirass.compiled)
 class Signal(abc.ABC):
-    """A detector of one behaviour. Subclasses set `name`, and register with `@register`."""
+    """A detector of one behaviour. Subclasses set `name`, and register with `register(TheClass)` (`@register`
+    in a plugin; a compiled module's classes take no decorator)."""
 
     name: ClassVar[str]
     group: ClassVar[str | None] = None  # signals of one group are censored together (evidence.GROUP_CAPS)
@@ -84,7 +87,7 @@ class Signal(abc.ABC):
 
 
 SIGNALS: Registry[type[Signal]] = Registry("signal")
-register = SIGNALS.register  # class decorator: make a signal available by its name
+register = SIGNALS.register  # make a signal available by its name (a class decorator, or called after the class)
 
 
 def prune_counts(counts: dict[int, int], keep: int) -> dict[int, int]:
@@ -122,6 +125,7 @@ class DecayedRate:
         return self.hits / self.n if self.n > 0 else 0.0
 
 
+@mypyc_attr(serializable=True)  # in checkpoints (cuirass.compiled)
 class LazyHistogram:
     """A decayed histogram in O(1) per update: new weight grows by 1/decay instead of old bins shrinking.
 
@@ -203,6 +207,7 @@ def rate_consistency(hits: float, n: float, pooled_hits: float, pooled_n: float,
     return k * math.log(p_c / p0) + (m - k) * math.log((1.0 - p_c) / (1.0 - p0))
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class RateSignal(Signal):
     """A signal about how often an account's requests show one feature, against a benign base rate.
 

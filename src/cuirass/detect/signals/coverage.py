@@ -34,7 +34,6 @@ def _narrowness(counts: Sequence[float]) -> tuple[int, float, float]:
     return top, topical[top] / n, n
 
 
-@register
 class CoverageSignal(Signal):
     """+ up to 0.8 when >= 85% of topical prompts share one topic (after MIN_PROMPTS prompts)."""
 
@@ -82,3 +81,6 @@ class CoverageSignal(Signal):
         n /= state.topics.unit
         if n >= 4 and share >= 0.6:
             yield ("topic", TOPICS[top])
+
+
+register(CoverageSignal)

@@ -21,7 +21,6 @@ class ReasoningState(DecayedRate):
         self.open: dict[int, None] = {}  # conversations opened by a reasoning request, not yet followed up
 
 
-@register
 class ReasoningSignal(RateSignal):
     """Share of prompts asking for step-by-step or internal reasoning (phrases.REASONING).
 
@@ -35,7 +34,8 @@ class ReasoningSignal(RateSignal):
 
     name = "reasoning"
     p0 = 0.006
-    lo, hi = 1.0, 4.0
+    lo = 1.0
+    hi = 4.0
 
     def new_state(self) -> ReasoningState:
         return ReasoningState()
@@ -66,13 +66,13 @@ class ReasoningSignal(RateSignal):
         return f"asks for step-by-step reasoning in {share:.0%} of {n:.0f} recent prompts{e_g}"
 
 
-@register
 class RubricSignal(RateSignal):
     """Share of prompts asking to grade or compare answers (phrases.RUBRIC). ShareGPT: ~0.07%."""
 
     name = "rubric"
     p0 = 0.002
-    lo, hi = 0.5, 3.0
+    lo = 0.5
+    hi = 3.0
 
     def hit(self, d: Digest) -> float | None:
         return None if d.flags & D.SHORT else float(bool(d.flags & D.RUBRIC_ASK))
@@ -81,7 +81,6 @@ class RubricSignal(RateSignal):
         return f"asks to grade answers against a rubric in {share:.0%} of {n:.0f} recent prompts"
 
 
-@register
 class AnswerFormatSignal(RateSignal):
     """Share of prompts demanding a checkable final answer (phrases.ANSWER). ShareGPT: ~0.03%.
 
@@ -90,10 +89,16 @@ class AnswerFormatSignal(RateSignal):
 
     name = "answer_format"
     p0 = 0.002
-    lo, hi = 0.5, 2.0
+    lo = 0.5
+    hi = 2.0
 
     def hit(self, d: Digest) -> float | None:
         return None if d.flags & D.SHORT else float(bool(d.flags & D.ANSWER_ASK))
 
     def describe(self, share: float, n: float, example: str | None) -> str:
         return f"demands a checkable final answer in {share:.0%} of {n:.0f} recent prompts"
+
+
+register(ReasoningSignal)
+register(RubricSignal)
+register(AnswerFormatSignal)

@@ -27,7 +27,6 @@ class InfraState:
         self.overflow = False
 
 
-@register
 class InfraSignal(Signal):
     """+0.25 per distinct /24 (or /64) beyond five, up to +1.5."""
 
@@ -70,3 +69,6 @@ class InfraSignal(Signal):
             yield ("uanet", f"{state.user_agent}|{top[0]}")
         if state.payment is not None:
             yield ("pay", state.payment)
+
+
+register(InfraSignal)

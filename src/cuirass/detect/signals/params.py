@@ -36,7 +36,6 @@ class ProbeState:
 _RATES = (("distribution", 0.003, 1.5), ("multi", 0.01, 1.0), ("greedy", 0.15, 0.5))
 
 
-@register
 class ProbingSignal(Signal):
     """Evidence = censored GLRs of the three rates + a bonus for sweeping max_tokens; total in [0, 2.5]."""
 
@@ -116,3 +115,6 @@ class ProbingSignal(Signal):
 
     def explain_pooled(self, summary: Sequence[float], members: int) -> str:
         return self._describe(summary, max(members, 1))
+
+
+register(ProbingSignal)

@@ -27,7 +27,6 @@ class PhrasingState:
         self.keys: dict[int, int] = {}
 
 
-@register
 class PhrasingSignal(Signal):
     """No evidence alone; links accounts whose sentences are near-duplicates (MinHash/LSH buckets)."""
 
@@ -53,3 +52,6 @@ class PhrasingSignal(Signal):
         top = sorted(keys, key=keys.__getitem__, reverse=True)[:LINKED] if len(keys) > LINKED else keys
         for key in top:
             yield ("near", key)
+
+
+register(PhrasingSignal)

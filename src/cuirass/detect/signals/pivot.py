@@ -24,7 +24,6 @@ class PivotState:
         self.pivot: str | None = None  # the new model this account switched to early
 
 
-@register
 class PivotSignal(Signal):
     """+0.5 when an account that used other models moves to one first seen (globally) < 24 h ago."""
 
@@ -64,3 +63,6 @@ class PivotSignal(Signal):
     def links(self, state: PivotState) -> Iterable[Link]:
         if state.pivot is not None:
             yield ("pivot", state.pivot)
+
+
+register(PivotSignal)

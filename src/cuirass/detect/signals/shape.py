@@ -12,14 +12,14 @@ from cuirass.detect.digest import Digest
 from cuirass.detect.signals.base import RateSignal, register
 
 
-@register
 class ShapeSignal(RateSignal):
     """Share of single-shot requests. p0: ~35% of ShareGPT user turns open a conversation; 45% used."""
 
     name = "shape"
     group = "automation"
     p0 = 0.45
-    lo, hi = 2.0, 1.0
+    lo = 2.0
+    hi = 1.0
     prior_n = 3.0
 
     def hit(self, d: Digest) -> float | None:
@@ -27,3 +27,6 @@ class ShapeSignal(RateSignal):
 
     def describe(self, share: float, n: float, example: str | None) -> str:
         return f"single-shot prompts (no follow-up) in {share:.0%} of {n:.0f} recent requests"
+
+
+register(ShapeSignal)

@@ -35,7 +35,6 @@ class TemplateState:
         self.systems: dict[int, int] = {}
 
 
-@register
 class TemplateSignal(RateSignal):
     """Share of requests that reuse a template key already seen in the account.
 
@@ -46,7 +45,8 @@ class TemplateSignal(RateSignal):
     name = "templates"
     group = "automation"
     p0 = 0.05
-    lo, hi = 0.5, 2.0
+    lo = 0.5
+    hi = 2.0
 
     def new_state(self) -> TemplateState:  # type: ignore[override]
         return TemplateState()
@@ -97,3 +97,6 @@ class TemplateSignal(RateSignal):
             yield ("tpl", key)
         for key in state.systems:
             yield ("sys", key)
+
+
+register(TemplateSignal)

@@ -56,7 +56,6 @@ def _profile_entropy(counts: Sequence[float]) -> tuple[float, float]:
     return miller_madow(h, sum(1 for c in counts if c > 0), n), n
 
 
-@register
 class TimingSignal(Signal):
     """Regular pacing (+ up to 1.5), bursts (+ up to 1), round-the-clock activity (+ up to 1.5); total <= 2."""
 
@@ -134,3 +133,6 @@ class TimingSignal(Signal):
     def links(self, state: TimingState) -> Iterable[Link]:
         if state.first_ts is not None:
             yield ("start", int(state.first_ts // 3600))  # accounts that began within the same hour
+
+
+register(TimingSignal)
