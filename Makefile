@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-fleet demo lab fleet install clean screenshots
+.PHONY: run test compile lint bench bench-fleet demo lab fleet install clean screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,9 +13,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[postgres,lab,test,engine,fleet,spark,otel]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The detector's hot modules compiled with mypyc beside their sources (cuirass/compiled.py; BENCHMARKS "Compiled
+# hot modules"), rebuilt when one changes. CUIRASS_PURE=1 make ... runs them as Python instead, as does a machine
+# without a C compiler (with a warning).
+COMPILED := $(VENV)/.compiled$(if $(CUIRASS_PURE),-pure)
+HOT      := $(addprefix src/cuirass/detect/,evidence.py scoring.py digest.py sketch.py phrases.py) \
+            $(wildcard src/cuirass/detect/signals/*.py) src/cuirass/compiled.py tools/compile.py
 
-run: $(STAMP)
+$(COMPILED): $(STAMP) $(HOT)
+	rm -f $(VENV)/.compiled $(VENV)/.compiled-pure
+	$(BIN)/python tools/compile.py
+	touch $@
+
+install: $(COMPILED)
+
+compile: $(COMPILED)
+
+run: $(COMPILED)
 	$(BIN)/cuirass serve
 
 lint: $(STAMP)
@@ -24,10 +38,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint $(COMPILED)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(COMPILED)
 	@command -v nginx >/dev/null && command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx wrk)
 	$(BIN)/python bench/gateway_overhead.py
 	$(BIN)/python bench/hardening_overhead.py
@@ -35,10 +49,10 @@ bench: $(STAMP)
 	CUIRASS_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/security
 
 # The fleet's numbers (issue 18; docs/fleet.md): PostgreSQL, Redis and NATS on their standard local ports.
-screenshots: $(STAMP)  # docs/console-*.png: the operator console, driven in Debian's Chromium (apt-get install chromium)
+screenshots: $(COMPILED)  # docs/console-*.png: the operator console, driven in Debian's Chromium (apt-get install chromium)
 	$(BIN)/python bench/console_screenshots.py
 
-bench-fleet: $(STAMP)
+bench-fleet: $(COMPILED)
 	@command -v nginx >/dev/null && command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx wrk)
 	$(BIN)/python bench/shared_limits.py --write BENCHMARKS.md
 	$(BIN)/python bench/push_delay.py
@@ -47,13 +61,13 @@ bench-fleet: $(STAMP)
 	$(BIN)/python bench/fleet_peak.py --write BENCHMARKS.md
 	$(BIN)/python bench/history_spark.py --sizes 1000000
 
-fleet: $(STAMP)
+fleet: $(COMPILED)
 	$(BIN)/cuirass fleet
 
-demo: $(STAMP)
+demo: $(COMPILED)
 	$(BIN)/python -m cuirass demo
 
-lab: $(STAMP)
+lab: $(COMPILED)
 	$(BIN)/cuirass lab detect --out lab-out/detect
 	$(BIN)/cuirass lab distill --out lab-out/distill
 

@@ -18,7 +18,16 @@ from typing import Any
 import pytest
 import yaml
 
+from cuirass.compiled import status as compiled_status
 from cuirass.processes import free_port, wait_http  # also re-exported to the tests
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A compiled hot module older than its source would test stale code in its place (cuirass.compiled)."""
+    stale = [name for name, state in compiled_status().items() if state == "stale"]
+    if stale:
+        pytest.exit(f"compiled modules older than their sources: {stale}; run `make compile`", returncode=4)
+
 
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 ADMIN_KEY = "sk-cui-admin-test-0123456789abcdef"
