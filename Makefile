@@ -14,34 +14,26 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The detector's hot modules compiled with mypyc beside their sources (cuirass/compiled.py; BENCHMARKS "Compiled
-# hot modules"), rebuilt when one changes. CUIRASS_PURE=1 make ... runs them as Python instead, as does a machine
-# without a C compiler (with a warning).
-COMPILED := $(VENV)/.compiled$(if $(CUIRASS_PURE),-pure)
-HOT      := $(addprefix src/cuirass/detect/,evidence.py scoring.py digest.py sketch.py phrases.py) \
-            $(wildcard src/cuirass/detect/signals/*.py) src/cuirass/compiled.py tools/compile.py
-
-$(COMPILED): $(STAMP) $(HOT)
-	rm -f $(VENV)/.compiled $(VENV)/.compiled-pure
+# hot modules"), rebuilt when one is missing or older than its source. CUIRASS_PURE=1 make ... runs them as Python
+# instead, as does a machine without a C compiler (with a warning).
+compile: $(STAMP)
 	$(BIN)/python tools/compile.py
-	touch $@
 
-install: $(COMPILED)
+install: compile
 
-compile: $(COMPILED)
-
-run: $(COMPILED)
+run: compile
 	$(BIN)/cuirass serve
 
 lint: $(STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 
-test: lint $(COMPILED)
+test: lint compile
 	$(BIN)/python -m pytest -q
 
-bench: $(COMPILED)
+bench: compile
 	@command -v nginx >/dev/null && command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx wrk)
 	$(BIN)/python bench/gateway_overhead.py
 	$(BIN)/python bench/hardening_overhead.py
@@ -49,10 +41,10 @@ bench: $(COMPILED)
 	CUIRASS_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/security
 
 # The fleet's numbers (issue 18; docs/fleet.md): PostgreSQL, Redis and NATS on their standard local ports.
-screenshots: $(COMPILED)  # docs/console-*.png: the operator console, driven in Debian's Chromium (apt-get install chromium)
+screenshots: compile  # docs/console-*.png: the operator console, driven in Debian's Chromium (apt-get install chromium)
 	$(BIN)/python bench/console_screenshots.py
 
-bench-fleet: $(COMPILED)
+bench-fleet: compile
 	@command -v nginx >/dev/null && command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx wrk)
 	$(BIN)/python bench/shared_limits.py --write BENCHMARKS.md
 	$(BIN)/python bench/push_delay.py
@@ -61,13 +53,13 @@ bench-fleet: $(COMPILED)
 	$(BIN)/python bench/fleet_peak.py --write BENCHMARKS.md
 	$(BIN)/python bench/history_spark.py --sizes 1000000
 
-fleet: $(COMPILED)
+fleet: compile
 	$(BIN)/cuirass fleet
 
-demo: $(COMPILED)
+demo: compile
 	$(BIN)/python -m cuirass demo
 
-lab: $(COMPILED)
+lab: compile
 	$(BIN)/cuirass lab detect --out lab-out/detect
 	$(BIN)/cuirass lab distill --out lab-out/distill
 

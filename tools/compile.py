@@ -1,6 +1,7 @@
 """Compile the detector's hot modules (cuirass.compiled.MODULES) with mypyc, in place beside their sources.
 
-`make` runs this whenever one of them changed (the Makefile's compile target); by hand:
+`make` runs this before it serves, tests or benchmarks; it rebuilds them all when one is missing or older than
+its source (cuirass.compiled.status), and does nothing otherwise. By hand:
 
     .venv/bin/python tools/compile.py           # build (about a minute on 2 cores)
     CUIRASS_PURE=1 .venv/bin/python tools/compile.py   # remove the extensions: the sources run as they are
@@ -30,10 +31,13 @@ def clean() -> None:
 
 
 def main() -> int:
-    clean()
     if os.environ.get("CUIRASS_PURE"):
+        clean()
         print("CUIRASS_PURE is set: the hot modules run as Python sources")
         return 0
+    if set(status().values()) == {"compiled"}:
+        return 0  # every extension is newer than its source
+    clean()
     from mypyc.build import mypycify
     from setuptools import setup
 
