@@ -3,9 +3,9 @@
 Every request passes through digesting (`detect.digest`, `detect.sketch`, `detect.phrases`) and
 per-account scoring (`detect.evidence`, `detect.scoring`, `detect.signals`). They are ordinary
 type-checked Python; `make` (tools/compile.py, whenever one of them changed) compiles them with mypyc,
-the compiler mypy itself is built with, into extension modules beside their sources. Python imports an extension module
-before the source of the same name, so compiled and pure runs give the same results (the history
-replay's report is byte-identical) and only the speed differs: about 2.3x on scoring, 1.1x on
+the compiler mypy itself is built with, into extension modules beside their sources. Python imports an
+extension module before the source of the same name, so compiled and pure runs give the same results
+(the history replay's report is byte-identical) and only the speed differs: about 2.3x on scoring, 1.1x on
 digesting (BENCHMARKS "Compiled hot modules"). Without a C compiler, or with CUIRASS_PURE=1, the
 sources run as they are.
 

@@ -17,6 +17,7 @@ a shard of either build takes over the other's partitions. A blob from another v
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 import zlib
@@ -30,7 +31,8 @@ from cuirass.detect.engine import Detector
 FORMAT = 2  # 2: fixed-field objects as (class, fields), the same from a compiled and a pure build
 
 
-def _fields(cls: type[Any]) -> tuple[str, ...]:
+@functools.cache  # one walk per class, not per object pickled
+def _fields(cls: type) -> tuple[str, ...]:
     """A fixed-field class's fields: mypyc lists a compiled class's; a Python class declares __slots__."""
     names = getattr(cls, "__mypyc_attrs__", None)
     if names is None:
@@ -47,7 +49,7 @@ def _restore(cls: type[object], fields: dict[str, Any]) -> object:
 
 class _Pickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
-        cls = type(obj)
+        cls: type = type(obj)
         names = _fields(cls) if cls.__module__.startswith("cuirass.detect.") else ()
         if not names:
             return NotImplemented

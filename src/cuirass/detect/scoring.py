@@ -23,7 +23,7 @@ DEFAULT_TAU_S = 3 * 86400.0  # evidence half-life is tau * ln 2, about two days
 REASON_MIN = 0.25  # evidence (log-odds) below which a signal is not worth a reason
 
 
-@mypyc_attr(serializable=True)  # checkpoints pickle it: restored without calling __init__
+@mypyc_attr(serializable=True)  # checkpoints restore it without calling __init__ (detect.checkpoint)
 class AccountState:
     """Everything kept about one account: per-signal state and evidence, plus verdict bookkeeping."""
 

@@ -125,7 +125,7 @@ class DecayedRate:
         return self.hits / self.n if self.n > 0 else 0.0
 
 
-@mypyc_attr(serializable=True)  # in checkpoints (cuirass.compiled)
+@mypyc_attr(serializable=True)  # checkpoints restore it without calling __init__ (detect.checkpoint)
 class LazyHistogram:
     """A decayed histogram in O(1) per update: new weight grows by 1/decay instead of old bins shrinking.
 
