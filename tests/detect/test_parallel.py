@@ -4,12 +4,14 @@ foreign format)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -133,9 +135,14 @@ def _descendants(root: int) -> set[int]:
     return out
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
-def test_digesting_processes_end_when_the_replay_is_killed(log: Path) -> None:
-    # A replay that scores slowly, so that its digesting processes are waiting for work when it is killed.
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])  # field 19 of proc(5)
+
+
+@contextlib.contextmanager
+def _slow_replay(log: Path) -> Iterator[tuple[subprocess.Popen[str], set[int]]]:
+    """A replay that scores slowly, so that its digesting processes wait for work: (its process, the processes
+    it started); killed with -9 on the way out (no clean-up runs in it)."""
     script = (
         "import sys, time\n"
         "from cuirass.detect import parallel\n"
@@ -150,14 +157,37 @@ def test_digesting_processes_end_when_the_replay_is_killed(log: Path) -> None:
         assert proc.stdout is not None and proc.stdout.readline() == "digest\n"
         helpers = _descendants(proc.pid)
         assert helpers  # the pool's processes (and the forkserver)
+        yield proc, helpers
     finally:
-        proc.kill()  # kill -9: no clean-up runs in it
+        proc.kill()
         proc.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_digesting_processes_end_when_the_replay_is_killed(log: Path) -> None:
+    with _slow_replay(log) as (_, helpers):
+        pass
     deadline = time.monotonic() + 10 * parallel.WATCH_S + 5
     while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in helpers):
         time.sleep(0.2)
     left = [pid for pid in helpers if Path(f"/proc/{pid}").exists()]
     assert not left, f"processes left behind: {left}"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_digesting_processes_yield_the_cores_to_the_scoring_process(log: Path) -> None:
+    with _slow_replay(log) as (proc, _):
+        scoring = _nice(proc.pid)
+        deadline = time.monotonic() + 10
+        while True:  # the pool starts its processes as work arrives
+            helpers = _descendants(proc.pid)
+            digesting = [pid for pid in helpers if _nice(pid) > scoring]
+            if len(digesting) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        # Two digesting processes, each at the lower priority (the pool's forkserver, which only starts them,
+        # keeps the scoring process's).
+        assert len(digesting) == 2 and {_nice(pid) for pid in digesting} == {min(19, scoring + parallel.NICE)}
 
 
 def test_without_process_pools_the_scoring_process_digests(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,8 +39,8 @@ _jobs = click.option(
     type=click.IntRange(min=0),
     default=None,
     help="Processes that read and digest the log beside the one that scores it (local engine; 0: none, the "
-    "scoring process digests; default: one per core besides the scoring process's, at most 4). The result is "
-    "the same whatever the number.",
+    "scoring process digests; default: one per core, at most 4, at a lower priority than the scoring process). "
+    "The result is the same whatever the number.",
 )
 
 

@@ -34,7 +34,11 @@ from cuirass.events.record import Event
 SPAN_BYTES = 4 << 20  # one task: about 2,000 events of a typical log
 AHEAD = 2  # spans in flight per process (bounds the memory held in results not yet taken)
 WATCH_S = 1.0  # how often a digesting process checks that its parent is alive
-MAX_DEFAULT_JOBS = 4  # one digesting process keeps about level with the scoring one; a few more add nothing
+MAX_DEFAULT_JOBS = 4  # two digesting processes keep about level with the scoring one; a few more add nothing
+# Digesting processes run this much nicer than the scoring process, the one that bounds a replay: it keeps a core
+# whenever it has digests to score, and the digesting processes take every other cycle (on 2 cores, 1.2x the
+# events/s of an even share; BENCHMARKS.md, "History on one machine").
+NICE = 10
 
 Skip = Callable[[Event, Exception], None]
 
@@ -51,11 +55,11 @@ class _Digested:
 
 
 def default_jobs() -> int:
-    """Digesting processes by default: one per core this process may use besides the scoring process's, at
-    most MAX_DEFAULT_JOBS (none on one core: the scoring process digests). On 2 cores one digesting process
-    beat two (BENCHMARKS.md, "History on one machine")."""
+    """Digesting processes by default: one per core this process may use, at most MAX_DEFAULT_JOBS, none on one
+    core (the scoring process digests). They run at a lower priority (NICE), so on 2 cores two of them share
+    the core the scoring process leaves and fill its waits (BENCHMARKS.md, "History on one machine")."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(0, min(cores - 1, MAX_DEFAULT_JOBS))
+    return 0 if cores < 2 else min(cores, MAX_DEFAULT_JOBS)
 
 
 def _digest_span(path: Path, fmt: str, options: Options | None, strict: bool, span: Span) -> _Digested:
@@ -70,9 +74,14 @@ def _digest_span(path: Path, fmt: str, options: Options | None, strict: bool, sp
     return _Digested(span, out, reading, skipped, error)
 
 
-def _watch(parent: int) -> None:
-    """In a digesting process: exit once the process that started it is gone. A pool's processes wait on a
-    queue that never closes when their parent is killed (kill -9, or a SIGTERM that skips clean-up)."""
+def _start_digesting(parent: int) -> None:
+    """In a new digesting process: lower its priority (NICE), and exit once the process that started it is
+    gone. A pool's processes wait on a queue that never closes when their parent is killed (kill -9, or a
+    SIGTERM that skips clean-up)."""
+    try:
+        os.nice(NICE)
+    except OSError:  # a system that refuses it: the same result, only an even share of the cores
+        pass
 
     def watch() -> None:
         while True:
@@ -160,7 +169,7 @@ def _pool(jobs: int) -> ProcessPoolExecutor | None:
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     try:
-        return ProcessPoolExecutor(jobs, mp_context=context, initializer=_watch, initargs=(os.getpid(),))
+        return ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_digesting, initargs=(os.getpid(),))
     except OSError:
         return None
 
