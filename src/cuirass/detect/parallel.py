@@ -36,8 +36,8 @@ AHEAD = 2  # spans in flight per process (bounds the memory held in results not 
 WATCH_S = 1.0  # how often a digesting process checks that its parent is alive
 MAX_DEFAULT_JOBS = 4  # two digesting processes keep about level with the scoring one; a few more add nothing
 # Digesting processes run this much nicer than the scoring process, the one that bounds a replay: it keeps a core
-# whenever it has digests to score, and the digesting processes take every other cycle (on 2 cores, 1.2x the
-# events/s of an even share; BENCHMARKS.md, "History on one machine").
+# whenever it has digests to score, and the digesting processes take every other cycle (on 2 cores, 1.1x the
+# events/s of an even share of the cores; BENCHMARKS.md, "History on one machine").
 NICE = 10
 
 Skip = Callable[[Event, Exception], None]
