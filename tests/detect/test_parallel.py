@@ -118,12 +118,17 @@ def test_calibration_is_the_same_with_processes(tmp_path: Path) -> None:
     assert out[0] == out[1] and out[0]["n_accounts"] == 60
 
 
+def _stat(pid: int | str) -> list[str]:
+    """A process's /proc/PID/stat fields after its name: field 3 of proc(5) first."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _descendants(root: int) -> set[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                ppid = int(_stat(entry)[1])
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry))
@@ -136,7 +141,7 @@ def _descendants(root: int) -> set[int]:
 
 
 def _nice(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])  # field 19 of proc(5)
+    return int(_stat(pid)[16])  # field 19 of proc(5)
 
 
 @contextlib.contextmanager
