@@ -39,7 +39,10 @@ class DistillConfig:
     benign_users: int = 20
     benign_queries: int = 5  # per user
     # the student and its evaluation
-    train_steps: int = 1000  # a 96-wide 3-layer student on 2,000 reference solutions: 3.5% at 600, 31.5% at 1,500
+    # A 96-wide 3-layer student on 2,000 of the reasoning teacher's replies (condition A): 7.4% at 1,000 steps,
+    # 20.8% at 2,000 (BENCHMARKS, "Distillation lab"; bench/student_budget.py for the curve). At 1,000 it had
+    # learned the format but hardly the arithmetic, so every value ratio mostly read how well a student guesses.
+    train_steps: int = 2000
     batch_size: int = 32
     lr: float = 2e-3
     eval_n: int = 1000  # held-out problems for accuracy and loss (1,000: a value ratio's interval about ±0.1)
