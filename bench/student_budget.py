@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import os
 import time
 from collections.abc import Callable
@@ -83,7 +82,7 @@ def main() -> None:
     args = ap.parse_args()
 
     base = DistillConfig()
-    problems = list(itertools.islice(workload._problems(base, workload.HARVEST_SALT, "train"), base.campaign_queries))
+    problems = [r.problem for r in workload.campaign(base, stealth=False, prefix="budget")]
     replies = {}
     for name, model in (("teacher", base.teacher), ("decoy", base.decoy)):
         t0 = time.perf_counter()
