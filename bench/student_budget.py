@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--eval-n", type=int, default=500)
     ap.add_argument("--flagged-at", type=float, default=0.11, help="share of requests served before the flag")
     ap.add_argument("--grouped-at", type=float, default=0.67, help="share served before the campaign band")
-    ap.add_argument("--only", nargs="*", help="data sets to train on (default: all)")
+    ap.add_argument("--only", nargs="*", help="data sets to train on (default: all; A always, the ratios need it)")
     args = ap.parse_args()
 
     base = DistillConfig()
