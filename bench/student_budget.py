@@ -3,9 +3,10 @@
     .venv/bin/python bench/student_budget.py                          # 1,000 and 2,000 steps, 500 held-out
     .venv/bin/python bench/student_budget.py --steps 2000 --eval-n 1000
 
-Offline, without gateways: the teacher and the decoy answer the lab campaign's 2,000 problems (the lab's
-own problem stream and sampling settings, bare questions), and a student of the full configuration's size
-(`DistillConfig().student`, trained with `cuirass.lab.distill.student`) learns from each of these data sets:
+Offline, without gateways: the teacher and the decoy answer the lab campaign's 2,000 problems (bare
+questions, the lab's reply length, default sampling, one seed per batch), and a student of the full
+configuration's size (`DistillConfig().student`, trained with `cuirass.lab.distill.student`) learns from each
+of these data sets:
 
 - `A`: the teacher's replies, trace and answer (what condition A harvests);
 - `A answers`: the same replies without their traces;
@@ -31,15 +32,15 @@ from collections.abc import Callable
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from cuirass.engine.loader import resolve_path
+from cuirass.engine.reasoning import split
 from cuirass.lab.distill import student, workload
 from cuirass.lab.distill.config import DistillConfig
-from cuirass.lab.distill.stats import wilson
 from cuirass.lab.reference import evaluate as ev
 
 
 def _answer(reply: str) -> str:
-    """A reply without its `<think>` block: what a stripped response carries."""
-    return reply.split("</think>")[-1].strip()
+    """A reply without its `<think>` block: the content the gateway's reasoning parser sends."""
+    return split(reply)[1]
 
 
 def data_sets(
@@ -88,7 +89,9 @@ def main() -> None:
         t0 = time.perf_counter()
         m, tok = ev.load(resolve_path(model))
         tok.padding_side = "left"
-        replies[name] = ev.generate(m, tok, [p.question for p in problems], seed=base.seed + 1, max_new_tokens=160)
+        replies[name] = ev.generate(
+            m, tok, [p.question for p in problems], seed=base.seed + 1, max_new_tokens=base.max_tokens
+        )
         right = sum(ev.final_answer_correct(r, p.answer) for r, p in zip(replies[name], problems, strict=True))
         print(
             f"{name}: {right / len(problems):.1%} of {len(problems)} replies right ({time.perf_counter() - t0:.0f} s)"
@@ -109,7 +112,7 @@ def main() -> None:
             scored = student.evaluate(student.train(data, tokenizer, config), tokenizer, config)
             acc = scored["accuracy"]
             a_acc = acc if name == "A" else a_acc
-            low, high = wilson(scored["correct"], scored["n"])
+            low, high = scored["ci95"]
             ratio = f"{acc / a_acc:.2f}" if a_acc else "-"
             print(
                 f"| {name} | {len(data)} | {steps} | {acc:.1%} ({low:.1%}-{high:.1%}) | {ratio} | "
