@@ -34,7 +34,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from cuirass.engine.loader import resolve_path
 from cuirass.engine.reasoning import split
 from cuirass.lab.distill import student, workload
-from cuirass.lab.distill.config import DistillConfig
+from cuirass.lab.distill.config import DistillConfig, StudentSpec
 from cuirass.lab.reference import evaluate as ev
 
 
@@ -80,9 +80,19 @@ def main() -> None:
     ap.add_argument("--flagged-at", type=float, default=0.11, help="share of requests served before the flag")
     ap.add_argument("--grouped-at", type=float, default=0.67, help="share served before the campaign band")
     ap.add_argument("--only", nargs="*", help="data sets to train on (default: all; A always, the ratios need it)")
+    spec = DistillConfig().student
+    ap.add_argument(
+        "--student",
+        nargs=4,
+        type=int,
+        metavar=("HIDDEN", "LAYERS", "HEADS", "FFN"),
+        default=[spec.hidden, spec.layers, spec.heads, spec.ffn],
+        help="the student's size (default: the full configuration's)",
+    )
     args = ap.parse_args()
 
-    base = DistillConfig()
+    hidden, layers, heads, ffn = args.student
+    base = DistillConfig(student=StudentSpec(hidden=hidden, layers=layers, heads=heads, ffn=ffn))
     problems = [r.problem for r in workload.campaign(base, stealth=False, prefix="budget")]
     replies = {}
     for name, model in (("teacher", base.teacher), ("decoy", base.decoy)):
@@ -99,7 +109,10 @@ def main() -> None:
     sets = data_sets(problems, replies["teacher"], replies["decoy"], args.flagged_at, args.grouped_at)
     _, tokenizer = ev.load(resolve_path(base.teacher))
 
-    print(f"\nflagged at {args.flagged_at:.0%}, grouped at {args.grouped_at:.0%}; {args.eval_n} held-out problems\n")
+    print(
+        f"\nstudent {hidden} wide, {layers} layers, {heads} heads, ffn {ffn}; flagged at {args.flagged_at:.0%}, "
+        f"grouped at {args.grouped_at:.0%}; {args.eval_n} held-out problems\n"
+    )
     print("| data | examples | steps | accuracy (95% CI) | value ratio | held-out loss | seconds |")
     print("|---|---|---|---|---|---|---|")
     for steps in args.steps:

@@ -1,4 +1,4 @@
-"""The attacker's student: a smaller model of the teacher's family, trained from scratch on its harvest.
+"""The attacker's student: a model of the teacher's family and size (by default), trained from scratch on its harvest.
 
 It uses the project's one training loop (`cuirass.lab.reference.train.fit`) on a stream that cycles over
 exactly the examples the campaign received (question asked, reply received), with the teacher's tokenizer,
