@@ -42,9 +42,9 @@ class DistillConfig:
     benign_users: int = 20
     benign_queries: int = 5  # per user
     # the student and its evaluation
-    # A 96-wide 3-layer student on 2,000 of the reasoning teacher's replies (condition A): 7.4% at 1,000 steps,
-    # 20.8% at 2,000 (BENCHMARKS, "Distillation lab"; bench/student_budget.py for the curve). At 1,000 it had
-    # learned the format but hardly the arithmetic, so every value ratio mostly read how well a student guesses.
+    # On A's 2,000 replies the teacher-size student scores 55.4% at 2,000 steps in the lab (a 96-wide 3-layer one:
+    # 7.4% at 1,000 steps, 20.8% at 2,000; BENCHMARKS, "Distillation lab"; bench/student_budget.py for the curve).
+    # A student that has not learned the arithmetic makes every value ratio read how well it guesses.
     train_steps: int = 2000
     batch_size: int = 32
     lr: float = 2e-3
