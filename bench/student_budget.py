@@ -1,12 +1,13 @@
-"""How long the distillation lab's student must train before a value ratio means something (issue 20).
+"""How long, and how large, the distillation lab's student must be before a value ratio means something (issue 20).
 
     .venv/bin/python bench/student_budget.py                          # 1,000 and 2,000 steps, 500 held-out
     .venv/bin/python bench/student_budget.py --steps 2000 --eval-n 1000
+    .venv/bin/python bench/student_budget.py --steps 2000 --only A --student 96 3 4 384   # the earlier size
 
 Offline, without gateways: the teacher and the decoy answer the lab campaign's 2,000 problems (bare
 questions, the lab's reply length, default sampling, one seed per batch), and a student of the full
-configuration's size (`DistillConfig().student`, trained with `cuirass.lab.distill.student`) learns from each
-of these data sets:
+configuration's size (`DistillConfig().student`, or `--student`; trained with `cuirass.lab.distill.student`)
+learns from each of these data sets:
 
 - `A`: the teacher's replies, trace and answer (what condition A harvests);
 - `A answers`: the same replies without their traces;
@@ -94,11 +95,12 @@ def main() -> None:
     hidden, layers, heads, ffn = args.student
     base = DistillConfig(student=StudentSpec(hidden=hidden, layers=layers, heads=heads, ffn=ffn))
     problems = [r.problem for r in workload.campaign(base, stealth=False, prefix="budget")]
-    replies = {}
+    replies, tokenizers = {}, {}
     for name, model in (("teacher", base.teacher), ("decoy", base.decoy)):
         t0 = time.perf_counter()
         m, tok = ev.load(resolve_path(model))
         tok.padding_side = "left"
+        tokenizers[name] = tok
         replies[name] = ev.generate(
             m, tok, [p.question for p in problems], seed=base.seed + 1, max_new_tokens=base.max_tokens
         )
@@ -107,7 +109,7 @@ def main() -> None:
             f"{name}: {right / len(problems):.1%} of {len(problems)} replies right ({time.perf_counter() - t0:.0f} s)"
         )
     sets = data_sets(problems, replies["teacher"], replies["decoy"], args.flagged_at, args.grouped_at)
-    _, tokenizer = ev.load(resolve_path(base.teacher))
+    tokenizer = tokenizers["teacher"]  # the student's, as in the lab (training pads on its own, to the right)
 
     print(
         f"\nstudent {hidden} wide, {layers} layers, {heads} heads, ffn {ffn}; flagged at {args.flagged_at:.0%}, "
