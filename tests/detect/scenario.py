@@ -211,3 +211,35 @@ def thin(
                 content = f"{q}\n\n{cot}" if rng.random() < 0.6 else f"{cot}\n\n{q}"
             out.append(_event(t, account, [{"role": "user", "content": content}], rng, **fields))
     return out
+
+
+def distill_lab(seconds: float = 175.0) -> list[Event]:
+    """The distillation lab's traffic (`cuirass.lab.distill.workload`) as its gateway logs it, at the lab's pace:
+    its bulk campaign (40 accounts behind two proxy addresses, each problem in one of eight elicitation frames)
+    and 20 people who ask problems of the same task, all accounts created just before."""
+    from cuirass.lab.distill import workload
+    from cuirass.lab.distill.config import DistillConfig
+
+    config = DistillConfig()
+    requests = workload.interleave(workload.benign(config), workload.campaign(config, False, "b"), config.seed)
+    step = seconds / len(requests)
+    out = []
+    for i, r in enumerate(requests):
+        p = r.problem
+        out.append(
+            Event(
+                ts=START + i * step,
+                request_id=f"req-{i:06d}",
+                account=r.account,
+                endpoint="/v1/chat/completions",
+                model="principal",
+                messages=[{"role": "user", "content": r.prompt}],
+                params={"max_tokens": 160, "seed": r.seed},
+                response={"content": f"The answer is {p.answer}.", "reasoning": p.solution, "finish_reason": "stop"},
+                action="pass",
+                ip=r.ip,
+                user_agent=r.user_agent or "OpenAI/Python 1.54.3",
+                account_created=START - 5.0,
+            )
+        )
+    return out

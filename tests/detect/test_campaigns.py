@@ -93,3 +93,21 @@ def test_account_facts_pool_as_shares_whatever_the_volumes() -> None:
     assert age.explain_pooled(mine, 3) == "new accounts: 100% used within a day of sign-up"
     assert age.pooled_evidence(mine, 3) == 0.5
     assert pooled[0] > 0  # counts still pool as rates at the community's volume
+
+
+def test_a_network_that_rotates_templates_behind_one_proxy_is_one_campaign_from_the_first_job() -> None:
+    """The distillation lab's bulk campaign: 40 accounts behind two proxy addresses, each problem in one of eight
+    elicitation frames. Modularity splits it into small communities, each too small to lift anyone; joined by
+    the proxy network most of each one's members share, it is one campaign at every job. The 20 people who ask
+    problems of the same task, a few each, and whom Leiden places beside it, do not make the task's own
+    sentences part of its signature: none of them is flagged."""
+    events = scenario.distill_lab()
+    detector = Detector(campaign_interval_s=20.0)
+    largest = []
+    for e in events:
+        detector.observe(e)
+        if detector.maybe_run_campaigns(e.ts):
+            largest.append(max((len(c.accounts) for c in detector.campaigns.values()), default=0))
+    assert len(largest) >= 8 and min(largest) >= 35, largest  # of the 40, from 20 s on
+    people = {e.account for e in events if e.account.startswith("user")}
+    assert not [a for a in people if detector.verdict(a).flagged]

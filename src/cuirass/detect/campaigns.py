@@ -25,6 +25,10 @@ A periodic job (off the hot path) over the accounts active in a recent window:
        logit_C = combine(e_i(pool)) + min(COORD_CAP, f(size) * sum_k c_k * share_k) + replication
    (combine = PRIOR + censored sum, evidence.py; replication: see `replication`).
    A benign group pools to ordinary rates and scores low, however tightly it is linked.
+   Communities judged over the threshold that share binding infrastructure (a network, user agent +
+   network, card or system prompt that most members of each hold) are joined and judged again as one
+   (`joins`): modularity may split a network that rotates a few prompt templates into several
+   communities, each too small to lift, while all of them send from the same proxies.
 4. Lift. In a community whose logit_C clears the threshold by LIFT_MARGIN (a community's
    judgement is noisier than an account's), a member is lifted towards logit_C,
    by at most evidence.MAX_LIFT log-odds, when (a) it is tied to the community by links of two
@@ -40,7 +44,8 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    tips its quiet members over the threshold but cannot convict a spotless account. Communities
    under LIFT_MIN_SIZE are too small to vouch for anyone.
    Features most members share and few outsiders hold become the campaign's signature, so a
-   new account that uses them is attached online, between jobs. A near-duplicate phrasing (kind
+   new account that uses them is attached online, between jobs (where most members share binding
+   infrastructure, an account of the community without it counts as an outsider here too). A near-duplicate phrasing (kind
    "near") must also be held by TIE_SHARE of the community: a network's way of asking is used
    broadly, while a sentence of one harvested item (a public benchmark question that people ask
    too) is held by a few members only.
@@ -59,6 +64,7 @@ import math
 import random
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 import igraph
 import numpy as np
@@ -379,12 +385,21 @@ class _Graph:
             )
         finally:
             igraph.set_random_number_generator(random)
-        self.assignment = dict(zip(keys, partition.membership))
+        self.assignment = dict(zip(keys, partition.membership))  # Leiden's own, joins aside: the next warm start
         self.membership = np.asarray(partition.membership[:n], dtype=np.int64)
+        self._sort_pairs()
+
+    def _sort_pairs(self) -> None:
         order = np.argsort(self.membership[self.owners], kind="stable")
         self._pair_comm = self.membership[self.owners][order]
         self._pair_fid = self.fids[order]
         self._pair_owner = self.owners[order]
+
+    def join(self, communities: Sequence[Sequence[int]]) -> None:
+        """Merge each set of communities (labels) into one, under its first label."""
+        for labels in communities:
+            self.membership[np.isin(self.membership, labels)] = labels[0]
+        self._sort_pairs()
 
     def groups(self) -> list[np.ndarray]:
         """Communities with at least MIN_SIZE accounts (row indices), biggest first, ties by first row."""
@@ -457,6 +472,13 @@ def judge(
     return total, reasons
 
 
+def binding(fids: np.ndarray, counts: np.ndarray, index: FeatureIndex, size: int) -> np.ndarray:
+    """The binding features (BINDING_KINDS: network, user agent + network, card, system prompt) that a MAJORITY
+    of a community's `size` members hold, of its features `fids` held by `counts` members each."""
+    held: np.ndarray = fids[_KIND_BINDING[index.codes(fids)] & (counts >= MAJORITY * size)]
+    return held
+
+
 def tied(
     fids: np.ndarray, counts: np.ndarray, pairs: np.ndarray, graph: _Graph, index: FeatureIndex, size: int
 ) -> np.ndarray:
@@ -477,7 +499,7 @@ def tied(
     codes = index.codes(fids)
     bits = _KIND_TIE_BIT[codes]
     bits[~(specific | (shared & ~graph.content[fids]))] = 0  # links that tie nobody
-    bound = bool((counts[_KIND_BINDING[codes]] >= MAJORITY * size).any())
+    bound = len(binding(fids, counts, index, size)) > 0
     # Each member's tying kinds as a bit mask, OR-ed over the pairs it holds (pairs are (member, feature id)).
     pair_bits = bits[np.searchsorted(fids, pairs[:, 1])]
     holding = pair_bits > 0
@@ -494,6 +516,36 @@ def tied(
     both_phrasings = (phrasing == _PHRASING_BITS) & (not bound)
     tied_members: np.ndarray = members[two_kinds | both_phrasings]
     return tied_members
+
+
+class _Judged(NamedTuple):
+    fids: np.ndarray  # the features the community's members hold, ...
+    counts: np.ndarray  # ... how many members hold each, ...
+    pairs: np.ndarray  # ... and the (member row, feature id) pairs
+    pooled: np.ndarray
+    logit: float
+    reasons: list[str]
+
+
+def joins(graph: _Graph, index: FeatureIndex, suspicious: Mapping[int, int]) -> list[list[int]]:
+    """Suspicious communities (label -> size) to judge as one: those joined, directly or through each other,
+    by a binding feature (BINDING_KINDS) that a MAJORITY of each one's members hold.
+
+    Modularity may split one network into several communities (the lab's bulk campaign, which rotates eight
+    prompt templates, into six or seven), each under LIFT_MIN_SIZE and so unable to lift anyone, while all of
+    them send from the same proxy network. Joining
+    only communities already judged suspicious leaves people behind a shared NAT where they were: a corporate
+    community pools to ordinary behaviour and is never suspicious, and no campaign is diluted with them."""
+    labels = sorted(suspicious)
+    edges = []
+    features: dict[int, int] = {}  # binding feature id -> its vertex, after the communities'
+    for c, label in enumerate(labels):
+        fids, counts, _ = graph.shared(label)
+        for f in binding(fids, counts, index, suspicious[label]).tolist():
+            edges.append((c, features.setdefault(f, len(labels) + len(features))))
+    components = igraph.Graph(n=len(labels) + len(features), edges=edges).connected_components()
+    together = ([labels[v] for v in part if v < len(labels)] for part in components)
+    return [part for part in together if len(part) > 1]
 
 
 def run(
@@ -519,20 +571,37 @@ def run(
     summaries = np.stack([r.summary for r in rows]) if width else np.zeros((len(rows), 0))
     volumes = np.maximum(np.array([r.volume for r in rows], dtype=np.float64), 1e-9)
     facts = fact_columns(signals)
-    used: set[str] = set()
     own_all = np.array([r.own for r in rows])
-    for group in graph.groups():
-        if own_all[group].max() + MAX_LIFT < threshold_logit:
-            continue  # no member could be lifted over the threshold: not worth judging
-        fids, counts, pairs = graph.shared(int(graph.membership[group[0]]))
-        pooled = pool(summaries[group], volumes[group], facts)
-        logit, reasons = judge(group, fids, counts, index, signals, offsets, pooled, own_all[group])
-        if logit < threshold_logit + LIFT_MARGIN:
+    judged: dict[bytes, _Judged | None] = {}  # members -> judgement (None: none could be lifted, not judged)
+
+    def assess(group: np.ndarray) -> _Judged | None:
+        key = group.tobytes()
+        if key not in judged:
+            judged[key] = None
+            if own_all[group].max() + MAX_LIFT >= threshold_logit:  # else no member could be lifted over it
+                fids, counts, pairs = graph.shared(int(graph.membership[group[0]]))
+                pooled = pool(summaries[group], volumes[group], facts)
+                logit, reasons = judge(group, fids, counts, index, signals, offsets, pooled, own_all[group])
+                judged[key] = _Judged(fids, counts, pairs, pooled, logit, reasons)
+        return judged[key]
+
+    groups = graph.groups()
+    suspicious = {
+        int(graph.membership[g[0]]): len(g)
+        for g in groups
+        if (j := assess(g)) is not None and j.logit >= threshold_logit
+    }
+    if together := joins(graph, index, suspicious):
+        graph.join(together)
+        groups = graph.groups()
+    used: set[str] = set()
+    for group in groups:
+        j = assess(group)
+        if j is None or j.logit < threshold_logit + LIFT_MARGIN or len(group) < LIFT_MIN_SIZE:
             continue
-        pooled_list = pooled.tolist()
-        if len(group) < LIFT_MIN_SIZE:
-            continue
-        candidates = tied(fids, counts, pairs, graph, index, len(group))
+        fids, counts, logit = j.fids, j.counts, j.logit
+        pooled_list = j.pooled.tolist()
+        candidates = tied(fids, counts, j.pairs, graph, index, len(group))
         if len(candidates) < MIN_SIZE:
             continue
         own = np.array([rows[i].own for i in candidates.tolist()])
@@ -541,23 +610,39 @@ def run(
         if len(lifted) < MIN_SIZE:
             continue
         cid = _campaign_id(fids, counts, index, used)
-        broad = max(SIGNATURE_MIN, TIE_SHARE * len(group))
-        signature = sorted(
-            index.name(f)
-            for f, c in zip(fids.tolist(), counts.tolist())
-            if graph.content[f]
-            and c >= SIGNATURE_MIN
-            and c >= SIGNATURE_PURITY * graph.df[f]
-            and (c >= broad or index.kind(f) != "near")
-        )
+        signature = _signature(j.pairs, binding(fids, counts, index, len(group)), graph, index)
         accounts = sorted(rows[i].account for i in lifted)
-        result.campaigns.append(Campaign(cid, accounts, logit, reasons, signature, pooled_list))
+        result.campaigns.append(Campaign(cid, accounts, logit, j.reasons, signature, pooled_list))
         reason = f"member of campaign {cid}: {len(accounts)} linked accounts judged together [{logit:+.1f}]"
         for i in lifted:
             result.lifts[rows[i].account] = (cid, logit, reason)
         for feature in signature:
             result.signatures.setdefault(feature, cid)
     return result
+
+
+def _signature(pairs: np.ndarray, bound: np.ndarray, graph: _Graph, index: FeatureIndex) -> list[str]:
+    """The campaign's signature: content features that at least SIGNATURE_MIN of its community's members hold
+    (and, for a near-duplicate phrasing, TIE_SHARE of them), SIGNATURE_PURITY of whose holders are members.
+
+    Where most of the community shares binding infrastructure (`bound`: `binding`'s features), an account
+    without any of it is an outsider that writes like the members, as in `tied`, and is not counted as one.
+    Leiden places people who ask what a campaign harvests beside it, and a campaign joined from several
+    communities (`joins`) gathers more of them: counted as members, they make the harvested task's own
+    sentences (a word problem's numbers-and-names template) look specific to the campaign, and the next
+    person who asks such a problem would carry its signature."""
+    if len(bound):
+        pairs = pairs[np.isin(pairs[:, 0], pairs[np.isin(pairs[:, 1], bound), 0])]
+    fids, counts = np.unique(pairs[:, 1], return_counts=True)
+    broad = max(SIGNATURE_MIN, TIE_SHARE * len(np.unique(pairs[:, 0])))
+    return sorted(
+        index.name(f)
+        for f, c in zip(fids.tolist(), counts.tolist())
+        if graph.content[f]
+        and c >= SIGNATURE_MIN
+        and c >= SIGNATURE_PURITY * graph.df[f]
+        and (c >= broad or index.kind(f) != "near")
+    )
 
 
 def _campaign_id(fids: np.ndarray, counts: np.ndarray, index: FeatureIndex, used: set[str]) -> str:
