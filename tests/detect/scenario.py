@@ -213,15 +213,18 @@ def thin(
     return out
 
 
-def distill_lab(seconds: float = 175.0) -> list[Event]:
+def distill_lab(stealth: bool = False, seconds: float = 175.0) -> list[Event]:
     """The distillation lab's traffic (`cuirass.lab.distill.workload`) as its gateway logs it, at the lab's pace:
-    its bulk campaign (40 accounts behind two proxy addresses, each problem in one of eight elicitation frames)
-    and 20 people who ask problems of the same task, all accounts created just before."""
+    its bulk campaign (40 accounts "b-*" behind two proxy addresses, each problem in one of eight elicitation
+    frames) or, `stealth`, its stealthy one (200 accounts "e-*", an address of one /24 and a browser each,
+    casual frames, cover requests), and 20 people who ask problems of the same task; accounts created just
+    before."""
     from cuirass.lab.distill import workload
     from cuirass.lab.distill.config import DistillConfig
 
     config = DistillConfig()
-    requests = workload.interleave(workload.benign(config), workload.campaign(config, False, "b"), config.seed)
+    campaign = workload.campaign(config, stealth, "e" if stealth else "b")
+    requests = workload.interleave(workload.benign(config), campaign, config.seed)
     step = seconds / len(requests)
     out = []
     for i, r in enumerate(requests):

@@ -111,3 +111,15 @@ def test_a_network_that_rotates_templates_behind_one_proxy_is_one_campaign_from_
     assert len(largest) >= 8 and min(largest) >= 35, largest  # of the 40, from 20 s on
     people = {e.account for e in events if e.account.startswith("user")}
     assert not [a for a in people if detector.verdict(a).flagged]
+
+
+def test_people_who_ask_the_harvested_task_do_not_carry_the_signature_of_a_network_on_other_infrastructure() -> None:
+    """The lab's stealthy campaign asks the very problems 20 people ask, in the same casual frames, each of its
+    200 accounts from its own address of one /24. Its signature is the task's own sentences (the generator's
+    numbers-and-names templates) that no person had asked yet; a person who then asked such a problem carried
+    it and was flagged. An account without the infrastructure most members share is not attached."""
+    events = scenario.distill_lab(stealth=True)
+    report = replay(events, campaign_interval_s=20.0)
+    rows = {r["account"]: r for r in report["accounts"]}
+    assert sum(rows[a]["flagged"] for a in rows if a.startswith("e-")) >= 100  # of 200
+    assert not [a for a in rows if a.startswith("user") and rows[a]["flagged"]]

@@ -108,6 +108,7 @@ TIE_LINK_KINDS = (*CONTENT_KINDS, "uanet", "net")  # the links that can tie a me
 TIE_KINDS = 2  # a member is tied by links of this many kinds, one of them content
 PHRASING_KINDS = frozenset(("tpl", "near"))  # an exact template and a near-duplicate of it: one kind for ties
 BINDING_KINDS = ("net", "uanet", "pay", "sys")  # what most members of a network that shares infrastructure hold
+INFRA_KINDS = ("net", "uanet", "pay")  # of which where it sends from and pays with (not what it sends)
 MAJORITY = 0.5
 LIFT_MIN_SIZE = 10  # smaller communities are judged but lift nobody
 LIFT_MARGIN = 1.0  # log-odds by which a community must clear the threshold to lift
@@ -240,6 +241,9 @@ class Campaign:
     reasons: list[str]
     signature: list[str]
     pooled: list[float]  # the pooled summary, to check accounts that attach online
+    # The infrastructure (INFRA_KINDS) most members share, or none: an account without any of it that carries the
+    # signature writes like the campaign but is not of it (Detector._match_signatures), as in `tied`.
+    binding: frozenset[Link] = frozenset()
 
 
 @dataclasses.dataclass(slots=True)
@@ -610,9 +614,11 @@ def run(
         if len(lifted) < MIN_SIZE:
             continue
         cid = _campaign_id(fids, counts, index, used)
-        signature = _signature(j.pairs, binding(fids, counts, index, len(group)), graph, index)
+        bound = binding(fids, counts, index, len(group))
+        signature = _signature(j.pairs, bound, graph, index)
         accounts = sorted(rows[i].account for i in lifted)
-        result.campaigns.append(Campaign(cid, accounts, logit, j.reasons, signature, pooled_list))
+        infra = frozenset(index.features[f] for f in bound.tolist() if index.kind(f) in INFRA_KINDS)
+        result.campaigns.append(Campaign(cid, accounts, logit, j.reasons, signature, pooled_list, infra))
         reason = f"member of campaign {cid}: {len(accounts)} linked accounts judged together [{logit:+.1f}]"
         for i in lifted:
             result.lifts[rows[i].account] = (cid, logit, reason)

@@ -28,7 +28,7 @@ import numpy as np
 from cuirass.detect.campaigns import AccountRow
 from cuirass.detect.engine import Detector
 
-FORMAT = 2  # 2: fixed-field objects as (class, fields), the same from a compiled and a pure build
+FORMAT = 3  # 2: fixed-field objects as (class, fields), the same from a compiled and a pure build; 3: Campaign.binding
 
 
 @functools.cache  # one walk per class, not per object pickled

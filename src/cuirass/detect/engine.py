@@ -117,7 +117,10 @@ class Detector:
         Two distinct signature features (e.g. two sentences of the campaign's template) are
         needed, or the campaign's payment instrument alone. A match by near-duplicate phrasing alone
         (sketch.py) lifts by at most NEAR_LIFT: loose phrasing is shared by chance more often than an
-        exact template (formulaic benchmark questions that people ask too).
+        exact template (formulaic benchmark questions that people ask too). Where most of the campaign's
+        members share binding infrastructure (Campaign.binding), an account must hold some of it too: without
+        it, the campaign's phrasing is all it shares, which is what a person asking what the campaign
+        harvests shares (campaigns.tied applies the same rule to lifts).
         """
         found: list[tuple[str, str]] = []
         signature = self._signature_keys
@@ -149,6 +152,8 @@ class Detector:
                 target = min(target, state.own + NEAR_LIFT)
             if target <= state.campaign_logit:
                 continue
+            if campaign.binding and campaign.binding.isdisjoint(self.scorer.links(state)):
+                continue  # writes like a campaign whose members share infrastructure, without any of it
             member = self.scorer.summary(state)
             if campaigns.belongs(self.scorer.signals, self._offsets, member, campaign.pooled):
                 state.campaign = cid
