@@ -44,8 +44,10 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    tips its quiet members over the threshold but cannot convict a spotless account. Communities
    under LIFT_MIN_SIZE are too small to vouch for anyone.
    Features most members share and few outsiders hold become the campaign's signature, so a
-   new account that uses them is attached online, between jobs (where most members share binding
-   infrastructure, an account of the community without it counts as an outsider here too). A near-duplicate phrasing (kind
+   new account that uses them is attached online, between jobs. Where most members share binding
+   infrastructure, an account of the community without it counts as an outsider here too, and an
+   account without the campaign's network or card (Campaign.binding) is not attached: it asks what
+   the campaign asks, as people who ask the harvested task do. A near-duplicate phrasing (kind
    "near") must also be held by TIE_SHARE of the community: a network's way of asking is used
    broadly, while a sentence of one harvested item (a public benchmark question that people ask
    too) is held by a few members only.
@@ -537,9 +539,9 @@ def joins(graph: _Graph, index: FeatureIndex, suspicious: Mapping[int, int]) -> 
 
     Modularity may split one network into several communities (the lab's bulk campaign, which rotates eight
     prompt templates, into six or seven), each under LIFT_MIN_SIZE and so unable to lift anyone, while all of
-    them send from the same proxy network. Joining
-    only communities already judged suspicious leaves people behind a shared NAT where they were: a corporate
-    community pools to ordinary behaviour and is never suspicious, and no campaign is diluted with them."""
+    them send from the same proxy network. Joining only communities already judged suspicious leaves people
+    behind a shared NAT where they were: a corporate community pools to ordinary behaviour and is never
+    suspicious, and no campaign is diluted with them."""
     labels = sorted(suspicious)
     edges = []
     features: dict[int, int] = {}  # binding feature id -> its vertex, after the communities'
