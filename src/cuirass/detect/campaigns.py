@@ -633,14 +633,18 @@ def _signature(pairs: np.ndarray, bound: np.ndarray, graph: _Graph, index: Featu
     """The campaign's signature: content features that at least SIGNATURE_MIN of its community's members hold
     (and, for a near-duplicate phrasing, TIE_SHARE of them), SIGNATURE_PURITY of whose holders are members.
 
-    Where most of the community shares binding infrastructure (`bound`: `binding`'s features), an account
-    without any of it is an outsider that writes like the members, as in `tied`, and is not counted as one.
+    Where most of the community shares binding infrastructure (`bound`: `binding`'s features), its accounts
+    without any of it are counted neither as members nor as outside holders: they may be the network's
+    members on other addresses, or people who write like it (as in `tied`).
     Leiden places people who ask what a campaign harvests beside it, and a campaign joined from several
     communities (`joins`) gathers more of them: counted as members, they make the harvested task's own
     sentences (a word problem's numbers-and-names template) look specific to the campaign, and the next
     person who asks such a problem would carry its signature."""
+    df = graph.df
     if len(bound):
-        pairs = pairs[np.isin(pairs[:, 0], pairs[np.isin(pairs[:, 1], bound), 0])]
+        kept = np.isin(pairs[:, 0], pairs[np.isin(pairs[:, 1], bound), 0])
+        df = df - np.bincount(pairs[~kept, 1], minlength=len(df))  # neither members nor outside holders
+        pairs = pairs[kept]
     fids, counts = np.unique(pairs[:, 1], return_counts=True)
     broad = max(SIGNATURE_MIN, TIE_SHARE * len(np.unique(pairs[:, 0])))
     return sorted(
@@ -648,7 +652,7 @@ def _signature(pairs: np.ndarray, bound: np.ndarray, graph: _Graph, index: Featu
         for f, c in zip(fids.tolist(), counts.tolist())
         if graph.content[f]
         and c >= SIGNATURE_MIN
-        and c >= SIGNATURE_PURITY * graph.df[f]
+        and c >= SIGNATURE_PURITY * df[f]
         and (c >= broad or index.kind(f) != "near")
     )
 

@@ -32,6 +32,7 @@ DEFAULT_THRESHOLD = 0.98  # score threshold when no calibration is given (log-od
 DEFAULT_CAMPAIGN_INTERVAL_S = 3600.0
 DEFAULT_CAMPAIGN_WINDOW_S = 3 * 86400.0
 NEAR_LIFT = 3.0  # most log-odds a known campaign's near-duplicate phrasing alone lends a new account (MAX_LIFT: 5)
+PHRASING = ("tpl:", "near:")  # signature features that are the way a campaign words its prompts
 MAX_IDLE_CAMPAIGNS = 256  # campaigns kept beyond the last job's before those no account refers to are dropped
 MAX_KNOWN = 32  # known networks of earlier windows kept (the most recently remembered)
 ROW_REFRESH_S = 6 * 3600.0  # the campaign row of an account its own score flags is refreshed at most this often
@@ -118,9 +119,10 @@ class Detector:
         needed, or the campaign's payment instrument alone. A match by near-duplicate phrasing alone
         (sketch.py) lifts by at most NEAR_LIFT: loose phrasing is shared by chance more often than an
         exact template (formulaic benchmark questions that people ask too). Where most of the campaign's
-        members share binding infrastructure (Campaign.binding), an account must hold some of it too: without
-        it, the campaign's phrasing is all it shares, which is what a person asking what the campaign
-        harvests shares (campaigns.tied applies the same rule to lifts).
+        members share binding infrastructure (Campaign.binding), an account whose matches are all phrasing
+        (templates, near-duplicates) must hold some of that infrastructure too: phrasing alone is what a
+        person asking what the campaign harvests shares with it (campaigns.tied asks the same of lifts: two
+        kinds of tie, one of them content). A system prompt or card of the signature is a second kind.
         """
         found: list[tuple[str, str]] = []
         signature = self._signature_keys
@@ -152,8 +154,9 @@ class Detector:
                 target = min(target, state.own + NEAR_LIFT)
             if target <= state.campaign_logit:
                 continue
-            if campaign.binding and campaign.binding.isdisjoint(self.scorer.links(state)):
-                continue  # writes like a campaign whose members share infrastructure, without any of it
+            phrasing_only = all(f.startswith(PHRASING) for f in matched)
+            if phrasing_only and campaign.binding and campaign.binding.isdisjoint(self.scorer.links(state)):
+                continue  # writes like a campaign whose members share infrastructure, and shares nothing else
             member = self.scorer.summary(state)
             if campaigns.belongs(self.scorer.signals, self._offsets, member, campaign.pooled):
                 state.campaign = cid
