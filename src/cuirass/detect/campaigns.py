@@ -45,9 +45,10 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    under LIFT_MIN_SIZE are too small to vouch for anyone.
    Features most members share and few outsiders hold become the campaign's signature, so a
    new account that uses them is attached online, between jobs. Where most members share binding
-   infrastructure, an account of the community without it counts as an outsider here too, and an
-   account without the campaign's network or card (Campaign.binding) is not attached: it asks what
-   the campaign asks, as people who ask the harvested task do. A near-duplicate phrasing (kind
+   infrastructure, the community's accounts without it are left out of that count (`_signature`), and
+   an account whose only tie is phrasing and that lacks the campaign's network or card
+   (Campaign.binding) is not attached: it asks what the campaign asks, as people who ask the
+   harvested task do. A near-duplicate phrasing (kind
    "near") must also be held by TIE_SHARE of the community: a network's way of asking is used
    broadly, while a sentence of one harvested item (a public benchmark question that people ask
    too) is held by a few members only.
@@ -243,8 +244,8 @@ class Campaign:
     reasons: list[str]
     signature: list[str]
     pooled: list[float]  # the pooled summary, to check accounts that attach online
-    # The infrastructure (INFRA_KINDS) most members share, or none: an account without any of it that carries the
-    # signature writes like the campaign but is not of it (Detector._match_signatures), as in `tied`.
+    # The infrastructure (INFRA_KINDS) most members share, or none: an account without any of it whose signature
+    # matches are all phrasing writes like the campaign but is not of it (Detector._match_signatures), as in `tied`.
     binding: frozenset[Link] = frozenset()
 
 
