@@ -32,7 +32,6 @@ DEFAULT_THRESHOLD = 0.98  # score threshold when no calibration is given (log-od
 DEFAULT_CAMPAIGN_INTERVAL_S = 3600.0
 DEFAULT_CAMPAIGN_WINDOW_S = 3 * 86400.0
 NEAR_LIFT = 3.0  # most log-odds a known campaign's near-duplicate phrasing alone lends a new account (MAX_LIFT: 5)
-PHRASING = ("tpl:", "near:")  # signature features that are the way a campaign words its prompts
 MAX_IDLE_CAMPAIGNS = 256  # campaigns kept beyond the last job's before those no account refers to are dropped
 MAX_KNOWN = 32  # known networks of earlier windows kept (the most recently remembered)
 ROW_REFRESH_S = 6 * 3600.0  # the campaign row of an account its own score flags is refreshed at most this often
@@ -154,8 +153,11 @@ class Detector:
                 target = min(target, state.own + NEAR_LIFT)
             if target <= state.campaign_logit:
                 continue
-            phrasing_only = all(f.startswith(PHRASING) for f in matched)
-            if phrasing_only and campaign.binding and campaign.binding.isdisjoint(self.scorer.links(state)):
+            if (
+                campaign.binding
+                and all(f.partition(":")[0] in campaigns.PHRASING_KINDS for f in matched)
+                and campaign.binding.isdisjoint(self.scorer.links(state))
+            ):
                 continue  # writes like a campaign whose members share infrastructure, and shares nothing else
             member = self.scorer.summary(state)
             if campaigns.belongs(self.scorer.signals, self._offsets, member, campaign.pooled):
