@@ -72,7 +72,7 @@ def analyse(folder: Path) -> list[dict[str, object]]:
     offsets = C.offsets_of(signals)
     summaries = np.stack([r.summary for r in rows])
     volumes = np.maximum(np.array([r.volume for r in rows]), 1e-9)
-    facts = C.fact_columns(signals)
+    facts = C.columns(signals, "per_account")
     rates = summaries / volumes[:, None]
     rates[:, facts] = summaries[:, facts]
     own = np.array([r.own for r in rows])

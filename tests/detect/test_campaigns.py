@@ -78,21 +78,64 @@ def test_account_facts_pool_as_shares_whatever_the_volumes() -> None:
     """Members sending 10, 100 or 1,000 requests are all new accounts: the campaign is 100% new, not more."""
     import numpy as np
 
-    from cuirass.detect.campaigns import fact_columns, pool
+    from cuirass.detect.campaigns import columns, pool
     from cuirass.detect.signals.age import AgeSignal
     from cuirass.detect.signals.coverage import CoverageSignal
 
     cov, age = CoverageSignal(), AgeSignal()
-    facts = fact_columns([cov, age])
+    facts = columns([cov, age], "per_account")
     assert not facts[: cov.summary_size].any() and facts[cov.summary_size :].all()
     summaries = np.zeros((3, facts.size))
     summaries[:, cov.summary_size] = 1.0  # young: first request within a day of sign-up
     summaries[:, 0] = [5.0, 50.0, 500.0]  # a count that grows with the requests
-    pooled = pool(summaries, np.array([10.0, 100.0, 1000.0]), facts)
+    pooled = pool(summaries, np.array([10.0, 100.0, 1000.0]), facts, columns([cov, age], "per_request"))
     mine = pooled[cov.summary_size :].tolist()
     assert age.explain_pooled(mine, 3) == "new accounts: 100% used within a day of sign-up"
     assert age.pooled_evidence(mine, 3) == 0.5
     assert pooled[0] > 0  # counts still pool as rates at the community's volume
+
+
+def test_a_trait_shown_once_in_ten_requests_survives_pooling_members_of_two_requests_each() -> None:
+    """60 members of two requests each, one request in ten asking for worked steps: almost every member's own
+    rate is 0, so the median of members' rates says the network never asks. Pooled from groups of members it
+    asks in about one request of ten. Two loud members among 58 quiet ones (all of theirs asking) do not
+    make the quiet majority ask."""
+    import numpy as np
+
+    from cuirass.detect.campaigns import columns, pool
+    from cuirass.detect.signals.elicitation import ReasoningSignal
+
+    signal = ReasoningSignal()
+    facts, traits = columns([signal], "per_account"), columns([signal], "per_request")
+    volumes = np.full(60, 2.0)
+    summaries = np.zeros((60, 2))
+    summaries[:, 1] = 2.0  # requests that count
+    summaries[np.random.default_rng(0).choice(60, 12, replace=False), 0] = 1.0  # 12 asked once: 12 of 120 requests
+    pooled = pool(summaries, volumes, facts, traits)
+    assert 0.05 <= pooled[0] / pooled[1] <= 0.15
+    assert signal.pooled_evidence(pooled.tolist(), 60) > 0
+    loud = np.zeros((60, 2))
+    loud[:, 1] = 2.0
+    loud[:2, 0] = 2.0  # two members ask every time, the other 58 never
+    assert pool(loud, volumes, facts, traits)[0] == 0.0
+
+
+def test_a_stealthy_network_of_a_few_requests_per_account_is_a_campaign_from_the_first_job() -> None:
+    """The distillation lab's stealthy campaign (200 accounts, one /24, casual frames that now and then ask for
+    the steps, cover requests) sends one or two requests per account before the first job: judged on the
+    median member, which never asked for steps, it was no campaign until the fourth job."""
+    events = scenario.distill_lab(stealth=True)
+    detector = Detector(campaign_interval_s=20.0)
+    first = []
+    for e in events:
+        detector.observe(e)
+        if detector.maybe_run_campaigns(e.ts):
+            first.append(max((len(c.accounts) for c in detector.campaigns.values()), default=0))
+            if len(first) == 2:
+                break
+    assert first[0] > 0 and first[1] >= 30, first  # of 200
+    people = {e.account for e in events if e.account.startswith("user")}
+    assert not [a for a in people if detector.verdict(a).flagged]
 
 
 def test_a_network_that_rotates_templates_behind_one_proxy_is_one_campaign_from_the_first_job() -> None:

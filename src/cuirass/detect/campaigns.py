@@ -19,7 +19,9 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    column-wise median over members is taken (robust: a loud minority, or a few attackers
    inside a big benign group, cannot speak for the rest), and scaled back to the community's
    volume (each member counting at most N_CAP requests); facts about an account rather than counts
-   (age, pivot: Signal.per_account) pool as the share of members holding them. Every signal's evidence is recomputed
+   (age, pivot: Signal.per_account) pool as the share of members holding them. A rare trait (asking for worked
+   steps: Signal.per_request) is read off groups of the members that sent few requests each, not off each of them
+   (`pool`): a thin network shows it in one request of ten, and so in none of most members' two. Every signal's evidence is recomputed
    on that pool; coordination evidence adds how many members share the community's top
    feature of each kind:
        logit_C = combine(e_i(pool)) + min(COORD_CAP, f(size) * sum_k c_k * share_k) + replication
@@ -102,6 +104,7 @@ COORD_WEIGHTS = {
     "start": 0.3,
 }
 COORD_CAP = 2.5
+POOL_REQUESTS = 10.0  # members with fewer requests pool a rare trait's rate in groups of about this many (pool)
 REPLICATION, REPLICATION_CAP = 0.5, 2.0  # see replication()
 COORD_MIN_SHARE = 0.25
 CONTENT_KINDS = ("tpl", "near", "sys", "pay")  # what ties a member to a campaign (more than a shared NAT)
@@ -318,19 +321,42 @@ def belongs_many(
     return (total >= MIN_CONSISTENCY) & (content >= MIN_CONTENT_CONSISTENCY)
 
 
-def fact_columns(signals: Sequence[Signal]) -> np.ndarray:
-    """Which columns of the concatenated summaries hold per-account facts (Signal.per_account)."""
-    facts = np.zeros(sum(s.summary_size for s in signals), dtype=bool)
+def columns(signals: Sequence[Signal], kind: str) -> np.ndarray:
+    """Which columns of the concatenated summaries belong to signals whose `kind` attribute is set
+    (Signal.per_account: facts about the account; Signal.per_request: counts of requests showing a trait)."""
+    mask = np.zeros(sum(s.summary_size for s in signals), dtype=bool)
     for signal, start in zip(signals, offsets_of(signals), strict=True):
-        facts[start : start + signal.summary_size] = signal.per_account
-    return facts
+        mask[start : start + signal.summary_size] = getattr(signal, kind)
+    return mask
 
 
-def pool(summaries: np.ndarray, volumes: np.ndarray, facts: np.ndarray) -> np.ndarray:
+def pool(summaries: np.ndarray, volumes: np.ndarray, facts: np.ndarray, traits: np.ndarray) -> np.ndarray:
     """The community's typical member at the community's volume: the column-wise median of per-request rates
-    times the members' capped volume; per-account facts as the share of members holding them, times members."""
-    pooled: np.ndarray = np.median(summaries / volumes[:, None], axis=0) * np.minimum(volumes, N_CAP).sum()
-    pooled[facts] = summaries[:, facts].mean(axis=0) * len(summaries)
+    times the members' capped volume; per-account facts (`facts` columns) as the share of members holding them,
+    times members.
+
+    A rare trait (`traits` columns, Signal.per_request: asking for worked steps, a rubric, a final-answer format, a
+    reused template) that a network shows in one request of ten is absent from nearly every member that sent two,
+    and the median of their rates is nothing. So members with fewer than POOL_REQUESTS requests are taken in
+    groups, in row order, each group holding about POOL_REQUESTS requests, and such a trait's rate is the median
+    over the other members and these groups (a group's rate: the mean of its members'). This is the median of
+    means (Nemirovsky & Yudin 1983): a loud minority of thin members cannot speak for the rest while it sits in
+    fewer than half the groups, and members with enough requests of their own speak for themselves, so a few
+    thin members beside many people do not make the people's community suspicious. Common traits (single-shot
+    prompts) and traits of an account's requests taken together (the regularity of its timing, the narrowness of
+    its topics) stay the median over members."""
+    m = len(summaries)
+    capped = np.minimum(volumes, N_CAP)
+    rates = summaries / volumes[:, None]
+    pooled: np.ndarray = np.median(rates, axis=0) * capped.sum()
+    thin = np.flatnonzero(capped < POOL_REQUESTS)
+    if len(thin) > 1 and traits.any():
+        group = ((np.cumsum(capped[thin]) - capped[thin]) // POOL_REQUESTS).astype(np.int64)
+        size = np.bincount(group)
+        grouped = np.stack([np.bincount(group, weights=column) for column in rates[thin][:, traits].T], axis=1)
+        units = np.concatenate([np.delete(rates[:, traits], thin, axis=0), grouped / size[:, None]])
+        pooled[traits] = np.median(units, axis=0) * capped.sum()
+    pooled[facts] = summaries[:, facts].mean(axis=0) * m
     return pooled
 
 
@@ -577,7 +603,7 @@ def run(
     width = offsets[-1] + signals[-1].summary_size if signals else 0
     summaries = np.stack([r.summary for r in rows]) if width else np.zeros((len(rows), 0))
     volumes = np.maximum(np.array([r.volume for r in rows], dtype=np.float64), 1e-9)
-    facts = fact_columns(signals)
+    facts, traits = columns(signals, "per_account"), columns(signals, "per_request")
     own_all = np.array([r.own for r in rows])
     judged: dict[bytes, _Judged | None] = {}  # members -> judgement (None: none could be lifted, not judged)
 
@@ -587,7 +613,7 @@ def run(
             judged[key] = None
             if own_all[group].max() + MAX_LIFT >= threshold_logit:  # else no member could be lifted over it
                 fids, counts, pairs = graph.shared(int(graph.membership[group[0]]))
-                pooled = pool(summaries[group], volumes[group], facts)
+                pooled = pool(summaries[group], volumes[group], facts, traits)
                 logit, reasons = judge(group, fids, counts, index, signals, offsets, pooled, own_all[group])
                 judged[key] = _Judged(fids, counts, pairs, pooled, logit, reasons)
         return judged[key]

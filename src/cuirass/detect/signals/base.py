@@ -46,6 +46,9 @@ class Signal(abc.ABC):
     # True when the summary holds facts about the account (0/1: new, pivoted), not counts that grow with its
     # requests: a campaign pools them as the share of members (mean x members), not as per-request rates.
     per_account: ClassVar[bool] = False
+    # True when the summary counts requests that show a trait ordinary requests rarely show (hits, requests): where
+    # members hold few requests each, a campaign pools it from groups of them (campaigns.pool).
+    per_request: ClassVar[bool] = False
 
     @abc.abstractmethod
     def new_state(self) -> Any:
