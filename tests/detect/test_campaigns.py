@@ -88,7 +88,7 @@ def test_account_facts_pool_as_shares_whatever_the_volumes() -> None:
     summaries = np.zeros((3, facts.size))
     summaries[:, cov.summary_size] = 1.0  # young: first request within a day of sign-up
     summaries[:, 0] = [5.0, 50.0, 500.0]  # a count that grows with the requests
-    pooled = pool(summaries, np.array([10.0, 100.0, 1000.0]), facts, columns([cov, age], "per_request"))
+    pooled = pool(summaries, np.array([10.0, 100.0, 1000.0]), facts, columns([cov, age], "rare_trait"))
     mine = pooled[cov.summary_size :].tolist()
     assert age.explain_pooled(mine, 3) == "new accounts: 100% used within a day of sign-up"
     assert age.pooled_evidence(mine, 3) == 0.5
@@ -106,7 +106,7 @@ def test_a_trait_shown_once_in_ten_requests_survives_pooling_members_of_two_requ
     from cuirass.detect.signals.elicitation import ReasoningSignal
 
     signal = ReasoningSignal()
-    facts, traits = columns([signal], "per_account"), columns([signal], "per_request")
+    facts, traits = columns([signal], "per_account"), columns([signal], "rare_trait")
     volumes = np.full(60, 2.0)
     summaries = np.zeros((60, 2))
     summaries[:, 1] = 2.0  # requests that count

@@ -20,10 +20,10 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    inside a big benign group, cannot speak for the rest), and scaled back to the community's
    volume (each member counting at most N_CAP requests); facts about an account rather than counts
    (age, pivot: Signal.per_account) pool as the share of members holding them. A rare trait (asking for worked
-   steps: Signal.per_request) is read off groups of the members that sent few requests each, not off each of them
-   (`pool`): a thin network shows it in one request of ten, and so in none of most members' two. Every signal's evidence is recomputed
-   on that pool; coordination evidence adds how many members share the community's top
-   feature of each kind:
+   steps: Signal.rare_trait) is read off groups of the members that sent few requests each, not off each of
+   them (`pool`): a thin network shows it in one request of ten, and so in none of most members' first two.
+   Every signal's evidence is recomputed on that pool; coordination evidence adds how many members share the
+   community's top feature of each kind:
        logit_C = combine(e_i(pool)) + min(COORD_CAP, f(size) * sum_k c_k * share_k) + replication
    (combine = PRIOR + censored sum, evidence.py; replication: see `replication`).
    A benign group pools to ordinary rates and scores low, however tightly it is linked.
@@ -323,7 +323,7 @@ def belongs_many(
 
 def columns(signals: Sequence[Signal], kind: str) -> np.ndarray:
     """Which columns of the concatenated summaries belong to signals whose `kind` attribute is set
-    (Signal.per_account: facts about the account; Signal.per_request: counts of requests showing a trait)."""
+    (Signal.per_account: facts about the account; Signal.rare_trait: counts of requests showing a trait)."""
     mask = np.zeros(sum(s.summary_size for s in signals), dtype=bool)
     for signal, start in zip(signals, offsets_of(signals), strict=True):
         mask[start : start + signal.summary_size] = getattr(signal, kind)
@@ -335,7 +335,7 @@ def pool(summaries: np.ndarray, volumes: np.ndarray, facts: np.ndarray, traits: 
     times the members' capped volume; per-account facts (`facts` columns) as the share of members holding them,
     times members.
 
-    A rare trait (`traits` columns, Signal.per_request: asking for worked steps, a rubric, a final-answer format, a
+    A rare trait (`traits` columns, Signal.rare_trait: asking for worked steps, a rubric, a final-answer format, a
     reused template) that a network shows in one request of ten is absent from nearly every member that sent two,
     and the median of their rates is nothing. So members with fewer than POOL_REQUESTS requests are taken in
     groups, in row order, each group holding about POOL_REQUESTS requests, and such a trait's rate is the median
@@ -603,7 +603,7 @@ def run(
     width = offsets[-1] + signals[-1].summary_size if signals else 0
     summaries = np.stack([r.summary for r in rows]) if width else np.zeros((len(rows), 0))
     volumes = np.maximum(np.array([r.volume for r in rows], dtype=np.float64), 1e-9)
-    facts, traits = columns(signals, "per_account"), columns(signals, "per_request")
+    facts, traits = columns(signals, "per_account"), columns(signals, "rare_trait")
     own_all = np.array([r.own for r in rows])
     judged: dict[bytes, _Judged | None] = {}  # members -> judgement (None: none could be lifted, not judged)
 

@@ -48,7 +48,7 @@ class Signal(abc.ABC):
     per_account: ClassVar[bool] = False
     # True when the summary counts requests that show a trait ordinary requests rarely show (hits, requests): where
     # members hold few requests each, a campaign pools it from groups of them (campaigns.pool).
-    per_request: ClassVar[bool] = False
+    rare_trait: ClassVar[bool] = False
 
     @abc.abstractmethod
     def new_state(self) -> Any:

@@ -34,7 +34,7 @@ class ReasoningSignal(RateSignal):
 
     name = "reasoning"
     p0 = 0.006
-    per_request = True
+    rare_trait = True
     lo = 1.0
     hi = 4.0
 
@@ -72,7 +72,7 @@ class RubricSignal(RateSignal):
 
     name = "rubric"
     p0 = 0.002
-    per_request = True
+    rare_trait = True
     lo = 0.5
     hi = 3.0
 
@@ -91,7 +91,7 @@ class AnswerFormatSignal(RateSignal):
 
     name = "answer_format"
     p0 = 0.002
-    per_request = True
+    rare_trait = True
     lo = 0.5
     hi = 2.0
 

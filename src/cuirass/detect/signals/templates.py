@@ -45,7 +45,7 @@ class TemplateSignal(RateSignal):
     name = "templates"
     group = "automation"
     p0 = 0.05
-    per_request = True
+    rare_trait = True
     lo = 0.5
     hi = 2.0
 
