@@ -120,19 +120,26 @@ def test_a_trait_shown_once_in_ten_requests_survives_pooling_members_of_two_requ
     assert pool(loud, volumes, facts, traits)[0] == 0.0
 
 
+def _lab_jobs(events: list, jobs: int | None = None) -> tuple[Detector, list[int]]:
+    """A detector fed the lab's events with its 20-second campaign job (the first `jobs` jobs' worth), and the
+    largest campaign's accounts after each job."""
+    detector = Detector(campaign_interval_s=20.0)
+    largest: list[int] = []
+    for e in events:
+        detector.observe(e)
+        if detector.maybe_run_campaigns(e.ts):
+            largest.append(max((len(c.accounts) for c in detector.campaigns.values()), default=0))
+            if len(largest) == jobs:
+                break
+    return detector, largest
+
+
 def test_a_stealthy_network_of_a_few_requests_per_account_is_a_campaign_from_the_first_job() -> None:
     """The distillation lab's stealthy campaign (200 accounts, one /24, casual frames that now and then ask for
     the steps, cover requests) sends one or two requests per account before the first job: judged on the
     median member, which never asked for steps, it was no campaign until the fourth job."""
     events = scenario.distill_lab(stealth=True)
-    detector = Detector(campaign_interval_s=20.0)
-    first = []
-    for e in events:
-        detector.observe(e)
-        if detector.maybe_run_campaigns(e.ts):
-            first.append(max((len(c.accounts) for c in detector.campaigns.values()), default=0))
-            if len(first) == 2:
-                break
+    detector, first = _lab_jobs(events, jobs=2)
     assert first[0] > 0 and first[1] >= 30, first  # of 200
     people = {e.account for e in events if e.account.startswith("user")}
     assert not [a for a in people if detector.verdict(a).flagged]
@@ -145,12 +152,7 @@ def test_a_network_that_rotates_templates_behind_one_proxy_is_one_campaign_from_
     problems of the same task, a few each, and whom Leiden places beside it, do not make the task's own
     sentences part of its signature: none of them is flagged."""
     events = scenario.distill_lab()
-    detector = Detector(campaign_interval_s=20.0)
-    largest = []
-    for e in events:
-        detector.observe(e)
-        if detector.maybe_run_campaigns(e.ts):
-            largest.append(max((len(c.accounts) for c in detector.campaigns.values()), default=0))
+    detector, largest = _lab_jobs(events)
     assert len(largest) >= 8 and min(largest) >= 35, largest  # of the 40, from 20 s on
     people = {e.account for e in events if e.account.startswith("user")}
     assert not [a for a in people if detector.verdict(a).flagged]
