@@ -72,7 +72,7 @@ def analyse(folder: Path) -> list[dict[str, object]]:
     offsets = C.offsets_of(signals)
     summaries = np.stack([r.summary for r in rows])
     volumes = np.maximum(np.array([r.volume for r in rows]), 1e-9)
-    facts = C.columns(signals, "per_account")
+    facts, traits = C.columns(signals, "per_account"), C.columns(signals, "rare_trait")
     rates = summaries / volumes[:, None]
     rates[:, facts] = summaries[:, facts]
     own = np.array([r.own for r in rows])
@@ -86,7 +86,7 @@ def analyse(folder: Path) -> list[dict[str, object]]:
         kinds = collections.Counter(labels[rows[i].account]["kind"] for i in group.tolist())
         attack = sum(labels[rows[i].account]["label"] != "benign" for i in group.tolist()) / len(group)
         fids, counts, pairs = graph.shared(int(graph.membership[group[0]]))
-        pooled = C.pool(summaries[group], volumes[group], facts)
+        pooled = C.pool(summaries[group], volumes[group], facts, traits)
         logit, _ = C.judge(group, fids, counts, index, signals, offsets, pooled, own[group])
         tied = len(C.tied(fids, counts, pairs, graph, index, len(group)))
         row = {
