@@ -28,9 +28,10 @@ from pathlib import Path
 DEFAULT_SIZES = (100_000, 300_000, 1_000_000)
 
 
-def ensure_traffic(cache: Path) -> Path:
-    """The benchmark traffic log, generated on first use (seeded: always the same bytes)."""
-    path = cache / "traffic.jsonl"
+def ensure_traffic(cache: Path, scale: int = 1) -> Path:
+    """The benchmark traffic log, generated on first use (seeded: always the same bytes). With `scale` N > 1, N
+    times the accounts over the same 14 days (about N times the events; bench/history_spark.py's 10M events)."""
+    path = cache / ("traffic.jsonl" if scale == 1 else f"traffic-x{scale}.jsonl")
     if path.exists():
         return path
     from cuirass.lab.traffic import PRESETS, TrafficConfig, generate
@@ -38,9 +39,10 @@ def ensure_traffic(cache: Path) -> Path:
 
     cache.mkdir(parents=True, exist_ok=True)
     specs = (PRESETS[kind] for kind in CORE)  # the issue-3 mix, without the issue-19 variants
-    campaigns = tuple(dataclasses.replace(spec, accounts=5 if spec.independent else 1000) for spec in specs)
+    campaigns = tuple(dataclasses.replace(spec, accounts=(5 if spec.independent else 1000) * scale) for spec in specs)
     print(f"generating benchmark traffic into {path} (once) ...", file=sys.stderr, flush=True)
-    generate(TrafficConfig(seed=7, benign_accounts=5000, campaigns=campaigns, days=14.0), path, progress=True)
+    config = TrafficConfig(seed=7, benign_accounts=5000 * scale, campaigns=campaigns, days=14.0)
+    generate(config, path, progress=True)
     return path
 
 

@@ -284,7 +284,7 @@ def _spark_report(
     "--partitions",
     type=click.IntRange(min=1),
     default=None,
-    help="Spark partitions of the accounts (default: 2 per core).",
+    help="Spark partitions of the accounts (default: 2 per core, more for a long history: at most 1M events each).",
 )
 @click.option(
     "--conf",

@@ -37,6 +37,10 @@ from cuirass.spark.session import readable_errors
 from cuirass.spark.source import read
 
 Progress = Callable[[str], None]
+# Events per partition of the accounts, at most: pass 1's campaign rows come back to the driver one partition per
+# Spark job (_collect_parts), and each job's results must stay under spark.driver.maxResultSize (1 GiB by default).
+# About 70 MB of rows per million events on the benchmark traffic (10M events in 4 partitions overran it).
+EVENTS_PER_PARTITION = 1_000_000
 
 
 @dataclasses.dataclass(slots=True)
@@ -97,7 +101,7 @@ def run(
     )
     lap("facts", f"{len(accounts):,} accounts, {len(first_seen)} models, {len(plan.times)} campaign jobs")
 
-    n_parts = partitions or max(2, 2 * spark.sparkContext.defaultParallelism)
+    n_parts = partitions or max(2, 2 * spark.sparkContext.defaultParallelism, -(-totals["n"] // EVENTS_PER_PARTITION))
     by_account = (
         good.repartition(n_parts, "account")
         .sortWithinPartitions("ts", *passes.ORDER_COLUMNS)
@@ -105,12 +109,12 @@ def run(
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     with readable_errors("pass 1 (campaign rows)"):
-        table = _collect(
+        tables = _collect_parts(
             by_account.mapInArrow(functools.partial(passes.version_batches, plan=plan), passes.ddl(passes.VERSIONS))
         )
     digested.unpersist()
-    inputs, base = _row_inputs(table, accounts, len(plan.times))
-    lap("pass1", f"{table.num_rows - len(base):,} campaign-row versions")
+    inputs, base = _row_inputs(tables, accounts, len(plan.times))
+    lap("pass1", f"{sum(t.num_rows for t in tables) - len(base):,} campaign-row versions")
 
     results = run_jobs(inputs, plan)
     lap("campaigns", f"{len(results)} campaign jobs")
@@ -133,17 +137,33 @@ def _collect(df: Any) -> pa.Table:
     return pa.Table.from_batches(df._collect_as_arrow())
 
 
-def _row_inputs(table: pa.Table, accounts: list[str], n_jobs: int) -> tuple[RowInputs, dict[str, dict[str, Any]]]:
+def _collect_parts(df: Any) -> list[pa.Table]:
+    """A DataFrame as Arrow tables, one Spark job per partition (computed once, persisted), so that no one job's
+    results outgrow spark.driver.maxResultSize however long the history."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    df = df.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        return [_collect(df.filter(F.spark_partition_id() == i)) for i in range(df.rdd.getNumPartitions())]
+    finally:
+        df.unpersist()
+
+
+def _row_inputs(
+    tables: list[pa.Table], accounts: list[str], n_jobs: int
+) -> tuple[RowInputs, dict[str, dict[str, Any]]]:
     """Pass 1's rows as the jobs' inputs, and each account's campaign-free report row."""
     index = {a: i for i, a in enumerate(accounts)}
     by_job: list[list[tuple[int, Version]]] = [[] for _ in range(n_jobs)]
     base: dict[str, dict[str, Any]] = {}
     names = ("account", "k", "n", "last_ts", "own", "volume", "summary", "blob")
-    for account, k, n, last_ts, own, volume, summary, blob in zip(*(table.column(c).to_pylist() for c in names)):
-        if k < 0:
-            base[account] = orjson.loads(blob)
-        else:
-            by_job[k].append((index[account], Version(n, last_ts, own, volume, summary, pickle.loads(blob))))
+    for table in tables:
+        for account, k, n, last_ts, own, volume, summary, blob in zip(*(table.column(c).to_pylist() for c in names)):
+            if k < 0:
+                base[account] = orjson.loads(blob)
+            else:
+                by_job[k].append((index[account], Version(n, last_ts, own, volume, summary, pickle.loads(blob))))
     for versions in by_job:
         versions.sort(key=lambda v: v[0])
     return RowInputs(accounts, by_job), base
