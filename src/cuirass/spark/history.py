@@ -21,7 +21,7 @@ import dataclasses
 import functools
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -37,9 +37,10 @@ from cuirass.spark.session import readable_errors
 from cuirass.spark.source import read
 
 Progress = Callable[[str], None]
-# Events per partition of the accounts, at most: pass 1's campaign rows come back to the driver one partition per
-# Spark job (_collect_parts), and each job's results must stay under spark.driver.maxResultSize (1 GiB by default).
-# About 70 MB of rows per million events on the benchmark traffic (10M events in 4 partitions overran it).
+# Events per partition, at most: pass 1's campaign rows come back to the driver one partition per Spark job
+# (_versions_by_job), and each job's results must stay under spark.driver.maxResultSize (1 GiB by default). About
+# 140 MB of rows per million events on the benchmark traffic: 10M events collected at once overran the limit, and
+# held at once as Python objects, the driver's memory (15 GB).
 EVENTS_PER_PARTITION = 1_000_000
 
 
@@ -109,14 +110,18 @@ def run(
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     with readable_errors("pass 1 (campaign rows)"):
-        tables = _collect_parts(
-            by_account.mapInArrow(functools.partial(passes.version_batches, plan=plan), passes.ddl(passes.VERSIONS))
-        )
+        versions = by_account.mapInArrow(
+            functools.partial(passes.version_batches, plan=plan), passes.ddl(passes.VERSIONS)
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        n_versions = versions.filter(F.col("k") >= 0).count()
+        base = _base_rows(versions.filter(F.col("k") < 0))
     digested.unpersist()
-    inputs, base = _row_inputs(tables, accounts, len(plan.times))
-    lap("pass1", f"{sum(t.num_rows for t in tables) - len(base):,} campaign-row versions")
-
-    results = run_jobs(inputs, plan)
+    lap("pass1", f"{n_versions:,} campaign-row versions")
+    with readable_errors("the campaign jobs"):
+        index = {a: i for i, a in enumerate(accounts)}
+        by_job = _versions_by_job(versions.filter(F.col("k") >= 0), index, len(plan.times), n_parts)
+        results = run_jobs(RowInputs(accounts, by_job), plan)
+    versions.unpersist()
     lap("campaigns", f"{len(results)} campaign jobs")
     with readable_errors("pass 2 (verdicts)"):
         verdict_fn = functools.partial(passes.verdict_batches, plan=plan, results=results)
@@ -137,36 +142,42 @@ def _collect(df: Any) -> pa.Table:
     return pa.Table.from_batches(df._collect_as_arrow())
 
 
-def _collect_parts(df: Any) -> list[pa.Table]:
-    """A DataFrame as Arrow tables, one Spark job per partition (computed once, persisted), so that no one job's
-    results outgrow spark.driver.maxResultSize however long the history."""
+def _base_rows(df: Any) -> dict[str, dict[str, Any]]:
+    """Each account's campaign-free report row (pass 1's rows with k < 0), by account."""
+    table = _collect(df.select("account", "blob"))
+    return {a: orjson.loads(b) for a, b in zip(table.column("account").to_pylist(), table.column("blob").to_pylist())}
+
+
+def _versions_by_job(df: Any, index: dict[str, int], n_jobs: int, parts: int) -> Iterator[list[tuple[int, Version]]]:
+    """Pass 1's campaign-row versions, one list per job in job order (each sorted by account index), streamed: the
+    versions are range-partitioned by job and collected one partition per Spark job, so the driver holds one
+    partition's versions at a time and no job's results outgrow spark.driver.maxResultSize. Equal keys share a
+    range partition, so once a partition is read, every job up to its last is complete."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    df = df.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        return [_collect(df.filter(F.spark_partition_id() == i)) for i in range(df.rdd.getNumPartitions())]
-    finally:
-        df.unpersist()
-
-
-def _row_inputs(
-    tables: list[pa.Table], accounts: list[str], n_jobs: int
-) -> tuple[RowInputs, dict[str, dict[str, Any]]]:
-    """Pass 1's rows as the jobs' inputs, and each account's campaign-free report row."""
-    index = {a: i for i, a in enumerate(accounts)}
-    by_job: list[list[tuple[int, Version]]] = [[] for _ in range(n_jobs)]
-    base: dict[str, dict[str, Any]] = {}
+    ranged = df.repartitionByRange(parts, "k").persist(StorageLevel.MEMORY_AND_DISK)
     names = ("account", "k", "n", "last_ts", "own", "volume", "summary", "blob")
-    for table in tables:
-        for account, k, n, last_ts, own, volume, summary, blob in zip(*(table.column(c).to_pylist() for c in names)):
-            if k < 0:
-                base[account] = orjson.loads(blob)
-            else:
-                by_job[k].append((index[account], Version(n, last_ts, own, volume, summary, pickle.loads(blob))))
-    for versions in by_job:
-        versions.sort(key=lambda v: v[0])
-    return RowInputs(accounts, by_job), base
+    pending: dict[int, list[tuple[int, Version]]] = {}
+    k = 0
+    try:
+        for part in range(ranged.rdd.getNumPartitions()):
+            table = _collect(ranged.filter(F.spark_partition_id() == part).select(*names))
+            for account, job, n, last_ts, own, volume, summary, blob in zip(
+                *(table.column(c).to_pylist() for c in names)
+            ):
+                version = Version(n, last_ts, own, volume, summary, pickle.loads(blob))
+                pending.setdefault(job, []).append((index[account], version))
+            del table
+            last = max(pending, default=-1)
+            while k <= last:
+                yield sorted(pending.pop(k, []), key=lambda v: v[0])
+                k += 1
+    finally:
+        ranged.unpersist()
+    while k < n_jobs:
+        yield sorted(pending.pop(k, []), key=lambda v: v[0])
+        k += 1
 
 
 def _report(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -41,7 +41,9 @@ class RowInputs:
     """Pass 1's output arranged for the jobs."""
 
     accounts: list[str]  # every account, by first event (the single-process Detector's order)
-    by_job: list[list[tuple[int, Version]]]  # per job: (account index, its new version)
+    # Per job, in order: (account index, its new version). Consumed once, job by job, so that a long history's
+    # versions need not all be held at once (history._versions_by_job streams them).
+    by_job: Iterable[list[tuple[int, Version]]]
 
 
 def run_jobs(inputs: RowInputs, plan: Plan) -> list[CampaignResult]:
@@ -56,8 +58,8 @@ def run_jobs(inputs: RowInputs, plan: Plan) -> list[CampaignResult]:
     cache: dict[int, tuple[AccountRow, int]] = {}  # account index -> (row, job of the version it was built from)
     assignment: dict[object, int] = {}
     results = []
-    for k, now in enumerate(plan.times):
-        for i, version in inputs.by_job[k]:
+    for (k, now), versions in zip(enumerate(plan.times), inputs.by_job, strict=True):
+        for i, version in versions:
             latest[i], latest_job[i], last_ts[i] = version, k, version.last_ts
         active = np.flatnonzero(last_ts >= now - plan.window).tolist()
         rows = []
