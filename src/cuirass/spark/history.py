@@ -39,7 +39,7 @@ from cuirass.spark.source import read
 Progress = Callable[[str], None]
 # Events per partition, at most: pass 1's campaign rows come back to the driver one partition per Spark job
 # (_versions_by_job), and each job's results must stay under spark.driver.maxResultSize (1 GiB by default). About
-# 140 MB of rows per million events on the benchmark traffic: 10M events collected at once overran the limit, and
+# 280 MB of rows per million events on the benchmark traffic: 10M events collected at once overran the limit, and
 # held at once as Python objects, the driver's memory (15 GB).
 EVENTS_PER_PARTITION = 1_000_000
 
