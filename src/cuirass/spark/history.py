@@ -113,13 +113,14 @@ def run(
         versions = by_account.mapInArrow(
             functools.partial(passes.version_batches, plan=plan), passes.ddl(passes.VERSIONS)
         ).persist(StorageLevel.MEMORY_AND_DISK)
-        n_versions = versions.filter(F.col("k") >= 0).count()
+        job_versions = versions.filter(F.col("k") >= 0)
+        n_versions = job_versions.count()
         base = _base_rows(versions.filter(F.col("k") < 0))
     digested.unpersist()
     lap("pass1", f"{n_versions:,} campaign-row versions")
     with readable_errors("the campaign jobs"):
         index = {a: i for i, a in enumerate(accounts)}
-        by_job = _versions_by_job(versions.filter(F.col("k") >= 0), index, len(plan.times), n_parts)
+        by_job = _versions_by_job(job_versions, index, len(plan.times), n_parts)
         results = run_jobs(RowInputs(accounts, by_job), plan)
     versions.unpersist()
     lap("campaigns", f"{len(results)} campaign jobs")
@@ -170,14 +171,19 @@ def _versions_by_job(df: Any, index: dict[str, int], n_jobs: int, parts: int) ->
                 pending.setdefault(job, []).append((index[account], version))
             del table
             last = max(pending, default=-1)
-            while k <= last:
-                yield sorted(pending.pop(k, []), key=lambda v: v[0])
-                k += 1
+            yield from _in_order(pending, k, last + 1)
+            k = max(k, last + 1)
     finally:
         ranged.unpersist()
-    while k < n_jobs:
-        yield sorted(pending.pop(k, []), key=lambda v: v[0])
-        k += 1
+    yield from _in_order(pending, k, n_jobs)
+
+
+def _in_order(
+    pending: dict[int, list[tuple[int, Version]]], start: int, stop: int
+) -> Iterator[list[tuple[int, Version]]]:
+    """The versions of jobs start..stop-1 taken out of `pending`, each job's sorted by account index."""
+    for job in range(start, stop):
+        yield sorted(pending.pop(job, []), key=lambda v: v[0])
 
 
 def _report(
