@@ -13,7 +13,10 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    small to be a campaign, and such pairs (two people quoting the same text) are mostly chance. Time buckets (sign-up hour, start hour) and topics are coincidences by
    nature: they weigh w_kind whatever their df.
 2. Cluster. Leiden (Traag, Waltman & van Eck 2019; igraph's implementation, seeded) maximises
-   weighted modularity; feature nodes are then dropped from the communities.
+   weighted modularity; feature nodes are then dropped from the communities. Feature nodes with the
+   same holders (a sentence's exact template key and its LSH bands, most often) are one node whose
+   edges carry their summed weights: every partition that keeps them together has the same modularity,
+   and the graph has about half the edges (`_twins`).
 3. Judge. A community of >= MIN_SIZE accounts is scored as ONE pooled account, its typical
    member: each member's additive signal summary is divided by its request volume, the
    column-wise median over members is taken (robust: a loud minority, or a few attackers
@@ -386,6 +389,26 @@ def _warm_start(keys: Sequence[object], previous: Mapping[object, int]) -> list[
     return out.tolist()
 
 
+def _twins(
+    fids: np.ndarray, owners: np.ndarray, features: np.ndarray, n: int, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(group of each of `features`, first feature of each group): features held by exactly the same accounts
+    share a group, numbered in the order of their first feature. (fids[i], owners[i]) are the holdings, owners
+    are row indices below n, feature ids below `size`.
+
+    A holder set is named by the sum, modulo 2**64, of a random 64-bit value per holder: two different sets of
+    the few thousand features of a job share a name with probability about 1e-12, and the values are seeded,
+    so every run of a job groups alike."""
+    salt = np.random.default_rng(0x7715).integers(0, np.iinfo(np.int64).max, size=n, dtype=np.uint64)
+    held = np.zeros(size, dtype=np.uint64)
+    np.add.at(held, fids, salt[owners])
+    _, first, group = np.unique(held[features], return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[group], features[first[order]]
+
+
 class _Graph:
     """The bipartite graph of one job and the communities Leiden finds in it."""
 
@@ -402,24 +425,43 @@ class _Graph:
         vertex = self.df >= MIN_DF  # the features that become vertices: ids in order, none sorted per job
         keep = vertex[fids]
         self.fids, self.owners = fids[keep], owners[keep]
-        self.local_ids = np.flatnonzero(vertex)
-        local = (np.cumsum(vertex) - 1)[self.fids]
-        idf = np.maximum(np.log(n / self.df[self.fids]), 0.05)
-        w = weight[self.fids] * np.where(scaled[self.fids], idf, 1.0)
-        graph = igraph.Graph(n=n + len(self.local_ids))
+        # Feature vertices held by the same accounts (the LSH bands of one sentence and its exact template key,
+        # most often) become one vertex whose edges weigh what theirs did together: the modularity of every
+        # partition that keeps them together is unchanged, and Leiden reads about half the edges (`_twins`).
+        features_v = np.flatnonzero(vertex)
+        group, first = _twins(self.fids, self.owners, features_v, n, len(index))
+        group_of = np.zeros(len(index), dtype=np.int64)
+        group_of[features_v] = group
+        idf = np.maximum(np.log(n / self.df[features_v]), 0.05)
+        grouped_w = np.bincount(group, weights=weight[features_v] * np.where(scaled[features_v], idf, 1.0))
+        is_first = np.zeros(len(index), dtype=bool)
+        is_first[first] = True
+        edge = is_first[self.fids]
+        vertices = n + group_of[self.fids[edge]]
+        graph = igraph.Graph(n=n + len(first))
         # Pairs of Python ints: igraph converts them about a quarter faster than a numpy array of pairs.
-        graph.add_edges(list(zip(self.owners.tolist(), (n + local).tolist())))
-        keys: list[object] = [r.account for r in rows] + [index.features[f] for f in self.local_ids.tolist()]
-        initial = _warm_start(keys, previous or {})
+        graph.add_edges(list(zip(self.owners[edge].tolist(), vertices.tolist())))
+        accounts: list[object] = [r.account for r in rows]
+        initial = _warm_start(accounts + [index.features[f] for f in first.tolist()], previous or {})
         igraph.set_random_number_generator(random.Random(seed))
         try:
             partition = graph.community_leiden(
-                objective_function="modularity", weights=w, n_iterations=2, initial_membership=initial
+                objective_function="modularity",
+                weights=grouped_w[vertices - n],
+                n_iterations=2,
+                initial_membership=initial,
             )
         finally:
             igraph.set_random_number_generator(random)
-        self.assignment = dict(zip(keys, partition.membership))  # Leiden's own, joins aside: the next warm start
-        self.membership = np.asarray(partition.membership[:n], dtype=np.int64)
+        labels = np.asarray(partition.membership, dtype=np.int64)
+        # Leiden's own, joins aside: the next warm start (every feature vertex under its group's label).
+        self.assignment = dict(
+            zip(
+                accounts + [index.features[f] for f in features_v.tolist()],
+                labels[:n].tolist() + labels[n + group].tolist(),
+            )
+        )
+        self.membership = labels[:n]
         self._sort_pairs()
 
     def _sort_pairs(self) -> None:
@@ -688,8 +730,9 @@ def _campaign_id(fids: np.ndarray, counts: np.ndarray, index: FeatureIndex, used
     """A readable id derived from the community's most shared feature (stable across jobs). Ties go to the
     feature's name, not its id: ids follow the order rows were first seen, which differs between a replay
     and the shards' leader (rows arrive from partitions in whatever order), names do not."""
-    best = min(((-c, index.name(f)) for c, f in zip(counts.tolist(), fids.tolist())), default=None)
-    base = f"c-{zlib.crc32(best[1].encode()):08x}" if best else "c-00000000"
+    top = fids[counts == counts.max()].tolist() if len(counts) else []
+    best = min(map(index.name, top), default=None)  # of the most shared features, the first by name
+    base = f"c-{zlib.crc32(best.encode()):08x}" if best else "c-00000000"
     cid, suffix = base, 2
     while cid in used:
         cid, suffix = f"{base}-{suffix}", suffix + 1

@@ -120,9 +120,9 @@ def run(
     lap("pass1", f"{n_versions:,} campaign-row versions")
     with readable_errors("the campaign jobs"):
         index = {a: i for i, a in enumerate(accounts)}
-        by_job = _versions_by_job(job_versions, index, len(plan.times), n_parts)
+        by_job = _versions_by_job(job_versions, index, len(plan.times), n_parts, release=versions.unpersist)
         results = run_jobs(RowInputs(accounts, by_job), plan)
-    versions.unpersist()
+    versions.unpersist()  # released already, unless there was no job to stream versions to
     lap("campaigns", f"{len(results)} campaign jobs")
     with readable_errors("pass 2 (verdicts)"):
         verdict_fn = functools.partial(passes.verdict_batches, plan=plan, results=results)
@@ -149,15 +149,20 @@ def _base_rows(df: Any) -> dict[str, dict[str, Any]]:
     return {a: orjson.loads(b) for a, b in zip(table.column("account").to_pylist(), table.column("blob").to_pylist())}
 
 
-def _versions_by_job(df: Any, index: dict[str, int], n_jobs: int, parts: int) -> Iterator[list[tuple[int, Version]]]:
+def _versions_by_job(
+    df: Any, index: dict[str, int], n_jobs: int, parts: int, release: Callable[[], object]
+) -> Iterator[list[tuple[int, Version]]]:
     """Pass 1's campaign-row versions, one list per job in job order (each sorted by account index), streamed: the
     versions are range-partitioned by job and collected one partition per Spark job, so the driver holds one
     partition's versions at a time and no job's results outgrow spark.driver.maxResultSize. Equal keys share a
-    range partition, so once a partition is read, every job up to its last is complete."""
+    range partition, so once a partition is read, every job up to its last is complete. `release` is called once
+    the range-partitioned copy is cached: pass 1's own cached rows are not needed after that."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     ranged = df.repartitionByRange(parts, "k").persist(StorageLevel.MEMORY_AND_DISK)
+    ranged.count()  # caches every partition, so that pass 1's copy can go before the jobs run
+    release()
     names = ("account", "k", "n", "last_ts", "own", "volume", "summary", "blob")
     pending: dict[int, list[tuple[int, Version]]] = {}
     k = 0
