@@ -32,7 +32,10 @@ from cuirass.events.formats import Options, Reading, Span, read, spans
 from cuirass.events.record import Event
 
 SPAN_BYTES = 4 << 20  # one task: about 2,000 events of a typical log
-AHEAD = 2  # spans in flight per process (bounds the memory held in results not yet taken)
+# Spans in flight per process, which bounds the digests held but not yet taken (about 1 MB a span). While the
+# scoring process runs a campaign job (seconds, with tens of thousands of accounts in its window) it takes no
+# digests, and the digesting processes go on only as far as this lets them.
+AHEAD = 32
 WATCH_S = 1.0  # how often a digesting process checks that its parent is alive
 MAX_DEFAULT_JOBS = 4  # two digesting processes keep about level with the scoring one; a few more add nothing
 # Digesting processes run this much nicer than the scoring process, the one that bounds a replay: it keeps a core
