@@ -154,7 +154,7 @@ def test_a_network_that_rotates_templates_behind_one_proxy_is_one_campaign_from_
     events = scenario.distill_lab()
     detector, largest = _lab_jobs(events)
     # Of the 40, from 20 s on. Which few members a job leaves out depends on Leiden's seeded order: 35-40 over
-    # seeds 0-3, 34 at one job of seed 0 (a split network would leave communities under LIFT_MIN_SIZE).
+    # seeds 0-3, 34 at three jobs of seed 0 (a split network would leave communities under LIFT_MIN_SIZE).
     assert len(largest) >= 8 and min(largest) >= 34, largest
     people = {e.account for e in events if e.account.startswith("user")}
     assert not [a for a in people if detector.verdict(a).flagged]

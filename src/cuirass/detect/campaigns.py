@@ -437,17 +437,17 @@ class _Graph:
         is_first = np.zeros(len(index), dtype=bool)
         is_first[first] = True
         edge = is_first[self.fids]
-        vertices = n + group_of[self.fids[edge]]
+        edge_group = group_of[self.fids[edge]]
         graph = igraph.Graph(n=n + len(first))
         # Pairs of Python ints: igraph converts them about a quarter faster than a numpy array of pairs.
-        graph.add_edges(list(zip(self.owners[edge].tolist(), vertices.tolist())))
+        graph.add_edges(list(zip(self.owners[edge].tolist(), (n + edge_group).tolist())))
         accounts: list[object] = [r.account for r in rows]
         initial = _warm_start(accounts + [index.features[f] for f in first.tolist()], previous or {})
         igraph.set_random_number_generator(random.Random(seed))
         try:
             partition = graph.community_leiden(
                 objective_function="modularity",
-                weights=grouped_w[vertices - n],
+                weights=grouped_w[edge_group],
                 n_iterations=2,
                 initial_membership=initial,
             )

@@ -122,7 +122,6 @@ def run(
         index = {a: i for i, a in enumerate(accounts)}
         by_job = _versions_by_job(job_versions, index, len(plan.times), n_parts, release=versions.unpersist)
         results = run_jobs(RowInputs(accounts, by_job), plan)
-    versions.unpersist()  # released already, unless there was no job to stream versions to
     lap("campaigns", f"{len(results)} campaign jobs")
     with readable_errors("pass 2 (verdicts)"):
         verdict_fn = functools.partial(passes.verdict_batches, plan=plan, results=results)
