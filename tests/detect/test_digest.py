@@ -124,3 +124,26 @@ def test_names_after_any_lower_case_letter() -> None:
     assert D._normalise("ask Bob, then Alice; Zoë Smith and é Carl. Then Dan") == (
         "ask  nn , then  nn ;  nn ë  nn  and é  nn . then  nn "
     )
+
+
+def test_digests_do_not_depend_on_how_many_prompts_are_kept() -> None:
+    """A history replay keeps more prompts than a gateway (digest.cache_prompts); what it keeps only saves work."""
+    prompts = [
+        f"Question {i % 7}: Natalia sold {i} clips in April. Think step by step and show your work." for i in range(60)
+    ]
+    events = [event([user(p)], account=f"a{i % 5}") for i, p in enumerate(prompts + prompts[::-1])]
+
+    def fields(d: D.Digest) -> tuple:
+        return tuple(getattr(d, name) for name in D.FIELDS)
+
+    try:
+        D.cache_prompts(2)  # nearly every prompt evicted before it comes again
+        assert D._prompt_facts.cache_parameters()["maxsize"] == 2  # type: ignore[attr-defined]
+        small = [fields(digest(e)) for e in events]
+        D.cache_prompts(D.HISTORY_PROMPT_CACHE)
+        large = [fields(digest(e)) for e in events]
+        again = [fields(digest(e)) for e in events]  # every prompt now from the cache
+    finally:
+        D.cache_prompts(D.PROMPT_CACHE)
+    assert small == large == again
+    assert D._prompt_facts.cache_parameters()["maxsize"] == D.PROMPT_CACHE  # type: ignore[attr-defined]

@@ -53,8 +53,13 @@ CODE = TOPICS.index("code")
 SKETCH_MIN_WORDS = 12  # shorter prompts hold no task of their own: their phrasing links no one (signals.phrasing)
 # Prompts whose text facts are kept (_prompt_facts), the most recently used: the same prompt comes again and again
 # (a regenerate or retry, "continue", an evaluation set sent by many accounts). Each is at most HEAD + TAIL
-# characters, so the cache holds at most about 25 MB.
+# characters, about 1.1 KB with its facts on typical traffic: about 18 MB in a gateway.
 PROMPT_CACHE = 16384
+# A history replay (`detect run`) reads weeks of traffic, where a prompt recurs across thousands of accounts and
+# hours apart: with this many kept, each digesting process computes the facts of about a third as many prompts
+# again (on the benchmark log at ten times the accounts, 23% of events miss instead of 72%) for about 140 MB
+# more (BENCHMARKS.md, "History on one machine").
+HISTORY_PROMPT_CACHE = 131072
 
 
 FIELDS = (
@@ -238,10 +243,13 @@ def _system_facts(system: str) -> tuple[int, str | None, bool]:
     )
 
 
-@functools.lru_cache(maxsize=PROMPT_CACHE)
-def _prompt_facts(capped: str) -> tuple[tuple[int, ...], int, str | None, bool, bool, int, tuple[int, ...]]:
+PromptFacts = tuple[tuple[int, ...], int, str | None, bool, bool, int, tuple[int, ...]]
+
+
+def _prompt_facts_of(capped: str) -> PromptFacts:
     """(template keys, words, reasoning phrase, demands an answer format, asks to grade, topic, near-duplicate
-    keys) of a prompt already cut to HEAD + TAIL characters: a pure function of that text, so cached."""
+    keys) of a prompt already cut to HEAD + TAIL characters: a pure function of that text, so cached
+    (_prompt_facts)."""
     keys, prompt_words, keyed = _scan(capped)
     lowered = _lower(capped)
     index = set(prompt_words)  # normalised words: enough to pick which phrase patterns to try
@@ -255,6 +263,17 @@ def _prompt_facts(capped: str) -> tuple[tuple[int, ...], int, str | None, bool, 
         topic_of(prompt_words),
         near_keys(keyed) if len(prompt_words) >= SKETCH_MIN_WORDS else (),
     )
+
+
+_prompt_facts: Callable[[str], PromptFacts] = functools.lru_cache(maxsize=PROMPT_CACHE)(_prompt_facts_of)
+
+
+def cache_prompts(size: int) -> None:
+    """Keep the text facts of the `size` most recently used prompts in this process (PROMPT_CACHE unless
+    changed; a history replay's processes keep HISTORY_PROMPT_CACHE). Digests do not depend on it."""
+    global _prompt_facts  # noqa: PLW0603 - the process's one cache, replaced whole
+    if size != _prompt_facts.cache_parameters()["maxsize"]:  # type: ignore[attr-defined]
+        _prompt_facts = functools.lru_cache(maxsize=size)(_prompt_facts_of)
 
 
 def digest(event: Event) -> Digest:

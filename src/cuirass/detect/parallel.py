@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
-from cuirass.detect.digest import Digest, digest
+from cuirass.detect.digest import HISTORY_PROMPT_CACHE, Digest, cache_prompts, digest
 from cuirass.events.formats import Options, Reading, Span, read, spans
 from cuirass.events.record import Event
 
@@ -78,9 +78,10 @@ def _digest_span(path: Path, fmt: str, options: Options | None, strict: bool, sp
 
 
 def _start_digesting(parent: int) -> None:
-    """In a new digesting process: lower its priority (NICE), and exit once the process that started it is
-    gone. A pool's processes wait on a queue that never closes when their parent is killed (kill -9, or a
-    SIGTERM that skips clean-up)."""
+    """In a new digesting process: lower its priority (NICE), keep a history's worth of prompts
+    (HISTORY_PROMPT_CACHE), and exit once the process that started it is gone. A pool's processes wait on a
+    queue that never closes when their parent is killed (kill -9, or a SIGTERM that skips clean-up)."""
+    cache_prompts(HISTORY_PROMPT_CACHE)
     try:
         os.nice(NICE)
     except OSError:  # a system that refuses it: the same result, only an even share of the cores
@@ -123,14 +124,15 @@ def digest_log(
     skipped: list[int] | None = None,
 ) -> Iterator[Digest]:
     """The digests of every event of a log, in file order, computed by `jobs` processes (in this one when
-    `jobs` is 0 or the log is a single span). Malformed records as `events.formats.read` treats them (merged
-    into `reading`; `strict` raises ValueError); events that cannot be digested go to `on_skip` and are
-    counted in `skipped[0]`."""
+    `jobs` is 0 or the log is a single span, which then keeps HISTORY_PROMPT_CACHE prompts from now on).
+    Malformed records as `events.formats.read` treats them (merged into `reading`; `strict` raises
+    ValueError); events that cannot be digested go to `on_skip` and are counted in `skipped[0]`."""
     counter = skipped if skipped is not None else [0]
     cut = spans(path, SPAN_BYTES)
     head = list(itertools.islice(cut, 2))
     pool = _pool(jobs) if len(head) == 2 else None
     if pool is None:
+        cache_prompts(HISTORY_PROMPT_CACHE)
         events = read(path, reading, options, strict=strict, progress=progress, on_bad=on_bad)
         yield from digested(events, on_skip, counter)
         return

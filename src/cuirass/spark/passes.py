@@ -28,7 +28,7 @@ import orjson
 import pyarrow as pa
 
 from cuirass.detect.campaigns import HASHED_KINDS, CampaignResult
-from cuirass.detect.digest import Digest, digest
+from cuirass.detect.digest import HISTORY_PROMPT_CACHE, Digest, cache_prompts, digest
 from cuirass.detect.engine import Detector
 from cuirass.detect.scoring import AccountState
 from cuirass.events.formats import checked
@@ -135,6 +135,7 @@ def _parquet_record(row: dict[str, Any]) -> dict[str, Any]:
 
 def digest_batches(batches: Iterable[pa.RecordBatch], fmt: str) -> Iterator[pa.RecordBatch]:
     """Digest every record; those that cannot be read or digested come out with `error` set."""
+    cache_prompts(HISTORY_PROMPT_CACHE)  # a Python worker digests many partitions of one history
     record_of: Callable[[dict[str, Any]], dict[str, Any] | None] = _jsonl_record if fmt == "jsonl" else _parquet_record
     out = _Out(DIGESTS)
     for batch in batches:
