@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cuirass.detect.digest import FIELDS, Digest
 from cuirass.events.record import Event
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -132,6 +133,11 @@ def attackers(
             out.append(_event(t, account, messages, rng, params={"temperature": 0, "max_tokens": 2048}, **fields))
             t += gap * rng.uniform(0.8, 1.2)
     return out
+
+
+def fields(d: Digest) -> tuple[Any, ...]:
+    """A digest's fields, to compare digests made by different processes or caches."""
+    return tuple(getattr(d, name) for name in FIELDS)
 
 
 def by_time(events: list[Event]) -> list[Event]:

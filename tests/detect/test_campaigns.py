@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 import re
 
+import numpy as np
+
+from cuirass.detect import campaigns
 from cuirass.detect.engine import Detector
 from cuirass.detect.replay import replay
 from tests.detect import scenario
@@ -170,3 +173,25 @@ def test_people_who_ask_the_harvested_task_do_not_carry_the_signature_of_a_netwo
     rows = {r["account"]: r for r in report["accounts"]}
     assert sum(rows[a]["flagged"] for a in rows if a.startswith("e-")) >= 100  # of 200
     assert not [a for a in rows if a.startswith("user") and rows[a]["flagged"]]
+
+
+def test_a_card_that_only_people_beside_the_campaign_hold_is_not_its_signature() -> None:
+    """In the lab's full run a stealth campaign's community of 860 accounts, of which 40-130 were lifted, held a
+    team's company card and a few sentences of four students, and nobody else did: held by its community alone,
+    they became its signature, and five students who sent them later carried it and were flagged (benign FPR
+    0.28% against 0.1%). A feature none of the lifted members holds says nothing about the campaign."""
+    index = campaigns.FeatureIndex()
+    phrasing = [("tpl", 0x1111), ("tpl", 0x2222)]
+    rows = [
+        campaigns.AccountRow(f"member-{i}", 5.0, np.zeros(0), index.intern([*phrasing, ("pay", f"pf-{i}")]), 10.0)
+        for i in range(40)
+    ] + [
+        campaigns.AccountRow(f"person-{i}", 0.0, np.zeros(0), index.intern([phrasing[0], ("pay", "pf-team")]), 3.0)
+        for i in range(4)
+    ]
+    graph = campaigns._Graph(rows, index, seed=0)
+    community = np.column_stack([graph.owners, graph.fids])  # all 44 accounts in one community, as Leiden may have it
+    lifted = np.arange(40)
+    signature = campaigns._signature(community, np.zeros(0, dtype=np.int64), graph, index, lifted)
+    assert signature == ["tpl:00001111", "tpl:00002222"]
+    assert "pay:pf-team" in campaigns._signature(community, np.zeros(0, dtype=np.int64), graph, index, np.arange(44))

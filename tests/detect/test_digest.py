@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from cuirass.detect import digest as D
 from cuirass.detect.digest import digest, ip_network, template_keys
 from cuirass.events.record import Event
+from tests.detect import scenario
 
 
 def event(messages: list, **fields: object) -> Event:
@@ -133,16 +134,13 @@ def test_digests_do_not_depend_on_how_many_prompts_are_kept() -> None:
     ]
     events = [event([user(p)], account=f"a{i % 5}") for i, p in enumerate(prompts + prompts[::-1])]
 
-    def fields(d: D.Digest) -> tuple:
-        return tuple(getattr(d, name) for name in D.FIELDS)
-
     try:
         D.cache_prompts(2)  # nearly every prompt evicted before it comes again
         assert D._prompt_facts.cache_parameters()["maxsize"] == 2  # type: ignore[attr-defined]
-        small = [fields(digest(e)) for e in events]
+        small = [scenario.fields(digest(e)) for e in events]
         D.cache_prompts(D.HISTORY_PROMPT_CACHE)
-        large = [fields(digest(e)) for e in events]
-        again = [fields(digest(e)) for e in events]  # every prompt now from the cache
+        large = [scenario.fields(digest(e)) for e in events]
+        again = [scenario.fields(digest(e)) for e in events]  # every prompt now from the cache
     finally:
         D.cache_prompts(D.PROMPT_CACHE)
     assert small == large == again

@@ -20,7 +20,6 @@ from click.testing import CliRunner
 
 from cuirass.cli import main
 from cuirass.detect import parallel
-from cuirass.detect.digest import FIELDS, Digest
 from cuirass.events.formats import Reading
 from tests.detect import foreign_logs, scenario
 
@@ -43,14 +42,10 @@ def report(*args: str) -> tuple[dict, str]:
     return json.loads(out.read_bytes()), result.output
 
 
-def fields(d: Digest) -> tuple:
-    return tuple(getattr(d, name) for name in FIELDS)
-
-
 def test_processes_digest_every_event_as_one_process_does(log: Path) -> None:
     alone, pooled = Reading("cuirass"), Reading("cuirass")
-    one = [fields(d) for d in parallel.digest_log(log, alone, jobs=0, strict=True)]
-    many = [fields(d) for d in parallel.digest_log(log, pooled, jobs=2, strict=True)]
+    one = [scenario.fields(d) for d in parallel.digest_log(log, alone, jobs=0, strict=True)]
+    many = [scenario.fields(d) for d in parallel.digest_log(log, pooled, jobs=2, strict=True)]
     assert len(one) > 1000 and log.stat().st_size > 20 * parallel.SPAN_BYTES
     assert many == one
     assert pooled == alone
@@ -199,6 +194,6 @@ def test_without_process_pools_the_scoring_process_digests(log: Path, monkeypatc
     def no_pools(*args: object, **kwargs: object) -> None:
         raise OSError(38, "Function not implemented")  # what a container without /dev/shm answers
 
-    alone = [fields(d) for d in parallel.digest_log(log, Reading("cuirass"), jobs=0)]
+    alone = [scenario.fields(d) for d in parallel.digest_log(log, Reading("cuirass"), jobs=0)]
     monkeypatch.setattr(parallel, "ProcessPoolExecutor", no_pools)
-    assert [fields(d) for d in parallel.digest_log(log, Reading("cuirass"), jobs=2)] == alone
+    assert [scenario.fields(d) for d in parallel.digest_log(log, Reading("cuirass"), jobs=2)] == alone

@@ -49,8 +49,9 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    tips its quiet members over the threshold but cannot convict a spotless account. Communities
    under LIFT_MIN_SIZE are too small to vouch for anyone.
    Features most members share and few outsiders hold become the campaign's signature, so a
-   new account that uses them is attached online, between jobs. Where most members share binding
-   infrastructure, the community's accounts without it are left out of that count (`_signature`), and
+   new account that uses them is attached online, between jobs; a feature none of the lifted members holds is
+   not one of them (a team's card inside a big community is not the campaign's). Where most members share
+   binding infrastructure, the community's accounts without it are left out of that count (`_signature`), and
    an account whose only tie is phrasing and that lacks the campaign's network or card
    (Campaign.binding) is not attached: it asks what the campaign asks, as people who ask the
    harvested task do. A near-duplicate phrasing (kind
@@ -128,6 +129,7 @@ INDEX_SLACK = 4  # ... and above which it is, once it holds this many times the 
 HASHED_KINDS = ("tpl", "near", "sys")  # kinds whose values are 32-bit hashes (shown in hex)
 SIGNATURE_MIN = 3  # members that must share a signature feature ...
 SIGNATURE_PURITY = 0.8  # ... and the share of its holders that are members
+SIGNATURE_LIFTED = 1  # ... and the members it lifts that hold it
 KNOWN_MEMBERS = 64  # member rows a known network keeps (Detector.remember)
 REMEMBERED = "\x00known:"  # prefix of a remembered member's row: no live account id holds a NUL
 _TIE_BIT = {kind: 1 << i for i, kind in enumerate(TIE_LINK_KINDS)}  # `tied` holds a member's kinds as bits
@@ -439,7 +441,8 @@ class _Graph:
         edge = is_first[self.fids]
         edge_group = group_of[self.fids[edge]]
         graph = igraph.Graph(n=n + len(first))
-        # Pairs of Python ints: igraph converts them about a quarter faster than a numpy array of pairs.
+        # Pairs of Python ints: on a 7,864-account job igraph took them in 14 ms against 19 ms for a numpy array of
+        # pairs; at 813,000 edges the two were within 5% (209 against 200 ms, a synthetic graph).
         graph.add_edges(list(zip(self.owners[edge].tolist(), (n + edge_group).tolist())))
         accounts: list[object] = [r.account for r in rows]
         initial = _warm_start(accounts + [index.features[f] for f in first.tolist()], previous or {})
@@ -691,12 +694,13 @@ def run(
             continue
         own = np.array([rows[i].own for i in candidates.tolist()])
         ok = (own >= threshold_logit) | belongs_many(signals, offsets, summaries[candidates], pooled_list)
-        lifted = candidates[ok].tolist()
+        chosen = candidates[ok]
+        lifted = chosen.tolist()
         if len(lifted) < MIN_SIZE:
             continue
         cid = _campaign_id(fids, counts, index, used)
         bound = binding(fids, counts, index, len(group))
-        signature = _signature(j.pairs, bound, graph, index)
+        signature = _signature(j.pairs, bound, graph, index, chosen)
         accounts = sorted(rows[i].account for i in lifted)
         infra = frozenset(index.features[f] for f in bound.tolist() if index.kind(f) in INFRA_KINDS)
         result.campaigns.append(Campaign(cid, accounts, logit, j.reasons, signature, pooled_list, infra))
@@ -708,9 +712,15 @@ def run(
     return result
 
 
-def _signature(pairs: np.ndarray, bound: np.ndarray, graph: _Graph, index: FeatureIndex) -> list[str]:
+def _signature(
+    pairs: np.ndarray, bound: np.ndarray, graph: _Graph, index: FeatureIndex, lifted: np.ndarray
+) -> list[str]:
     """The campaign's signature: content features that at least SIGNATURE_MIN of its community's members hold
-    (and, for a near-duplicate phrasing, TIE_SHARE of them), SIGNATURE_PURITY of whose holders are members.
+    (and, for a near-duplicate phrasing, TIE_SHARE of them), SIGNATURE_PURITY of whose holders are members, and
+    that at least SIGNATURE_LIFTED of the members it lifts (`lifted`, row indices) hold. A big community holds
+    small groups of people beside the network: a team's company card, sentences a few students share. Held by
+    nobody else, such a feature looked specific to the campaign, and the next colleague or student who sent it
+    was flagged; a feature that no lifted member holds says nothing about the campaign.
 
     Where most of the community shares binding infrastructure (`bound`: `binding`'s features), its accounts
     without any of it are counted neither as members nor as outside holders: they may be the network's
@@ -725,6 +735,7 @@ def _signature(pairs: np.ndarray, bound: np.ndarray, graph: _Graph, index: Featu
         df = df - np.bincount(pairs[~kept, 1], minlength=len(df))  # neither members nor outside holders
         pairs = pairs[kept]
     fids, counts = np.unique(pairs[:, 1], return_counts=True)
+    by_lifted = np.bincount(pairs[np.isin(pairs[:, 0], lifted), 1], minlength=len(df))
     broad = max(SIGNATURE_MIN, TIE_SHARE * len(np.unique(pairs[:, 0])))
     return sorted(
         index.name(f)
@@ -732,6 +743,7 @@ def _signature(pairs: np.ndarray, bound: np.ndarray, graph: _Graph, index: Featu
         if graph.content[f]
         and c >= SIGNATURE_MIN
         and c >= SIGNATURE_PURITY * df[f]
+        and by_lifted[f] >= SIGNATURE_LIFTED
         and (c >= broad or index.kind(f) != "near")
     )
 

@@ -58,7 +58,7 @@ PROMPT_CACHE = 16384
 # A history replay (`detect run`) reads weeks of traffic, where a prompt recurs across thousands of accounts and
 # hours apart: with this many kept, each digesting process computes the facts of about a third as many prompts
 # again (on the benchmark log at ten times the accounts, 23% of events miss instead of 72%) for about 140 MB
-# more (BENCHMARKS.md, "History on one machine").
+# more (BENCHMARKS.md, "A history's digesting processes keep more prompts").
 HISTORY_PROMPT_CACHE = 131072
 
 
