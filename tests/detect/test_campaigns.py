@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import random
 import re
 
@@ -195,3 +197,65 @@ def test_a_card_that_only_people_beside_the_campaign_hold_is_not_its_signature()
     signature = campaigns._signature(community, np.zeros(0, dtype=np.int64), graph, index, lifted)
     assert signature == ["tpl:00001111", "tpl:00002222"]
     assert "pay:pf-team" in campaigns._signature(community, np.zeros(0, dtype=np.int64), graph, index, np.arange(44))
+
+
+def test_a_community_of_the_accounts_a_campaign_lifted_stays_that_campaign_when_its_own_evidence_fades() -> None:
+    """The lab's agentic network was judged a campaign in its first two days, then its pooled evidence faded (its
+    accounts were no longer new, its pacing looser) under the bar, and the accounts that joined it later went
+    unflagged until the model release three days on (leakage 11%). A community most of whose accounts the last
+    job lifted keeps that campaign's judgement; one that holds only a few of them is judged on its own."""
+    network = scenario.attackers(30, seed=3, per_day=6, shared_infra=True, prefix="net")
+    people = scenario.benign(20, seed=4)
+    detector = Detector()
+    for e in scenario.by_time(network + people):
+        detector.observe(e)
+    rows = detector.campaign_snapshot(detector.last_ts)
+    members = [r.account for r in rows if r.account.startswith("net")]
+
+    def job(bar: float, standing: dict[str, float] | None) -> campaigns.CampaignResult:
+        signals = detector.scorer.signals
+        return campaigns.run(rows, detector._features, signals, bar, detector.last_ts, standing=standing)
+
+    fresh = job(0.0, None)
+    (campaign,) = fresh.campaigns
+    assert set(campaign.accounts) == set(members)
+    high = campaign.logit - 0.5  # a threshold this network's own evidence no longer clears by LIFT_MARGIN
+    assert not job(high, None).campaigns
+    carried = job(high, dict.fromkeys(members, high + 1.5))
+    assert {a for c in carried.campaigns for a in c.accounts} == set(members)
+    assert any("lifted by the last job's campaign" in r for c in carried.campaigns for r in c.reasons)
+    assert not job(high, dict.fromkeys(members[:8], high + 1.5)).campaigns  # 8 of 30: judged on its own
+
+
+def test_a_jobs_result_does_not_depend_on_the_order_its_features_were_met() -> None:
+    """A replay, the shards' leader and Spark intern linking features in different orders; Leiden's communities
+    depend on the order of the graph's vertices, so the leader once lifted 18 accounts where the replay lifted 22,
+    and with the lifts carried to the next job (`standing`) their verdicts parted. Feature vertices now go in the
+    order of a key of their name."""
+    events = scenario.by_time(
+        scenario.attackers(30, seed=3, per_day=6, shared_infra=False, prefix="net") + scenario.benign(60, seed=4)
+    )
+    detector = Detector()
+    for e in events:
+        detector.observe(e)
+    rows = detector.campaign_snapshot(detector.last_ts)
+    index = detector._features
+    backwards = campaigns.FeatureIndex()
+    for feature in reversed(index.features):
+        backwards.intern([feature])
+    remap = np.array([backwards.ids[f] for f in index.features])
+    again = [dataclasses.replace(r, features=np.sort(remap[r.features])) for r in rows]
+    assert not np.array_equal(rows[0].features, again[0].features)
+
+    def outcome(rows: list, index: campaigns.FeatureIndex) -> tuple:
+        result = campaigns.run(rows, index, detector.scorer.signals, 2.0, detector.last_ts)
+        found = [(c.id, c.accounts, c.logit, c.reasons, c.signature) for c in result.campaigns]
+        return found, result.lifts, result.signatures, result.assignment
+
+    forwards = outcome(rows, index)
+    assert forwards[0]  # the network is a campaign
+    assert outcome(again, backwards) == forwards
+    restored = pickle.loads(pickle.dumps(index))
+    del restored.__dict__["_keys"]  # an index pickled by an earlier version (a leader's job)
+    restored.__setstate__(dict(restored.__dict__))
+    assert np.array_equal(restored.keys(np.arange(len(index))), index.keys(np.arange(len(index))))

@@ -16,7 +16,9 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    weighted modularity; feature nodes are then dropped from the communities. Feature nodes with the
    same holders (a sentence's exact template key and its LSH bands, most often) are one node whose
    edges carry their summed weights: every partition that keeps them together has the same modularity,
-   and the graph has about half the edges (`_twins`).
+   and the graph has about half the edges (`_twins`). Feature vertices go in the order of a hash of their names
+   (`FeatureIndex.keys`), so a replay, the shards' leader and Spark, which meet features in different orders, build
+   the same graph and find the same communities.
 3. Judge. A community of >= MIN_SIZE accounts is scored as ONE pooled account, its typical
    member: each member's additive signal summary is divided by its request volume, the
    column-wise median over members is taken (robust: a loud minority, or a few attackers
@@ -34,6 +36,11 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    network, card or system prompt that most members of each hold) are joined and judged again as one
    (`joins`): modularity may split a network that rotates a few prompt templates into several
    communities, each too small to lift, while all of them send from the same proxies.
+   A community most of whose accounts the last job lifted (`standing`) is that campaign still: it keeps the
+   campaign's log-odds where its own pooled evidence has fallen below them. A network's evidence fades as it
+   matures (its accounts are no longer new, its pacing loosens) while its members stay and new ones join;
+   judged afresh each hour, a network caught in its first days stopped being a campaign until something new
+   gave it away, and its late joiners were served for days.
 4. Lift. In a community whose logit_C clears the threshold by LIFT_MARGIN (a community's
    judgement is noisier than an account's), a member is lifted towards logit_C,
    by at most evidence.MAX_LIFT log-odds, when (a) it is tied to the community by links of two
@@ -68,6 +75,7 @@ A periodic job (off the hot path) over the accounts active in a recent window:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import math
 import random
@@ -146,14 +154,29 @@ _KIND_TIE_BIT = np.array([_TIE_BIT.get(k, 0) for k in _KINDS], dtype=np.int64)
 _KIND_BINDING = np.array([k in BINDING_KINDS for k in _KINDS], dtype=bool)
 
 
+def _order_key(feature: Link) -> int:
+    """A feature's place among a job's feature vertices: a 64-bit hash of its kind and value, the same in every
+    process, whatever order the features were interned in."""
+    digest = hashlib.blake2b(f"{feature[0]}:{feature[1]}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
 class FeatureIndex:
-    """Interned linking features: (kind, value) -> id, with each id's kind code in a growing array (so that a
-    job reads every feature's properties with one array lookup, not a list rebuilt per job)."""
+    """Interned linking features: (kind, value) -> id, with each id's kind code and order key in growing arrays
+    (so that a job reads every feature's properties with one array lookup, not a list rebuilt per job)."""
 
     def __init__(self) -> None:
         self.ids: dict[Link, int] = {}
         self.features: list[Link] = []
         self._codes = np.zeros(1024, dtype=np.int8)
+        self._keys = np.zeros(1024, dtype=np.uint64)
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Unpickle; an index pickled before order keys existed (a leader's job of an earlier version) gets them."""
+        self.__dict__.update(state)
+        if "_keys" not in state:
+            self._keys = np.zeros(max(1024, len(self._codes)), dtype=np.uint64)
+            self._keys[: len(self.features)] = list(map(_order_key, self.features))
 
     def intern(self, features: Iterable[Link]) -> np.ndarray:
         """Sorted unique ids of the features (unknown kinds are ignored)."""
@@ -176,7 +199,9 @@ class FeatureIndex:
         self.features.append(feature)
         if fid == len(self._codes):
             self._codes = np.concatenate([self._codes, np.zeros_like(self._codes)])
+            self._keys = np.concatenate([self._keys, np.zeros_like(self._keys)])
         self._codes[fid] = code
+        self._keys[fid] = _order_key(feature)
         return fid
 
     def __len__(self) -> int:
@@ -189,6 +214,11 @@ class FeatureIndex:
         """The kind code (an index into _KINDS) of each feature id."""
         codes: np.ndarray = self._codes[fids]
         return codes
+
+    def keys(self, fids: np.ndarray) -> np.ndarray:
+        """The order key (`_order_key`) of each feature id."""
+        keys: np.ndarray = self._keys[fids]
+        return keys
 
     def name(self, fid: int) -> str:
         """ "kind:value" as shown in reasons and signatures (hash values in hex)."""
@@ -277,6 +307,11 @@ class CampaignResult:
     lifts: dict[str, tuple[str, float, str]]  # account -> (campaign id, log-odds, reason)
     signatures: dict[str, str]  # linking feature -> campaign id
     assignment: dict[object, int] = dataclasses.field(default_factory=dict)  # vertex -> community (warm start)
+
+
+def standing_of(result: CampaignResult) -> dict[str, float]:
+    """The accounts a job lifted, each with its campaign's log-odds: the next job's `standing` (see `run`)."""
+    return {account: logit for account, (_, logit, _) in result.lifts.items()}
 
 
 def _size_factor(m: int) -> float:
@@ -430,7 +465,10 @@ class _Graph:
         # Feature vertices held by the same accounts (the LSH bands of one sentence and its exact template key,
         # most often) become one vertex whose edges weigh what theirs did together: the modularity of every
         # partition that keeps them together is unchanged, and Leiden reads about half the edges (`_twins`).
+        # In the order of their keys, not of their ids: ids follow the order features were first met, which differs
+        # between a replay, the shards' leader and Spark, and Leiden's communities depend on the vertices' order.
         features_v = np.flatnonzero(vertex)
+        features_v = features_v[np.argsort(index.keys(features_v), kind="stable")]
         group, first = _twins(self.fids, self.owners, features_v, n, len(index))
         group_of = np.zeros(len(index), dtype=np.int64)
         group_of[features_v] = group
@@ -534,19 +572,20 @@ def judge(
         if e >= 0.25:
             scored.append((e, f"{signal.explain_pooled(part, m)} [+{e:.1f}]"))
     total = combine(values, [s.group for s in signals])
-    top: dict[str, tuple[int, int]] = {}  # kind -> (count, -fid): most shared, then first interned
-    codes = index.codes(fids)  # fids ascend (graph.shared), so argmax's first maximum is the first interned
+    top: dict[str, tuple[int, int]] = {}  # kind -> (count, fid): most shared, then the smallest order key
+    codes = index.codes(fids)
+    by_key = np.argsort(index.keys(fids), kind="stable")  # argmax's first maximum: the smallest key
     for code in np.unique(codes).tolist():
-        at = np.flatnonzero(codes == code)
+        at = by_key[codes[by_key] == code]
         best = int(at[np.argmax(counts[at])])
-        top[_KINDS[code]] = (int(counts[best]), -int(fids[best]))
+        top[_KINDS[code]] = (int(counts[best]), int(fids[best]))
     coordination, shares = 0.0, []
-    for kind, (count, neg_fid) in sorted(top.items()):
+    for kind, (count, fid) in sorted(top.items()):
         weight = COORD_WEIGHTS.get(kind, 0.0)
         share = count / m
         if weight and count >= 2 and share >= COORD_MIN_SHARE:
             coordination += weight * share
-            shares.append(f"{share:.0%} share {index.name(-neg_fid)}")
+            shares.append(f"{share:.0%} share {index.name(fid)}")
     coordination = min(COORD_CAP, coordination * _size_factor(m))
     replicated, k = replication(own) if own is not None else (0.0, 0)
     total += coordination + replicated
@@ -641,10 +680,13 @@ def run(
     now: float,
     seed: int = 0,
     previous: Mapping[object, int] | None = None,
+    standing: Mapping[str, float] | None = None,
 ) -> CampaignResult:
     """The campaign job over a snapshot of account rows (pure: safe to run on a worker thread).
 
-    `previous` is the last result's `assignment` (vertex -> community), to warm-start Leiden.
+    `previous` is the last result's `assignment` (vertex -> community), to warm-start Leiden; `standing` its lifts
+    (`standing_of`): a community of which at least MAJORITY are accounts it lifted is judged at least at the
+    median of their campaigns' log-odds.
     """
     result = CampaignResult(now=now, considered=[r.account for r in rows], campaigns=[], lifts={}, signatures={})
     if len(rows) < MIN_SIZE:
@@ -670,6 +712,15 @@ def run(
                 fids, counts, pairs = graph.shared(int(graph.membership[group[0]]))
                 pooled = pool(summaries[group], volumes[group], facts, traits)
                 logit, reasons = judge(group, fids, counts, index, signals, offsets, pooled, own_all[group])
+                if standing:
+                    held = [standing[a] for a in (rows[i].account for i in group.tolist()) if a in standing]
+                    if len(held) >= MAJORITY * len(group) and (carried := float(np.median(held))) > logit:
+                        logit = carried
+                        reasons = [
+                            *reasons,
+                            f"{len(held)} of its {len(group)} accounts were lifted by the last job's campaign"
+                            f" [{carried:+.1f}]",
+                        ]
                 judged[key] = _Judged(fids, counts, pairs, pooled, logit, reasons)
         return judged[key]
 

@@ -98,6 +98,7 @@ def dump_shared(detector: Detector) -> bytes:
             "signature_keys": detector._signature_keys,
             "signature_payments": detector._signature_payments,
             "job_signatures": detector._job_signatures,
+            "standing": detector._standing,
             "known": list(detector._remembered.values()),
             "models": detector.scorer.context.model_first_seen,
             "events": detector.events,
@@ -113,6 +114,7 @@ def load_shared(detector: Detector, blob: bytes) -> None:
     detector._signature_keys = shared["signature_keys"]
     detector._signature_payments = shared["signature_payments"]
     detector._job_signatures = shared.get("job_signatures", {})  # absent from checkpoints of earlier versions
+    detector._standing = shared.get("standing", {})  # the same
     detector._remembered = {}
     detector.remember(shared.get("known", []))
     detector.scorer.context.model_first_seen = shared["models"]

@@ -89,6 +89,7 @@ class Detector:
         self._rows: dict[str, AccountRow] = {}
         self._features = FeatureIndex()
         self._assignment: dict[object, int] = {}  # last job's communities, to warm-start the next
+        self._standing: dict[str, float] = {}  # last job's lifts: account -> its campaign's log-odds
         self._offsets = campaigns.offsets_of(self.scorer.signals)
         self._signature_keys: dict[int, tuple[str, str]] = {}  # template/system key -> (campaign id, feature)
         self._signature_payments: dict[str, str] = {}
@@ -201,7 +202,14 @@ class Detector:
         """Snapshot, judge and apply the campaign job now (uses only what was observed so far)."""
         rows = self.campaign_snapshot(now_ts)
         result = campaigns.run(
-            rows, self._features, self.scorer.signals, self.threshold_logit, now_ts, self.seed, self._assignment
+            rows,
+            self._features,
+            self.scorer.signals,
+            self.threshold_logit,
+            now_ts,
+            self.seed,
+            self._assignment,
+            self._standing,
         )
         self.apply_campaigns(result)
         return result
@@ -259,6 +267,7 @@ class Detector:
                 state.campaign, state.campaign_logit, state.campaign_reason = cid, lift, reason
                 self._update_flag(state, result.now)
         self._assignment = result.assignment
+        self._standing = campaigns.standing_of(result)
         self._job_signatures = result.signatures
         self._install_signatures()
         if len(self.campaigns) > len(result.campaigns) + MAX_IDLE_CAMPAIGNS:

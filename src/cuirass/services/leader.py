@@ -53,6 +53,7 @@ class Leader:
         self.model = Detector(calibration, campaign_interval_s=interval_s)  # signals, threshold, seed
         self.index = FeatureIndex()
         self.assignment: dict[object, int] = {}
+        self.standing: dict[str, float] = {}  # the last job's lifts (campaigns.standing_of)
         self._restored_from: int | None = None
         self._parsed: dict[bytes, tuple[tuple[float, int], AccountRow]] = {}  # the last job's rows, by blob
         self._seen: dict[bytes, tuple[tuple[float, int], AccountRow]] = {}  # this job's
@@ -87,8 +88,10 @@ class Leader:
         if campaigns.needs_compaction(self.index, rows):  # bounded: only what this job's rows hold
             self.index = campaigns.compact(self.index, rows)
         m = self.model
-        result = campaigns.run(rows, self.index, m.scorer.signals, m.threshold_logit, job.now, m.seed, self.assignment)
-        self.assignment = result.assignment
+        result = campaigns.run(
+            rows, self.index, m.scorer.signals, m.threshold_logit, job.now, m.seed, self.assignment, self.standing
+        )
+        self.assignment, self.standing = result.assignment, campaigns.standing_of(result)
         models: dict[str, float] = {}
         for r in parts.values():
             for model, ts in r.models.items():
@@ -100,7 +103,7 @@ class Leader:
             job.now,
             job.next_ts,
             pickle.dumps((shipped, models), protocol=pickle.HIGHEST_PROTOCOL),
-            pickle.dumps((self.index, self.assignment), protocol=pickle.HIGHEST_PROTOCOL),
+            pickle.dumps((self.index, self.assignment, self.standing), protocol=pickle.HIGHEST_PROTOCOL),
         )
         self.store.put_job(done)
         self._parsed, self._seen = self._seen, {}
@@ -136,9 +139,11 @@ class Leader:
         self._parsed = {}  # their feature ids were interned in another index
         previous = self.store.job(job_id - 1) if job_id > 0 else None
         if previous is not None and previous.leader is not None:
-            self.index, self.assignment = pickle.loads(previous.leader)  # our own database
+            state = pickle.loads(previous.leader)  # our own database
+            self.index, self.assignment = state[0], state[1]
+            self.standing = state[2] if len(state) > 2 else {}  # a job left by a leader before the lifts were kept
         else:
-            self.index, self.assignment = FeatureIndex(), {}
+            self.index, self.assignment, self.standing = FeatureIndex(), {}, {}
         self._restored_from = job_id - 1
 
 

@@ -47,8 +47,8 @@ class RowInputs:
 
 
 def run_jobs(inputs: RowInputs, plan: Plan) -> list[CampaignResult]:
-    """Every campaign job in order (Detector.campaign_snapshot, then campaigns.run), without the warm
-    start assignments (executors do not need them)."""
+    """Every campaign job in order (Detector.campaign_snapshot, then campaigns.run, each given the last one's warm
+    start and lifts), without the warm start assignments (executors do not need them)."""
     detector = Detector(plan.calibration, campaign_interval_s=plan.interval, campaign_window_s=plan.window)
     n = len(inputs.accounts)
     latest: list[Version | None] = [None] * n
@@ -57,6 +57,7 @@ def run_jobs(inputs: RowInputs, plan: Plan) -> list[CampaignResult]:
     features = FeatureIndex()
     cache: dict[int, tuple[AccountRow, int]] = {}  # account index -> (row, job of the version it was built from)
     assignment: dict[object, int] = {}
+    standing: dict[str, float] = {}
     results = []
     for (k, now), versions in zip(enumerate(plan.times), inputs.by_job, strict=True):
         for i, version in versions:
@@ -81,10 +82,11 @@ def run_jobs(inputs: RowInputs, plan: Plan) -> list[CampaignResult]:
             rows.append(hit[0])
         if len(cache) > 2 * len(rows) + 1024:  # forget rows of accounts that left the window, as the Detector does
             cache = {i: cache[i] for i in active if i in cache}
+        signals = detector.scorer.signals
         result = campaigns.run(
-            rows, features, detector.scorer.signals, detector.threshold_logit, now, detector.seed, assignment
+            rows, features, signals, detector.threshold_logit, now, detector.seed, assignment, standing
         )
-        assignment = result.assignment
+        assignment, standing = result.assignment, campaigns.standing_of(result)
         results.append(dataclasses.replace(result, assignment={}))
     return results
 
