@@ -58,6 +58,7 @@ def run_jobs(inputs: RowInputs, plan: Plan) -> list[CampaignResult]:
     cache: dict[int, tuple[AccountRow, int]] = {}  # account index -> (row, job of the version it was built from)
     assignment: dict[object, int] = {}
     standing: dict[str, float] = {}
+    signals = detector.scorer.signals
     results = []
     for (k, now), versions in zip(enumerate(plan.times), inputs.by_job, strict=True):
         for i, version in versions:
@@ -82,7 +83,6 @@ def run_jobs(inputs: RowInputs, plan: Plan) -> list[CampaignResult]:
             rows.append(hit[0])
         if len(cache) > 2 * len(rows) + 1024:  # forget rows of accounts that left the window, as the Detector does
             cache = {i: cache[i] for i in active if i in cache}
-        signals = detector.scorer.signals
         result = campaigns.run(
             rows, features, signals, detector.threshold_logit, now, detector.seed, assignment, standing
         )
