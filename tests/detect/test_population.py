@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from cuirass.detect import campaigns
 from cuirass.detect import signals as signals_module
+from cuirass.detect.campaigns import CampaignResult
+from cuirass.detect.digest import digest
 from cuirass.detect.engine import Detector
 from cuirass.detect.replay import replay, replay_detector
 from cuirass.events.record import Event
@@ -125,6 +128,87 @@ def test_a_network_known_from_an_earlier_window_flags_its_new_accounts_by_their_
     assert not [a for memory in flagged.values() for a in memory if a.startswith(("later", "alike"))]
 
 
+def _fallen_quiet(network: list[Event]) -> tuple[Detector, float]:
+    """The network's detector at a campaign job 2.5 days after its last request: too few of its members are active
+    to be judged a campaign, and the signatures jobs found before stay installed."""
+    detector, _ = replay_detector(network, campaign_interval_s=1800)
+    assert detector.last_ts is not None
+    now = detector.last_ts + 2.5 * scenario.DAY
+    assert not detector.run_campaigns(now).campaigns
+    return detector, now
+
+
+def _send(detector: Detector, account: str, ts: float, messages: list[dict[str, Any]], like: Event) -> bool:
+    """One request of `account` (on `like`'s address, agent and card), observed; whether the account is flagged."""
+    detector.observe(dataclasses.replace(like, account=account, ts=ts, request_id=f"{account}-{ts}", messages=messages))
+    return detector.verdict(account).flagged
+
+
+def test_a_new_member_is_flagged_by_one_exact_sentence_of_the_networks_signature_until_it_expires(
+    network: list[Event],
+) -> None:
+    """A thin member writes the network's instruction once in several requests. After the network fell quiet, a
+    fresh account of it that sends three requests with one exact sentence of the signature is flagged by it
+    (before, one sentence was never enough, and no signature outlived a job that found no campaign); its ordinary
+    chat before that is not. People who send one such request are not its members: one sentence lends at most
+    PHRASING_LIFT over an account's own evidence (with the campaign's full log-odds, 21 of these 100 people were
+    flagged). The signature expires a campaign window after the last job that found it."""
+    detector, now = _fallen_quiet(network)
+    signature = {f for c in detector.campaigns.values() for f in c.signature}
+    keys = {int(f.partition(":")[2], 16): f for f in signature if f.startswith(("tpl:", "near:"))}
+    carrying: dict[str, list[Event]] = {}  # the network's requests that carry one signature feature, by feature
+    for e in network:
+        if e.account.startswith("thin"):
+            d = digest(e)
+            if len(found := {keys[k] for k in (*d.keys, *d.near) if k in keys}) == 1:
+                carrying.setdefault(found.pop(), []).append(e)
+    sentence, harvest = max(carrying.items(), key=lambda kv: len(kv[1]))
+    assert sentence.startswith("tpl:") and len(harvest) >= 3
+    like = scenario.thin(1, seed=99, prefix="fresh")[0]
+    chat = [{"role": "user", "content": scenario.sharegpt_conversations()[5][0][:2000]}]
+    assert not _send(detector, "fresh", now + 60, chat, like)
+    for i, e in enumerate(harvest[:3]):
+        _send(detector, "fresh", now + (i + 1) * 3600, e.messages, like)
+    assert "carries the signature" in detector.verdict("fresh").reasons[0]
+
+    first = {e.account: e for e in reversed(network) if e.account.startswith(("user", "alike"))}
+    assert len(first) == 100
+    pasted = [e for es in carrying.values() for e in es]
+    flagged = [
+        _send(detector, person, now + 900 + i, pasted[i % len(pasted)].messages, like)
+        for i, (person, like) in enumerate(sorted(first.items()))
+    ]
+    assert sum(flagged) <= 3
+
+    later = now + 1.5 * scenario.DAY  # 4 days after the last job that found the network (the window is 3)
+    detector.run_campaigns(later)
+    for i, e in enumerate(harvest[:3]):
+        _send(detector, "fresh-late", later + (i + 1) * 3600, e.messages, like)
+    assert not detector.verdict("fresh-late").flagged
+
+
+def test_signature_matches_add_up_across_campaign_jobs(network: list[Event]) -> None:
+    """A network that rotates two system prompts (one alone is not enough: apps share system prompts). A member
+    sends one before a campaign job and the other after it: the job does not forget the first match."""
+    detector, now = _fallen_quiet(network)
+    campaign = next(iter(detector.campaigns.values()))
+    signed = {int(f.partition(":")[2], 16) for c in detector.campaigns.values() for f in c.signature if ":" in f}
+    tasks = [
+        e.messages
+        for e in network
+        if e.account.startswith("thin") and "step" in e.messages[0]["content"] and signed.isdisjoint(digest(e).keys)
+    ]
+    systems = ("You are a careful maths tutor.", "Answer as a patient homework helper would.")
+    prompts = [[{"role": "system", "content": text}, *task] for text, task in zip(systems, tasks)]
+    like = scenario.thin(1, seed=98, prefix="member")[0]
+    keys = [digest(dataclasses.replace(like, messages=m)).system_key for m in prompts]
+    detector.apply_campaigns(CampaignResult(now, [], [campaign], {}, {f"sys:{k:08x}": campaign.id for k in keys}))
+    assert not _send(detector, "member", now + 60, prompts[0], like)
+    detector.run_campaigns(now + 3600)
+    assert _send(detector, "member", now + 3700, prompts[1], like)
+    assert detector.verdict("member").reasons[0].startswith(f"carries the signature of campaign {campaign.id}")
+
+
 def _stream(accounts: int, per_account: int) -> Iterator[Event]:
     """A long stream of short-lived accounts, each with prompts of its own (new words, new sentences)."""
     rng = random.Random(5)
@@ -172,7 +256,7 @@ def test_the_linking_index_stays_bounded_over_a_long_stream(monkeypatch: pytest.
 
 def test_known_networks_are_bounded_and_survive_a_checkpoint(network: list[Event]) -> None:
     """A detector keeps at most MAX_KNOWN networks of KNOWN_MEMBERS rows each, and a restart from its checkpoint
-    remembers them (their rows join the next job, their signatures are matched)."""
+    remembers them (their rows join the next job, their signatures are matched) and the recent jobs' signatures."""
     from cuirass.detect import checkpoint
     from cuirass.detect.engine import MAX_KNOWN
 
@@ -192,3 +276,6 @@ def test_known_networks_are_bounded_and_survive_a_checkpoint(network: list[Event
     assert list(restarted._remembered) == list(detector._remembered)
     assert len(restarted._known_rows) == len(detector._known_rows)
     assert restarted._signature_keys.keys() == detector._signature_keys.keys()
+    resumed = Detector(campaign_interval_s=1800)  # the signatures of recent jobs, with when each was found
+    checkpoint.load_shared(resumed, checkpoint.dump_shared(first))
+    assert first._signed and resumed._signed == first._signed

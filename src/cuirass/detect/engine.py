@@ -31,7 +31,7 @@ from cuirass.events.record import Event
 DEFAULT_THRESHOLD = 0.98  # score threshold when no calibration is given (log-odds ~ +3.9)
 DEFAULT_CAMPAIGN_INTERVAL_S = 3600.0
 DEFAULT_CAMPAIGN_WINDOW_S = 3 * 86400.0
-NEAR_LIFT = 3.0  # most log-odds a known campaign's near-duplicate phrasing alone lends a new account (MAX_LIFT: 5)
+PHRASING_LIFT = 3.0  # most log-odds one sentence or near-duplicate phrasing alone lends an account (MAX_LIFT: 5)
 MAX_IDLE_CAMPAIGNS = 256  # campaigns kept beyond the last job's before those no account refers to are dropped
 MAX_KNOWN = 32  # known networks of earlier windows kept (the most recently remembered)
 ROW_REFRESH_S = 6 * 3600.0  # the campaign row of an account its own score flags is refreshed at most this often
@@ -93,7 +93,7 @@ class Detector:
         self._offsets = campaigns.offsets_of(self.scorer.signals)
         self._signature_keys: dict[int, tuple[str, str]] = {}  # template/system key -> (campaign id, feature)
         self._signature_payments: dict[str, str] = {}
-        self._job_signatures: dict[str, str] = {}  # the last campaign job's signatures: feature -> campaign id
+        self._signed: dict[str, tuple[str, float]] = {}  # recent jobs' signatures: feature -> (campaign id, job time)
         self._remembered: dict[str, KnownNetwork] = {}  # networks of earlier windows (remember)
         self._known_rows: list[AccountRow] = []  # their members' rows, in every job's graph
 
@@ -115,10 +115,13 @@ class Detector:
     def _match_signatures(self, state: AccountState, d: Digest) -> None:
         """Attach an account to a flagged campaign whose signature its request carries.
 
-        Two distinct signature features (e.g. two sentences of the campaign's template) are
-        needed, or the campaign's payment instrument alone. A match by near-duplicate phrasing alone
-        (sketch.py) lifts by at most NEAR_LIFT: loose phrasing is shared by chance more often than an
-        exact template (formulaic benchmark questions that people ask too). Where most of the campaign's
+        Two distinct signature features are needed, or the campaign's payment instrument alone, or one exact
+        sentence of its template. Matches add up over the account's requests; exact ones (not near-duplicates)
+        outlive the job that found them while the signature stays installed (apply_campaigns): a thin network's
+        member writes its wording once in several requests, a day apart. One sentence alone, or near-duplicate
+        phrasing alone (sketch.py), lifts by at most PHRASING_LIFT over the account's own evidence: a person who
+        pastes a sentence the network uses is not its member, and loose phrasing is shared by chance more often
+        than an exact template (formulaic benchmark questions that people ask too). Where most of the campaign's
         members share binding infrastructure (Campaign.binding), an account whose matches are all phrasing
         (templates, near-duplicates) must hold some of that infrastructure too: phrasing alone is what a
         person asking what the campaign harvests shares with it (campaigns.tied asks the same of lifts: two
@@ -145,13 +148,17 @@ class Detector:
         state.matches = matches
         for cid, feature in found:
             matches.setdefault(cid, set()).add(feature)
-        for cid, matched in matches.items():
+        self._lift_by_signature(state)
+
+    def _lift_by_signature(self, state: AccountState) -> None:
+        """Lift an account to the campaign whose signature features it has matched (see _match_signatures)."""
+        for cid, matched in (state.matches or {}).items():
             campaign = self.campaigns.get(cid)
-            if campaign is None or len(matched) < 2:
+            if campaign is None or (len(matched) < 2 and not any(f.startswith("tpl:") for f in matched)):
                 continue
             target = campaign.logit
-            if all(f.startswith("near:") for f in matched):  # loose phrasing alone: a weaker tie than an exact one
-                target = min(target, state.own + NEAR_LIFT)
+            if len(matched) < 2 or all(f.startswith("near:") for f in matched):  # one sentence, or loose phrasing
+                target = min(target, state.own + PHRASING_LIFT)
             if target <= state.campaign_logit:
                 continue
             if (
@@ -169,6 +176,7 @@ class Detector:
     def _forget_campaigns(self, current: set[str]) -> None:
         """Drop campaigns that neither the last job found nor any account refers to (bounded memory)."""
         held = {s.campaign for s in self.scorer if s.campaign is not None} | current | self._remembered.keys()
+        held.update(cid for cid, _ in self._signed.values())
         self.campaigns = {cid: c for cid, c in self.campaigns.items() if cid in held}
 
     def _update_flag(self, state: AccountState, ts: float) -> None:
@@ -252,13 +260,27 @@ class Detector:
         return rows
 
     def apply_campaigns(self, result: CampaignResult) -> None:
-        """Install a campaign job's lifts and signatures; flag the members it lifts over the threshold."""
+        """Install a campaign job's lifts and signatures; flag the members it lifts over the threshold.
+
+        A signature stays installed for campaign_window_s after the last job that found it: a thin network is
+        judged a campaign at some jobs and not at others while its members go on writing its wording."""
         accounts = self.scorer.accounts
+        since = result.now - self.campaign_window_s
+        signed = {f: v for f, v in self._signed.items() if v[1] >= since and f not in result.signatures}
+        self._signed = {**{f: (cid, result.now) for f, cid in result.signatures.items()}, **signed}
+        self._install_signatures()
+        unflagged: list[AccountState] = []  # with signature matches kept, which may now add up to a lift
+        held: dict[str, tuple[str, str] | None] = {}  # feature -> (campaign id, feature) where still installed
         for account in result.considered:
             state = accounts.get(account)
             if state is not None:
                 state.campaign, state.campaign_logit, state.campaign_reason = None, -math.inf, None
-                state.matches = None
+                if state.matches and state.first_flagged_ts is None:
+                    state.matches = self._still_signed(state.matches, held)
+                    if state.matches:
+                        unflagged.append(state)
+                else:  # a flagged account stays flagged; its next matching request lifts it again
+                    state.matches = None
         for campaign in result.campaigns:
             self.campaigns[campaign.id] = campaign
         for account, (cid, lift, reason) in result.lifts.items():
@@ -266,19 +288,49 @@ class Detector:
             if state is not None:
                 state.campaign, state.campaign_logit, state.campaign_reason = cid, lift, reason
                 self._update_flag(state, result.now)
+        for state in unflagged:
+            self._lift_by_signature(state)
+            self._update_flag(state, result.now)
         self._assignment = result.assignment
         self._standing = campaigns.standing_of(result)
-        self._job_signatures = result.signatures
-        self._install_signatures()
         if len(self.campaigns) > len(result.campaigns) + MAX_IDLE_CAMPAIGNS:
             self._forget_campaigns({c.id for c in result.campaigns})
         self.campaign_runs += 1
 
+    def _still_signed(
+        self, matches: dict[str, set[str]], held: dict[str, tuple[str, str] | None]
+    ) -> dict[str, set[str]] | None:
+        """An account's exact signature matches that the installed signatures still hold, each under the campaign
+        that holds it now (a network's campaign id follows its most shared feature, which may change).
+        Near-duplicate matches are dropped: loose phrasing collides by chance, and kept for weeks a person's
+        chance collisions add up (in the lab's full run, a person's four near-duplicates of an agent network's
+        wording, met a day before his own evidence rose, flagged him). `held` memoises the lookup over one job."""
+        kept: dict[str, set[str]] = {}
+        for matched in matches.values():
+            for feature in matched:
+                if feature not in held:
+                    held[feature] = self._signed_as(feature)
+                if (hit := held[feature]) is not None:
+                    kept.setdefault(hit[0], set()).add(hit[1])
+                    if feature.startswith("pay:"):
+                        kept[hit[0]].add("pay*")  # a card alone is enough (_match_signatures)
+        return kept or None
+
+    def _signed_as(self, feature: str) -> tuple[str, str] | None:
+        """(campaign id, feature) of an exact signature feature (template, system prompt, card) still installed."""
+        kind, _, value = feature.partition(":")
+        if kind in ("tpl", "sys"):
+            hit = self._signature_keys.get(int(value, 16))
+            return hit if hit is not None and hit[1] == feature else None
+        cid = self._signature_payments.get(value) if kind == "pay" else None
+        return None if cid is None else (cid, feature)
+
     def _install_signatures(self) -> None:
-        """The signature tables: the last job's campaigns first, then the known networks' (remember)."""
+        """The signature tables: recent jobs' campaigns first (the latest job's first), then the known networks'
+        (remember)."""
         self._signature_keys, self._signature_payments = {}, {}
         known = [(feature, n.campaign.id) for n in self._remembered.values() for feature in n.campaign.signature]
-        for feature, cid in [*self._job_signatures.items(), *known]:
+        for feature, cid in [*((f, cid) for f, (cid, _) in self._signed.items()), *known]:
             kind, _, value = feature.partition(":")
             if kind in campaigns.HASHED_KINDS:
                 self._signature_keys.setdefault(int(value, 16), (cid, feature))
