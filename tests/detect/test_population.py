@@ -192,7 +192,7 @@ def test_signature_matches_add_up_across_campaign_jobs(network: list[Event]) -> 
     sends one before a campaign job and the other after it: the job does not forget the first match."""
     detector, now = _fallen_quiet(network)
     campaign = next(iter(detector.campaigns.values()))
-    signed = {int(f.partition(":")[2], 16) for c in detector.campaigns.values() for f in c.signature if ":" in f}
+    signed = {int(f[4:], 16) for c in detector.campaigns.values() for f in c.signature if f.startswith("tpl:")}
     tasks = [
         e.messages
         for e in network
