@@ -279,3 +279,4 @@ def test_known_networks_are_bounded_and_survive_a_checkpoint(network: list[Event
     resumed = Detector(campaign_interval_s=1800)  # the signatures of recent jobs, with when each was found
     checkpoint.load_shared(resumed, checkpoint.dump_shared(first))
     assert first._signed and resumed._signed == first._signed
+    assert resumed._signature_keys == first._signature_keys

@@ -95,8 +95,6 @@ def dump_shared(detector: Detector) -> bytes:
     return _pack(
         {
             "campaigns": detector.campaigns,
-            "signature_keys": detector._signature_keys,
-            "signature_payments": detector._signature_payments,
             "signed": detector._signed,
             "standing": detector._standing,
             "known": list(detector._remembered.values()),
@@ -111,17 +109,15 @@ def dump_shared(detector: Detector) -> bytes:
 def load_shared(detector: Detector, blob: bytes) -> None:
     shared = _unpack(blob)
     detector.campaigns = shared["campaigns"]
-    detector._signature_keys = shared["signature_keys"]
-    detector._signature_payments = shared["signature_payments"]
     detector._standing = shared.get("standing", {})  # absent from checkpoints of earlier versions
-    detector._remembered = {}
-    detector.remember(shared.get("known", []))
     detector.scorer.context.model_first_seen = shared["models"]
     detector.events = shared["events"]
     detector.last_ts = shared["last_ts"]
     detector.campaign_runs = shared["campaign_runs"]
     old = shared.get("job_signatures", {})  # earlier versions kept the last job's alone, without its time
     detector._signed = shared.get("signed") or {f: (cid, detector.last_ts or 0.0) for f, cid in old.items()}
+    detector._remembered = {}
+    detector.remember(shared.get("known", []))  # rebuilds the signature tables: recent jobs' and known networks'
 
 
 def row_features(detector: Detector, row: AccountRow) -> list[list[Any]]:
