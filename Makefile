@@ -30,8 +30,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 
+# Two workers (pytest-xdist), each taking one test module at a time in collection order (modules marked `heavy`
+# first, tests/conftest.py): most tests wait on real servers, so two workers fit two cores. TEST_WORKERS=0 runs
+# them in one process.
+TEST_WORKERS ?= 2
 test: lint compile
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 bench: compile
 	@command -v nginx >/dev/null && command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx wrk)

@@ -29,6 +29,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(f"compiled modules older than their sources: {stale}; run `make compile`", returncode=4)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules marked `heavy` first: `make test`'s workers take modules in this order, and one of minutes taken
+    last would keep one worker busy long after the other has run out of work."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)  # stable: the rest keep their order
+
+
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 ADMIN_KEY = "sk-cui-admin-test-0123456789abcdef"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

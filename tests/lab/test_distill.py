@@ -16,7 +16,7 @@ import pytest
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
-pytestmark = pytest.mark.timeout(3600)  # the quick run: minutes on an idle 2-core machine, longer on a busy one
+pytestmark = [pytest.mark.heavy, pytest.mark.timeout(3600)]  # the quick run: minutes on 2 idle cores, more when busy
 
 from cuirass.lab.distill import conditions, workload  # noqa: E402
 from cuirass.lab.distill.config import DistillConfig  # noqa: E402

@@ -23,6 +23,7 @@ from tests.conftest import Gateway
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
+pytestmark = pytest.mark.heavy  # a fine-tuned suspect audited over HTTP
 openai = pytest.importorskip("openai")
 
 MASTER = "endpoint-audit-master-secret-0123456789"

@@ -18,6 +18,7 @@ from cuirass.marks import signature
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
+pytestmark = pytest.mark.heavy  # a fine-tuning and an audit of two models
 
 MASTER = "weights-audit-master-secret-0123456789"
 N_COHORTS, N_HONEYPOT = 8, 4

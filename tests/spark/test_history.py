@@ -30,6 +30,8 @@ from cuirass.spark import history, session, source
 from cuirass.spark.schedule import job_times
 from tests.spark.parquet import write_archive
 
+pytestmark = pytest.mark.heavy  # Spark jobs on a local JVM
+
 
 @pytest.fixture(scope="module")
 def spark() -> Any:
