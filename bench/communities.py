@@ -16,6 +16,10 @@ how many members are tied to it, and two population statistics:
   (W / m) (N - m) / (N - 1) for W non-constant columns; the ratio is the observed distance over that.
 - specific phrasing: the share of members holding the most held template or near-duplicate phrasing of
   the community among those whose holders are >= 90% members (a network's wording, not a popular one).
+- payers on one script: the most distinct payment cards among the members holding one content feature
+  (template, phrasing or system prompt) whose holders are >= 90% members, over those holders. A company's staff
+  share their internal tool's prompt and pay with one card (near 0); a network of sock puppets shares its
+  script across as many cards as accounts (near 1). Accounts without a card count as a card each.
 
 A statistic carries signal when it separates the communities that are mostly campaign accounts from
 the ones that are mostly people; the summary line per statistic gives both ranges.
@@ -58,6 +62,21 @@ def specific_share(fids: np.ndarray, counts: np.ndarray, df: np.ndarray, index: 
     return best / m
 
 
+def payers_share(
+    pairs: np.ndarray, fids: np.ndarray, counts: np.ndarray, df: np.ndarray, index: C.FeatureIndex, card: np.ndarray
+) -> tuple[float, int]:
+    """(distinct cards over holders, holders) of the private content feature whose holders pay with most cards."""
+    best, holders = 0.0, 0
+    for f, c in zip(fids.tolist(), counts.tolist()):
+        if c < C.LIFT_MIN_SIZE or index.kind(f) not in ("tpl", "near", "sys") or c < SPECIFIC * df[f]:
+            continue
+        owners = pairs[pairs[:, 1] == f, 0]
+        share = len(np.unique(card[owners])) / len(owners)
+        if share > best or (share == best and c > holders):
+            best, holders = share, c
+    return best, holders
+
+
 def analyse(folder: Path) -> list[dict[str, object]]:
     labels = json.loads((folder / "traffic.labels.json").read_text())["accounts"]
     detector = Detector(json.loads((folder / "calibration.json").read_text()))
@@ -76,10 +95,17 @@ def analyse(folder: Path) -> list[dict[str, object]]:
     rates = summaries / volumes[:, None]
     rates[:, facts] = summaries[:, facts]
     own = np.array([r.own for r in rows])
+    card = np.arange(-len(rows), 0)  # the card's feature id, or a number of the row's own when it has none
+    for i, r in enumerate(rows):
+        for f in r.features.tolist():
+            if index.kind(f) == "pay":
+                card[i] = f
     bar = detector.threshold_logit + C.LIFT_MARGIN
     out = []
     print(f"  bar (threshold + margin) {bar:+.2f} log-odds; {len(rows)} accounts in the window")
-    print("  | members | make-up | attack share | log-odds | tied | MMD ratio | specific phrasing |")
+    print(
+        "  | members | make-up | attack share | log-odds | tied | MMD ratio | specific phrasing | payers on a script |"
+    )
     for group in graph.groups():
         if len(group) < C.LIFT_MIN_SIZE:
             continue
@@ -96,11 +122,12 @@ def analyse(folder: Path) -> list[dict[str, object]]:
             "mmd": mmd_ratio(rates, group),
             "specific": specific_share(fids, counts, graph.df, index, len(group)),
         }
+        row["payers"], holders = payers_share(pairs, fids, counts, graph.df, index, card)
         out.append(row)
         makeup = ", ".join(f"{k} {v}" for k, v in kinds.most_common(3))
         print(
             f"  | {len(group)} | {makeup} | {attack:.0%} | {logit:+.2f} | {tied} | {row['mmd']:.1f} "
-            f"| {row['specific']:.0%} |"
+            f"| {row['specific']:.0%} | {row['payers']:.2f} of {holders} |"
         )
     return out
 
@@ -115,7 +142,7 @@ def main() -> None:
     found = [row for folder in args.folders for row in analyse(folder)]
     nets = [r for r in found if float(r["attack"]) >= 0.5]  # type: ignore[arg-type]
     people = [r for r in found if float(r["attack"]) < 0.5]  # type: ignore[arg-type]
-    for key in ("logit", "mmd", "specific"):
+    for key in ("logit", "mmd", "specific", "payers"):
         a = [float(r[key]) for r in nets]  # type: ignore[arg-type]
         b = [float(r[key]) for r in people]  # type: ignore[arg-type]
         span = lambda v: f"{min(v):.2f}..{max(v):.2f}" if v else "-"  # noqa: E731
