@@ -124,3 +124,31 @@ def test_embedded_default_serves_with_zero_config(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def test_help_lists_every_command_and_a_command_loads_only_its_own_module() -> None:
+    """`cuirass --help` names each command with its summary; `cuirass keys ...` runs without importing the gateway,
+    the detector or the lab (each command's module is imported when it runs)."""
+    listed = cuirass("--help").stdout
+    for name in (
+        "accounts",
+        "audit",
+        "db",
+        "demo",
+        "detect",
+        "events",
+        "fleet",
+        "keys",
+        "lab",
+        "mock-upstream",
+        "serve",
+    ):
+        assert f"\n  {name} " in listed, name
+    probe = (
+        "import sys\nfrom click.testing import CliRunner\nfrom cuirass.cli import main\n"
+        "r = CliRunner().invoke(main, ['keys', '--help'])\nassert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[:2] in (['cuirass', 'gateway'], ['cuirass', 'detect'], "
+        "['cuirass', 'lab']) or m.split('.')[0] in ('nats', 'redis', 'torch')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert loaded.stdout.strip() == "[]"

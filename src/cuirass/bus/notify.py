@@ -9,7 +9,8 @@ these", a subscriber re-reads everything each time it (re)connects, and the gate
 catches whatever else was lost. So neither engine's persistence (Redis streams, JetStream) is used here.
 
 A `Notifier` publishes from any thread (blocking, bounded by `timeout_s`) and delivers what it receives to
-one handler on a thread of its own, reconnecting by itself for as long as it lives.
+one handler on a thread of its own, reconnecting by itself for as long as it lives. Each client library is
+imported where it is used, so a command that never pushes (`cuirass keys create`) loads neither.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
-
-import nats
-import redis
-from nats.aio.client import Client
-from nats.aio.msg import Msg
+from typing import TYPE_CHECKING, Protocol
 
 from cuirass.config import Settings
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
 
 log = logging.getLogger("cuirass.push")
 
@@ -108,6 +108,8 @@ class RedisNotifier:
     backend = "redis"
 
     def __init__(self, url: str, channel: str, timeout_s: float = 0.5) -> None:
+        import redis
+
         self.url = url
         self.channel = channel
         self._publisher = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
@@ -116,6 +118,8 @@ class RedisNotifier:
         self._connected = False
 
     def publish(self, data: bytes) -> None:
+        import redis
+
         try:
             self._publisher.publish(self.channel, data)
         except (redis.RedisError, OSError) as exc:
@@ -132,6 +136,8 @@ class RedisNotifier:
         return self._connected
 
     def _listen(self, on_message: Handler, on_connect: OnConnect) -> None:
+        import redis
+
         backoff = _Backoff()
         while not self._stop.is_set():
             # Pings every 2 s: a connection that died silently is noticed, not waited on forever.
@@ -167,6 +173,8 @@ class RedisNotifier:
             self._stop.wait(backoff.next())
 
     def close(self) -> None:
+        import redis
+
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
@@ -232,6 +240,8 @@ class NatsNotifier:
         return self._connecting
 
     async def _connect(self) -> Client:
+        import nats
+
         nc = await nats.connect(
             self.url,
             name="cuirass-push",
