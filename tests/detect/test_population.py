@@ -187,6 +187,33 @@ def test_a_new_member_is_flagged_by_one_exact_sentence_of_the_networks_signature
     assert not detector.verdict("fresh-late").flagged
 
 
+def test_a_networks_loose_phrasing_is_not_matched_after_a_job_that_did_not_find_it(network: list[Event]) -> None:
+    """Exact sentences of a signature outlive the jobs that do not find the network; its near-duplicate phrasings
+    do not. Kept for days, loose phrasing was matched by people who ask for the steps in their own words (a student
+    in issue 19's run A, seed 2)."""
+    two_days = [e for e in network if e.ts <= network[0].ts + 2 * scenario.DAY]  # its first jobs find its phrasing
+    detector, _ = replay_detector(two_days, campaign_interval_s=1800)
+    assert detector.last_ts is not None
+    installed = dict(detector._signature_keys)  # hash -> (campaign id, feature), as the last job left them
+    near = {k for k, (_, f) in installed.items() if f.startswith("near:")}
+    paraphrased = []  # the network's requests whose only installed signature features are near-duplicates
+    for e in network:
+        d = digest(e)
+        if e.account.startswith("thin") and near.intersection(d.near) and not installed.keys() & set(d.keys):
+            paraphrased.append(e)
+    assert len(paraphrased) >= 3
+    like = scenario.thin(1, seed=99, prefix="fresh")[0]
+    _send(detector, "fresh-now", detector.last_ts + 60, paraphrased[0].messages, like)
+    assert detector.scorer.accounts["fresh-now"].matches  # matched while the job that found the network is the last
+
+    now = detector.last_ts + 2.5 * scenario.DAY
+    assert not detector.run_campaigns(now).campaigns
+    for i, e in enumerate(paraphrased[:3]):
+        _send(detector, "fresh", now + (i + 1) * 3600, e.messages, like)
+    assert not detector.scorer.accounts["fresh"].matches
+    assert any(f.startswith("tpl:") for f in detector._signed)  # the exact sentences are still installed
+
+
 def test_signature_matches_add_up_across_campaign_jobs(network: list[Event]) -> None:
     """A network that rotates two system prompts (one alone is not enough: apps share system prompts). A member
     sends one before a campaign job and the other after it: the job does not forget the first match."""

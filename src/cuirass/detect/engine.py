@@ -262,11 +262,18 @@ class Detector:
     def apply_campaigns(self, result: CampaignResult) -> None:
         """Install a campaign job's lifts and signatures; flag the members it lifts over the threshold.
 
-        A signature stays installed for campaign_window_s after the last job that found it: a thin network is
-        judged a campaign at some jobs and not at others while its members go on writing its wording."""
+        A signature's exact features (templates, system prompts, cards) stay installed for campaign_window_s after
+        the last job that found them: a thin network is judged a campaign at some jobs and not at others while its
+        members go on writing its wording. Its near-duplicate phrasings last until the next job only: loose
+        phrasing kept for days was matched by a student asking for the steps in his own words (BENCHMARKS
+        "Signature matches that last")."""
         accounts = self.scorer.accounts
         since = result.now - self.campaign_window_s
-        signed = {f: v for f, v in self._signed.items() if v[1] >= since and f not in result.signatures}
+        signed = {
+            f: v
+            for f, v in self._signed.items()
+            if v[1] >= since and f not in result.signatures and not f.startswith("near:")
+        }
         self._signed = {**{f: (cid, result.now) for f, cid in result.signatures.items()}, **signed}
         self._install_signatures()
         unflagged: list[AccountState] = []  # with signature matches kept, which may now add up to a lift
