@@ -26,7 +26,8 @@ _MODULES = {
 
 
 class _Commands(click.Group):
-    """The command group; a database that cannot be reached ends a command with one line, not a traceback."""
+    """The command group: a command's module is imported when it runs (`_MODULES`); a database that cannot be
+    reached ends a command with one line, not a traceback."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_MODULES)
