@@ -7,7 +7,7 @@ candidate population-level statistics measured on them before any of them become
 Each folder's test half is replayed causally at its calibrated threshold (as `lab detect` does); the
 communities of the last campaign job are listed with their make-up (from the lab's labels), the log-odds
 the job gives them against the bar a community must clear to lift its members (threshold + LIFT_MARGIN),
-how many members are tied to it, and two population statistics:
+how many members are tied to it, and three population statistics:
 
 - MMD ratio: a two-sample test of the members' per-request signal rates against the window's population
   (the linear-kernel MMD of Gretton et al. 2012, "A kernel two-sample test", JMLR 13; the extraction
