@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -307,3 +311,60 @@ def test_known_networks_are_bounded_and_survive_a_checkpoint(network: list[Event
     checkpoint.load_shared(resumed, checkpoint.dump_shared(first))
     assert first._signed and resumed._signed == first._signed
     assert resumed._signature_keys == first._signature_keys
+
+
+def _attribution() -> str | None:
+    """The campaign an account is attributed to when it carries two campaigns' signatures that tie (same log-odds):
+    its matches were made under one campaign whose signature features two campaigns hold by the next job."""
+    detector = Detector()
+    like = scenario.thin(1, seed=99, prefix="x")[0]
+    task = "A farmer has 12 cows and buys 7 more. How many cows does he have now? Explain step by step."
+    prompts = [
+        [
+            {"role": "system", "content": f"You are the {name} helper; answer carefully."},
+            {"role": "user", "content": task},
+        ]
+        for name in ("amber", "cobalt", "jade", "scarlet")
+    ]
+    keys = [f"sys:{digest(dataclasses.replace(like, messages=m)).system_key:08x}" for m in prompts]
+    assert len(set(keys)) == 4
+
+    def send(account: str, ts: float, messages: list[dict[str, Any]]) -> None:
+        detector.observe(
+            dataclasses.replace(like, account=account, ts=ts, request_id=f"{account}-{ts}", messages=messages)
+        )
+
+    for i, m in enumerate(prompts):  # what the campaigns' typical member looks like
+        send("twin", like.ts + 600 * i, m)
+    pooled = list(detector.scorer.summary(detector.scorer.accounts["twin"]))
+    t = like.ts + 3600
+    old = campaigns.Campaign("c-old", ["twin"], 1.0, [], keys, pooled)
+    detector.apply_campaigns(CampaignResult(t, [], [old], {}, dict.fromkeys(keys, "c-old")))
+    for i, m in enumerate(prompts):
+        send("member", t + 600 * (i + 1), m)
+    assert not detector.verdict("member").flagged
+    tied = [campaigns.Campaign(cid, ["twin"], 8.0, [], [], pooled) for cid in ("c-a", "c-b")]
+    detector.apply_campaigns(CampaignResult(t + 7200, ["member"], tied, {}, dict(zip(keys, ["c-a", "c-b"] * 2))))
+    return detector.verdict("member").campaign
+
+
+def test_the_campaign_an_account_is_attributed_to_does_not_change_between_runs() -> None:
+    """A report replayed twice from the same log must name the same campaigns: a forensic report that changes
+    between runs cannot be shown to anyone. Sets of strings iterate in an order that depends on the process's hash
+    seed, so every Python process may see them differently; where an account carried two campaigns' signatures
+    that tie, it was attributed to whichever set order met first (7 of 8,942 accounts of the 1M-event benchmark
+    log changed campaigns between two runs)."""
+    root = Path(__file__).resolve().parents[2]
+    code = "from tests.detect.test_population import _attribution; print(_attribution())"
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=root,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in range(8)
+    }
+    assert len(seen) == 1 and seen.pop() in ("c-a", "c-b")

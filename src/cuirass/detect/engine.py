@@ -154,7 +154,9 @@ class Detector:
         """Lift an account to the campaign whose signature features it has matched (see _match_signatures)."""
         for cid, matched in (state.matches or {}).items():
             campaign = self.campaigns.get(cid)
-            if campaign is None or (len(matched) < 2 and not any(f.startswith("tpl:") for f in matched)):
+            if campaign is None or campaign.logit <= state.campaign_logit:
+                continue  # it could lend no more than the account has (a lifted member's every request comes here)
+            if len(matched) < 2 and not any(f.startswith("tpl:") for f in matched):
                 continue
             target = campaign.logit
             if len(matched) < 2 or all(f.startswith("near:") for f in matched):  # one sentence, or loose phrasing
@@ -314,7 +316,7 @@ class Detector:
         wording, met a day before his own evidence rose, flagged him). `held` memoises the lookup over one job."""
         kept: dict[str, set[str]] = {}
         for matched in matches.values():
-            for feature in matched:
+            for feature in sorted(matched):  # not a set's order, which changes with the process's hash seed
                 if feature not in held:
                     held[feature] = self._signed_as(feature)
                 if (hit := held[feature]) is not None:
