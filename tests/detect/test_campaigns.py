@@ -198,6 +198,37 @@ def test_a_card_that_only_people_beside_the_campaign_hold_is_not_its_signature()
     assert "pay:pf-team" in campaigns._signature(community, unbound, graph, index, np.arange(44))
 
 
+def test_a_team_beside_a_campaign_is_not_tied_to_it_by_its_own_card_and_network() -> None:
+    """Issue 19's run A (seed 1): Leiden placed five colleagues (one card, one office network, one sentence they
+    all send) in a 26-account community with 13 members of a stealthy campaign, 8 of them individually suspicious.
+    Their card and network tied the team's student, who asks for the steps, to the campaign's judgement, and he was
+    flagged. Where suspicious members carry a community, a link ties only where one of them holds it too."""
+    index = campaigns.FeatureIndex()
+    rows = [
+        campaigns.AccountRow(
+            f"member-{i}", 1.0, np.zeros(0), index.intern([("tpl", 0x1111), ("net", "10.0.0.0/24")]), 8.0
+        )
+        for i in range(30)
+    ] + [
+        campaigns.AccountRow(
+            f"colleague-{i}",
+            -4.0,
+            np.zeros(0),
+            index.intern([("tpl", 0x2222), ("pay", "pf-team"), ("net", "81.2.69.0/24")]),
+            5.0,
+        )
+        for i in range(5)
+    ]
+    graph = campaigns._Graph(rows, index, seed=0)
+    pairs = np.column_stack([graph.owners, graph.fids])  # all 35 accounts in one community, as Leiden may have it
+    fids, counts = np.unique(pairs[:, 1], return_counts=True)
+    suspicious = np.array([r.own >= 0.0 for r in rows])
+    before = campaigns.tied(fids, counts, pairs, graph, index, len(rows))
+    assert set(before.tolist()) == set(range(35))
+    now = campaigns.tied(fids, counts, pairs, graph, index, len(rows), suspicious)
+    assert set(now.tolist()) == set(range(30))
+
+
 def test_a_community_of_the_accounts_a_campaign_lifted_stays_that_campaign_when_its_own_evidence_fades() -> None:
     """The lab's agentic network was judged a campaign in its first two days, then its pooled evidence faded (its
     accounts were no longer new, its pacing looser) under the bar, and the accounts that joined it later went

@@ -48,7 +48,9 @@ A periodic job (off the hot path) over the accounts active in a recent window:
    that is mostly held inside the community, corroborated by a second such feature of another kind
    or by a network (or user agent + network) that TIE_SHARE of the members share (a proxy pool may
    span several communities, so it need not be mostly inside this one); one shared prompt phrasing
-   alone is what a person who writes like the campaign has, and (b) its own requests
+   alone is what a person who writes like the campaign has; where at least MIN_SIZE members are individually
+   suspicious, a link ties only where one of them holds it too (a team's own card and office network beside a
+   campaign are not the campaign's), and (b) its own requests
    are clearly more likely under the community's pooled behaviour than under an ordinary
    user's (sum of the signals' censored `consistency` log-likelihood ratios >= MIN_CONSISTENCY,
    of which content signals >= MIN_CONTENT_CONSISTENCY). (a) and (b) keep innocent accounts
@@ -604,7 +606,13 @@ def binding(fids: np.ndarray, counts: np.ndarray, index: FeatureIndex, size: int
 
 
 def tied(
-    fids: np.ndarray, counts: np.ndarray, pairs: np.ndarray, graph: _Graph, index: FeatureIndex, size: int
+    fids: np.ndarray,
+    counts: np.ndarray,
+    pairs: np.ndarray,
+    graph: _Graph,
+    index: FeatureIndex,
+    size: int,
+    suspicious: np.ndarray | None = None,
 ) -> np.ndarray:
     """Members a community may lift (row indices): those tied to it by links of at least TIE_KINDS kinds,
     one of them content (a popular prompt phrasing alone is shared by chance; the same phrasing sent from
@@ -617,7 +625,15 @@ def tied(
     account without it is an outsider that writes like them, and the rule above applies.
 
     A content or payment link counts when at least max(2, TIE_SHARE * size) members hold it and at least
-    LINK_PURITY of its holders are members; a network link (net, uanet) when that many members hold it."""
+    LINK_PURITY of its holders are members; a network link (net, uanet) when that many members hold it.
+
+    Given `suspicious` (by row: the individually suspicious members, own log-odds >= 0 as in `replication`), a
+    link ties a member only where another suspicious member holds it too. `run` passes it where the community's
+    judgement rests on such members (at least MIN_SIZE of them): a link none of them holds is some other group's.
+    Leiden may place a small team beside a campaign (five colleagues on one card and one office network, issue
+    19's run A at seed 1); the team's card and network tied its student, who asks for the steps, to the
+    campaign's judgement, and he was flagged. A network judged at its first job, before any member stands out
+    alone, is judged on its pooled behaviour, and its links tie as before."""
     shared = counts >= max(2.0, TIE_SHARE * size)
     specific = shared & (counts >= LINK_PURITY * graph.df[fids])
     codes = index.codes(fids)
@@ -625,7 +641,12 @@ def tied(
     bits[~(specific | (shared & ~graph.content[fids]))] = 0  # links that tie nobody
     bound = len(binding(fids, counts, index, size)) > 0
     # Each member's tying kinds as a bit mask, OR-ed over the pairs it holds (pairs are (member, feature id)).
-    pair_bits = bits[np.searchsorted(fids, pairs[:, 1])]
+    at = np.searchsorted(fids, pairs[:, 1])
+    pair_bits = bits[at]
+    if suspicious is not None:
+        vouched = suspicious[pairs[:, 0]]
+        others = np.bincount(at[vouched], minlength=len(fids))[at] - vouched  # suspicious co-holders of the link
+        pair_bits[others < 1] = 0
     holding = pair_bits > 0
     if not holding.any():
         return np.zeros(0, dtype=np.int64)
@@ -740,7 +761,10 @@ def run(
             continue
         fids, counts, logit = j.fids, j.counts, j.logit
         pooled_list = j.pooled.tolist()
-        candidates = tied(fids, counts, j.pairs, graph, index, len(group))
+        core = own_all >= 0.0  # individually suspicious (as in `replication`)
+        candidates = tied(
+            fids, counts, j.pairs, graph, index, len(group), core if core[group].sum() >= MIN_SIZE else None
+        )
         if len(candidates) < MIN_SIZE:
             continue
         own = np.array([rows[i].own for i in candidates.tolist()])
