@@ -723,6 +723,7 @@ def run(
     volumes = np.maximum(np.array([r.volume for r in rows], dtype=np.float64), 1e-9)
     facts, traits = columns(signals, "per_account"), columns(signals, "rare_trait")
     own_all = np.array([r.own for r in rows])
+    core = own_all >= 0.0  # the individually suspicious accounts (as `replication` counts them)
     judged: dict[bytes, _Judged | None] = {}  # members -> judgement (None: none could be lifted, not judged)
 
     def assess(group: np.ndarray) -> _Judged | None:
@@ -761,7 +762,6 @@ def run(
             continue
         fids, counts, logit = j.fids, j.counts, j.logit
         pooled_list = j.pooled.tolist()
-        core = own_all >= 0.0  # individually suspicious (as in `replication`)
         candidates = tied(
             fids, counts, j.pairs, graph, index, len(group), core if core[group].sum() >= MIN_SIZE else None
         )
