@@ -222,10 +222,10 @@ def test_a_team_beside_a_campaign_is_not_tied_to_it_by_its_own_card_and_network(
     graph = campaigns._Graph(rows, index, seed=0)
     pairs = np.column_stack([graph.owners, graph.fids])  # all 35 accounts in one community, as Leiden may have it
     fids, counts = np.unique(pairs[:, 1], return_counts=True)
-    suspicious = np.array([r.own >= 0.0 for r in rows])
+    core = campaigns.individually_suspicious(np.array([r.own for r in rows]))
     before = campaigns.tied(fids, counts, pairs, graph, index, len(rows))
     assert set(before.tolist()) == set(range(35))
-    now = campaigns.tied(fids, counts, pairs, graph, index, len(rows), suspicious)
+    now = campaigns.tied(fids, counts, pairs, graph, index, len(rows), core)
     assert set(now.tolist()) == set(range(30))
 
 

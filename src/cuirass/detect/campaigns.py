@@ -542,14 +542,21 @@ class _Graph:
         return fids, counts, np.column_stack([self._pair_owner[lo:hi], self._pair_fid[lo:hi]])
 
 
-def replication(own: np.ndarray) -> tuple[float, int]:
-    """(evidence, count) from how many members are individually more likely extractors than not.
+def individually_suspicious(own: np.ndarray) -> np.ndarray:
+    """Which accounts are individually more likely extractors than not (own log-odds >= 0): rare among ordinary
+    accounts (a few percent). `replication` counts them; `tied` asks a link to reach one of them."""
+    out: np.ndarray = own >= 0.0
+    return out
 
-    Among ordinary accounts own log-odds >= 0 is rare (a few percent), so many such accounts
-    linked in one community are unlikely by chance. Linked accounts are not independent, so the
-    evidence grows only with the logarithm of their number: REPLICATION * ln(k), capped.
+
+def replication(own: np.ndarray) -> tuple[float, int]:
+    """(evidence, count) from how many members are individually suspicious (`individually_suspicious`).
+
+    Such accounts are rare among ordinary ones, so many of them linked in one community are unlikely by chance.
+    Linked accounts are not independent, so the evidence grows only with the logarithm of their number:
+    REPLICATION * ln(k), capped.
     """
-    k = int((own >= 0.0).sum())
+    k = int(individually_suspicious(own).sum())
     return (min(REPLICATION_CAP, REPLICATION * math.log(k)) if k >= MIN_SIZE else 0.0), k
 
 
@@ -612,7 +619,7 @@ def tied(
     graph: _Graph,
     index: FeatureIndex,
     size: int,
-    suspicious: np.ndarray | None = None,
+    core: np.ndarray | None = None,
 ) -> np.ndarray:
     """Members a community may lift (row indices): those tied to it by links of at least TIE_KINDS kinds,
     one of them content (a popular prompt phrasing alone is shared by chance; the same phrasing sent from
@@ -627,9 +634,9 @@ def tied(
     A content or payment link counts when at least max(2, TIE_SHARE * size) members hold it and at least
     LINK_PURITY of its holders are members; a network link (net, uanet) when that many members hold it.
 
-    Given `suspicious` (by row: the individually suspicious members, own log-odds >= 0 as in `replication`), a
-    link ties a member only where another suspicious member holds it too. `run` passes it where the community's
-    judgement rests on such members (at least MIN_SIZE of them): a link none of them holds is some other group's.
+    Given `core` (by row: the accounts `individually_suspicious` finds), a link ties a member only where
+    another suspicious member holds it too. `run` passes it where the community's judgement rests on such
+    members (at least MIN_SIZE of them): a link none of them holds is some other group's.
     Leiden may place a small team beside a campaign (five colleagues on one card and one office network, issue
     19's run A at seed 1); the team's card and network tied its student, who asks for the steps, to the
     campaign's judgement, and he was flagged. A network judged at its first job, before any member stands out
@@ -643,8 +650,8 @@ def tied(
     # Each member's tying kinds as a bit mask, OR-ed over the pairs it holds (pairs are (member, feature id)).
     at = np.searchsorted(fids, pairs[:, 1])
     pair_bits = bits[at]
-    if suspicious is not None:
-        vouched = suspicious[pairs[:, 0]]
+    if core is not None:
+        vouched = core[pairs[:, 0]]
         others = np.bincount(at[vouched], minlength=len(fids))[at] - vouched  # suspicious co-holders of the link
         pair_bits[others < 1] = 0
     holding = pair_bits > 0
@@ -723,7 +730,7 @@ def run(
     volumes = np.maximum(np.array([r.volume for r in rows], dtype=np.float64), 1e-9)
     facts, traits = columns(signals, "per_account"), columns(signals, "rare_trait")
     own_all = np.array([r.own for r in rows])
-    core = own_all >= 0.0  # the individually suspicious accounts (as `replication` counts them)
+    core = individually_suspicious(own_all)
     judged: dict[bytes, _Judged | None] = {}  # members -> judgement (None: none could be lifted, not judged)
 
     def assess(group: np.ndarray) -> _Judged | None:
